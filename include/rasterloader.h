@@ -1,0 +1,379 @@
+/*
+ * rasterloader.h - the one public header of librasterloader.
+ *
+ * rasterloader reads GeoTIFF (and, through GDAL, any raster GDAL opens) image
+ * and mask bands straight into memory the caller owns or borrows from a
+ * bounded pool, in any layout the caller describes (HWC by default, CHW or a
+ * strided sub-view of a bigger buffer), and exports pooled buffers through
+ * DLPack without a copy.  Every output byte is written once, into the
+ * destination.
+ *
+ * Ownership words used on every pointer below:
+ *   borrowed        used only during the call; the caller keeps it.
+ *   retained        kept by the library until a stated event.
+ *   owned by caller the caller must release it with the named function.
+ *   view            points into library memory; valid until a stated event.
+ *
+ * Errors: every fallible function returns a raster_status_t; on failure
+ * raster_last_error() holds a message for the calling thread naming the file,
+ * window and cause.  Nothing is ever written outside a destination view.
+ *
+ * Threads: a dataset may be read from many threads at once; a pool and its
+ * buffers are thread-safe.  Fork: objects created before fork() keep working
+ * in the child (file handles are re-opened lazily) or fail with a clear error.
+ */
+#ifndef RASTERLOADER_H
+#define RASTERLOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RASTER_VERSION_MAJOR 0
+#define RASTER_VERSION_MINOR 1
+#define RASTER_VERSION_PATCH 0
+#define RASTER_VERSION_STRING "0.1.0"
+
+#if defined(RASTER_BUILDING_LIBRARY) && defined(__GNUC__)
+#  define RASTER_API __attribute__((visibility("default")))
+#else
+#  define RASTER_API
+#endif
+
+/* raster_version_number() returns MAJOR*10000 + MINOR*100 + PATCH of the
+ * library actually loaded, to compare with the macros above. */
+RASTER_API unsigned raster_version_number(void);
+
+/* ================================ Errors ================================= */
+
+typedef enum raster_status {
+    RASTER_OK = 0,
+    RASTER_E_INVALID_ARG = 1,   /* caller broke a documented precondition */
+    RASTER_E_IO = 2,            /* the OS or the network said no */
+    RASTER_E_FORMAT = 3,        /* not a raster we can open */
+    RASTER_E_CORRUPT = 4,       /* file or compressed stream is malformed */
+    RASTER_E_UNSUPPORTED = 5,   /* valid file that no reader can decode */
+    RASTER_E_NOMEM = 6,         /* an allocation failed or a budget is too small */
+    RASTER_E_BOUNDS = 7,        /* window outside the raster, band out of range */
+    RASTER_E_TIMEOUT = 8,       /* a pool stayed full for the whole timeout */
+    RASTER_E_CLOSED = 9         /* the dataset or pool was closed */
+    /* Released values never change; new codes are appended. */
+} raster_status_t;
+
+/* raster_status_str() returns a static name such as "RASTER_E_CORRUPT". */
+RASTER_API const char *raster_status_str(raster_status_t st);
+
+/* raster_last_error() returns the message of the last failure on the calling
+ * thread (view: owned by the library, valid until the next rasterloader call
+ * on this thread).  A success leaves it untouched; "" if nothing failed yet. */
+RASTER_API const char *raster_last_error(void);
+
+/* ================================ Types ================================== */
+
+typedef enum raster_dtype {
+    RASTER_U8 = 0, RASTER_I8 = 1, RASTER_U16 = 2, RASTER_I16 = 3,
+    RASTER_U32 = 4, RASTER_I32 = 5, RASTER_F16 = 6, RASTER_F32 = 7,
+    RASTER_F64 = 8
+} raster_dtype_t;
+#define RASTER_DTYPE_COUNT 9
+
+/* raster_dtype_size() is the size in bytes of one element (0 if unknown);
+ * raster_dtype_name() a static numpy-style name ("uint16", "float32"). */
+RASTER_API size_t raster_dtype_size(raster_dtype_t dt);
+RASTER_API const char *raster_dtype_name(raster_dtype_t dt);
+
+/* A window in pixel coordinates of the full-resolution raster.  It may reach
+ * outside the raster only in boundless reads. */
+typedef struct raster_window {
+    int64_t col_off, row_off, width, height;
+} raster_window_t;
+
+/*
+ * raster_view_t describes where pixels go: 'data' (borrowed) plus a shape and
+ * byte strides, so HWC, CHW and strided crops of a bigger buffer are all
+ * views.  Strides must be non-negative and elements must not overlap.
+ * Element (r, c, k) lives at data + r*row_stride + c*col_stride + k*chan_stride.
+ */
+typedef struct raster_view {
+    void *data;
+    raster_dtype_t dtype;
+    int64_t height, width, channels;
+    int64_t row_stride, col_stride, chan_stride;   /* bytes */
+} raster_view_t;
+
+/* raster_view_hwc() fills a compact HWC view over 'data' (borrowed);
+ * raster_view_nbytes() is the number of bytes a compact h*w*c buffer of 'dt'
+ * needs (0 on overflow), for sizing buffers exactly. */
+RASTER_API raster_view_t raster_view_hwc(void *data, raster_dtype_t dt,
+                                         int64_t height, int64_t width,
+                                         int64_t channels);
+RASTER_API size_t raster_view_nbytes(raster_dtype_t dt, int64_t height,
+                                     int64_t width, int64_t channels);
+
+/*
+ * Read options.  Fill with raster_read_options_init() so defaults live in the
+ * library, then change fields; 'struct_size' tells the library which fields
+ * the caller was built with, so fields can be appended later.  Passing NULL
+ * to a read means the defaults.
+ *   bands, band_count  1-based band numbers, any order, repeats allowed
+ *                      (borrowed); NULL means every band in file order.
+ *   boundless          nonzero: the window may reach outside the raster; the
+ *                      outside is written as fill_value (converted to the
+ *                      destination dtype, not scaled) and masked 0.
+ *   scale, offset      optional per-output-channel arrays of band_count
+ *                      (or channel) length (borrowed): out = in*scale+offset,
+ *                      computed in double, then converted.  NULL = 1 and 0.
+ * Conversion to the destination dtype follows GDAL's rules, so results equal
+ * rasterio's read(out_dtype=...): float to integer rounds half away from zero
+ * and saturates (NaN becomes 0); integer to narrower integer saturates; to
+ * float16 rounds to nearest even.
+ */
+typedef struct raster_read_options {
+    size_t struct_size;
+    const int *bands;
+    int band_count;
+    int boundless;
+    double fill_value;
+    const double *scale;
+    const double *offset;
+} raster_read_options_t;
+
+RASTER_API void raster_read_options_init(raster_read_options_t *opt);
+
+/* =============================== Datasets ================================ */
+
+typedef struct raster_dataset raster_dataset_t;
+
+/* Which reader serves a dataset: chosen once at open. */
+typedef enum raster_reader {
+    RASTER_READER_GDAL = 0,          /* GDALDatasetRasterIOEx, any format */
+    RASTER_READER_NATIVE_TIFF = 1    /* pread + libdeflate/libzstd fast path */
+} raster_reader_t;
+
+/*
+ * Dataset-level metadata.  String fields are views owned by the dataset,
+ * valid until it is freed.  Fields the file does not have are 0 / "" and
+ * the matching has_ flag is 0.
+ */
+typedef struct raster_info {
+    int64_t width, height;          /* pixels */
+    int band_count;
+    raster_dtype_t dtype;           /* of band 1; see raster_band_info() */
+    int64_t block_width, block_height;  /* of band 1 (strips: width x rows) */
+    const char *driver;             /* GDAL short name, e.g. "GTiff" */
+    const char *compression;        /* "NONE", "DEFLATE", "ZSTD", "LZW", ... */
+    const char *interleave;         /* "PIXEL" or "BAND" ("" if unknown) */
+    int predictor;                  /* 1 when none or not a TIFF */
+    int tiled;                      /* 1 tiles, 0 strips or not a TIFF */
+    int has_nodata;                 /* nodata of band 1 */
+    double nodata;
+    int has_geotransform;
+    double geotransform[6];         /* GDAL order: x0, dx, rx, y0, ry, dy */
+    const char *crs_wkt;            /* WKT2, "" when the file has no CRS */
+    int overview_count;             /* of band 1 */
+    raster_reader_t reader;
+} raster_info_t;
+
+/* Per-band metadata (band is 1-based). */
+typedef struct raster_band_info {
+    raster_dtype_t dtype;
+    int64_t block_width, block_height;
+    int has_nodata;
+    double nodata;
+    int mask_flags;                 /* GDAL GMF_* bits: 1 ALL_VALID,
+                                       2 PER_DATASET, 4 ALPHA, 8 NODATA */
+    const char *color_interp;       /* view: "gray", "red", "alpha", ... */
+} raster_band_info_t;
+
+/*
+ * raster_open() opens the raster at 'path_or_url' (borrowed): a local path
+ * or anything GDAL opens, /vsi paths included.  It reads the directory only;
+ * no pixels are decoded.  On RASTER_OK, *ds_out is owned by the caller:
+ * release it with raster_close().  On failure *ds_out is NULL.
+ */
+RASTER_API raster_status_t raster_open(const char *path_or_url,
+                                       raster_dataset_t **ds_out);
+
+/*
+ * raster_close() marks 'ds' closed and drops the caller's reference; NULL is
+ * fine.  Reads in flight on other threads finish normally (each holds its own
+ * reference); the memory and file handles go when the last reference does.
+ * A holder of a reference from raster_dataset_retain() that reads after the
+ * close gets RASTER_E_CLOSED.  Without such a reference, 'ds' must not be
+ * used after raster_close() (as with fclose()).
+ */
+RASTER_API void raster_close(raster_dataset_t *ds);
+
+/* raster_dataset_retain() adds a reference (returns 'ds'); the holder drops
+ * it with raster_dataset_release().  Batch requests and other threads use
+ * this to outlive a concurrent raster_close(). */
+RASTER_API raster_dataset_t *raster_dataset_retain(raster_dataset_t *ds);
+RASTER_API void raster_dataset_release(raster_dataset_t *ds);
+
+/* raster_dataset_info() copies the metadata into *info_out (strings stay
+ * views into 'ds').  raster_band_info() does the same for one band. */
+RASTER_API raster_status_t raster_dataset_info(const raster_dataset_t *ds,
+                                               raster_info_t *info_out);
+RASTER_API raster_status_t raster_band_info(const raster_dataset_t *ds, int band,
+                                            raster_band_info_t *info_out);
+
+/*
+ * raster_read_into() reads 'win' of the bands in 'opt' into 'dst' (borrowed;
+ * dst->data is written, nothing outside it).  dst must be win.height x
+ * win.width x band_count, of any raster_dtype_t.  Thread-safe: any number of
+ * threads may read one dataset.  Steady-state reads allocate nothing: each
+ * thread's decoders and scratch are made on its first read and reused.
+ * Fails with RASTER_E_BOUNDS for a window outside the raster without
+ * boundless or an unknown band, RASTER_E_INVALID_ARG for a view that does not
+ * match, RASTER_E_CORRUPT for a malformed segment, RASTER_E_CLOSED after
+ * raster_close().  On failure dst may hold a partial result.
+ */
+RASTER_API raster_status_t raster_read_into(raster_dataset_t *ds, raster_window_t win,
+                                            const raster_read_options_t *opt,
+                                            const raster_view_t *dst);
+
+/*
+ * raster_read_mask_into() writes the uint8 validity mask (0 invalid, 255
+ * valid; alpha values pass through as GDAL gives them) of 'win' into 'dst'
+ * (borrowed, channels must be 1, dtype RASTER_U8), with rasterio's rules:
+ * with exactly one band in opt->bands, that band's mask (read_masks);
+ * otherwise the dataset mask (dataset_mask): the per-dataset mask if the file
+ * has one, else the alpha band, else valid where any band is not nodata,
+ * else all 255.  The boundless area is 0.  A label mask stored in its own
+ * file on the same grid is simply a second dataset read with
+ * raster_read_into().
+ */
+RASTER_API raster_status_t raster_read_mask_into(raster_dataset_t *ds, raster_window_t win,
+                                                 const raster_read_options_t *opt,
+                                                 const raster_view_t *dst);
+
+/* ======================== Buffer pool and handles ======================== */
+
+typedef struct raster_pool raster_pool_t;
+typedef struct raster_buffer raster_buffer_t;
+
+/*
+ * raster_pool_create() makes a pool that never holds more than 'budget_bytes'
+ * of pixel memory.  Blocks are at least 64-byte aligned and kept by size
+ * class after first use, so a steady loop of acquire/release stops calling
+ * the allocator.  Owned by caller: drop with raster_pool_destroy(), which is
+ * legal while buffers are out: each buffer and each exported tensor keeps the
+ * pool alive until it is released.
+ */
+RASTER_API raster_status_t raster_pool_create(size_t budget_bytes,
+                                              raster_pool_t **pool_out);
+RASTER_API void raster_pool_destroy(raster_pool_t *pool);
+
+/*
+ * raster_pool_acquire() hands out a compact [b, h, w, c] buffer of 'dt'
+ * (owned by caller: release with raster_buffer_release()).  While the budget
+ * is spent it waits for a release: timeout_ms 0 tries once, negative waits
+ * forever, otherwise RASTER_E_TIMEOUT after that many milliseconds.  A
+ * request larger than the whole budget fails at once with RASTER_E_NOMEM.
+ * After raster_pool_destroy() it fails with RASTER_E_CLOSED.
+ */
+RASTER_API raster_status_t raster_pool_acquire(raster_pool_t *pool, raster_dtype_t dt,
+                                               int64_t b, int64_t h, int64_t w, int64_t c,
+                                               int timeout_ms, raster_buffer_t **buf_out);
+
+/* raster_buffer_retain() adds an owner and returns 'buf'; each owner calls
+ * raster_buffer_release() once, from any thread (NULL is fine).  The last
+ * release returns the block to its pool. */
+RASTER_API raster_buffer_t *raster_buffer_retain(raster_buffer_t *buf);
+RASTER_API void raster_buffer_release(raster_buffer_t *buf);
+
+/* raster_buffer_view() gives the HWC view of sample 'index' of a batch
+ * buffer (index -1: the whole buffer as a view of b*h rows); the view is
+ * valid while the caller holds a reference to 'buf'. */
+RASTER_API raster_status_t raster_buffer_view(const raster_buffer_t *buf, int64_t index,
+                                              raster_view_t *view_out);
+
+/* raster_buffer_shape() reports the buffer's dtype and [b, h, w, c];
+ * raster_buffer_data() its first byte (view, valid while referenced). */
+RASTER_API void raster_buffer_shape(const raster_buffer_t *buf, raster_dtype_t *dt_out,
+                                    int64_t shape_out[4]);
+RASTER_API void *raster_buffer_data(const raster_buffer_t *buf);
+
+/* Counters of a pool, all since creation except the "now" ones. */
+typedef struct raster_pool_stats {
+    size_t budget_bytes;
+    size_t bytes_in_use;        /* now: handed out */
+    size_t bytes_reserved;      /* now: handed out + kept for reuse */
+    size_t peak_bytes_in_use;
+    uint64_t acquires, waits, timeouts;
+    uint64_t block_mallocs;     /* times the allocator was called for a block */
+    int64_t buffers_outstanding;/* now */
+    int64_t exports_outstanding;/* now: DLPack tensors not yet deleted */
+} raster_pool_stats_t;
+
+RASTER_API void raster_pool_get_stats(const raster_pool_t *pool,
+                                      raster_pool_stats_t *stats_out);
+
+/* ================================ DLPack ================================= */
+/*
+ * Structs compatible with DLPack 1.x (dlpack.h v1.0/v1.1), defined here so
+ * that nobody needs dlpack.h.  Layouts are checked with static asserts in
+ * lib/dlpack.c.
+ */
+typedef struct { uint32_t major, minor; } raster_DLPackVersion;
+typedef struct { int32_t device_type, device_id; } raster_DLDevice;   /* CPU {1,0} */
+typedef struct { uint8_t code, bits; uint16_t lanes; } raster_DLDataType;
+typedef struct {
+    void *data;                  /* first element; byte_offset is always 0 */
+    raster_DLDevice device;
+    int32_t ndim;
+    raster_DLDataType dtype;
+    int64_t *shape;              /* ndim entries */
+    int64_t *strides;            /* ndim entries, in elements, never NULL */
+    uint64_t byte_offset;
+} raster_DLTensor;
+typedef struct raster_DLManagedTensor {
+    raster_DLTensor dl_tensor;
+    void *manager_ctx;
+    void (*deleter)(struct raster_DLManagedTensor *self);
+} raster_DLManagedTensor;
+typedef struct raster_DLManagedTensorVersioned {
+    raster_DLPackVersion version;
+    void *manager_ctx;
+    void (*deleter)(struct raster_DLManagedTensorVersioned *self);
+    uint64_t flags;
+    raster_DLTensor dl_tensor;
+} raster_DLManagedTensorVersioned;
+
+#define RASTER_DLPACK_MAJOR 1
+#define RASTER_DLPACK_MINOR 0
+#define RASTER_DLPACK_FLAG_READ_ONLY (1ULL << 0)
+#define RASTER_DLPACK_FLAG_IS_COPIED (1ULL << 1)
+
+/* What to export: the whole buffer (index -1, 4-d [b,h,w,c]) or one sample
+ * (3-d [h,w,c]), optionally a crop of it. Fill with raster_dlpack_request_init(). */
+typedef struct raster_dlpack_request {
+    size_t struct_size;
+    int64_t index;               /* -1 whole batch, else sample index */
+    int versioned;               /* 1: DLManagedTensorVersioned, 0: legacy */
+    int read_only;               /* versioned only: set the READ_ONLY flag */
+    int64_t row_off, col_off, height, width;  /* crop; height/width -1 = all */
+    int64_t chan_off, channels;  /* channel subset; channels -1 = all */
+} raster_dlpack_request_t;
+
+RASTER_API void raster_dlpack_request_init(raster_dlpack_request_t *req);
+
+/*
+ * raster_buffer_to_dlpack() exports 'buf' (borrowed) without copying, as
+ * *managed_out = a raster_DLManagedTensor* or raster_DLManagedTensorVersioned*
+ * (per req->versioned; NULL req = whole buffer, legacy).  The tensor retains
+ * 'buf', so the caller may release its own handle at once.  The consumer
+ * calls tensor->deleter(tensor) exactly once, from any thread, with or
+ * without the GIL, also after raster_pool_destroy().
+ */
+RASTER_API raster_status_t raster_buffer_to_dlpack(raster_buffer_t *buf,
+                                                   const raster_dlpack_request_t *req,
+                                                   void **managed_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RASTERLOADER_H */

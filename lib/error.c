@@ -1,0 +1,51 @@
+/*
+ * error.c - status names and the thread-local message behind
+ * raster_last_error().  The message buffer is a fixed-size thread-local, so
+ * reporting an error never allocates and never fails.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char last_error[1024];
+
+unsigned
+raster_version_number(void)
+{
+    return RASTER_VERSION_MAJOR * 10000u + RASTER_VERSION_MINOR * 100u + RASTER_VERSION_PATCH;
+}
+
+const char *
+raster_status_str(raster_status_t st)
+{
+    switch (st) {
+    case RASTER_OK: return "RASTER_OK";
+    case RASTER_E_INVALID_ARG: return "RASTER_E_INVALID_ARG";
+    case RASTER_E_IO: return "RASTER_E_IO";
+    case RASTER_E_FORMAT: return "RASTER_E_FORMAT";
+    case RASTER_E_CORRUPT: return "RASTER_E_CORRUPT";
+    case RASTER_E_UNSUPPORTED: return "RASTER_E_UNSUPPORTED";
+    case RASTER_E_NOMEM: return "RASTER_E_NOMEM";
+    case RASTER_E_BOUNDS: return "RASTER_E_BOUNDS";
+    case RASTER_E_TIMEOUT: return "RASTER_E_TIMEOUT";
+    case RASTER_E_CLOSED: return "RASTER_E_CLOSED";
+    }
+    return "RASTER_E_UNKNOWN";
+}
+
+const char *
+raster_last_error(void)
+{
+    return last_error;
+}
+
+raster_status_t
+raster__fail(raster_status_t st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return st;
+}

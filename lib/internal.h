@@ -1,0 +1,138 @@
+/*
+ * internal.h - private structs and raster__ helpers shared between lib/ files.
+ * Never installed.  Dependencies point down: dataset.c joins the readers;
+ * place.c knows views and dtypes but not files; the codecs know nothing of
+ * TIFF.
+ */
+#ifndef RASTERLOADER_INTERNAL_H
+#define RASTERLOADER_INTERNAL_H
+
+#include "rasterloader.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define RASTER_HIDDEN __attribute__((visibility("hidden")))
+#define RASTER_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* ------------------------------ errors --------------------------------- */
+
+/* raster__fail() records a message for raster_last_error() and returns 'st',
+ * so a failure is reported and returned in one statement.  Never allocates. */
+RASTER_HIDDEN raster_status_t raster__fail(raster_status_t st, const char *fmt, ...)
+    RASTER_PRINTF(2, 3);
+
+#define RASTER_CHECK(cond, st, ...) \
+    do { if (!(cond)) return raster__fail((st), __VA_ARGS__); } while (0)
+#define RASTER_TRY(e) \
+    do { const raster_status_t st_ = (e); if (st_ != RASTER_OK) return st_; } while (0)
+
+/* ------------------------------ views ---------------------------------- */
+
+/* raster__view_check() validates a caller's view: non-NULL data (unless
+ * empty), known dtype, non-negative extents and strides, elements that do
+ * not overlap.  'what' names the view in the message. */
+RASTER_HIDDEN raster_status_t raster__view_check(const raster_view_t *v, const char *what);
+
+/* raster__view_sub() is the view of rows [r0, r0+h), cols [c0, c0+w) of 'v'
+ * (no checks: callers pass in-range values). */
+RASTER_HIDDEN raster_view_t raster__view_sub(const raster_view_t *v, int64_t r0, int64_t c0,
+                                             int64_t h, int64_t w);
+
+/* ------------------------------ place ---------------------------------- */
+
+/* How source channels map to destination channels while placing. */
+typedef struct raster__place_opts {
+    const int *chan_map;     /* dst channel k reads src channel chan_map[k]; NULL = identity */
+    const double *scale;     /* per dst channel; NULL = 1 */
+    const double *offset;    /* per dst channel; NULL = 0 */
+} raster__place_opts_t;
+
+/* raster__place() copies 'src' (height x width of any channels) into 'dst'
+ * (same height x width, dst->channels channels) converting dtype with GDAL's
+ * rules and applying scale/offset, in one pass.  src->data is read-only. */
+RASTER_HIDDEN void raster__place(const raster_view_t *src, const raster_view_t *dst,
+                                 const raster__place_opts_t *opts);
+
+/* raster__fill() writes 'value' converted to dst->dtype into every element. */
+RASTER_HIDDEN void raster__fill(const raster_view_t *dst, double value);
+
+/* raster__convert_scalar() converts one double to 'dt' at 'out' with the
+ * same rules as raster__place(). */
+RASTER_HIDDEN void raster__convert_scalar(double v, raster_dtype_t dt, void *out);
+
+/* raster__f16_from_f64() / raster__f64_from_f16(): IEEE half <-> double,
+ * round to nearest even straight from double (no double rounding), NaN and
+ * inf kept. */
+RASTER_HIDDEN uint16_t raster__f16_from_f64(double d);
+RASTER_HIDDEN double raster__f64_from_f16(uint16_t h);
+
+/* GDAL's double -> integer rule: NaN 0, saturate, round half away from zero. */
+#define RASTER__D2INT(name, T, lo, hi)                                   \
+    static inline T name(double v)                                      \
+    {                                                                   \
+        if (v != v) return 0;                                           \
+        if (v >= (double)(hi)) return (T)(hi);                          \
+        if (v <= (double)(lo)) return (T)(lo);                          \
+        return (T)(v >= 0 ? v + 0.5 : v - 0.5);                         \
+    }
+RASTER__D2INT(raster__d2u8, uint8_t, 0, 255)
+RASTER__D2INT(raster__d2i8, int8_t, -128, 127)
+RASTER__D2INT(raster__d2u16, uint16_t, 0, 65535)
+RASTER__D2INT(raster__d2i16, int16_t, -32768, 32767)
+RASTER__D2INT(raster__d2u32, uint32_t, 0, 4294967295.0)
+RASTER__D2INT(raster__d2i32, int32_t, -2147483648.0, 2147483647)
+
+/* ------------------------------ datasets ------------------------------- */
+
+struct raster__gdal;    /* gdal_reader.c: per-thread GDAL handles */
+struct raster__tiff;    /* tiff/: native layout, descriptor, segment tables */
+
+typedef struct raster__band {
+    raster_band_info_t info;
+    char color_interp[16];
+} raster__band_t;
+
+struct raster_dataset {
+    atomic_int refcount;          /* raster_open's + retains + reads in flight */
+    atomic_int closed;            /* set by raster_close() */
+    char *path;                   /* owned */
+    raster_info_t info;           /* strings point into the owned fields below */
+    char *driver, *compression, *interleave, *crs_wkt;   /* owned */
+    raster__band_t *bands;        /* owned, info.band_count entries */
+    struct raster__gdal *gdal;    /* owned: GDAL handle pool (also for masks) */
+    struct raster__tiff *tiff;    /* owned: NULL unless the native reader serves */
+};
+
+/* A resolved read request: the window already clipped to the raster, the
+ * destination sub-view for it, and the band list resolved (never NULL). */
+typedef struct raster__request {
+    raster_window_t win;          /* inside the raster, width/height >= 1 */
+    raster_view_t dst;            /* exactly win.height x win.width x band_count */
+    const int *bands;             /* 1-based, band_count entries */
+    int band_count;
+    const double *scale, *offset; /* per output channel or NULL */
+} raster__request_t;
+
+/* GDAL reader (gdal_reader.c). */
+RASTER_HIDDEN raster_status_t raster__gdal_open(raster_dataset_t *ds);
+RASTER_HIDDEN void raster__gdal_close(struct raster__gdal *g);
+RASTER_HIDDEN raster_status_t raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq);
+/* band 0 = dataset mask; dst is U8 with one channel. */
+RASTER_HIDDEN raster_status_t raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win,
+                                                     int band, const raster_view_t *dst);
+
+/* Native TIFF reader (tiff/).  raster__tiff_open() returns RASTER_OK with
+ * ds->tiff == NULL when the file is valid but not one the native reader
+ * serves; the GDAL reader then takes it. */
+RASTER_HIDDEN raster_status_t raster__tiff_open(raster_dataset_t *ds);
+RASTER_HIDDEN void raster__tiff_close(struct raster__tiff *t);
+RASTER_HIDDEN raster_status_t raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq);
+
+/* Mask dispatch (mask.c). */
+RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_window_t win,
+                                                int band, const raster_view_t *dst);
+
+#endif /* RASTERLOADER_INTERNAL_H */

@@ -1,0 +1,202 @@
+/*
+ * place.c - views, and copying decoded pixels into a destination view.
+ *
+ * Every reader ends here: a decoded block (a view of scratch or of GDAL's
+ * output) is placed into the caller's view with band selection, dtype
+ * conversion and scale/offset fused into one pass, so each output byte is
+ * written once.  The common case, same dtype and no scaling, is a memcpy per
+ * row when both sides are compact HWC, and a typed strided copy otherwise.
+ * This file knows views and dtypes, nothing about files.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+raster_view_t
+raster_view_hwc(void *data, raster_dtype_t dt, int64_t height, int64_t width, int64_t channels)
+{
+    const int64_t size = (int64_t)raster_dtype_size(dt);
+    raster_view_t v = {data, dt, height, width, channels,
+                       width * channels * size, channels * size, size};
+    return v;
+}
+
+size_t
+raster_view_nbytes(raster_dtype_t dt, int64_t height, int64_t width, int64_t channels)
+{
+    const size_t size = raster_dtype_size(dt);
+    if (size == 0 || height < 0 || width < 0 || channels < 0)
+        return 0;
+    size_t n = size, tmp;
+    if (__builtin_mul_overflow(n, (size_t)height, &tmp) || __builtin_mul_overflow(tmp, (size_t)width, &n) ||
+        __builtin_mul_overflow(n, (size_t)channels, &tmp))
+        return 0;
+    return tmp;
+}
+
+raster_status_t
+raster__view_check(const raster_view_t *v, const char *what)
+{
+    RASTER_CHECK(v != NULL, RASTER_E_INVALID_ARG, "%s: NULL view", what);
+    const int64_t size = (int64_t)raster_dtype_size(v->dtype);
+    RASTER_CHECK(size > 0, RASTER_E_INVALID_ARG, "%s: unknown dtype %d", what, (int)v->dtype);
+    RASTER_CHECK(v->height >= 0 && v->width >= 0 && v->channels >= 0, RASTER_E_INVALID_ARG,
+                 "%s: negative shape %lldx%lldx%lld", what, (long long)v->height,
+                 (long long)v->width, (long long)v->channels);
+    RASTER_CHECK(v->row_stride >= 0 && v->col_stride >= 0 && v->chan_stride >= 0,
+                 RASTER_E_INVALID_ARG, "%s: negative strides are not supported", what);
+    if (v->height == 0 || v->width == 0 || v->channels == 0)
+        return RASTER_OK;
+    RASTER_CHECK(v->data != NULL, RASTER_E_INVALID_ARG, "%s: NULL data", what);
+
+    /* Elements must not alias: sorted by stride, each axis must step over the
+     * whole extent of the smaller ones.  Axes of extent 1 never step. */
+    int64_t ext[3] = {v->height, v->width, v->channels};
+    int64_t str[3] = {v->row_stride, v->col_stride, v->chan_stride};
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (str[j] < str[i] || (str[j] == str[i] && ext[j] < ext[i])) {
+                int64_t t = str[i]; str[i] = str[j]; str[j] = t;
+                t = ext[i]; ext[i] = ext[j]; ext[j] = t;
+            }
+    int64_t span = size;      /* bytes covered by the axes seen so far */
+    for (int i = 0; i < 3; i++) {
+        if (ext[i] == 1)
+            continue;
+        RASTER_CHECK(str[i] >= span, RASTER_E_INVALID_ARG,
+                     "%s: strides (%lld, %lld, %lld) make elements overlap", what,
+                     (long long)v->row_stride, (long long)v->col_stride, (long long)v->chan_stride);
+        RASTER_CHECK(!__builtin_mul_overflow(str[i], ext[i] - 1, &span) &&
+                         !__builtin_add_overflow(span, str[i], &span),
+                     RASTER_E_INVALID_ARG, "%s: view extent overflows", what);
+    }
+    return RASTER_OK;
+}
+
+raster_view_t
+raster__view_sub(const raster_view_t *v, int64_t r0, int64_t c0, int64_t h, int64_t w)
+{
+    raster_view_t s = *v;
+    s.data = (uint8_t *)v->data + r0 * v->row_stride + c0 * v->col_stride;
+    s.height = h;
+    s.width = w;
+    return s;
+}
+
+/* ---- typed row converters: one per (source, destination) dtype pair ---- */
+
+typedef void (*row_fn)(const uint8_t *src, int64_t src_step, uint8_t *dst, int64_t dst_step,
+                       int64_t n, double scale, double offset, int affine);
+
+#define LOAD_PLAIN(T) \
+    static inline double load_##T(const uint8_t *p) { T x; memcpy(&x, p, sizeof x); return (double)x; }
+typedef uint8_t u8; typedef int8_t i8; typedef uint16_t u16; typedef int16_t i16;
+typedef uint32_t u32; typedef int32_t i32; typedef float f32; typedef double f64; typedef uint16_t f16;
+LOAD_PLAIN(u8) LOAD_PLAIN(i8) LOAD_PLAIN(u16) LOAD_PLAIN(i16) LOAD_PLAIN(u32) LOAD_PLAIN(i32)
+LOAD_PLAIN(f32) LOAD_PLAIN(f64)
+static inline double load_f16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return raster__f64_from_f16(h); }
+
+#define STORE_INT(T, conv) \
+    static inline void store_##T(uint8_t *p, double v) { const T x = conv(v); memcpy(p, &x, sizeof x); }
+STORE_INT(u8, raster__d2u8) STORE_INT(i8, raster__d2i8) STORE_INT(u16, raster__d2u16)
+STORE_INT(i16, raster__d2i16) STORE_INT(u32, raster__d2u32) STORE_INT(i32, raster__d2i32)
+static inline void store_f32(uint8_t *p, double v) { const float x = (float)v; memcpy(p, &x, 4); }
+static inline void store_f64(uint8_t *p, double v) { memcpy(p, &v, 8); }
+static inline void store_f16(uint8_t *p, double v) { const uint16_t x = raster__f16_from_f64(v); memcpy(p, &x, 2); }
+
+#define ROW_FN(S, D)                                                                   \
+    static void row_##S##_##D(const uint8_t *src, int64_t ss, uint8_t *dst, int64_t ds, \
+                              int64_t n, double scale, double offset, int affine)        \
+    {                                                                                   \
+        if (affine)                                                                     \
+            for (int64_t i = 0; i < n; i++)                                             \
+                store_##D(dst + i * ds, load_##S(src + i * ss) * scale + offset);       \
+        else                                                                            \
+            for (int64_t i = 0; i < n; i++)                                             \
+                store_##D(dst + i * ds, load_##S(src + i * ss));                        \
+    }
+#define ROW_FNS(S) ROW_FN(S, u8) ROW_FN(S, i8) ROW_FN(S, u16) ROW_FN(S, i16) ROW_FN(S, u32) \
+                   ROW_FN(S, i32) ROW_FN(S, f16) ROW_FN(S, f32) ROW_FN(S, f64)
+ROW_FNS(u8) ROW_FNS(i8) ROW_FNS(u16) ROW_FNS(i16) ROW_FNS(u32) ROW_FNS(i32) ROW_FNS(f16)
+ROW_FNS(f32) ROW_FNS(f64)
+
+#define ROW_TABLE(S) {row_##S##_u8, row_##S##_i8, row_##S##_u16, row_##S##_i16, row_##S##_u32, \
+                      row_##S##_i32, row_##S##_f16, row_##S##_f32, row_##S##_f64}
+/* Indexed [source][destination] in raster_dtype_t order. */
+static const row_fn row_table[RASTER_DTYPE_COUNT][RASTER_DTYPE_COUNT] = {
+    ROW_TABLE(u8), ROW_TABLE(i8), ROW_TABLE(u16), ROW_TABLE(i16), ROW_TABLE(u32),
+    ROW_TABLE(i32), ROW_TABLE(f16), ROW_TABLE(f32), ROW_TABLE(f64)};
+
+/* Same dtype, no scaling: a raw strided element copy keeps NaN payloads. */
+static void
+copy_elems(const uint8_t *src, int64_t ss, uint8_t *dst, int64_t ds, int64_t n, size_t size)
+{
+    switch (size) {
+    case 1: for (int64_t i = 0; i < n; i++) dst[i * ds] = src[i * ss]; break;
+    case 2: for (int64_t i = 0; i < n; i++) memcpy(dst + i * ds, src + i * ss, 2); break;
+    case 4: for (int64_t i = 0; i < n; i++) memcpy(dst + i * ds, src + i * ss, 4); break;
+    default: for (int64_t i = 0; i < n; i++) memcpy(dst + i * ds, src + i * ss, 8); break;
+    }
+}
+
+static int
+is_identity_compact(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *o)
+{
+    const int64_t size = (int64_t)raster_dtype_size(dst->dtype);
+    if (src->channels != dst->channels || src->chan_stride != size || dst->chan_stride != size ||
+        src->col_stride != size * src->channels || dst->col_stride != size * dst->channels)
+        return 0;
+    if (o && o->chan_map)
+        for (int64_t k = 0; k < dst->channels; k++)
+            if (o->chan_map[k] != k)
+                return 0;
+    return 1;
+}
+
+void
+raster__place(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    const int has_affine = opts && (opts->scale || opts->offset);
+    const uint8_t *s0 = src->data;
+    uint8_t *d0 = dst->data;
+    if (!has_affine && src->dtype == dst->dtype) {
+        const size_t size = raster_dtype_size(dst->dtype);
+        if (is_identity_compact(src, dst, opts)) {
+            const size_t row_nbytes = (size_t)(dst->width * dst->channels) * size;
+            for (int64_t r = 0; r < dst->height; r++)
+                memcpy(d0 + r * dst->row_stride, s0 + r * src->row_stride, row_nbytes);
+            return;
+        }
+        for (int64_t r = 0; r < dst->height; r++)
+            for (int64_t k = 0; k < dst->channels; k++) {
+                const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
+                copy_elems(s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride,
+                           d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride,
+                           dst->width, size);
+            }
+        return;
+    }
+    const row_fn fn = row_table[src->dtype][dst->dtype];
+    for (int64_t r = 0; r < dst->height; r++)
+        for (int64_t k = 0; k < dst->channels; k++) {
+            const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
+            const double scale = opts && opts->scale ? opts->scale[k] : 1.0;
+            const double offset = opts && opts->offset ? opts->offset[k] : 0.0;
+            fn(s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride,
+               d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride, dst->width,
+               scale, offset, has_affine);
+        }
+}
+
+void
+raster__fill(const raster_view_t *dst, double value)
+{
+    uint8_t elem[8];
+    const size_t size = raster_dtype_size(dst->dtype);
+    raster__convert_scalar(value, dst->dtype, elem);
+    uint8_t *d0 = dst->data;
+    for (int64_t r = 0; r < dst->height; r++)
+        for (int64_t c = 0; c < dst->width; c++)
+            for (int64_t k = 0; k < dst->channels; k++)
+                memcpy(d0 + r * dst->row_stride + c * dst->col_stride + k * dst->chan_stride, elem, size);
+}
