@@ -197,6 +197,21 @@ typedef struct raster_band_info {
 RASTER_API raster_status_t raster_open(const char *path_or_url,
                                        raster_dataset_t **ds_out);
 
+/* Options for raster_open_ex(); fill with raster_open_options_init(). */
+typedef struct raster_open_options {
+    size_t struct_size;
+    int reader;     /* -1 (default): native TIFF when it can serve the file, else
+                       GDAL; RASTER_READER_GDAL: always GDAL (for comparisons);
+                       RASTER_READER_NATIVE_TIFF: native or RASTER_E_UNSUPPORTED */
+} raster_open_options_t;
+
+RASTER_API void raster_open_options_init(raster_open_options_t *opt);
+
+/* raster_open_ex() is raster_open() with options (NULL = defaults). */
+RASTER_API raster_status_t raster_open_ex(const char *path_or_url,
+                                          const raster_open_options_t *opt,
+                                          raster_dataset_t **ds_out);
+
 /*
  * raster_close() marks 'ds' closed and drops the caller's reference; NULL is
  * fine.  Reads in flight on other threads finish normally (each holds its own

@@ -85,6 +85,22 @@ RASTER__D2INT(raster__d2i16, int16_t, -32768, 32767)
 RASTER__D2INT(raster__d2u32, uint32_t, 0, 4294967295.0)
 RASTER__D2INT(raster__d2i32, int32_t, -2147483648.0, 2147483647)
 
+/* ------------------------------ scratch -------------------------------- */
+
+/* Per-thread scratch buffers, one per slot, 64-byte aligned, grown to the
+ * largest size asked for and reused, freed at thread exit: after warm-up a
+ * read allocates nothing.  Returns NULL (with the error set) on OOM.  The
+ * memory is valid until the same thread asks for the same slot again. */
+enum {
+    RASTER_SCRATCH_GDAL = 0,      /* gdal_reader.c: native-dtype staging */
+    RASTER_SCRATCH_MASK = 1,      /* mask.c: one band mask for OR-ing */
+    RASTER_SCRATCH_RAW = 2,       /* tiff/: compressed segment bytes */
+    RASTER_SCRATCH_DECODE = 3,    /* tiff/: decoded segment */
+    RASTER_SCRATCH_SLOTS = 8
+};
+RASTER_HIDDEN void *raster__scratch(int slot, size_t nbytes);
+RASTER_HIDDEN uint64_t raster__scratch_allocations(void);  /* process-wide count, for tests */
+
 /* ------------------------------ datasets ------------------------------- */
 
 struct raster__gdal;    /* gdal_reader.c: per-thread GDAL handles */
@@ -102,6 +118,7 @@ struct raster_dataset {
     raster_info_t info;           /* strings point into the owned fields below */
     char *driver, *compression, *interleave, *crs_wkt;   /* owned */
     raster__band_t *bands;        /* owned, info.band_count entries */
+    int *all_bands;               /* owned: 1..band_count, the default band list */
     struct raster__gdal *gdal;    /* owned: GDAL handle pool (also for masks) */
     struct raster__tiff *tiff;    /* owned: NULL unless the native reader serves */
 };

@@ -1,0 +1,125 @@
+# rasterloader - the two commands: `make demo` and `make test`.
+# Both set up a fresh Debian machine from nothing (system packages through
+# apt-get, a .venv with pinned Python packages), build, and run. Every step
+# is idempotent: a second run only rebuilds what changed.
+
+SHELL := /bin/bash
+PY_SYS ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+BUILD := build
+BUILD_ASAN := build-asan
+BUILD_TSAN := build-tsan
+FIXTURES := data/fixtures
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST := ctest --output-on-failure -j$(JOBS)
+
+DEB_PACKAGES := build-essential cmake pkg-config libgdal-dev gdal-bin libtiff-dev libzstd-dev \
+                libdeflate-dev check valgrind clang libclang-rt-14-dev
+TORCH_PIN := torch==2.13.0
+
+.PHONY: all setup sysdeps venv build build-asan build-tsan fixtures demo test test-c test-asan \
+        test-valgrind test-tsan test-python python clean distclean
+
+all: build
+
+# ---- set-up ---------------------------------------------------------------
+
+setup: sysdeps venv
+
+# Install only what is missing; name the packages on systems without apt-get.
+sysdeps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    echo "installing Debian packages:$$missing"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing system packages (Debian names):$$missing; install them and re-run"; exit 1; \
+	  fi; \
+	fi
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: requirements-dev.txt
+	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PIP) install -q $(TORCH_PIN)
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+# ---- build ----------------------------------------------------------------
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRASTER_WERROR=ON >/dev/null
+
+build: sysdeps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+$(BUILD_ASAN)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DRASTER_SANITIZE=ON -DRASTER_WERROR=ON >/dev/null
+
+build-asan: sysdeps $(BUILD_ASAN)/CMakeCache.txt
+	cmake --build $(BUILD_ASAN) -j$(JOBS)
+
+$(BUILD_TSAN)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DRASTER_TSAN=ON -DRASTER_WERROR=ON >/dev/null
+
+build-tsan: sysdeps $(BUILD_TSAN)/CMakeCache.txt
+	cmake --build $(BUILD_TSAN) -j$(JOBS)
+
+# ---- data -----------------------------------------------------------------
+
+fixtures: venv
+	$(PY) data/make_fixtures.py --out $(FIXTURES)
+	$(PY) data/manifest_tsv.py $(FIXTURES)
+
+# ---- run ------------------------------------------------------------------
+
+demo: setup build
+	$(BUILD)/rasterloader_demo data/sample/scene_a.tif
+
+# ---- tests ----------------------------------------------------------------
+
+test: setup build fixtures test-c test-asan test-valgrind test-python
+	@echo "make test: all suites passed"
+
+test-c: build fixtures
+	$(CTEST) --test-dir $(BUILD)
+
+# GDAL and PROJ keep process-lifetime caches that LeakSanitizer would report
+# as leaks; tests/lsan.supp names them (and only them).
+test-asan: build-asan fixtures
+	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 RASTER_MATRIX_SCALE=4 \
+	$(CTEST) --test-dir $(BUILD_ASAN)
+
+# valgrind runs every suite in one process each (CK_FORK=no) on a reduced matrix.
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+            --suppressions=$(CURDIR)/tests/valgrind.supp
+test-valgrind: build fixtures
+	@set -e; for t in $(BUILD)/check_*; do \
+	  [ -x $$t ] || continue; \
+	  echo "valgrind $$t"; \
+	  CK_FORK=no RASTER_MATRIX_SCALE=16 RASTER_STRESS_SCALE=50 RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) \
+	    $(VALGRIND) $$t > $$t.valgrind.log 2>&1 || { tail -50 $$t.valgrind.log; exit 1; }; \
+	  grep -E '^[0-9]+%: Checks' $$t.valgrind.log || true; \
+	done
+
+test-tsan: build-tsan fixtures
+	CK_FORK=no TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir $(BUILD_TSAN) -R 'pool|thread'
+
+test-python: venv
+	@if [ -d tests/python ] && ls tests/python/test_*.py >/dev/null 2>&1; then \
+	  $(PY) -m pytest -q tests/python; \
+	else echo "no Python tests yet"; fi
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+
+distclean: clean
+	rm -rf $(VENV) $(FIXTURES)

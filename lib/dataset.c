@@ -1,0 +1,316 @@
+/*
+ * dataset.c - open/close, metadata, and the common front half of every read:
+ * argument checks, boundless clipping and fill, then the reader chosen at
+ * open (native TIFF or GDAL).
+ *
+ * A dataset is reference-counted: raster_open() gives the caller one
+ * reference, each read in flight holds another, so raster_close() on one
+ * thread never frees memory a read on another thread is using; a holder of
+ * a retained reference that reads after the close gets RASTER_E_CLOSED.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void
+dataset_free(raster_dataset_t *ds)
+{
+    raster__tiff_close(ds->tiff);
+    raster__gdal_close(ds->gdal);
+    free(ds->bands);
+    free(ds->all_bands);
+    free(ds->driver);
+    free(ds->compression);
+    free(ds->interleave);
+    free(ds->crs_wkt);
+    free(ds->path);
+    free(ds);
+}
+
+raster_dataset_t *
+raster_dataset_retain(raster_dataset_t *ds)
+{
+    if (ds != NULL)
+        atomic_fetch_add(&ds->refcount, 1);
+    return ds;
+}
+
+void
+raster_dataset_release(raster_dataset_t *ds)
+{
+    if (ds != NULL && atomic_fetch_sub(&ds->refcount, 1) == 1)
+        dataset_free(ds);
+}
+
+void
+raster_close(raster_dataset_t *ds)
+{
+    if (ds == NULL)
+        return;
+    atomic_store(&ds->closed, 1);
+    raster_dataset_release(ds);
+}
+
+void
+raster_open_options_init(raster_open_options_t *opt)
+{
+    if (opt == NULL)
+        return;
+    memset(opt, 0, sizeof *opt);
+    opt->struct_size = sizeof *opt;
+    opt->reader = -1;
+}
+
+raster_status_t
+raster_open(const char *path_or_url, raster_dataset_t **ds_out)
+{
+    return raster_open_ex(path_or_url, NULL, ds_out);
+}
+
+raster_status_t
+raster_open_ex(const char *path_or_url, const raster_open_options_t *opt, raster_dataset_t **ds_out)
+{
+    RASTER_CHECK(ds_out != NULL && path_or_url != NULL, RASTER_E_INVALID_ARG,
+                 "raster_open: NULL argument");
+    *ds_out = NULL;
+    RASTER_CHECK(path_or_url[0] != '\0', RASTER_E_INVALID_ARG, "raster_open: empty path");
+    raster_open_options_t o;
+    raster_open_options_init(&o);
+    if (opt != NULL) {
+        RASTER_CHECK(opt->struct_size >= offsetof(raster_open_options_t, reader) + sizeof(int),
+                     RASTER_E_INVALID_ARG, "%s: call raster_open_options_init()", path_or_url);
+        o.reader = opt->reader;
+    }
+    RASTER_CHECK(o.reader == -1 || o.reader == RASTER_READER_GDAL ||
+                     o.reader == RASTER_READER_NATIVE_TIFF,
+                 RASTER_E_INVALID_ARG, "%s: unknown reader %d", path_or_url, o.reader);
+    raster_dataset_t *ds = calloc(1, sizeof *ds);
+    RASTER_CHECK(ds != NULL, RASTER_E_NOMEM, "%s: out of memory", path_or_url);
+    atomic_init(&ds->refcount, 1);
+    atomic_init(&ds->closed, 0);
+    raster_status_t st;
+    if ((ds->path = strdup(path_or_url)) == NULL) {
+        st = raster__fail(RASTER_E_NOMEM, "%s: out of memory", path_or_url);
+        goto fail;
+    }
+    /* GDAL fills the metadata for every format; the native reader then
+     * claims the TIFFs it can serve and adds what only libtiff knows. */
+    if ((st = raster__gdal_open(ds)) != RASTER_OK ||
+        (o.reader != RASTER_READER_GDAL && (st = raster__tiff_open(ds)) != RASTER_OK))
+        goto fail;
+    if (o.reader == RASTER_READER_NATIVE_TIFF && ds->tiff == NULL) {
+        st = raster__fail(RASTER_E_UNSUPPORTED, "%s: the native TIFF reader cannot serve this file",
+                          ds->path);
+        goto fail;
+    }
+    ds->info.reader = ds->tiff ? RASTER_READER_NATIVE_TIFF : RASTER_READER_GDAL;
+    *ds_out = ds;
+    return RASTER_OK;
+fail:
+    dataset_free(ds);
+    return st;
+}
+
+raster_status_t
+raster_dataset_info(const raster_dataset_t *ds, raster_info_t *info_out)
+{
+    RASTER_CHECK(ds != NULL && info_out != NULL, RASTER_E_INVALID_ARG,
+                 "raster_dataset_info: NULL argument");
+    RASTER_CHECK(!atomic_load(&ds->closed), RASTER_E_CLOSED, "%s: dataset is closed", ds->path);
+    *info_out = ds->info;
+    return RASTER_OK;
+}
+
+raster_status_t
+raster_band_info(const raster_dataset_t *ds, int band, raster_band_info_t *info_out)
+{
+    RASTER_CHECK(ds != NULL && info_out != NULL, RASTER_E_INVALID_ARG,
+                 "raster_band_info: NULL argument");
+    RASTER_CHECK(!atomic_load(&ds->closed), RASTER_E_CLOSED, "%s: dataset is closed", ds->path);
+    RASTER_CHECK(band >= 1 && band <= ds->info.band_count, RASTER_E_BOUNDS,
+                 "%s: band %d does not exist (the file has %d)", ds->path, band,
+                 ds->info.band_count);
+    *info_out = ds->bands[band - 1].info;
+    return RASTER_OK;
+}
+
+void
+raster_read_options_init(raster_read_options_t *opt)
+{
+    if (opt == NULL)
+        return;
+    memset(opt, 0, sizeof *opt);
+    opt->struct_size = sizeof *opt;
+}
+
+/* ------------------------------ reads ---------------------------------- */
+
+/* Copy the fields the caller was built with; the rest keep their defaults. */
+static raster_status_t
+options_resolve(const raster_dataset_t *ds, const raster_read_options_t *opt,
+                raster_read_options_t *out)
+{
+    raster_read_options_init(out);
+    if (opt != NULL) {
+        RASTER_CHECK(opt->struct_size >= offsetof(raster_read_options_t, bands) + sizeof(void *),
+                     RASTER_E_INVALID_ARG,
+                     "%s: raster_read_options_t.struct_size is %zu; call raster_read_options_init()",
+                     ds->path, opt->struct_size);
+        const size_t n = opt->struct_size < sizeof *out ? opt->struct_size : sizeof *out;
+        memcpy(out, opt, n);
+        out->struct_size = sizeof *out;
+    }
+    if (out->bands == NULL) {
+        out->bands = ds->all_bands;
+        out->band_count = ds->info.band_count;
+    }
+    RASTER_CHECK(out->band_count >= 1, RASTER_E_INVALID_ARG, "%s: band_count %d must be >= 1",
+                 ds->path, out->band_count);
+    for (int i = 0; i < out->band_count; i++)
+        RASTER_CHECK(out->bands[i] >= 1 && out->bands[i] <= ds->info.band_count, RASTER_E_BOUNDS,
+                     "%s: band %d does not exist (the file has %d)", ds->path, out->bands[i],
+                     ds->info.band_count);
+    return RASTER_OK;
+}
+
+static raster_status_t
+window_check(const raster_dataset_t *ds, raster_window_t w, int boundless)
+{
+    RASTER_CHECK(w.width >= 1 && w.height >= 1, RASTER_E_INVALID_ARG,
+                 "%s: window (col %lld, row %lld, %lldx%lld) must have width and height >= 1",
+                 ds->path, (long long)w.col_off, (long long)w.row_off, (long long)w.width,
+                 (long long)w.height);
+    /* Bound coordinates so that every sum below fits in int64. */
+    const int64_t lim = (int64_t)1 << 40;
+    RASTER_CHECK(w.width < lim && w.height < lim && w.col_off > -lim && w.col_off < lim &&
+                     w.row_off > -lim && w.row_off < lim,
+                 RASTER_E_BOUNDS, "%s: window (col %lld, row %lld, %lldx%lld) is absurdly large",
+                 ds->path, (long long)w.col_off, (long long)w.row_off, (long long)w.width,
+                 (long long)w.height);
+    if (!boundless)
+        RASTER_CHECK(w.col_off >= 0 && w.row_off >= 0 && w.col_off + w.width <= ds->info.width &&
+                         w.row_off + w.height <= ds->info.height,
+                     RASTER_E_BOUNDS,
+                     "%s: window (col %lld, row %lld, %lldx%lld) is outside the %lldx%lld raster "
+                     "(pass boundless to read outside it)",
+                     ds->path, (long long)w.col_off, (long long)w.row_off, (long long)w.width,
+                     (long long)w.height, (long long)ds->info.width, (long long)ds->info.height);
+    return RASTER_OK;
+}
+
+static raster_status_t
+dst_check(const raster_dataset_t *ds, raster_window_t w, int64_t channels,
+          const raster_view_t *dst)
+{
+    RASTER_TRY(raster__view_check(dst, ds->path));
+    RASTER_CHECK(dst->height == w.height && dst->width == w.width && dst->channels == channels,
+                 RASTER_E_INVALID_ARG,
+                 "%s: destination is %lldx%lldx%lld (HxWxC) but window (col %lld, row %lld) "
+                 "with %lld band(s) needs %lldx%lldx%lld",
+                 ds->path, (long long)dst->height, (long long)dst->width,
+                 (long long)dst->channels, (long long)w.col_off, (long long)w.row_off,
+                 (long long)channels, (long long)w.height, (long long)w.width,
+                 (long long)channels);
+    return RASTER_OK;
+}
+
+/* Split a boundless window into the part inside the raster (*inner, and the
+ * matching sub-view *inner_dst) and fill the rest of 'dst' with 'fill'.
+ * Returns 0 when nothing of the window is inside. */
+static int
+clip_and_fill(const raster_dataset_t *ds, raster_window_t w, const raster_view_t *dst,
+              double fill, raster_window_t *inner, raster_view_t *inner_dst)
+{
+    const int64_t c0 = w.col_off < 0 ? 0 : w.col_off;
+    const int64_t r0 = w.row_off < 0 ? 0 : w.row_off;
+    const int64_t c1 = w.col_off + w.width > ds->info.width ? ds->info.width : w.col_off + w.width;
+    const int64_t r1 = w.row_off + w.height > ds->info.height ? ds->info.height : w.row_off + w.height;
+    if (c0 >= c1 || r0 >= r1) {
+        raster__fill(dst, fill);
+        return 0;
+    }
+    /* In destination coordinates: rows [top, bottom) and cols [left, right) are inside. */
+    const int64_t top = r0 - w.row_off, bottom = r1 - w.row_off;
+    const int64_t left = c0 - w.col_off, right = c1 - w.col_off;
+    raster_view_t v;
+    if (top > 0)
+        v = raster__view_sub(dst, 0, 0, top, w.width), raster__fill(&v, fill);
+    if (bottom < w.height)
+        v = raster__view_sub(dst, bottom, 0, w.height - bottom, w.width), raster__fill(&v, fill);
+    if (left > 0)
+        v = raster__view_sub(dst, top, 0, bottom - top, left), raster__fill(&v, fill);
+    if (right < w.width)
+        v = raster__view_sub(dst, top, right, bottom - top, w.width - right), raster__fill(&v, fill);
+    *inner = (raster_window_t){c0, r0, c1 - c0, r1 - r0};
+    *inner_dst = raster__view_sub(dst, top, left, bottom - top, right - left);
+    return 1;
+}
+
+/* Entry checks shared by image and mask reads; on RASTER_OK the caller holds
+ * an extra reference on 'ds' and must drop it. */
+static raster_status_t
+read_begin(raster_dataset_t *ds, const char *fn)
+{
+    RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "%s: NULL dataset", fn);
+    raster_dataset_retain(ds);
+    if (atomic_load(&ds->closed)) {
+        raster_dataset_release(ds);
+        return raster__fail(RASTER_E_CLOSED, "%s: dataset is closed", ds->path);
+    }
+    return RASTER_OK;
+}
+
+static raster_status_t
+read_image(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
+           const raster_view_t *dst)
+{
+    raster_read_options_t o;
+    RASTER_TRY(options_resolve(ds, opt, &o));
+    RASTER_TRY(window_check(ds, win, o.boundless));
+    RASTER_TRY(dst_check(ds, win, o.band_count, dst));
+    raster__request_t rq = {win, *dst, o.bands, o.band_count, o.scale, o.offset};
+    if (o.boundless && !clip_and_fill(ds, win, dst, o.fill_value, &rq.win, &rq.dst))
+        return RASTER_OK;
+    return ds->tiff ? raster__tiff_read(ds, &rq) : raster__gdal_read(ds, &rq);
+}
+
+raster_status_t
+raster_read_into(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
+                 const raster_view_t *dst)
+{
+    RASTER_TRY(read_begin(ds, "raster_read_into"));
+    const raster_status_t st = read_image(ds, win, opt, dst);
+    raster_dataset_release(ds);
+    return st;
+}
+
+static raster_status_t
+read_mask(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
+          const raster_view_t *dst)
+{
+    raster_read_options_t o;
+    RASTER_TRY(options_resolve(ds, opt, &o));
+    RASTER_TRY(window_check(ds, win, o.boundless));
+    RASTER_TRY(dst_check(ds, win, 1, dst));
+    RASTER_CHECK(dst->dtype == RASTER_U8, RASTER_E_INVALID_ARG,
+                 "%s: a mask destination must be uint8, not %s", ds->path,
+                 raster_dtype_name(dst->dtype));
+    /* One band asked for: its own mask (read_masks); otherwise the dataset mask. */
+    const int band = (opt != NULL && opt->bands != NULL && o.band_count == 1) ? o.bands[0] : 0;
+    raster_window_t inner = win;
+    raster_view_t inner_dst = *dst;
+    if (o.boundless && !clip_and_fill(ds, win, dst, 0.0, &inner, &inner_dst))
+        return RASTER_OK;
+    return raster__mask_read(ds, inner, band, &inner_dst);
+}
+
+raster_status_t
+raster_read_mask_into(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
+                      const raster_view_t *dst)
+{
+    RASTER_TRY(read_begin(ds, "raster_read_mask_into"));
+    const raster_status_t st = read_mask(ds, win, opt, dst);
+    raster_dataset_release(ds);
+    return st;
+}

@@ -1,0 +1,394 @@
+/*
+ * gdal_reader.c - the reader for everything the native TIFF path does not
+ * serve, and the metadata source for every dataset.
+ *
+ * GDAL dataset handles are not safe to share between threads, so each
+ * dataset keeps a small stack of handles: a read pops one (opening a new one
+ * only when all are busy), uses it, and pushes it back.  After fork() the
+ * parent's handles are forgotten (their file offsets and caches belong to the
+ * parent) and the child opens its own.
+ *
+ * When the destination dtype is the band's own and nothing is scaled, GDAL
+ * writes straight into the caller's view through GDALDatasetRasterIOEx with
+ * pixel/line/band spacing: one write per output byte.  Otherwise it reads
+ * the file's dtype into per-thread scratch, a band of rows at a time, and
+ * place.c converts; GDAL's own conversion is not used, so both readers share
+ * one set of rounding rules (see dtype.c).
+ */
+#include "internal.h"
+
+#include <cpl_error.h>
+#include <cpl_string.h>
+#include <gdal.h>
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct raster__gdal {
+    pthread_mutex_t mu;
+    pid_t pid;                  /* process the handles below belong to */
+    GDALDatasetH *idle;         /* owned: handles not in use */
+    int idle_count, idle_cap;
+    const char *path;           /* view of ds->path */
+};
+
+static pthread_once_t gdal_once = PTHREAD_ONCE_INIT;
+
+static void
+gdal_register(void)
+{
+    GDALAllRegister();
+}
+
+/* Run a GDAL call with errors captured instead of printed. */
+#define GDAL_QUIET_BEGIN() CPLPushErrorHandler(CPLQuietErrorHandler); CPLErrorReset()
+#define GDAL_QUIET_END() CPLPopErrorHandler()
+
+static const char *
+gdal_msg(void)
+{
+    const char *m = CPLGetLastErrorMsg();
+    return (m && m[0]) ? m : "no detail from GDAL";
+}
+
+static GDALDatasetH
+handle_open(const char *path)
+{
+    return GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+}
+
+/* Take an idle handle or open a new one; NULL with the error set on failure. */
+static GDALDatasetH
+handle_acquire(struct raster__gdal *g)
+{
+    GDALDatasetH h = NULL;
+    pthread_mutex_lock(&g->mu);
+    if (g->pid != getpid()) {
+        /* Forked child: the parent's handles share its file offsets and
+         * caches; drop them without closing (closing could flush or block
+         * on state copied mid-operation) and start over. */
+        g->idle_count = 0;
+        g->pid = getpid();
+    }
+    if (g->idle_count > 0)
+        h = g->idle[--g->idle_count];
+    pthread_mutex_unlock(&g->mu);
+    if (h != NULL)
+        return h;
+    GDAL_QUIET_BEGIN();
+    h = handle_open(g->path);
+    if (h == NULL)
+        raster__fail(RASTER_E_IO, "%s: GDAL could not re-open the file: %s", g->path, gdal_msg());
+    GDAL_QUIET_END();
+    return h;
+}
+
+static void
+handle_release(struct raster__gdal *g, GDALDatasetH h)
+{
+    pthread_mutex_lock(&g->mu);
+    if (g->pid == getpid()) {
+        if (g->idle_count == g->idle_cap) {
+            const int cap = g->idle_cap ? g->idle_cap * 2 : 4;
+            GDALDatasetH *p = realloc(g->idle, (size_t)cap * sizeof *p);
+            if (p != NULL)
+                g->idle = p, g->idle_cap = cap;
+        }
+        if (g->idle_count < g->idle_cap) {
+            g->idle[g->idle_count++] = h;
+            h = NULL;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (h != NULL)
+        GDALClose(h);
+}
+
+void
+raster__gdal_close(struct raster__gdal *g)
+{
+    if (g == NULL)
+        return;
+    if (g->pid == getpid())
+        for (int i = 0; i < g->idle_count; i++)
+            GDALClose(g->idle[i]);
+    free(g->idle);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+/* ------------------------------ metadata ------------------------------- */
+
+static int
+dtype_from_gdal(GDALRasterBandH b, raster_dtype_t *out)
+{
+    switch (GDALGetRasterDataType(b)) {
+    case GDT_Byte: {
+        /* GDAL < 3.7 has no Int8: signed bytes are Byte with PIXELTYPE=SIGNEDBYTE. */
+        const char *pt = GDALGetMetadataItem(b, "PIXELTYPE", "IMAGE_STRUCTURE");
+        *out = (pt && strcmp(pt, "SIGNEDBYTE") == 0) ? RASTER_I8 : RASTER_U8;
+        return 1;
+    }
+#if GDAL_VERSION_NUM >= 3070000
+    case GDT_Int8: *out = RASTER_I8; return 1;
+#endif
+    case GDT_UInt16: *out = RASTER_U16; return 1;
+    case GDT_Int16: *out = RASTER_I16; return 1;
+    case GDT_UInt32: *out = RASTER_U32; return 1;
+    case GDT_Int32: *out = RASTER_I32; return 1;
+    case GDT_Float32: *out = RASTER_F32; return 1;
+    case GDT_Float64: *out = RASTER_F64; return 1;
+    default: return 0;
+    }
+}
+
+/* The GDAL buffer type that holds 'dt' bit for bit (signed bytes travel as Byte). */
+static GDALDataType
+gdal_type_of(raster_dtype_t dt)
+{
+    switch (dt) {
+    case RASTER_U8: case RASTER_I8: return GDT_Byte;
+    case RASTER_U16: return GDT_UInt16;
+    case RASTER_I16: return GDT_Int16;
+    case RASTER_U32: return GDT_UInt32;
+    case RASTER_I32: return GDT_Int32;
+    case RASTER_F32: return GDT_Float32;
+    case RASTER_F64: return GDT_Float64;
+    case RASTER_F16: break;
+    }
+    return GDT_Unknown;
+}
+
+static char *
+dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static raster_status_t
+band_info_fill(raster_dataset_t *ds, GDALDatasetH h, int i)
+{
+    GDALRasterBandH b = GDALGetRasterBand(h, i + 1);
+    raster__band_t *rb = &ds->bands[i];
+    RASTER_CHECK(dtype_from_gdal(b, &rb->info.dtype), RASTER_E_UNSUPPORTED,
+                 "%s: band %d has data type %s, which rasterloader does not read", ds->path, i + 1,
+                 GDALGetDataTypeName(GDALGetRasterDataType(b)));
+    int bw = 0, bh = 0;
+    GDALGetBlockSize(b, &bw, &bh);
+    rb->info.block_width = bw;
+    rb->info.block_height = bh;
+    rb->info.nodata = GDALGetRasterNoDataValue(b, &rb->info.has_nodata);
+    rb->info.mask_flags = GDALGetMaskFlags(b);
+    const char *ci = GDALGetColorInterpretationName(GDALGetRasterColorInterpretation(b));
+    size_t n = 0;
+    for (; ci && ci[n] && n + 1 < sizeof rb->color_interp; n++)
+        rb->color_interp[n] = (char)tolower((unsigned char)ci[n]);
+    rb->color_interp[n] = '\0';
+    rb->info.color_interp = rb->color_interp;
+    return RASTER_OK;
+}
+
+static raster_status_t
+info_fill(raster_dataset_t *ds, GDALDatasetH h)
+{
+    raster_info_t *in = &ds->info;
+    in->width = GDALGetRasterXSize(h);
+    in->height = GDALGetRasterYSize(h);
+    in->band_count = GDALGetRasterCount(h);
+    RASTER_CHECK(in->band_count >= 1, RASTER_E_FORMAT, "%s: GDAL opened it but it has no bands",
+                 ds->path);
+    ds->bands = calloc((size_t)in->band_count, sizeof *ds->bands);
+    ds->all_bands = malloc((size_t)in->band_count * sizeof *ds->all_bands);
+    RASTER_CHECK(ds->bands && ds->all_bands, RASTER_E_NOMEM, "%s: out of memory", ds->path);
+    for (int i = 0; i < in->band_count; i++) {
+        ds->all_bands[i] = i + 1;
+        RASTER_TRY(band_info_fill(ds, h, i));
+    }
+    const raster_band_info_t *b1 = &ds->bands[0].info;
+    in->dtype = b1->dtype;
+    in->block_width = b1->block_width;
+    in->block_height = b1->block_height;
+    in->has_nodata = b1->has_nodata;
+    in->nodata = b1->nodata;
+    in->overview_count = GDALGetOverviewCount(GDALGetRasterBand(h, 1));
+    in->has_geotransform = GDALGetGeoTransform(h, in->geotransform) == CE_None;
+    if (!in->has_geotransform)
+        memcpy(in->geotransform, (double[6]){0, 1, 0, 0, 0, 1}, sizeof in->geotransform);
+    const char *comp = GDALGetMetadataItem(h, "COMPRESSION", "IMAGE_STRUCTURE");
+    const char *pred = GDALGetMetadataItem(h, "PREDICTOR", "IMAGE_STRUCTURE");
+    in->predictor = pred ? atoi(pred) : 1;
+    ds->driver = dup_or_empty(GDALGetDriverShortName(GDALGetDatasetDriver(h)));
+    ds->compression = dup_or_empty(comp ? comp : "NONE");
+    ds->interleave = dup_or_empty(GDALGetMetadataItem(h, "INTERLEAVE", "IMAGE_STRUCTURE"));
+    ds->crs_wkt = dup_or_empty(GDALGetProjectionRef(h));
+    RASTER_CHECK(ds->driver && ds->compression && ds->interleave && ds->crs_wkt, RASTER_E_NOMEM,
+                 "%s: out of memory", ds->path);
+    in->driver = ds->driver;
+    in->compression = ds->compression;
+    in->interleave = ds->interleave;
+    in->crs_wkt = ds->crs_wkt;
+    /* GDAL reports no tiling flag; the TIFF layout step corrects this from
+     * the file itself. */
+    in->tiled = in->block_height > 1 && in->block_width < in->width;
+    in->reader = RASTER_READER_GDAL;
+    return RASTER_OK;
+}
+
+raster_status_t
+raster__gdal_open(raster_dataset_t *ds)
+{
+    pthread_once(&gdal_once, gdal_register);
+    struct raster__gdal *g = calloc(1, sizeof *g);
+    RASTER_CHECK(g != NULL, RASTER_E_NOMEM, "%s: out of memory", ds->path);
+    pthread_mutex_init(&g->mu, NULL);
+    g->pid = getpid();
+    g->path = ds->path;
+    ds->gdal = g;
+
+    GDAL_QUIET_BEGIN();
+    GDALDatasetH h = handle_open(ds->path);
+    raster_status_t st = RASTER_OK;
+    if (h == NULL) {
+        const int no = CPLGetLastErrorNo();
+        const char *msg = gdal_msg();
+        /* GDAL says "No such file or directory" for a missing file, and
+         * "not recognized as a supported file format" for anything else. */
+        if (no == CPLE_OpenFailed && strstr(msg, "No such file"))
+            st = raster__fail(RASTER_E_IO, "%s: no such file: %s", ds->path, msg);
+        else if (no == CPLE_OpenFailed && strstr(msg, "not recognized"))
+            st = raster__fail(RASTER_E_FORMAT, "%s: not a raster GDAL can open: %s", ds->path, msg);
+        else
+            st = raster__fail(no == CPLE_OpenFailed || no == CPLE_FileIO ? RASTER_E_IO : RASTER_E_FORMAT,
+                              "%s: GDAL could not open it: %s", ds->path, msg);
+    }
+    GDAL_QUIET_END();
+    if (st != RASTER_OK)
+        return st;
+    st = info_fill(ds, h);
+    handle_release(g, h);
+    return st;
+}
+
+/* ------------------------------ reads ---------------------------------- */
+
+/* Read 'nbands' bands of 'win' with one RasterIOEx into a view of matching
+ * dtype (bit-identical to the file: no GDAL conversion happens). */
+static raster_status_t
+rasterio_into(raster_dataset_t *ds, GDALDatasetH h, raster_window_t win, const int *bands,
+              int nbands, const raster_view_t *v)
+{
+    GDALRasterIOExtraArg extra;
+    INIT_RASTERIO_EXTRA_ARG(extra);
+    GDAL_QUIET_BEGIN();
+    const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)win.col_off, (int)win.row_off,
+                                             (int)win.width, (int)win.height, v->data,
+                                             (int)win.width, (int)win.height, gdal_type_of(v->dtype),
+                                             nbands, (int *)bands, v->col_stride, v->row_stride,
+                                             v->chan_stride, &extra);
+    raster_status_t st = RASTER_OK;
+    if (err != CE_None)
+        st = raster__fail(RASTER_E_CORRUPT,
+                          "%s: GDAL failed to read window (col %lld, row %lld, %lldx%lld): %s",
+                          ds->path, (long long)win.col_off, (long long)win.row_off,
+                          (long long)win.width, (long long)win.height, gdal_msg());
+    GDAL_QUIET_END();
+    return st;
+}
+
+/* Bands of one dtype, converted or scaled: stage a band of rows in the
+ * file's dtype in scratch (sized to stay cache-friendly), then place. */
+static raster_status_t
+read_staged(raster_dataset_t *ds, GDALDatasetH h, const raster__request_t *rq, const int *bands,
+            const int *dst_chans, int nbands, raster_dtype_t src_dt)
+{
+    const size_t row_nbytes = raster_view_nbytes(src_dt, 1, rq->win.width, nbands);
+    int64_t chunk_rows = (int64_t)((1u << 20) / (row_nbytes ? row_nbytes : 1));
+    if (chunk_rows < 1)
+        chunk_rows = 1;
+    if (chunk_rows > rq->win.height)
+        chunk_rows = rq->win.height;
+    void *stage = raster__scratch(RASTER_SCRATCH_GDAL, row_nbytes * (size_t)chunk_rows);
+    if (stage == NULL)
+        return RASTER_E_NOMEM;
+    double scale[1], offset[1];
+    for (int64_t r = 0; r < rq->win.height; r += chunk_rows) {
+        const int64_t n = rq->win.height - r < chunk_rows ? rq->win.height - r : chunk_rows;
+        raster_view_t sv = raster_view_hwc(stage, src_dt, n, rq->win.width, nbands);
+        const raster_window_t w = {rq->win.col_off, rq->win.row_off + r, rq->win.width, n};
+        RASTER_TRY(rasterio_into(ds, h, w, bands, nbands, &sv));
+        raster_view_t dv = raster__view_sub(&rq->dst, r, 0, n, rq->win.width);
+        if (dst_chans == NULL) {
+            raster__place_opts_t po = {NULL, rq->scale, rq->offset};
+            raster__place(&sv, &dv, &po);
+        } else {
+            /* One band into one destination channel. */
+            const int k = dst_chans[0];
+            dv.data = (uint8_t *)dv.data + k * dv.chan_stride;
+            dv.channels = 1;
+            scale[0] = rq->scale ? rq->scale[k] : 1.0;
+            offset[0] = rq->offset ? rq->offset[k] : 0.0;
+            raster__place_opts_t po = {NULL, rq->scale ? scale : NULL, rq->offset ? offset : NULL};
+            raster__place(&sv, &dv, &po);
+        }
+    }
+    return RASTER_OK;
+}
+
+static raster_status_t
+read_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__request_t *rq)
+{
+    const raster_dtype_t dt0 = ds->bands[rq->bands[0] - 1].info.dtype;
+    int same = 1;
+    for (int i = 1; i < rq->band_count; i++)
+        same &= ds->bands[rq->bands[i] - 1].info.dtype == dt0;
+    const int scaled = rq->scale != NULL || rq->offset != NULL;
+    if (same && !scaled && rq->dst.dtype == dt0)
+        return rasterio_into(ds, h, rq->win, rq->bands, rq->band_count, &rq->dst);
+    if (same)
+        return read_staged(ds, h, rq, rq->bands, NULL, rq->band_count, dt0);
+    /* Bands of different dtypes (VRTs can do this): one band at a time. */
+    for (int k = 0; k < rq->band_count; k++)
+        RASTER_TRY(read_staged(ds, h, rq, &rq->bands[k], &k, 1,
+                               ds->bands[rq->bands[k] - 1].info.dtype));
+    return RASTER_OK;
+}
+
+raster_status_t
+raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
+{
+    GDALDatasetH h = handle_acquire(ds->gdal);
+    if (h == NULL)
+        return RASTER_E_IO;
+    const raster_status_t st = read_with_handle(ds, h, rq);
+    handle_release(ds->gdal, h);
+    return st;
+}
+
+raster_status_t
+raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
+{
+    GDALDatasetH h = handle_acquire(ds->gdal);
+    if (h == NULL)
+        return RASTER_E_IO;
+    GDAL_QUIET_BEGIN();
+    GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(h, band));
+    GDALRasterIOExtraArg extra;
+    INIT_RASTERIO_EXTRA_ARG(extra);
+    const CPLErr err = mb == NULL ? CE_Failure
+                                  : GDALRasterIOEx(mb, GF_Read, (int)win.col_off, (int)win.row_off,
+                                                   (int)win.width, (int)win.height, dst->data,
+                                                   (int)win.width, (int)win.height, GDT_Byte,
+                                                   dst->col_stride, dst->row_stride, &extra);
+    raster_status_t st = RASTER_OK;
+    if (err != CE_None)
+        st = raster__fail(RASTER_E_CORRUPT,
+                          "%s: GDAL failed to read the mask of band %d, window (col %lld, row %lld, "
+                          "%lldx%lld): %s",
+                          ds->path, band, (long long)win.col_off, (long long)win.row_off,
+                          (long long)win.width, (long long)win.height, gdal_msg());
+    GDAL_QUIET_END();
+    handle_release(ds->gdal, h);
+    return st;
+}

@@ -1,0 +1,188 @@
+/*
+ * test_util.c - fixture lookup, guarded buffers and the GDAL oracle.
+ *
+ * The oracle is deliberately a different route through GDAL than the
+ * library's own GDAL reader: one GDALRasterIO per band into a compact CHW
+ * buffer, in the band's own data type, no pixel/line/band spacing.
+ */
+#include "test_util.h"
+
+#include <cpl_error.h>
+#include <gdal.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *
+fixture_path(const char *name)
+{
+    static _Thread_local char buf[4096];
+    const char *dir = getenv("RASTER_FIXTURES");
+    snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "data/fixtures", name);
+    return buf;
+}
+
+int
+fixtures_load(fixture_t **out)
+{
+    FILE *f = fopen(fixture_path("manifest.tsv"), "r");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open %s: run `make fixtures`\n", fixture_path("manifest.tsv"));
+        *out = NULL;
+        return 0;
+    }
+    int n = 0, cap = 0;
+    fixture_t *v = NULL;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            v = realloc(v, (size_t)cap * sizeof *v);
+        }
+        fixture_t *fx = &v[n];
+        memset(fx, 0, sizeof *fx);
+        if (sscanf(line, "%159s %d %d", fx->name, &fx->native_expected, &fx->malformed) == 3)
+            n++;
+    }
+    fclose(f);
+    *out = v;
+    return n;
+}
+
+guarded_t
+guarded_alloc(size_t nbytes)
+{
+    guarded_t g;
+    g.base = malloc(nbytes + 2 * GUARD_NBYTES);
+    memset(g.base, GUARD_BYTE, nbytes + 2 * GUARD_NBYTES);
+    g.data = g.base + GUARD_NBYTES;
+    g.nbytes = nbytes;
+    return g;
+}
+
+int
+guarded_intact(const guarded_t *g)
+{
+    for (size_t i = 0; i < GUARD_NBYTES; i++)
+        if (g->base[i] != GUARD_BYTE || g->data[g->nbytes + i] != GUARD_BYTE)
+            return 0;
+    return 1;
+}
+
+void
+guarded_free(guarded_t *g)
+{
+    free(g->base);
+    g->base = g->data = NULL;
+}
+
+static int
+oracle_dtype(GDALRasterBandH b, raster_dtype_t *dt, GDALDataType *gt)
+{
+    *gt = GDALGetRasterDataType(b);
+    switch (*gt) {
+    case GDT_Byte: {
+        const char *pt = GDALGetMetadataItem(b, "PIXELTYPE", "IMAGE_STRUCTURE");
+        *dt = (pt && strcmp(pt, "SIGNEDBYTE") == 0) ? RASTER_I8 : RASTER_U8;
+        return 0;
+    }
+    case GDT_UInt16: *dt = RASTER_U16; return 0;
+    case GDT_Int16: *dt = RASTER_I16; return 0;
+    case GDT_UInt32: *dt = RASTER_U32; return 0;
+    case GDT_Int32: *dt = RASTER_I32; return 0;
+    case GDT_Float32: *dt = RASTER_F32; return 0;
+    case GDT_Float64: *dt = RASTER_F64; return 0;
+    default: return -1;
+    }
+}
+
+int
+gdal_oracle_read(const char *path, raster_window_t win, const int *bands, int band_count, void **out,
+                 raster_dtype_t *dt_out)
+{
+    GDALAllRegister();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDatasetH h = GDALOpen(path, GA_ReadOnly);
+    CPLPopErrorHandler();
+    if (h == NULL)
+        return -1;
+    GDALDataType gt;
+    if (oracle_dtype(GDALGetRasterBand(h, bands[0]), dt_out, &gt) != 0) {
+        GDALClose(h);
+        return -1;
+    }
+    const size_t plane = (size_t)(win.width * win.height) * raster_dtype_size(*dt_out);
+    uint8_t *buf = malloc(plane * (size_t)band_count);
+    int rc = 0;
+    for (int i = 0; i < band_count && rc == 0; i++) {
+        GDALRasterBandH b = GDALGetRasterBand(h, bands[i]);
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        if (GDALRasterIO(b, GF_Read, (int)win.col_off, (int)win.row_off, (int)win.width,
+                         (int)win.height, buf + plane * (size_t)i, (int)win.width, (int)win.height,
+                         gt, 0, 0) != CE_None)
+            rc = -1;
+        CPLPopErrorHandler();
+    }
+    GDALClose(h);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    return 0;
+}
+
+static int
+read_band_mask(GDALDatasetH h, int band, raster_window_t win, uint8_t *buf)
+{
+    GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(h, band));
+    return GDALRasterIO(mb, GF_Read, (int)win.col_off, (int)win.row_off, (int)win.width,
+                        (int)win.height, buf, (int)win.width, (int)win.height, GDT_Byte, 0, 0) ==
+                   CE_None
+               ? 0
+               : -1;
+}
+
+int
+gdal_oracle_mask(const char *path, raster_window_t win, int band, uint8_t **out)
+{
+    GDALAllRegister();
+    GDALDatasetH h = GDALOpen(path, GA_ReadOnly);
+    if (h == NULL)
+        return -1;
+    const size_t n = (size_t)(win.width * win.height);
+    uint8_t *buf = malloc(n);
+    int rc;
+    const int count = GDALGetRasterCount(h);
+    if (band > 0) {
+        rc = read_band_mask(h, band, win, buf);
+    } else if (GDALGetMaskFlags(GDALGetRasterBand(h, 1)) & GMF_PER_DATASET) {
+        rc = read_band_mask(h, 1, win, buf);
+    } else if (count == 4 &&
+               GDALGetRasterColorInterpretation(GDALGetRasterBand(h, 1)) == GCI_RedBand) {
+        rc = read_band_mask(h, 4, win, buf);
+    } else {
+        /* rasterio: np.logical_or.reduce(read_masks()) * 255 */
+        uint8_t *m = malloc(n);
+        memset(buf, 0, n);
+        rc = 0;
+        for (int b = 1; b <= count && rc == 0; b++) {
+            rc = read_band_mask(h, b, win, m);
+            for (size_t i = 0; i < n; i++)
+                buf[i] |= m[i];
+        }
+        for (size_t i = 0; i < n; i++)
+            buf[i] = buf[i] ? 255 : 0;
+        free(m);
+    }
+    GDALClose(h);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    return 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * test_util.h - helpers shared by the Check suites: one executable per suite
+ * file, fixture lookup, guarded destination buffers and the GDAL oracle.
+ */
+#ifndef RASTER_TEST_UTIL_H
+#define RASTER_TEST_UTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rasterloader.h"
+
+/* RASTER_SUITE_MAIN(fn) defines main() running the Suite that fn() builds,
+ * in CK_FORK mode so a crash fails only its own test. */
+#define RASTER_SUITE_MAIN(fn)                                          \
+    int main(void)                                                     \
+    {                                                                  \
+        SRunner *sr = srunner_create(fn());                            \
+        srunner_run_all(sr, CK_NORMAL);                                \
+        const int failed = srunner_ntests_failed(sr);                  \
+        srunner_free(sr);                                              \
+        return failed == 0 ? 0 : 1;                                    \
+    }
+
+/* fixture_path() joins $RASTER_FIXTURES (default data/fixtures) and 'name';
+ * the result is a static buffer per thread. */
+const char *fixture_path(const char *name);
+
+/* One row of data/fixtures/manifest.tsv (written by `make fixtures`). */
+typedef struct fixture {
+    char name[160];
+    int native_expected;      /* the native reader should serve it */
+    int malformed;            /* a hostile file: reading it must fail cleanly */
+} fixture_t;
+
+/* fixtures_load() reads the manifest; returns the count, *out malloc'd. */
+int fixtures_load(fixture_t **out);
+
+/* A destination buffer with guard bytes on both sides, to prove that a read
+ * never writes outside its view. */
+typedef struct guarded {
+    uint8_t *base;            /* malloc'd: guard + payload + guard */
+    uint8_t *data;            /* the payload */
+    size_t nbytes;
+} guarded_t;
+#define GUARD_NBYTES 64
+#define GUARD_BYTE 0xA5
+guarded_t guarded_alloc(size_t nbytes);
+int guarded_intact(const guarded_t *g);   /* 1 when both guards are untouched */
+void guarded_free(guarded_t *g);
+
+/* gdal_oracle_read() reads 'win' of 'bands' (1-based) of 'path' with GDAL's
+ * band-wise GDALRasterIO, in the file's own data type, into a malloc'd CHW
+ * buffer (*out, caller frees); the window must lie inside the raster.
+ * Returns 0 on success. *dt_out is the rasterloader dtype of the band data. */
+int gdal_oracle_read(const char *path, raster_window_t win, const int *bands, int band_count,
+                     void **out, raster_dtype_t *dt_out);
+
+/* gdal_oracle_mask() reads GDAL's mask band of 'band' (0 = the dataset mask
+ * rasterio computes: per-dataset mask, alpha, any-band-valid for nodata, or
+ * all valid) for 'win' into a malloc'd uint8 buffer. Returns 0 on success. */
+int gdal_oracle_mask(const char *path, raster_window_t win, int band, uint8_t **out);
+
+#endif
