@@ -96,9 +96,12 @@ raster_open_ex(const char *path_or_url, const raster_open_options_t *opt, raster
     }
     /* GDAL fills the metadata for every format; the native reader then
      * claims the TIFFs it can serve and adds what only libtiff knows. */
-    if ((st = raster__gdal_open(ds)) != RASTER_OK ||
-        (o.reader != RASTER_READER_GDAL && (st = raster__tiff_open(ds)) != RASTER_OK))
+    if ((st = raster__gdal_open(ds)) != RASTER_OK || (st = raster__tiff_open(ds)) != RASTER_OK)
         goto fail;
+    if (o.reader == RASTER_READER_GDAL && ds->tiff != NULL) {
+        raster__tiff_close(ds->tiff);
+        ds->tiff = NULL;
+    }
     if (o.reader == RASTER_READER_NATIVE_TIFF && ds->tiff == NULL) {
         st = raster__fail(RASTER_E_UNSUPPORTED, "%s: the native TIFF reader cannot serve this file",
                           ds->path);

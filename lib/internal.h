@@ -141,9 +141,12 @@ RASTER_HIDDEN raster_status_t raster__gdal_read(raster_dataset_t *ds, const rast
 RASTER_HIDDEN raster_status_t raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win,
                                                      int band, const raster_view_t *dst);
 
-/* Native TIFF reader (tiff/).  raster__tiff_open() returns RASTER_OK with
- * ds->tiff == NULL when the file is valid but not one the native reader
- * serves; the GDAL reader then takes it. */
+/* Native TIFF reader (tiff/).  raster__tiff_open() runs after
+ * raster__gdal_open() for every dataset: for a TIFF it corrects the metadata
+ * only libtiff knows (tiled, predictor, ...), and it sets ds->tiff when the
+ * native reader can serve the file; RASTER_OK with ds->tiff == NULL means
+ * the GDAL reader takes it.  A TIFF that libtiff rejects but GDAL opened is
+ * not an error here: GDAL serves it. */
 RASTER_HIDDEN raster_status_t raster__tiff_open(raster_dataset_t *ds);
 RASTER_HIDDEN void raster__tiff_close(struct raster__tiff *t);
 RASTER_HIDDEN raster_status_t raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq);
