@@ -21,13 +21,12 @@ import json
 import logging
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
@@ -152,7 +151,6 @@ class Fx:
     special: str = ""              # naninf, sparse, rgba, labels
     malformed: str = None
     name: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def tiled(self):
@@ -185,10 +183,12 @@ def F(desc, **kw):
     parts += [layout, il, f"{count}b", size]
     if fx.suffix:
         parts.append(fx.suffix)
-    fx.name = "_".join(parts) + fx.ext
+    if not fx.name:
+        fx.name = "_".join(parts) + fx.ext
     if not fx.purpose:
         shape = "partial edge blocks" if (w % fx.block[0] or h % fx.block[1]) else "exact block multiple"
-        fx.purpose = f"{comp} predictor {pred} {layout} {il}-interleaved {dt}, {shape}"
+        codec = f"{comp} pred{pred}" if comp in PREDICTOR_CODECS else comp
+        fx.purpose = f"{dt} {codec} {layout} {il}-interleaved, {shape}"
     return fx
 
 
@@ -246,7 +246,6 @@ def fixture_specs():
     ]
     S += [F(d) for d in core]
 
-    size = "odd image shapes: single pixel, tall thin, wide short"
     S += [
         F("u8 lzw 1 tile256 pixel 1 1x1", group="sizes", purpose="1x1 image, one mostly-empty tile"),
         F("u16 deflate 2 tile256 band 1 1x1", group="sizes", purpose="1x1 image, planar tag on one band"),
@@ -256,7 +255,6 @@ def fixture_specs():
         F("u16 deflate 2 stripall pixel 4 1000x3", group="sizes", purpose="wide short image, one strip"),
         F("f32 lzw 1 tile256 band 3 1000x3", group="sizes", purpose="wide short image, 3 rows in 256 tiles"),
     ]
-    del size
 
     S += [
         F("u16 deflate 2 tile256 pixel 3 700x531", group="byteorder", suffix="be", byteorder="big",
@@ -317,7 +315,7 @@ def fixture_specs():
           special="labels", purpose="1-bit image needs GDAL"),
         F("u16 lzw 1 strip16 pixel 1 257x513", group="gdal_fallback", suffix="nbits12", nbits=12,
           purpose="12-bit image needs GDAL"),
-        F("i16 none 1 tile64 band 1 700x531", group="gdal_fallback", prefix="hfa", driver="HFA", ext=".img",
+        F("i16 none 1 tile64 band 1 700x531", group="gdal_fallback", name="hfa_i16_1b_700x531.img", driver="HFA",
           purpose="ERDAS Imagine (non-TIFF) via GDAL"),
     ]
     S += [
@@ -460,7 +458,8 @@ def write_fixture(fx, path, index):
 
 
 def tiff_block_table(path):
-    """(byteorder, offsets, counts, file position and struct code of the byte-count array)."""
+    """Byte order, block offsets and byte counts, the file position and struct code of the
+    byte-count array, and the end of the IFD and its out-of-line tag values."""
     with tifffile.TiffFile(path) as t:
         page = t.pages[0]
         tag = page.tags.get(325) or page.tags.get(279)           # TileByteCounts / StripByteCounts
@@ -471,15 +470,16 @@ def tiff_block_table(path):
 
 
 def write_malformed(fx, path, index):
+    """Write one malformed file; return a short description of the defect."""
     rng = rng_for(fx.name)
     if fx.name == "zero_length.tif":
         open(path, "wb").close()
-        return
+        return fx.malformed
     if fx.name == "not_a_tiff.tif":
         with open(path, "wb") as f:
             f.write(b"This is not a TIFF file; rasterloader must reject it cleanly.\n")
             f.write(rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
-        return
+        return fx.malformed
     write_fixture(fx, path, index)
     byteorder, offsets, counts, bc_pos, code, header_end = tiff_block_table(path)
     order = sorted(range(len(offsets)), key=offsets.__getitem__)
@@ -489,16 +489,22 @@ def write_malformed(fx, path, index):
     if fx.name == "truncated.tif":
         cut = offsets[middle] + counts[middle] // 2
         del raw[cut:]
+        detail = f"file cut inside tile {middle} of {len(offsets)} (at byte {cut})"
     elif fx.name == "corrupt_tile.tif":
         o, n = offsets[middle], counts[middle]
         raw[o:o + n] = b"\xff\xff" + rng.integers(0, 256, n - 2, dtype=np.uint8).tobytes()
-    elif fx.name == "bad_bytecount.tif":
+        detail = f"tile {middle} of {len(offsets)} replaced by garbage (not a zlib stream)"
+    else:   # bad_bytecount.tif
         last = order[-1]
         size = np.dtype(code).itemsize
         new = len(raw) - offsets[last] + 4096
         assert new < 1 << (8 * size)
-        raw[bc_pos + last * size:bc_pos + (last + 1) * size] = np.array(new, np.dtype(code).newbyteorder(byteorder)).tobytes()
-    open(path, "wb").write(bytes(raw))
+        raw[bc_pos + last * size:bc_pos + (last + 1) * size] = \
+            np.array(new, np.dtype(code).newbyteorder(byteorder)).tobytes()
+        detail = f"TileByteCounts[{last}] = {new}, runs 4096 bytes past EOF"
+    with open(path, "wb") as f:
+        f.write(bytes(raw))
+    return detail
 
 
 def manifest_entry(fx):
@@ -534,11 +540,12 @@ def build_one(args):
     for p in (path, path + ".msk", path + ".aux.xml"):
         if os.path.exists(p):
             os.remove(p)
+    entry = manifest_entry(fx)
     if fx.malformed:
-        write_malformed(fx, path, index)
+        entry["malformed"] = write_malformed(fx, path, index)
     else:
         write_fixture(fx, path, index)
-    return manifest_entry(fx)
+    return entry
 
 
 # --------------------------------------------------------------------------- idempotence
@@ -555,15 +562,18 @@ def up_to_date(out_dir, extra=None):
 
 
 def remove_listed(out_dir):
-    """Delete the files an older manifest listed (never anything else)."""
+    """Delete the manifest and the files it listed (never anything else), before a rebuild."""
+    mpath = os.path.join(out_dir, "manifest.json")
     try:
-        entries = json.load(open(os.path.join(out_dir, "manifest.json")))
+        entries = json.load(open(mpath))
     except (OSError, ValueError):
         return
     for e in entries if isinstance(entries, list) else []:
-        for p in (e.get("path"), (e.get("path") or "") + ".msk", (e.get("path") or "") + ".aux.xml"):
-            if p and os.path.isfile(os.path.join(out_dir, p)) and os.path.dirname(p) == "":
+        base = e.get("path") or ""
+        for p in (base, base + ".msk", base + ".aux.xml"):
+            if base and os.path.dirname(p) == "" and os.path.isfile(os.path.join(out_dir, p)):
                 os.remove(os.path.join(out_dir, p))
+    os.remove(mpath)
 
 
 def write_manifest(out_dir, entries):
@@ -627,8 +637,10 @@ CLASS_REFL = np.array([
 ], np.float64)
 
 
-def make_scene(seed, h, w, noise, y0_cells=0):
-    """4-band u16 reflectance and a u8 label raster (classes 0..5) that agree with each other."""
+def make_scene(seed, h, w, noise, tex):
+    """4-band u16 reflectance and a u8 label raster (classes 0..5) that agree with each other.
+
+    noise is the pixel noise in DN, tex the relative amplitude of a smooth in-field texture."""
     rng = np.random.default_rng(seed)
     pid, n = parcels(h, w, rng, cell=96)
     cls_of = rng.choice(6, size=n, p=[0.1, 0.35, 0.2, 0.0, 0.1, 0.25])
@@ -641,8 +653,8 @@ def make_scene(seed, h, w, noise, y0_cells=0):
     illum = 1.0 + 0.06 * (x - 0.5) + 0.04 * np.sin(2 * np.pi * (0.7 * y + rng.uniform()))
     bands = []
     for b in range(4):
-        tex = 1.0 + 0.03 * np.sin(2 * np.pi * (6.0 + b) * x + 3.0) * np.cos(2 * np.pi * 5.0 * y + b)
-        v = CLASS_REFL[label, b] * parcel_gain[pid] * illum * tex
+        t = 1.0 + tex * np.sin(2 * np.pi * (6.0 + b) * x + 3.0) * np.cos(2 * np.pi * 5.0 * y + b)
+        v = CLASS_REFL[label, b] * parcel_gain[pid] * illum * t
         v = v + rng.normal(0.0, noise, (h, w))
         bands.append(np.clip(np.rint(v), 0, 65535).astype(np.uint16))
     return np.stack(bands), label
@@ -674,7 +686,7 @@ def make_sample(sample_dir):
     os.makedirs(sample_dir, exist_ok=True)
     changed = []
     for i, tag in enumerate(("a", "b")):
-        img, label = make_scene(1000 + i, 1024, 1024, noise=0.9)
+        img, label = make_scene(1000 + i, 1024, 1024, noise=0.25, tex=0.005)   # < 1 MiB each
         t = Affine(10.0, 0.0, 399960.0 + 20480.0 * i, 0.0, -10.0, 5800020.0 - 10240.0 * i)
         common = dict(driver="GTiff", width=1024, height=1024, crs="EPSG:32633", transform=t, tiled=True,
                       blockxsize=256, blockysize=256, compress="deflate", zlevel=9, bigtiff="NO")
@@ -706,7 +718,7 @@ def make_bench(bench_dir, size, force):
         return
     os.makedirs(bench_dir, exist_ok=True)
     remove_listed(bench_dir)
-    img, label = make_scene(2000, size, size, noise=12.0)
+    img, label = make_scene(2000, size, size, noise=12.0, tex=0.03)
     crs, t = "EPSG:32633", Affine(10.0, 0.0, 399960.0, 0.0, -10.0, 5800020.0)
     common = dict(driver="GTiff", width=size, height=size, crs=crs, transform=t, tiled=True,
                   blockxsize=512, blockysize=512, bigtiff="IF_SAFER", num_threads="ALL_CPUS")
@@ -824,7 +836,7 @@ def verify(out_dir):
     problems = []
     for e in entries:
         problems += check_entry(out_dir, e)
-    listed = {e["path"] for e in entries} | {e["path"] + ".msk" for e in entries} | {"manifest.json"}
+    listed = {e["path"] for e in entries} | {e["path"] + ".msk" for e in entries} | {"manifest.json", "manifest.tsv"}
     stray = sorted(set(os.listdir(out_dir)) - listed)
     if stray:
         problems.append(f"{out_dir}: files not in the manifest: {stray}")

@@ -265,6 +265,22 @@ RASTER_API raster_status_t raster_read_mask_into(raster_dataset_t *ds, raster_wi
                                                  const raster_read_options_t *opt,
                                                  const raster_view_t *dst);
 
+/* ================================ Threads ================================ */
+
+/*
+ * raster_set_threads() sets how many threads one read may use to decode the
+ * tiles or strips it touches: the calling thread plus up to n-1 workers of a
+ * small persistent pool that the library starts on first need.  n <= 0 means
+ * the default, the number of online cores; n is capped at 64.  Results are
+ * identical for every n.  Process-wide, takes effect at the next read, safe
+ * to call from any thread.  After fork() the child starts its own workers on
+ * its first parallel read.  Always returns RASTER_OK: if the system refuses
+ * a worker thread, reads simply decode on the threads that exist.
+ * raster_get_threads() returns the effective count (>= 1).
+ */
+RASTER_API raster_status_t raster_set_threads(int n);
+RASTER_API int raster_get_threads(void);
+
 /* ======================== Buffer pool and handles ======================== */
 
 typedef struct raster_pool raster_pool_t;
@@ -276,7 +292,9 @@ typedef struct raster_buffer raster_buffer_t;
  * class after first use, so a steady loop of acquire/release stops calling
  * the allocator.  Owned by caller: drop with raster_pool_destroy(), which is
  * legal while buffers are out: each buffer and each exported tensor keeps the
- * pool alive until it is released.
+ * pool alive until it is released.  With RASTERLOADER_DEBUG=1 in the
+ * environment when the pool is made, raster_pool_destroy() prints to stderr
+ * each buffer still out and the call site that acquired it.
  */
 RASTER_API raster_status_t raster_pool_create(size_t budget_bytes,
                                               raster_pool_t **pool_out);
@@ -296,7 +314,8 @@ RASTER_API raster_status_t raster_pool_acquire(raster_pool_t *pool, raster_dtype
 
 /* raster_buffer_retain() adds an owner and returns 'buf'; each owner calls
  * raster_buffer_release() once, from any thread (NULL is fine).  The last
- * release returns the block to its pool. */
+ * release returns the block to its pool.  Releasing a buffer that is back
+ * in its pool (released twice) aborts with a message. */
 RASTER_API raster_buffer_t *raster_buffer_retain(raster_buffer_t *buf);
 RASTER_API void raster_buffer_release(raster_buffer_t *buf);
 
@@ -315,13 +334,16 @@ RASTER_API void *raster_buffer_data(const raster_buffer_t *buf);
 /* Counters of a pool, all since creation except the "now" ones. */
 typedef struct raster_pool_stats {
     size_t budget_bytes;
-    size_t bytes_in_use;        /* now: handed out */
+    size_t bytes_in_use;        /* now: handed out, in whole blocks (a request
+                                   is rounded up to its size class) */
     size_t bytes_reserved;      /* now: handed out + kept for reuse */
     size_t peak_bytes_in_use;
     uint64_t acquires, waits, timeouts;
     uint64_t block_mallocs;     /* times the allocator was called for a block */
     int64_t buffers_outstanding;/* now */
     int64_t exports_outstanding;/* now: DLPack tensors not yet deleted */
+    uint64_t export_mallocs;    /* times the allocator was called for a DLPack
+                                   tensor record (recycled per pool after that) */
 } raster_pool_stats_t;
 
 RASTER_API void raster_pool_get_stats(const raster_pool_t *pool,

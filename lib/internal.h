@@ -155,4 +155,34 @@ RASTER_HIDDEN raster_status_t raster__tiff_read(raster_dataset_t *ds, const rast
 RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_window_t win,
                                                 int band, const raster_view_t *dst);
 
+/* ------------------------------ threads -------------------------------- */
+
+/* raster__parallel_for() runs fn(ctx, i) for every i in [0, n) on the
+ * calling thread plus up to max_threads-1 workers of the library's pool
+ * (threads.c), and returns when all have finished.  Items are taken in
+ * increasing order from a shared counter, so any split gives the same
+ * result when items write disjoint memory.  After the first failure the
+ * items not yet started are skipped; the failure of the lowest failing index
+ * is returned and its message is re-raised on the calling thread.  n <= 1 or
+ * max_threads <= 1 runs inline with no hand-off.  Never allocates once the
+ * pool has its workers. */
+typedef raster_status_t (*raster__task_fn)(void *ctx, int64_t index);
+RASTER_HIDDEN raster_status_t raster__parallel_for(int64_t n, int max_threads, raster__task_fn fn,
+                                                   void *ctx);
+
+/* Allocation counter of threads.c (pool and worker start-up), for tests. */
+RASTER_HIDDEN uint64_t raster__thread_allocations(void);
+
+/* ------------------------------ native TIFF ---------------------------- */
+
+/* Scratch slots used by lib/tiff/ beyond RAW and DECODE. */
+enum {
+    RASTER_SCRATCH_TIFF_PLAN = 4, /* tiff_read.c: the segment plan of one read */
+    RASTER_SCRATCH_TIFF_ROW = 5   /* tiff_codec.c: one row for the float predictor */
+};
+
+/* Allocation counter of lib/tiff/ (per-thread decoder contexts), for tests:
+ * with raster__scratch_allocations() it must stay flat in steady state. */
+RASTER_HIDDEN uint64_t raster__tiff_allocations(void);
+
 #endif /* RASTERLOADER_INTERNAL_H */

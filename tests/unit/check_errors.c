@@ -1,0 +1,257 @@
+/*
+ * check_errors.c - every documented failure returns its status with a
+ * message naming the file, window and cause, and writes nothing outside the
+ * destination (guard bytes on both sides of every buffer).
+ */
+#include "test_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static fixture_t *fixtures;
+static int fixture_count;
+
+/* A small readable 3-band fixture (or any readable one). */
+static const char *some_fixture(void)
+{
+    for (int i = 0; i < fixture_count; i++)
+        if (!fixtures[i].malformed && strstr(fixtures[i].name, "3b"))
+            return fixture_path(fixtures[i].name);
+    for (int i = 0; i < fixture_count; i++)
+        if (!fixtures[i].malformed)
+            return fixture_path(fixtures[i].name);
+    return NULL;
+}
+
+static raster_dataset_t *open_some(raster_info_t *in)
+{
+    const char *p = some_fixture();
+    ck_assert_ptr_nonnull(p);
+    raster_dataset_t *ds = NULL;
+    ck_assert_msg(raster_open(p, &ds) == RASTER_OK, "%s", raster_last_error());
+    raster_dataset_info(ds, in);
+    return ds;
+}
+
+#define ASSERT_MSG_HAS(s) ck_assert_msg(strstr(raster_last_error(), (s)) != NULL, \
+                                        "message \"%s\" lacks \"%s\"", raster_last_error(), (s))
+
+START_TEST(missing_file)
+{
+    raster_dataset_t *ds = (raster_dataset_t *)0x1;
+    ck_assert_int_eq(raster_open("/nonexistent/dir/x.tif", &ds), RASTER_E_IO);
+    ck_assert_ptr_null(ds);
+    ASSERT_MSG_HAS("/nonexistent/dir/x.tif");
+    ASSERT_MSG_HAS("no such file");
+}
+END_TEST
+
+START_TEST(not_a_raster)
+{
+    raster_dataset_t *ds = NULL;
+    ck_assert_int_eq(raster_open(fixture_path("not_a_tiff.tif"), &ds), RASTER_E_FORMAT);
+    ck_assert_ptr_null(ds);
+    ASSERT_MSG_HAS("not_a_tiff.tif");
+    ck_assert_int_eq(raster_open(fixture_path("zero_length.tif"), &ds), RASTER_E_FORMAT);
+    ck_assert_int_eq(raster_open("/tmp", &ds), RASTER_E_FORMAT);
+}
+END_TEST
+
+START_TEST(null_arguments)
+{
+    raster_dataset_t *ds = NULL;
+    ck_assert_int_eq(raster_open(NULL, &ds), RASTER_E_INVALID_ARG);
+    ck_assert_int_eq(raster_open("x", NULL), RASTER_E_INVALID_ARG);
+    ck_assert_int_eq(raster_open("", &ds), RASTER_E_INVALID_ARG);
+    uint8_t b[4];
+    raster_view_t v = raster_view_hwc(b, RASTER_U8, 1, 1, 1);
+    ck_assert_int_eq(raster_read_into(NULL, (raster_window_t){0, 0, 1, 1}, NULL, &v), RASTER_E_INVALID_ARG);
+    raster_info_t in;
+    ds = open_some(&in);
+    ck_assert_int_eq(raster_read_into(ds, (raster_window_t){0, 0, 1, 1}, NULL, NULL), RASTER_E_INVALID_ARG);
+    v.data = NULL;
+    v.channels = in.band_count;
+    ck_assert_int_eq(raster_read_into(ds, (raster_window_t){0, 0, 1, 1}, NULL, &v), RASTER_E_INVALID_ARG);
+    ASSERT_MSG_HAS("NULL data");
+    ck_assert_int_eq(raster_dataset_info(ds, NULL), RASTER_E_INVALID_ARG);
+    raster_close(ds);
+    raster_close(NULL);
+}
+END_TEST
+
+/* Outside without boundless, zero and negative sizes: nothing written. */
+START_TEST(bad_windows)
+{
+    raster_info_t in;
+    raster_dataset_t *ds = open_some(&in);
+    const int64_t W = in.width, H = in.height;
+    struct { raster_window_t w; raster_status_t st; const char *needle; } cases[] = {
+        {{-1, 0, 4, 4}, RASTER_E_BOUNDS, "outside"},
+        {{0, -1, 4, 4}, RASTER_E_BOUNDS, "outside"},
+        {{W - 3, 0, 4, 4}, RASTER_E_BOUNDS, "outside"},
+        {{0, H - 3, 4, 4}, RASTER_E_BOUNDS, "outside"},
+        {{W, H, 4, 4}, RASTER_E_BOUNDS, "outside"},
+        {{0, 0, 0, 4}, RASTER_E_INVALID_ARG, ">= 1"},
+        {{0, 0, 4, -2}, RASTER_E_INVALID_ARG, ">= 1"},
+        {{INT64_MAX - 1, 0, 4, 4}, RASTER_E_BOUNDS, "large"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const raster_window_t w = cases[i].w;
+        const int64_t h = w.height > 0 ? w.height : 1, wd = w.width > 0 ? w.width : 1;
+        guarded_t g = guarded_alloc((size_t)(h * wd * in.band_count) * 8);
+        memset(g.data, 0x11, g.nbytes);
+        raster_view_t v = raster_view_hwc(g.data, RASTER_F64, w.height, w.width, in.band_count);
+        ck_assert_int_eq(raster_read_into(ds, w, NULL, &v), cases[i].st);
+        ASSERT_MSG_HAS(cases[i].needle);
+        ASSERT_MSG_HAS(some_fixture());
+        ck_assert(guarded_intact(&g));
+        for (size_t j = 0; j < g.nbytes; j++)
+            ck_assert_int_eq(g.data[j], 0x11);
+        guarded_free(&g);
+    }
+    raster_close(ds);
+}
+END_TEST
+
+START_TEST(view_mismatch)
+{
+    raster_info_t in;
+    raster_dataset_t *ds = open_some(&in);
+    const raster_window_t w = {0, 0, 8, 6};
+    guarded_t g = guarded_alloc(8 * 6 * 8 * 8);
+    /* Too small: one row short, one column short, one channel short. */
+    raster_view_t v = raster_view_hwc(g.data, RASTER_U16, 5, 8, in.band_count);
+    ck_assert_int_eq(raster_read_into(ds, w, NULL, &v), RASTER_E_INVALID_ARG);
+    ASSERT_MSG_HAS("needs 6x8x");
+    v = raster_view_hwc(g.data, RASTER_U16, 6, 7, in.band_count);
+    ck_assert_int_eq(raster_read_into(ds, w, NULL, &v), RASTER_E_INVALID_ARG);
+    v = raster_view_hwc(g.data, RASTER_U16, 6, 8, in.band_count - 1);
+    ck_assert_int_eq(raster_read_into(ds, w, NULL, &v), RASTER_E_INVALID_ARG);
+    /* Unknown dtype, negative and overlapping strides. */
+    v = raster_view_hwc(g.data, (raster_dtype_t)42, 6, 8, in.band_count);
+    ck_assert_int_eq(raster_read_into(ds, w, NULL, &v), RASTER_E_INVALID_ARG);
+    ASSERT_MSG_HAS("dtype");
+    v = raster_view_hwc(g.data, RASTER_U16, 6, 8, in.band_count);
+    v.col_stride = -v.col_stride;
+    ck_assert_int_eq(raster_read_into(ds, w, NULL, &v), RASTER_E_INVALID_ARG);
+    ASSERT_MSG_HAS("negative");
+    v = raster_view_hwc(g.data, RASTER_U16, 6, 8, in.band_count);
+    v.row_stride = v.col_stride;     /* rows on top of each other */
+    ck_assert_int_eq(raster_read_into(ds, w, NULL, &v), RASTER_E_INVALID_ARG);
+    ASSERT_MSG_HAS("overlap");
+    /* A mask destination must be uint8 with one channel. */
+    v = raster_view_hwc(g.data, RASTER_U16, 6, 8, 1);
+    ck_assert_int_eq(raster_read_mask_into(ds, w, NULL, &v), RASTER_E_INVALID_ARG);
+    ASSERT_MSG_HAS("uint8");
+    v = raster_view_hwc(g.data, RASTER_U8, 6, 8, 2);
+    ck_assert_int_eq(raster_read_mask_into(ds, w, NULL, &v), RASTER_E_INVALID_ARG);
+    ck_assert(guarded_intact(&g));
+    guarded_free(&g);
+    raster_close(ds);
+}
+END_TEST
+
+START_TEST(unknown_bands_and_options)
+{
+    raster_info_t in;
+    raster_dataset_t *ds = open_some(&in);
+    uint16_t buf[16];
+    raster_view_t v = raster_view_hwc(buf, RASTER_U16, 2, 2, 1);
+    raster_read_options_t opt;
+    raster_read_options_init(&opt);
+    const int bad[] = {0, in.band_count + 1, -3};
+    for (int i = 0; i < 3; i++) {
+        opt.bands = &bad[i];
+        opt.band_count = 1;
+        ck_assert_int_eq(raster_read_into(ds, (raster_window_t){0, 0, 2, 2}, &opt, &v), RASTER_E_BOUNDS);
+        ASSERT_MSG_HAS("does not exist");
+    }
+    opt.bands = bad;
+    opt.band_count = 0;
+    ck_assert_int_eq(raster_read_into(ds, (raster_window_t){0, 0, 2, 2}, &opt, &v), RASTER_E_INVALID_ARG);
+    raster_read_options_t stale = {0};
+    ck_assert_int_eq(raster_read_into(ds, (raster_window_t){0, 0, 2, 2}, &stale, &v), RASTER_E_INVALID_ARG);
+    ASSERT_MSG_HAS("raster_read_options_init");
+    raster_band_info_t bi;
+    ck_assert_int_eq(raster_band_info(ds, in.band_count + 1, &bi), RASTER_E_BOUNDS);
+    ck_assert_int_eq(raster_band_info(ds, 1, &bi), RASTER_OK);
+    raster_open_options_t oo;
+    raster_open_options_init(&oo);
+    oo.reader = 7;
+    raster_dataset_t *ds2 = NULL;
+    ck_assert_int_eq(raster_open_ex(some_fixture(), &oo, &ds2), RASTER_E_INVALID_ARG);
+    raster_close(ds);
+}
+END_TEST
+
+/* A retained dataset read after raster_close() says it is closed. */
+START_TEST(closed_dataset)
+{
+    raster_info_t in;
+    raster_dataset_t *ds = open_some(&in);
+    raster_dataset_t *held = raster_dataset_retain(ds);
+    raster_close(ds);
+    uint8_t buf[64];
+    raster_view_t v = raster_view_hwc(buf, RASTER_U8, 1, 1, in.band_count);
+    ck_assert_int_eq(raster_read_into(held, (raster_window_t){0, 0, 1, 1}, NULL, &v), RASTER_E_CLOSED);
+    ASSERT_MSG_HAS("closed");
+    v = raster_view_hwc(buf, RASTER_U8, 1, 1, 1);
+    ck_assert_int_eq(raster_read_mask_into(held, (raster_window_t){0, 0, 1, 1}, NULL, &v), RASTER_E_CLOSED);
+    ck_assert_int_eq(raster_dataset_info(held, &in), RASTER_E_CLOSED);
+    raster_dataset_release(held);
+}
+END_TEST
+
+/* Hostile files: open or read fails with a status, never a crash, and the
+ * destination's guards survive.  Reads cover the whole raster. */
+START_TEST(malformed_files_fail_cleanly)
+{
+    if (!fixtures[_i].malformed)
+        return;
+    const char *path = fixture_path(fixtures[_i].name);
+    for (int reader = -1; reader <= 0; reader++) {
+        raster_open_options_t oo;
+        raster_open_options_init(&oo);
+        oo.reader = reader;
+        raster_dataset_t *ds = NULL;
+        const raster_status_t st = raster_open_ex(path, &oo, &ds);
+        if (st != RASTER_OK) {
+            ck_assert_msg(st == RASTER_E_FORMAT || st == RASTER_E_CORRUPT || st == RASTER_E_IO,
+                          "%s: open gave %s", path, raster_status_str(st));
+            ck_assert_ptr_nonnull(strstr(raster_last_error(), fixtures[_i].name));
+            continue;
+        }
+        raster_info_t in;
+        raster_dataset_info(ds, &in);
+        guarded_t g = guarded_alloc((size_t)(in.width * in.height * in.band_count) * 8);
+        raster_view_t v = raster_view_hwc(g.data, RASTER_F64, in.height, in.width, in.band_count);
+        const raster_status_t rs = raster_read_into(ds, (raster_window_t){0, 0, in.width, in.height}, NULL, &v);
+        ck_assert_msg(rs == RASTER_E_CORRUPT || rs == RASTER_E_IO, "%s (reader %d): read gave %s: %s", path,
+                      reader, raster_status_str(rs), raster_last_error());
+        ck_assert_msg(strstr(raster_last_error(), fixtures[_i].name) != NULL, "message lacks the file: %s",
+                      raster_last_error());
+        ck_assert(guarded_intact(&g));
+        guarded_free(&g);
+        raster_close(ds);
+    }
+}
+END_TEST
+
+static Suite *errors_suite(void)
+{
+    fixture_count = fixtures_load(&fixtures);
+    Suite *s = suite_create("errors");
+    TCase *tc = tcase_create("errors");
+    tcase_add_test(tc, missing_file);
+    tcase_add_test(tc, not_a_raster);
+    tcase_add_test(tc, null_arguments);
+    tcase_add_test(tc, bad_windows);
+    tcase_add_test(tc, view_mismatch);
+    tcase_add_test(tc, unknown_bands_and_options);
+    tcase_add_test(tc, closed_dataset);
+    tcase_add_loop_test(tc, malformed_files_fail_cleanly, 0, fixture_count);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+RASTER_SUITE_MAIN(errors_suite)
