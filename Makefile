@@ -80,8 +80,24 @@ fixtures: venv
 
 # ---- run ------------------------------------------------------------------
 
-demo: setup build
-	$(BUILD)/rasterloader_demo data/sample/scene_a.tif
+# The training-style loop with rasterio and with rasterloader, side by side.
+demo: setup python
+	$(PY) examples/demo.py
+
+# ---- Python package ---------------------------------------------------------
+
+# pip install . (scikit-build-core driving this CMake tree) into the venv; the
+# stamp makes it re-run only when a source of the extension or package changes.
+PY_STAMP := $(VENV)/.rasterloader-python.stamp
+PY_SOURCES := $(shell find bindings/python lib include -type f \( -name '*.c' -o -name '*.h' \
+                -o -name '*.py' -o -name '*.txt' -o -name '*.map' \) 2>/dev/null) \
+              CMakeLists.txt pyproject.toml
+
+python: $(PY_STAMP)
+
+$(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
+	$(PIP) install --no-build-isolation -q .
+	touch $@
 
 # ---- tests ----------------------------------------------------------------
 
@@ -113,13 +129,17 @@ test-valgrind: build fixtures
 test-tsan: build-tsan fixtures
 	CK_FORK=no TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir $(BUILD_TSAN) -R 'pool|thread'
 
-test-python: venv
-	@if [ -d tests/python ] && ls tests/python/test_*.py >/dev/null 2>&1; then \
-	  $(PY) -m pytest -q tests/python; \
-	else echo "no Python tests yet"; fi
+test-python: python fixtures
+	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) -m pytest -q tests/python
+
+# Fast-path benchmark: native reader vs GDAL vs codec limit; writes
+# bench/results/fast_path.md (bench data cached in bench/data/).
+.PHONY: bench-c
+bench-c: venv build
+	bench/fast_path/run.sh $(CURDIR)/$(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) build-python
 
 distclean: clean
 	rm -rf $(VENV) $(FIXTURES)

@@ -1,0 +1,125 @@
+/*
+ * binding.h - shared structs and helpers of the rasterloader._core extension.
+ *
+ * One .c file per Python type (dataset_type.c, pool_type.c, tile_type.c),
+ * plus errors.c (status -> exception), out_view.c (caller arrays and tensors
+ * as raster_view_t), dlpack_export.c (capsules for Tile.__dlpack__) and
+ * module.c.  The pure-Python package rasterloader/ builds the rasterio-style
+ * API on top; this layer only binds the C API, releases the GIL around every
+ * call that may touch a file or wait, and turns statuses into exceptions.
+ *
+ * Lifetimes are C refcounts wherever memory crosses a thread or a consumer:
+ * a read retains its dataset while the GIL is released, a Py_buffer and a
+ * DLPack export each retain the pool buffer, so Python refcounts never need
+ * to be touched without the GIL.
+ */
+#ifndef RASTERLOADER_BINDING_H
+#define RASTERLOADER_BINDING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <rasterloader.h>
+
+/* ------------------------------ Dataset -------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    raster_dataset_t *ds;     /* owned (raster_open's reference); NULL once closed */
+    PyObject *path;           /* owned: the str the dataset was opened with */
+    raster_info_t info;       /* copied at open; its strings are views into 'ds',
+                                 copied to Python objects before close */
+    PyObject *weakreflist;    /* owned by the type machinery */
+} DatasetObject;
+
+/* ------------------------------ BufferPool ----------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    raster_pool_t *pool;      /* owned; NULL once destroyed */
+    size_t budget_bytes;
+    Py_ssize_t users;         /* calls in flight with the GIL released */
+    int closing;              /* close() asked while users > 0: last user destroys */
+    PyObject *weakreflist;
+} PoolObject;
+
+/* pool_enter() returns the C pool for a call that will release the GIL
+ * (raising ClosedError if closed); pool_leave() must follow with the GIL
+ * held.  Together they keep raster_pool_destroy() from running under a
+ * waiting acquire on another thread. */
+raster_pool_t *pool_enter(PoolObject *p);
+void pool_leave(PoolObject *p);
+
+/* ------------------------------ Tile ----------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    raster_buffer_t *buf;     /* owned reference; NULL after release() */
+    raster_dtype_t dtype;
+    Py_ssize_t shape[3];      /* height, width, channels */
+    Py_ssize_t strides[3];    /* bytes, compact HWC; Py_buffer views point here */
+    Py_ssize_t nbytes;
+    int read_only;            /* exports are read-only (flag or BufferError) */
+    PyObject *weakreflist;
+} TileObject;
+
+/* tile_new() wraps 'buf' (the caller's reference is stolen, also on failure)
+ * holding an h x w x c sample 0. */
+PyObject *tile_new(raster_buffer_t *buf, raster_dtype_t dt, int64_t h, int64_t w, int64_t c);
+
+/* ------------------------------ DLPack --------------------------------- */
+
+/* tile_dlpack() implements Tile.__dlpack__(*, stream, max_version,
+ * dl_device, copy) with the negotiation rules of DLPACK.md §3. */
+PyObject *tile_dlpack(TileObject *t, PyObject *args, PyObject *kwargs);
+/* dlpack_layout() reports sizeof/offsetof of the header's DLPack structs. */
+PyObject *dlpack_layout(PyObject *mod, PyObject *unused);
+
+/* ------------------------------ out= targets ---------------------------- */
+
+typedef enum { LAYOUT_HWC = 0, LAYOUT_CHW = 1, LAYOUT_HW = 2 } out_layout_t;
+
+/* A caller array or tensor pinned for a write with the GIL released. */
+typedef struct {
+    raster_view_t view;       /* element (r, c, k) of the window's output */
+    Py_buffer pybuf;          /* pinned through the buffer protocol, or */
+    int has_pybuf;
+    void *dl_managed;         /* an imported DLPack tensor (we are its consumer) */
+    int dl_versioned;
+} out_target_t;
+
+/* out_target_acquire() pins 'obj' (a writable buffer-protocol object such as
+ * a numpy array, or any CPU DLPack producer such as a torch tensor) and
+ * checks its shape against h x w x c in 'layout' and, when want_dtype >= 0,
+ * its dtype.  Never copies: a mismatch raises ValueError/TypeError. */
+int out_target_acquire(PyObject *obj, out_layout_t layout, int64_t h, int64_t w, int64_t c,
+                       int want_dtype, out_target_t *t);
+void out_target_release(out_target_t *t);
+int layout_converter(PyObject *o, void *out);
+
+/* ------------------------------ errors --------------------------------- */
+
+/* rl_raise() sets the exception for 'st' from raster_last_error(); call it
+ * right after the failing call, before any other rasterloader call on this
+ * thread.  Returns NULL for 'return rl_raise(st);'. */
+PyObject *rl_raise(raster_status_t st);
+/* rl_raise_status() raises the class for 'st' with a message of our own. */
+PyObject *rl_raise_status(raster_status_t st, const char *fmt, ...);
+int errors_init(PyObject *m);
+
+/* ------------------------------ dtypes --------------------------------- */
+
+int dtype_from_name(const char *name, raster_dtype_t *out);
+int dtype_converter(PyObject *o, void *out);   /* str -> raster_dtype_t */
+
+/* ------------------------------ types ---------------------------------- */
+
+extern PyTypeObject *Dataset_Type;
+extern PyTypeObject *Pool_Type;
+extern PyTypeObject *Tile_Type;
+
+int dataset_type_init(PyObject *m);
+int pool_type_init(PyObject *m);
+int tile_type_init(PyObject *m);
+
+#endif /* RASTERLOADER_BINDING_H */

@@ -1,0 +1,522 @@
+/*
+ * dataset_type.c - rasterloader._core.Dataset: an open raster and its reads.
+ *
+ * The low-level reader under rasterloader.Dataset (the rasterio-style class
+ * in rasterloader/_dataset.py).  Windows arrive already resolved to integer
+ * (col_off, row_off, width, height); every read writes into memory pinned
+ * beforehand (a caller's array or tensor, or a pool buffer) with the GIL
+ * released, holding its own C reference on the dataset so that close() on
+ * another thread cannot free it mid-read.
+ */
+#include "binding.h"
+
+#include <structmember.h>
+
+#include <string.h>
+
+PyTypeObject *Dataset_Type;
+
+/* ------------------------------ helpers -------------------------------- */
+
+static int
+window_converter(PyObject *o, void *out)
+{
+    raster_window_t *w = out;
+    long long v[4];
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4) {
+        PyErr_Format(PyExc_TypeError, "window must be a (col_off, row_off, width, height) tuple, "
+                                      "not %R", o);
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        v[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(o, i));
+        if (v[i] == -1 && PyErr_Occurred())
+            return 0;
+    }
+    w->col_off = v[0], w->row_off = v[1], w->width = v[2], w->height = v[3];
+    return 1;
+}
+
+/* Band list -> PyMem array (caller frees); None -> NULL and *n = 0. */
+static int
+bands_parse(PyObject *o, int **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (o == NULL || o == Py_None)
+        return 0;
+    PyObject *seq = PySequence_Fast(o, "bands must be a sequence of ints");
+    if (seq == NULL)
+        return -1;
+    const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+    if (len < 1 || len > 65536) {
+        Py_DECREF(seq);
+        rl_raise_status(RASTER_E_INVALID_ARG, "bands must list 1 to 65536 band numbers, not %zd",
+                        len);
+        return -1;
+    }
+    int *b = PyMem_New(int, (size_t)len);
+    if (b == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        const long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            PyMem_Free(b);
+            Py_DECREF(seq);
+            return -1;
+        }
+        b[i] = (v < -0x7fffffffL || v > 0x7fffffffL) ? -1 : (int)v;
+    }
+    Py_DECREF(seq);
+    *out = b;
+    *n = (int)len;
+    return 0;
+}
+
+/* Per-channel doubles -> PyMem array of exactly 'n' (caller frees). */
+static int
+doubles_parse(PyObject *o, int n, const char *what, double **out)
+{
+    *out = NULL;
+    if (o == NULL || o == Py_None)
+        return 0;
+    PyObject *seq = PySequence_Fast(o, "scale and offset must be sequences of floats");
+    if (seq == NULL)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != n) {
+        rl_raise_status(RASTER_E_INVALID_ARG, "%s has %zd values but the read has %d channel(s)",
+                        what, PySequence_Fast_GET_SIZE(seq), n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    double *d = PyMem_New(double, (size_t)n);
+    if (d == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        d[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (d[i] == -1.0 && PyErr_Occurred()) {
+            PyMem_Free(d);
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    *out = d;
+    return 0;
+}
+
+static raster_dataset_t *
+open_or_raise(DatasetObject *self)
+{
+    if (self->ds == NULL)
+        rl_raise_status(RASTER_E_CLOSED, "%U: dataset is closed", self->path);
+    return self->ds;
+}
+
+/* Everything a read needs besides the window and the destination. */
+typedef struct {
+    int *bands;
+    int band_count;
+    double *scale, *offset;
+    raster_read_options_t opt;
+} read_args_t;
+
+static int
+read_args_init(DatasetObject *self, PyObject *bands, int boundless, double fill,
+               PyObject *scale, PyObject *offset, read_args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    if (bands_parse(bands, &a->bands, &a->band_count) < 0)
+        return -1;
+    const int channels = a->bands ? a->band_count : self->info.band_count;
+    if (doubles_parse(scale, channels, "scale", &a->scale) < 0 ||
+        doubles_parse(offset, channels, "offset", &a->offset) < 0) {
+        PyMem_Free(a->bands);
+        PyMem_Free(a->scale);
+        return -1;
+    }
+    raster_read_options_init(&a->opt);
+    a->opt.bands = a->bands;
+    a->opt.band_count = a->band_count;
+    a->opt.boundless = boundless;
+    a->opt.fill_value = fill;
+    a->opt.scale = a->scale;
+    a->opt.offset = a->offset;
+    return 0;
+}
+
+static void
+read_args_free(read_args_t *a)
+{
+    PyMem_Free(a->bands);
+    PyMem_Free(a->scale);
+    PyMem_Free(a->offset);
+}
+
+static int
+read_args_channels(const DatasetObject *self, const read_args_t *a)
+{
+    return a->bands ? a->band_count : self->info.band_count;
+}
+
+/* ------------------------------ type slots ----------------------------- */
+
+static PyObject *
+Dataset_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"path", "reader", NULL};
+    PyObject *path_bytes = NULL;
+    int reader = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|i:Dataset", kwlist, PyUnicode_FSConverter,
+                                     &path_bytes, &reader))
+        return NULL;
+    DatasetObject *self = (DatasetObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(path_bytes);
+        return NULL;
+    }
+    self->path = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path_bytes));
+    if (self->path == NULL) {
+        Py_DECREF(path_bytes);
+        Py_DECREF(self);
+        return NULL;
+    }
+    raster_open_options_t opt;
+    raster_open_options_init(&opt);
+    opt.reader = reader;
+    raster_status_t st;
+    raster_dataset_t *ds = NULL;
+    const char *path = PyBytes_AS_STRING(path_bytes);
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_open_ex(path, &opt, &ds);
+    if (st == RASTER_OK)
+        st = raster_dataset_info(ds, &self->info);
+    Py_END_ALLOW_THREADS
+    if (st != RASTER_OK) {
+        rl_raise(st);
+        raster_close(ds);
+        Py_DECREF(path_bytes);
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_DECREF(path_bytes);
+    self->ds = ds;
+    return (PyObject *)self;
+}
+
+static void
+Dataset_dealloc(DatasetObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    raster_close(self->ds);
+    self->ds = NULL;
+    Py_CLEAR(self->path);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int
+Dataset_traverse(DatasetObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+/* ------------------------------ metadata ------------------------------- */
+
+static PyObject *
+Dataset_close(DatasetObject *self, PyObject *unused)
+{
+    raster_dataset_t *ds = self->ds;
+    self->ds = NULL;
+    raster_close(ds);   /* reads in flight hold their own references */
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Dataset_info(DatasetObject *self, PyObject *unused)
+{
+    if (open_or_raise(self) == NULL)
+        return NULL;
+    const raster_info_t *in = &self->info;
+    PyObject *gt = in->has_geotransform
+                       ? Py_BuildValue("(dddddd)", in->geotransform[0], in->geotransform[1],
+                                       in->geotransform[2], in->geotransform[3],
+                                       in->geotransform[4], in->geotransform[5])
+                       : Py_NewRef(Py_None);
+    PyObject *nodata = in->has_nodata ? PyFloat_FromDouble(in->nodata) : Py_NewRef(Py_None);
+    if (gt == NULL || nodata == NULL) {
+        Py_XDECREF(gt);
+        Py_XDECREF(nodata);
+        return NULL;
+    }
+    return Py_BuildValue(
+        "{s:L,s:L,s:i,s:s,s:L,s:L,s:s,s:s,s:s,s:i,s:O,s:N,s:N,s:s,s:i,s:s}", "width",
+        (long long)in->width, "height", (long long)in->height, "count", in->band_count, "dtype",
+        raster_dtype_name(in->dtype), "block_width", (long long)in->block_width, "block_height",
+        (long long)in->block_height, "driver", in->driver, "compression", in->compression,
+        "interleave", in->interleave, "predictor", in->predictor, "tiled",
+        in->tiled ? Py_True : Py_False, "nodata", nodata, "geotransform", gt, "crs_wkt",
+        in->crs_wkt, "overview_count", in->overview_count, "reader",
+        in->reader == RASTER_READER_NATIVE_TIFF ? "native" : "gdal");
+}
+
+static PyObject *
+Dataset_band_info(DatasetObject *self, PyObject *arg)
+{
+    const int band = (int)PyLong_AsLong(arg);
+    if (band == -1 && PyErr_Occurred())
+        return NULL;
+    raster_dataset_t *ds = open_or_raise(self);
+    if (ds == NULL)
+        return NULL;
+    raster_band_info_t bi;
+    const raster_status_t st = raster_band_info(ds, band, &bi);
+    if (st != RASTER_OK)
+        return rl_raise(st);
+    PyObject *nodata = bi.has_nodata ? PyFloat_FromDouble(bi.nodata) : Py_NewRef(Py_None);
+    if (nodata == NULL)
+        return NULL;
+    return Py_BuildValue("{s:s,s:L,s:L,s:N,s:i,s:s}", "dtype", raster_dtype_name(bi.dtype),
+                         "block_width", (long long)bi.block_width, "block_height",
+                         (long long)bi.block_height, "nodata", nodata, "mask_flags",
+                         bi.mask_flags, "color_interp", bi.color_interp);
+}
+
+static PyObject *
+Dataset_get_closed(DatasetObject *self, void *closure)
+{
+    return PyBool_FromLong(self->ds == NULL);
+}
+
+static PyObject *
+Dataset_get_path(DatasetObject *self, void *closure)
+{
+    return Py_NewRef(self->path);
+}
+
+/* ------------------------------ reads ---------------------------------- */
+
+static PyObject *
+Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"window", "out", "layout", "bands", "boundless", "fill_value",
+                             "scale", "offset", NULL};
+    raster_window_t win;
+    PyObject *out, *bands = Py_None, *scale = Py_None, *offset = Py_None;
+    out_layout_t layout = LAYOUT_HWC;
+    int boundless = 0;
+    double fill = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|O&OpdOO:read_into", kwlist,
+                                     window_converter, &win, &out, layout_converter, &layout,
+                                     &bands, &boundless, &fill, &scale, &offset))
+        return NULL;
+    if (open_or_raise(self) == NULL)
+        return NULL;
+    read_args_t a;
+    if (read_args_init(self, bands, boundless, fill, scale, offset, &a) < 0)
+        return NULL;
+    const int channels = read_args_channels(self, &a);
+    if (layout == LAYOUT_HW && channels != 1) {
+        read_args_free(&a);
+        return rl_raise_status(RASTER_E_INVALID_ARG, "a 2-D out needs exactly one band, not %d",
+                               channels);
+    }
+    out_target_t t;
+    if (out_target_acquire(out, layout, win.height, win.width, channels, -1, &t) < 0) {
+        read_args_free(&a);
+        return NULL;
+    }
+    raster_dataset_t *ds = raster_dataset_retain(self->ds);
+    raster_status_t st;
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_read_into(ds, win, &a.opt, &t.view);
+    Py_END_ALLOW_THREADS
+    PyObject *result = st == RASTER_OK ? Py_NewRef(out) : rl_raise(st);
+    raster_dataset_release(ds);
+    out_target_release(&t);
+    read_args_free(&a);
+    return result;
+}
+
+static PyObject *
+Dataset_read_mask_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"window", "out", "layout", "bands", "boundless", NULL};
+    raster_window_t win;
+    PyObject *out, *bands = Py_None;
+    out_layout_t layout = LAYOUT_HW;
+    int boundless = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|O&Op:read_mask_into", kwlist,
+                                     window_converter, &win, &out, layout_converter, &layout,
+                                     &bands, &boundless))
+        return NULL;
+    if (open_or_raise(self) == NULL)
+        return NULL;
+    read_args_t a;
+    if (read_args_init(self, bands, boundless, 0.0, NULL, NULL, &a) < 0)
+        return NULL;
+    out_target_t t;
+    if (out_target_acquire(out, layout, win.height, win.width, 1, RASTER_U8, &t) < 0) {
+        read_args_free(&a);
+        return NULL;
+    }
+    raster_dataset_t *ds = raster_dataset_retain(self->ds);
+    raster_status_t st;
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_read_mask_into(ds, win, &a.opt, &t.view);
+    Py_END_ALLOW_THREADS
+    PyObject *result = st == RASTER_OK ? Py_NewRef(out) : rl_raise(st);
+    raster_dataset_release(ds);
+    out_target_release(&t);
+    read_args_free(&a);
+    return result;
+}
+
+static PyObject *
+Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"window", "pool", "dtype", "bands", "boundless", "fill_value",
+                             "scale", "offset", "timeout_ms", NULL};
+    raster_window_t win;
+    PyObject *pool_obj, *bands = Py_None, *scale = Py_None, *offset = Py_None;
+    raster_dtype_t dtype;
+    int boundless = 0, timeout_ms = -1;
+    double fill = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O!O&|OpdOOi:read_tile", kwlist,
+                                     window_converter, &win, Pool_Type, &pool_obj,
+                                     dtype_converter, &dtype, &bands, &boundless, &fill, &scale,
+                                     &offset, &timeout_ms))
+        return NULL;
+    if (open_or_raise(self) == NULL)
+        return NULL;
+    if (win.width < 1 || win.height < 1)
+        return rl_raise_status(RASTER_E_INVALID_ARG,
+                               "%U: window (col %lld, row %lld, %lldx%lld) must have width and "
+                               "height >= 1",
+                               self->path, (long long)win.col_off, (long long)win.row_off,
+                               (long long)win.width, (long long)win.height);
+    read_args_t a;
+    if (read_args_init(self, bands, boundless, fill, scale, offset, &a) < 0)
+        return NULL;
+    const int channels = read_args_channels(self, &a);
+    PoolObject *po = (PoolObject *)pool_obj;
+    raster_pool_t *pool = pool_enter(po);
+    if (pool == NULL) {
+        read_args_free(&a);
+        return NULL;
+    }
+    raster_dataset_t *ds = raster_dataset_retain(self->ds);
+    raster_buffer_t *buf = NULL;
+    raster_status_t st;
+    /* Waiting for the pool (back-pressure) and reading both happen without
+     * the GIL, so other threads run while this one is blocked. */
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_pool_acquire(pool, dtype, 1, win.height, win.width, channels, timeout_ms, &buf);
+    if (st == RASTER_OK) {
+        raster_view_t v;
+        st = raster_buffer_view(buf, 0, &v);
+        if (st == RASTER_OK)
+            st = raster_read_into(ds, win, &a.opt, &v);
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL;
+    if (st != RASTER_OK) {
+        rl_raise(st);
+        raster_buffer_release(buf);
+    } else {
+        result = tile_new(buf, dtype, win.height, win.width, channels);
+    }
+    raster_dataset_release(ds);
+    pool_leave(po);
+    read_args_free(&a);
+    return result;
+}
+
+static PyObject *
+Dataset_enter(DatasetObject *self, PyObject *unused)
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+Dataset_exit(DatasetObject *self, PyObject *args)
+{
+    return Dataset_close(self, NULL);
+}
+
+static PyObject *
+Dataset_repr(DatasetObject *self)
+{
+    return PyUnicode_FromFormat("<rasterloader._core.Dataset %R%s>", self->path,
+                                self->ds == NULL ? " closed" : "");
+}
+
+static PyMethodDef Dataset_methods[] = {
+    {"close", (PyCFunction)Dataset_close, METH_NOARGS, "close() releases the file; idempotent."},
+    {"info", (PyCFunction)Dataset_info, METH_NOARGS, "info() -> dict of dataset metadata"},
+    {"band_info", (PyCFunction)Dataset_band_info, METH_O, "band_info(band) -> dict (1-based)"},
+    {"read_into", (PyCFunction)(void (*)(void))Dataset_read_into, METH_VARARGS | METH_KEYWORDS,
+     "read_into(window, out, layout='hwc', bands=None, boundless=False, fill_value=0.0,\n"
+     "          scale=None, offset=None) -> out\n\n"
+     "Read window=(col_off, row_off, width, height) into 'out' in place (numpy array or\n"
+     "DLPack tensor; layout 'hwc', 'chw' or 'hw'), converting to out's dtype."},
+    {"read_mask_into", (PyCFunction)(void (*)(void))Dataset_read_mask_into,
+     METH_VARARGS | METH_KEYWORDS,
+     "read_mask_into(window, out, layout='hw', bands=None, boundless=False) -> out\n\n"
+     "uint8 validity mask: one band -> that band's mask; None -> the dataset mask."},
+    {"read_tile", (PyCFunction)(void (*)(void))Dataset_read_tile, METH_VARARGS | METH_KEYWORDS,
+     "read_tile(window, pool, dtype, bands=None, boundless=False, fill_value=0.0,\n"
+     "          scale=None, offset=None, timeout_ms=-1) -> Tile"},
+    {"__enter__", (PyCFunction)Dataset_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)Dataset_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Dataset_getset[] = {
+    {"closed", (getter)Dataset_get_closed, NULL, "True after close()", NULL},
+    {"path", (getter)Dataset_get_path, NULL, "the path it was opened with", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef Dataset_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(DatasetObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot Dataset_slots[] = {
+    {Py_tp_new, Dataset_new},
+    {Py_tp_dealloc, Dataset_dealloc},
+    {Py_tp_traverse, Dataset_traverse},
+    {Py_tp_repr, Dataset_repr},
+    {Py_tp_methods, Dataset_methods},
+    {Py_tp_getset, Dataset_getset},
+    {Py_tp_members, Dataset_members},
+    {Py_tp_doc, (void *)"Dataset(path, reader=-1): the C reader under rasterloader.open()."},
+    {0, NULL},
+};
+
+static PyType_Spec Dataset_spec = {
+    .name = "rasterloader._core.Dataset",
+    .basicsize = sizeof(DatasetObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = Dataset_slots,
+};
+
+int
+dataset_type_init(PyObject *m)
+{
+    Dataset_Type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Dataset_spec, NULL);
+    if (Dataset_Type == NULL)
+        return -1;
+    return PyModule_AddObjectRef(m, "Dataset", (PyObject *)Dataset_Type);
+}

@@ -1,0 +1,116 @@
+/*
+ * module.c - rasterloader._core: module init, dtype names, constants.
+ *
+ * Each type file has an int xxx_type_init(PyObject *m); every return value
+ * is checked, so a half-built module never imports.
+ */
+#include "binding.h"
+
+#include <string.h>
+
+int
+dtype_from_name(const char *name, raster_dtype_t *out)
+{
+    for (int i = 0; i < RASTER_DTYPE_COUNT; i++)
+        if (strcmp(name, raster_dtype_name((raster_dtype_t)i)) == 0) {
+            *out = (raster_dtype_t)i;
+            return 1;
+        }
+    return 0;
+}
+
+int
+dtype_converter(PyObject *o, void *out)
+{
+    const char *s = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+    if (s == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "dtype must be a str such as 'float32', not %R", o);
+        return 0;
+    }
+    if (!dtype_from_name(s, (raster_dtype_t *)out)) {
+        rl_raise_status(RASTER_E_INVALID_ARG,
+                        "dtype %R is not one of uint8, int8, uint16, int16, uint32, int32, "
+                        "float16, float32, float64", o);
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+mod_status_name(PyObject *mod, PyObject *arg)
+{
+    const long st = PyLong_AsLong(arg);
+    if (st == -1 && PyErr_Occurred())
+        return NULL;
+    return PyUnicode_FromString(raster_status_str((raster_status_t)st));
+}
+
+static PyObject *
+mod_library_version(PyObject *mod, PyObject *unused)
+{
+    const unsigned v = raster_version_number();
+    return Py_BuildValue("(III)", v / 10000u, v / 100u % 100u, v % 100u);
+}
+
+static PyMethodDef module_methods[] = {
+    {"status_name", mod_status_name, METH_O, "status_name(status) -> 'RASTER_E_...'"},
+    {"library_version", mod_library_version, METH_NOARGS,
+     "library_version() -> (major, minor, patch) of the linked C library"},
+    {"dlpack_layout", dlpack_layout, METH_NOARGS,
+     "dlpack_layout() -> sizes and offsets of the exported DLPack structs"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "rasterloader._core",
+    .m_doc = "C extension under the rasterloader package; use rasterloader.open().",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void);
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    PyObject *dtypes = PyTuple_New(RASTER_DTYPE_COUNT);
+    if (dtypes == NULL)
+        goto fail;
+    for (int i = 0; i < RASTER_DTYPE_COUNT; i++) {
+        PyObject *s = PyUnicode_FromString(raster_dtype_name((raster_dtype_t)i));
+        if (s == NULL) {
+            Py_DECREF(dtypes);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(dtypes, i, s);
+    }
+    if (PyModule_AddObject(m, "DTYPES", dtypes) < 0) {
+        Py_DECREF(dtypes);
+        goto fail;
+    }
+    if (errors_init(m) < 0 || dataset_type_init(m) < 0 || pool_type_init(m) < 0 ||
+        tile_type_init(m) < 0 ||
+        PyModule_AddStringConstant(m, "__version__", RASTER_VERSION_STRING) < 0 ||
+        PyModule_AddIntConstant(m, "OK", RASTER_OK) < 0 ||
+        PyModule_AddIntConstant(m, "E_INVALID_ARG", RASTER_E_INVALID_ARG) < 0 ||
+        PyModule_AddIntConstant(m, "E_IO", RASTER_E_IO) < 0 ||
+        PyModule_AddIntConstant(m, "E_FORMAT", RASTER_E_FORMAT) < 0 ||
+        PyModule_AddIntConstant(m, "E_CORRUPT", RASTER_E_CORRUPT) < 0 ||
+        PyModule_AddIntConstant(m, "E_UNSUPPORTED", RASTER_E_UNSUPPORTED) < 0 ||
+        PyModule_AddIntConstant(m, "E_NOMEM", RASTER_E_NOMEM) < 0 ||
+        PyModule_AddIntConstant(m, "E_BOUNDS", RASTER_E_BOUNDS) < 0 ||
+        PyModule_AddIntConstant(m, "E_TIMEOUT", RASTER_E_TIMEOUT) < 0 ||
+        PyModule_AddIntConstant(m, "E_CLOSED", RASTER_E_CLOSED) < 0 ||
+        PyModule_AddIntConstant(m, "READER_GDAL", RASTER_READER_GDAL) < 0 ||
+        PyModule_AddIntConstant(m, "READER_NATIVE_TIFF", RASTER_READER_NATIVE_TIFF) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

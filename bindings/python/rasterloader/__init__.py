@@ -1,0 +1,24 @@
+"""rasterloader: GeoTIFF windows straight into caller or pooled buffers.
+
+    import rasterloader
+    with rasterloader.open("scene.tif") as ds:      # reads like rasterio
+        chw = ds.read(window=((0, 256), (0, 256)))   # same arrays as rasterio
+        tile = ds.read_hwc(window=((0, 256), (0, 256)), mean=..., std=...)
+        x = torch.from_dlpack(tile)                  # zero-copy, pooled memory
+
+See rasterloader.errors for the exceptions and README for the copy budget.
+"""
+
+from . import errors  # before _core: the extension looks its classes up at import
+from ._core import BufferPool, Tile
+from ._core import __version__ as _c_version
+from ._compat import CRS, Resampling, Window
+from ._dataset import Dataset, open
+from ._pool import DEFAULT_POOL_BYTES, default_pool, default_pool_budget
+
+__version__ = _c_version
+
+__all__ = [
+    "open", "Dataset", "BufferPool", "Tile", "Window", "Resampling", "CRS", "errors",
+    "default_pool", "default_pool_budget", "DEFAULT_POOL_BYTES", "__version__",
+]

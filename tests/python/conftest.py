@@ -1,0 +1,123 @@
+"""Shared pytest fixtures: the fixture files (data/fixtures + manifest.json), the
+committed sample, and opened-dataset caches for rasterio (the oracle) and
+rasterloader.
+
+Fixtures come from `make fixtures` (data/fixtures).  When that directory has no
+manifest (a bare `pytest` on a fresh checkout), data/make_fixtures.py writes them
+into a session temp dir first (about 15 s).  RASTER_FIXTURES overrides the path.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _fixture_dir():
+    env = os.environ.get("RASTER_FIXTURES")
+    if env:
+        return env
+    return os.path.join(ROOT, "data", "fixtures")
+
+
+def _ensure_fixtures(tmp_root):
+    d = _fixture_dir()
+    if os.path.exists(os.path.join(d, "manifest.json")):
+        return d
+    d = os.path.join(tmp_root, "fixtures")
+    if not os.path.exists(os.path.join(d, "manifest.json")):
+        subprocess.run([sys.executable, os.path.join(ROOT, "data", "make_fixtures.py"), "--out", d,
+                        "--sample", os.path.join(tmp_root, "sample")], check=True,
+                       stdout=subprocess.DEVNULL)
+    return d
+
+
+_TMP = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"rasterloader-pytest-{os.getuid()}")
+FIXTURE_DIR = _ensure_fixtures(_TMP)
+MANIFEST = json.load(open(os.path.join(FIXTURE_DIR, "manifest.json")))
+GOOD = [e for e in MANIFEST if not e["malformed"]]
+MALFORMED = [e for e in MANIFEST if e["malformed"]]
+
+
+def fixture_path(name):
+    return os.path.join(FIXTURE_DIR, name)
+
+
+def sample_dir():
+    d = os.path.join(ROOT, "data", "sample")
+    if os.path.exists(os.path.join(d, "scene_a.tif")):
+        return d
+    d = os.path.join(_TMP, "sample")
+    if not os.path.exists(os.path.join(d, "scene_a.tif")):
+        subprocess.run([sys.executable, os.path.join(ROOT, "data", "make_fixtures.py"), "--out",
+                        os.path.join(_TMP, "fixtures"), "--sample", d], check=True,
+                       stdout=subprocess.DEVNULL)
+    return d
+
+
+class _Cache:
+    """Datasets opened once per session (reads are stateless)."""
+
+    def __init__(self, opener):
+        self.opener, self.open = opener, {}
+
+    def __call__(self, name):
+        if name not in self.open:
+            self.open[name] = self.opener(fixture_path(name))
+        return self.open[name]
+
+    def close(self):
+        for ds in self.open.values():
+            ds.close()
+
+
+@pytest.fixture(scope="session")
+def rio():
+    import rasterio
+    c = _Cache(rasterio.open)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def rl():
+    import rasterloader
+    c = _Cache(rasterloader.open)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def sample():
+    return sample_dir()
+
+
+@pytest.fixture
+def pool():
+    import rasterloader
+    p = rasterloader.BufferPool(64 << 20)
+    yield p
+    p.close()
+
+
+def assert_same(a, b):
+    """Same type (masked or not), shape, dtype and bytes."""
+    import numpy as np
+    assert type(a) is type(b), (type(a), type(b))
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert a.dtype == b.dtype, (a.dtype, b.dtype)
+    if isinstance(a, np.ma.MaskedArray):
+        assert np.array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b)), "masks differ"
+        assert a.fill_value == b.fill_value or (a.fill_value != a.fill_value
+                                                and b.fill_value != b.fill_value), \
+            (a.fill_value, b.fill_value)
+        a, b = a.data, b.data
+    if a.tobytes() != b.tobytes():
+        diff = np.argwhere(a != b)
+        raise AssertionError(f"{len(diff)} element(s) differ, first at {diff[:3].tolist()}: "
+                             f"{a[tuple(diff[0])] if len(diff) else '?'} vs "
+                             f"{b[tuple(diff[0])] if len(diff) else '?'}")

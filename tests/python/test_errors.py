@@ -1,0 +1,190 @@
+"""Every error case: exception class, built-in base class, .status and the C message."""
+
+import errno
+import pickle
+
+import numpy as np
+import pytest
+
+import rasterloader
+from rasterloader import _core, errors
+from conftest import GOOD, MALFORMED, fixture_path
+
+GOOD_NAME = next(e["name"] for e in GOOD if e["count"] >= 3 and e["dtype"] == "uint8")
+NEEDS_READ = [e["name"] for e in MALFORMED if e["dtype"]]           # open fine, read fails
+NOT_RASTER = [e["name"] for e in MALFORMED if not e["dtype"]]       # open fails
+
+
+def test_missing_file():
+    path = fixture_path("does_not_exist.tif")
+    with pytest.raises(FileNotFoundError) as ei:
+        rasterloader.open(path)
+    e = ei.value
+    assert isinstance(e, errors.RasterFileNotFoundError) and isinstance(e, errors.RasterIOError)
+    assert isinstance(e, OSError) and isinstance(e, errors.RasterError)
+    assert e.status == _core.E_IO and e.status_name == "RASTER_E_IO"
+    assert e.errno == errno.ENOENT
+    assert path in str(e) and "no such file" in str(e)
+
+
+@pytest.mark.parametrize("name", NOT_RASTER)
+def test_not_a_raster(name):
+    with pytest.raises(errors.FormatError) as ei:
+        rasterloader.open(fixture_path(name))
+    assert isinstance(ei.value, OSError) and ei.value.status == _core.E_FORMAT
+    assert name in str(ei.value) and "not recognized" in str(ei.value)
+
+
+@pytest.mark.parametrize("reader", [None, "gdal"])
+@pytest.mark.parametrize("name", NEEDS_READ)
+def test_corrupt_file(name, reader):
+    with rasterloader.open(fixture_path(name), reader=reader) as ds:
+        with pytest.raises(errors.CorruptError) as ei:
+            ds.read()
+        assert isinstance(ei.value, OSError) and ei.value.status == _core.E_CORRUPT
+        assert name in str(ei.value)
+        with pytest.raises(errors.CorruptError):
+            ds.read_hwc()
+
+
+def test_band_out_of_range(rl):
+    ds = rl(GOOD_NAME)
+    for idx in (0, ds.count + 1, [1, 99]):
+        with pytest.raises(IndexError, match="out of range") as ei:
+            ds.read(idx)
+        assert isinstance(ei.value, errors.BandIndexError)
+    with pytest.raises(IndexError):
+        ds.read_hwc(indexes=ds.count + 1)
+    with pytest.raises(ValueError, match="No indexes"):
+        ds.read([])
+
+
+def test_window_outside_in_core_is_window_error(rl):
+    ds = rl(GOOD_NAME)
+    out = np.empty((10, 10, ds.count), np.uint8)
+    with pytest.raises(errors.WindowError) as ei:
+        ds._core.read_into((ds.width - 5, 0, 10, 10), out)
+    assert isinstance(ei.value, ValueError) and ei.value.status == _core.E_BOUNDS
+    assert "outside" in str(ei.value) and GOOD_NAME in str(ei.value)
+
+
+def test_read_hwc_empty_window(rl):
+    ds = rl(GOOD_NAME)
+    with pytest.raises(errors.WindowError, match="empty"):
+        ds.read_hwc(window=((ds.height + 5, ds.height + 10), (0, 5)))
+
+
+def test_closed_dataset():
+    ds = rasterloader.open(fixture_path(GOOD_NAME))
+    ds.close()
+    for call in (ds.read, ds.read_masks, ds.dataset_mask, ds.read_hwc):
+        with pytest.raises(errors.ClosedError) as ei:
+            call()
+        assert isinstance(ei.value, ValueError) and ei.value.status == _core.E_CLOSED
+        assert "closed" in str(ei.value)
+    with pytest.raises(errors.ClosedError):
+        ds._core.info()
+
+
+def test_closed_pool(rl):
+    p = rasterloader.BufferPool(1 << 20)
+    p.close()
+    assert p.closed
+    with pytest.raises(errors.ClosedError, match="closed"):
+        rl(GOOD_NAME).read_hwc(window=((0, 4), (0, 4)), pool=p)
+    with pytest.raises(errors.ClosedError):
+        p.stats()
+
+
+def test_pool_budget_too_small(rl):
+    with rasterloader.BufferPool(1024) as p:
+        with pytest.raises(MemoryError) as ei:
+            rl(GOOD_NAME).read_hwc(window=((0, 64), (0, 64)), pool=p)
+        assert isinstance(ei.value, errors.RasterMemoryError)
+        assert ei.value.status == _core.E_NOMEM and "budget" in str(ei.value)
+
+
+def test_pool_timeout(rl):
+    ds = rl(GOOD_NAME)
+    with rasterloader.BufferPool(64 * 64 * ds.count) as p:
+        held = ds.read_hwc(window=((0, 64), (0, 64)), pool=p)
+        with pytest.raises(TimeoutError) as ei:
+            ds.read_hwc(window=((0, 64), (0, 64)), pool=p, timeout=0.05)
+        assert isinstance(ei.value, errors.PoolTimeoutError)
+        assert ei.value.status == _core.E_TIMEOUT
+        held.release()
+        ds.read_hwc(window=((0, 64), (0, 64)), pool=p, timeout=0.05).release()
+
+
+def test_bad_out_arrays(rl):
+    ds = rl(GOOD_NAME)
+    w = ((0, 8), (0, 8))
+    with pytest.raises(ValueError, match="shape"):
+        ds.read_hwc(window=w, out=np.empty((8, 9, ds.count), np.uint8))
+    with pytest.raises(ValueError, match="not writable"):
+        ro = np.empty((8, 8, ds.count), np.uint8)
+        ro.flags.writeable = False
+        ds.read_hwc(window=w, out=ro)
+    with pytest.raises(ValueError, match="negative stride"):
+        ds.read_hwc(window=w, out=np.empty((8, 8, ds.count), np.uint8)[::-1])
+    with pytest.raises(ValueError, match="format"):
+        ds.read_hwc(window=w, out=np.empty((8, 8, ds.count), np.int64))
+    with pytest.raises(ValueError, match="format"):
+        ds.read_hwc(window=w, out=np.empty((8, 8, ds.count), ">u2"))
+    with pytest.raises(TypeError, match="writable numpy array or torch tensor"):
+        ds.read_hwc(window=w, out=[[0]])
+    with pytest.raises(ValueError, match="out_dtype"):
+        ds.read_hwc(window=w, out=np.empty((8, 8, ds.count), np.uint8), out_dtype="float32")
+    with pytest.raises(ValueError, match="does not match"):
+        ds.read(window=w, out=np.empty((ds.count + 1, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="exclusive"):
+        ds.read(window=w, out=np.empty((ds.count, 8, 8), np.uint8), out_shape=(8, 8))
+
+
+def test_bad_arguments(rl):
+    ds = rl(GOOD_NAME)
+    w = (0, 0, 4, 4)
+    with pytest.raises(errors.InvalidArgumentError, match="dtype"):
+        ds._core.read_tile(w, rasterloader.default_pool(), "complex64")
+    with pytest.raises(errors.InvalidArgumentError, match="scale has 5 values"):
+        ds._core.read_into(w, np.empty((4, 4, ds.count), np.float32), scale=[1.0] * 5)
+    with pytest.raises(ValueError):
+        ds.read_hwc(window=((0, 4), (0, 4)), scale=[1.0, 2.0] * 5)
+    with pytest.raises(ValueError, match="not both"):
+        ds.read_hwc(scale=2.0, mean=1.0)
+    with pytest.raises(ValueError, match="nonzero"):
+        ds.read_hwc(std=0.0)
+    with pytest.raises(errors.InvalidArgumentError):
+        rasterloader.BufferPool(0)
+    with pytest.raises(TypeError):
+        ds.read(window="nope")
+    with pytest.raises(errors.WindowError):
+        ds.read(window=((0, 1, 2), (0, 1)))
+
+
+def test_errors_pickle_and_hierarchy():
+    e = errors.CorruptError("boom", 4)
+    e2 = pickle.loads(pickle.dumps(e))
+    assert type(e2) is errors.CorruptError and e2.status == 4 and str(e2) == "boom"
+    table = {errors.InvalidArgumentError: ValueError, errors.RasterIOError: OSError,
+             errors.RasterFileNotFoundError: FileNotFoundError, errors.FormatError: OSError,
+             errors.CorruptError: OSError, errors.UnsupportedError: NotImplementedError,
+             errors.RasterMemoryError: MemoryError, errors.WindowError: ValueError,
+             errors.PoolTimeoutError: TimeoutError, errors.ClosedError: ValueError,
+             errors.BandIndexError: IndexError}
+    for cls, base in table.items():
+        assert issubclass(cls, base) and issubclass(cls, errors.RasterError)
+        assert _core.status_name(cls.default_status) == cls("x").status_name
+
+
+def test_env_pool_budget(monkeypatch):
+    from rasterloader import _pool
+    monkeypatch.setenv("RASTERLOADER_POOL_BYTES", "512M")
+    assert _pool.default_pool_budget() == 512 << 20
+    monkeypatch.setenv("RASTERLOADER_POOL_BYTES", "12345")
+    assert _pool.default_pool_budget() == 12345
+    monkeypatch.setenv("RASTERLOADER_POOL_BYTES", "lots")
+    with pytest.raises(ValueError, match="RASTERLOADER_POOL_BYTES"):
+        _pool.default_pool_budget()
+    monkeypatch.delenv("RASTERLOADER_POOL_BYTES")
+    assert _pool.default_pool_budget() == rasterloader.DEFAULT_POOL_BYTES == 256 << 20
