@@ -410,6 +410,33 @@ RASTER_API raster_status_t raster_buffer_to_dlpack(raster_buffer_t *buf,
                                                    const raster_dlpack_request_t *req,
                                                    void **managed_out);
 
+/* ============================== Tile cache =============================== */
+/*
+ * An optional process-wide cache of decoded tiles and strips for readers
+ * whose windows overlap (grids with stride < size, several epochs over a
+ * small area).  Off by default: a random-window loader over more data than
+ * fits in memory gains nothing from it, and rasterloader keeps nothing
+ * without a byte budget.  Entries are evicted least recently used first.
+ *
+ * raster_tile_cache_set_budget() sets the budget in bytes of decoded pixels
+ * (0 turns the cache off and frees every entry no reader is using);
+ * lowering it evicts at once.  Safe from any thread.  After fork() the child
+ * keeps the parent's entries (copy-on-write) and its budget.
+ */
+RASTER_API raster_status_t raster_tile_cache_set_budget(size_t budget_bytes);
+
+typedef struct raster_tile_cache_stats {
+    size_t budget_bytes;
+    size_t bytes_used;          /* now: decoded bytes held (entries + in use) */
+    int64_t entries;            /* now */
+    uint64_t hits, misses;      /* lookups since start */
+    uint64_t inserts;           /* entries published */
+    uint64_t evictions;         /* entries dropped for the budget */
+    uint64_t block_mallocs;     /* times the allocator was called for an entry */
+} raster_tile_cache_stats_t;
+
+RASTER_API void raster_tile_cache_get_stats(raster_tile_cache_stats_t *stats_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -185,4 +185,43 @@ enum {
  * with raster__scratch_allocations() it must stay flat in steady state. */
 RASTER_HIDDEN uint64_t raster__tiff_allocations(void);
 
+/* ------------------------------ tile cache ----------------------------- */
+
+/* The optional decoded-segment cache (tile_cache.c; public switch and stats
+ * in rasterloader.h).  A reader uses it like this, for segment 'seg' of a
+ * dataset whose id came from raster__tile_cache_new_id() at open:
+ *
+ *   const raster__tile_entry_t *e = raster__tile_cache_get(id, seg, needed);
+ *   if (e == NULL) {                          // miss (or cache off)
+ *       raster__tile_entry_t *n = raster__tile_cache_reserve(seg_nbytes);
+ *       // n == NULL: off, or no room: decode into scratch as usual
+ *       decode rows [0, y1) into raster__tile_entry_data(n), undo the
+ *       predictor and byte order on all of them (every column), then
+ *       raster__tile_cache_put(n, id, seg, y1 * row_nbytes);  e = n;
+ *   }
+ *   place from raster__tile_entry_data(e);  raster__tile_cache_release(e);
+ *
+ * get() returns an entry holding at least 'min_valid' decoded bytes (a
+ * prefix of the segment), referenced for the caller, or NULL.  reserve()
+ * returns an unpublished entry with room for 'capacity' bytes, referenced,
+ * or NULL when the cache is off, the entry is larger than the budget, or
+ * everything else is in use; its bytes count against the budget at once.
+ * put() publishes it (a longer prefix of the same segment wins; the caller
+ * keeps its reference either way).  release() drops one reference; an
+ * evicted or replaced entry is freed by its last release.  forget() drops
+ * every entry of a dataset (call it at close).  All thread-safe. */
+typedef struct raster__tile_entry raster__tile_entry_t;
+RASTER_HIDDEN uint64_t raster__tile_cache_new_id(void);
+RASTER_HIDDEN int raster__tile_cache_enabled(void);
+RASTER_HIDDEN const raster__tile_entry_t *raster__tile_cache_get(uint64_t id, int64_t seg,
+                                                                 size_t min_valid);
+RASTER_HIDDEN raster__tile_entry_t *raster__tile_cache_reserve(size_t capacity);
+RASTER_HIDDEN void raster__tile_cache_put(raster__tile_entry_t *e, uint64_t id, int64_t seg,
+                                          size_t valid);
+RASTER_HIDDEN void raster__tile_cache_release(const raster__tile_entry_t *e);
+RASTER_HIDDEN void raster__tile_cache_forget(uint64_t id);
+/* The entry's first decoded byte (64-byte aligned) and how many are good. */
+RASTER_HIDDEN void *raster__tile_entry_data(const raster__tile_entry_t *e);
+RASTER_HIDDEN size_t raster__tile_entry_valid(const raster__tile_entry_t *e);
+
 #endif /* RASTERLOADER_INTERNAL_H */

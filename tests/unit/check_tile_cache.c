@@ -1,0 +1,309 @@
+/*
+ * check_tile_cache.c - the decoded-segment cache: off by default, hits and
+ * misses by (dataset id, segment) and decoded prefix, least-recently-used
+ * eviction within the byte budget, entries in use never freed under a
+ * reader, budget changes, forget() at close, no allocation in a steady full
+ * cache, and a threaded stress that checks every byte it reads.
+ *
+ * The cache is process-wide: every test starts from budget 0 and looks at
+ * differences of the stats, so the suite also passes with CK_FORK=no.
+ */
+#include "test_util.h"
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEG 4096
+
+static raster_tile_cache_stats_t
+cstats(void)
+{
+    raster_tile_cache_stats_t s;
+    raster_tile_cache_get_stats(&s);
+    return s;
+}
+
+static void
+reset(size_t budget)
+{
+    raster_tile_cache_set_budget(0);
+    raster_tile_cache_set_budget(budget);
+}
+
+/* Decodes (fills) and publishes segment 'seg' of 'id' with 'valid' bytes,
+ * as a reader does on a miss; returns 1 if it could reserve. */
+static int
+insert(uint64_t id, int64_t seg, size_t cap, size_t valid)
+{
+    raster__tile_entry_t *e = raster__tile_cache_reserve(cap);
+    if (e == NULL)
+        return 0;
+    memset(raster__tile_entry_data(e), (int)((id * 31 + (uint64_t)seg) & 0xff), valid);
+    raster__tile_cache_put(e, id, seg, valid);
+    raster__tile_cache_release(e);
+    return 1;
+}
+
+static int
+present(uint64_t id, int64_t seg, size_t min_valid)
+{
+    const raster__tile_entry_t *e = raster__tile_cache_get(id, seg, min_valid);
+    if (e == NULL)
+        return 0;
+    const uint8_t *d = raster__tile_entry_data(e);
+    ck_assert_uint_eq(d[0], (id * 31 + (uint64_t)seg) & 0xff);
+    raster__tile_cache_release(e);
+    return 1;
+}
+
+START_TEST(off_by_default)
+{
+    raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_eq(s.budget_bytes, 0);
+    ck_assert_int_eq(raster__tile_cache_enabled(), 0);
+    ck_assert_ptr_null(raster__tile_cache_reserve(SEG));
+    ck_assert_ptr_null(raster__tile_cache_get(1, 0, 1));
+    s = cstats();
+    ck_assert_uint_eq(s.bytes_used, 0);
+    ck_assert_uint_eq(s.misses, 0);        /* a disabled cache counts nothing */
+    raster__tile_cache_release(NULL);
+    raster__tile_cache_put(NULL, 1, 0, 0);
+    raster_tile_cache_get_stats(NULL);
+}
+END_TEST
+
+START_TEST(ids_are_unique)
+{
+    const uint64_t a = raster__tile_cache_new_id(), b = raster__tile_cache_new_id();
+    ck_assert_uint_ne(a, 0);
+    ck_assert_uint_gt(b, a);
+}
+END_TEST
+
+START_TEST(hit_miss_and_prefixes)
+{
+    reset(16 * SEG);
+    const raster_tile_cache_stats_t s0 = cstats();
+    const uint64_t id = raster__tile_cache_new_id(), other = raster__tile_cache_new_id();
+    ck_assert_int_eq(present(id, 3, 1), 0);
+    ck_assert(insert(id, 3, SEG, SEG / 2));
+    ck_assert_int_eq(present(id, 3, SEG / 2), 1);     /* the prefix it has */
+    ck_assert_int_eq(present(id, 3, SEG), 0);         /* more rows than decoded */
+    ck_assert_int_eq(present(other, 3, 1), 0);        /* another dataset */
+    ck_assert_int_eq(present(id, 4, 1), 0);           /* another segment */
+    ck_assert(insert(id, 3, SEG, SEG));               /* the longer prefix replaces it */
+    ck_assert_int_eq(present(id, 3, SEG), 1);
+    ck_assert(insert(id, 3, SEG, SEG / 4));           /* a shorter one does not */
+    ck_assert_int_eq(present(id, 3, SEG), 1);
+    const raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_eq(s.hits - s0.hits, 3);
+    ck_assert_uint_eq(s.misses - s0.misses, 4);
+    ck_assert_uint_eq(s.inserts - s0.inserts, 2);
+    ck_assert_int_eq(s.entries, 1);
+    ck_assert_uint_eq(s.bytes_used, SEG);             /* replaced and losing entries freed */
+    raster_tile_cache_set_budget(0);
+    ck_assert_uint_eq(cstats().bytes_used, 0);
+    ck_assert_int_eq(cstats().entries, 0);
+}
+END_TEST
+
+START_TEST(least_recently_used_goes_first)
+{
+    reset(3 * SEG);
+    const raster_tile_cache_stats_t s0 = cstats();
+    const uint64_t id = raster__tile_cache_new_id();
+    for (int64_t seg = 0; seg < 3; seg++)
+        ck_assert(insert(id, seg, SEG, SEG));
+    ck_assert(present(id, 0, 1));         /* 0 is now the most recent: 1 is coldest */
+    ck_assert(insert(id, 3, SEG, SEG));
+    ck_assert(!present(id, 1, 1));
+    ck_assert(present(id, 0, 1) && present(id, 2, 1) && present(id, 3, 1));
+    const raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_eq(s.evictions - s0.evictions, 1);
+    ck_assert_uint_le(s.bytes_used, 3 * SEG);
+    ck_assert_int_eq(s.entries, 3);
+    /* Larger than the whole budget: never cached. */
+    ck_assert_ptr_null(raster__tile_cache_reserve(4 * SEG));
+    raster_tile_cache_set_budget(0);
+}
+END_TEST
+
+START_TEST(entries_in_use_are_never_freed)
+{
+    reset(2 * SEG);
+    const uint64_t id = raster__tile_cache_new_id();
+    ck_assert(insert(id, 0, SEG, SEG));
+    ck_assert(insert(id, 1, SEG, SEG));
+    const raster__tile_entry_t *a = raster__tile_cache_get(id, 0, SEG);
+    const raster__tile_entry_t *b = raster__tile_cache_get(id, 1, SEG);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    /* Full, and everything is pinned: no room, and no eviction under readers. */
+    ck_assert_ptr_null(raster__tile_cache_reserve(SEG));
+    ck_assert_uint_eq(cstats().bytes_used, 2 * SEG);
+    /* Turning the cache off unlinks them; their memory stays until release. */
+    raster_tile_cache_set_budget(0);
+    ck_assert_int_eq(cstats().entries, 0);
+    ck_assert_uint_eq(cstats().bytes_used, 2 * SEG);
+    ck_assert_uint_eq(((const uint8_t *)raster__tile_entry_data(a))[SEG - 1], (id * 31) & 0xff);
+    raster__tile_cache_release(a);
+    ck_assert_uint_eq(cstats().bytes_used, SEG);
+    raster__tile_cache_release(b);
+    ck_assert_uint_eq(cstats().bytes_used, 0);
+}
+END_TEST
+
+START_TEST(lower_budget_evicts_at_once)
+{
+    reset(8 * SEG);
+    const uint64_t id = raster__tile_cache_new_id();
+    for (int64_t seg = 0; seg < 8; seg++)
+        ck_assert(insert(id, seg, SEG, SEG));
+    ck_assert_int_eq(cstats().entries, 8);
+    raster_tile_cache_set_budget(3 * SEG);
+    const raster_tile_cache_stats_t s = cstats();
+    ck_assert_int_eq(s.entries, 3);
+    ck_assert_uint_eq(s.bytes_used, 3 * SEG);
+    ck_assert(present(id, 7, 1) && present(id, 6, 1) && present(id, 5, 1));
+    raster_tile_cache_set_budget(0);
+}
+END_TEST
+
+START_TEST(forget_drops_one_dataset)
+{
+    reset(16 * SEG);
+    const uint64_t a = raster__tile_cache_new_id(), b = raster__tile_cache_new_id();
+    for (int64_t seg = 0; seg < 4; seg++) {
+        ck_assert(insert(a, seg, SEG, SEG));
+        ck_assert(insert(b, seg, SEG, SEG));
+    }
+    const raster__tile_entry_t *pinned = raster__tile_cache_get(a, 2, 1);
+    raster__tile_cache_forget(a);
+    for (int64_t seg = 0; seg < 4; seg++) {
+        ck_assert(!present(a, seg, 1));
+        ck_assert(present(b, seg, 1));
+    }
+    ck_assert_uint_eq(cstats().bytes_used, 5 * SEG);   /* b's four + the pinned one */
+    raster__tile_cache_release(pinned);
+    ck_assert_uint_eq(cstats().bytes_used, 4 * SEG);
+    raster_tile_cache_set_budget(0);
+}
+END_TEST
+
+START_TEST(steady_full_cache_does_not_allocate)
+{
+    reset(8 * SEG);
+    const uint64_t id = raster__tile_cache_new_id();
+    for (int64_t seg = 0; seg < 8; seg++)
+        ck_assert(insert(id, seg, SEG, SEG));
+    const raster_tile_cache_stats_t s0 = cstats();
+    for (int64_t seg = 8; seg < 1000; seg++)
+        ck_assert(insert(id, seg, SEG, SEG));
+    const raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_eq(s.block_mallocs, s0.block_mallocs);
+    ck_assert_uint_eq(s.evictions - s0.evictions, 992);
+    ck_assert_uint_eq(s.bytes_used, 8 * SEG);
+    /* A different size needs a new block and frees the victims it evicts. */
+    ck_assert(insert(id, 5000, 2 * SEG, 2 * SEG));
+    ck_assert_uint_eq(cstats().block_mallocs, s0.block_mallocs + 1);
+    ck_assert_uint_le(cstats().bytes_used, 8 * SEG);
+    raster_tile_cache_set_budget(0);
+}
+END_TEST
+
+/* ------------------------------ threads -------------------------------- */
+
+#define STRESS_THREADS 4
+#define STRESS_KEYS 64
+
+typedef struct stress {
+    uint64_t ids[2];
+    unsigned seed;
+    int bad;
+} stress_t;
+
+static uint8_t
+pattern(uint64_t id, int64_t seg, size_t i)
+{
+    return (uint8_t)(id * 131 + (uint64_t)seg * 7 + i);
+}
+
+static void *
+stress_thread(void *arg)
+{
+    stress_t *st = arg;
+    for (int round = 0; round < 4000; round++) {
+        const uint64_t id = st->ids[rand_r(&st->seed) & 1];
+        const int64_t seg = rand_r(&st->seed) % STRESS_KEYS;
+        const size_t valid = SEG / 4 * (size_t)(1 + rand_r(&st->seed) % 4);
+        const raster__tile_entry_t *e = raster__tile_cache_get(id, seg, valid);
+        if (e == NULL) {
+            raster__tile_entry_t *n = raster__tile_cache_reserve(SEG);
+            if (n == NULL)
+                continue;
+            uint8_t *d = raster__tile_entry_data(n);
+            for (size_t i = 0; i < valid; i++)
+                d[i] = pattern(id, seg, i);
+            raster__tile_cache_put(n, id, seg, valid);
+            e = n;
+        }
+        const uint8_t *d = raster__tile_entry_data(e);
+        if (raster__tile_entry_valid(e) < valid)
+            st->bad++;
+        for (size_t i = 0; i < valid; i += 97)
+            st->bad += d[i] != pattern(id, seg, i);
+        raster__tile_cache_release(e);
+        if (round % 1000 == 999 && st->seed % 3 == 0)
+            raster__tile_cache_forget(id);
+    }
+    return NULL;
+}
+
+START_TEST(threads_read_only_what_was_written)
+{
+    reset(24 * SEG);      /* well under the key space: constant eviction */
+    const raster_tile_cache_stats_t s0 = cstats();
+    stress_t st[STRESS_THREADS];
+    pthread_t tid[STRESS_THREADS];
+    const uint64_t ids[2] = {raster__tile_cache_new_id(), raster__tile_cache_new_id()};
+    for (int i = 0; i < STRESS_THREADS; i++) {
+        st[i] = (stress_t){{ids[0], ids[1]}, (unsigned)(1234 + i), 0};
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, stress_thread, &st[i]), 0);
+    }
+    for (int i = 0; i < STRESS_THREADS; i++) {
+        pthread_join(tid[i], NULL);
+        ck_assert_int_eq(st[i].bad, 0);
+    }
+    const raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_gt(s.hits - s0.hits, 0);
+    ck_assert_uint_gt(s.evictions - s0.evictions, 0);
+    ck_assert_uint_le(s.bytes_used, 24 * SEG);
+    raster_tile_cache_set_budget(0);
+    ck_assert_uint_eq(cstats().bytes_used, 0);
+}
+END_TEST
+
+static Suite *
+tile_cache_suite(void)
+{
+    Suite *s = suite_create("tile_cache");
+    TCase *tc = tcase_create("cache");
+    tcase_add_test(tc, off_by_default);
+    tcase_add_test(tc, ids_are_unique);
+    tcase_add_test(tc, hit_miss_and_prefixes);
+    tcase_add_test(tc, least_recently_used_goes_first);
+    tcase_add_test(tc, entries_in_use_are_never_freed);
+    tcase_add_test(tc, lower_budget_evicts_at_once);
+    tcase_add_test(tc, forget_drops_one_dataset);
+    tcase_add_test(tc, steady_full_cache_does_not_allocate);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("threads");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, threads_read_only_what_was_written);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+RASTER_SUITE_MAIN(tile_cache_suite)
