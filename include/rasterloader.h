@@ -394,6 +394,8 @@ typedef struct raster_dlpack_request {
     int read_only;               /* versioned only: set the READ_ONLY flag */
     int64_t row_off, col_off, height, width;  /* crop; height/width -1 = all */
     int64_t chan_off, channels;  /* channel subset; channels -1 = all */
+    int squeeze_channels;        /* 1: leave out the channel axis ([b,h,w] or
+                                    [h,w]); the export must have one channel */
 } raster_dlpack_request_t;
 
 RASTER_API void raster_dlpack_request_init(raster_dlpack_request_t *req);
@@ -409,6 +411,100 @@ RASTER_API void raster_dlpack_request_init(raster_dlpack_request_t *req);
 RASTER_API raster_status_t raster_buffer_to_dlpack(raster_buffer_t *buf,
                                                    const raster_dlpack_request_t *req,
                                                    void **managed_out);
+
+/* ================================ Batches ================================ */
+/*
+ * A batch read fills one [B, H, W, C] image buffer and, optionally, its
+ * [B, H, W, 1] uint8 mask buffer from B (dataset, window) requests, reading
+ * the samples in parallel on the library's worker threads (the calling
+ * thread works too).  All samples share one window size and one channel
+ * count; each may come from another file and carry its own read options
+ * (bands, boundless, fill, per-band scale/offset: dtype conversion and
+ * normalisation are fused into the one write of every pixel).
+ *
+ * The mask of sample i is, when the batch asks for masks:
+ *   label != NULL   band 'label_band' of 'label' (a label raster on the same
+ *                   grid) converted to uint8 with GDAL's rules (values above
+ *                   255 saturate), over the same window; boundless area 0;
+ *   label == NULL   the validity mask of the image (raster_read_mask_into()
+ *                   with the sample's boundless flag and no bands: rasterio's
+ *                   dataset_mask()), 0 invalid, 255 valid.
+ */
+typedef struct raster_batch_item {
+    raster_dataset_t *image;            /* borrowed; retained during the call */
+    raster_window_t window;
+    const raster_read_options_t *opt;   /* borrowed; NULL: the batch's default */
+    raster_dataset_t *label;            /* borrowed, may be NULL; retained during
+                                           the call */
+    int label_band;                     /* 1-based; 0 means band 1 */
+} raster_batch_item_t;
+
+/*
+ * Batch options; fill with raster_batch_options_init() (defaults in
+ * brackets), then change fields.
+ *   dtype       image dtype of the buffer raster_batch_read() acquires
+ *               [RASTER_F32]; raster_batch_read_into() takes the views' dtype.
+ *   read        default per-sample read options (borrowed) [NULL: defaults].
+ *   masks       1: also read masks [0].
+ *   threads     samples read at once: the caller plus threads-1 workers;
+ *               0 = raster_get_threads() [0].  Results are identical for
+ *               every value.
+ *   timeout_ms  how long raster_batch_read() waits for the pool (back-
+ *               pressure): as raster_pool_acquire() [-1: forever].
+ */
+typedef struct raster_batch_options {
+    size_t struct_size;
+    raster_dtype_t dtype;
+    const raster_read_options_t *read;
+    int masks;
+    int threads;
+    int timeout_ms;
+} raster_batch_options_t;
+
+RASTER_API void raster_batch_options_init(raster_batch_options_t *opt);
+
+/*
+ * raster_batch_read() acquires from 'pool' a [count, H, W, C] buffer of
+ * opt->dtype (H x W the window size, C the channel count, equal for every
+ * item) and, with opt->masks, a [count, H, W, 1] uint8 mask buffer, then
+ * reads every item of 'items' (borrowed, 'count' >= 1 entries) into its
+ * sample.  On RASTER_OK, *image_out and *mask_out (NULL without masks) are
+ * owned by the caller: release each with raster_buffer_release(), or export
+ * them with raster_buffer_to_dlpack() and release the handle.  The acquire
+ * call site of both is the caller's (RASTERLOADER_DEBUG=1 leak report).
+ *
+ * On failure both outputs are NULL and every buffer the call acquired is
+ * back in the pool.  A sample that fails makes raster_last_error() read
+ * "batch sample I of N (FILE, window (col C, row R, WxH)): <cause>" and
+ * *failed_index_out (optional, may be NULL) the lowest failing index I;
+ * it is -1 when the failure is no one sample's (bad arguments, pool
+ * timeout).  Samples not yet started when one fails are skipped.  Mixed
+ * window sizes or channel counts are RASTER_E_INVALID_ARG naming (and
+ * indexing) the first sample that differs, found before anything is
+ * acquired.  Thread-safe; any number of batch reads may run at once, but
+ * the two buffers are acquired one after the other, so batch readers that
+ * share a pool need room for both of each reader's buffers or a finite
+ * timeout.
+ */
+RASTER_API raster_status_t raster_batch_read(raster_pool_t *pool, const raster_batch_item_t *items,
+                                             int64_t count, const raster_batch_options_t *opt,
+                                             raster_buffer_t **image_out,
+                                             raster_buffer_t **mask_out,
+                                             int64_t *failed_index_out);
+
+/*
+ * raster_batch_read_into() is raster_batch_read() into caller memory:
+ * 'images' (borrowed) holds 'count' views, one per sample, each H x W x C of
+ * any dtype and strides (so a [B,C,H,W] tensor is B CHW views); 'masks'
+ * (borrowed, may be NULL for no masks; opt->masks is ignored) holds 'count'
+ * uint8 H x W x 1 views.  Views must not overlap one another.  On failure
+ * the views may hold partial results; the rest is as raster_batch_read().
+ */
+RASTER_API raster_status_t raster_batch_read_into(const raster_batch_item_t *items, int64_t count,
+                                                  const raster_batch_options_t *opt,
+                                                  const raster_view_t *images,
+                                                  const raster_view_t *masks,
+                                                  int64_t *failed_index_out);
 
 /* ============================== Tile cache =============================== */
 /*

@@ -172,6 +172,9 @@ raster_buffer_to_dlpack(raster_buffer_t *buf, const raster_dlpack_request_t *req
     RASTER_TRY(crop_axis("row", r.row_off, &r.height, h));
     RASTER_TRY(crop_axis("column", r.col_off, &r.width, w));
     RASTER_TRY(crop_axis("channel", r.chan_off, &r.channels, c));
+    RASTER_CHECK(!r.squeeze_channels || r.channels == 1, RASTER_E_INVALID_ARG,
+                 "raster_buffer_to_dlpack: squeeze_channels needs one channel, not %" PRId64,
+                 r.channels);
 
     export_rec_t *const rec = raster__pool_record_get(raster__buffer_pool(buf));
     if (rec == NULL)
@@ -196,8 +199,10 @@ raster_buffer_to_dlpack(raster_buffer_t *buf, const raster_dlpack_request_t *req
     rec->strides[ndim++] = s_row;
     rec->shape[ndim] = r.width;
     rec->strides[ndim++] = s_col;
-    rec->shape[ndim] = r.channels;
-    rec->strides[ndim++] = 1;
+    if (!r.squeeze_channels) {
+        rec->shape[ndim] = r.channels;
+        rec->strides[ndim++] = 1;
+    }
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++)
         numel *= rec->shape[i];
