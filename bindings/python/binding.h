@@ -56,8 +56,12 @@ typedef struct {
     PyObject_HEAD
     raster_buffer_t *buf;     /* owned reference; NULL after release() */
     raster_dtype_t dtype;
-    Py_ssize_t shape[3];      /* height, width, channels */
-    Py_ssize_t strides[3];    /* bytes, compact HWC; Py_buffer views point here */
+    int ndim;                 /* 3: one sample [h, w, c]; 4: a batch [b, h, w, c];
+                                 one less with squeeze ([b, h, w] masks) */
+    int64_t index;            /* DLPack request: 0 (one sample) or -1 (the batch) */
+    int squeeze;              /* DLPack request: leave out the channel axis */
+    Py_ssize_t shape[4];      /* the exported shape */
+    Py_ssize_t strides[4];    /* bytes, compact; Py_buffer views point here */
     Py_ssize_t nbytes;
     int read_only;            /* exports are read-only (flag or BufferError) */
     PyObject *weakreflist;
@@ -66,6 +70,9 @@ typedef struct {
 /* tile_new() wraps 'buf' (the caller's reference is stolen, also on failure)
  * holding an h x w x c sample 0. */
 PyObject *tile_new(raster_buffer_t *buf, raster_dtype_t dt, int64_t h, int64_t w, int64_t c);
+/* tile_new_batch() wraps a whole [b, h, w, c] batch buffer (reference stolen):
+ * exported 4-d, or 3-d [b, h, w] with 'squeeze' (c must be 1). */
+PyObject *tile_new_batch(raster_buffer_t *buf, int squeeze);
 
 /* ------------------------------ DLPack --------------------------------- */
 
@@ -77,11 +84,18 @@ PyObject *dlpack_layout(PyObject *mod, PyObject *unused);
 
 /* ------------------------------ out= targets ---------------------------- */
 
-typedef enum { LAYOUT_HWC = 0, LAYOUT_CHW = 1, LAYOUT_HW = 2 } out_layout_t;
+/* Batch layouts are the sample layouts with a leading batch axis, in the
+ * same order (LAYOUT_BHWC - LAYOUT_BHWC == LAYOUT_HWC, ...). */
+typedef enum {
+    LAYOUT_HWC = 0, LAYOUT_CHW = 1, LAYOUT_HW = 2,
+    LAYOUT_BHWC = 3, LAYOUT_BCHW = 4, LAYOUT_BHW = 5
+} out_layout_t;
 
 /* A caller array or tensor pinned for a write with the GIL released. */
 typedef struct {
-    raster_view_t view;       /* element (r, c, k) of the window's output */
+    raster_view_t view;       /* element (r, c, k) of the window's output (of
+                                 sample 0 for batch layouts) */
+    int64_t batch_stride;     /* bytes from one sample to the next (batch layouts) */
     Py_buffer pybuf;          /* pinned through the buffer protocol, or */
     int has_pybuf;
     void *dl_managed;         /* an imported DLPack tensor (we are its consumer) */
@@ -94,8 +108,16 @@ typedef struct {
  * its dtype.  Never copies: a mismatch raises ValueError/TypeError. */
 int out_target_acquire(PyObject *obj, out_layout_t layout, int64_t h, int64_t w, int64_t c,
                        int want_dtype, out_target_t *t);
+/* out_target_acquire_batch() is the same for a batch layout of b samples. */
+int out_target_acquire_batch(PyObject *obj, out_layout_t layout, int64_t b, int64_t h, int64_t w,
+                             int64_t c, int want_dtype, out_target_t *t);
 void out_target_release(out_target_t *t);
 int layout_converter(PyObject *o, void *out);
+
+/* ------------------------------ batches -------------------------------- */
+
+/* read_batch(items, *, dtype, pool | out, ...) (batch_read.c). */
+PyObject *mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs);
 
 /* ------------------------------ errors --------------------------------- */
 

@@ -63,14 +63,14 @@ capsule_destructor_versioned(PyObject *cap)
 
 /* ------------------------------ copy=True ------------------------------ */
 
-/* One block: managed struct, shape[3], strides[3], then the pixels at a
+/* One block: managed struct, shape[4], strides[4], then the pixels at a
  * 64-byte boundary.  The deleter is free(): no pool, no Python. */
 typedef struct {
     union {
         raster_DLManagedTensor legacy;
         raster_DLManagedTensorVersioned versioned;
     } m;
-    int64_t shape[3], strides[3];
+    int64_t shape[4], strides[4];
 } copy_header_t;
 
 #define COPY_DATA_OFFSET ((sizeof(copy_header_t) + 63) & ~(size_t)63)
@@ -101,11 +101,12 @@ export_copy(TileObject *t, int versioned)
     memset(hdr, 0, sizeof *hdr);
     uint8_t *data = (uint8_t *)block + COPY_DATA_OFFSET;
     memcpy(data, raster_buffer_data(t->buf), (size_t)t->nbytes);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < t->ndim; i++) {
         hdr->shape[i] = t->shape[i];
         hdr->strides[i] = t->strides[i] / (Py_ssize_t)raster_dtype_size(t->dtype);
     }
-    const raster_DLTensor dl = {data, {1, 0}, 3, dl_dtypes[t->dtype], hdr->shape, hdr->strides, 0};
+    const raster_DLTensor dl = {data, {1, 0}, t->ndim, dl_dtypes[t->dtype],
+                                hdr->shape, hdr->strides, 0};
     if (versioned) {
         hdr->m.versioned.version.major = RASTER_DLPACK_MAJOR;
         hdr->m.versioned.version.minor = RASTER_DLPACK_MINOR;
@@ -206,7 +207,8 @@ tile_dlpack(TileObject *t, PyObject *args, PyObject *kwargs)
     } else {
         raster_dlpack_request_t req;
         raster_dlpack_request_init(&req);
-        req.index = 0;
+        req.index = t->index;
+        req.squeeze_channels = t->squeeze;
         req.versioned = versioned;
         req.read_only = t->read_only;
         const raster_status_t st = raster_buffer_to_dlpack(t->buf, &req, &managed);

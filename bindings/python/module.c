@@ -53,7 +53,43 @@ mod_library_version(PyObject *mod, PyObject *unused)
     return Py_BuildValue("(III)", v / 10000u, v / 100u % 100u, v % 100u);
 }
 
+/* The thread pool (lib/threads.c) comes with the native fast path; a build
+ * without it still imports (weak references are NULL) and reads on one
+ * thread.  Drop these lines once threads.c is in every build. */
+#pragma weak raster_set_threads
+#pragma weak raster_get_threads
+
+static PyObject *
+mod_set_threads(PyObject *mod, PyObject *arg)
+{
+    const long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (raster_set_threads != NULL)
+        raster_set_threads(n < -1 ? -1 : n > 1024 ? 1024 : (int)n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_get_threads(PyObject *mod, PyObject *unused)
+{
+    return PyLong_FromLong(raster_get_threads != NULL ? raster_get_threads() : 1);
+}
+
 static PyMethodDef module_methods[] = {
+    {"read_batch", (PyCFunction)(void (*)(void))mod_read_batch, METH_VARARGS | METH_KEYWORDS,
+     "read_batch(items, *, dtype=None, pool=None, out=None, mask_out=None, layout='bhwc',\n"
+     "           bands=None, scale=None, offset=None, boundless=False, fill_value=0.0,\n"
+     "           masks=False, threads=0, timeout_ms=-1) -> (image, mask)\n\n"
+     "Read items = [(Dataset, (col_off, row_off, width, height), label Dataset or None,\n"
+     "label_band)] in parallel with the GIL released.  With pool=: a [B,H,W,C] Tile of\n"
+     "dtype and, with masks=True, a [B,H,W] uint8 Tile (else None).  With out=: into that\n"
+     "array/tensor ([B,H,W,C] or, layout='bchw', [B,C,H,W]) and mask_out ([B,H,W] uint8\n"
+     "or None); returns (out, mask_out).  A failing sample raises with .index set."},
+    {"set_threads", mod_set_threads, METH_O,
+     "set_threads(n) sets how many threads one read may use to decode its tiles\n"
+     "(process-wide; n <= 0: the number of cores)"},
+    {"get_threads", mod_get_threads, METH_NOARGS, "get_threads() -> the effective thread count"},
     {"status_name", mod_status_name, METH_O, "status_name(status) -> 'RASTER_E_...'"},
     {"library_version", mod_library_version, METH_NOARGS,
      "library_version() -> (major, minor, patch) of the linked C library"},

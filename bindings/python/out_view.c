@@ -86,23 +86,30 @@ dtype_from_dl(raster_DLDataType t, raster_dtype_t *out)
 static const char *
 layout_name(out_layout_t l)
 {
-    return l == LAYOUT_HWC ? "HWC" : l == LAYOUT_CHW ? "CHW" : "HW";
+    static const char *const names[] = {"HWC", "CHW", "HW", "BHWC", "BCHW", "BHW"};
+    return names[l];
 }
 
-/* Check the target's shape and map its strides (bytes) onto the view. */
+/* Check the target's shape and map its strides (bytes) onto the view of
+ * one sample (the first, for batch layouts; t->batch_stride steps on). */
 static int
-view_from_shape(out_target_t *t, out_layout_t layout, int64_t h, int64_t w, int64_t c, int ndim,
-                const int64_t *shape, const int64_t *strides, void *data, raster_dtype_t dt,
-                int want_dtype)
+view_from_shape(out_target_t *t, out_layout_t layout, int64_t b, int64_t h, int64_t w, int64_t c,
+                int ndim, const int64_t *shape, const int64_t *strides, void *data,
+                raster_dtype_t dt, int want_dtype)
 {
-    int64_t want[3];
+    int64_t want[4];
     int want_ndim;
-    if (layout == LAYOUT_HWC)
-        want[0] = h, want[1] = w, want[2] = c, want_ndim = 3;
-    else if (layout == LAYOUT_CHW)
-        want[0] = c, want[1] = h, want[2] = w, want_ndim = 3;
+    const int batched = layout >= LAYOUT_BHWC;
+    const out_layout_t sample = batched ? (out_layout_t)(layout - LAYOUT_BHWC) : layout;
+    int64_t *const ws = want + batched;
+    want[0] = b;
+    if (sample == LAYOUT_HWC)
+        ws[0] = h, ws[1] = w, ws[2] = c, want_ndim = 3;
+    else if (sample == LAYOUT_CHW)
+        ws[0] = c, ws[1] = h, ws[2] = w, want_ndim = 3;
     else
-        want[0] = h, want[1] = w, want_ndim = 2;
+        ws[0] = h, ws[1] = w, want_ndim = 2;
+    want_ndim += batched;
     int ok = ndim == want_ndim;
     for (int i = 0; ok && i < ndim; i++)
         ok = shape[i] == want[i];
@@ -129,6 +136,9 @@ view_from_shape(out_target_t *t, out_layout_t layout, int64_t h, int64_t w, int6
                             "out has a negative stride; pass an array with non-negative strides");
             return -1;
         }
+    t->batch_stride = batched ? strides[0] : 0;
+    strides += batched;
+    layout = sample;
     raster_view_t *v = &t->view;
     v->data = data;
     v->dtype = dt;
@@ -146,7 +156,7 @@ view_from_shape(out_target_t *t, out_layout_t layout, int64_t h, int64_t w, int6
 }
 
 static int
-acquire_buffer(PyObject *obj, out_layout_t layout, int64_t h, int64_t w, int64_t c,
+acquire_buffer(PyObject *obj, out_layout_t layout, int64_t bn, int64_t h, int64_t w, int64_t c,
                int want_dtype, out_target_t *t)
 {
     if (PyObject_GetBuffer(obj, &t->pybuf, PyBUF_RECORDS) < 0) {
@@ -185,7 +195,8 @@ acquire_buffer(PyObject *obj, out_layout_t layout, int64_t h, int64_t w, int64_t
         for (int i = ndim - 1; i >= 0; i--)
             strides[i] = s, s *= shape[i];
     }
-    return view_from_shape(t, layout, h, w, c, b->ndim, shape, strides, b->buf, dt, want_dtype);
+    return view_from_shape(t, layout, bn, h, w, c, b->ndim, shape, strides, b->buf, dt,
+                           want_dtype);
 }
 
 /* Call obj.__dlpack__(max_version=(1, 0)); on TypeError, obj.__dlpack__(). */
@@ -225,7 +236,7 @@ dl_delete(void *managed, int versioned)
 }
 
 static int
-acquire_dlpack(PyObject *obj, out_layout_t layout, int64_t h, int64_t w, int64_t c,
+acquire_dlpack(PyObject *obj, out_layout_t layout, int64_t b, int64_t h, int64_t w, int64_t c,
                int want_dtype, out_target_t *t)
 {
     PyObject *cap = call_dlpack(obj);
@@ -290,7 +301,7 @@ acquire_dlpack(PyObject *obj, out_layout_t layout, int64_t h, int64_t w, int64_t
         strides[i] = dl->strides ? dl->strides[i] * isz : s;
         s *= dl->shape[i];
     }
-    return view_from_shape(t, layout, h, w, c, dl->ndim, dl->shape, strides,
+    return view_from_shape(t, layout, b, h, w, c, dl->ndim, dl->shape, strides,
                            (char *)dl->data + dl->byte_offset, dt, want_dtype);
 }
 
@@ -298,12 +309,19 @@ int
 out_target_acquire(PyObject *obj, out_layout_t layout, int64_t h, int64_t w, int64_t c,
                    int want_dtype, out_target_t *t)
 {
+    return out_target_acquire_batch(obj, layout, 1, h, w, c, want_dtype, t);
+}
+
+int
+out_target_acquire_batch(PyObject *obj, out_layout_t layout, int64_t b, int64_t h, int64_t w,
+                         int64_t c, int want_dtype, out_target_t *t)
+{
     memset(t, 0, sizeof *t);
     int rc;
     if (PyObject_CheckBuffer(obj))
-        rc = acquire_buffer(obj, layout, h, w, c, want_dtype, t);
+        rc = acquire_buffer(obj, layout, b, h, w, c, want_dtype, t);
     else if (PyObject_HasAttrString(obj, "__dlpack__"))
-        rc = acquire_dlpack(obj, layout, h, w, c, want_dtype, t);
+        rc = acquire_dlpack(obj, layout, b, h, w, c, want_dtype, t);
     else {
         PyErr_Format(PyExc_TypeError,
                      "out must be a writable numpy array or torch tensor (buffer protocol or "

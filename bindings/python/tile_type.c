@@ -1,6 +1,7 @@
 /*
- * tile_type.c - rasterloader.Tile: one pooled HWC buffer, shared without
- * copies through DLPack and the buffer protocol.
+ * tile_type.c - rasterloader.Tile: one pooled HWC buffer (a sample from
+ * Dataset.read_hwc(), or a whole [B,H,W,C] batch or [B,H,W] mask from a
+ * batch read), shared without copies through DLPack and the buffer protocol.
  *
  * The Tile owns one reference to a raster_buffer_t.  Every DLPack export and
  * every Py_buffer takes its own reference, so the Tile, the consumers and
@@ -12,13 +13,17 @@
 
 #include <structmember.h>
 
+#include <stdio.h>
+#include <string.h>
+
 PyTypeObject *Tile_Type;
 
 static const char *const buffer_formats[RASTER_DTYPE_COUNT] = {
     "B", "b", "H", "h", "I", "i", "e", "f", "d"};
 
-PyObject *
-tile_new(raster_buffer_t *buf, raster_dtype_t dt, int64_t h, int64_t w, int64_t c)
+static PyObject *
+tile_make(raster_buffer_t *buf, raster_dtype_t dt, int ndim, const int64_t *shape, int64_t index,
+          int squeeze)
 {
     TileObject *t = PyObject_GC_New(TileObject, Tile_Type);
     if (t == NULL) {
@@ -28,17 +33,36 @@ tile_new(raster_buffer_t *buf, raster_dtype_t dt, int64_t h, int64_t w, int64_t 
     const Py_ssize_t isz = (Py_ssize_t)raster_dtype_size(dt);
     t->buf = buf;
     t->dtype = dt;
-    t->shape[0] = (Py_ssize_t)h;
-    t->shape[1] = (Py_ssize_t)w;
-    t->shape[2] = (Py_ssize_t)c;
-    t->strides[2] = isz;
-    t->strides[1] = isz * (Py_ssize_t)c;
-    t->strides[0] = isz * (Py_ssize_t)(c * w);
-    t->nbytes = isz * (Py_ssize_t)(h * w * c);
+    t->ndim = ndim;
+    t->index = index;
+    t->squeeze = squeeze;
+    Py_ssize_t stride = isz;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->shape[i] = (Py_ssize_t)shape[i];
+        t->strides[i] = stride;
+        stride *= t->shape[i];
+    }
+    t->nbytes = stride;
     t->read_only = 0;
     t->weakreflist = NULL;
     PyObject_GC_Track(t);
     return (PyObject *)t;
+}
+
+PyObject *
+tile_new(raster_buffer_t *buf, raster_dtype_t dt, int64_t h, int64_t w, int64_t c)
+{
+    const int64_t shape[3] = {h, w, c};
+    return tile_make(buf, dt, 3, shape, 0, 0);
+}
+
+PyObject *
+tile_new_batch(raster_buffer_t *buf, int squeeze)
+{
+    raster_dtype_t dt;
+    int64_t shape[4];
+    raster_buffer_shape(buf, &dt, shape);
+    return tile_make(buf, dt, squeeze ? 3 : 4, shape, -1, squeeze);
 }
 
 static void
@@ -89,7 +113,7 @@ Tile_getbuffer(TileObject *self, Py_buffer *view, int flags)
     view->readonly = self->read_only;
     view->itemsize = (Py_ssize_t)raster_dtype_size(self->dtype);
     view->format = (flags & PyBUF_FORMAT) ? (char *)buffer_formats[self->dtype] : NULL;
-    view->ndim = 3;
+    view->ndim = self->ndim;
     view->shape = (flags & PyBUF_ND) ? self->shape : NULL;
     view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? self->strides : NULL;
     view->suboffsets = NULL;
@@ -166,7 +190,18 @@ Tile_set_read_only(TileObject *self, PyObject *unused)
 static PyObject *
 Tile_get_shape(TileObject *self, void *closure)
 {
-    return Py_BuildValue("(nnn)", self->shape[0], self->shape[1], self->shape[2]);
+    PyObject *shape = PyTuple_New(self->ndim);
+    if (shape == NULL)
+        return NULL;
+    for (int i = 0; i < self->ndim; i++) {
+        PyObject *n = PyLong_FromSsize_t(self->shape[i]);
+        if (n == NULL) {
+            Py_DECREF(shape);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(shape, i, n);
+    }
+    return shape;
 }
 
 static PyObject *
@@ -206,8 +241,11 @@ Tile_get_data_ptr(TileObject *self, void *closure)
 static PyObject *
 Tile_repr(TileObject *self)
 {
-    return PyUnicode_FromFormat("<rasterloader.Tile %zdx%zdx%zd %s%s%s>", self->shape[0],
-                                self->shape[1], self->shape[2], raster_dtype_name(self->dtype),
+    char dims[96] = "";
+    for (int i = 0; i < self->ndim; i++)
+        snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%zd", i ? "x" : "",
+                 self->shape[i]);
+    return PyUnicode_FromFormat("<rasterloader.Tile %s %s%s%s>", dims, raster_dtype_name(self->dtype),
                                 self->read_only ? " read-only" : "",
                                 self->buf == NULL ? " released" : "");
 }
@@ -234,7 +272,9 @@ static PyMethodDef Tile_methods[] = {
 };
 
 static PyGetSetDef Tile_getset[] = {
-    {"shape", (getter)Tile_get_shape, NULL, "(height, width, channels)", NULL},
+    {"shape", (getter)Tile_get_shape, NULL,
+     "(height, width, channels); a batch: (batch, height, width, channels), or\n"
+     "(batch, height, width) for a mask", NULL},
     {"dtype", (getter)Tile_get_dtype, NULL, "numpy-style dtype name", NULL},
     {"nbytes", (getter)Tile_get_nbytes, NULL, "bytes of pixel data", NULL},
     {"released", (getter)Tile_get_released, NULL, "True after release()", NULL},

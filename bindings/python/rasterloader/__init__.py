@@ -6,19 +6,29 @@
         tile = ds.read_hwc(window=((0, 256), (0, 256)), mean=..., std=...)
         x = torch.from_dlpack(tile)                  # zero-copy, pooled memory
 
+    loader = rasterloader.BatchLoader(samples, batch_size=16, mean=..., std=...)
+    for batch in loader:                             # [B,H,W,C] + [B,H,W] per batch
+        x, y = batch.torch()                         # zero-copy, parallel reads
+
+rasterloader.torch has the PyTorch Datasets and samplers (DataLoader workers, DDP).
+
 See rasterloader.errors for the exceptions and README for the copy budget.
 """
 
 from . import errors  # before _core: the extension looks its classes up at import
-from ._core import BufferPool, Tile
+from ._core import BufferPool, Tile, get_threads, set_threads
 from ._core import __version__ as _c_version
 from ._compat import CRS, Resampling, Window
 from ._dataset import Dataset, open
 from ._pool import DEFAULT_POOL_BYTES, default_pool, default_pool_budget
+from ._loader import Batch, BatchLoader, WindowReader
+from ._windows import GridWindows, RandomWindows, TileWindows
 
 __version__ = _c_version
 
 __all__ = [
     "open", "Dataset", "BufferPool", "Tile", "Window", "Resampling", "CRS", "errors",
     "default_pool", "default_pool_budget", "DEFAULT_POOL_BYTES", "__version__",
+    "BatchLoader", "WindowReader", "Batch", "RandomWindows", "GridWindows", "TileWindows",
+    "set_threads", "get_threads",
 ]

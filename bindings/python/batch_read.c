@@ -1,0 +1,377 @@
+/*
+ * batch_read.c - rasterloader._core.read_batch(): B windows (across any
+ * number of files) read in one call, with the GIL released, in parallel on
+ * the library's threads, into pooled [B,H,W,C] + [B,H,W] Tiles or into a
+ * caller's arrays or tensors.
+ *
+ * This is the C batch read (raster_batch_read / raster_batch_read_into) and
+ * nothing more: item parsing, one C reference per dataset taken before the
+ * GIL goes (so close() on another thread is safe), and the failing sample's
+ * index attached to the exception as .index.  Batching policy (shuffling,
+ * prefetch, sharding) is Python's, in rasterloader/_loader.py.
+ */
+#include "binding.h"
+
+#include <string.h>
+
+/* Everything parsed from the arguments; freed by batch_args_free(). */
+typedef struct {
+    raster_batch_item_t *items;   /* PyMem; datasets retained (C references) */
+    Py_ssize_t count;
+    int *bands;                   /* PyMem or NULL */
+    int band_count;
+    double *scale, *offset;       /* PyMem or NULL */
+    raster_read_options_t opt;
+    int64_t h, w, c;              /* the batch's sample shape */
+} batch_args_t;
+
+static void
+batch_args_free(batch_args_t *a)
+{
+    for (Py_ssize_t i = 0; a->items != NULL && i < a->count; i++) {
+        raster_dataset_release(a->items[i].image);
+        raster_dataset_release(a->items[i].label);
+    }
+    PyMem_Free(a->items);
+    PyMem_Free(a->bands);
+    PyMem_Free(a->scale);
+    PyMem_Free(a->offset);
+    memset(a, 0, sizeof *a);
+}
+
+static raster_dataset_t *
+live_dataset(PyObject *o, Py_ssize_t i, const char *what)
+{
+    if (!PyObject_TypeCheck(o, Dataset_Type)) {
+        PyErr_Format(PyExc_TypeError, "batch sample %zd: %s must be a rasterloader._core.Dataset, "
+                                      "not %.100s", i, what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    DatasetObject *d = (DatasetObject *)o;
+    if (d->ds == NULL) {
+        rl_raise_status(RASTER_E_CLOSED, "batch sample %zd: %s %U is closed", i, what, d->path);
+        return NULL;
+    }
+    return raster_dataset_retain(d->ds);
+}
+
+/* One item: (Dataset, (col_off, row_off, width, height), label Dataset or
+ * None, label_band). */
+static int
+item_parse(PyObject *o, Py_ssize_t i, raster_batch_item_t *it)
+{
+    memset(it, 0, sizeof *it);
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4) {
+        PyErr_Format(PyExc_TypeError, "batch sample %zd must be a (dataset, (col_off, row_off, "
+                                      "width, height), label or None, label_band) tuple", i);
+        return -1;
+    }
+    PyObject *win = PyTuple_GET_ITEM(o, 1), *label = PyTuple_GET_ITEM(o, 2);
+    long long v[4];
+    if (!PyTuple_Check(win) || PyTuple_GET_SIZE(win) != 4) {
+        PyErr_Format(PyExc_TypeError, "batch sample %zd: window must be a (col_off, row_off, "
+                                      "width, height) tuple, not %R", i, win);
+        return -1;
+    }
+    for (int k = 0; k < 4; k++) {
+        v[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(win, k));
+        if (v[k] == -1 && PyErr_Occurred())
+            return -1;
+    }
+    const long band = PyLong_AsLong(PyTuple_GET_ITEM(o, 3));
+    if (band == -1 && PyErr_Occurred())
+        return -1;
+    if (band < 0 || band > 65536) {
+        rl_raise_status(RASTER_E_INVALID_ARG, "batch sample %zd: label_band %ld out of range", i,
+                        band);
+        return -1;
+    }
+    it->window = (raster_window_t){v[0], v[1], v[2], v[3]};
+    it->label_band = (int)band;
+    if ((it->image = live_dataset(PyTuple_GET_ITEM(o, 0), i, "image")) == NULL)
+        return -1;
+    if (label != Py_None && (it->label = live_dataset(label, i, "label")) == NULL)
+        return -1;
+    return 0;
+}
+
+static int
+ints_parse(PyObject *o, int **out, int *n)
+{
+    PyObject *seq = PySequence_Fast(o, "bands must be a sequence of ints");
+    if (seq == NULL)
+        return -1;
+    const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+    if (len < 1 || len > 65536) {
+        Py_DECREF(seq);
+        rl_raise_status(RASTER_E_INVALID_ARG, "bands must list 1 to 65536 band numbers, not %zd",
+                        len);
+        return -1;
+    }
+    if ((*out = PyMem_New(int, (size_t)len)) == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        const long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        (*out)[i] = (v < 1 || v > 0x7fffffffL) ? -1 : (int)v;
+    }
+    *n = (int)len;
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int
+doubles_parse(PyObject *o, int64_t n, const char *what, double **out)
+{
+    if (o == Py_None)
+        return 0;
+    PyObject *seq = PySequence_Fast(o, "scale and offset must be sequences of floats");
+    if (seq == NULL)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != n) {
+        rl_raise_status(RASTER_E_INVALID_ARG, "%s has %zd values but the batch has %lld channel(s)",
+                        what, PySequence_Fast_GET_SIZE(seq), (long long)n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    if ((*out = PyMem_New(double, (size_t)n)) == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        (*out)[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if ((*out)[i] == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int
+batch_args_parse(PyObject *items, PyObject *bands, PyObject *scale, PyObject *offset,
+                 int boundless, double fill, batch_args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    PyObject *seq = PySequence_Fast(items, "items must be a sequence of tuples");
+    if (seq == NULL)
+        return -1;
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1) {
+        Py_DECREF(seq);
+        rl_raise_status(RASTER_E_INVALID_ARG, "a batch needs at least one item");
+        return -1;
+    }
+    if ((a->items = PyMem_New(raster_batch_item_t, (size_t)n)) == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(a->items, 0, (size_t)n * sizeof *a->items);
+    a->count = n;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (item_parse(PySequence_Fast_GET_ITEM(seq, i), i, &a->items[i]) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    Py_DECREF(seq);
+    if (bands != Py_None && ints_parse(bands, &a->bands, &a->band_count) < 0)
+        return -1;
+    raster_info_t in;
+    if (raster_dataset_info(a->items[0].image, &in) != RASTER_OK) {
+        rl_raise(RASTER_E_CLOSED);
+        return -1;
+    }
+    a->h = a->items[0].window.height;
+    a->w = a->items[0].window.width;
+    a->c = a->bands ? a->band_count : in.band_count;
+    if (doubles_parse(scale, a->c, "scale", &a->scale) < 0 ||
+        doubles_parse(offset, a->c, "offset", &a->offset) < 0)
+        return -1;
+    raster_read_options_init(&a->opt);
+    a->opt.bands = a->bands;
+    a->opt.band_count = a->band_count;
+    a->opt.boundless = boundless;
+    a->opt.fill_value = fill;
+    a->opt.scale = a->scale;
+    a->opt.offset = a->offset;
+    return 0;
+}
+
+/* Raises for 'st' (message from raster_last_error()) with .index set to the
+ * failing sample, or None. */
+static PyObject *
+raise_batch(raster_status_t st, int64_t failed)
+{
+    rl_raise(st);
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL) {
+        PyObject *idx = failed >= 0 ? PyLong_FromLongLong(failed) : Py_NewRef(Py_None);
+        if (idx == NULL || PyObject_SetAttrString(value, "index", idx) < 0)
+            PyErr_Clear();
+        Py_XDECREF(idx);
+    }
+    PyErr_Restore(type, value, tb);
+    return NULL;
+}
+
+/* The b samples of a pinned target as views.  Samples must not overlap (a
+ * zero or short batch stride, as from torch's expand(), would have threads
+ * write the same bytes), so the batch axis must be the outermost. */
+static int
+sample_views(const out_target_t *t, int64_t b, raster_view_t **out)
+{
+    const raster_view_t *v = &t->view;
+    const int64_t esz = (int64_t)raster_dtype_size(v->dtype);
+    /* Bytes one sample spans: its largest offset plus one element. */
+    const int64_t span = (v->height - 1) * v->row_stride + (v->width - 1) * v->col_stride +
+                         (v->channels - 1) * v->chan_stride + esz;
+    if (b > 1 && t->batch_stride < span) {
+        PyErr_Format(PyExc_ValueError, "out: the batch axis must be outermost in memory and "
+                                       "samples may not overlap (batch stride %lld bytes, a "
+                                       "sample spans %lld)",
+                     (long long)t->batch_stride, (long long)span);
+        return -1;
+    }
+    raster_view_t *views = PyMem_New(raster_view_t, (size_t)b);
+    if (views == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int64_t i = 0; i < b; i++) {
+        views[i] = *v;
+        views[i].data = (char *)v->data + i * t->batch_stride;
+    }
+    *out = views;
+    return 0;
+}
+
+static PyObject *
+read_into_targets(batch_args_t *a, raster_batch_options_t *bo, PyObject *out, out_layout_t layout,
+                  PyObject *mask_out)
+{
+    out_target_t ti, tm;
+    memset(&tm, 0, sizeof tm);
+    raster_view_t *iv = NULL, *mv = NULL;
+    PyObject *result = NULL;
+    if (out_target_acquire_batch(out, layout, a->count, a->h, a->w, a->c, -1, &ti) < 0)
+        return NULL;
+    if (mask_out != Py_None &&
+        out_target_acquire_batch(mask_out, LAYOUT_BHW, a->count, a->h, a->w, 1, RASTER_U8, &tm) < 0)
+        goto done;
+    if (sample_views(&ti, a->count, &iv) < 0 ||
+        (mask_out != Py_None && sample_views(&tm, a->count, &mv) < 0))
+        goto done;
+    raster_status_t st;
+    int64_t failed = -1;
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_batch_read_into(a->items, a->count, bo, iv, mv, &failed);
+    Py_END_ALLOW_THREADS
+    if (st != RASTER_OK)
+        raise_batch(st, failed);
+    else
+        result = Py_BuildValue("(OO)", out, mask_out);
+done:
+    PyMem_Free(iv);
+    PyMem_Free(mv);
+    out_target_release(&tm);
+    out_target_release(&ti);
+    return result;
+}
+
+static PyObject *
+read_into_pool(batch_args_t *a, raster_batch_options_t *bo, PoolObject *po)
+{
+    raster_pool_t *pool = pool_enter(po);
+    if (pool == NULL)
+        return NULL;
+    raster_buffer_t *img = NULL, *mask = NULL;
+    raster_status_t st;
+    int64_t failed = -1;
+    /* The pool wait (back-pressure) and the reads both run without the GIL. */
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_batch_read(pool, a->items, a->count, bo, &img, &mask, &failed);
+    Py_END_ALLOW_THREADS
+    pool_leave(po);
+    if (st != RASTER_OK)
+        return raise_batch(st, failed);
+    PyObject *mt = NULL;
+    PyObject *it = tile_new_batch(img, 0);
+    if (it == NULL) {
+        raster_buffer_release(mask);
+        return NULL;
+    }
+    if (mask != NULL) {
+        if ((mt = tile_new_batch(mask, 1)) == NULL) {
+            Py_DECREF(it);
+            return NULL;
+        }
+    } else {
+        mt = Py_NewRef(Py_None);
+    }
+    return Py_BuildValue("(NN)", it, mt);
+}
+
+PyObject *
+mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"items", "dtype", "pool", "out", "mask_out", "layout", "bands",
+                             "scale", "offset", "boundless", "fill_value", "masks", "threads",
+                             "timeout_ms", NULL};
+    PyObject *items, *dtype_obj = Py_None, *pool = Py_None, *out = Py_None, *mask_out = Py_None;
+    PyObject *bands = Py_None, *scale = Py_None, *offset = Py_None;
+    const char *layout_name = "bhwc";
+    int boundless = 0, masks = 0, threads = 0, timeout_ms = -1;
+    double fill = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OOOOsOOOpdpii:read_batch", kwlist, &items,
+                                     &dtype_obj, &pool, &out, &mask_out, &layout_name, &bands,
+                                     &scale, &offset, &boundless, &fill, &masks, &threads,
+                                     &timeout_ms))
+        return NULL;
+    out_layout_t layout;
+    if (strcmp(layout_name, "bhwc") == 0)
+        layout = LAYOUT_BHWC;
+    else if (strcmp(layout_name, "bchw") == 0)
+        layout = LAYOUT_BCHW;
+    else
+        return PyErr_Format(PyExc_ValueError, "layout must be 'bhwc' or 'bchw', not '%s'",
+                            layout_name);
+    if ((out == Py_None) == (pool == Py_None))
+        return PyErr_Format(PyExc_TypeError, "read_batch needs exactly one of pool= or out=");
+    if (pool != Py_None && !PyObject_TypeCheck(pool, Pool_Type))
+        return PyErr_Format(PyExc_TypeError, "pool must be a BufferPool, not %.100s",
+                            Py_TYPE(pool)->tp_name);
+    if (out == Py_None && mask_out != Py_None)
+        return PyErr_Format(PyExc_TypeError, "mask_out= goes with out=");
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    if (pool != Py_None) {
+        if (dtype_obj == Py_None)
+            return PyErr_Format(PyExc_TypeError, "read_batch(pool=...) needs dtype=");
+        if (!dtype_converter(dtype_obj, &bo.dtype))
+            return NULL;
+    }
+    bo.masks = masks;
+    bo.threads = threads;
+    bo.timeout_ms = timeout_ms;
+    batch_args_t a;
+    if (batch_args_parse(items, bands, scale, offset, boundless, fill, &a) < 0) {
+        batch_args_free(&a);
+        return NULL;
+    }
+    bo.read = &a.opt;
+    PyObject *result = pool != Py_None ? read_into_pool(&a, &bo, (PoolObject *)pool)
+                                       : read_into_targets(&a, &bo, out, layout, mask_out);
+    batch_args_free(&a);
+    return result;
+}

@@ -1,0 +1,276 @@
+"""rasterloader.torch: PyTorch Datasets and samplers over rasterloader.
+
+Three ways to feed a training loop, by where the reading happens (README,
+"Training loader", lists the copies each makes):
+
+1. In the training process, ``num_workers=0``: :class:`rasterloader.BatchLoader`
+   reads each batch on its own threads (GIL released) into pooled memory that
+   torch takes over through DLPack.  No copy after decode.
+
+2. In DataLoader workers, whole batches: :class:`BatchDataset`, an
+   IterableDataset that shards batches by worker (``get_worker_info``) and by
+   rank, and reads each batch straight into tensors allocated in shared memory,
+   so the decode is the only write and the tensors cross to the main process
+   by handle::
+
+       ds = BatchDataset(samples, batch_size=16, mean=..., std=..., shuffle=True)
+       loader = DataLoader(ds, batch_size=None, num_workers=2)
+
+3. As a drop-in for a rasterio map-style Dataset: :class:`WindowDataset`
+   returns one sample per index (CHW or HWC float tensor + uint8 mask) for the
+   usual ``DataLoader(ds, batch_size=16, ...)``, whose collate then copies each
+   sample once more into the batch.  Given a list of indices it reads a whole
+   batch the way (2) does; :func:`dataloader` builds that DataLoader
+   (``batch_size=None`` + a BatchSampler), which avoids the collate copy.
+
+Sharding for DDP: :class:`ShardedSampler` (DistributedSampler semantics with a
+per-epoch seed) for (3); ``rank``/``world_size`` (default: torch.distributed's)
+on BatchLoader and BatchDataset.  Padding policy: :func:`rasterloader._loader.
+shard_indices` (pad to equal shards by repeating the first samples of the
+epoch's order, or ``pad=False`` / ``drop_last=True`` to drop the tail).
+
+Window samplers (:class:`RandomWindows`, :class:`GridWindows`,
+:class:`TileWindows`) are re-exported here.
+"""
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Sampler, \
+    get_worker_info
+
+from ._loader import (BatchLoader, WindowReader, _dist_rank_world, epoch_order,
+                      shard_indices)
+from ._windows import GridWindows, RandomWindows, TileWindows
+
+__all__ = ["WindowDataset", "BatchDataset", "ShardedSampler", "dataloader", "shared_empty",
+           "RandomWindows", "GridWindows", "TileWindows"]
+
+_TORCH_DTYPES = {"uint8": torch.uint8, "int8": torch.int8, "uint16": torch.uint16,
+                 "int16": torch.int16, "uint32": torch.uint32, "int32": torch.int32,
+                 "float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
+
+
+def _dtype_name(dt):
+    if isinstance(dt, torch.dtype):
+        return str(dt).replace("torch.", "")
+    return np.dtype(dt).name
+
+
+def shared_empty(shape, dtype):
+    """An uninitialised tensor, in shared memory when called in a DataLoader
+    worker.
+
+    The storage is created in shared memory directly (as torch's own
+    default_collate does in workers), not allocated privately and then moved
+    with ``share_memory_()``, which would copy the whole block: so the read
+    that fills it is the only write, and the tensor crosses to the main
+    process as a file handle.  Outside workers it is ``torch.empty``."""
+    dtype = _TORCH_DTYPES.get(_dtype_name(dtype), dtype)
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    numel = 1
+    for s in shape:
+        numel *= int(s)
+    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    storage = torch.UntypedStorage._new_shared(nbytes)
+    return torch.empty(0, dtype=dtype).set_(storage, 0, tuple(shape))
+
+
+def _threads(threads):
+    """Threads for one batch read: as asked, else 1 in a DataLoader worker (the
+    workers are the parallelism) and every core (0) in the main process."""
+    if threads is not None:
+        return int(threads)
+    return 1 if get_worker_info() is not None else 0
+
+
+def _pack(image, mask, index, return_type):
+    if return_type == "tuple":
+        return (image, mask) if mask is not None else image
+    out = {"image": image, "index": index}
+    if mask is not None:
+        out["mask"] = mask
+    return out
+
+
+class WindowDataset(Dataset):
+    """Map-style Dataset of windows: the drop-in for a rasterio Dataset.
+
+    ``samples``: ``[(image_path, mask_path or None, window)]`` or a window
+    sampler.  ``ds[i]`` is a dict ``{"image", "mask", "index"}`` (or a tuple
+    ``(image, mask)`` with ``return_type="tuple"``): the image as a float
+    tensor (``out_dtype``) in ``layout`` "chw" (default) or "hwc", normalised
+    with ``mean``/``std`` in the read; the mask as [H, W] uint8 (the label
+    band, or the image's validity mask; ``masks=False`` leaves it out).
+
+    ``ds[[i, j, ...]]`` (a list of indices) reads a whole batch in one call,
+    on ``threads`` threads (default: 1 inside DataLoader workers, every core
+    outside), into [B, ...] tensors, in shared memory inside workers: see
+    :func:`dataloader`.  Other parameters are :class:`rasterloader.BatchLoader`'s.
+    """
+
+    def __init__(self, samples, *, layout="chw", return_type="dict", threads=None,
+                 **reader_kwargs):
+        if layout not in ("chw", "hwc"):
+            raise ValueError(f"layout must be 'chw' or 'hwc', not {layout!r}")
+        if return_type not in ("dict", "tuple"):
+            raise ValueError(f"return_type must be 'dict' or 'tuple', not {return_type!r}")
+        self.layout, self.return_type = layout, return_type
+        self.reader = WindowReader(samples, **reader_kwargs)
+        self.samples = samples
+        self.threads = threads
+
+    def __len__(self):
+        return len(self.samples)
+
+    def set_epoch(self, epoch):
+        """Redraw the windows of a per-epoch sampler (RandomWindows)."""
+        if hasattr(self.samples, "set_epoch"):
+            self.samples.set_epoch(epoch)
+
+    def _shape(self, b=None):
+        r = self.reader
+        hwc = (r.height, r.width, r.channels)
+        shape = hwc if self.layout == "hwc" else (r.channels, r.height, r.width)
+        return shape if b is None else (b,) + shape
+
+    def read_batch(self, indices):
+        """Samples ``indices`` as [B, C, H, W] (or [B, H, W, C]) + [B, H, W]
+        tensors, in shared memory inside DataLoader workers."""
+        indices = [int(i) for i in indices]
+        r = self.reader
+        r.threads = _threads(self.threads)
+        b = len(indices)
+        image = shared_empty(self._shape(b), r.out_dtype)
+        mask = shared_empty((b, r.height, r.width), torch.uint8) if r.masks else None
+        r.read_into(indices, image, mask, layout="bhwc" if self.layout == "hwc" else "bchw")
+        return _pack(image, mask, torch.tensor(indices), self.return_type)
+
+    def __getitem__(self, index):
+        if isinstance(index, (list, tuple, np.ndarray, torch.Tensor)):
+            return self.read_batch(index)
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        r = self.reader
+        r.threads = 1
+        image = torch.empty(self._shape(), dtype=_TORCH_DTYPES[r.out_dtype])
+        mask = torch.empty((r.height, r.width), dtype=torch.uint8) if r.masks else None
+        r.read_into([index], image.unsqueeze(0), None if mask is None else mask.unsqueeze(0),
+                    layout="bhwc" if self.layout == "hwc" else "bchw")
+        return _pack(image, mask, index, self.return_type)
+
+
+class ShardedSampler(Sampler):
+    """DistributedSampler for window datasets: this rank's indices of an epoch.
+
+    The epoch's order (shuffled with ``(seed, epoch)`` when ``shuffle``) is the
+    same on every rank; rank r takes every world_size-th index of it, padded by
+    repeating the first indices of the order (``drop_last=False``, the
+    default: equal shards, at most world_size - 1 indices seen twice) or cut to
+    a multiple of world_size (``drop_last=True``: disjoint shards).  ``rank`` /
+    ``world_size`` default to torch.distributed's (one shard when it is not
+    initialised).  Call :meth:`set_epoch` every epoch; it also redraws the
+    windows of ``data_source`` when that has a ``set_epoch`` (RandomWindows,
+    WindowDataset)."""
+
+    def __init__(self, data_source, *, shuffle=True, seed=0, drop_last=False, rank=None,
+                 world_size=None):
+        self.data_source = data_source
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        if rank is None and world_size is None:
+            rank, world_size = _dist_rank_world()
+        self.rank, self.world_size = int(rank or 0), int(world_size or 1)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is not in [0, {self.world_size})")
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+        if hasattr(self.data_source, "set_epoch"):
+            self.data_source.set_epoch(self.epoch)
+
+    def __iter__(self):
+        order = epoch_order(len(self.data_source), self.epoch, shuffle=self.shuffle,
+                            seed=self.seed)
+        return iter(shard_indices(order, self.rank, self.world_size,
+                                  pad=not self.drop_last).tolist())
+
+    def __len__(self):
+        n = len(self.data_source)
+        return -(-n // self.world_size) if not self.drop_last else n // self.world_size
+
+
+def dataloader(dataset, batch_size, *, sampler=None, shuffle=False, seed=0, drop_last=False,
+               **kwargs):
+    """A DataLoader over a :class:`WindowDataset` that reads whole batches.
+
+    ``DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler,
+    batch_size, drop_last))``: each step hands the dataset a list of indices,
+    which it reads in one parallel call into (shared-memory) batch tensors, so
+    there is no per-sample tensor and no collate copy.  ``sampler`` defaults to
+    a :class:`ShardedSampler` (``shuffle``, ``seed``; sharded by rank when
+    torch.distributed is initialised).  ``kwargs`` go to DataLoader
+    (num_workers, persistent_workers, multiprocessing_context, ...)."""
+    if sampler is None:
+        sampler = ShardedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return DataLoader(dataset, batch_size=None,
+                      sampler=BatchSampler(sampler, batch_size, drop_last), **kwargs)
+
+
+class BatchDataset(IterableDataset):
+    """Whole batches read inside DataLoader workers: ``DataLoader(ds, batch_size=None,
+    num_workers=k)``.
+
+    The epoch's batches (the plan of a :class:`rasterloader.BatchLoader` with
+    the same arguments: seeded shuffle, rank shard, drop_last) are dealt to
+    the workers round-robin by ``get_worker_info()``, batch i to worker
+    ``i % num_workers``, so the DataLoader yields them in plan order.  Each
+    batch is read in one parallel call (``threads``; default 1 in a worker,
+    where the workers are the parallelism, every core without workers)
+    straight into tensors allocated in
+    shared memory (:func:`shared_empty`): dicts ``{"image": [B,C,H,W] (or
+    [B,H,W,C] with layout="hwc"), "mask": [B,H,W] uint8, "index": [B]}``, or
+    tuples with ``return_type="tuple"``.
+
+    ``rank``/``world_size`` are resolved when the dataset is made (from
+    torch.distributed if initialised), in the main process.  Call
+    :meth:`set_epoch` before each epoch's iteration (with
+    ``persistent_workers=True`` the workers keep the epoch they started with).
+    """
+
+    def __init__(self, samples, batch_size, *, layout="chw", return_type="dict", shuffle=False,
+                 seed=0, drop_last=False, rank=None, world_size=None, pad=True, threads=None,
+                 **reader_kwargs):
+        if layout not in ("chw", "hwc"):
+            raise ValueError(f"layout must be 'chw' or 'hwc', not {layout!r}")
+        if rank is None and world_size is None:
+            rank, world_size = _dist_rank_world()
+        self.layout, self.return_type = layout, return_type
+        self.loader = BatchLoader(samples, batch_size, prefetch=0, shuffle=shuffle, seed=seed,
+                                  drop_last=drop_last, rank=rank, world_size=world_size,
+                                  pad=pad, **reader_kwargs)
+        self.threads = threads
+
+    def set_epoch(self, epoch):
+        self.loader.set_epoch(epoch)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = (info.id, info.num_workers) if info is not None else (0, 1)
+        lo = self.loader
+        lo.threads = _threads(self.threads)
+        plan = lo.plan()[worker[0]::worker[1]]
+        for indices in plan:
+            b = len(indices)
+            shape = (b, lo.height, lo.width, lo.channels) if self.layout == "hwc" else \
+                (b, lo.channels, lo.height, lo.width)
+            image = shared_empty(shape, lo.out_dtype)
+            mask = shared_empty((b, lo.height, lo.width), torch.uint8) if lo.masks else None
+            lo.read_into(indices, image, mask, layout="bhwc" if self.layout == "hwc" else "bchw")
+            yield _pack(image, mask, torch.tensor(indices), self.return_type)
