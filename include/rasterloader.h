@@ -190,9 +190,15 @@ typedef struct raster_band_info {
 
 /*
  * raster_open() opens the raster at 'path_or_url' (borrowed): a local path
- * or anything GDAL opens, /vsi paths included.  It reads the directory only;
- * no pixels are decoded.  On RASTER_OK, *ds_out is owned by the caller:
- * release it with raster_close().  On failure *ds_out is NULL.
+ * or anything GDAL opens, /vsi paths included.  URLs: /vsicurl/, /vsis3/,
+ * /vsigs/, /vsiaz/ (and GDAL's other virtual file systems) pass through;
+ * http:// and https:// are read through /vsicurl/, and s3://, gs://, az://
+ * through /vsis3/, /vsigs/, /vsiaz/.  GDAL's configuration (environment or
+ * CPLSetConfigOption: GDAL_HTTP_MAX_RETRY, GDAL_HTTP_TIMEOUT, AWS_*, ...)
+ * applies; messages name the GDAL path, which contains the URL.  A remote
+ * failure (HTTP status, timeout, short body) is RASTER_E_IO.  It reads the
+ * directory only; no pixels are decoded.  On RASTER_OK, *ds_out is owned by
+ * the caller: release it with raster_close().  On failure *ds_out is NULL.
  */
 RASTER_API raster_status_t raster_open(const char *path_or_url,
                                        raster_dataset_t **ds_out);

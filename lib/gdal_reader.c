@@ -22,6 +22,7 @@
 #include <gdal.h>
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,15 +43,85 @@ gdal_register(void)
     GDALAllRegister();
 }
 
+/*
+ * GDAL's messages during one call, kept per thread instead of printed.  The
+ * last message is the driver's summary ("IReadBlock failed ..."); over HTTP
+ * the cause came first ("Request for 2942702-3506603 failed with
+ * response_code=500", "CURL error: Operation timed out"), so a message names
+ * both.  GDAL's retry notices (warnings, one per GDAL_HTTP_MAX_RETRY retry)
+ * are counted so the message can say that retries were spent.
+ */
+typedef struct gdal_errs {
+    int failures;               /* CE_Failure or worse since GDAL_QUIET_BEGIN */
+    int network;                /* one of them came from the HTTP layer */
+    int retries;                /* "Retrying again in ..." notices */
+    char first[320];            /* the first failure's text */
+    char detail[1024];          /* gdal_msg()'s result */
+} gdal_errs_t;
+
+static _Thread_local gdal_errs_t gdal_errs;
+
+static int
+is_network_msg(CPLErrorNum no, const char *m)
+{
+    return no == CPLE_HttpResponse || strstr(m, "response_code") || strstr(m, "HTTP") ||
+           strstr(m, "CURL") || strstr(m, "curl") || strstr(m, "timed out") ||
+           strstr(m, "Connection") || strstr(m, "Could not resolve");
+}
+
+static void CPL_STDCALL
+gdal_errs_handler(CPLErr cls, CPLErrorNum no, const char *msg)
+{
+    gdal_errs_t *e = &gdal_errs;
+    msg = msg ? msg : "";
+    if (cls == CE_Warning && strstr(msg, "Retrying"))
+        e->retries++;
+    if (cls < CE_Failure)
+        return;
+    if (e->failures++ == 0)
+        snprintf(e->first, sizeof e->first, "%s", msg);
+    e->network |= is_network_msg(no, msg) != 0;
+}
+
+static void
+gdal_errs_begin(void)
+{
+    gdal_errs.failures = gdal_errs.network = gdal_errs.retries = 0;
+    gdal_errs.first[0] = '\0';
+    CPLPushErrorHandler(gdal_errs_handler);
+    CPLErrorReset();
+}
+
 /* Run a GDAL call with errors captured instead of printed. */
-#define GDAL_QUIET_BEGIN() CPLPushErrorHandler(CPLQuietErrorHandler); CPLErrorReset()
+#define GDAL_QUIET_BEGIN() gdal_errs_begin()
 #define GDAL_QUIET_END() CPLPopErrorHandler()
 
+/* The captured detail (valid until the next call on this thread): the first
+ * failure, then the last one when it differs, then the retries spent. */
 static const char *
 gdal_msg(void)
 {
-    const char *m = CPLGetLastErrorMsg();
-    return (m && m[0]) ? m : "no detail from GDAL";
+    gdal_errs_t *e = &gdal_errs;
+    const char *last = CPLGetLastErrorMsg();
+    last = (last && last[0]) ? last : "no detail from GDAL";
+    if (e->failures > 1 && e->first[0] && strcmp(e->first, last) != 0)
+        snprintf(e->detail, sizeof e->detail, "%.319s; then: %.640s", e->first, last);
+    else
+        snprintf(e->detail, sizeof e->detail, "%.960s", last);
+    if (e->retries > 0) {
+        const size_t n = strlen(e->detail);
+        snprintf(e->detail + n, sizeof e->detail - n,
+                 " (after %d retr%s, GDAL_HTTP_MAX_RETRY)", e->retries, e->retries == 1 ? "y" : "ies");
+    }
+    return e->detail;
+}
+
+/* A failed call on a remote dataset whose cause was the network (an HTTP
+ * status, a timeout, a short body) is RASTER_E_IO; otherwise 'otherwise'. */
+static raster_status_t
+gdal_failure_status(const raster_dataset_t *ds, raster_status_t otherwise)
+{
+    return gdal_errs.network && raster__path_is_remote(ds->path) ? RASTER_E_IO : otherwise;
 }
 
 static GDALDatasetH
@@ -257,6 +328,8 @@ raster__gdal_open(raster_dataset_t *ds)
          * "not recognized as a supported file format" for anything else. */
         if (no == CPLE_OpenFailed && strstr(msg, "No such file"))
             st = raster__fail(RASTER_E_IO, "%s: no such file: %s", ds->path, msg);
+        else if (gdal_failure_status(ds, RASTER_E_FORMAT) == RASTER_E_IO)
+            st = raster__fail(RASTER_E_IO, "%s: cannot read it over the network: %s", ds->path, msg);
         else if (no == CPLE_OpenFailed && strstr(msg, "not recognized"))
             st = raster__fail(RASTER_E_FORMAT, "%s: not a raster GDAL can open: %s", ds->path, msg);
         else
@@ -289,7 +362,7 @@ rasterio_into(raster_dataset_t *ds, GDALDatasetH h, raster_window_t win, const i
                                              v->chan_stride, &extra);
     raster_status_t st = RASTER_OK;
     if (err != CE_None)
-        st = raster__fail(RASTER_E_CORRUPT,
+        st = raster__fail(gdal_failure_status(ds, RASTER_E_CORRUPT),
                           "%s: GDAL failed to read window (col %lld, row %lld, %lldx%lld): %s",
                           ds->path, (long long)win.col_off, (long long)win.row_off,
                           (long long)win.width, (long long)win.height, gdal_msg());
@@ -383,7 +456,7 @@ raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, cons
                                                    dst->col_stride, dst->row_stride, &extra);
     raster_status_t st = RASTER_OK;
     if (err != CE_None)
-        st = raster__fail(RASTER_E_CORRUPT,
+        st = raster__fail(gdal_failure_status(ds, RASTER_E_CORRUPT),
                           "%s: GDAL failed to read the mask of band %d, window (col %lld, row %lld, "
                           "%lldx%lld): %s",
                           ds->path, band, (long long)win.col_off, (long long)win.row_off,

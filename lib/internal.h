@@ -104,6 +104,12 @@ RASTER_HIDDEN uint64_t raster__scratch_allocations(void);  /* process-wide count
 /* ------------------------------ datasets ------------------------------- */
 
 struct raster__gdal;    /* gdal_reader.c: per-thread GDAL handles */
+
+/* raster__path_is_remote() is 1 when 'path' (a GDAL path, after the URL
+ * mapping of raster_open()) reads over the network: /vsicurl/, /vsis3/,
+ * /vsigs/, /vsiaz/ and the other cloud file systems, also chained ones
+ * (dataset.c). */
+RASTER_HIDDEN int raster__path_is_remote(const char *path);
 struct raster__tiff;    /* tiff/: native layout, descriptor, segment tables */
 
 typedef struct raster__band {
@@ -114,7 +120,7 @@ typedef struct raster__band {
 struct raster_dataset {
     atomic_int refcount;          /* raster_open's + retains + reads in flight */
     atomic_int closed;            /* set by raster_close() */
-    char *path;                   /* owned */
+    char *path;                   /* owned: the GDAL path (URLs mapped, see dataset.c) */
     raster_info_t info;           /* strings point into the owned fields below */
     char *driver, *compression, *interleave, *crs_wkt;   /* owned */
     raster__band_t *bands;        /* owned, info.band_count entries */
