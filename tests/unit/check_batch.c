@@ -4,7 +4,8 @@
  * for every thread count, pooled or into caller views (also CHW); a failing
  * sample is named with its index, file and window, and leaves nothing
  * acquired (pool stats); argument errors never acquire; steady batches do
- * not allocate; the mask exports as [B, H, W].
+ * not allocate; the mask exports as [B, H, W].  RASTER_STRESS_SCALE=n (valgrind
+ * runs use 50) cuts the repeated rounds and thread counts.
  */
 #include "test_util.h"
 #include "pool_internal.h"
@@ -22,6 +23,14 @@
 
 #define B 6
 #define WIN 96
+
+/* 1, or RASTER_STRESS_SCALE: how much to cut repetition (valgrind). */
+static int
+stress_scale(void)
+{
+    const char *s = getenv("RASTER_STRESS_SCALE");
+    return s != NULL && atoi(s) > 0 ? atoi(s) : 1;
+}
 
 static raster_dataset_t *
 open_fx(const char *name)
@@ -82,6 +91,22 @@ scene_close(scene_t *s)
     raster_close(s->masked);
 }
 
+/* Opened once per TCase (GDAL opens dominate under valgrind); each test
+ * works on a copy of the items, and never closes these datasets. */
+static scene_t g_scene;
+
+static void
+scene_setup(void)
+{
+    scene_open(&g_scene);
+}
+
+static void
+scene_teardown(void)
+{
+    scene_close(&g_scene);
+}
+
 /* Sample i of 'image' (view) and of 'mask' (NULL: no masks) equal the
  * single reads of the item, into 'dt' with 'opt'. */
 static void
@@ -96,14 +121,16 @@ assert_samples(const scene_t *s, const raster_view_t *images, const raster_view_
         const raster_view_t wv = raster_view_hwc(want, dt, WIN, WIN, c);
         ck_assert_int_eq(raster_read_into(it->image, it->window, opt, &wv), RASTER_OK);
         const raster_view_t *g = &images[i];
-        for (int64_t r = 0; r < WIN; r++)
-            for (int64_t col = 0; col < WIN; col++)
-                for (int64_t k = 0; k < c; k++)
-                    ck_assert_msg(memcmp((uint8_t *)g->data + r * g->row_stride + col * g->col_stride +
-                                             k * g->chan_stride,
-                                         want + ((r * WIN + col) * c + k) * esz, esz) == 0,
-                                  "sample %d differs at (%lld, %lld, %lld)", i, (long long)r,
-                                  (long long)col, (long long)k);
+        /* One assertion per sample: Check's per-call cost adds up under valgrind. */
+        int64_t bad = -1;
+        for (int64_t r = 0; r < WIN && bad < 0; r++)
+            for (int64_t col = 0; col < WIN && bad < 0; col++)
+                for (int64_t k = 0; k < c && bad < 0; k++)
+                    if (memcmp((uint8_t *)g->data + r * g->row_stride + col * g->col_stride +
+                                   k * g->chan_stride,
+                               want + ((r * WIN + col) * c + k) * esz, esz) != 0)
+                        bad = (r * WIN + col) * c + k;
+        ck_assert_msg(bad < 0, "sample %d differs at element %lld (HWC order)", i, (long long)bad);
         free(want);
         if (masks == NULL)
             continue;
@@ -120,12 +147,13 @@ assert_samples(const scene_t *s, const raster_view_t *images, const raster_view_
             ck_assert_int_eq(raster_read_mask_into(it->image, it->window, NULL, &mv), RASTER_OK);
         }
         const raster_view_t *gm = &masks[i];
-        for (int64_t r = 0; r < WIN; r++)
-            for (int64_t col = 0; col < WIN; col++)
-                ck_assert_msg(((uint8_t *)gm->data)[r * gm->row_stride + col * gm->col_stride] ==
-                                  m[r * WIN + col],
-                              "mask of sample %d differs at (%lld, %lld)", i, (long long)r,
-                              (long long)col);
+        int64_t mbad = -1;
+        for (int64_t r = 0; r < WIN && mbad < 0; r++)
+            for (int64_t col = 0; col < WIN && mbad < 0; col++)
+                if (((uint8_t *)gm->data)[r * gm->row_stride + col * gm->col_stride] !=
+                    m[r * WIN + col])
+                    mbad = r * WIN + col;
+        ck_assert_msg(mbad < 0, "mask of sample %d differs at pixel %lld", i, (long long)mbad);
     }
 }
 
@@ -140,12 +168,12 @@ buffer_views(raster_buffer_t *buf, raster_view_t *views)
 
 START_TEST(pooled_equals_single_reads_for_every_thread_count)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     raster_pool_t *pool = NULL;
     ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
-    const int threads[] = {1, 2, 3, 8};
-    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+    const int threads[] = {1, 3, 2, 8};
+    const size_t nthreads = stress_scale() > 1 ? 2 : sizeof threads / sizeof *threads;
+    for (size_t t = 0; t < nthreads; t++) {
         raster_batch_options_t bo;
         raster_batch_options_init(&bo);
         bo.dtype = RASTER_U16;
@@ -176,14 +204,12 @@ START_TEST(pooled_equals_single_reads_for_every_thread_count)
         assert_pool_idle(pool);
     }
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
 START_TEST(dtype_and_normalisation_are_fused)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     raster_pool_t *pool = NULL;
     ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
     const int bands[] = {3, 1, 2};
@@ -211,14 +237,12 @@ START_TEST(dtype_and_normalisation_are_fused)
     raster_buffer_release(img);
     assert_pool_idle(pool);
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
 START_TEST(into_caller_views_chw)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     /* One [B, C, H, W] float64 block, each sample a CHW view of it. */
     const int64_t c = 3;
     double *block = malloc((size_t)B * c * WIN * WIN * sizeof *block);
@@ -241,7 +265,6 @@ START_TEST(into_caller_views_chw)
     ck_assert_int_eq(mblock[0], 0x5A);
     free(block);
     free(mblock);
-    scene_close(&s);
 }
 END_TEST
 
@@ -285,8 +308,7 @@ END_TEST
 
 START_TEST(mask_exports_as_bhw)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     raster_pool_t *pool = NULL;
     ck_assert_int_eq(raster_pool_create(16 << 20, &pool), RASTER_OK);
     raster_batch_options_t bo;
@@ -317,7 +339,6 @@ START_TEST(mask_exports_as_bhw)
     t->deleter(t);
     assert_pool_idle(pool);
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
@@ -325,15 +346,14 @@ END_TEST
 
 START_TEST(failing_sample_is_named_and_nothing_leaks)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     raster_dataset_t *bad = open_fx(CORRUPT);
     /* corrupt_tile.tif: tile 4 of its 3x3 grid (rows/cols 256..511) is garbage. */
     s.items[3].image = bad;
     s.items[3].window = (raster_window_t){300, 300, WIN, WIN};
     raster_pool_t *pool = NULL;
     ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
-    for (int threads = 1; threads <= 4; threads *= 2) {
+    for (int threads = 1; threads <= 4; threads *= stress_scale() > 1 ? 4 : 2) {
         raster_batch_options_t bo;
         raster_batch_options_init(&bo);
         bo.masks = 1;
@@ -356,14 +376,12 @@ START_TEST(failing_sample_is_named_and_nothing_leaks)
     }
     raster_pool_destroy(pool);
     raster_close(bad);
-    scene_close(&s);
 }
 END_TEST
 
 START_TEST(failing_label_is_named)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     s.items[5].label = s.label;
     s.items[5].label_band = 2;      /* the label file has one band */
     raster_pool_t *pool = NULL;
@@ -380,14 +398,12 @@ START_TEST(failing_label_is_named)
     ck_assert_msg(strstr(msg, "batch sample 5 of 6") && strstr(msg, "label band 2"), "%s", msg);
     assert_pool_idle(pool);
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
 START_TEST(mixed_shapes_fail_before_acquiring)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     raster_pool_t *pool = NULL;
     ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
     raster_batch_options_t bo;
@@ -433,14 +449,12 @@ START_TEST(mixed_shapes_fail_before_acquiring)
                      RASTER_E_INVALID_ARG);
     ck_assert_uint_eq(stats_of(pool).acquires, 0);
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
 START_TEST(pool_timeout_releases_the_image_buffer)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     /* Room for the float32 image (6*96*96*3*4 = 663552 bytes, class 786432)
      * but not for the mask as well. */
     raster_pool_t *pool = NULL;
@@ -464,16 +478,16 @@ START_TEST(pool_timeout_releases_the_image_buffer)
     ck_assert_int_eq(raster_batch_read(pool, s.items, B, &bo, &img, &mask, &failed), RASTER_OK);
     raster_buffer_release(img);
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
 START_TEST(closed_dataset_is_reported_and_retained_ones_survive)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
+    /* Sample 1 reads a dataset closed while another holder keeps it. */
+    s.img[1] = s.items[1].image = open_fx(IMG_STRIPS);
     raster_dataset_t *extra = raster_dataset_retain(s.img[1]);
-    raster_close(s.img[1]);          /* sample 1 reads it (sample 4 is the masked file) */
+    raster_close(s.img[1]);
     raster_pool_t *pool = NULL;
     ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
     raster_batch_options_t bo;
@@ -485,9 +499,7 @@ START_TEST(closed_dataset_is_reported_and_retained_ones_survive)
     ck_assert_int_eq(failed, 1);
     assert_pool_idle(pool);
     raster_dataset_release(extra);
-    s.img[1] = NULL;
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
@@ -495,8 +507,7 @@ END_TEST
 
 START_TEST(steady_batches_do_not_allocate)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     raster_pool_t *pool = NULL;
     ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
     raster_batch_options_t bo;
@@ -504,8 +515,9 @@ START_TEST(steady_batches_do_not_allocate)
     bo.masks = 1;
     bo.threads = 2;
     uint64_t scratch = 0, blocks = 0;
-    for (int round = 0; round < 40; round++) {
-        if (round == 20) {
+    const int warm = 20 / stress_scale() + 2, rounds = warm + 20 / stress_scale() + 1;
+    for (int round = 0; round < rounds; round++) {
+        if (round == warm) {
             scratch = raster__scratch_allocations();
             blocks = stats_of(pool).block_mallocs;
         }
@@ -517,7 +529,6 @@ START_TEST(steady_batches_do_not_allocate)
     ck_assert_uint_eq(stats_of(pool).block_mallocs, blocks);
     ck_assert_uint_eq(raster__scratch_allocations(), scratch);
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
@@ -536,7 +547,8 @@ batch_thread(void *arg)
     bo.dtype = RASTER_U16;
     bo.masks = 1;
     bo.threads = 3;
-    for (int round = 0; round < 10; round++) {
+    const int rounds = 10 / stress_scale() + 1;
+    for (int round = 0; round < rounds; round++) {
         raster_buffer_t *img = NULL, *mask = NULL;
         if (raster_batch_read(c->pool, c->s->items, B, &bo, &img, &mask, NULL) != RASTER_OK)
             c->failures++;
@@ -550,8 +562,7 @@ batch_thread(void *arg)
  * parallel reads inside the shared worker pool: no deadlock, no failure. */
 START_TEST(concurrent_batches_share_the_workers)
 {
-    scene_t s;
-    scene_open(&s);
+    scene_t s = g_scene;
     raster_pool_t *pool = NULL;
     ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
     concurrent_t c[3] = {{&s, pool, 0}, {&s, pool, 0}, {&s, pool, 0}};
@@ -564,7 +575,6 @@ START_TEST(concurrent_batches_share_the_workers)
     }
     assert_pool_idle(pool);
     raster_pool_destroy(pool);
-    scene_close(&s);
 }
 END_TEST
 
@@ -574,6 +584,7 @@ batch_suite(void)
     Suite *s = suite_create("batch");
     TCase *tc = tcase_create("results");
     tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, scene_setup, scene_teardown);
     tcase_add_test(tc, pooled_equals_single_reads_for_every_thread_count);
     tcase_add_test(tc, dtype_and_normalisation_are_fused);
     tcase_add_test(tc, into_caller_views_chw);
@@ -582,6 +593,7 @@ batch_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, scene_setup, scene_teardown);
     tcase_add_test(tc, failing_sample_is_named_and_nothing_leaks);
     tcase_add_test(tc, failing_label_is_named);
     tcase_add_test(tc, mixed_shapes_fail_before_acquiring);
@@ -590,6 +602,7 @@ batch_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("steady");
     tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, scene_setup, scene_teardown);
     tcase_add_test(tc, steady_batches_do_not_allocate);
     tcase_add_test(tc, concurrent_batches_share_the_workers);
     suite_add_tcase(s, tc);
