@@ -132,6 +132,22 @@ test-tsan: build-tsan fixtures
 test-python: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) -m pytest -q tests/python
 
+# Loader benchmark: rasterio / tifffile / rasterloader reads and end-to-end
+# DataLoader loops on the bench data (made on first use in bench/data/);
+# writes bench/results/loader.md and loader.png (about 5 min on 2 cores).
+# SMOKE=1 runs a tiny version on temporary files and writes nothing (< 30 s).
+.PHONY: bench soak
+bench: python fixtures
+	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/loader/bench_loader.py $(if $(SMOKE),--smoke,)
+
+# Soak: 100k 256x256 windows of data/sample (read(), pooled tiles through
+# torch.from_dlpack, BatchLoader batches), RSS every 1k windows, about 5 min;
+# writes bench/results/soak.md and soak.png.  Fails if
+# RSS grows by 1 MiB after warm-up or the pool keeps bytes in use.
+# SMOKE=1: 10k windows on data/sample, nothing written (also in make test).
+soak: python
+	$(if $(SMOKE),$(PY) bench/soak.py --windows 10000 --every 500 --window 128 --data data/sample --json >/dev/null && echo "soak smoke: OK",$(PY) bench/soak.py --windows 100000 --data data/sample)
+
 # Fast-path benchmark: native reader vs GDAL vs codec limit; writes
 # bench/results/fast_path.md (bench data cached in bench/data/).
 .PHONY: bench-c

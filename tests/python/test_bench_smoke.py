@@ -1,0 +1,23 @@
+"""`make bench` in small (bench/loader/bench_loader.py --smoke): every reader and
+every end-to-end configuration runs on tiny temporary files, and the report has
+its tables.  Numbers are not checked here (the machine is shared); the full
+bench writes them to bench/results/loader.md."""
+
+import os
+import subprocess
+import sys
+
+from conftest import FIXTURE_DIR, ROOT
+
+
+def test_bench_smoke_runs_every_reader_and_loop():
+    env = dict(os.environ, RASTER_FIXTURES=FIXTURE_DIR)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "loader", "bench_loader.py"),
+                           "--smoke"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for row in ("rasterio read()", "rasterio read(out=)", "tifffile", "rasterloader read()",
+                "read_hwc (pool)", "BatchLoader", "DataLoader num_workers=2",
+                "rasterloader BatchDataset"):
+        assert row in out, row
+    assert "GDAL reports 64 MiB in effect" in out

@@ -1,0 +1,27 @@
+"""The soak in small (bench/soak.py; `make soak` runs 100k windows): 10k windows
+through read(), pooled tiles via torch.from_dlpack and BatchLoader batches, in a
+fresh process, must leave RSS flat after warm-up (< 1 MiB growth) and the pools
+with nothing in use."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, sample_dir
+
+
+def test_soak_10k_windows_rss_is_flat():
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "soak.py"), "--windows", "10000",
+         "--every", "500", "--window", "128", "--data", sample_dir(), "--json"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.stdout, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    mib = 2 ** 20
+    curve = [(n, round(rss / mib, 2)) for n, rss, _ in r["log"]]
+    assert r["growth_after_warmup"] < mib, curve
+    assert r["pool_bytes_in_use"] == 0 and r["pool_buffers_outstanding"] == 0
+    assert r["pool_block_mallocs"] <= 4          # the pools reused their blocks
+    assert proc.returncode == 0, proc.stderr
