@@ -148,6 +148,13 @@ bench: python fixtures
 soak: python
 	$(if $(SMOKE),$(PY) bench/soak.py --windows 10000 --every 500 --window 128 --data data/sample --json >/dev/null && echo "soak smoke: OK",$(PY) bench/soak.py --windows 100000 --data data/sample)
 
+# Remote benchmark: rasterloader (per-window threads, BatchLoader) vs rasterio
+# over nginx on 127.0.0.1 behind a proxy adding 20 ms per request, same windows;
+# writes bench/results/remote.md (about 1 min; a smoke runs in test-python).
+.PHONY: bench-remote
+bench-remote: sysdeps python
+	$(PY) bench/remote/bench_remote.py
+
 # Fast-path benchmark: native reader vs GDAL vs codec limit; writes
 # bench/results/fast_path.md (bench data cached in bench/data/).
 .PHONY: bench-c

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct raster__gdal {
@@ -33,6 +34,10 @@ struct raster__gdal {
     GDALDatasetH *idle;         /* owned: handles not in use */
     int idle_count, idle_cap;
     const char *path;           /* view of ds->path */
+    int have_id;                /* a local file: dev/ino of what was opened */
+    uint64_t dev, ino;
+    int huge_block_band;        /* 1-based band whose blocks are too large, or 0 */
+    double huge_block_nbytes;
 };
 
 static pthread_once_t gdal_once = PTHREAD_ONCE_INIT;
@@ -116,12 +121,25 @@ gdal_msg(void)
     return e->detail;
 }
 
+/* libtiff's and GDAL's words for a valid file with a feature they do not
+ * implement (an unknown codec, samples of different sizes, a predictor
+ * for 12-bit samples): such a file is RASTER_E_UNSUPPORTED, not damaged. */
+static int
+is_unsupported_msg(const char *m)
+{
+    return strstr(m, "missing codec") || strstr(m, "not implemented") ||
+           strstr(m, "not supported") || strstr(m, "Cannot handle different values per sample");
+}
+
 /* A failed call on a remote dataset whose cause was the network (an HTTP
- * status, a timeout, a short body) is RASTER_E_IO; otherwise 'otherwise'. */
+ * status, a timeout, a short body) is RASTER_E_IO; one that hit a feature
+ * GDAL does not implement is RASTER_E_UNSUPPORTED; otherwise 'otherwise'. */
 static raster_status_t
 gdal_failure_status(const raster_dataset_t *ds, raster_status_t otherwise)
 {
-    return gdal_errs.network && raster__path_is_remote(ds->path) ? RASTER_E_IO : otherwise;
+    if (gdal_errs.network && raster__path_is_remote(ds->path))
+        return RASTER_E_IO;
+    return is_unsupported_msg(gdal_msg()) ? RASTER_E_UNSUPPORTED : otherwise;
 }
 
 static GDALDatasetH
@@ -152,6 +170,16 @@ handle_acquire(struct raster__gdal *g)
     h = handle_open(g->path);
     if (h == NULL)
         raster__fail(RASTER_E_IO, "%s: GDAL could not re-open the file: %s", g->path, gdal_msg());
+    /* A new handle opens the path again (another thread's read, a forked
+     * child): it must be the file opened at open, not one renamed over it,
+     * or the read would return another file's pixels. */
+    struct stat sb;
+    if (h != NULL && g->have_id &&
+        (stat(g->path, &sb) != 0 || (uint64_t)sb.st_dev != g->dev || (uint64_t)sb.st_ino != g->ino)) {
+        GDALClose(h);
+        h = NULL;
+        raster__fail(RASTER_E_IO, "%s: the file was replaced since it was opened", g->path);
+    }
     GDAL_QUIET_END();
     return h;
 }
@@ -173,8 +201,11 @@ handle_release(struct raster__gdal *g, GDALDatasetH h)
         }
     }
     pthread_mutex_unlock(&g->mu);
-    if (h != NULL)
+    if (h != NULL) {
+        GDAL_QUIET_BEGIN();
         GDALClose(h);
+        GDAL_QUIET_END();
+    }
 }
 
 void
@@ -182,9 +213,12 @@ raster__gdal_close(struct raster__gdal *g)
 {
     if (g == NULL)
         return;
-    if (g->pid == getpid())
+    if (g->pid == getpid()) {
+        GDAL_QUIET_BEGIN();
         for (int i = 0; i < g->idle_count; i++)
             GDALClose(g->idle[i]);
+        GDAL_QUIET_END();
+    }
     free(g->idle);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -307,6 +341,30 @@ info_fill(raster_dataset_t *ds, GDALDatasetH h)
     return RASTER_OK;
 }
 
+/* GDAL reads whole blocks into its cache, so a file that declares blocks of
+ * many gigabytes (a one-row strip of a 2^31-pixel-wide image) would cost
+ * that much memory per read, whatever the window.  Blocks larger than the
+ * native reader's segment limit are refused (found at open, reported at
+ * every read): memory per read stays bounded. */
+#define GDAL_MAX_BLOCK_NBYTES ((double)((uint64_t)1 << 31))
+
+static void
+blocks_measure(raster_dataset_t *ds)
+{
+    struct raster__gdal *g = ds->gdal;
+    const int pixel = strcmp(ds->info.interleave, "PIXEL") == 0;
+    for (int b = 0; b < ds->info.band_count; b++) {
+        const raster_band_info_t *bi = &ds->bands[b].info;
+        const double n = (double)bi->block_width * (double)bi->block_height *
+                         (double)raster_dtype_size(bi->dtype) * (pixel ? ds->info.band_count : 1);
+        if (n > GDAL_MAX_BLOCK_NBYTES) {
+            g->huge_block_band = b + 1;
+            g->huge_block_nbytes = n;
+            return;
+        }
+    }
+}
+
 raster_status_t
 raster__gdal_open(raster_dataset_t *ds)
 {
@@ -332,14 +390,29 @@ raster__gdal_open(raster_dataset_t *ds)
             st = raster__fail(RASTER_E_IO, "%s: cannot read it over the network: %s", ds->path, msg);
         else if (no == CPLE_OpenFailed && strstr(msg, "not recognized"))
             st = raster__fail(RASTER_E_FORMAT, "%s: not a raster GDAL can open: %s", ds->path, msg);
+        else if (is_unsupported_msg(msg))
+            st = raster__fail(RASTER_E_UNSUPPORTED, "%s: GDAL cannot decode it: %s", ds->path, msg);
         else
             st = raster__fail(no == CPLE_OpenFailed || no == CPLE_FileIO ? RASTER_E_IO : RASTER_E_FORMAT,
                               "%s: GDAL could not open it: %s", ds->path, msg);
     }
-    GDAL_QUIET_END();
-    if (st != RASTER_OK)
+    if (st != RASTER_OK) {
+        GDAL_QUIET_END();
         return st;
+    }
+    /* Remember which file a local path named, for handles opened later. */
+    struct stat sb;
+    if (stat(ds->path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        g->have_id = 1;
+        g->dev = (uint64_t)sb.st_dev;
+        g->ino = (uint64_t)sb.st_ino;
+    }
+    /* Metadata calls parse lazily (GeoKeys, masks, overviews) and report
+     * damage through CPLError: keep them off stderr too. */
     st = info_fill(ds, h);
+    GDAL_QUIET_END();
+    if (st == RASTER_OK)
+        blocks_measure(ds);
     handle_release(g, h);
     return st;
 }
@@ -428,20 +501,52 @@ read_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__request_t *
     return RASTER_OK;
 }
 
+/* A handle whose read failed goes, instead of back to the idle stack:
+ * libtiff and GDAL keep state from a failed decode (a raw tile buffer,
+ * read-ahead bytes of a file that has changed since), and the next read
+ * must start from the file as it is. */
+static void
+handle_done(struct raster__gdal *g, GDALDatasetH h, raster_status_t st)
+{
+    if (st == RASTER_OK) {
+        handle_release(g, h);
+        return;
+    }
+    GDAL_QUIET_BEGIN();
+    GDALClose(h);
+    GDAL_QUIET_END();
+}
+
+static raster_status_t
+blocks_check(const raster_dataset_t *ds)
+{
+    const struct raster__gdal *g = ds->gdal;
+    if (g->huge_block_band == 0)
+        return RASTER_OK;
+    const raster_band_info_t *bi = &ds->bands[g->huge_block_band - 1].info;
+    return raster__fail(RASTER_E_UNSUPPORTED,
+                        "%s: band %d has blocks of %lldx%lld pixels (%.1f GiB each), more than the "
+                        "2 GiB one read may use",
+                        ds->path, g->huge_block_band, (long long)bi->block_width,
+                        (long long)bi->block_height, g->huge_block_nbytes / (1 << 30));
+}
+
 raster_status_t
 raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
 {
+    RASTER_TRY(blocks_check(ds));
     GDALDatasetH h = handle_acquire(ds->gdal);
     if (h == NULL)
         return RASTER_E_IO;
     const raster_status_t st = read_with_handle(ds, h, rq);
-    handle_release(ds->gdal, h);
+    handle_done(ds->gdal, h, st);
     return st;
 }
 
 raster_status_t
 raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
 {
+    RASTER_TRY(blocks_check(ds));
     GDALDatasetH h = handle_acquire(ds->gdal);
     if (h == NULL)
         return RASTER_E_IO;
@@ -462,6 +567,6 @@ raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, cons
                           ds->path, band, (long long)win.col_off, (long long)win.row_off,
                           (long long)win.width, (long long)win.height, gdal_msg());
     GDAL_QUIET_END();
-    handle_release(ds->gdal, h);
+    handle_done(ds->gdal, h, st);
     return st;
 }
