@@ -99,7 +99,10 @@ static void *read_until_closed(void *arg)
 {
     closer_t *c = arg;
     uint8_t buf[32 * 32 * 8];
-    for (int i = 0; i < 2000; i++) {
+    /* At least 2000 reads, and on until the close is seen: a reader that
+     * ran 2000 reads before the main thread got to raster_close() (a busy
+     * machine) would otherwise fail the test. */
+    for (int i = 0; i < 2000 || c->status_closed == 0; i++) {
         const raster_view_t v = raster_view_hwc(buf, RASTER_U8, 32, 32, 1);
         const int band = 1;
         raster_read_options_t o;
@@ -132,7 +135,7 @@ START_TEST(close_while_reading)
     for (int t = 0; t < 2; t++) {
         pthread_join(th[t], NULL);
         ck_assert_int_eq(c[t].other, 0);
-        ck_assert_int_eq(c[t].status_ok + c[t].status_closed, 2000);
+        ck_assert_int_ge(c[t].status_ok + c[t].status_closed, 2000);
         ck_assert_int_gt(c[t].status_closed, 0);
     }
 }
