@@ -27,9 +27,11 @@ def test_bench_remote_smoke():
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = {r["method"].split(",")[0] + ("" if r["threads"] > 1 else " seq"): r
            for r in json.loads(proc.stdout)["results"]}
-    seq, batch = res["rasterio seq"], res["BatchLoader (GDAL reader)"]
+    seq = res["rasterio seq"]
+    threaded = [res["rasterloader (GDAL reader)"], res["BatchLoader (GDAL reader)"]]
     for r in res.values():
         assert 0 < r["requests_per_window"] <= 4, r
-    # 20 ms per request: a sequential reader waits for each of its requests.
+    # 20 ms per request: a sequential reader waits for each of its requests;
+    # rasterloader's threads overlap them.
     assert seq["ms_per_window"] >= 0.9 * 20 * seq["requests_per_window"], seq
-    assert batch["ms_per_window"] < seq["ms_per_window"], (batch, seq)
+    assert min(r["ms_per_window"] for r in threaded) < seq["ms_per_window"], (threaded, seq)
