@@ -72,8 +72,10 @@ def shared_empty(shape, dtype):
     for s in shape:
         numel *= int(s)
     nbytes = numel * torch.empty((), dtype=dtype).element_size()
-    storage = torch.UntypedStorage._new_shared(nbytes)
-    return torch.empty(0, dtype=dtype).set_(storage, 0, tuple(shape))
+    new_shared = getattr(torch.UntypedStorage, "_new_shared", None)
+    if new_shared is None:          # a torch without it: one extra write, still correct
+        return torch.empty(shape, dtype=dtype).share_memory_()
+    return torch.empty(0, dtype=dtype).set_(new_shared(nbytes), 0, tuple(shape))
 
 
 def _threads(threads):
