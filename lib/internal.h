@@ -184,7 +184,8 @@ RASTER_HIDDEN uint64_t raster__thread_allocations(void);
 /* Scratch slots used by lib/tiff/ beyond RAW and DECODE. */
 enum {
     RASTER_SCRATCH_TIFF_PLAN = 4, /* tiff_read.c: the segment plan of one read */
-    RASTER_SCRATCH_TIFF_ROW = 5   /* tiff_codec.c: one row for the float predictor */
+    RASTER_SCRATCH_TIFF_ROW = 5,  /* tiff_codec.c: one row for the float predictor */
+    RASTER_SCRATCH_TIFF_FETCH = 6 /* tiff_read.c: a remote read's fetched bytes */
 };
 
 /* Allocation counter of lib/tiff/ (per-thread decoder contexts), for tests:

@@ -4,6 +4,8 @@
  *   tiff_layout.c  walks the first IFD once at open (through libtiff) and
  *                  fills struct raster__tiff; it never decodes.
  *   tiff_io.c      the one descriptor per dataset and pread.
+ *   tiff_vsi.c     the same for remote files (/vsicurl/, /vsis3/, ...):
+ *                  GDAL VSI handles and multi-range reads.
  *   tiff_codec.c   codecs, predictors and byte swapping on plain buffers;
  *                  it knows nothing about TIFF files, windows or views.
  *   tiff_read.c    joins them: plan -> fetch -> decode -> place.
@@ -17,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <tiffio.h>
 
 typedef enum raster__codec {
     RASTER__CODEC_NONE = 0,
@@ -34,6 +37,8 @@ struct raster__tiff {
                                      process it belongs to (tiff_io.c) */
     uint64_t dev, ino;            /* identity of the file opened at open time */
     uint64_t file_nbytes;         /* size at open; segments must end inside */
+    struct raster__tiff_vsi *vsi; /* owned: remote files only (tiff_vsi.c); then
+                                     there is no descriptor and fd_pid is unused */
     int64_t width, height;        /* pixels */
     int spp;                      /* samples per pixel = bands */
     int planar;                   /* 1: one plane per band (PlanarConfig 2) */
@@ -76,6 +81,31 @@ RASTER_HIDDEN raster_status_t raster__tiff_pread_rows(const struct raster__tiff 
                                                       uint64_t offset, int64_t nrows, const char *what);
 
 RASTER_HIDDEN void raster__tiff_io_close(struct raster__tiff *t);
+
+/* ------------------------------ remote io (tiff_vsi.c) ----------------- */
+
+/* raster__tiff_vsi_open() sets up t->vsi for the remote file t->path (a
+ * GDAL path the open has just read through GDAL) and reports its size;
+ * raster__tiff_vsi_close() drops it (NULL is fine).  tiff_io.c's functions
+ * call the read functions below when t->vsi is set. */
+RASTER_HIDDEN raster_status_t raster__tiff_vsi_open(struct raster__tiff *t, uint64_t *nbytes_out);
+RASTER_HIDDEN void raster__tiff_vsi_close(struct raster__tiff *t);
+
+/* raster__tiff_vsi_tiff_open() opens libtiff over one of t's VSI handles
+ * (t->file_nbytes must be set); TIFFClose() gives the handle back.  NULL if
+ * libtiff refuses the file (its handler has the reason) or out of memory. */
+RASTER_HIDDEN TIFF *raster__tiff_vsi_tiff_open(const struct raster__tiff *t, TIFFOpenOptions *opts);
+
+/* raster__tiff_vsi_read_ranges() reads 'n' byte ranges (sizes[i] bytes at
+ * offs[i] into bufs[i]) with one VSIFReadMultiRangeL, then range by range
+ * (with GDAL's retries) if that fails; RASTER_E_IO naming the URL, the range
+ * and GDAL's reason when a range cannot be read.  raster__tiff_vsi_read()
+ * is the one-range case.  Thread-safe. */
+RASTER_HIDDEN raster_status_t raster__tiff_vsi_read_ranges(const struct raster__tiff *t, int n,
+                                                           void **bufs, const uint64_t *offs,
+                                                           const size_t *sizes, const char *what);
+RASTER_HIDDEN raster_status_t raster__tiff_vsi_read(const struct raster__tiff *t, void *buf,
+                                                    size_t nbytes, uint64_t off, const char *what);
 
 /* ------------------------------ codecs --------------------------------- */
 

@@ -12,6 +12,7 @@
  * involved, so a fork at any moment cannot leave one locked in the child.
  * The re-opened file must be the one opened at open time (same device and
  * inode), or the read fails instead of returning another file's bytes.
+ * Remote files have no descriptor: every read here goes to tiff_vsi.c.
  * Coalescing adjacent segments into one read is the planner's job
  * (tiff_read.c); this file reads whatever byte range it is given.
  */
@@ -33,6 +34,10 @@ pack(pid_t pid, int fd)
 raster_status_t
 raster__tiff_fd(struct raster__tiff *t, int *fd_out)
 {
+    if (t->vsi != NULL) {
+        *fd_out = -1;           /* remote: reads go through tiff_vsi.c */
+        return RASTER_OK;
+    }
     const pid_t me = getpid();
     uint64_t cur = atomic_load_explicit(&t->fd_pid, memory_order_acquire);
     if ((pid_t)(cur >> 32) == me) {
@@ -63,6 +68,8 @@ raster_status_t
 raster__tiff_pread(const struct raster__tiff *t, int fd, void *buf, size_t nbytes, uint64_t offset,
                    const char *what)
 {
+    if (t->vsi != NULL)
+        return raster__tiff_vsi_read(t, buf, nbytes, offset, what);
     uint8_t *p = buf;
     size_t done = 0;
     while (done < nbytes) {
@@ -86,6 +93,24 @@ raster_status_t
 raster__tiff_pread_rows(const struct raster__tiff *t, int fd, uint8_t *dst, int64_t dst_stride,
                         size_t row_nbytes, uint64_t offset, int64_t nrows, const char *what)
 {
+    if (t->vsi != NULL && (size_t)dst_stride != row_nbytes) {
+        /* Remote rows: one range per row, which GDAL sends as one request
+         * (the ranges are consecutive). */
+        enum { ROWS_PER_CALL = 512 };
+        void *bufs[ROWS_PER_CALL];
+        uint64_t offs[ROWS_PER_CALL];
+        size_t sizes[ROWS_PER_CALL];
+        for (int64_t r0 = 0; r0 < nrows; r0 += ROWS_PER_CALL) {
+            const int n = nrows - r0 < ROWS_PER_CALL ? (int)(nrows - r0) : ROWS_PER_CALL;
+            for (int r = 0; r < n; r++) {
+                bufs[r] = dst + (r0 + r) * dst_stride;
+                offs[r] = offset + (uint64_t)(r0 + r) * row_nbytes;
+                sizes[r] = row_nbytes;
+            }
+            RASTER_TRY(raster__tiff_vsi_read_ranges(t, n, bufs, offs, sizes, what));
+        }
+        return RASTER_OK;
+    }
     if ((size_t)dst_stride == row_nbytes)
         return raster__tiff_pread(t, fd, dst, row_nbytes * (size_t)nrows, offset, what);
     /* One vector entry per row; IOV_MAX (1024) bounds one call. */
@@ -114,6 +139,7 @@ raster__tiff_pread_rows(const struct raster__tiff *t, int fd, uint8_t *dst, int6
 void
 raster__tiff_io_close(struct raster__tiff *t)
 {
+    raster__tiff_vsi_close(t);
     /* Whichever process this runs in, the stored descriptor is open in it
      * (fork duplicates the table), so closing it is always right. */
     const uint64_t cur = atomic_load(&t->fd_pid);

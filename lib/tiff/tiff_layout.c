@@ -14,7 +14,9 @@
  * reports, photometric minisblack or RGB, compression none, DEFLATE, ZSTD,
  * LZW (TIFF 6 flavour) or PackBits, predictor 1/2/3 where libtiff allows it,
  * normal fill order.  Everything else (JPEG, YCbCr, palettes, odd bit depths,
- * other formats, URLs) stays with the GDAL reader; the metadata that only
+ * other formats, /vsi paths that are not remote) stays with the GDAL reader;
+ * remote files (/vsicurl/, /vsis3/, ...) are read through GDAL's VSI
+ * (tiff_vsi.c) instead of a descriptor; the metadata that only
  * libtiff knows (tiled, predictor) is corrected for every TIFF either way.
  *
  * Values from the file are untrusted: sizes are checked for overflow before
@@ -142,7 +144,8 @@ lzw_old_style(const struct raster__tiff *t, int fd)
         if (t->counts[i] < 2 || t->offsets[i] + 2 > t->file_nbytes)
             continue;
         uint8_t b[2];
-        if (pread(fd, b, 2, (off_t)t->offsets[i]) != 2)
+        if (t->vsi != NULL ? raster__tiff_vsi_read(t, b, 2, t->offsets[i], "first LZW segment") != RASTER_OK
+                           : pread(fd, b, 2, (off_t)t->offsets[i]) != 2)
             return 0;
         return b[0] == 0 && (b[1] & 1);
     }
@@ -267,14 +270,50 @@ tables_read(TIFF *tif, struct raster__tiff *t)
     return 1;
 }
 
+static raster_status_t tiff_finish(raster_dataset_t *ds, TIFF *tif, struct raster__tiff *t, int fd);
+
+/* A remote file: libtiff parses the directory through a VSI handle (GDAL
+ * has just read the same header, so /vsicurl/ serves it from its cache). */
+static raster_status_t
+tiff_open_remote(raster_dataset_t *ds)
+{
+    struct raster__tiff *t = calloc(1, sizeof *t);
+    RASTER_CHECK(t != NULL, RASTER_E_NOMEM, "%s: out of memory", ds->path);
+    t->path = ds->path;
+    atomic_init(&t->fd_pid, UINT64_MAX);
+    if (raster__tiff_vsi_open(t, &t->file_nbytes) != RASTER_OK) {
+        tiff_free(t);           /* GDAL opened it, VSI does not: GDAL serves it */
+        return RASTER_OK;
+    }
+    tiff_msgs_t msgs = {{0}};
+    TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
+    if (opts == NULL) {
+        tiff_free(t);
+        return raster__fail(RASTER_E_NOMEM, "%s: out of memory", ds->path);
+    }
+    TIFFOpenOptionsSetErrorHandlerExtR(opts, tiff_handler, &msgs);
+    TIFFOpenOptionsSetWarningHandlerExtR(opts, tiff_handler, NULL);
+    TIFF *tif = raster__tiff_vsi_tiff_open(t, opts);
+    TIFFOpenOptionsFree(opts);
+    if (tif == NULL) {
+        tiff_free(t);
+        return RASTER_OK;
+    }
+    info_correct(ds, tif);
+    return tiff_finish(ds, tif, t, -1);
+}
+
 raster_status_t
 raster__tiff_open(raster_dataset_t *ds)
 {
     ds->tiff = NULL;
     /* Only GDAL's GTiff driver reads TIFF pixels the way the native reader
-     * does; URLs and /vsi paths stay with GDAL's VSI layer. */
+     * does; remote files are read through GDAL's VSI (tiff_vsi.c), other
+     * /vsi paths stay with the GDAL reader. */
     if (strcmp(ds->info.driver, "GTiff") != 0 && strcmp(ds->info.driver, "COG") != 0)
         return RASTER_OK;
+    if (raster__path_is_remote(ds->path))
+        return tiff_open_remote(ds);
     if (strncmp(ds->path, "/vsi", 4) == 0 || strstr(ds->path, "://") != NULL)
         return RASTER_OK;
 
@@ -318,6 +357,14 @@ raster__tiff_open(raster_dataset_t *ds)
     t->dev = (uint64_t)sb.st_dev;
     t->ino = (uint64_t)sb.st_ino;
     t->file_nbytes = (uint64_t)sb.st_size;
+    return tiff_finish(ds, tif, t, fd);
+}
+
+/* The tables, after libtiff has opened the directory (either way): claim
+ * the file for the native reader or leave it to GDAL.  Closes 'tif'. */
+static raster_status_t
+tiff_finish(raster_dataset_t *ds, TIFF *tif, struct raster__tiff *t, int fd)
+{
     int ok = layout_read(ds, tif, t);
     if (ok)
         ok = tables_read(tif, t);

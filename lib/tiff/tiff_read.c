@@ -64,6 +64,7 @@ typedef struct group {
     int64_t first, count;       /* into plan.order */
     uint64_t off, nbytes;       /* one pread */
     uint64_t work;              /* decoded bytes, for ordering */
+    uint8_t *fetched;           /* remote files: the bytes, fetched up front */
 } group_t;
 
 typedef struct plan {
@@ -79,6 +80,7 @@ typedef struct plan {
     int *chan_map;              /* chunky: dst channel k reads sample chan_map[k] */
     int identity;               /* chunky: chan_map is 0..spp-1 */
     uint64_t raw_cap;           /* scratch size asked for every group */
+    int remote;                 /* groups' bytes come from prefetch_remote() */
 } plan_t;
 
 /* ------------------------------ messages ------------------------------- */
@@ -524,7 +526,9 @@ group_run(void *ctx, int64_t gi)
     const group_t *g = &p->groups[gi];
     const seg_job_t *first = &p->segs[p->order[g->first]];
     uint8_t *raw = NULL;
-    if (g->nbytes > 0) {
+    if (g->nbytes > 0 && p->remote) {
+        raw = g->fetched;
+    } else if (g->nbytes > 0) {
         raw = raster__scratch(RASTER_SCRATCH_RAW, (size_t)p->raw_cap);
         if (raw == NULL)
             return RASTER_E_NOMEM;
@@ -542,6 +546,82 @@ group_run(void *ctx, int64_t gi)
     return RASTER_OK;
 }
 
+/* ------------------------------ remote fetch --------------------------- */
+
+/* Groups of a remote file closer than this share one range: a request
+ * costs far more than the bytes between them (COG leaders and trailers,
+ * a tile the window skips). */
+#define REMOTE_MAX_GAP ((uint64_t)64 << 10)
+/* One range never spans more than this (unless one group does). */
+#define REMOTE_MAX_RANGE ((uint64_t)16 << 20)
+
+static int
+cmp_group_off(const void *a, const void *b, void *ctx)
+{
+    const group_t *g = ctx;
+    const uint64_t x = g[*(const int64_t *)a].off, y = g[*(const int64_t *)b].off;
+    return x < y ? -1 : x > y;
+}
+
+/* Remote files (tiff_vsi.c): fetch the raw bytes of every group before any
+ * decoding, with one multi-range read, so all requests of a window are in
+ * flight together and the read waits one round trip, not one per group.
+ * The bytes live in the calling thread's scratch until the read returns
+ * (workers decode from it while the caller waits).  Groups that overlap,
+ * which only a hostile file has, get ranges of their own: decoding may
+ * rewrite raw bytes in place. */
+static raster_status_t
+prefetch_remote(plan_t *p)
+{
+    int64_t n = 0;
+    uint64_t bound = 0;
+    for (int64_t i = 0; i < p->ngroups; i++)
+        if (p->groups[i].nbytes > 0)
+            n++, bound += p->groups[i].nbytes + REMOTE_MAX_GAP;
+    if (n == 0)
+        return RASTER_OK;
+    RASTER_CHECK(n <= INT32_MAX && bound < ((uint64_t)1 << 40), RASTER_E_NOMEM,
+                 "%s: a read of %lld remote ranges is too large", p->t->path, (long long)n);
+    /* Scratch layout: group order, then per range buffer/offset/size, then bytes. */
+    size_t head = (size_t)n * (sizeof(int64_t) + sizeof(void *) + sizeof(uint64_t) + sizeof(size_t));
+    head = (head + 63) & ~(size_t)63;
+    uint8_t *mem = raster__scratch(RASTER_SCRATCH_TIFF_FETCH, head + (size_t)bound);
+    if (mem == NULL)
+        return RASTER_E_NOMEM;
+    int64_t *order = (int64_t *)mem;
+    void **bufs = (void **)(order + n);
+    uint64_t *offs = (uint64_t *)(bufs + n);
+    size_t *sizes = (size_t *)(offs + n);
+    uint8_t *data = mem + head;
+    int64_t k = 0;
+    for (int64_t i = 0; i < p->ngroups; i++)
+        if (p->groups[i].nbytes > 0)
+            order[k++] = i;
+    qsort_r(order, (size_t)n, sizeof *order, cmp_group_off, p->groups);
+    int nranges = 0;
+    uint64_t used = 0, start = 0, end = 0;
+    for (int64_t j = 0; j < n; j++) {
+        group_t *g = &p->groups[order[j]];
+        const int join = nranges > 0 && g->off >= end && g->off - end <= REMOTE_MAX_GAP &&
+                         g->off + g->nbytes - start <= REMOTE_MAX_RANGE;
+        if (!join) {
+            if (nranges > 0)
+                used += sizes[nranges - 1] = (size_t)(end - start);
+            start = g->off;
+            bufs[nranges] = data + used;
+            offs[nranges++] = start;
+        }
+        end = g->off + g->nbytes;
+        g->fetched = (uint8_t *)bufs[nranges - 1] + (g->off - start);
+    }
+    sizes[nranges - 1] = (size_t)(end - start);
+    char what[160];
+    const raster_window_t w = p->rq->win;
+    snprintf(what, sizeof what, "%d range(s) of window (col %lld, row %lld, %lldx%lld)", nranges,
+             (long long)w.col_off, (long long)w.row_off, (long long)w.width, (long long)w.height);
+    return raster__tiff_vsi_read_ranges(p->t, nranges, bufs, offs, sizes, what);
+}
+
 raster_status_t
 raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq)
 {
@@ -552,6 +632,10 @@ raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq)
     p.rq = rq;
     RASTER_TRY(raster__tiff_fd(p.t, &p.fd));
     RASTER_TRY(plan_build(&p));
+    p.remote = p.t->vsi != NULL;
+    if (p.remote)               /* uncompressed rows come through prefetch_remote() too */
+        for (int64_t i = 0; i < p.nsegs; i++)
+            p.segs[i].direct &= p.t->codec != RASTER__CODEC_NONE;
     /* Parallel only when there is decode work worth handing out. */
     size_t work = 0;
     for (int64_t i = 0; i < p.nsegs; i++)
@@ -560,5 +644,7 @@ raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq)
     if (work < PARALLEL_MIN_NBYTES)
         threads = 1;
     plan_group(&p, threads);
+    if (p.remote)
+        RASTER_TRY(prefetch_remote(&p));
     return raster__parallel_for(p.ngroups, threads, group_run, &p);
 }
