@@ -8,7 +8,7 @@
 Set-up, all on 127.0.0.1: Debian's nginx serves a Cloud-Optimized GeoTIFF
 (4096x4096, 3 bands uint8, DEFLATE + predictor 2, 512x512 tiles, overviews;
 made on first use in bench/data/remote/), and bench/remote/latency_proxy.py in
-front of it adds --delay-ms to every request (HEAD or GET, single or
+front of it (its own process) adds --delay-ms to every request (HEAD or GET, single or
 multi-range), as object storage's time to first byte does.  Every method reads
 the same random 256x256 windows (all bands, native dtype) through the proxy,
 under the same GDAL settings (GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR,
@@ -27,9 +27,10 @@ CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif), each from a URL no earlier method used
                              a batch at once, a background thread the next
                              batches
 
-Reported: windows/s, milliseconds per window, HTTP requests per window and MiB
-per window (both from nginx's access log; requests include the open), and the
-speed-up over rasterio sequential.  Every method's pixels are checked against
+Reported: windows/s, milliseconds per window, CPU milliseconds per window of
+the reading process (all its threads; nginx and the proxy not counted), HTTP
+requests and MiB per window (from nginx's access log; requests include the
+open), and the speed-up over rasterio sequential.  Every method's pixels are checked against
 rasterio reading the local file (CRC32 per window).  Timings share 2 cores
 with whatever else runs on the machine: they are noisy.
 """
@@ -50,7 +51,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests", "remote"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httpd  # noqa: E402
-from latency_proxy import LatencyProxy  # noqa: E402
 
 WIN = 256
 BATCH = 16
@@ -225,14 +225,49 @@ def rl_batchloader(samples, threads, reader=None):
 
 # --------------------------------------------------------------------------- run
 
+class ProxyProcess:
+    """bench/remote/latency_proxy.py in its own process, so that relaying the
+    bytes never competes for this process's GIL with the readers under test."""
+
+    def __init__(self, upstream_port, delay_ms):
+        self.args = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                  "latency_proxy.py"),
+                     "--upstream-port", str(upstream_port), "--delay-ms", str(delay_ms)]
+        self.proc = self.port = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     text=True)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "port":
+            self.proc.kill()
+            raise RuntimeError("the latency proxy did not start")
+        self.port = int(line[1])
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+    def url(self, name=""):
+        return f"http://{httpd.HOST}:{self.port}/{name.lstrip('/')}"
+
+
 def run_method(name, fn, nginx, proxy, file, wins, scenes, threads, expect, tag):
     # Scene k is the file under its own URL: GDAL caches nothing across
     # scenes or methods, as with that many different files.
     samples = [(proxy.url(f"{file}?m={tag}&scene={i % scenes}"), w) for i, w in enumerate(wins)]
     m = nginx.mark()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     crcs = fn(samples, threads)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     nginx.wait_logged(m + 1)
     time.sleep(0.05)
     reqs = nginx.requests(m)
@@ -241,7 +276,8 @@ def run_method(name, fn, nginx, proxy, file, wins, scenes, threads, expect, tag)
         raise SystemExit(f"{name}: {bad} of {len(wins)} windows differ from the local read")
     n = len(wins)
     return {"method": name, "threads": threads, "seconds": dt, "windows_per_s": n / dt,
-            "ms_per_window": 1000 * dt / n, "requests": len(reqs),
+            "ms_per_window": 1000 * dt / n, "cpu_ms_per_window": 1000 * cpu / n,
+            "requests": len(reqs),
             "requests_per_window": len(reqs) / n,
             "mib_per_window": sum(r["nbytes"] for r in reqs) / n / 2**20}
 
@@ -289,22 +325,27 @@ def markdown(res, args, info):
         "CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif for everybody; each method starts with an "
         "empty /vsicurl/ cache.  Requests and bytes come from nginx's access log and include "
         "the open (HEAD + header).  Pixels checked against a local read.",
-        "2 cores shared with other work: timings are noisy (expect +-20 %).",
+        f"Best of {args.repeat} interleaved runs per method.  2 cores shared with other work "
+        "(load average 3-7 while this ran): wall-clock numbers are noisy, CPU per window less so.",
         "",
-        "| method | threads | windows/s | ms/window | requests/window | MiB/window | vs rasterio sequential |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| method | threads | windows/s | ms/window | CPU ms/window | requests/window | MiB/window | vs rasterio sequential |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res:
         lines.append(f"| {r['method']} | {r['threads']} | {r['windows_per_s']:.1f} | "
-                     f"{r['ms_per_window']:.1f} | {r['requests_per_window']:.2f} | "
+                     f"{r['ms_per_window']:.1f} | {r['cpu_ms_per_window']:.1f} | "
+                     f"{r['requests_per_window']:.2f} | "
                      f"{r['mib_per_window']:.2f} | {r['windows_per_s'] / base:.1f}x |")
     lines += ["", "Reading: with a fixed cost per request, throughput is set by how many "
               "requests are in flight at once.  A sequential reader pays the delay for every "
               "request of every window; N threads keep up to N windows' requests in flight, and "
               "the batch loader keeps a whole batch (and, with prefetch, the next ones) in flight "
-              "with no Python per window.  Requests per window stay close to the number of tiles "
-              "a window touches (random 256x256 windows touch 2.25 tiles of 512x512 on average; "
-              "GDAL merges neighbouring tiles of one row into one range).", ""]
+              "with no Python per window.  Requests per window stay at about one per tile row a "
+              "window touches (random 256x256 windows touch 2.25 tiles of 512x512 in 1.5 rows on "
+              "average): GDAL and the native reader both join the neighbouring tiles of a row "
+              "into one range and send a window's ranges in parallel.  The native reader keeps "
+              "no cache of remote bytes, GDAL's block cache (GDAL_CACHEMAX=64 here) may serve a "
+              "repeated tile.", ""]
     return "\n".join(lines)
 
 
@@ -315,12 +356,14 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=16)
     ap.add_argument("--scenes", type=int, default=16,
                     help="the windows are spread over this many URLs of the file")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="runs of every method (interleaved); the best is reported")
     ap.add_argument("--smoke", action="store_true", help="the test fixture COG, few windows, nothing written")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "remote.md"))
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
     if args.smoke:
-        args.windows, args.threads, args.scenes = min(args.windows, 24), min(args.threads, 8), 4
+        args.windows, args.threads, args.scenes, args.repeat = min(args.windows, 24), min(args.threads, 8), 4, 1
     os.environ.update(GDAL_ENV)
     import rasterio
     import rasterloader  # noqa: F401
@@ -342,12 +385,21 @@ def main(argv=None):
     info["gdal"] = subprocess.run(["gdal-config", "--version"], capture_output=True,
                                   text=True).stdout.strip() or "?"
     results = []
-    with httpd.Nginx(root) as nginx, LatencyProxy(nginx.port, args.delay_ms) as proxy:
+    with httpd.Nginx(root) as nginx, ProxyProcess(nginx.port, args.delay_ms) as proxy:
         native = native_available(proxy.url(f"{file}?probe"))
-        for k, (name, fn, threads) in enumerate(methods(args.threads, native)):
-            r = run_method(name, fn, nginx, proxy, file, wins, args.scenes, threads, expect, k)
+        todo = methods(args.threads, native)
+        best = {}
+        for rep in range(args.repeat):          # interleaved, so load spikes hit everyone
+            for k, (name, fn, threads) in enumerate(todo):
+                r = run_method(name, fn, nginx, proxy, file, wins, args.scenes, threads, expect,
+                               f"{rep}-{k}")
+                if name not in best or r["windows_per_s"] > best[name]["windows_per_s"]:
+                    best[name] = r
+        for name, _, _ in todo:
+            r = best[name]
             results.append(r)
             print(f"{name:48s} {r['windows_per_s']:7.1f} win/s {r['ms_per_window']:7.1f} ms/win "
+                  f"{r['cpu_ms_per_window']:5.1f} cpu-ms/win "
                   f"{r['requests_per_window']:5.2f} req/win {r['mib_per_window']:5.2f} MiB/win",
                   file=sys.stderr)
     if args.json:

@@ -24,6 +24,7 @@ Standard library only.  Command line:
 
 import argparse
 import asyncio
+import signal
 import socket
 import threading
 
@@ -178,11 +179,11 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0)
     a = ap.parse_args(argv)
     p = LatencyProxy(a.upstream_port, a.delay_ms, a.port).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
     print(f"port {p.port}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+    done.wait()
     p.stop()
 
 

@@ -44,9 +44,10 @@ import time
 
 HOST = "127.0.0.1"
 
-# One line per request: time, "$request", status, "$http_range", body bytes.
-_LOG_FORMAT = '$msec "$request" $status "$http_range" $body_bytes_sent'
-_LOG_RE = re.compile(r'^(\S+) "(\S+) (\S+)[^"]*" (\d+) "([^"]*)" (\d+)$')
+# One line per request: time, "$request", status, "$http_range", body bytes,
+# connection serial number (which requests shared a keep-alive connection).
+_LOG_FORMAT = '$msec "$request" $status "$http_range" $body_bytes_sent $connection'
+_LOG_RE = re.compile(r'^(\S+) "(\S+) (\S+)[^"]*" (\d+) "([^"]*)" (\d+)(?: (\d+))?$')
 
 _NGINX_CONF = """\
 daemon off;
@@ -101,13 +102,13 @@ def _wait_listening(port, proc=None, timeout=10.0):
 
 
 def parse_log_line(line):
-    """{'t', 'method', 'path', 'status', 'range', 'nbytes'} of one access-log line, or None."""
+    """{'t', 'method', 'path', 'status', 'range', 'nbytes', 'conn'} of one access-log line, or None."""
     m = _LOG_RE.match(line.strip())
     if not m:
         return None
     return {"t": float(m.group(1)), "method": m.group(2), "path": m.group(3),
             "status": int(m.group(4)), "range": "" if m.group(5) == "-" else m.group(5),
-            "nbytes": int(m.group(6))}
+            "nbytes": int(m.group(6)), "conn": int(m.group(7) or 0)}
 
 
 def range_count(header):
