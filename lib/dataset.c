@@ -109,6 +109,8 @@ raster__path_is_remote(const char *path)
 {
     static const char *const prefixes[] = {"/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss",
                                            "/vsiswift", "/vsiwebhdfs", "/vsihdfs"};
+    if (strncmp(path, "/vsi", 4) != 0)          /* a local path, whatever its directories are called */
+        return 0;
     if (strstr(path, "/vsicurl") != NULL)       /* also /vsicurl_streaming/, /vsizip//vsicurl/ */
         return 1;
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
