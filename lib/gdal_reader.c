@@ -40,12 +40,81 @@ struct raster__gdal {
     double huge_block_nbytes;
 };
 
+/*
+ * Fork gate.  GDAL keeps process-wide mutexes (the block cache, the driver
+ * manager, dataset lists); a fork() while another thread is inside GDAL
+ * leaves the child with those mutexes locked by a thread that does not
+ * exist there, and the child's first read deadlocks (check_fork found it).
+ * Every GDAL call of the library runs inside the gate, and a pthread_atfork
+ * handler closes it: fork() waits until no thread is inside a GDAL call and
+ * keeps new ones out until it returns, so the child inherits GDAL with every
+ * lock free.  A closing gate lets no new thread in, so a stream of reads
+ * cannot starve a fork; a thread must therefore never enter twice.  Not a
+ * pthread_rwlock: its state after fork() counts the parent's waiting
+ * readers, and unlocking it in the child left the child's reads blocked.
+ * Here the child simply starts with a fresh, open gate.
+ */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inside;                 /* threads in a GDAL call */
+    int closing;                /* a fork() is waiting or under way */
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 static pthread_once_t gdal_once = PTHREAD_ONCE_INIT;
+
+static void
+gate_prepare(void)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.closing++;
+    while (gate.inside > 0)
+        pthread_cond_wait(&gate.cv, &gate.mu);
+    /* gate.mu stays locked across fork(): nobody enters or leaves. */
+}
+
+static void
+gate_parent(void)
+{
+    gate.closing--;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static void
+gate_child(void)
+{
+    /* One thread, nobody inside: new objects, no inherited waiters. */
+    pthread_mutex_init(&gate.mu, NULL);
+    pthread_cond_init(&gate.cv, NULL);
+    gate.inside = 0;
+    gate.closing = 0;
+}
 
 static void
 gdal_register(void)
 {
+    pthread_atfork(gate_prepare, gate_parent, gate_child);
     GDALAllRegister();
+}
+
+void
+raster__gdal_enter(void)
+{
+    pthread_once(&gdal_once, gdal_register);
+    pthread_mutex_lock(&gate.mu);
+    while (gate.closing > 0)
+        pthread_cond_wait(&gate.cv, &gate.mu);
+    gate.inside++;
+    pthread_mutex_unlock(&gate.mu);
+}
+
+void
+raster__gdal_leave(void)
+{
+    pthread_mutex_lock(&gate.mu);
+    if (--gate.inside == 0 && gate.closing > 0)
+        pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
 }
 
 /*
@@ -213,11 +282,13 @@ raster__gdal_close(struct raster__gdal *g)
 {
     if (g == NULL)
         return;
-    if (g->pid == getpid()) {
+    if (g->pid == getpid() && g->idle_count > 0) {
+        raster__gdal_enter();
         GDAL_QUIET_BEGIN();
         for (int i = 0; i < g->idle_count; i++)
             GDALClose(g->idle[i]);
         GDAL_QUIET_END();
+        raster__gdal_leave();
     }
     free(g->idle);
     pthread_mutex_destroy(&g->mu);
@@ -365,10 +436,9 @@ blocks_measure(raster_dataset_t *ds)
     }
 }
 
-raster_status_t
-raster__gdal_open(raster_dataset_t *ds)
+static raster_status_t
+gdal_open_gated(raster_dataset_t *ds)
 {
-    pthread_once(&gdal_once, gdal_register);
     struct raster__gdal *g = calloc(1, sizeof *g);
     RASTER_CHECK(g != NULL, RASTER_E_NOMEM, "%s: out of memory", ds->path);
     pthread_mutex_init(&g->mu, NULL);
@@ -414,6 +484,15 @@ raster__gdal_open(raster_dataset_t *ds)
     if (st == RASTER_OK)
         blocks_measure(ds);
     handle_release(g, h);
+    return st;
+}
+
+raster_status_t
+raster__gdal_open(raster_dataset_t *ds)
+{
+    raster__gdal_enter();
+    const raster_status_t st = gdal_open_gated(ds);
+    raster__gdal_leave();
     return st;
 }
 
@@ -531,10 +610,9 @@ blocks_check(const raster_dataset_t *ds)
                         (long long)bi->block_height, g->huge_block_nbytes / (1 << 30));
 }
 
-raster_status_t
-raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
+static raster_status_t
+gdal_read_gated(raster_dataset_t *ds, const raster__request_t *rq)
 {
-    RASTER_TRY(blocks_check(ds));
     GDALDatasetH h = handle_acquire(ds->gdal);
     if (h == NULL)
         return RASTER_E_IO;
@@ -544,9 +622,18 @@ raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
 }
 
 raster_status_t
-raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
+raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
 {
     RASTER_TRY(blocks_check(ds));
+    raster__gdal_enter();
+    const raster_status_t st = gdal_read_gated(ds, rq);
+    raster__gdal_leave();
+    return st;
+}
+
+static raster_status_t
+gdal_read_mask_gated(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
+{
     GDALDatasetH h = handle_acquire(ds->gdal);
     if (h == NULL)
         return RASTER_E_IO;
@@ -568,5 +655,15 @@ raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, cons
                           (long long)win.width, (long long)win.height, gdal_msg());
     GDAL_QUIET_END();
     handle_done(ds->gdal, h, st);
+    return st;
+}
+
+raster_status_t
+raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
+{
+    RASTER_TRY(blocks_check(ds));
+    raster__gdal_enter();
+    const raster_status_t st = gdal_read_mask_gated(ds, win, band, dst);
+    raster__gdal_leave();
     return st;
 }

@@ -139,6 +139,13 @@ typedef struct raster__request {
     const double *scale, *offset; /* per output channel or NULL */
 } raster__request_t;
 
+/* The fork gate of gdal_reader.c: every GDAL or VSI call of the library
+ * runs between raster__gdal_enter() and raster__gdal_leave(), so that fork()
+ * (which closes the gate first) never copies a GDAL mutex held by
+ * another thread into the child.  Not recursive: never enter twice. */
+RASTER_HIDDEN void raster__gdal_enter(void);
+RASTER_HIDDEN void raster__gdal_leave(void);
+
 /* GDAL reader (gdal_reader.c). */
 RASTER_HIDDEN raster_status_t raster__gdal_open(raster_dataset_t *ds);
 RASTER_HIDDEN void raster__gdal_close(struct raster__gdal *g);
