@@ -101,6 +101,11 @@ enum {
 RASTER_HIDDEN void *raster__scratch(int slot, size_t nbytes);
 RASTER_HIDDEN uint64_t raster__scratch_allocations(void);  /* process-wide count, for tests */
 
+/* Test hook (tests/unit/check_faults.c): of the scratch allocations that
+ * follow, on any thread, the next 'skip' succeed and the 'n' after them
+ * fail as if the allocator had returned NULL.  (0, 0) turns it off. */
+RASTER_HIDDEN void raster__scratch_fail_allocs(int skip, int n);
+
 /* ------------------------------ datasets ------------------------------- */
 
 struct raster__gdal;    /* gdal_reader.c: per-thread GDAL handles */

@@ -18,6 +18,30 @@ typedef struct scratch {
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static atomic_uint_fast64_t allocations;
+static atomic_int fail_skip, fail_count;    /* raster__scratch_fail_allocs() */
+
+void
+raster__scratch_fail_allocs(int skip, int n)
+{
+    atomic_store(&fail_count, 0);
+    atomic_store(&fail_skip, skip);
+    atomic_store(&fail_count, n);
+}
+
+/* 1 when the test hook says this allocation fails. */
+static int
+injected_failure(void)
+{
+    if (atomic_load_explicit(&fail_count, memory_order_relaxed) <= 0)
+        return 0;
+    for (int s = atomic_load(&fail_skip); s > 0;)
+        if (atomic_compare_exchange_weak(&fail_skip, &s, s - 1))
+            return 0;
+    for (int n = atomic_load(&fail_count); n > 0;)
+        if (atomic_compare_exchange_weak(&fail_count, &n, n - 1))
+            return 1;
+    return 0;
+}
 
 static void
 scratch_free(void *p)
@@ -40,7 +64,7 @@ raster__scratch(int slot, size_t nbytes)
     pthread_once(&scratch_once, scratch_key_create);
     scratch_t *s = pthread_getspecific(scratch_key);
     if (s == NULL) {
-        s = calloc(1, sizeof *s);
+        s = injected_failure() ? NULL : calloc(1, sizeof *s);
         if (s == NULL || pthread_setspecific(scratch_key, s) != 0) {
             free(s);
             raster__fail(RASTER_E_NOMEM, "out of memory for per-thread scratch");
@@ -53,8 +77,12 @@ raster__scratch(int slot, size_t nbytes)
         size_t want = 4096;
         while (want < nbytes && want < ((size_t)1 << 62))
             want <<= 1;
+        if (want < nbytes) {
+            raster__fail(RASTER_E_NOMEM, "out of memory for %zu bytes of scratch", nbytes);
+            return NULL;
+        }
         void *p = NULL;
-        if (posix_memalign(&p, 64, want) != 0) {
+        if (injected_failure() || posix_memalign(&p, 64, want) != 0) {
             raster__fail(RASTER_E_NOMEM, "out of memory for %zu bytes of scratch", want);
             return NULL;
         }

@@ -1,0 +1,371 @@
+/*
+ * check_faults.c - injected failures surface as errors, the dataset or pool
+ * stays usable, nothing leaks.
+ *
+ * Every allocation a read makes from per-thread scratch is failed in turn
+ * (raster__scratch_fail_allocs(skip, 1), skip = 0, 1, ... until the read no
+ * longer allocates), on a fresh thread each time so that the scratch really
+ * is allocated: the read must fail with RASTER_E_NOMEM and say so, and the
+ * next read on the same thread must succeed and equal the reference.  The
+ * same for the pool's block and DLPack-record allocations
+ * (raster__pool_fail_allocs) under single acquires, exports and batch
+ * reads: RASTER_E_NOMEM, then the pool's bytes in use and buffers
+ * outstanding are back to zero and the next call works.  The I/O layer's
+ * fault hook (errors and short reads at every segment read) has its own
+ * cases below.  ASan and valgrind run this suite: a leak on any failure
+ * path fails it.
+ */
+#include "test_util.h"
+
+#include "internal.h"
+#include "pool_internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static fixture_t *fixtures;
+static int fixture_count;
+
+/* One decode thread, so that a read's scratch is its own thread's (a weak
+ * reference: a build without lib/threads.c decodes on the caller anyway). */
+#pragma weak raster_set_threads
+static void
+one_thread(void)
+{
+    if (raster_set_threads != NULL)
+        raster_set_threads(1);
+}
+
+/* The first usable fixture whose name holds every word of 'words'. */
+static const char *
+find_fixture(const char *const *words, int n)
+{
+    for (int i = 0; i < fixture_count; i++) {
+        if (fixtures[i].malformed)
+            continue;
+        int ok = 1;
+        for (int k = 0; k < n && ok; k++)
+            ok = strstr(fixtures[i].name, words[k]) != NULL;
+        if (ok)
+            return fixture_path(fixtures[i].name);
+    }
+    return NULL;
+}
+
+#define FIND(...) find_fixture((const char *const[]){__VA_ARGS__}, \
+                               (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *)))
+
+static int
+is_native(const raster_dataset_t *ds)
+{
+    raster_info_t in;
+    ck_assert_int_eq(raster_dataset_info(ds, &in), RASTER_OK);
+    return in.reader == RASTER_READER_NATIVE_TIFF;
+}
+
+static raster_dataset_t *
+open_with(const char *path, int reader)
+{
+    raster_open_options_t oo;
+    raster_open_options_init(&oo);
+    oo.reader = reader;
+    raster_dataset_t *ds = NULL;
+    ck_assert_msg(raster_open_ex(path, &oo, &ds) == RASTER_OK, "%s: %s", path, raster_last_error());
+    return ds;
+}
+
+/* ------------------------------ one read, described -------------------- */
+
+typedef enum { READ_IMAGE, READ_MASK } read_kind_t;
+
+typedef struct read_case {
+    raster_dataset_t *ds;
+    read_kind_t kind;
+    raster_window_t win;
+    raster_dtype_t dtype;         /* image: destination dtype (conversion uses scratch) */
+    int channels;
+    size_t nbytes;
+    uint8_t *reference;           /* what a read without faults gives */
+} read_case_t;
+
+static raster_status_t
+do_read(const read_case_t *c, uint8_t *out)
+{
+    raster_view_t v = raster_view_hwc(out, c->dtype, c->win.height, c->win.width, c->channels);
+    return c->kind == READ_MASK ? raster_read_mask_into(c->ds, c->win, NULL, &v)
+                                : raster_read_into(c->ds, c->win, NULL, &v);
+}
+
+static read_case_t
+case_make(raster_dataset_t *ds, read_kind_t kind, raster_window_t win, raster_dtype_t dt)
+{
+    raster_info_t in;
+    ck_assert_int_eq(raster_dataset_info(ds, &in), RASTER_OK);
+    read_case_t c = {ds, kind, win, kind == READ_MASK ? RASTER_U8 : dt,
+                     kind == READ_MASK ? 1 : in.band_count, 0, NULL};
+    c.nbytes = raster_view_nbytes(c.dtype, win.height, win.width, c.channels);
+    c.reference = malloc(c.nbytes);
+    ck_assert_msg(do_read(&c, c.reference) == RASTER_OK, "%s", raster_last_error());
+    return c;
+}
+
+/* ------------------------------ scratch -------------------------------- */
+
+typedef struct attempt {
+    const read_case_t *c;
+    int skip;                     /* allocations that succeed before the failure */
+    uint64_t allocs;              /* out: scratch allocations of a clean read */
+    raster_status_t first, second;
+    char msg[512];
+    int second_right;
+} attempt_t;
+
+static void *
+attempt_thread(void *p)
+{
+    attempt_t *a = p;
+    uint8_t *out = malloc(a->c->nbytes);
+    if (a->skip < 0) {
+        /* Measure: how many scratch allocations a first read makes. */
+        const uint64_t before = raster__scratch_allocations();
+        a->first = do_read(a->c, out);
+        a->allocs = raster__scratch_allocations() - before;
+    } else {
+        raster__scratch_fail_allocs(a->skip, 1);
+        a->first = do_read(a->c, out);
+        snprintf(a->msg, sizeof a->msg, "%s", raster_last_error());
+        raster__scratch_fail_allocs(0, 0);
+        memset(out, 0x77, a->c->nbytes);
+        a->second = do_read(a->c, out);
+        a->second_right = a->second == RASTER_OK && memcmp(out, a->c->reference, a->c->nbytes) == 0;
+    }
+    free(out);
+    return NULL;
+}
+
+static void
+run_attempt(attempt_t *a)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, attempt_thread, a), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+
+/* Fail each scratch allocation of a first read in turn. */
+static void
+check_scratch_faults(const read_case_t *c, const char *what)
+{
+    attempt_t m = {c, -1, 0, RASTER_OK, RASTER_OK, "", 0};
+    run_attempt(&m);
+    ck_assert_int_eq(m.first, RASTER_OK);
+    ck_assert_msg(m.allocs >= 1, "%s: a first read on a new thread allocated no scratch", what);
+    for (int skip = 0; skip < (int)m.allocs; skip++) {
+        attempt_t a = {c, skip, 0, RASTER_OK, RASTER_OK, "", 0};
+        run_attempt(&a);
+        ck_assert_msg(a.first == RASTER_E_NOMEM, "%s: scratch allocation %d of %llu failed, the read gave %s",
+                      what, skip + 1, (unsigned long long)m.allocs, raster_status_str(a.first));
+        ck_assert_msg(strstr(a.msg, "out of memory") != NULL, "%s: message: %s", what, a.msg);
+        ck_assert_msg(a.second_right, "%s: the read after the failure gave %s or wrong pixels", what,
+                      raster_status_str(a.second));
+    }
+}
+
+START_TEST(scratch_failures_native_compressed)
+{
+    const char *p = FIND("deflate", "tile256", "pixel", "3b");
+    ck_assert_ptr_nonnull(p);
+    one_thread();
+    raster_dataset_t *ds = open_with(p, -1);
+    if (!is_native(ds)) {       /* a build without the native reader */
+        raster_close(ds);
+        return;
+    }
+    /* Same dtype (decode into scratch, place) and a converting read. */
+    read_case_t c1 = case_make(ds, READ_IMAGE, (raster_window_t){100, 90, 300, 200}, RASTER_U16);
+    read_case_t c2 = case_make(ds, READ_IMAGE, (raster_window_t){3, 250, 64, 40}, RASTER_F32);
+    check_scratch_faults(&c1, "native deflate");
+    check_scratch_faults(&c2, "native deflate, to float32");
+    free(c1.reference);
+    free(c2.reference);
+    raster_close(ds);
+}
+END_TEST
+
+START_TEST(scratch_failures_native_uncompressed)
+{
+    const char *p = FIND("none", "strip16");
+    ck_assert_ptr_nonnull(p);
+    one_thread();
+    raster_dataset_t *ds = open_with(p, -1);
+    if (!is_native(ds)) {
+        raster_close(ds);
+        return;
+    }
+    read_case_t c = case_make(ds, READ_IMAGE, (raster_window_t){5, 7, 90, 50}, RASTER_F64);
+    check_scratch_faults(&c, "native uncompressed");
+    free(c.reference);
+    raster_close(ds);
+}
+END_TEST
+
+START_TEST(scratch_failures_gdal)
+{
+    const char *p = FIND("lzw", "3b");
+    ck_assert_ptr_nonnull(p);
+    raster_dataset_t *ds = open_with(p, RASTER_READER_GDAL);
+    read_case_t c = case_make(ds, READ_IMAGE, (raster_window_t){10, 20, 120, 80}, RASTER_F32);
+    check_scratch_faults(&c, "GDAL reader, converting");
+    free(c.reference);
+    raster_close(ds);
+}
+END_TEST
+
+/* A dataset mask of several nodata bands ORs band masks through scratch. */
+START_TEST(scratch_failures_mask)
+{
+    const char *p = FIND("3b", "nodata");
+    ck_assert_ptr_nonnull(p);
+    for (int reader = -1; reader <= RASTER_READER_GDAL; reader++) {
+        raster_dataset_t *ds = open_with(p, reader);
+        read_case_t c = case_make(ds, READ_MASK, (raster_window_t){0, 0, 200, 100}, RASTER_U8);
+        check_scratch_faults(&c, "dataset mask");
+        free(c.reference);
+        raster_close(ds);
+    }
+}
+END_TEST
+
+/* ------------------------------ pool ----------------------------------- */
+
+static void
+assert_pool_idle(raster_pool_t *pool)
+{
+    raster_pool_stats_t st;
+    raster_pool_get_stats(pool, &st);
+    ck_assert_uint_eq(st.bytes_in_use, 0);
+    ck_assert_int_eq(st.buffers_outstanding, 0);
+    ck_assert_int_eq(st.exports_outstanding, 0);
+}
+
+START_TEST(pool_block_failure)
+{
+    raster_pool_t *pool = NULL;
+    ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
+    raster_buffer_t *b = NULL;
+    raster__pool_fail_allocs(1);
+    ck_assert_int_eq(raster_pool_acquire(pool, RASTER_F32, 1, 64, 64, 3, 0, &b), RASTER_E_NOMEM);
+    ck_assert_ptr_null(b);
+    ck_assert_ptr_nonnull(strstr(raster_last_error(), "out of memory"));
+    assert_pool_idle(pool);
+    ck_assert_int_eq(raster_pool_acquire(pool, RASTER_F32, 1, 64, 64, 3, 0, &b), RASTER_OK);
+    raster_buffer_release(b);
+    assert_pool_idle(pool);
+    raster_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(pool_export_record_failure)
+{
+    raster_pool_t *pool = NULL;
+    ck_assert_int_eq(raster_pool_create(8 << 20, &pool), RASTER_OK);
+    raster_buffer_t *b = NULL;
+    ck_assert_int_eq(raster_pool_acquire(pool, RASTER_U8, 1, 16, 16, 1, 0, &b), RASTER_OK);
+    void *t = NULL;
+    raster__pool_fail_allocs(1);
+    ck_assert_int_eq(raster_buffer_to_dlpack(b, NULL, &t), RASTER_E_NOMEM);
+    ck_assert_ptr_null(t);
+    raster_pool_stats_t st;
+    raster_pool_get_stats(pool, &st);
+    ck_assert_int_eq(st.exports_outstanding, 0);
+    ck_assert_int_eq(st.buffers_outstanding, 1);
+    ck_assert_int_eq(raster_buffer_to_dlpack(b, NULL, &t), RASTER_OK);
+    raster_buffer_release(b);
+    raster_DLManagedTensor *mt = t;
+    mt->deleter(mt);
+    assert_pool_idle(pool);
+    raster_pool_destroy(pool);
+}
+END_TEST
+
+/* A batch whose image or mask buffer cannot be allocated fails with nothing
+ * acquired, and the next batch is right. */
+START_TEST(batch_buffer_failures)
+{
+    const char *p = FIND("zstd", "tile256", "pixel");
+    ck_assert_ptr_nonnull(p);
+    raster_dataset_t *ds = open_with(p, -1);
+    raster_info_t in;
+    raster_dataset_info(ds, &in);
+    enum { B = 4, S = 48 };
+    raster_batch_item_t items[B];
+    memset(items, 0, sizeof items);
+    for (int i = 0; i < B; i++) {
+        items[i].image = ds;
+        items[i].window = (raster_window_t){11 * i, 7 * i, S, S};
+    }
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    bo.masks = 1;
+    bo.timeout_ms = 0;
+    for (int fail_at = 0; fail_at < 2; fail_at++) {
+        /* A new pool allocates both buffers; with the image's size class
+         * already filled, the mask's block is the one that fails. */
+        raster_pool_t *pool = NULL;
+        ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
+        raster_buffer_t *img = NULL, *msk = NULL;
+        if (fail_at == 1) {
+            raster_buffer_t *tmp = NULL;
+            ck_assert_int_eq(raster_pool_acquire(pool, bo.dtype, B, S, S, in.band_count, 0, &tmp), RASTER_OK);
+            raster_buffer_release(tmp);
+        }
+        raster__pool_fail_allocs(1);
+        int64_t failed = 7;
+        const raster_status_t st = raster_batch_read(pool, items, B, &bo, &img, &msk, &failed);
+        raster__pool_fail_allocs(0);
+        ck_assert_msg(st == RASTER_E_NOMEM, "allocation %d: %s: %s", fail_at, raster_status_str(st),
+                      raster_last_error());
+        ck_assert_ptr_null(img);
+        ck_assert_ptr_null(msk);
+        ck_assert_int_eq(failed, -1);
+        assert_pool_idle(pool);
+        ck_assert_int_eq(raster_batch_read(pool, items, B, &bo, &img, &msk, NULL), RASTER_OK);
+        /* Sample 2 equals a single read. */
+        raster_view_t v;
+        ck_assert_int_eq(raster_buffer_view(img, 2, &v), RASTER_OK);
+        float *one = malloc((size_t)S * S * (size_t)in.band_count * sizeof *one);
+        raster_view_t ov = raster_view_hwc(one, RASTER_F32, S, S, in.band_count);
+        ck_assert_int_eq(raster_read_into(ds, items[2].window, NULL, &ov), RASTER_OK);
+        ck_assert(memcmp(one, v.data, (size_t)S * S * (size_t)in.band_count * sizeof *one) == 0);
+        free(one);
+        raster_buffer_release(img);
+        raster_buffer_release(msk);
+        assert_pool_idle(pool);
+        raster_pool_destroy(pool);
+    }
+    raster_close(ds);
+}
+END_TEST
+
+static Suite *
+faults_suite(void)
+{
+    fixture_count = fixtures_load(&fixtures);
+    Suite *s = suite_create("faults");
+    TCase *tc = tcase_create("scratch");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, scratch_failures_native_compressed);
+    tcase_add_test(tc, scratch_failures_native_uncompressed);
+    tcase_add_test(tc, scratch_failures_gdal);
+    tcase_add_test(tc, scratch_failures_mask);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pool");
+    tcase_add_test(tc, pool_block_failure);
+    tcase_add_test(tc, pool_export_record_failure);
+    tcase_add_test(tc, batch_buffer_failures);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+RASTER_SUITE_MAIN(faults_suite)
