@@ -15,6 +15,7 @@
 /* Indexed by raster_status_t; one more slot for a missing file. */
 static PyObject *classes[RASTER_E_CLOSED + 1];   /* owned */
 static PyObject *file_not_found;                 /* owned */
+static PyObject *band_index_error;               /* owned */
 static PyObject *base_error;                     /* owned */
 
 static const char *const class_names[RASTER_E_CLOSED + 1] = {
@@ -44,8 +45,9 @@ errors_init(PyObject *m)
     }
     if (rc == 0) {
         Py_XSETREF(file_not_found, PyObject_GetAttrString(mod, "RasterFileNotFoundError"));
+        Py_XSETREF(band_index_error, PyObject_GetAttrString(mod, "BandIndexError"));
         Py_XSETREF(base_error, Py_XNewRef(classes[RASTER_OK]));
-        if (file_not_found == NULL)
+        if (file_not_found == NULL || band_index_error == NULL)
             rc = -1;
     }
     Py_DECREF(mod);
@@ -57,6 +59,11 @@ class_for(raster_status_t st, const char *msg)
 {
     if (st == RASTER_E_IO && msg != NULL && strstr(msg, "no such file") != NULL)
         return file_not_found;
+    /* RASTER_E_BOUNDS covers windows and bands; a band that does not exist
+     * (named by dataset.c's message) is an IndexError, as in rasterio. */
+    if (st == RASTER_E_BOUNDS && msg != NULL && strstr(msg, "does not exist (the file has") != NULL &&
+        band_index_error != NULL)
+        return band_index_error;
     if ((int)st > RASTER_OK && (int)st <= RASTER_E_CLOSED)
         return classes[st];
     return base_error;

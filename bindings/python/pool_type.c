@@ -44,11 +44,26 @@ static PyObject *
 Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"budget_bytes", NULL};
-    unsigned long long budget;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "K:BufferPool", kwlist, &budget))
+    PyObject *o;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:BufferPool", kwlist, &o))
         return NULL;
-    if (budget == 0)
-        return rl_raise_status(RASTER_E_INVALID_ARG, "BufferPool budget_bytes must be > 0");
+    /* "K" would wrap -1 to 2^64-1 and 2^70 to 0: check the int itself. */
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "BufferPool budget_bytes must be an int, not %.100s",
+                     Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow < 0 || (overflow == 0 && v <= 0))
+        return rl_raise_status(RASTER_E_INVALID_ARG, "BufferPool budget_bytes must be > 0, not %s",
+                               overflow < 0 ? "a huge negative number" : (v == 0 ? "0" : "negative"));
+    if (overflow > 0 || (unsigned long long)v > (unsigned long long)SIZE_MAX)
+        return rl_raise_status(RASTER_E_INVALID_ARG,
+                               "BufferPool budget_bytes is larger than the address space");
+    const unsigned long long budget = (unsigned long long)v;
     PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;

@@ -274,6 +274,12 @@ class Dataset:
         if window is None:
             return (0, 0, self.width, self.height)
         w = self._to_window(window, boundless)
+        for name in ("col_off", "row_off", "width", "height"):
+            v = getattr(w, name)
+            if not isinstance(v, numbers.Real) or isinstance(v, bool):
+                raise TypeError(f"window {name} must be a number, not {v!r} (in {window!r})")
+            if math.isnan(v):
+                raise WindowError(f"window {name} is NaN (in {window!r})", 7)
         if not boundless:
             w = _crop(w, self.height, self.width)
         width, height = _compat.floor_half(w.width), _compat.floor_half(w.height)
@@ -287,10 +293,19 @@ class Dataset:
     def _resolve_indexes(self, indexes):
         if indexes is None:
             return list(self.indexes), False
-        if isinstance(indexes, numbers.Integral):
+
+        def band(i):
+            # int() would take "1", 1.5 and True: a band number is an integer.
+            if not isinstance(i, numbers.Integral) or isinstance(i, bool):
+                raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
+            return int(i)
+
+        if isinstance(indexes, numbers.Integral) and not isinstance(indexes, bool):
             bands, return2d = [int(indexes)], True
+        elif isinstance(indexes, (str, bytes)) or not hasattr(indexes, "__iter__"):
+            raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
         else:
-            bands, return2d = [int(i) for i in indexes], False
+            bands, return2d = [band(i) for i in indexes], False
         if not bands:
             raise ValueError("No indexes to read")
         for b in bands:
@@ -471,6 +486,8 @@ class Dataset:
         n = len(bands)
         if out is not None and out_shape is not None:
             raise ValueError("out and out_shape are exclusive")
+        if out is not None and not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
             if arr.shape[0] != n:
@@ -500,6 +517,8 @@ class Dataset:
         """The dataset's uint8 validity mask (2-D), with rasterio's rules."""
         core = self._live()
         col, row, w, h = self._resolve_window(window, boundless)
+        if out is not None and not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
         if out_shape is not None:
             self._check_shape((h, w), tuple(out_shape)[-2:], "out_shape")
         arr = np.empty((h, w), np.uint8) if out is None else out
@@ -573,7 +592,14 @@ class Dataset:
         if pool is None:
             from ._pool import default_pool
             pool = default_pool()
-        timeout_ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        if timeout is not None:
+            if not isinstance(timeout, numbers.Real) or isinstance(timeout, bool):
+                raise TypeError(f"timeout must be None (wait forever) or a number of seconds, "
+                                f"not {timeout!r}")
+            if not timeout >= 0:
+                raise ValueError(f"timeout must be None (wait forever) or seconds >= 0, "
+                                 f"not {timeout!r}")
+        timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
         return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
                               boundless=boundless_read, fill_value=float(fill_value),
                               scale=scale, offset=offset, timeout_ms=timeout_ms)
@@ -610,6 +636,12 @@ def _window_from_slices(window, height, width, boundless):
         raise WindowError(f"{what} must be a slice, tuple, or list", 7)
 
     rows, cols = as_slice(rows, "rows"), as_slice(cols, "cols")
+    for what, v in (("rows", rows.start), ("rows", rows.stop), ("cols", cols.start),
+                    ("cols", cols.stop)):
+        if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)):
+            raise TypeError(f"window {what} bounds must be numbers or None, not {v!r}")
+        if v is not None and math.isnan(v):
+            raise WindowError(f"window {what} bound is NaN (in {window!r})", 7)
     row_off = 0.0 if rows.start is None else rows.start
     row_stop = height if rows.stop is None else rows.stop
     col_off = 0.0 if cols.start is None else cols.start
