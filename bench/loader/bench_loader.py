@@ -24,6 +24,8 @@ splits the windows over two Python threads (each reader with its own handles;
 GDAL and rasterloader both release the GIL), except BatchLoader, whose one call
 reads the batch on two threads (threads=2).  rasterio runs inside
 rasterio.Env(GDAL_CACHEMAX=...), set in bytes and printed as GDAL reports it.
+Each figure is the best of three disjoint thirds of the windows, and each
+end-to-end configuration the faster of two runs: the machine may be shared.
 
 Part 2, end to end: a training-style loop (batches of 16 random 256x256
 windows, image normalised to float32 CHW + uint8 mask, a light "step" that
@@ -213,36 +215,53 @@ def rasterloader_reader(imgs, msks, mode):
     return open_, read
 
 
+CHUNKS = 3
+
+
+def _chunks(items):
+    n = max(1, len(items) // CHUNKS)
+    return [items[i:i + n] for i in range(0, n * CHUNKS, n)] if len(items) >= CHUNKS else [items]
+
+
 def time_reader(factory, windows, nthreads):
-    """windows/s of read_one over the windows, split across nthreads threads."""
+    """windows/s of read_one, split across nthreads threads: the best of three
+    disjoint thirds of the windows (a burst of load from other processes on a
+    shared machine spoils one third, not the figure; different windows, so a
+    block cache gains nothing from the repetition)."""
     open_, read = factory
     states = [open_() for _ in range(nthreads)]
     for w in windows[:4]:                                     # warm-up: decoders, scratch
         for st in states:
             read(st, *w)
-    parts = [windows[k::nthreads] for k in range(nthreads)]
-    t0 = time.perf_counter()
-    if nthreads == 1:
-        for w in parts[0]:
-            read(states[0], *w)
-    else:
-        with cf.ThreadPoolExecutor(nthreads) as ex:
-            list(ex.map(lambda k: [read(states[k], *w) for w in parts[k]], range(nthreads)))
-    return len(windows) / (time.perf_counter() - t0)
+    best = 0.0
+    for chunk in _chunks(windows):
+        parts = [chunk[k::nthreads] for k in range(nthreads)]
+        t0 = time.perf_counter()
+        if nthreads == 1:
+            for w in parts[0]:
+                read(states[0], *w)
+        else:
+            with cf.ThreadPoolExecutor(nthreads) as ex:
+                list(ex.map(lambda k: [read(states[k], *w) for w in parts[k]], range(nthreads)))
+        best = max(best, len(chunk) / (time.perf_counter() - t0))
+    return best
 
 
 def time_batchloader(imgs, msks, windows, threads):
+    """Samples/s of BatchLoader batches, best of three thirds as time_reader."""
     import rasterloader
     samples = [(imgs[k], msks[k], (c, r, WIN, WIN)) for k, c, r in windows]
     lo = rasterloader.BatchLoader(samples, BATCH, out_dtype="uint16", prefetch=0,
                                   threads=threads)
     lo.read(list(range(min(BATCH, len(samples))))).release()  # warm-up
-    t0 = time.perf_counter()
-    for b in lo:
-        b.release()
-    dt = time.perf_counter() - t0
+    best = 0.0
+    for chunk in _chunks(lo.plan()):
+        t0 = time.perf_counter()
+        for indices in chunk:
+            lo.read(indices).release()
+        best = max(best, sum(map(len, chunk)) / (time.perf_counter() - t0))
     lo.close()
-    return len(samples) / dt
+    return best
 
 
 def part_reads(data, codec, nwin, cachemax, seed, nfiles):
@@ -426,14 +445,18 @@ E2E_KINDS = [
 ]
 
 
-def part_e2e(data, n, seed, cachemax, kinds, nfiles):
+def part_e2e(data, n, seed, cachemax, kinds, nfiles, smoke=False):
     out = {}
     for kind in kinds:
         cmd = [sys.executable, os.path.abspath(__file__), "--e2e-run", kind, "--data", data,
                "--samples", str(n), "--seed", str(seed), "--cachemax", str(cachemax),
                "--files", str(nfiles)]
-        res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        out[kind] = json.loads(res.stdout.strip().splitlines()[-1])
+        # Twice, keeping the faster run: the machine may be shared.
+        for _ in range(1 if smoke else 2):
+            res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            if kind not in out or r["samples_per_s"] > out[kind]["samples_per_s"]:
+                out[kind] = r
     return out
 
 
@@ -551,7 +574,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.path.join(ROOT, "bench", "data"))
     ap.add_argument("--size", type=int, default=4096, help="bench image size (made if missing)")
-    ap.add_argument("--windows", type=int, default=300)
+    ap.add_argument("--windows", type=int, default=360)
     ap.add_argument("--samples", type=int, default=1024, help="end-to-end samples")
     ap.add_argument("--cachemax-mib", type=int, default=64)
     ap.add_argument("--codecs", default="deflate,zstd")
@@ -590,7 +613,7 @@ def main():
     kinds = [k for k, _ in E2E_KINDS
              if not a.smoke or k in ("rasterio-2", "rl-batchloader", "rl-batchdataset-2")]
     e2e = None if a.no_e2e else part_e2e(a.data, a.samples, a.seed, a.cachemax_mib << 20,
-                                         kinds, a.files)
+                                         kinds, a.files, a.smoke)
     import rasterio
     import torch
     note = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
