@@ -292,6 +292,20 @@ def test_dataloader_modes_give_the_same_batches(windows, workers):
     loader.close()
 
 
+def test_datasets_and_loaders_pickle(windows):
+    """spawn/forkserver DataLoader workers get pickled copies that reopen files."""
+    import pickle
+    loader = rasterloader.BatchLoader(windows, 4, mean=MEAN, std=STD, prefetch=0)
+    want = loader.read([0, 1]).numpy()[0].copy()
+    copy = pickle.loads(pickle.dumps(loader))
+    assert np.array_equal(copy.read([0, 1]).numpy()[0], want)
+    assert copy.pool is not loader.pool
+    wd = pickle.loads(pickle.dumps(WindowDataset(windows, mean=MEAN, std=STD)))
+    assert np.array_equal(wd[0]["image"].permute(1, 2, 0).numpy(), want[0])
+    bd = pickle.loads(pickle.dumps(BatchDataset(windows, 4, mean=MEAN, std=STD)))
+    assert next(iter(bd))["image"].shape == (4, 4, 96, 96)
+
+
 def test_batch_read_releases_the_gil(windows):
     """A Python thread keeps running while a batch is read."""
     loader = rasterloader.BatchLoader(windows, 40, prefetch=0, threads=1)

@@ -235,6 +235,20 @@ class WindowReader:
         self._scale, self._offset = _norm_args(self.channels, mean, std, scale, offset)
         self._pool, self._pool_bytes, self._own_pool = pool, pool_bytes, pool is None
 
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """Pickles without open datasets, lock or own pool (spawn/forkserver
+        DataLoader workers): the copy opens what it reads and makes its own pool."""
+        state = self.__dict__.copy()
+        state["_datasets"], state["_lock"] = {}, None
+        if state["_own_pool"]:
+            state["_pool"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     # ------------------------------------------------------------ sizes
     def sample_nbytes(self):
         """Bytes of one sample's image and mask."""
