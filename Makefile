@@ -111,7 +111,7 @@ test-c: build fixtures
 # as leaks; tests/lsan.supp names them (and only them).
 test-asan: build-asan fixtures
 	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 RASTER_MATRIX_SCALE=4 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 RASTER_MATRIX_SCALE=8 \
 	$(CTEST) --test-dir $(BUILD_ASAN)
 
 # valgrind runs every suite in one process each (CK_FORK=no) on a reduced matrix.
@@ -121,7 +121,7 @@ test-valgrind: build fixtures
 	@set -e; for t in $(BUILD)/check_*; do \
 	  [ -x $$t ] || continue; \
 	  echo "valgrind $$t"; \
-	  CK_FORK=no RASTER_MATRIX_SCALE=16 RASTER_STRESS_SCALE=50 RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) \
+	  CK_FORK=no RASTER_MATRIX_SCALE=64 RASTER_STRESS_SCALE=50 RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) \
 	    $(VALGRIND) $$t > $$t.valgrind.log 2>&1 || { tail -50 $$t.valgrind.log; exit 1; }; \
 	  grep -E '^[0-9]+%: Checks' $$t.valgrind.log || true; \
 	done
