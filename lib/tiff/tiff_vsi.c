@@ -21,6 +21,10 @@
  * it back.  After fork() the parent's handles are forgotten, not closed (their
  * connections belong to the parent), and the child opens its own.
  *
+ * Every VSI call runs inside gdal_reader.c's fork gate (raster__gdal_enter /
+ * raster__gdal_leave), one call at a time, never nested, so that fork()
+ * never copies a GDAL or curl lock held by another thread into the child.
+ *
  * Every failure here is the network's (the plan has checked the ranges
  * against the file size): RASTER_E_IO naming the URL, the ranges and GDAL's
  * first message (the HTTP status or curl's error), which GDAL reports through
@@ -107,7 +111,9 @@ static VSILFILE *
 handle_open(const struct raster__tiff *t)
 {
     capture_begin();
+    raster__gdal_enter();
     VSILFILE *fp = VSIFOpenExL(t->path, "rb", TRUE);
+    raster__gdal_leave();
     capture_end();
     if (fp == NULL)
         raster__fail(RASTER_E_IO, "%s: cannot open it through GDAL's VSI: %s", t->path,
@@ -149,8 +155,11 @@ handle_release(const struct raster__tiff *t, VSILFILE *fp)
         }
     }
     pthread_mutex_unlock(&v->mu);
-    if (fp != NULL)
+    if (fp != NULL) {
+        raster__gdal_enter();
         VSIFCloseL(fp);
+        raster__gdal_leave();
+    }
 }
 
 raster_status_t
@@ -165,8 +174,10 @@ raster__tiff_vsi_open(struct raster__tiff *t, uint64_t *nbytes_out)
     if (fp == NULL)
         return RASTER_E_IO;
     /* /vsicurl/ knows the size from its HEAD (cached since GDAL's open). */
+    raster__gdal_enter();
     const int ok = VSIFSeekL(fp, 0, SEEK_END) == 0;
     const vsi_l_offset size = ok ? VSIFTellL(fp) : 0;
+    raster__gdal_leave();
     handle_release(t, fp);
     RASTER_CHECK(ok && size > 0, RASTER_E_IO, "%s: GDAL's VSI reports no size for it", t->path);
     *nbytes_out = (uint64_t)size;
@@ -179,9 +190,12 @@ raster__tiff_vsi_close(struct raster__tiff *t)
     struct raster__tiff_vsi *v = t->vsi;
     if (v == NULL)
         return;
-    if (v->pid == getpid())
+    if (v->pid == getpid() && v->idle_count > 0) {
+        raster__gdal_enter();
         for (int i = 0; i < v->idle_count; i++)
             VSIFCloseL(v->idle[i]);
+        raster__gdal_leave();
+    }
     free(v->idle);
     pthread_mutex_destroy(&v->mu);
     free(v);
@@ -201,7 +215,12 @@ static tmsize_t
 client_read(thandle_t h, void *buf, tmsize_t n)
 {
     const tiff_client_t *c = (const tiff_client_t *)h;
-    return n <= 0 ? 0 : (tmsize_t)VSIFReadL(buf, 1, (size_t)n, c->fp);
+    if (n <= 0)
+        return 0;
+    raster__gdal_enter();
+    const size_t got = VSIFReadL(buf, 1, (size_t)n, c->fp);
+    raster__gdal_leave();
+    return (tmsize_t)got;
 }
 
 static tmsize_t
@@ -215,9 +234,11 @@ static toff_t
 client_seek(thandle_t h, toff_t off, int whence)
 {
     const tiff_client_t *c = (const tiff_client_t *)h;
-    if (VSIFSeekL(c->fp, (vsi_l_offset)off, whence) != 0)
-        return (toff_t)-1;
-    return (toff_t)VSIFTellL(c->fp);
+    raster__gdal_enter();
+    const int ok = VSIFSeekL(c->fp, (vsi_l_offset)off, whence) == 0;
+    const toff_t pos = ok ? (toff_t)VSIFTellL(c->fp) : (toff_t)-1;
+    raster__gdal_leave();
+    return pos;
 }
 
 static toff_t
@@ -256,7 +277,7 @@ raster__tiff_vsi_tiff_open(const struct raster__tiff *t, TIFFOpenOptions *opts)
     if (c == NULL)
         return NULL;
     c->t = t;
-    if ((c->fp = handle_acquire(t)) == NULL || VSIFSeekL(c->fp, 0, SEEK_SET) != 0) {
+    if ((c->fp = handle_acquire(t)) == NULL || client_seek((thandle_t)c, 0, SEEK_SET) != 0) {
         if (c->fp != NULL)
             handle_release(t, c->fp);
         free(c);
@@ -275,11 +296,24 @@ static raster_status_t
 read_one(const struct raster__tiff *t, VSILFILE *fp, void *buf, size_t nbytes, uint64_t off,
          const char *what)
 {
-    if (VSIFSeekL(fp, (vsi_l_offset)off, SEEK_SET) == 0 && VSIFReadL(buf, 1, nbytes, fp) == nbytes)
+    raster__gdal_enter();
+    const int ok = VSIFSeekL(fp, (vsi_l_offset)off, SEEK_SET) == 0 &&
+                   VSIFReadL(buf, 1, nbytes, fp) == nbytes;
+    raster__gdal_leave();
+    if (ok)
         return RASTER_OK;
     return raster__fail(RASTER_E_IO, "%s: %s: reading %zu bytes at offset %llu over the network "
                         "failed: %s", t->path, what, nbytes, (unsigned long long)off,
                         capture_detail());
+}
+
+static int
+multi_range(int n, void **bufs, const uint64_t *offs, const size_t *sizes, VSILFILE *fp)
+{
+    raster__gdal_enter();
+    const int r = VSIFReadMultiRangeL(n, bufs, (const vsi_l_offset *)offs, sizes, fp);
+    raster__gdal_leave();
+    return r;
 }
 
 raster_status_t
@@ -296,7 +330,7 @@ raster__tiff_vsi_read_ranges(const struct raster__tiff *t, int n, void **bufs, c
     capture_begin();
     if (n == 1) {
         st = read_one(t, fp, bufs[0], sizes[0], offs[0], what);
-    } else if (VSIFReadMultiRangeL(n, bufs, (const vsi_l_offset *)offs, sizes, fp) != 0) {
+    } else if (multi_range(n, bufs, offs, sizes, fp) != 0) {
         /* GDAL's parallel multi-range read does not retry: read each range
          * again on its own, which retries, and which names the range. */
         for (int i = 0; i < n && st == RASTER_OK; i++)

@@ -125,6 +125,20 @@ class _LogMixin:
         """The number of requests logged so far; pass it to requests() later."""
         return len(self.requests())
 
+    def settle(self, quiet=0.05, timeout=1.0):
+        """Wait until no request has been logged for 'quiet' seconds (a server
+        logs just after it answers, so the last lines of a read that has
+        returned may still be on their way); returns mark()."""
+        deadline = time.monotonic() + timeout
+        n = self.mark()
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self.mark()
+            if now == n:
+                break
+            n = now
+        return n
+
     def wait_logged(self, n, timeout=2.0):
         """Wait until at least n requests are logged (a server logs after it
         answers, so a client can be done a moment before the log is)."""

@@ -127,17 +127,21 @@ log_lines(void)
     return n;
 }
 
-/* nginx writes its log line as it finishes a request: give it a moment. */
+/* nginx writes its log line just after it answers, so the last lines of a
+ * read that has returned may still be on their way: wait until there are at
+ * least 'at_least' lines and none came for 50 ms (2 s at most). */
 static int
 log_lines_settled(int at_least)
 {
     int n = log_lines();
-    for (int i = 0; i < 40 && n < at_least; i++) {
-        usleep(5 * 1000);
-        n = log_lines();
+    for (int i = 0; i < 40; i++) {
+        usleep(50 * 1000);
+        const int now = log_lines();
+        if (now == n && now >= at_least)
+            break;
+        n = now;
     }
-    usleep(20 * 1000);
-    return log_lines();
+    return n;
 }
 
 static raster_dataset_t *
