@@ -36,14 +36,6 @@
 #include <string.h>
 #include <time.h>
 
-/* lib/threads.c comes with the native fast path and may not be in the
- * build yet; weak references are NULL then, and batches run on the calling
- * thread.  Any build that has threads.c (it is linked whenever the native
- * reader is) resolves them as usual.  Drop these two lines once threads.c
- * is in every build. */
-#pragma weak raster__parallel_for
-#pragma weak raster_get_threads
-
 typedef struct batch {
     const raster_batch_item_t *items;
     int64_t count;
@@ -241,15 +233,9 @@ item_run(void *ctx, int64_t k)
 static raster_status_t
 batch_run(batch_t *b, int threads)
 {
-    const int64_t n = b->count * b->per_sample;
-    if (raster__parallel_for == NULL) {         /* built without threads.c */
-        for (int64_t k = 0; k < n; k++)
-            RASTER_TRY(item_run(b, k));
-        return RASTER_OK;
-    }
     if (threads <= 0)
-        threads = raster_get_threads != NULL ? raster_get_threads() : 1;
-    return raster__parallel_for(n, threads, item_run, b);
+        threads = raster_get_threads();
+    return raster__parallel_for(b->count * b->per_sample, threads, item_run, b);
 }
 
 static void

@@ -54,27 +54,20 @@ mod_library_version(PyObject *mod, PyObject *unused)
     return Py_BuildValue("(III)", v / 10000u, v / 100u % 100u, v % 100u);
 }
 
-/* The thread pool (lib/threads.c) comes with the native fast path; a build
- * without it still imports (weak references are NULL) and reads on one
- * thread.  Drop these lines once threads.c is in every build. */
-#pragma weak raster_set_threads
-#pragma weak raster_get_threads
-
 static PyObject *
 mod_set_threads(PyObject *mod, PyObject *arg)
 {
     const long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred())
         return NULL;
-    if (raster_set_threads != NULL)
-        raster_set_threads(n < -1 ? -1 : n > 1024 ? 1024 : (int)n);
+    raster_set_threads(n < -1 ? -1 : n > 1024 ? 1024 : (int)n);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 mod_get_threads(PyObject *mod, PyObject *unused)
 {
-    return PyLong_FromLong(raster_get_threads != NULL ? raster_get_threads() : 1);
+    return PyLong_FromLong(raster_get_threads());
 }
 
 static PyMethodDef module_methods[] = {
