@@ -212,8 +212,9 @@ RASTER_HIDDEN uint64_t raster__tiff_allocations(void);
  *
  *   const raster__tile_entry_t *e = raster__tile_cache_get(id, seg, needed);
  *   if (e == NULL) {                          // miss (or cache off)
- *       raster__tile_entry_t *n = raster__tile_cache_reserve(seg_nbytes);
- *       // n == NULL: off, or no room: decode into scratch as usual
+ *       raster__tile_entry_t *n = raster__tile_cache_reserve(seg_nbytes + margin);
+ *       // one capacity per dataset (the decoder's room), so evicted blocks
+ *       // are reused; n == NULL: off, or no room: decode into scratch
  *       decode rows [0, y1) into raster__tile_entry_data(n), undo the
  *       predictor and byte order on all of them (every column), then
  *       raster__tile_cache_put(n, id, seg, y1 * row_nbytes);  e = n;
