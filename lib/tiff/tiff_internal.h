@@ -82,6 +82,15 @@ RASTER_HIDDEN raster_status_t raster__tiff_pread_rows(const struct raster__tiff 
 
 RASTER_HIDDEN void raster__tiff_io_close(struct raster__tiff *t);
 
+/* Test hook (tests/unit/check_faults.c): when set, fn(ctx, path, offset,
+ * &nbytes) runs before every pread/preadv of segment bytes of a local file.
+ * It returns 0 to let the read happen (after lowering nbytes, if it wants a
+ * short read; 0 bytes reads as the end of the file) or an errno value that
+ * the read then fails with (EINTR is retried like a real one).  NULL turns
+ * it off; unset, it costs one atomic load per read. */
+typedef int (*raster__io_fault_fn)(void *ctx, const char *path, uint64_t offset, size_t *nbytes);
+RASTER_HIDDEN void raster__io_set_fault_hook(raster__io_fault_fn fn, void *ctx);
+
 /* ------------------------------ remote io (tiff_vsi.c) ----------------- */
 
 /* raster__tiff_vsi_open() sets up t->vsi for the remote file t->path (a

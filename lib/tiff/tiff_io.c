@@ -25,6 +25,26 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* The test hook (tiff_internal.h); the context is set before the function. */
+static _Atomic(raster__io_fault_fn) fault_fn;
+static void *_Atomic fault_ctx;
+
+void
+raster__io_set_fault_hook(raster__io_fault_fn fn, void *ctx)
+{
+    atomic_store(&fault_fn, NULL);
+    atomic_store(&fault_ctx, ctx);
+    atomic_store(&fault_fn, fn);
+}
+
+/* 0, or the errno the hook injects; *nbytes may come back lower. */
+static int
+fault(const struct raster__tiff *t, uint64_t offset, size_t *nbytes)
+{
+    const raster__io_fault_fn fn = atomic_load_explicit(&fault_fn, memory_order_acquire);
+    return fn == NULL ? 0 : fn(atomic_load(&fault_ctx), t->path, offset, nbytes);
+}
+
 static uint64_t
 pack(pid_t pid, int fd)
 {
@@ -73,7 +93,11 @@ raster__tiff_pread(const struct raster__tiff *t, int fd, void *buf, size_t nbyte
     uint8_t *p = buf;
     size_t done = 0;
     while (done < nbytes) {
-        const ssize_t r = pread(fd, p + done, nbytes - done, (off_t)(offset + done));
+        size_t want = nbytes - done;
+        const int injected = fault(t, offset + done, &want);
+        if (injected != 0)
+            errno = injected;
+        const ssize_t r = injected != 0 ? -1 : pread(fd, p + done, want, (off_t)(offset + done));
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -122,9 +146,15 @@ raster__tiff_pread_rows(const struct raster__tiff *t, int fd, uint8_t *dst, int6
             iov[r] = (struct iovec){dst + (r0 + r) * dst_stride, row_nbytes};
         const uint64_t off = offset + (uint64_t)r0 * row_nbytes;
         ssize_t got;
-        do
-            got = preadv(fd, iov, n, (off_t)off);
-        while (got < 0 && errno == EINTR);
+        do {
+            size_t want = (size_t)n * row_nbytes;
+            const int injected = fault(t, off, &want);
+            if (injected != 0)
+                errno = injected;
+            got = injected != 0 ? -1 : preadv(fd, iov, n, (off_t)off);
+            if (got > (ssize_t)want)
+                got = (ssize_t)want;        /* an injected short read */
+        } while (got < 0 && errno == EINTR);
         if (got == (ssize_t)((size_t)n * row_nbytes))
             continue;
         /* A short read (end of file, or the kernel's choice): row by row,

@@ -11,14 +11,20 @@
  * (raster__pool_fail_allocs) under single acquires, exports and batch
  * reads: RASTER_E_NOMEM, then the pool's bytes in use and buffers
  * outstanding are back to zero and the next call works.  The I/O layer's
- * fault hook (errors and short reads at every segment read) has its own
- * cases below.  ASan and valgrind run this suite: a leak on any failure
- * path fails it.
+ * fault hook (raster__io_set_fault_hook) fails every segment read of a read
+ * in turn, with EIO (RASTER_E_IO) and with a premature end of file
+ * (RASTER_E_CORRUPT), each followed by a right read; EINTR and short reads
+ * must be retried into a right result; an I/O error inside a batch leaves
+ * the pool as it was.  ASan and valgrind run this suite: a leak on any
+ * failure path fails it.
  */
 #include "test_util.h"
 
 #include "internal.h"
 #include "pool_internal.h"
+#include "tiff/tiff_internal.h"
+
+#include <errno.h>
 
 #include <pthread.h>
 #include <stdio.h>
@@ -28,14 +34,11 @@
 static fixture_t *fixtures;
 static int fixture_count;
 
-/* One decode thread, so that a read's scratch is its own thread's (a weak
- * reference: a build without lib/threads.c decodes on the caller anyway). */
-#pragma weak raster_set_threads
+/* One decode thread, so that a read's scratch is its own thread's. */
 static void
 one_thread(void)
 {
-    if (raster_set_threads != NULL)
-        raster_set_threads(1);
+    raster_set_threads(1);
 }
 
 /* The first usable fixture whose name holds every word of 'words'. */
@@ -237,8 +240,6 @@ START_TEST(scratch_failures_mask)
 }
 END_TEST
 
-/* ------------------------------ pool ----------------------------------- */
-
 static void
 assert_pool_idle(raster_pool_t *pool)
 {
@@ -248,6 +249,190 @@ assert_pool_idle(raster_pool_t *pool)
     ck_assert_int_eq(st.buffers_outstanding, 0);
     ck_assert_int_eq(st.exports_outstanding, 0);
 }
+
+/* ------------------------------ I/O ------------------------------------ */
+
+/* What the I/O hook does to the segment reads of the native reader. */
+typedef enum { IO_COUNT, IO_ERROR_AT, IO_EOF_AT, IO_EINTR_EVERY_OTHER, IO_SHORT_ALWAYS } io_mode_t;
+
+typedef struct io_fault {
+    io_mode_t mode;
+    int at;                       /* the call that fails (ERROR_AT, EOF_AT) */
+    int err;                      /* its errno */
+    atomic_int calls;             /* segment reads seen */
+    atomic_int injected;          /* faults injected */
+} io_fault_t;
+
+static int
+io_hook(void *ctx, const char *path, uint64_t offset, size_t *nbytes)
+{
+    (void)path;
+    (void)offset;
+    io_fault_t *f = ctx;
+    const int k = atomic_fetch_add(&f->calls, 1);
+    switch (f->mode) {
+    case IO_COUNT:
+        return 0;
+    case IO_ERROR_AT:
+        if (k != f->at)
+            return 0;
+        atomic_fetch_add(&f->injected, 1);
+        return f->err;
+    case IO_EOF_AT:
+        if (k == f->at) {
+            atomic_fetch_add(&f->injected, 1);
+            *nbytes = 0;
+        }
+        return 0;
+    case IO_EINTR_EVERY_OTHER:
+        if (k % 2 != 0)
+            return 0;
+        atomic_fetch_add(&f->injected, 1);
+        return EINTR;
+    case IO_SHORT_ALWAYS:
+        if (*nbytes > 1) {
+            atomic_fetch_add(&f->injected, 1);
+            *nbytes = *nbytes / 2 + (*nbytes > 4096 ? 17 : 0);   /* odd sizes, never 0 */
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static raster_status_t
+read_with_hook(const read_case_t *c, io_fault_t *f, uint8_t *out)
+{
+    atomic_store(&f->calls, 0);
+    atomic_store(&f->injected, 0);
+    raster__io_set_fault_hook(io_hook, f);
+    const raster_status_t st = do_read(c, out);
+    raster__io_set_fault_hook(NULL, NULL);
+    return st;
+}
+
+/* Fail every segment read of a read in turn, with an OS error and with a
+ * premature end of file; retried interruptions and short reads succeed. */
+static void
+check_io_faults(const read_case_t *c, const char *what)
+{
+    uint8_t *out = malloc(c->nbytes);
+    io_fault_t f = {.mode = IO_COUNT};
+    ck_assert_int_eq(read_with_hook(c, &f, out), RASTER_OK);
+    const int n = atomic_load(&f.calls);
+    ck_assert_msg(n >= 1, "%s: the read made no segment read", what);
+    for (int k = 0; k < n; k++) {
+        for (int m = 0; m < 2; m++) {
+            f = (io_fault_t){.mode = m == 0 ? IO_ERROR_AT : IO_EOF_AT, .at = k, .err = EIO};
+            const raster_status_t st = read_with_hook(c, &f, out);
+            ck_assert_int_eq(atomic_load(&f.injected), 1);
+            const raster_status_t want = m == 0 ? RASTER_E_IO : RASTER_E_CORRUPT;
+            ck_assert_msg(st == want, "%s: fault %d (%s) at read %d of %d gave %s: %s", what, m,
+                          m == 0 ? "EIO" : "EOF", k + 1, n, raster_status_str(st), raster_last_error());
+            const char *msg = raster_last_error();
+            ck_assert_msg(strstr(msg, m == 0 ? strerror(EIO) : "the file ends") != NULL &&
+                              (strstr(msg, "tile") != NULL || strstr(msg, "strip") != NULL),
+                          "%s: message: %s", what, msg);
+            /* The dataset is still usable: the next read is right. */
+            memset(out, 0x3c, c->nbytes);
+            ck_assert_int_eq(do_read(c, out), RASTER_OK);
+            ck_assert_msg(memcmp(out, c->reference, c->nbytes) == 0, "%s: wrong pixels after a fault", what);
+        }
+    }
+    f = (io_fault_t){.mode = IO_EINTR_EVERY_OTHER};
+    memset(out, 0x3c, c->nbytes);
+    ck_assert_int_eq(read_with_hook(c, &f, out), RASTER_OK);
+    ck_assert_int_ge(atomic_load(&f.injected), 1);
+    ck_assert_msg(memcmp(out, c->reference, c->nbytes) == 0, "%s: wrong pixels after EINTR", what);
+    f = (io_fault_t){.mode = IO_SHORT_ALWAYS};
+    memset(out, 0x3c, c->nbytes);
+    ck_assert_int_eq(read_with_hook(c, &f, out), RASTER_OK);
+    ck_assert_int_ge(atomic_load(&f.injected), 1);
+    ck_assert_msg(memcmp(out, c->reference, c->nbytes) == 0, "%s: wrong pixels after short reads", what);
+    free(out);
+}
+
+static void
+io_faults_on(const char *const *words, int nwords, raster_window_t win, raster_dtype_t dt, int threads)
+{
+    const char *p = find_fixture(words, nwords);
+    ck_assert_ptr_nonnull(p);
+    raster_set_threads(threads);
+    raster_dataset_t *ds = open_with(p, -1);
+    ck_assert_msg(is_native(ds), "%s is not read natively", p);
+    read_case_t c = case_make(ds, READ_IMAGE, win, dt);
+    char what[256];
+    snprintf(what, sizeof what, "%s, %d thread(s)", p, threads);
+    check_io_faults(&c, what);
+    free(c.reference);
+    raster_close(ds);
+}
+
+START_TEST(io_faults_compressed_tiles)
+{
+    /* Two tile rows of two tiles: coalesced reads, and segments read alone. */
+    io_faults_on((const char *const[]){"zstd", "tile256", "pixel"}, 3, (raster_window_t){200, 180, 150, 120},
+                 RASTER_U16, 1);
+    io_faults_on((const char *const[]){"deflate", "tile256", "band", "3b"}, 4,
+                 (raster_window_t){200, 250, 57, 20}, RASTER_F32, 2);
+}
+END_TEST
+
+START_TEST(io_faults_uncompressed)
+{
+    /* Rows straight into the destination (preadv) and through scratch. */
+    io_faults_on((const char *const[]){"none", "strip16"}, 2, (raster_window_t){0, 30, 700, 40}, RASTER_U8, 1);
+    io_faults_on((const char *const[]){"none", "tile256", "pixel"}, 3, (raster_window_t){250, 3, 20, 300},
+                 RASTER_F64, 1);
+}
+END_TEST
+
+/* A batch whose sample hits an I/O error: the batch fails naming the
+ * sample, its buffers go back to the pool, the next batch is right. */
+START_TEST(io_fault_in_a_batch)
+{
+    const char *p = FIND("deflate", "tile256", "pixel");
+    ck_assert_ptr_nonnull(p);
+    raster_set_threads(2);
+    raster_dataset_t *ds = open_with(p, -1);
+    raster_info_t in;
+    raster_dataset_info(ds, &in);
+    enum { B = 6, S = 64 };
+    raster_batch_item_t items[B];
+    memset(items, 0, sizeof items);
+    for (int i = 0; i < B; i++) {
+        items[i].image = ds;
+        items[i].window = (raster_window_t){90 * i, 60 * i, S, S};
+    }
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    bo.masks = 1;
+    bo.threads = 2;
+    raster_pool_t *pool = NULL;
+    ck_assert_int_eq(raster_pool_create(64 << 20, &pool), RASTER_OK);
+    for (int at = 0; at < B; at += 2) {
+        io_fault_t f = {.mode = IO_ERROR_AT, .at = at, .err = EIO};
+        raster__io_set_fault_hook(io_hook, &f);
+        raster_buffer_t *img = NULL, *msk = NULL;
+        int64_t failed = -7;
+        const raster_status_t st = raster_batch_read(pool, items, B, &bo, &img, &msk, &failed);
+        raster__io_set_fault_hook(NULL, NULL);
+        ck_assert_msg(st == RASTER_E_IO, "%s: %s", raster_status_str(st), raster_last_error());
+        ck_assert_ptr_null(img);
+        ck_assert_ptr_null(msk);
+        ck_assert(failed >= 0 && failed < B);
+        ck_assert_ptr_nonnull(strstr(raster_last_error(), "batch sample"));
+        assert_pool_idle(pool);
+        ck_assert_int_eq(raster_batch_read(pool, items, B, &bo, &img, &msk, NULL), RASTER_OK);
+        raster_buffer_release(img);
+        raster_buffer_release(msk);
+        assert_pool_idle(pool);
+    }
+    raster_pool_destroy(pool);
+    raster_close(ds);
+}
+END_TEST
+
+/* ------------------------------ pool ----------------------------------- */
 
 START_TEST(pool_block_failure)
 {
@@ -359,6 +544,12 @@ faults_suite(void)
     tcase_add_test(tc, scratch_failures_native_uncompressed);
     tcase_add_test(tc, scratch_failures_gdal);
     tcase_add_test(tc, scratch_failures_mask);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("io");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, io_faults_compressed_tiles);
+    tcase_add_test(tc, io_faults_uncompressed);
+    tcase_add_test(tc, io_fault_in_a_batch);
     suite_add_tcase(s, tc);
     tc = tcase_create("pool");
     tcase_add_test(tc, pool_block_failure);
