@@ -16,7 +16,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST := ctest --output-on-failure -j$(JOBS)
 
 DEB_PACKAGES := build-essential cmake pkg-config libgdal-dev gdal-bin libtiff-dev libzstd-dev \
-                libdeflate-dev check valgrind clang libclang-rt-14-dev nginx-light
+                libdeflate-dev zlib1g-dev check valgrind clang libclang-rt-14-dev nginx-light
 TORCH_PIN := torch==2.13.0
 
 .PHONY: all setup sysdeps venv build build-asan build-tsan fixtures demo test test-c test-asan \

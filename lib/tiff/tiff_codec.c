@@ -43,6 +43,7 @@
 #include "tiff_internal.h"
 
 #include <libdeflate.h>
+#include <zlib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -151,6 +152,44 @@ raster__decode_avail(raster__codec_t codec, size_t needed, size_t full)
     return codec == RASTER__CODEC_DEFLATE ? needed + RASTER__DEFLATE_MARGIN : needed;
 }
 
+/* libtiff's own loop (tif_zip.c): zlib inflates until 'needed' bytes are
+ * out and never looks further, so a damaged stream or a bad Adler-32 after
+ * them does not matter, as for GDAL, which asks libtiff for just the rows
+ * inside the image (a bottom-edge tile's padding rows are never decoded).
+ * Used only when libdeflate, which checks the whole stream, said no. */
+static const char *
+deflate_decode_zlib(const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK)
+        return "deflate stream is corrupt";
+    z.next_in = (Bytef *)in;
+    size_t in_left = in_nbytes, out_left = needed;
+    uint8_t *op = out;
+    const char *why = NULL;
+    while (out_left > 0) {
+        z.avail_in = in_left > UINT32_MAX ? UINT32_MAX : (uInt)in_left;
+        z.avail_out = out_left > UINT32_MAX ? UINT32_MAX : (uInt)out_left;
+        z.next_out = op;
+        const uInt ain = z.avail_in, aout = z.avail_out;
+        const int st = inflate(&z, Z_PARTIAL_FLUSH);
+        in_left -= ain - z.avail_in;
+        out_left -= aout - z.avail_out;
+        op += aout - z.avail_out;
+        if (st == Z_STREAM_END)
+            break;
+        if (st != Z_OK) {
+            why = "deflate stream is corrupt";
+            break;
+        }
+    }
+    inflateEnd(&z);
+    if (why == NULL && out_left > 0)
+        why = "deflate stream ends before the segment does";
+    return why;
+}
+
 static const char *
 deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed,
                size_t avail)
@@ -167,10 +206,13 @@ deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out
          * item is longer than 65535 bytes (a stored block). */
         return room - needed >= RASTER__DEFLATE_MARGIN - 512 ? NULL : raster__decode_retry;
     case LIBDEFLATE_SHORT_OUTPUT:
-        return "deflate stream ends before the segment does";
     case LIBDEFLATE_BAD_DATA:
     default:
-        return "deflate stream is corrupt";
+        /* libdeflate decodes past 'needed' (up to the margin) and checks
+         * the Adler-32; libtiff decodes only the bytes asked for.  Found by
+         * the differential fuzzer: a stream damaged after the rows a read
+         * needs failed here and read in GDAL.  zlib decides, as in libtiff. */
+        return deflate_decode_zlib(in, in_nbytes, out, needed);
     }
 }
 

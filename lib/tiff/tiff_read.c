@@ -276,6 +276,21 @@ plan_build(plan_t *p)
                              (unsigned long long)t->file_nbytes);
                     return seg_fail(p, s, RASTER_E_CORRUPT, why);
                 }
+                /* Except a bottom-edge tile: GDAL asks libtiff for only its
+                 * rows inside the image, which libtiff then decodes from
+                 * 'count' bytes read at the offset, and refuses a count
+                 * short of those rows (found by the differential fuzzer). */
+                const int64_t inside = t->height - gy < t->seg_h ? t->height - gy : t->seg_h;
+                if (t->codec == RASTER__CODEC_NONE && t->tiled && inside < t->seg_h &&
+                    (count < (uint64_t)inside * row || count > t->file_nbytes - off)) {
+                    char why[200];
+                    snprintf(why, sizeof why,
+                             "its byte count %llu at offset %llu does not hold its %lld rows inside the "
+                             "image (%llu bytes) within the file (%llu bytes)",
+                             (unsigned long long)count, (unsigned long long)off, (long long)inside,
+                             (unsigned long long)inside * row, (unsigned long long)t->file_nbytes);
+                    return seg_fail(p, s, RASTER_E_CORRUPT, why);
+                }
                 if (t->codec == RASTER__CODEC_NONE) {
                     s->fetch_off = off + (uint64_t)s->y0 * row;
                     s->fetch_n = (uint64_t)(s->y1 - s->y0) * row;
