@@ -192,7 +192,7 @@ deflate_decode_zlib(const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t ne
 
 static const char *
 deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed,
-               size_t avail)
+               size_t avail, size_t full)
 {
     /* Room past 'needed' lets libdeflate stop anywhere and still leave the
      * prefix complete; more than the margin would only decode more. */
@@ -208,10 +208,23 @@ deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out
     case LIBDEFLATE_SHORT_OUTPUT:
     case LIBDEFLATE_BAD_DATA:
     default:
-        /* libdeflate decodes past 'needed' (up to the margin) and checks
-         * the Adler-32; libtiff decodes only the bytes asked for.  Found by
-         * the differential fuzzer: a stream damaged after the rows a read
-         * needs failed here and read in GDAL.  zlib decides, as in libtiff. */
+        /* libdeflate decoded past 'needed' (into the margin) and checked the
+         * Adler-32; libtiff decodes only the bytes GDAL asks for, and how
+         * depends on the request (found by the differential fuzzer): a whole
+         * segment goes to libdeflate with exactly its size, which accepts a
+         * stream holding more than that; anything shorter (a bottom-edge
+         * tile's rows inside the image) to zlib, which stops when the bytes
+         * are out.  Decide the same way; the bytes come from zlib, which
+         * writes an exact prefix. */
+        if (needed == full) {
+            const enum libdeflate_result r =
+                libdeflate_zlib_decompress(c->inflate, in, in_nbytes, out, full, NULL);
+            if (r == LIBDEFLATE_SUCCESS)
+                return NULL;
+            if (r != LIBDEFLATE_INSUFFICIENT_SPACE)
+                return r == LIBDEFLATE_SHORT_OUTPUT ? "deflate stream ends before the segment does"
+                                                    : "deflate stream is corrupt";
+        }
         return deflate_decode_zlib(in, in_nbytes, out, needed);
     }
 }
@@ -421,7 +434,7 @@ raster__decode(raster__codec_t codec, const uint8_t *in, size_t in_nbytes, uint8
         memcpy(out, in, needed);
         return NULL;
     case RASTER__CODEC_DEFLATE:
-        return deflate_decode(c, in, in_nbytes, out, needed, avail);
+        return deflate_decode(c, in, in_nbytes, out, needed, avail, full);
     case RASTER__CODEC_ZSTD:
         return zstd_decode(c, in, in_nbytes, out, needed, full);
     case RASTER__CODEC_LZW:
