@@ -11,6 +11,7 @@ PIP := $(VENV)/bin/pip
 BUILD := build
 BUILD_ASAN := build-asan
 BUILD_TSAN := build-tsan
+BUILD_FUZZ := build-fuzz
 FIXTURES := data/fixtures
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST := ctest --output-on-failure -j$(JOBS)
@@ -20,7 +21,7 @@ DEB_PACKAGES := build-essential cmake pkg-config libgdal-dev gdal-bin libtiff-de
 TORCH_PIN := torch==2.13.0
 
 .PHONY: all setup sysdeps venv build build-asan build-tsan fixtures demo test test-c test-asan \
-        test-valgrind test-tsan test-python python clean distclean
+        test-valgrind test-tsan test-python python clean distclean build-fuzz fuzz-seeds fuzz test-fuzz
 
 all: build
 
@@ -67,10 +68,19 @@ build-asan: sysdeps $(BUILD_ASAN)/CMakeCache.txt
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
 
 $(BUILD_TSAN)/CMakeCache.txt:
-	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DRASTER_TSAN=ON -DRASTER_WERROR=ON >/dev/null
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRASTER_TSAN=ON -DRASTER_WERROR=ON >/dev/null
 
 build-tsan: sysdeps $(BUILD_TSAN)/CMakeCache.txt
 	cmake --build $(BUILD_TSAN) -j$(JOBS)
+
+# libFuzzer harnesses (tests/fuzz): clang, -fsanitize=fuzzer,address,undefined.
+$(BUILD_FUZZ)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRASTER_FUZZ=ON \
+	  -DRASTER_BUILD_TESTS=OFF >/dev/null
+
+FUZZERS := fuzz_tiff_native fuzz_tiff_gdal fuzz_tiff_diff fuzz_codec
+build-fuzz: sysdeps $(BUILD_FUZZ)/CMakeCache.txt
+	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target $(FUZZERS)
 
 # ---- data -----------------------------------------------------------------
 
@@ -101,7 +111,7 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 
 # ---- tests ----------------------------------------------------------------
 
-test: setup build fixtures test-c test-asan test-valgrind test-python
+test: setup build fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
 	@echo "make test: all suites passed"
 
 test-c: build fixtures
@@ -129,11 +139,50 @@ test-valgrind: build fixtures
 	  grep -E '^[0-9]+%: Checks' $$t.valgrind.log || true; \
 	done
 
+# ThreadSanitizer on the threaded suites, one process each (CK_FORK=no), on a
+# reduced matrix: many threads reading one dataset with both readers and the
+# decode workers (check_read_threads, check_tiff_threads' "threads" case),
+# batch reads, pool churn and concurrent releases, DLPack exports, the tile
+# cache and the fault-injection suite.  tests/tsan.supp holds only GDAL's
+# internal lock order.  check_fork is not here: TSan does not support threads
+# started after a fork.
+TSAN_SUITES := check_read_threads check_pool_stress check_pool check_batch check_dlpack \
+               check_tile_cache check_faults
+TSAN_ENV := CK_FORK=no RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) RASTER_MATRIX_SCALE=16 RASTER_STRESS_SCALE=50 \
+            TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
+TSAN_RUN = log=$(BUILD_TSAN)/$(1).tsan.log; echo "tsan $(1) $(2)"; \
+           if ! env $(TSAN_ENV) $(2) $(BUILD_TSAN)/$(1) >$$log 2>&1; then tail -80 $$log; exit 1; fi; tail -1 $$log
 test-tsan: build-tsan fixtures
-	CK_FORK=no TSAN_OPTIONS=halt_on_error=1 $(CTEST) --test-dir $(BUILD_TSAN) -R 'pool|thread'
+	@set -e; for t in $(TSAN_SUITES); do $(call TSAN_RUN,$$t,); done
+	@set -e; if [ -x $(BUILD_TSAN)/check_tiff_threads ]; then $(call TSAN_RUN,check_tiff_threads,CK_RUN_CASE=threads); fi
 
 test-python: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) -m pytest -q tests/python
+
+# Fuzzing: `make fuzz FUZZ_SECONDS=N` runs each harness for N seconds on its
+# seeds (small files made from the fixture specs, in $(BUILD_FUZZ)/seeds),
+# its saved regressions (tests/corpus/<harness>) and the corpus it grew
+# before; `make test-fuzz` is the short run that `make test` includes.
+# The Python read API gets an atheris run of ATHERIS_SECONDS after them.
+FUZZ_SECONDS ?= 300
+FUZZ_TEST_SECONDS ?= 35
+ATHERIS_SECONDS ?= 20
+fuzz-seeds: venv fixtures
+	$(PY) tests/fuzz/make_seeds.py $(BUILD_FUZZ)/seeds
+
+ATHERIS := mkdir -p $(BUILD_FUZZ)/atheris && cd $(BUILD_FUZZ)/atheris && \
+           RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(CURDIR)/$(PY) $(CURDIR)/tests/fuzz/atheris_read_api.py \
+           -max_total_time=$(ATHERIS_SECONDS) -rss_limit_mb=4096 >atheris.log 2>&1 \
+           && grep -E "DONE|Done" atheris.log | tail -2 | sed 's/^/atheris: /' \
+           || { tail -40 atheris.log; echo "atheris: FAILED (log $(BUILD_FUZZ)/atheris/atheris.log)"; exit 1; }
+
+fuzz: build-fuzz fuzz-seeds python
+	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZERS)
+	@$(ATHERIS)
+
+test-fuzz: build-fuzz fuzz-seeds python
+	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_TEST_SECONDS) $(FUZZERS)
+	@$(ATHERIS)
 
 # Loader benchmark: rasterio / tifffile / rasterloader reads and end-to-end
 # DataLoader loops on the bench data (made on first use in bench/data/);
@@ -165,7 +214,7 @@ bench-c: venv build
 	bench/fast_path/run.sh $(CURDIR)/$(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) build-python
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ) build-python
 
 distclean: clean
 	rm -rf $(VENV) $(FIXTURES)

@@ -47,7 +47,10 @@ static void run_threads(const char *name, int reader)
     ck_assert_int_eq(raster_open_ex(fixture_path(name), &oo, &ds), RASTER_OK);
     raster_info_t in;
     raster_dataset_info(ds, &in);
-    job_t base = {.ds = ds, .nwin = 24, .rounds = 3, .channels = in.band_count};
+    /* RASTER_STRESS_SCALE > 1 (valgrind, TSan): fewer windows and rounds. */
+    const char *scale = getenv("RASTER_STRESS_SCALE");
+    const int light = scale != NULL && atoi(scale) > 1;
+    job_t base = {.ds = ds, .nwin = light ? 6 : 24, .rounds = light ? 2 : 3, .channels = in.band_count};
     unsigned seed = 12345;
     for (int i = 0; i < base.nwin; i++) {
         const int64_t w = 1 + rand_r(&seed) % (in.width < 300 ? in.width : 300);
