@@ -246,14 +246,27 @@ zstd_stream(ZSTD_DCtx *z, const uint8_t *in, size_t in_nbytes, uint8_t *out, siz
     return r;
 }
 
+/* The window a frame asks for (RFC 8878, Window_Descriptor), or 0 when its
+ * header does not say (single-segment frames, other magic numbers). */
+static uint64_t
+zstd_window(const uint8_t *in, size_t n)
+{
+    if (n < 6 || in[0] != 0x28 || in[1] != 0xb5 || in[2] != 0x2f || in[3] != 0xfd || (in[4] & 0x20))
+        return 0;
+    const uint64_t base = (uint64_t)1 << (10 + (in[5] >> 3));
+    return base + (base / 8) * (in[5] & 7);
+}
+
 /* libtiff decodes a whole segment with ZSTD_decompressStream, which takes a
- * one-shot shortcut when the frame says its size and the output holds it,
- * and otherwise refuses frames whose window exceeds 128 MiB.  The same
- * outcomes here, for a whole segment and for any prefix of it:
- *   size known, <= the segment: one-shot; a prefix streams, and if the
- *     window is refused, streams again with the limit lifted (zstd then
- *     buffers at most the frame's size, which is at most the segment's);
- *   otherwise: streaming with the default window limit. */
+ * one-shot shortcut when the frame states its size and the output holds
+ * it, and otherwise refuses windows over 128 MiB and stops at the end of
+ * the first frame.  Here a whole segment goes one-shot (no internal
+ * buffering: most frames libtiff writes do not state their size) whenever
+ * streaming would accept the frame, over the first frame only, so the
+ * outcomes are libtiff's; a prefix streams, and if the window is refused
+ * for a frame libtiff would have taken one-shot, streams again with the
+ * limit lifted (zstd then buffers at most the frame's stated size, which is
+ * at most the segment's).  So a prefix decodes whenever the whole does. */
 static const char *
 zstd_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed,
             size_t full)
@@ -261,21 +274,24 @@ zstd_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, s
     const unsigned long long content = ZSTD_getFrameContentSize(in, in_nbytes);
     const int sized = content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR &&
                       content <= (unsigned long long)full;
-    if (needed == full && sized) {
+    const uint64_t window = zstd_window(in, in_nbytes);
+    if (needed == full && (sized || (window != 0 && window <= ((uint64_t)1 << 27) + 1))) {
         const size_t csize = ZSTD_findFrameCompressedSize(in, in_nbytes);
-        if (ZSTD_isError(csize))
-            return "zstd frame is truncated";
-        const size_t r = ZSTD_decompressDCtx(c->zstd, out, full, in, csize);
-        if (ZSTD_isError(r))
-            return "zstd frame is corrupt";
-        return r == full ? NULL : "zstd frame ends before the segment does";
+        if (!ZSTD_isError(csize)) {
+            const size_t r = ZSTD_decompressDCtx(c->zstd, out, full, in, csize);
+            if (!ZSTD_isError(r))
+                return r == full ? NULL : "zstd frame ends before the segment does";
+            if (sized || ZSTD_getErrorCode(r) != ZSTD_error_dstSize_tooSmall)
+                return "zstd frame is corrupt";
+            /* A frame longer than the segment: streaming fills it, as libtiff's. */
+        }
     }
     size_t got = 0;
     size_t r = zstd_stream(c->zstd, in, in_nbytes, out, needed, &got);
     if (ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge && sized) {
         ZSTD_DCtx_setParameter(c->zstd, ZSTD_d_windowLogMax, 31);     /* the format's maximum */
         r = zstd_stream(c->zstd, in, in_nbytes, out, needed, &got);
-        ZSTD_DCtx_setParameter(c->zstd, ZSTD_d_windowLogMax, 0);    /* back to the default */
+        ZSTD_DCtx_setParameter(c->zstd, ZSTD_d_windowLogMax, 0);      /* back to the default */
     }
     if (ZSTD_isError(r))
         return "zstd frame is corrupt";

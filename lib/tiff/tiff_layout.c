@@ -335,8 +335,11 @@ raster__tiff_open(raster_dataset_t *ds)
     }
     TIFFOpenOptionsSetErrorHandlerExtR(opts, tiff_handler, &msgs);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, tiff_handler, NULL);
-    /* "m": no memory mapping; the handle is closed before open returns. */
-    TIFF *tif = TIFFFdOpenExt(tfd, ds->path, "rm", opts);
+    /* "m": no memory mapping (the handle is closed before open returns);
+     * "O": offsets and byte counts loaded on demand, as GDAL opens TIFFs,
+     * so an entry missing from a short table is an error (tables_read
+     * then leaves the file to GDAL) instead of a zero, i.e. an empty tile. */
+    TIFF *tif = TIFFFdOpenExt(tfd, ds->path, "rmO", opts);
     TIFFOpenOptionsFree(opts);
     if (tif == NULL) {
         /* GDAL opened it, libtiff does not: GDAL serves it. */
