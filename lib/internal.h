@@ -180,8 +180,9 @@ RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_win
  * (threads.c), and returns when all have finished.  Items are taken in
  * increasing order from a shared counter, so any split gives the same
  * result when items write disjoint memory.  After the first failure the
- * items not yet started are skipped; the failure of the lowest failing index
- * is returned and its message is re-raised on the calling thread.  n <= 1 or
+ * items not yet started are skipped; of the items that failed, the one with
+ * the lowest index is returned and its message re-raised on the calling
+ * thread.  n <= 1 or
  * max_threads <= 1 runs inline with no hand-off.  Never allocates once the
  * pool has its workers. */
 typedef raster_status_t (*raster__task_fn)(void *ctx, int64_t index);

@@ -82,11 +82,19 @@ atfork_register(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
+/* Online cores, asked once: sysconf() reads /sys on every call, and this
+ * runs on every read. */
 static int
 default_threads(void)
 {
-    const long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+    static atomic_int cores;
+    int n = atomic_load_explicit(&cores, memory_order_relaxed);
+    if (n == 0) {
+        const long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c < 1 ? 1 : c > MAX_THREADS ? MAX_THREADS : (int)c;
+        atomic_store_explicit(&cores, n, memory_order_relaxed);
+    }
+    return n;
 }
 
 raster_status_t

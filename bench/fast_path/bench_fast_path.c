@@ -462,7 +462,7 @@ main(int argc, char **argv)
         bench_windows(&o, path, &rf, wa, o.windows, default_cache, &ra[c]);
         rawfile_free(&rf);
         fprintf(stderr, "%s: %lldx%lld windows...\n", codecs[c], (long long)big, (long long)big);
-        bench_big(probe, wb, o.big, o.reps + 2, bigbuf, &big1[c], &big2[c]);
+        bench_big(probe, wb, o.big, 3 * o.reps, bigbuf, &big1[c], &big2[c]);
         raster_close(probe);
     }
 

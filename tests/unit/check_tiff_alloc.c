@@ -168,7 +168,8 @@ check_steady(int threads)
         ck_assert_msg(in.reader == RASTER_READER_NATIVE_TIFF, "%s is not native", files[d]);
         bufs[d] = malloc(raster_view_nbytes(RASTER_F64, in.height, in.width, in.band_count < 3 ? 3 : in.band_count));
     }
-    ck_assert_int_eq(rounds(ds, bufs, threads > 1 ? 4 : 1), 0);   /* warm-up: every thread, every size */
+    /* Warm-up: every thread meets every size. */
+    ck_assert_int_eq(rounds(ds, bufs, raster_get_threads() > 1 ? 4 : 1), 0);
     const uint64_t lib_before = raster__scratch_allocations() + raster__tiff_allocations() +
                                 raster__thread_allocations();
     atomic_store(&mallocs, 0);
@@ -193,6 +194,8 @@ START_TEST(steady_reads_never_call_malloc_one_thread) { check_steady(1); }
 END_TEST
 START_TEST(steady_reads_never_call_malloc_two_threads) { check_steady(2); }
 END_TEST
+START_TEST(steady_reads_never_call_malloc_default_threads) { check_steady(0); }
+END_TEST
 
 static Suite *
 tiff_alloc_suite(void)
@@ -202,6 +205,7 @@ tiff_alloc_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, steady_reads_never_call_malloc_one_thread);
     tcase_add_test(tc, steady_reads_never_call_malloc_two_threads);
+    tcase_add_test(tc, steady_reads_never_call_malloc_default_threads);
     suite_add_tcase(s, tc);
     return s;
 }
