@@ -165,8 +165,8 @@ test-python: python fixtures
 # before; `make test-fuzz` is the short run that `make test` includes.
 # The Python read API gets an atheris run of ATHERIS_SECONDS after them.
 FUZZ_SECONDS ?= 300
-FUZZ_TEST_SECONDS ?= 35
-ATHERIS_SECONDS ?= 20
+FUZZ_TEST_SECONDS ?= 60
+ATHERIS_SECONDS ?= 30
 fuzz-seeds: venv fixtures
 	$(PY) tests/fuzz/make_seeds.py $(BUILD_FUZZ)/seeds
 

@@ -152,7 +152,8 @@ run_codec(rawfile_t *rf, const raster_window_t *w, int n)
                 const int64_t k = ty * rf->across + tx;
                 int nomem;
                 if (raster__decode(rf->codec, rf->tile[k], rf->count[k], rf->out, rf->tile_nbytes,
-                                   rf->tile_nbytes + RASTER__DEFLATE_MARGIN, rf->tile_nbytes, &nomem) != NULL)
+                                   rf->tile_nbytes + RASTER__DEFLATE_MARGIN, rf->tile_nbytes,
+                                   rf->tile_nbytes, &nomem) != NULL)
                     die("codec limit decode");
             }
     }

@@ -95,6 +95,14 @@ raster__tiff_allocations(void)
     return atomic_load(&allocations);
 }
 
+static atomic_uint_least64_t unwritten_tails;
+
+uint64_t
+raster__decode_unwritten_tails(void)
+{
+    return atomic_load(&unwritten_tails);
+}
+
 /* This thread's context with the decoder for 'codec' made; NULL on OOM. */
 static codec_ctx_t *
 ctx_get(raster__codec_t codec)
@@ -148,8 +156,10 @@ const char raster__decode_retry[] = "deflate needs more output room to guarantee
 size_t
 raster__decode_avail(raster__codec_t codec, size_t needed, size_t full)
 {
-    (void)full;
-    return codec == RASTER__CODEC_DEFLATE ? needed + RASTER__DEFLATE_MARGIN : needed;
+    if (codec != RASTER__CODEC_DEFLATE)
+        return needed;
+    /* The margin, and the whole segment to judge a damaged one as libtiff. */
+    return needed + RASTER__DEFLATE_MARGIN > full ? needed + RASTER__DEFLATE_MARGIN : full;
 }
 
 /* libtiff's own loop (tif_zip.c): zlib inflates until 'needed' bytes are
@@ -192,7 +202,7 @@ deflate_decode_zlib(const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t ne
 
 static const char *
 deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed,
-               size_t avail, size_t full)
+               size_t avail, size_t full, size_t asked)
 {
     /* Room past 'needed' lets libdeflate stop anywhere and still leave the
      * prefix complete; more than the margin would only decode more. */
@@ -208,25 +218,35 @@ deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out
     case LIBDEFLATE_SHORT_OUTPUT:
     case LIBDEFLATE_BAD_DATA:
     default:
-        /* libdeflate decoded past 'needed' (into the margin) and checked the
-         * Adler-32; libtiff decodes only the bytes GDAL asks for, and how
-         * depends on the request (found by the differential fuzzer): a whole
-         * segment goes to libdeflate with exactly its size, which accepts a
-         * stream holding more than that; anything shorter (a bottom-edge
-         * tile's rows inside the image) to zlib, which stops when the bytes
-         * are out.  Decide the same way; the bytes come from zlib, which
-         * writes an exact prefix. */
-        if (needed == full) {
-            const enum libdeflate_result r =
-                libdeflate_zlib_decompress(c->inflate, in, in_nbytes, out, full, NULL);
-            if (r == LIBDEFLATE_SUCCESS)
-                return NULL;
-            if (r != LIBDEFLATE_INSUFFICIENT_SPACE)
-                return r == LIBDEFLATE_SHORT_OUTPUT ? "deflate stream ends before the segment does"
-                                                    : "deflate stream is corrupt";
-        }
-        return deflate_decode_zlib(in, in_nbytes, out, needed);
+        break;
     }
+    /* libdeflate decoded past 'needed' (into the margin) and checked the
+     * Adler-32, which libtiff may not.  How libtiff decodes depends on what
+     * GDAL asks (found by the differential fuzzer):
+     *   - the whole segment ('asked' == 'full'): libdeflate with exactly
+     *     its size and no room to spare, taking "insufficient space" (the
+     *     stream holds more) as success whatever the stream holds after the
+     *     item that did not fit, and leaving that item's bytes as they were
+     *     in GDAL's buffer: here zeros, then zlib writes what it can of the
+     *     true prefix over them;
+     *   - less (a bottom-edge tile's rows inside the image): zlib, which
+     *     stops when the bytes are out and never sees the rest. */
+    if (asked == full) {
+        if (avail < full)
+            return raster__decode_retry;
+        memset(out, 0, full);
+        const enum libdeflate_result r = libdeflate_zlib_decompress(c->inflate, in, in_nbytes, out, full, NULL);
+        if (r == LIBDEFLATE_SHORT_OUTPUT)
+            return "deflate stream ends before the segment does";
+        if (r != LIBDEFLATE_SUCCESS && r != LIBDEFLATE_INSUFFICIENT_SPACE)
+            return "deflate stream is corrupt";
+        if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
+            (void)deflate_decode_zlib(in, in_nbytes, out, needed);
+            atomic_fetch_add_explicit(&unwritten_tails, 1, memory_order_relaxed);
+        }
+        return NULL;
+    }
+    return deflate_decode_zlib(in, in_nbytes, out, needed);
 }
 
 /* Stream until 'needed' bytes are out, as libtiff's ZSTDDecode loops. */
@@ -269,8 +289,9 @@ zstd_window(const uint8_t *in, size_t n)
  * at most the segment's).  So a prefix decodes whenever the whole does. */
 static const char *
 zstd_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed,
-            size_t full)
+            size_t asked)
 {
+    const size_t full = asked;      /* libtiff's output size: what GDAL asks */
     const unsigned long long content = ZSTD_getFrameContentSize(in, in_nbytes);
     const int sized = content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR &&
                       content <= (unsigned long long)full;
@@ -433,7 +454,7 @@ packbits_decode(const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed
 
 const char *
 raster__decode(raster__codec_t codec, const uint8_t *in, size_t in_nbytes, uint8_t *out,
-               size_t needed, size_t avail, size_t full, int *nomem_out)
+               size_t needed, size_t avail, size_t full, size_t asked, int *nomem_out)
 {
     *nomem_out = 0;
     if (needed == 0)
@@ -450,9 +471,9 @@ raster__decode(raster__codec_t codec, const uint8_t *in, size_t in_nbytes, uint8
         memcpy(out, in, needed);
         return NULL;
     case RASTER__CODEC_DEFLATE:
-        return deflate_decode(c, in, in_nbytes, out, needed, avail, full);
+        return deflate_decode(c, in, in_nbytes, out, needed, avail, full, asked);
     case RASTER__CODEC_ZSTD:
-        return zstd_decode(c, in, in_nbytes, out, needed, full);
+        return zstd_decode(c, in, in_nbytes, out, needed, asked);
     case RASTER__CODEC_LZW:
         return lzw_decode(c, in, in_nbytes, out, needed);
     case RASTER__CODEC_PACKBITS:

@@ -123,7 +123,8 @@ RASTER_HIDDEN raster_status_t raster__tiff_vsi_read(const struct raster__tiff *t
 
 /* raster__decode_avail() is how much room raster__decode() needs to
  * guarantee the first 'needed' bytes of a stream that decodes to 'full'
- * bytes: 'needed' for every codec but DEFLATE, which needs the margin. */
+ * bytes: 'needed' for every codec but DEFLATE, which needs the margin, and
+ * room for the whole segment to judge a damaged stream as libtiff does. */
 RASTER_HIDDEN size_t raster__decode_avail(raster__codec_t codec, size_t needed, size_t full);
 
 /* raster__decode() decodes 'in' (in_nbytes) until at least the first
@@ -135,12 +136,37 @@ RASTER_HIDDEN size_t raster__decode_avail(raster__codec_t codec, size_t needed, 
  * decode may end without a guaranteed prefix: it then returns
  * raster__decode_retry and the caller decodes again with enough room.  A
  * stream that ends before 'needed' bytes is corrupt.  'full' is the size
- * the whole stream should decode to.  Uses this thread's decoder contexts,
- * made on first use ("out of memory" and *nomem_out set if that fails). */
+ * the whole stream should decode to as libtiff counts it (a whole tile, a
+ * strip's rows inside the image).  'asked' (needed <= asked <= full) is
+ * what GDAL asks libtiff to decode for the segment (raster__gdal_asked_rows times the row size):
+ * a stream damaged within the first 'asked' bytes fails for GDAL, and the
+ * verdict here is libtiff's on those bytes, except that damage between
+ * 'needed' and 'asked' may go unseen (the rows past 'needed' are not
+ * decoded, which is the point).  Uses this thread's decoder contexts, made
+ * on first use ("out of memory" and *nomem_out set if that fails). */
 RASTER_HIDDEN const char *raster__decode(raster__codec_t codec, const uint8_t *in, size_t in_nbytes,
                                          uint8_t *out, size_t needed, size_t avail, size_t full,
-                                         int *nomem_out);
+                                         size_t asked, int *nomem_out);
+
+/* How many of a segment's rows GDAL asks libtiff to decode: all of them but
+ * in the last row of blocks of a raster 'height' rows high in blocks of
+ * 'block_rows', where GDAL asks block_rows - ((block_row + 1) * block_rows)
+ * % height (its IReadBlock; the rows inside the image unless the padding
+ * is as tall as the image).  libtiff then clamps the request to the
+ * segment. */
+static inline int64_t
+raster__gdal_asked_rows(int64_t block_row, int64_t block_rows, int64_t height)
+{
+    if (block_row * block_rows <= height - block_rows)
+        return block_rows;
+    return block_rows - (int64_t)(((uint64_t)(block_row + 1) * (uint64_t)block_rows) % (uint64_t)height);
+}
 RASTER_HIDDEN extern const char raster__decode_retry[];
+
+/* How many decodes took a damaged DEFLATE segment as libtiff does, leaving
+ * bytes that GDAL leaves as its buffer held (zeros here): pixels a
+ * differential test cannot compare. */
+RASTER_HIDDEN uint64_t raster__decode_unwritten_tails(void);
 
 /* raster__unpredict_h() undoes horizontal differencing (predictor 2) on the
  * first 'ncols' pixels of one row of 'nsamp' interleaved samples of

@@ -510,10 +510,13 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
         return finish_rows(p, s, raw - (size_t)s->y0 * row);   /* raw holds rows [y0, y1) */
     }
     const size_t full = (size_t)s->rows * row, needed = (size_t)s->y1 * row;
+    const size_t asked_rows = (size_t)raster__gdal_asked_rows(s->sy, t->seg_h, t->height);
+    const size_t asked = asked_rows * row < full ? asked_rows * row : full;
     int nomem = 0;
     const char *why = raster__decode_retry;
     if (s->direct) {
-        why = raster__decode(t->codec, raw, (size_t)s->fetch_n, dst_at(p, s), needed, needed, full, &nomem);
+        why = raster__decode(t->codec, raw, (size_t)s->fetch_n, dst_at(p, s), needed, needed, full, asked,
+                             &nomem);
         if (why == NULL)
             return finish_rows(p, s, dst_at(p, s));
     }
@@ -526,7 +529,7 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
     uint8_t *base = raster__scratch(RASTER_SCRATCH_DECODE, avail);
     if (base == NULL)
         return RASTER_E_NOMEM;
-    why = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, needed, avail, full, &nomem);
+    why = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, needed, avail, full, asked, &nomem);
     if (why != NULL)
         return seg_fail(p, s, nomem ? RASTER_E_NOMEM : RASTER_E_CORRUPT, why);
     seg_job_t c = *s;

@@ -241,7 +241,11 @@ fuzz_diff_window(raster_dataset_t *nat, raster_dataset_t *gd, raster_window_t wi
     memset(b, 0x11, nbytes);
     raster_view_t va = raster_view_hwc(a, dt, win.height, win.width, nch);
     raster_view_t vb = raster_view_hwc(b, dt, win.height, win.width, nch);
+    const uint64_t tails = raster__decode_unwritten_tails();
     const raster_status_t sa = raster_read_into(nat, win, opt, &va);
+    /* A damaged DEFLATE segment both readers take (as libtiff does) leaves
+     * bytes GDAL does not write: its buffer's old contents, not pixels. */
+    const int comparable = raster__decode_unwritten_tails() == tails;
     char msg_a[512];
     snprintf(msg_a, sizeof msg_a, "%s", raster_last_error());
     const raster_status_t sb = raster_read_into(gd, win, opt, &vb);
@@ -252,7 +256,7 @@ fuzz_diff_window(raster_dataset_t *nat, raster_dataset_t *gd, raster_window_t wi
                 raster_last_error());
         abort();
     }
-    if (sa == RASTER_OK && sb == RASTER_OK && memcmp(a, b, nbytes) != 0) {
+    if (sa == RASTER_OK && sb == RASTER_OK && comparable && memcmp(a, b, nbytes) != 0) {
         /* libtiff accepts a DEFLATE stream that decodes to more than its
          * segment and leaves the last match that does not fit unwritten
          * (zeros or whatever its buffer held), where the native reader
@@ -439,7 +443,7 @@ fuzz_decode(const fuzz_codec_case_t *c, const uint8_t *in, size_t in_nbytes, siz
     uint8_t *out = malloc(needed ? needed : 1);
     if (out == NULL)
         abort();
-    *why = raster__decode(c->codec, in, in_nbytes, out, needed, needed, c->full, &nomem);
+    *why = raster__decode(c->codec, in, in_nbytes, out, needed, needed, c->full, c->full, &nomem);
     if (*why == NULL)
         return out;
     free(out);
@@ -453,7 +457,7 @@ fuzz_decode(const fuzz_codec_case_t *c, const uint8_t *in, size_t in_nbytes, siz
     out = malloc(avail);
     if (out == NULL)
         abort();
-    *why = raster__decode(c->codec, in, in_nbytes, out, needed, avail, c->full, &nomem);
+    *why = raster__decode(c->codec, in, in_nbytes, out, needed, avail, c->full, c->full, &nomem);
     if (*why == raster__decode_retry) {
         fprintf(stderr, "fuzz: deflate asked for a retry with the room it asked for\n");
         abort();

@@ -73,14 +73,14 @@ check_prefixes(raster__codec_t codec, const uint8_t *in, size_t in_n, const uint
         ck_assert_uint_ge(avail, needed);
         uint8_t *buf = malloc(avail);
         int nomem = 0;
-        const char *why = raster__decode(codec, in, in_n, buf, needed, avail, n, &nomem);
+        const char *why = raster__decode(codec, in, in_n, buf, needed, avail, n, n, &nomem);
         ck_assert_msg(why == NULL, "%s: prefix %zu of %zu: %s", what, needed, n, why);
         ck_assert_msg(memcmp(buf, plain, needed) == 0, "%s: prefix %zu of %zu differs", what, needed, n);
         free(buf);
         /* With no room to spare (a direct decode): either exact, or DEFLATE
          * asks to be called again with room. */
         buf = malloc(needed);
-        why = raster__decode(codec, in, in_n, buf, needed, needed, n, &nomem);
+        why = raster__decode(codec, in, in_n, buf, needed, needed, n, n, &nomem);
         ck_assert_msg(why == NULL || why == raster__decode_retry, "%s: exact room, prefix %zu: %s", what,
                       needed, why);
         ck_assert_msg(why != NULL || memcmp(buf, plain, needed) == 0, "%s: exact room, prefix %zu differs",
@@ -110,7 +110,7 @@ START_TEST(deflate_prefixes_are_exact)
             int nomem;
             uint8_t *buf = malloc(n + RASTER__DEFLATE_MARGIN);
             const char *why = raster__decode(RASTER__CODEC_DEFLATE, z, zn / 2, buf, n, n + RASTER__DEFLATE_MARGIN,
-                                             n, &nomem);
+                                             n, n, &nomem);
             ck_assert(why != NULL && why != raster__decode_retry);
             free(buf);
             free(z);
@@ -139,7 +139,7 @@ START_TEST(zstd_prefixes_are_exact)
         check_prefixes(RASTER__CODEC_ZSTD, z, zn + 16, plain, n, "zstd with trailing bytes");
         int nomem;
         uint8_t *buf = malloc(n);
-        ck_assert_ptr_nonnull(raster__decode(RASTER__CODEC_ZSTD, z, zn / 2, buf, n, n, n, &nomem));
+        ck_assert_ptr_nonnull(raster__decode(RASTER__CODEC_ZSTD, z, zn / 2, buf, n, n, n, n, &nomem));
         free(buf);
         free(z);
     }
@@ -191,7 +191,7 @@ check_libtiff_codec(uint16_t compression, raster__codec_t codec, const char *nam
         check_prefixes(codec, raw, raw_n, plain, n, name);
         int nomem;
         uint8_t *buf = malloc(n);
-        ck_assert_ptr_nonnull(raster__decode(codec, raw, raw_n / 3, buf, n, n, n, &nomem));
+        ck_assert_ptr_nonnull(raster__decode(codec, raw, raw_n / 3, buf, n, n, n, n, &nomem));
         free(buf);
         free(raw);
         free(plain);
@@ -226,7 +226,7 @@ START_TEST(garbage_never_overruns)
             const size_t avail = raster__decode_avail(codecs[c], needed, full);
             uint8_t *out = malloc(avail);
             int nomem;
-            (void)raster__decode(codecs[c], in, in_n, out, needed, avail, full, &nomem);
+            (void)raster__decode(codecs[c], in, in_n, out, needed, avail, full, full, &nomem);
             ck_assert_int_eq(nomem, 0);
             free(out);
         }
