@@ -181,7 +181,7 @@ fuzz: build-fuzz fuzz-seeds python
 	@$(ATHERIS)
 
 test-fuzz: build-fuzz fuzz-seeds python
-	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_TEST_SECONDS) $(FUZZERS)
+	FUZZ_SEED=$${FUZZ_SEED:-1} tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_TEST_SECONDS) $(FUZZERS)
 	@$(ATHERIS)
 
 # Loader benchmark: rasterio / tifffile / rasterloader reads and end-to-end

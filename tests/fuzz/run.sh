@@ -15,6 +15,10 @@ build=$1 seconds=$2
 shift 2
 root=$(cd "$(dirname "$0")/../.." && pwd)
 jobs=${FUZZ_JOBS:-$(nproc)}
+# FUZZ_SEED fixes libFuzzer's random choices (make test does, so that a
+# failure there comes back on the next run); unset, each run explores anew.
+seed_arg=()
+[ -n "${FUZZ_SEED:-}" ] && seed_arg=(-seed="$FUZZ_SEED")
 
 # One harness; its exit status says whether it found anything.
 fuzz_one() {
@@ -34,7 +38,7 @@ fuzz_one() {
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$build/tests/fuzz/$h" -max_total_time="$seconds" -max_len=65536 -timeout=25 \
       -rss_limit_mb=4096 -malloc_limit_mb=4096 -print_final_stats=1 \
-      -artifact_prefix="$art/" "${dirs[@]}" >"$log" 2>&1
+      -artifact_prefix="$art/" "${seed_arg[@]}" "${dirs[@]}" >"$log" 2>&1
 }
 
 declare -A pid_of
