@@ -330,9 +330,7 @@ def test_loader_bad_input():
         check(lambda: r.read([0]), errors.InvalidArgumentError, "complex64")
 
 
-@pytest.mark.xfail(reason="_loader.py sizes its pool from the window before any check: a "
-                          "negative window width reads as a zero pool budget", strict=False)
-def test_loader_negative_window_is_named():
+@pytest.mark.parametrize("window", [(0, 0, -8, 8), (0, 0, 8, 0), ((0, 0), (0, 8))])
+def test_loader_empty_or_negative_window_is_named(window):
     p = fixture_path(NAME)
-    with rasterloader.WindowReader([(p, None, (0, 0, -8, 8))]) as r:
-        check(lambda: r.read([0]), ValueError, "width")
+    check(lambda: rasterloader.WindowReader([(p, None, window)]), ValueError, "width and height")

@@ -297,6 +297,8 @@ class WindowReader:
         win = _window_tuple(window)
         if win is None:
             win = ds._resolve_window(window, self.boundless)
+        if win[2] <= 0 or win[3] <= 0:
+            raise ValueError(f"window {tuple(win)} of {image!r}: width and height must be > 0")
         label = None
         if mask is not None and self.masks:
             label = self._dataset(mask)._core
