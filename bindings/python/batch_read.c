@@ -96,67 +96,6 @@ item_parse(PyObject *o, Py_ssize_t i, raster_batch_item_t *it)
 }
 
 static int
-ints_parse(PyObject *o, int **out, int *n)
-{
-    PyObject *seq = PySequence_Fast(o, "bands must be a sequence of ints");
-    if (seq == NULL)
-        return -1;
-    const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-    if (len < 1 || len > 65536) {
-        Py_DECREF(seq);
-        rl_raise_status(RASTER_E_INVALID_ARG, "bands must list 1 to 65536 band numbers, not %zd",
-                        len);
-        return -1;
-    }
-    if ((*out = PyMem_New(int, (size_t)len)) == NULL) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < len; i++) {
-        const long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (v == -1 && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return -1;
-        }
-        (*out)[i] = (v < 1 || v > 0x7fffffffL) ? -1 : (int)v;
-    }
-    *n = (int)len;
-    Py_DECREF(seq);
-    return 0;
-}
-
-static int
-doubles_parse(PyObject *o, int64_t n, const char *what, double **out)
-{
-    if (o == Py_None)
-        return 0;
-    PyObject *seq = PySequence_Fast(o, "scale and offset must be sequences of floats");
-    if (seq == NULL)
-        return -1;
-    if (PySequence_Fast_GET_SIZE(seq) != n) {
-        rl_raise_status(RASTER_E_INVALID_ARG, "%s has %zd values but the batch has %lld channel(s)",
-                        what, PySequence_Fast_GET_SIZE(seq), (long long)n);
-        Py_DECREF(seq);
-        return -1;
-    }
-    if ((*out = PyMem_New(double, (size_t)n)) == NULL) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        (*out)[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
-        if ((*out)[i] == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return -1;
-        }
-    }
-    Py_DECREF(seq);
-    return 0;
-}
-
-static int
 batch_args_parse(PyObject *items, PyObject *bands, PyObject *scale, PyObject *offset,
                  int boundless, double fill, batch_args_t *a)
 {
@@ -183,7 +122,7 @@ batch_args_parse(PyObject *items, PyObject *bands, PyObject *scale, PyObject *of
             return -1;
         }
     Py_DECREF(seq);
-    if (bands != Py_None && ints_parse(bands, &a->bands, &a->band_count) < 0)
+    if (rl_bands_parse(bands, &a->bands, &a->band_count) < 0)
         return -1;
     raster_info_t in;
     if (raster_dataset_info(a->items[0].image, &in) != RASTER_OK) {
@@ -193,8 +132,8 @@ batch_args_parse(PyObject *items, PyObject *bands, PyObject *scale, PyObject *of
     a->h = a->items[0].window.height;
     a->w = a->items[0].window.width;
     a->c = a->bands ? a->band_count : in.band_count;
-    if (doubles_parse(scale, a->c, "scale", &a->scale) < 0 ||
-        doubles_parse(offset, a->c, "offset", &a->offset) < 0)
+    if (rl_doubles_parse(scale, a->c, "scale", "batch", &a->scale) < 0 ||
+        rl_doubles_parse(offset, a->c, "offset", "batch", &a->offset) < 0)
         return -1;
     raster_read_options_init(&a->opt);
     a->opt.bands = a->bands;

@@ -129,6 +129,15 @@ PyObject *rl_raise(raster_status_t st);
 PyObject *rl_raise_status(raster_status_t st, const char *fmt, ...);
 int errors_init(PyObject *m);
 
+/* ------------------------------ arguments ------------------------------ */
+
+/* rl_bands_parse(): a band list -> a PyMem array of *n ints (caller frees);
+ * None -> NULL, 0.  rl_doubles_parse(): exactly 'n' floats for argument
+ * 'what' of a read or batch ('reader', for the message) -> a PyMem array;
+ * None -> NULL.  Both return -1 with the exception set. */
+int rl_bands_parse(PyObject *o, int **out, int *n);
+int rl_doubles_parse(PyObject *o, int64_t n, const char *what, const char *reader, double **out);
+
 /* ------------------------------ dtypes --------------------------------- */
 
 int dtype_from_name(const char *name, raster_dtype_t *out);

@@ -37,80 +37,6 @@ window_converter(PyObject *o, void *out)
     return 1;
 }
 
-/* Band list -> PyMem array (caller frees); None -> NULL and *n = 0. */
-static int
-bands_parse(PyObject *o, int **out, int *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (o == NULL || o == Py_None)
-        return 0;
-    PyObject *seq = PySequence_Fast(o, "bands must be a sequence of ints");
-    if (seq == NULL)
-        return -1;
-    const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-    if (len < 1 || len > 65536) {
-        Py_DECREF(seq);
-        rl_raise_status(RASTER_E_INVALID_ARG, "bands must list 1 to 65536 band numbers, not %zd",
-                        len);
-        return -1;
-    }
-    int *b = PyMem_New(int, (size_t)len);
-    if (b == NULL) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < len; i++) {
-        const long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (v == -1 && PyErr_Occurred()) {
-            PyMem_Free(b);
-            Py_DECREF(seq);
-            return -1;
-        }
-        b[i] = (v < -0x7fffffffL || v > 0x7fffffffL) ? -1 : (int)v;
-    }
-    Py_DECREF(seq);
-    *out = b;
-    *n = (int)len;
-    return 0;
-}
-
-/* Per-channel doubles -> PyMem array of exactly 'n' (caller frees). */
-static int
-doubles_parse(PyObject *o, int n, const char *what, double **out)
-{
-    *out = NULL;
-    if (o == NULL || o == Py_None)
-        return 0;
-    PyObject *seq = PySequence_Fast(o, "scale and offset must be sequences of floats");
-    if (seq == NULL)
-        return -1;
-    if (PySequence_Fast_GET_SIZE(seq) != n) {
-        rl_raise_status(RASTER_E_INVALID_ARG, "%s has %zd values but the read has %d channel(s)",
-                        what, PySequence_Fast_GET_SIZE(seq), n);
-        Py_DECREF(seq);
-        return -1;
-    }
-    double *d = PyMem_New(double, (size_t)n);
-    if (d == NULL) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        d[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
-        if (d[i] == -1.0 && PyErr_Occurred()) {
-            PyMem_Free(d);
-            Py_DECREF(seq);
-            return -1;
-        }
-    }
-    Py_DECREF(seq);
-    *out = d;
-    return 0;
-}
-
 static raster_dataset_t *
 open_or_raise(DatasetObject *self)
 {
@@ -132,11 +58,11 @@ read_args_init(DatasetObject *self, PyObject *bands, int boundless, double fill,
                PyObject *scale, PyObject *offset, read_args_t *a)
 {
     memset(a, 0, sizeof *a);
-    if (bands_parse(bands, &a->bands, &a->band_count) < 0)
+    if (rl_bands_parse(bands, &a->bands, &a->band_count) < 0)
         return -1;
     const int channels = a->bands ? a->band_count : self->info.band_count;
-    if (doubles_parse(scale, channels, "scale", &a->scale) < 0 ||
-        doubles_parse(offset, channels, "offset", &a->offset) < 0) {
+    if (rl_doubles_parse(scale, channels, "scale", "read", &a->scale) < 0 ||
+        rl_doubles_parse(offset, channels, "offset", "read", &a->offset) < 0) {
         PyMem_Free(a->bands);
         PyMem_Free(a->scale);
         return -1;
@@ -306,6 +232,33 @@ Dataset_get_path(DatasetObject *self, void *closure)
 
 /* ------------------------------ reads ---------------------------------- */
 
+typedef raster_status_t (*read_fn_t)(raster_dataset_t *ds, raster_window_t win,
+                                     const raster_read_options_t *opt, const raster_view_t *dst);
+
+/* Reads 'win' with 'read' straight into the caller's array 'out' (pinned
+ * for the read, GIL released) and frees 'a'.  A new reference to 'out', or
+ * NULL with the exception set. */
+static PyObject *
+read_into_out(DatasetObject *self, read_fn_t read, raster_window_t win, read_args_t *a,
+              PyObject *out, out_layout_t layout, int channels, int dtype)
+{
+    out_target_t t;
+    if (out_target_acquire(out, layout, win.height, win.width, channels, dtype, &t) < 0) {
+        read_args_free(a);
+        return NULL;
+    }
+    raster_dataset_t *ds = raster_dataset_retain(self->ds);
+    raster_status_t st;
+    Py_BEGIN_ALLOW_THREADS
+    st = read(ds, win, &a->opt, &t.view);
+    Py_END_ALLOW_THREADS
+    PyObject *result = st == RASTER_OK ? Py_NewRef(out) : rl_raise(st);
+    raster_dataset_release(ds);
+    out_target_release(&t);
+    read_args_free(a);
+    return result;
+}
+
 static PyObject *
 Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -331,21 +284,7 @@ Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
         return rl_raise_status(RASTER_E_INVALID_ARG, "a 2-D out needs exactly one band, not %d",
                                channels);
     }
-    out_target_t t;
-    if (out_target_acquire(out, layout, win.height, win.width, channels, -1, &t) < 0) {
-        read_args_free(&a);
-        return NULL;
-    }
-    raster_dataset_t *ds = raster_dataset_retain(self->ds);
-    raster_status_t st;
-    Py_BEGIN_ALLOW_THREADS
-    st = raster_read_into(ds, win, &a.opt, &t.view);
-    Py_END_ALLOW_THREADS
-    PyObject *result = st == RASTER_OK ? Py_NewRef(out) : rl_raise(st);
-    raster_dataset_release(ds);
-    out_target_release(&t);
-    read_args_free(&a);
-    return result;
+    return read_into_out(self, raster_read_into, win, &a, out, layout, channels, -1);
 }
 
 static PyObject *
@@ -365,21 +304,7 @@ Dataset_read_mask_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
     read_args_t a;
     if (read_args_init(self, bands, boundless, 0.0, NULL, NULL, &a) < 0)
         return NULL;
-    out_target_t t;
-    if (out_target_acquire(out, layout, win.height, win.width, 1, RASTER_U8, &t) < 0) {
-        read_args_free(&a);
-        return NULL;
-    }
-    raster_dataset_t *ds = raster_dataset_retain(self->ds);
-    raster_status_t st;
-    Py_BEGIN_ALLOW_THREADS
-    st = raster_read_mask_into(ds, win, &a.opt, &t.view);
-    Py_END_ALLOW_THREADS
-    PyObject *result = st == RASTER_OK ? Py_NewRef(out) : rl_raise(st);
-    raster_dataset_release(ds);
-    out_target_release(&t);
-    read_args_free(&a);
-    return result;
+    return read_into_out(self, raster_read_mask_into, win, &a, out, layout, 1, RASTER_U8);
 }
 
 static PyObject *

@@ -598,33 +598,27 @@ raster__unpredict_fp(uint8_t *row, uint8_t *tmp, int64_t ncols, int nsamp, int s
         }
 }
 
+/* One width: load, swap, store (memcpy, as rows need not be aligned). */
+#define BYTESWAP_EACH(T, bswap)                                                  \
+    for (size_t i = 0; i < n; i++) {                                             \
+        T v;                                                                     \
+        memcpy(&v, p + sizeof v * i, sizeof v);                                  \
+        v = bswap(v);                                                            \
+        memcpy(p + sizeof v * i, &v, sizeof v);                                  \
+    }
+
 void
 raster__byteswap(uint8_t *p, size_t n, int size)
 {
     switch (size) {
     case 2:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t v;
-            memcpy(&v, p + 2 * i, 2);
-            v = __builtin_bswap16(v);
-            memcpy(p + 2 * i, &v, 2);
-        }
+        BYTESWAP_EACH(uint16_t, __builtin_bswap16);
         break;
     case 4:
-        for (size_t i = 0; i < n; i++) {
-            uint32_t v;
-            memcpy(&v, p + 4 * i, 4);
-            v = __builtin_bswap32(v);
-            memcpy(p + 4 * i, &v, 4);
-        }
+        BYTESWAP_EACH(uint32_t, __builtin_bswap32);
         break;
     case 8:
-        for (size_t i = 0; i < n; i++) {
-            uint64_t v;
-            memcpy(&v, p + 8 * i, 8);
-            v = __builtin_bswap64(v);
-            memcpy(p + 8 * i, &v, 8);
-        }
+        BYTESWAP_EACH(uint64_t, __builtin_bswap64);
         break;
     default:
         break;

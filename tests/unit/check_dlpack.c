@@ -50,18 +50,6 @@ tensor_of(void *managed, int versioned)
                      : &((raster_DLManagedTensor *)managed)->dl_tensor;
 }
 
-static void
-delete_tensor(void *managed, int versioned)
-{
-    if (versioned) {
-        raster_DLManagedTensorVersioned *m = managed;
-        m->deleter(m);
-    } else {
-        raster_DLManagedTensor *m = managed;
-        m->deleter(m);
-    }
-}
-
 static void *
 export(raster_buffer_t *buf, const raster_dlpack_request_t *req)
 {
@@ -200,7 +188,7 @@ START_TEST(every_dtype_both_layouts)
                 ck_assert_ptr_nonnull(ml->manager_ctx);
             }
             ck_assert_int_eq(stats_of(p).exports_outstanding, 1);
-            delete_tensor(m, versioned);
+            dlpack_delete(m, versioned);
             ck_assert_int_eq(stats_of(p).exports_outstanding, 0);
             raster_buffer_release(buf);
         }
@@ -273,7 +261,7 @@ START_TEST(sample_crop_and_channels)
             const int64_t first = ((cs[0] < 0 ? 0 : cs[0]) * 10 * 12 + cs[1] * 12 + cs[2]) * 4 + cs[5];
             ck_assert_ptr_eq(t->data, (unsigned char *)raster_buffer_data(buf) + first * 2);
             check_elements(t, buf, cs[0], cs[1], cs[2], cs[5]);
-            delete_tensor(m, versioned);
+            dlpack_delete(m, versioned);
         }
     raster_buffer_release(buf);
     raster_pool_destroy(p);
@@ -407,14 +395,14 @@ START_TEST(deleter_after_pool_destroy)
         raster_buffer_t *spare_buf = acquire(p, RASTER_U8, 1, 1, 1, 1);
         void *spare = export(spare_buf, NULL);
         raster_buffer_release(spare_buf);
-        delete_tensor(spare, 0);                 /* record and block go to the free lists */
+        dlpack_delete(spare, 0);                 /* record and block go to the free lists */
         raster_pool_destroy(p);                  /* frees the cached record and block */
         const raster_DLTensor *t = tensor_of(m1, versioned);
         const unsigned char *d = t->data;
         const size_t off = 16 * 16 * 3 * 8;
         ck_assert_uint_eq(d[5], (unsigned char)((off + 5) * 131 + ((off + 5) >> 8) * 7 + 1));
-        delete_tensor(m1, versioned);
-        delete_tensor(m2, versioned);            /* last owner: pool memory goes (ASan / valgrind) */
+        dlpack_delete(m1, versioned);
+        dlpack_delete(m2, versioned);            /* last owner: pool memory goes (ASan / valgrind) */
     }
 }
 END_TEST
@@ -462,7 +450,7 @@ START_TEST(zero_size_exports)
         ck_assert_int_eq(t->ndim, 4);
         ck_assert_int_eq(t->shape[0], 0);
         ck_assert_ptr_nonnull(t->strides);
-        delete_tensor(m, versioned);
+        dlpack_delete(m, versioned);
         /* Empty crops of a real buffer: rows, columns, channels. */
         const int64_t crops[][6] = {{4, 0, 0, -1, 0, -1}, {0, 4, 0, 1, -1, -1}, {0, 0, 3, -1, -1, -1}};
         for (int i = 0; i < 3; i++) {
@@ -477,7 +465,7 @@ START_TEST(zero_size_exports)
             t = tensor_of(m, versioned);
             ck_assert_ptr_eq(t->data, raster_buffer_data(buf));
             ck_assert_int_eq(t->shape[0] * t->shape[1] * t->shape[2], 0);
-            delete_tensor(m, versioned);
+            dlpack_delete(m, versioned);
         }
     }
     raster_buffer_release(empty);
@@ -498,7 +486,7 @@ START_TEST(steady_export_loop_does_not_allocate)
         for (int k = 0; k < 3; k++)
             m[k] = export(buf, &req);
         for (int k = 0; k < 3; k++)
-            delete_tensor(m[k], 0);
+            dlpack_delete(m[k], 0);
     }
     const raster_pool_stats_t warm = stats_of(p);
     ck_assert_uint_eq(warm.export_mallocs, 3);
@@ -506,8 +494,8 @@ START_TEST(steady_export_loop_does_not_allocate)
         req.versioned = i & 1;
         req.index = i % 5 - 1;
         void *a = export(buf, &req), *b = export(buf, &req);
-        delete_tensor(b, req.versioned);
-        delete_tensor(a, req.versioned);
+        dlpack_delete(b, req.versioned);
+        dlpack_delete(a, req.versioned);
     }
     const raster_pool_stats_t s = stats_of(p);
     ck_assert_uint_eq(s.export_mallocs, warm.export_mallocs);

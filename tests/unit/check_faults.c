@@ -68,17 +68,6 @@ is_native(const raster_dataset_t *ds)
     return in.reader == RASTER_READER_NATIVE_TIFF;
 }
 
-static raster_dataset_t *
-open_with(const char *path, int reader)
-{
-    raster_open_options_t oo;
-    raster_open_options_init(&oo);
-    oo.reader = reader;
-    raster_dataset_t *ds = NULL;
-    ck_assert_msg(raster_open_ex(path, &oo, &ds) == RASTER_OK, "%s: %s", path, raster_last_error());
-    return ds;
-}
-
 /* ------------------------------ one read, described -------------------- */
 
 typedef enum { READ_IMAGE, READ_MASK } read_kind_t;
@@ -180,7 +169,7 @@ START_TEST(scratch_failures_native_compressed)
     const char *p = FIND("deflate", "tile256", "pixel", "3b");
     ck_assert_ptr_nonnull(p);
     one_thread();
-    raster_dataset_t *ds = open_with(p, -1);
+    raster_dataset_t *ds = open_with_reader(p, -1);
     if (!is_native(ds)) {       /* a build without the native reader */
         raster_close(ds);
         return;
@@ -201,7 +190,7 @@ START_TEST(scratch_failures_native_uncompressed)
     const char *p = FIND("none", "strip16");
     ck_assert_ptr_nonnull(p);
     one_thread();
-    raster_dataset_t *ds = open_with(p, -1);
+    raster_dataset_t *ds = open_with_reader(p, -1);
     if (!is_native(ds)) {
         raster_close(ds);
         return;
@@ -217,7 +206,7 @@ START_TEST(scratch_failures_gdal)
 {
     const char *p = FIND("lzw", "3b");
     ck_assert_ptr_nonnull(p);
-    raster_dataset_t *ds = open_with(p, RASTER_READER_GDAL);
+    raster_dataset_t *ds = open_with_reader(p, RASTER_READER_GDAL);
     read_case_t c = case_make(ds, READ_IMAGE, (raster_window_t){10, 20, 120, 80}, RASTER_F32);
     check_scratch_faults(&c, "GDAL reader, converting");
     free(c.reference);
@@ -231,7 +220,7 @@ START_TEST(scratch_failures_mask)
     const char *p = FIND("3b", "nodata");
     ck_assert_ptr_nonnull(p);
     for (int reader = -1; reader <= RASTER_READER_GDAL; reader++) {
-        raster_dataset_t *ds = open_with(p, reader);
+        raster_dataset_t *ds = open_with_reader(p, reader);
         read_case_t c = case_make(ds, READ_MASK, (raster_window_t){0, 0, 200, 100}, RASTER_U8);
         check_scratch_faults(&c, "dataset mask");
         free(c.reference);
@@ -357,7 +346,7 @@ io_faults_on(const char *const *words, int nwords, raster_window_t win, raster_d
     const char *p = find_fixture(words, nwords);
     ck_assert_ptr_nonnull(p);
     raster_set_threads(threads);
-    raster_dataset_t *ds = open_with(p, -1);
+    raster_dataset_t *ds = open_with_reader(p, -1);
     ck_assert_msg(is_native(ds), "%s is not read natively", p);
     read_case_t c = case_make(ds, READ_IMAGE, win, dt);
     char what[256];
@@ -393,7 +382,7 @@ START_TEST(io_fault_in_a_batch)
     const char *p = FIND("deflate", "tile256", "pixel");
     ck_assert_ptr_nonnull(p);
     raster_set_threads(2);
-    raster_dataset_t *ds = open_with(p, -1);
+    raster_dataset_t *ds = open_with_reader(p, -1);
     raster_info_t in;
     raster_dataset_info(ds, &in);
     enum { B = 6, S = 64 };
@@ -480,7 +469,7 @@ START_TEST(batch_buffer_failures)
 {
     const char *p = FIND("zstd", "tile256", "pixel");
     ck_assert_ptr_nonnull(p);
-    raster_dataset_t *ds = open_with(p, -1);
+    raster_dataset_t *ds = open_with_reader(p, -1);
     raster_info_t in;
     raster_dataset_info(ds, &in);
     enum { B = 4, S = 48 };

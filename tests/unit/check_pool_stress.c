@@ -142,18 +142,6 @@ queue_push(item_t it)
     pthread_mutex_unlock(&queue.mu);
 }
 
-static void
-delete_managed(void *managed, int versioned)
-{
-    if (versioned) {
-        raster_DLManagedTensorVersioned *m = managed;
-        m->deleter(m);
-    } else {
-        raster_DLManagedTensor *m = managed;
-        m->deleter(m);
-    }
-}
-
 static void *
 deleter_main(void *arg)
 {
@@ -174,7 +162,7 @@ deleter_main(void *arg)
         const size_t bad = pattern_check(it.base, it.nbytes, it.seed);
         if (bad != it.nbytes)
             record_failure("deleter thread: byte %zu of %zu clobbered (seed %" PRIx64 ")", bad, it.nbytes, it.seed);
-        delete_managed(it.managed, it.versioned);
+        dlpack_delete(it.managed, it.versioned);
         queue.deleted++;          /* only this thread writes it; read after join */
     }
 }
@@ -279,10 +267,10 @@ worker_main(void *arg)
             raster_buffer_release(buf);
             if (pattern_check(base, nbytes, seed) != nbytes)
                 record_failure("thread %d cycle %d: clobbered while only the export held it", w->tid, cycle);
-            delete_managed(managed, req.versioned);
+            dlpack_delete(managed, req.versioned);
             break;
         case 1:                         /* tensor first, then the handle */
-            delete_managed(managed, req.versioned);
+            dlpack_delete(managed, req.versioned);
             if (pattern_check(base, nbytes, seed) != nbytes)
                 record_failure("thread %d cycle %d: clobbered while only the handle held it", w->tid, cycle);
             raster_buffer_release(buf);
@@ -380,7 +368,7 @@ late_main(void *arg)
     late_t *l = arg;
     for (int i = l->from; i < l->to; i++) {
         raster_buffer_release(l->buf[i]);
-        delete_managed(l->managed[i], i & 1);
+        dlpack_delete(l->managed[i], i & 1);
     }
     return NULL;
 }

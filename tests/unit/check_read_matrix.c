@@ -185,11 +185,7 @@ static int window_set(const raster_info_t *in, raster_window_t *w)
 static void run_fixture(const char *name, int reader)
 {
     const char *path = fixture_path(name);
-    raster_open_options_t oo;
-    raster_open_options_init(&oo);
-    oo.reader = reader;
-    raster_dataset_t *ds = NULL;
-    ck_assert_msg(raster_open_ex(path, &oo, &ds) == RASTER_OK, "%s: %s", path, raster_last_error());
+    raster_dataset_t *ds = open_with_reader(path, reader);
     raster_info_t in;
     raster_dataset_info(ds, &in);
     raster_window_t wins[16];

@@ -144,18 +144,6 @@ log_lines_settled(int at_least)
     return n;
 }
 
-static raster_dataset_t *
-open_with(const char *path, int reader)
-{
-    raster_open_options_t o;
-    raster_open_options_init(&o);
-    o.reader = reader;
-    raster_dataset_t *ds = NULL;
-    const raster_status_t st = raster_open_ex(path, &o, &ds);
-    ck_assert_msg(st == RASTER_OK, "%s: %s", path, raster_last_error());
-    return ds;
-}
-
 static void *
 read_window(raster_dataset_t *ds, raster_window_t w, size_t *nbytes)
 {
@@ -190,8 +178,8 @@ equal_reads(int reader)
     const raster_window_t wins[] = {{0, 0, 256, 256}, {300, 300, 256, 256}, {744, 521, 256, 256},
                                     {5, 700, 1, 1}};
     for (size_t f = 0; f < sizeof COGS / sizeof COGS[0]; f++) {
-        raster_dataset_t *local = open_with(fixture_path(COGS[f]), reader);
-        raster_dataset_t *remote = open_with(url_of(COGS[f], reader ? "?n" : "?g"), reader);
+        raster_dataset_t *local = open_with_reader(fixture_path(COGS[f]), reader);
+        raster_dataset_t *remote = open_with_reader(url_of(COGS[f], reader ? "?n" : "?g"), reader);
         raster_info_t in;
         ck_assert_int_eq(raster_dataset_info(remote, &in), RASTER_OK);
         ck_assert_int_eq(in.reader, reader);
@@ -227,7 +215,7 @@ END_TEST
 static int
 requests_for_window(int reader, const char *query)
 {
-    raster_dataset_t *ds = open_with(url_of(COGS[0], query), reader);
+    raster_dataset_t *ds = open_with_reader(url_of(COGS[0], query), reader);
     const int before = log_lines_settled(0);
     size_t n;
     free(read_window(ds, (raster_window_t){300, 300, 256, 256}, &n));

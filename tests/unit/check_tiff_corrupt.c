@@ -44,17 +44,6 @@ teardown(void)
         fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 
-static raster_dataset_t *
-open_reader(const char *path, int reader)
-{
-    raster_open_options_t oo;
-    raster_open_options_init(&oo);
-    oo.reader = reader;
-    raster_dataset_t *ds = NULL;
-    ck_assert_msg(raster_open_ex(path, &oo, &ds) == RASTER_OK, "%s: %s", path, raster_last_error());
-    return ds;
-}
-
 /* Read 'win' (all bands, file dtype, HWC) into a guarded buffer; the
  * status is returned and the guards checked.  *out keeps the buffer. */
 static raster_status_t
@@ -76,7 +65,7 @@ static void
 check_malformed(const char *name)
 {
     const char *path = fixture_path(name);
-    raster_dataset_t *nat = open_reader(path, -1), *gd = open_reader(path, RASTER_READER_GDAL);
+    raster_dataset_t *nat = open_with_reader(path, -1), *gd = open_with_reader(path, RASTER_READER_GDAL);
     raster_info_t in;
     raster_dataset_info(nat, &in);
     ck_assert_msg(in.reader == RASTER_READER_NATIVE_TIFF, "%s: not served natively", name);
@@ -152,7 +141,7 @@ START_TEST(file_truncated_after_open_is_corrupt)
         char path[512];
         snprintf(path, sizeof path, "%s/cut_%s", tmpdir, names[i]);
         copy_file(fixture_path(names[i]), path);
-        raster_dataset_t *ds = open_reader(path, -1);
+        raster_dataset_t *ds = open_with_reader(path, -1);
         raster_info_t in;
         raster_dataset_info(ds, &in);
         FILE *f = fopen(path, "rb");
@@ -255,7 +244,7 @@ START_TEST(damaged_segments_fail_cleanly)
         for (int i = 0; i < s.n; i += 1 + s.n / 5)
             if (s.count[i] > 0)
                 damage(path, &s, i, (damage_t)how, &rng);
-        raster_dataset_t *ds = open_reader(path, -1);
+        raster_dataset_t *ds = open_with_reader(path, -1);
         raster_info_t in;
         raster_dataset_info(ds, &in);
         ck_assert_int_eq(in.reader, RASTER_READER_NATIVE_TIFF);
@@ -318,7 +307,7 @@ now_s(void)
 static void
 check_bomb(const char *path, const uint8_t *tile0, const uint8_t *tile1)
 {
-    raster_dataset_t *nat = open_reader(path, -1), *gd = open_reader(path, RASTER_READER_GDAL);
+    raster_dataset_t *nat = open_with_reader(path, -1), *gd = open_with_reader(path, RASTER_READER_GDAL);
     raster_info_t in;
     raster_dataset_info(nat, &in);
     ck_assert_int_eq(in.reader, RASTER_READER_NATIVE_TIFF);

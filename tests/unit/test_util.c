@@ -196,3 +196,27 @@ gdal_oracle_mask(const char *path, raster_window_t win, int band, uint8_t **out)
     *out = buf;
     return 0;
 }
+
+raster_dataset_t *
+open_with_reader(const char *path, int reader)
+{
+    raster_open_options_t oo;
+    raster_open_options_init(&oo);
+    oo.reader = reader;
+    raster_dataset_t *ds = NULL;
+    if (raster_open_ex(path, &oo, &ds) != RASTER_OK)
+        ck_abort_msg("%s: %s", path, raster_last_error());
+    return ds;
+}
+
+void
+dlpack_delete(void *managed, int versioned)
+{
+    if (versioned) {
+        raster_DLManagedTensorVersioned *m = managed;
+        m->deleter(m);
+    } else {
+        raster_DLManagedTensor *m = managed;
+        m->deleter(m);
+    }
+}

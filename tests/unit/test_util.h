@@ -62,4 +62,12 @@ int gdal_oracle_read(const char *path, raster_window_t win, const int *bands, in
  * all valid) for 'win' into a malloc'd uint8 buffer. Returns 0 on success. */
 int gdal_oracle_mask(const char *path, raster_window_t win, int band, uint8_t **out);
 
+/* open_with_reader() opens 'path' with 'reader' (RASTER_READER_*) or fails
+ * the test with the library's message. */
+raster_dataset_t *open_with_reader(const char *path, int reader);
+
+/* dlpack_delete() calls the deleter of an exported tensor of either kind
+ * (raster_DLManagedTensorVersioned when 'versioned'). */
+void dlpack_delete(void *managed, int versioned);
+
 #endif
