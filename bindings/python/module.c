@@ -70,6 +70,28 @@ mod_get_threads(PyObject *mod, PyObject *unused)
     return PyLong_FromLong(raster_get_threads());
 }
 
+static PyObject *
+mod_set_tile_cache_budget(PyObject *mod, PyObject *arg)
+{
+    const unsigned long long n = PyLong_AsUnsignedLongLong(arg);
+    if (n == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    raster_tile_cache_set_budget(n > SIZE_MAX ? SIZE_MAX : (size_t)n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_tile_cache_stats(PyObject *mod, PyObject *unused)
+{
+    raster_tile_cache_stats_t s;
+    raster_tile_cache_get_stats(&s);
+    return Py_BuildValue("{s:n,s:n,s:L,s:K,s:K,s:K,s:K,s:K}", "budget_bytes", (Py_ssize_t)s.budget_bytes,
+                         "bytes_used", (Py_ssize_t)s.bytes_used, "entries", (long long)s.entries, "hits",
+                         (unsigned long long)s.hits, "misses", (unsigned long long)s.misses, "inserts",
+                         (unsigned long long)s.inserts, "evictions", (unsigned long long)s.evictions,
+                         "block_mallocs", (unsigned long long)s.block_mallocs);
+}
+
 static PyMethodDef module_methods[] = {
     {"read_batch", (PyCFunction)(void (*)(void))mod_read_batch, METH_VARARGS | METH_KEYWORDS,
      "read_batch(items, *, dtype=None, pool=None, out=None, mask_out=None, layout='bhwc',\n"
@@ -84,6 +106,13 @@ static PyMethodDef module_methods[] = {
      "set_threads(n) sets how many threads one read may use to decode its tiles\n"
      "(process-wide; n <= 0: the number of cores)"},
     {"get_threads", mod_get_threads, METH_NOARGS, "get_threads() -> the effective thread count"},
+    {"set_tile_cache_budget", mod_set_tile_cache_budget, METH_O,
+     "set_tile_cache_budget(nbytes) turns the process-wide cache of decoded tiles on\n"
+     "(native reader, compressed files; 0, the default: off).  A hit is copied from the\n"
+     "cache into the destination instead of being read and decoded."},
+    {"tile_cache_stats", mod_tile_cache_stats, METH_NOARGS,
+     "tile_cache_stats() -> dict of budget_bytes, bytes_used, entries, hits, misses,\n"
+     "inserts, evictions, block_mallocs"},
     {"status_name", mod_status_name, METH_O, "status_name(status) -> 'RASTER_E_...'"},
     {"library_version", mod_library_version, METH_NOARGS,
      "library_version() -> (major, minor, patch) of the linked C library"},

@@ -66,6 +66,8 @@ tiff_free(struct raster__tiff *t)
     if (t == NULL)
         return;
     raster__tiff_io_close(t);
+    if (t->cache_id != 0)
+        raster__tile_cache_forget(t->cache_id);
     free(t->offsets);
     free(t->counts);
     if (t->fill_bands != t->fill)
@@ -394,6 +396,7 @@ tiff_finish(raster_dataset_t *ds, TIFF *tif, struct raster__tiff *t, int fd)
     }
     for (int b = 0; b < t->spp; b++)
         fill_value(ds, b, t->dtype, t->fill_bands + 8 * b);
+    t->cache_id = raster__tile_cache_new_id();
     ds->tiff = t;
     return RASTER_OK;
 }

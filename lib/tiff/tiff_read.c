@@ -58,6 +58,8 @@ typedef struct seg_job {
     int64_t rows;               /* rows the segment holds (short last strip) */
     uint64_t fetch_off, fetch_n;/* raw bytes to read (0: sparse) */
     int direct;                 /* decode straight into the destination */
+    const raster__tile_entry_t *hit;  /* decoded rows from the tile cache:
+                                     nothing to read; held until the read ends */
 } seg_job_t;
 
 typedef struct group {
@@ -81,6 +83,7 @@ typedef struct plan {
     int identity;               /* chunky: chan_map is 0..spp-1 */
     uint64_t raw_cap;           /* scratch size asked for every group */
     int remote;                 /* groups' bytes come from prefetch_remote() */
+    int cache;                  /* decoded segments go through the tile cache */
 } plan_t;
 
 /* ------------------------------ messages ------------------------------- */
@@ -255,6 +258,7 @@ plan_build(plan_t *p)
                 s->dst_r = gy + s->y0 - w.row_off;
                 s->dst_c = gx + s->x0 - w.col_off;
                 s->rows = t->tiled || t->height - gy >= t->seg_h ? t->seg_h : t->height - gy;
+                s->hit = NULL;
                 const uint64_t off = t->offsets[s->seg], count = t->counts[s->seg];
                 const uint64_t full = (uint64_t)s->rows * row;
                 if (count == 0) {
@@ -336,17 +340,17 @@ plan_group(plan_t *p, int threads)
     sort_in_place(p->order, (size_t)p->nsegs, sizeof *p->order, cmp_fetch, p->segs);
     int64_t fetched = 0;
     for (int64_t i = 0; i < p->nsegs; i++)
-        fetched += p->segs[i].fetch_n > 0 && !(p->segs[i].direct && p->t->codec == RASTER__CODEC_NONE);
+        fetched += p->segs[i].fetch_n > 0 && p->segs[i].hit == NULL &&
+                   !(p->segs[i].direct && p->t->codec == RASTER__CODEC_NONE);
     const int64_t per_group = threads > 1 ? (fetched + 4 * threads - 1) / (4 * threads) : p->nsegs;
     uint64_t raw_cap = p->t->max_count > COALESCE_MAX_NBYTES ? p->t->max_count : COALESCE_MAX_NBYTES;
     p->ngroups = 0;
     for (int64_t i = 0; i < p->nsegs; i++) {
         const seg_job_t *s = &p->segs[p->order[i]];
-        /* Sparse segments and uncompressed ones read straight into dst
-         * are groups of their own with no scratch read. */
-        /* Sparse segments read nothing; uncompressed ones that go straight
-         * into dst read their own rows (segment_run_direct_none). */
-        const int alone = s->fetch_n == 0 || (s->direct && p->t->codec == RASTER__CODEC_NONE);
+        /* Sparse segments and cache hits read nothing; uncompressed ones
+         * that go straight into dst read their own rows
+         * (segment_run_direct_none). */
+        const int alone = s->fetch_n == 0 || s->hit != NULL || (s->direct && p->t->codec == RASTER__CODEC_NONE);
         const uint64_t work = (uint64_t)s->y1 * p->t->seg_row_nbytes;
         group_t *g = p->ngroups ? &p->groups[p->ngroups - 1] : NULL;
         if (!alone && g != NULL && g->nbytes > 0 && g->count < per_group &&
@@ -494,12 +498,84 @@ segment_run_direct_none(const plan_t *p, const seg_job_t *s)
     return RASTER_OK;
 }
 
+/* ------------------------------ tile cache ----------------------------- */
+
+/* One entry's room: the decoder's, for a whole segment. */
+static size_t
+cache_capacity(const struct raster__tiff *t)
+{
+    return raster__decode_avail(t->codec, t->seg_nbytes, t->seg_nbytes);
+}
+
+/* With the cache on, every segment whose needed rows are cached is served
+ * from there (nothing read, nothing decoded), and no segment is decoded
+ * straight into dst: a miss is decoded into a new entry, which any later
+ * window can use, and placed from it. */
+static void
+cache_lookup(plan_t *p)
+{
+    const size_t row = p->t->seg_row_nbytes;
+    for (int64_t i = 0; i < p->nsegs; i++) {
+        seg_job_t *s = &p->segs[i];
+        if (s->fetch_n == 0)
+            continue;
+        s->direct = 0;
+        s->hit = raster__tile_cache_get(p->t->cache_id, s->seg, (size_t)s->y1 * row);
+    }
+}
+
+static void
+cache_release_hits(plan_t *p)
+{
+    for (int64_t i = 0; i < p->nsegs; i++)
+        if (p->segs[i].hit != NULL) {
+            raster__tile_cache_release(p->segs[i].hit);
+            p->segs[i].hit = NULL;
+        }
+}
+
+/* Decode a segment into tile-cache entry 'e': rows [0, y1), every column
+ * finished (byte order, predictor) so that any later window can place from
+ * it; publish it, place this window's part, drop our reference. */
+static raster_status_t
+segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, raster__tile_entry_t *e,
+                       size_t needed, size_t full, size_t asked)
+{
+    const struct raster__tiff *t = p->t;
+    uint8_t *base = raster__tile_entry_data(e);
+    int nomem = 0;
+    const char *why = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, needed, cache_capacity(t), full,
+                                     asked, &nomem);
+    raster_status_t st;
+    if (why != NULL) {
+        st = seg_fail(p, s, nomem ? RASTER_E_NOMEM : RASTER_E_CORRUPT, why);
+    } else {
+        seg_job_t whole = *s;
+        whole.y0 = 0;
+        whole.x0 = 0;
+        whole.x1 = t->seg_w;
+        st = postprocess(p, &whole, base);
+        if (st == RASTER_OK) {
+            raster__tile_cache_put(e, t->cache_id, s->seg, needed);
+            place(p, s, base);
+        }
+    }
+    raster__tile_cache_release(e);
+    return st;
+}
+
+/* ------------------------------ segments ------------------------------- */
+
 /* Decode one segment whose raw bytes are at 'raw' and place it. */
 static raster_status_t
 segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
 {
     const struct raster__tiff *t = p->t;
     const size_t row = t->seg_row_nbytes;
+    if (s->hit != NULL) {
+        place(p, s, raster__tile_entry_data(s->hit));
+        return RASTER_OK;
+    }
     if (s->fetch_n == 0) {
         place(p, s, NULL);
         return RASTER_OK;
@@ -522,6 +598,11 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
     }
     if (why != raster__decode_retry)
         return seg_fail(p, s, nomem ? RASTER_E_NOMEM : RASTER_E_CORRUPT, why);
+    if (p->cache) {
+        raster__tile_entry_t *e = raster__tile_cache_reserve(cache_capacity(t));
+        if (e != NULL)      /* else off meanwhile, or all in use: scratch */
+            return segment_run_into_cache(p, s, raw, e, needed, full, asked);
+    }
     /* Through scratch, with all the room any codec needs: a whole segment
      * plus the DEFLATE margin (a constant per dataset, so the per-thread
      * block stops growing after the first read). */
@@ -574,7 +655,7 @@ group_run(void *ctx, int64_t gi)
 #define REMOTE_MAX_RANGE ((uint64_t)16 << 20)
 
 static int
-cmp_group_off(const void *a, const void *b, void *ctx)
+cmp_group_off(const void *a, const void *b, const void *ctx)
 {
     const group_t *g = ctx;
     const uint64_t x = g[*(const int64_t *)a].off, y = g[*(const int64_t *)b].off;
@@ -615,7 +696,7 @@ prefetch_remote(plan_t *p)
     for (int64_t i = 0; i < p->ngroups; i++)
         if (p->groups[i].nbytes > 0)
             order[k++] = i;
-    qsort_r(order, (size_t)n, sizeof *order, cmp_group_off, p->groups);
+    sort_in_place(order, (size_t)n, sizeof *order, cmp_group_off, p->groups);
     int nranges = 0;
     uint64_t used = 0, start = 0, end = 0;
     for (int64_t j = 0; j < n; j++) {
@@ -654,15 +735,21 @@ raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq)
     if (p.remote)               /* uncompressed rows come through prefetch_remote() too */
         for (int64_t i = 0; i < p.nsegs; i++)
             p.segs[i].direct &= p.t->codec != RASTER__CODEC_NONE;
+    p.cache = p.t->codec != RASTER__CODEC_NONE && raster__tile_cache_enabled();
+    if (p.cache)
+        cache_lookup(&p);
     /* Parallel only when there is decode work worth handing out. */
     size_t work = 0;
     for (int64_t i = 0; i < p.nsegs; i++)
-        work += (size_t)p.segs[i].y1 * p.t->seg_row_nbytes;
+        if (p.segs[i].hit == NULL)
+            work += (size_t)p.segs[i].y1 * p.t->seg_row_nbytes;
     int threads = raster_get_threads();
     if (work < PARALLEL_MIN_NBYTES)
         threads = 1;
     plan_group(&p, threads);
-    if (p.remote)
-        RASTER_TRY(prefetch_remote(&p));
-    return raster__parallel_for(p.ngroups, threads, group_run, &p);
+    raster_status_t st = p.remote ? prefetch_remote(&p) : RASTER_OK;
+    if (st == RASTER_OK)
+        st = raster__parallel_for(p.ngroups, threads, group_run, &p);
+    cache_release_hits(&p);
+    return st;
 }

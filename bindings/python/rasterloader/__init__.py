@@ -16,7 +16,7 @@ See rasterloader.errors for the exceptions and README for the copy budget.
 """
 
 from . import errors  # before _core: the extension looks its classes up at import
-from ._core import BufferPool, Tile, get_threads, set_threads
+from ._core import BufferPool, Tile, get_threads, set_threads, set_tile_cache_budget, tile_cache_stats
 from ._core import __version__ as _c_version
 from ._compat import CRS, Resampling, Window
 from ._dataset import Dataset, open
@@ -30,5 +30,5 @@ __all__ = [
     "open", "Dataset", "BufferPool", "Tile", "Window", "Resampling", "CRS", "errors",
     "default_pool", "default_pool_budget", "DEFAULT_POOL_BYTES", "__version__",
     "BatchLoader", "WindowReader", "Batch", "RandomWindows", "GridWindows", "TileWindows",
-    "set_threads", "get_threads",
+    "set_threads", "get_threads", "set_tile_cache_budget", "tile_cache_stats",
 ]
