@@ -271,6 +271,39 @@ RASTER_API raster_status_t raster_read_mask_into(raster_dataset_t *ds, raster_wi
                                                  const raster_read_options_t *opt,
                                                  const raster_view_t *dst);
 
+/*
+ * Resampled reads: rasterio's read(out_shape=..., resampling=...).  'win' is
+ * a window in full-resolution pixels that may have fractional offsets and
+ * sizes (rasterio's float windows); the output is dst's height x width,
+ * which may differ from the window's.  GDAL resamples, for either reader:
+ * one GDALDatasetRasterIOEx with the window as floating point and GDAL's
+ * integer window its truncation, exactly as rasterio 1.4 calls it, so
+ * results equal rasterio's with the same GDAL (which may read an overview
+ * for a smaller output).  GDAL writes dst's dtype itself, as for rasterio's
+ * out_dtype, except int8 and float16 (not GDAL 3.6 types) and reads with
+ * scale/offset: those are resampled into float64, then converted and
+ * scaled by the rules of raster_read_into() (a staging copy, allocated per
+ * read).  Band selection as in raster_read_into(); boundless is
+ * RASTER_E_UNSUPPORTED.  The window must lie inside the raster and be at
+ * least one pixel wide and high.  raster_resampling_t values are rasterio's
+ * Resampling values (and GDAL's GRIORA_* ones); a warp-only method is
+ * RASTER_E_INVALID_ARG.
+ */
+typedef enum raster_resampling {
+    RASTER_RESAMPLE_NEAREST = 0, RASTER_RESAMPLE_BILINEAR = 1, RASTER_RESAMPLE_CUBIC = 2,
+    RASTER_RESAMPLE_CUBIC_SPLINE = 3, RASTER_RESAMPLE_LANCZOS = 4, RASTER_RESAMPLE_AVERAGE = 5,
+    RASTER_RESAMPLE_MODE = 6, RASTER_RESAMPLE_GAUSS = 7, RASTER_RESAMPLE_RMS = 14
+} raster_resampling_t;
+
+typedef struct raster_window_f {
+    double col_off, row_off, width, height;
+} raster_window_f_t;
+
+RASTER_API raster_status_t raster_read_resampled_into(raster_dataset_t *ds, raster_window_f_t win,
+                                                      raster_resampling_t resampling,
+                                                      const raster_read_options_t *opt,
+                                                      const raster_view_t *dst);
+
 /* ================================ Threads ================================ */
 
 /*

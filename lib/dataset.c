@@ -16,6 +16,7 @@
  */
 #include "internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,6 +372,60 @@ raster_read_mask_into(raster_dataset_t *ds, raster_window_t win, const raster_re
 {
     RASTER_TRY(read_begin(ds, "raster_read_mask_into"));
     const raster_status_t st = read_mask(ds, win, opt, dst);
+    raster_dataset_release(ds);
+    return st;
+}
+
+/* ------------------------------ resampled ------------------------------ */
+
+static int
+resampling_known(raster_resampling_t alg)
+{
+    return (alg >= RASTER_RESAMPLE_NEAREST && alg <= RASTER_RESAMPLE_GAUSS) || alg == RASTER_RESAMPLE_RMS;
+}
+
+static raster_status_t
+read_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
+               const raster_read_options_t *opt, const raster_view_t *dst)
+{
+    raster_read_options_t o;
+    RASTER_TRY(options_resolve(ds, opt, &o));
+    RASTER_CHECK(!o.boundless, RASTER_E_UNSUPPORTED, "%s: a resampled read cannot be boundless", ds->path);
+    RASTER_CHECK(resampling_known(alg), RASTER_E_INVALID_ARG,
+                 "%s: resampling %d is not one a read can use (nearest, bilinear, cubic, cubic_spline, "
+                 "lanczos, average, mode, gauss, rms)",
+                 ds->path, (int)alg);
+    /* GDAL checks its integer window, the truncation of the float one
+     * (rasterio passes int(x)); the float window must lie inside too. */
+    const double W = (double)ds->info.width, H = (double)ds->info.height, eps = 1e-9;
+    RASTER_CHECK(isfinite(w.col_off) && isfinite(w.row_off) && isfinite(w.width) && isfinite(w.height) &&
+                     w.width >= 1 && w.height >= 1,
+                 RASTER_E_INVALID_ARG,
+                 "%s: window (col %g, row %g, %gx%g) must be finite and at least one pixel wide and high",
+                 ds->path, w.col_off, w.row_off, w.width, w.height);
+    RASTER_CHECK(w.col_off >= 0 && w.row_off >= 0 && w.col_off + w.width <= W + eps &&
+                     w.row_off + w.height <= H + eps,
+                 RASTER_E_BOUNDS, "%s: window (col %g, row %g, %gx%g) is outside the %lldx%lld raster",
+                 ds->path, w.col_off, w.row_off, w.width, w.height, (long long)ds->info.width,
+                 (long long)ds->info.height);
+    RASTER_TRY(raster__view_check(dst, ds->path));
+    RASTER_CHECK(dst->channels == o.band_count && dst->height >= 1 && dst->width >= 1 &&
+                     dst->height <= INT32_MAX && dst->width <= INT32_MAX,
+                 RASTER_E_INVALID_ARG,
+                 "%s: destination is %lldx%lldx%lld (HxWxC); a resampled read of %d band(s) needs %d "
+                 "channel(s) and any height and width from 1 to 2^31-1",
+                 ds->path, (long long)dst->height, (long long)dst->width, (long long)dst->channels,
+                 o.band_count, o.band_count);
+    const raster__resample_request_t rr = {w, alg, *dst, o.bands, o.band_count, o.scale, o.offset};
+    return raster__gdal_read_resampled(ds, &rr);
+}
+
+raster_status_t
+raster_read_resampled_into(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t resampling,
+                           const raster_read_options_t *opt, const raster_view_t *dst)
+{
+    RASTER_TRY(read_begin(ds, "raster_read_resampled_into"));
+    const raster_status_t st = read_resampled(ds, win, resampling, opt, dst);
     raster_dataset_release(ds);
     return st;
 }

@@ -631,6 +631,83 @@ raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
     return st;
 }
 
+/* ------------------------------ resampled ------------------------------ */
+
+/* rasterio's io_multi_band: the float window in the extra arguments, its
+ * truncation as GDAL's integer window, the output size as the buffer's. */
+static raster_status_t
+resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_request_t *rr,
+               const raster_view_t *v)
+{
+    const raster_window_f_t w = rr->win;
+    GDALRasterIOExtraArg extra;
+    INIT_RASTERIO_EXTRA_ARG(extra);
+    extra.eResampleAlg = (GDALRIOResampleAlg)rr->alg;
+    extra.bFloatingPointWindowValidity = TRUE;
+    extra.dfXOff = w.col_off;
+    extra.dfYOff = w.row_off;
+    extra.dfXSize = w.width;
+    extra.dfYSize = w.height;
+    GDAL_QUIET_BEGIN();
+    const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, (int)w.width,
+                                             (int)w.height, v->data, (int)v->width, (int)v->height,
+                                             gdal_type_of(v->dtype), rr->band_count, (int *)rr->bands,
+                                             v->col_stride, v->row_stride, v->chan_stride, &extra);
+    raster_status_t st = RASTER_OK;
+    if (err != CE_None)
+        st = raster__fail(gdal_failure_status(ds, RASTER_E_CORRUPT),
+                          "%s: GDAL failed a resampled read of window (col %g, row %g, %gx%g) into "
+                          "%lldx%lld: %s",
+                          ds->path, w.col_off, w.row_off, w.width, w.height, (long long)v->height,
+                          (long long)v->width, gdal_msg());
+    GDAL_QUIET_END();
+    return st;
+}
+
+static raster_status_t
+resampled_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_request_t *rr)
+{
+    const raster_view_t *d = &rr->dst;
+    /* GDAL writes the destination's dtype itself when it has it, as for
+     * rasterio's out_dtype; otherwise, or with scale/offset, resample into
+     * float64 and convert by our rules. */
+    if (rr->scale == NULL && rr->offset == NULL && d->dtype != RASTER_I8 && d->dtype != RASTER_F16)
+        return resampled_into(ds, h, rr, d);
+    const size_t n = raster_view_nbytes(RASTER_F64, d->height, d->width, d->channels);
+    void *stage = malloc(n ? n : 1);
+    RASTER_CHECK(stage != NULL, RASTER_E_NOMEM, "%s: out of memory for a %zu-byte resampling stage",
+                 ds->path, n);
+    raster_view_t sv = raster_view_hwc(stage, RASTER_F64, d->height, d->width, d->channels);
+    const raster_status_t st = resampled_into(ds, h, rr, &sv);
+    if (st == RASTER_OK) {
+        const raster__place_opts_t po = {NULL, rr->scale, rr->offset};
+        raster__place(&sv, d, &po);
+    }
+    free(stage);
+    return st;
+}
+
+static raster_status_t
+gdal_read_resampled_gated(raster_dataset_t *ds, const raster__resample_request_t *rr)
+{
+    GDALDatasetH h = handle_acquire(ds->gdal);
+    if (h == NULL)
+        return RASTER_E_IO;
+    const raster_status_t st = resampled_with_handle(ds, h, rr);
+    handle_done(ds->gdal, h, st);
+    return st;
+}
+
+raster_status_t
+raster__gdal_read_resampled(raster_dataset_t *ds, const raster__resample_request_t *rr)
+{
+    RASTER_TRY(blocks_check(ds));
+    raster__gdal_enter();
+    const raster_status_t st = gdal_read_resampled_gated(ds, rr);
+    raster__gdal_leave();
+    return st;
+}
+
 static raster_status_t
 gdal_read_mask_gated(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
 {

@@ -155,6 +155,17 @@ RASTER_HIDDEN void raster__gdal_leave(void);
 RASTER_HIDDEN raster_status_t raster__gdal_open(raster_dataset_t *ds);
 RASTER_HIDDEN void raster__gdal_close(struct raster__gdal *g);
 RASTER_HIDDEN raster_status_t raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq);
+/* A checked raster_read_resampled_into() request. */
+typedef struct raster__resample_request {
+    raster_window_f_t win;
+    raster_resampling_t alg;
+    raster_view_t dst;
+    const int *bands;
+    int band_count;
+    const double *scale, *offset;
+} raster__resample_request_t;
+RASTER_HIDDEN raster_status_t raster__gdal_read_resampled(raster_dataset_t *ds,
+                                                          const raster__resample_request_t *rr);
 /* band 0 = dataset mask; dst is U8 with one channel. */
 RASTER_HIDDEN raster_status_t raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win,
                                                      int band, const raster_view_t *dst);

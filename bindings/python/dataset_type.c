@@ -232,25 +232,50 @@ Dataset_get_path(DatasetObject *self, void *closure)
 
 /* ------------------------------ reads ---------------------------------- */
 
-typedef raster_status_t (*read_fn_t)(raster_dataset_t *ds, raster_window_t win,
-                                     const raster_read_options_t *opt, const raster_view_t *dst);
+/* One C read: which call, and its window. */
+typedef struct read_call {
+    raster_status_t (*run)(raster_dataset_t *ds, const struct read_call *c,
+                           const raster_read_options_t *opt, const raster_view_t *dst);
+    raster_window_t win;            /* image and mask reads */
+    raster_window_f_t winf;         /* resampled reads */
+    raster_resampling_t alg;
+} read_call_t;
 
-/* Reads 'win' with 'read' straight into the caller's array 'out' (pinned
+static raster_status_t
+run_image(raster_dataset_t *ds, const read_call_t *c, const raster_read_options_t *o, const raster_view_t *d)
+{
+    return raster_read_into(ds, c->win, o, d);
+}
+
+static raster_status_t
+run_mask(raster_dataset_t *ds, const read_call_t *c, const raster_read_options_t *o, const raster_view_t *d)
+{
+    return raster_read_mask_into(ds, c->win, o, d);
+}
+
+static raster_status_t
+run_resampled(raster_dataset_t *ds, const read_call_t *c, const raster_read_options_t *o,
+              const raster_view_t *d)
+{
+    return raster_read_resampled_into(ds, c->winf, c->alg, o, d);
+}
+
+/* Runs 'c' straight into the caller's array 'out' of h x w pixels (pinned
  * for the read, GIL released) and frees 'a'.  A new reference to 'out', or
  * NULL with the exception set. */
 static PyObject *
-read_into_out(DatasetObject *self, read_fn_t read, raster_window_t win, read_args_t *a,
-              PyObject *out, out_layout_t layout, int channels, int dtype)
+read_into_out(DatasetObject *self, const read_call_t *c, read_args_t *a, PyObject *out,
+              out_layout_t layout, int64_t h, int64_t w, int channels, int dtype)
 {
     out_target_t t;
-    if (out_target_acquire(out, layout, win.height, win.width, channels, dtype, &t) < 0) {
+    if (out_target_acquire(out, layout, h, w, channels, dtype, &t) < 0) {
         read_args_free(a);
         return NULL;
     }
     raster_dataset_t *ds = raster_dataset_retain(self->ds);
     raster_status_t st;
     Py_BEGIN_ALLOW_THREADS
-    st = read(ds, win, &a->opt, &t.view);
+    st = c->run(ds, c, &a->opt, &t.view);
     Py_END_ALLOW_THREADS
     PyObject *result = st == RASTER_OK ? Py_NewRef(out) : rl_raise(st);
     raster_dataset_release(ds);
@@ -284,7 +309,38 @@ Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
         return rl_raise_status(RASTER_E_INVALID_ARG, "a 2-D out needs exactly one band, not %d",
                                channels);
     }
-    return read_into_out(self, raster_read_into, win, &a, out, layout, channels, -1);
+    const read_call_t c = {run_image, win, {0}, 0};
+    return read_into_out(self, &c, &a, out, layout, win.height, win.width, channels, -1);
+}
+
+static PyObject *
+Dataset_read_resampled_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"window", "out", "out_hw", "layout", "bands", "resampling", "scale",
+                             "offset", NULL};
+    read_call_t c = {run_resampled, {0}, {0}, RASTER_RESAMPLE_NEAREST};
+    long long oh, ow;
+    int alg = 0;
+    PyObject *out, *bands = Py_None, *scale = Py_None, *offset = Py_None;
+    out_layout_t layout = LAYOUT_HWC;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "(dddd)O(LL)|O&OiOO:read_resampled_into", kwlist,
+                                     &c.winf.col_off, &c.winf.row_off, &c.winf.width, &c.winf.height,
+                                     &out, &oh, &ow, layout_converter, &layout, &bands, &alg, &scale,
+                                     &offset))
+        return NULL;
+    c.alg = (raster_resampling_t)alg;
+    if (open_or_raise(self) == NULL)
+        return NULL;
+    read_args_t a;
+    if (read_args_init(self, bands, 0, 0.0, scale, offset, &a) < 0)
+        return NULL;
+    const int channels = read_args_channels(self, &a);
+    if (layout == LAYOUT_HW && channels != 1) {
+        read_args_free(&a);
+        return rl_raise_status(RASTER_E_INVALID_ARG, "a 2-D out needs exactly one band, not %d",
+                               channels);
+    }
+    return read_into_out(self, &c, &a, out, layout, oh, ow, channels, -1);
 }
 
 static PyObject *
@@ -304,7 +360,8 @@ Dataset_read_mask_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
     read_args_t a;
     if (read_args_init(self, bands, boundless, 0.0, NULL, NULL, &a) < 0)
         return NULL;
-    return read_into_out(self, raster_read_mask_into, win, &a, out, layout, 1, RASTER_U8);
+    const read_call_t c = {run_mask, win, {0}, 0};
+    return read_into_out(self, &c, &a, out, layout, win.height, win.width, 1, RASTER_U8);
 }
 
 static PyObject *
@@ -390,6 +447,13 @@ static PyMethodDef Dataset_methods[] = {
     {"close", (PyCFunction)Dataset_close, METH_NOARGS, "close() releases the file; idempotent."},
     {"info", (PyCFunction)Dataset_info, METH_NOARGS, "info() -> dict of dataset metadata"},
     {"band_info", (PyCFunction)Dataset_band_info, METH_O, "band_info(band) -> dict (1-based)"},
+    {"read_resampled_into", (PyCFunction)(void (*)(void))Dataset_read_resampled_into,
+     METH_VARARGS | METH_KEYWORDS,
+     "read_resampled_into(window, out, out_hw, layout='hwc', bands=None, resampling=0,\n"
+     "                    scale=None, offset=None) -> out\n\n"
+     "rasterio's read(out_shape=...): window=(col_off, row_off, width, height) as floats,\n"
+     "resampled by GDAL into 'out' of out_hw=(height, width) pixels; resampling is a\n"
+     "rasterio Resampling value."},
     {"read_into", (PyCFunction)(void (*)(void))Dataset_read_into, METH_VARARGS | METH_KEYWORDS,
      "read_into(window, out, layout='hwc', bands=None, boundless=False, fill_value=0.0,\n"
      "          scale=None, offset=None) -> out\n\n"

@@ -10,12 +10,16 @@ Native HWC reads (:meth:`Dataset.read_hwc`) return pooled :class:`Tile`
 objects shared through DLPack, or write in place into a caller's array or
 tensor.
 
-Deliberate limits (each raises, never silently differs from rasterio):
-- ``out_shape`` (or an ``out`` array) whose height/width differ from the
-  window's is a resampled read.  The C library has no resampled-read API yet,
-  so this raises NotImplementedError rather than reimplementing GDAL's
-  resampling in Python.  Windows with fractional offsets but whole lengths
-  are fine: they map to whole pixels exactly as GDAL's nearest rule does.
+Resampled reads: ``out_shape`` (or an ``out`` array) whose height/width
+differ from the window's, or a window with fractional lengths, go to the C
+library's raster_read_resampled_into(), which makes rasterio's own GDAL call
+(the float window, ``resampling``), so they equal rasterio's.  Windows with
+fractional offsets but whole lengths map to whole pixels exactly as GDAL's
+nearest rule does (no resampling needed).
+
+Deliberate limits (each raises NotImplementedError, never silently differs
+from rasterio): a resampled read that is boundless, masked or given a
+fill_value; read_masks()/dataset_mask() with an out_shape of another size.
 """
 
 import math
@@ -267,12 +271,11 @@ class Dataset:
             raise TypeError("window must be a Window (col_off, row_off, width, height) or "
                             f"((row_start, row_stop), (col_start, col_stop)), not {window!r}")
 
-    def _resolve_window(self, window, boundless):
-        """Integer (col_off, row_off, width, height) of a read, as rasterio computes
-        it: tuples via Window.from_slices, cropped unless boundless, lengths
-        rounded half up, fractional offsets to the pixel GDAL's nearest rule picks."""
+    def _float_window(self, window, boundless):
+        """The window as rasterio evaluates it, in floats: tuples via
+        Window.from_slices, checked, cropped unless boundless."""
         if window is None:
-            return (0, 0, self.width, self.height)
+            return Window(0, 0, self.width, self.height)
         w = self._to_window(window, boundless)
         for name in ("col_off", "row_off", "width", "height"):
             v = getattr(w, name)
@@ -282,6 +285,20 @@ class Dataset:
                 raise WindowError(f"window {name} is NaN (in {window!r})", 7)
         if not boundless:
             w = _crop(w, self.height, self.width)
+        return w
+
+    @staticmethod
+    def _fractional_lengths(w):
+        return (abs(w.width - _compat.floor_half(w.width)) > 1e-9
+                or abs(w.height - _compat.floor_half(w.height)) > 1e-9)
+
+    def _resolve_window(self, window, boundless):
+        """Integer (col_off, row_off, width, height) of a read, as rasterio computes
+        it: tuples via Window.from_slices, cropped unless boundless, lengths
+        rounded half up, fractional offsets to the pixel GDAL's nearest rule picks."""
+        if window is None:
+            return (0, 0, self.width, self.height)
+        w = self._float_window(window, boundless)
         width, height = _compat.floor_half(w.width), _compat.floor_half(w.height)
         if abs(w.width - width) > 1e-9 or abs(w.height - height) > 1e-9:
             raise NotImplementedError(
@@ -334,15 +351,21 @@ class Dataset:
         if tuple(got_hw) != tuple(want_hw):
             raise NotImplementedError(
                 f"{what} {tuple(got_hw)} differs from the window's {tuple(want_hw)}: that is a "
-                "resampled (decimated/replicated) read, which rasterloader does not do yet")
+                "resampled mask, which rasterloader does not read (read() resamples images)")
 
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
-        """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read()."""
+        """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
+
+        An ``out_shape`` (or ``out``) of another height/width than the window, or a
+        window with fractional lengths, is a resampled read: GDAL resamples with
+        ``resampling``, as for rasterio."""
         core = self._live()
         bands, return2d = self._resolve_indexes(indexes)
         dtype = np.dtype(self._common_dtype(bands) if out_dtype is None else out_dtype)
-        col, row, w, h = self._resolve_window(window, boundless)
+        fw = self._float_window(window, boundless)
+        fractional = self._fractional_lengths(fw)
+        h, w = _compat.floor_half(fw.height), _compat.floor_half(fw.width)
         n = len(bands)
         if out is not None and out_shape is not None:
             raise ValueError("out and out_shape are exclusive")
@@ -350,22 +373,27 @@ class Dataset:
             if not isinstance(out, np.ndarray):
                 raise TypeError("out must be a numpy array; use read_hwc(out=...) for tensors")
             if out.ndim == 2 and return2d:
-                self._check_shape((h, w), out.shape, "out shape")
                 layout, arr = "hw", out
             else:
                 if out.ndim != 3 or out.shape[0] != n:
                     raise ValueError(f"'out' shape {out.shape} does not match window shape "
                                      f"{(n, h, w)}")
-                self._check_shape((h, w), out.shape[1:], "out shape")
                 layout, arr = "chw", out
+            out_hw = tuple(out.shape[-2:])
+        elif out_shape is not None:
+            out_shape = tuple(int(s) for s in out_shape)
+            if len(out_shape) == 2:
+                out_shape = (n,) + out_shape
+            if len(out_shape) != 3 or out_shape[0] != n:
+                raise ValueError(f"out_shape {out_shape} does not match {n} band(s)")
+            out_hw = out_shape[1:]
         else:
-            if out_shape is not None:
-                out_shape = tuple(int(s) for s in out_shape)
-                if len(out_shape) == 2:
-                    out_shape = (n,) + out_shape
-                self._check_shape((h, w), out_shape[1:], "out_shape")
-                if out_shape[0] != n:
-                    raise ValueError(f"out_shape {out_shape} does not match {n} band(s)")
+            out_hw = (h, w)
+        if fractional or out_hw != (h, w):
+            return self._read_resampled(core, bands, return2d, dtype, fw, out, out_hw, masked,
+                                        boundless, resampling, fill_value)
+        col, row, w, h = self._resolve_window(window, boundless)
+        if out is None:
             arr = np.empty((n, h, w), dtype=dtype)
             layout = "chw"
         boundless_read = bool(boundless) and window is not None
@@ -403,6 +431,32 @@ class Dataset:
             result = result[0] if not isinstance(result, np.ma.MaskedArray) else result.reshape(
                 result.shape[1:])
         return result
+
+    def _read_resampled(self, core, bands, return2d, dtype, fw, out, out_hw, masked, boundless,
+                        resampling, fill_value):
+        """read() with GDAL resampling the float window ``fw`` to ``out_hw``."""
+        what = (f"a resampled read (window {fw.width}x{fw.height} to {out_hw[1]}x{out_hw[0]} "
+                f"pixels)")
+        if boundless:
+            raise NotImplementedError(f"{what} cannot be boundless in rasterloader")
+        if masked or fill_value is not None:
+            raise NotImplementedError(f"{what} cannot be masked or filled in rasterloader")
+        try:
+            alg = int(resampling)
+        except (TypeError, ValueError):
+            raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
+        oh, ow = (int(v) for v in out_hw)
+        if out is None:
+            arr, layout = np.empty((len(bands), oh, ow), dtype=dtype), "chw"
+        else:
+            arr, layout = out, ("hw" if out.ndim == 2 else "chw")
+        if oh > 0 and ow > 0:
+            core.read_resampled_into((float(fw.col_off), float(fw.row_off), float(fw.width),
+                                      float(fw.height)), arr, (oh, ow), layout, bands=bands,
+                                     resampling=alg)
+        if return2d and arr.ndim == 3:
+            return arr[0]
+        return arr
 
     def _all_valid(self):
         """rasterio's all_valid: every band of the dataset (not only those read)."""
