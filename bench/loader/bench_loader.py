@@ -499,8 +499,9 @@ def report(args, reads, effective, sens, e2e, env_note):
         L += [f"Cache sensitivity: rasterio read(out=), DEFLATE, random windows of ONE scene, 1 "
               f"thread, after a first pass over the same windows: GDAL_CACHEMAX {small} MiB "
               f"{sens[small]:.0f}/s, {big} MiB (the whole scene cached) {sens[big]:.0f}/s. "
-              "rasterloader keeps no decoded tiles (its tile cache is off by default) and reads "
-              "the same either way.", ""]
+              "rasterloader's tile cache is off here (the default), so it reads the same either "
+              "way; tile_cache.md (`make bench-cache`) measures the cache on overlapping "
+              "windows.", ""]
     if e2e:
         L += ["## End to end: training-style loop", "",
               f"{args.samples} random 256x256 windows of the {args.files} scenes (DEFLATE image + "

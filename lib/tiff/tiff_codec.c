@@ -235,7 +235,8 @@ deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out
         if (avail < full)
             return raster__decode_retry;
         memset(out, 0, full);
-        const enum libdeflate_result r = libdeflate_zlib_decompress(c->inflate, in, in_nbytes, out, full, NULL);
+        const enum libdeflate_result r =
+            libdeflate_zlib_decompress(c->inflate, in, in_nbytes, out, full, NULL);
         if (r == LIBDEFLATE_SHORT_OUTPUT)
             return "deflate stream ends before the segment does";
         if (r != LIBDEFLATE_SUCCESS && r != LIBDEFLATE_INSUFFICIENT_SPACE)

@@ -350,7 +350,8 @@ plan_group(plan_t *p, int threads)
         /* Sparse segments and cache hits read nothing; uncompressed ones
          * that go straight into dst read their own rows
          * (segment_run_direct_none). */
-        const int alone = s->fetch_n == 0 || s->hit != NULL || (s->direct && p->t->codec == RASTER__CODEC_NONE);
+        const int alone =
+            s->fetch_n == 0 || s->hit != NULL || (s->direct && p->t->codec == RASTER__CODEC_NONE);
         const uint64_t work = (uint64_t)s->y1 * p->t->seg_row_nbytes;
         group_t *g = p->ngroups ? &p->groups[p->ngroups - 1] : NULL;
         if (!alone && g != NULL && g->nbytes > 0 && g->count < per_group &&

@@ -21,3 +21,14 @@ def test_bench_smoke_runs_every_reader_and_loop():
                 "rasterloader BatchDataset"):
         assert row in out, row
     assert "GDAL reports 64 MiB in effect" in out
+
+
+def test_tile_cache_bench_smoke_runs_every_way():
+    env = dict(os.environ, RASTER_FIXTURES=FIXTURE_DIR)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "tile_cache",
+                                                        "bench_tile_cache.py"), "--smoke"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("rasterio read(out=)", "tile cache off", "tile cache 64 MiB"):
+        assert row in proc.stdout, row
+    assert "hit rate" in proc.stdout
