@@ -535,17 +535,20 @@ cache_release_hits(plan_t *p)
         }
 }
 
-/* Decode a segment into tile-cache entry 'e': rows [0, y1), every column
- * finished (byte order, predictor) so that any later window can place from
- * it; publish it, place this window's part, drop our reference. */
+/* Decode a segment into tile-cache entry 'e' and place this window's part.
+ * All the rows GDAL would decode ('asked': the whole segment but at the
+ * bottom edge), not only the window's, so that the windows below it hit
+ * too instead of decoding again, and with GDAL's verdict on damage; every
+ * column finished (byte order, predictor).  Then publish it and drop our
+ * reference. */
 static raster_status_t
 segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, raster__tile_entry_t *e,
-                       size_t needed, size_t full, size_t asked)
+                       size_t full, size_t asked)
 {
     const struct raster__tiff *t = p->t;
     uint8_t *base = raster__tile_entry_data(e);
     int nomem = 0;
-    const char *why = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, needed, cache_capacity(t), full,
+    const char *why = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, asked, cache_capacity(t), full,
                                      asked, &nomem);
     raster_status_t st;
     if (why != NULL) {
@@ -553,11 +556,12 @@ segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, 
     } else {
         seg_job_t whole = *s;
         whole.y0 = 0;
+        whole.y1 = (int64_t)(asked / t->seg_row_nbytes);
         whole.x0 = 0;
         whole.x1 = t->seg_w;
         st = postprocess(p, &whole, base);
         if (st == RASTER_OK) {
-            raster__tile_cache_put(e, t->cache_id, s->seg, needed);
+            raster__tile_cache_put(e, t->cache_id, s->seg, asked);
             place(p, s, base);
         }
     }
@@ -602,7 +606,7 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
     if (p->cache) {
         raster__tile_entry_t *e = raster__tile_cache_reserve(cache_capacity(t));
         if (e != NULL)      /* else off meanwhile, or all in use: scratch */
-            return segment_run_into_cache(p, s, raw, e, needed, full, asked);
+            return segment_run_into_cache(p, s, raw, e, full, asked);
     }
     /* Through scratch, with all the room any codec needs: a whole segment
      * plus the DEFLATE margin (a constant per dataset, so the per-thread

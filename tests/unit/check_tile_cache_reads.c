@@ -1,8 +1,8 @@
 /*
  * check_tile_cache_reads.c - the native reader with the decoded-tile cache
  * on: every window, cold and warm, reads exactly what the GDAL reader reads
- * on every compressed native fixture; a window needing more rows than an
- * entry holds decodes again and the longer entry replaces it; a budget too
+ * on every compressed native fixture; a miss decodes the rows GDAL would,
+ * so windows lower in the same tile hit; a budget too
  * small for one segment still reads right; a damaged segment publishes
  * nothing; closing a dataset drops its entries; threads sharing one
  * dataset and a churning cache read right (also under TSan).
@@ -139,25 +139,25 @@ START_TEST(every_compressed_fixture_cold_and_warm)
 }
 END_TEST
 
-START_TEST(a_taller_window_decodes_again_and_replaces_the_entry)
+START_TEST(a_miss_decodes_the_rows_gdal_would_so_lower_windows_hit)
 {
     const char *path = fixture_path("u16_deflate_pred2_tile256_pixel_3b_700x531.tif");
     raster_dataset_t *nat = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
     raster_dataset_t *gd = open_with_reader(path, RASTER_READER_GDAL);
     cache_reset((size_t)64 << 20);
     const raster_tile_cache_stats_t s0 = cstats();
-    read_same(nat, gd, (raster_window_t){10, 3, 40, 20}, NULL, 0, "top rows");     /* rows 0..22 of tile 0 */
+    read_same(nat, gd, (raster_window_t){10, 3, 40, 20}, NULL, 0, "top rows");     /* tile 0 */
     const raster_tile_cache_stats_t s1 = cstats();
     ck_assert_uint_eq(s1.misses - s0.misses, 1);
-    read_same(nat, gd, (raster_window_t){0, 0, 50, 10}, NULL, 0, "inside the prefix");
+    ck_assert_uint_eq(s1.inserts - s0.inserts, 1);
+    read_same(nat, gd, (raster_window_t){0, 200, 50, 56}, NULL, 0, "its last rows");
+    ck_assert_uint_eq(cstats().hits - s1.hits, 1);
+    ck_assert_uint_eq(cstats().misses, s1.misses);
+    /* A bottom-edge tile (rows 512..530 of 531): its rows inside the image. */
+    read_same(nat, gd, (raster_window_t){0, 520, 50, 5}, NULL, 0, "bottom edge, top");
     const raster_tile_cache_stats_t s2 = cstats();
-    ck_assert_uint_eq(s2.hits - s1.hits, 1);
-    read_same(nat, gd, (raster_window_t){0, 100, 50, 50}, NULL, 0, "below the prefix");
-    const raster_tile_cache_stats_t s3 = cstats();
-    ck_assert_uint_eq(s3.misses - s2.misses, 1);
-    ck_assert_int_eq(s3.entries, s2.entries);     /* replaced, not added */
-    read_same(nat, gd, (raster_window_t){5, 5, 20, 140}, NULL, 0, "the longer prefix");
-    ck_assert_uint_eq(cstats().hits - s3.hits, 1);
+    read_same(nat, gd, (raster_window_t){0, 525, 50, 6}, NULL, 0, "bottom edge, last rows");
+    ck_assert_uint_eq(cstats().hits - s2.hits, 1);
     raster_close(gd);
     raster_close(nat);
     raster_tile_cache_set_budget(0);
@@ -305,7 +305,7 @@ tile_cache_reads_suite(void)
     TCase *tc = tcase_create("reads");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, every_compressed_fixture_cold_and_warm);
-    tcase_add_test(tc, a_taller_window_decodes_again_and_replaces_the_entry);
+    tcase_add_test(tc, a_miss_decodes_the_rows_gdal_would_so_lower_windows_hit);
     tcase_add_test(tc, a_budget_below_one_segment_reads_right);
     tcase_add_test(tc, a_damaged_segment_publishes_nothing);
     tcase_add_test(tc, threads_share_one_dataset_and_a_churning_cache);
