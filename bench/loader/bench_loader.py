@@ -35,7 +35,8 @@ and 2 workers, against rasterloader's BatchLoader (no workers, 2 threads),
 BatchDataset in 2 DataLoader workers, and WindowDataset as a per-sample
 drop-in in 2 workers.  Reported: samples/s and the peak of the summed RSS of
 the process tree (psutil, children included, sampled every 20 ms), and the
-same for PSS (shared pages split between the processes that map them).
+same for PSS (shared pages split between the processes that map them; every
+200 ms, as reading smaps costs CPU).
 
 Writes the tables to --out (Markdown) and a plot to --png.
 """
@@ -323,6 +324,11 @@ def cache_sensitivity(data, nwin, seed, cachemax):
 class PeakMem:
     """Peak of the summed RSS and PSS of this process and its children."""
 
+    # RSS (statm, cheap) every 20 ms; PSS every 10th sample: it walks every
+    # page table (smaps), which at 20 ms took ~9% of the two cores away from
+    # the loop being measured (perf: smaps_account, smaps_pte_range).
+    PSS_EVERY = 10
+
     def __init__(self, period=0.02):
         import psutil
         self.proc, self.period = psutil.Process(), period
@@ -330,21 +336,28 @@ class PeakMem:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def sample(self):
+    def sample(self, with_pss=True):
         import psutil
         rss = pss = 0
         for p in [self.proc] + self.proc.children(recursive=True):
             try:
-                m = p.memory_full_info()
+                if with_pss:
+                    m = p.memory_full_info()
+                    pss += m.pss
+                else:
+                    m = p.memory_info()
                 rss += m.rss
-                pss += m.pss
             except psutil.Error:
                 pass
-        self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
+        self.rss = max(self.rss, rss)
+        if with_pss:
+            self.pss = max(self.pss, pss)
 
     def run(self):
+        k = 0
         while not self.stop.is_set():
-            self.sample()
+            self.sample(with_pss=k % self.PSS_EVERY == 0)
+            k += 1
             time.sleep(self.period)
 
     def __enter__(self):
@@ -509,7 +522,8 @@ def report(args, reads, effective, sens, e2e, env_note):
               "image as normalised float32 CHW, mask uint8; the step reduces the batch. Each "
               "configuration in a fresh process; 2 cores for everybody. Peak memory is the "
               "summed RSS of the process tree (shared pages counted in every process that maps "
-              "them) and the summed PSS (shared pages split).", "",
+              "them, sampled every 20 ms) and the summed PSS (shared pages split, every "
+              "200 ms: reading smaps walks every page table).", "",
               "| configuration | samples/s | peak RSS MiB | peak PSS MiB |",
               "|---|---:|---:|---:|"]
         for kind, label in E2E_KINDS:

@@ -268,10 +268,13 @@ plan_build(plan_t *p)
                     i++;
                     continue;
                 }
-                /* libtiff reads a whole uncompressed segment from its offset
-                 * (whatever its byte count says) and 'count' bytes of a
-                 * compressed one; either must lie inside the file. */
-                const uint64_t span = t->codec == RASTER__CODEC_NONE ? full : count;
+                /* The rows GDAL asks libtiff for (raster__gdal_asked_rows):
+                 * libtiff reads that many uncompressed bytes from the offset
+                 * (whatever the byte count says), and 'count' bytes of a
+                 * compressed segment; either must lie inside the file. */
+                const int64_t asked_rows = raster__gdal_asked_rows(sy, t->seg_h, t->height);
+                const uint64_t asked = (uint64_t)(asked_rows < s->rows ? asked_rows : s->rows) * row;
+                const uint64_t span = t->codec == RASTER__CODEC_NONE ? asked : count;
                 if (off > t->file_nbytes || span > t->file_nbytes - off) {
                     char why[160];
                     snprintf(why, sizeof why,
@@ -280,19 +283,19 @@ plan_build(plan_t *p)
                              (unsigned long long)t->file_nbytes);
                     return seg_fail(p, s, RASTER_E_CORRUPT, why);
                 }
-                /* Except a bottom-edge tile: GDAL asks libtiff for only its
-                 * rows inside the image, which libtiff then decodes from
-                 * 'count' bytes read at the offset, and refuses a count
-                 * short of those rows (found by the differential fuzzer). */
-                const int64_t inside = t->height - gy < t->seg_h ? t->height - gy : t->seg_h;
-                if (t->codec == RASTER__CODEC_NONE && t->tiled && inside < t->seg_h &&
-                    (count < (uint64_t)inside * row || count > t->file_nbytes - off)) {
+                /* A bottom-edge tile, of which GDAL asks for fewer rows than
+                 * the tile holds: libtiff decodes them from 'count' bytes
+                 * read at the offset, and refuses a count short of those
+                 * rows (found by the differential fuzzer). */
+                if (t->codec == RASTER__CODEC_NONE && t->tiled && asked < full &&
+                    (count < asked || count > t->file_nbytes - off)) {
                     char why[200];
                     snprintf(why, sizeof why,
-                             "its byte count %llu at offset %llu does not hold its %lld rows inside the "
-                             "image (%llu bytes) within the file (%llu bytes)",
-                             (unsigned long long)count, (unsigned long long)off, (long long)inside,
-                             (unsigned long long)inside * row, (unsigned long long)t->file_nbytes);
+                             "its byte count %llu at offset %llu does not hold the %lld rows GDAL reads "
+                             "(%llu bytes) within the file (%llu bytes)",
+                             (unsigned long long)count, (unsigned long long)off,
+                             (long long)(asked / row), (unsigned long long)asked,
+                             (unsigned long long)t->file_nbytes);
                     return seg_fail(p, s, RASTER_E_CORRUPT, why);
                 }
                 if (t->codec == RASTER__CODEC_NONE) {
