@@ -328,3 +328,34 @@ def test_batch_read_releases_the_gil(windows):
     during = [x for x in ticks if t0 < x < t1]
     assert t1 - t0 > 0.01 and len(during) >= 3, (t1 - t0, len(during))
     batch.release()
+
+
+class _ThreadsSeen(torch.utils.data.Dataset):
+    """A WindowDataset item plus the worker process's per-read decode threads."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        item = self.inner[i]
+        return torch.tensor(rasterloader.get_threads()), item["image"].shape[0]
+
+
+@pytest.mark.parametrize("threads,want", [(None, 1), (2, 2)])
+def test_workers_read_single_threaded_unless_told(windows, threads, want):
+    """In a DataLoader worker the workers are the parallelism: a dataset not
+    given threads sets its worker's per-read decode threads to 1 (the main
+    process keeps its own setting)."""
+    before = rasterloader.get_threads()
+    rasterloader.set_threads(2)
+    try:
+        wd = _ThreadsSeen(WindowDataset(windows, mean=MEAN, std=STD, threads=threads))
+        seen = [int(t) for t, _ in torch.utils.data.DataLoader(
+            wd, batch_size=None, num_workers=2, multiprocessing_context="fork")]
+        assert seen == [want] * 4
+        assert rasterloader.get_threads() == 2
+    finally:
+        rasterloader.set_threads(0 if before == rasterloader.get_threads() else before)

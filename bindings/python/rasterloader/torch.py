@@ -33,11 +33,14 @@ Window samplers (:class:`RandomWindows`, :class:`GridWindows`,
 :class:`TileWindows`) are re-exported here.
 """
 
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Sampler, \
     get_worker_info
 
+from . import _core
 from ._loader import (BatchLoader, WindowReader, _dist_rank_world, epoch_order,
                       shard_indices)
 from ._windows import GridWindows, RandomWindows, TileWindows
@@ -78,12 +81,27 @@ def shared_empty(shape, dtype):
     return torch.empty(0, dtype=dtype).set_(new_shared(nbytes), 0, tuple(shape))
 
 
+_worker_pid_single_threaded = None
+
+
 def _threads(threads):
     """Threads for one batch read: as asked, else 1 in a DataLoader worker (the
-    workers are the parallelism) and every core (0) in the main process."""
+    workers are the parallelism) and every core (0) in the main process.
+
+    In a worker that was not given ``threads``, the first call also sets the
+    worker process's per-read decode threads to 1 (``rasterloader.set_threads``,
+    process-wide, so only that worker): otherwise each read of a large window
+    would add decode threads on top of the workers (4 threads on 2 cores with
+    2 workers)."""
+    global _worker_pid_single_threaded
     if threads is not None:
         return int(threads)
-    return 1 if get_worker_info() is not None else 0
+    if get_worker_info() is None:
+        return 0
+    if _worker_pid_single_threaded != os.getpid():
+        _core.set_threads(1)
+        _worker_pid_single_threaded = os.getpid()
+    return 1
 
 
 def _pack(image, mask, index, return_type):
@@ -157,7 +175,8 @@ class WindowDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         r = self.reader
-        r.threads = 1
+        _threads(self.threads)          # in a worker: single-threaded reads
+        r.threads = 1                   # one sample: nothing to split
         image = torch.empty(self._shape(), dtype=_TORCH_DTYPES[r.out_dtype])
         mask = torch.empty((r.height, r.width), dtype=torch.uint8) if r.masks else None
         r.read_into([index], image.unsqueeze(0), None if mask is None else mask.unsqueeze(0),
