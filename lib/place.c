@@ -213,14 +213,10 @@ deinterleave_for(size_t size, int64_t channels)
 #undef PICK
 }
 
-/* Whether src is compact chunky pixels, dst planar rows, every channel in order. */
+/* Every destination channel k reads source channel k. */
 static int
-is_deinterleave(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *o)
+channels_in_order(const raster_view_t *dst, const raster__place_opts_t *o)
 {
-    const int64_t size = (int64_t)raster_dtype_size(dst->dtype);
-    if (src->channels != dst->channels || src->chan_stride != size ||
-        src->col_stride != size * src->channels || dst->col_stride != size)
-        return 0;
     if (o && o->chan_map)
         for (int64_t k = 0; k < dst->channels; k++)
             if (o->chan_map[k] != k)
@@ -228,18 +224,23 @@ is_deinterleave(const raster_view_t *src, const raster_view_t *dst, const raster
     return 1;
 }
 
+/* Whether src is compact chunky pixels, dst planar rows, every channel in order. */
+static int
+is_deinterleave(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *o)
+{
+    const int64_t size = (int64_t)raster_dtype_size(dst->dtype);
+    return src->channels == dst->channels && src->chan_stride == size &&
+           src->col_stride == size * src->channels && dst->col_stride == size && channels_in_order(dst, o);
+}
+
+/* Whether both are compact chunky pixels, every channel in order: rows copy whole. */
 static int
 is_identity_compact(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *o)
 {
     const int64_t size = (int64_t)raster_dtype_size(dst->dtype);
-    if (src->channels != dst->channels || src->chan_stride != size || dst->chan_stride != size ||
-        src->col_stride != size * src->channels || dst->col_stride != size * dst->channels)
-        return 0;
-    if (o && o->chan_map)
-        for (int64_t k = 0; k < dst->channels; k++)
-            if (o->chan_map[k] != k)
-                return 0;
-    return 1;
+    return src->channels == dst->channels && src->chan_stride == size && dst->chan_stride == size &&
+           src->col_stride == size * src->channels && dst->col_stride == size * dst->channels &&
+           channels_in_order(dst, o);
 }
 
 void

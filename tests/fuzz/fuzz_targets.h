@@ -201,6 +201,30 @@ fuzz_tiff_dataset(raster_dataset_t *ds, const fuzz_params_t *p)
     }
     fuzz_check_status("mask read", fuzz_read(ds, win, &mopt, 1, RASTER_U8, 0, 1));
 
+    /* A resampled read of the window (not boundless): to a quarter up to
+     * twice its size, maybe from half a pixel in, nearest, bilinear or
+     * average (mode and gauss cost the square of the pixels per output
+     * pixel: slow, not unsafe). */
+    if (!boundless) {
+        static const raster_resampling_t algs[] = {RASTER_RESAMPLE_NEAREST, RASTER_RESAMPLE_BILINEAR,
+                                                   RASTER_RESAMPLE_AVERAGE};
+        const double shift = (p->b[12] & 1) && win.width >= 2 ? 0.5 : 0.0;
+        const raster_window_f_t wf = {(double)win.col_off + shift, (double)win.row_off,
+                                      (double)win.width - shift, (double)win.height};
+        const int64_t oh = 1 + win.height * (1 + (p->b[13] & 7)) / 4;
+        const int64_t ow = 1 + win.width * (1 + (p->b[13] >> 5)) / 4;
+        const size_t nbytes = raster_view_nbytes(dt, oh, ow, nb);
+        uint8_t *buf = nbytes > 0 && nbytes <= FUZZ_MAX_DST_NBYTES ? malloc(nbytes) : NULL;
+        if (buf != NULL) {
+            raster_read_options_t ropt = opt;
+            ropt.boundless = 0;
+            const raster_view_t v = raster_view_hwc(buf, dt, oh, ow, nb);
+            fuzz_check_status("resampled read",
+                              raster_read_resampled_into(ds, wf, algs[p->b[14] % 3], &ropt, &v));
+            free(buf);
+        }
+    }
+
     /* The whole raster when small: every segment is visited. */
     if (in.width * in.height <= 128 * 128 && (p->b[8] & 64) == 0) {
         const raster_window_t all = {0, 0, in.width, in.height};
