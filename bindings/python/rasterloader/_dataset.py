@@ -300,10 +300,11 @@ class Dataset:
             return (0, 0, self.width, self.height)
         w = self._float_window(window, boundless)
         width, height = _compat.floor_half(w.width), _compat.floor_half(w.height)
-        if abs(w.width - width) > 1e-9 or abs(w.height - height) > 1e-9:
+        if self._fractional_lengths(w):
             raise NotImplementedError(
-                f"window (col_off={w.col_off}, row_off={w.row_off}, width={w.width}, height={w.height}) has fractional width/height: that is a resampled read, "
-                "which rasterloader does not do yet (use whole-pixel lengths)")
+                f"window (col_off={w.col_off}, row_off={w.row_off}, width={w.width}, "
+                f"height={w.height}) has fractional width/height: that is a resampled read, "
+                "which only read() does (use whole-pixel lengths here)")
         return (_compat.floor_half(w.col_off), _compat.floor_half(w.row_off), width, height)
 
     # ------------------------------------------------------------ bands
