@@ -124,20 +124,13 @@ test-asan: build-asan fixtures
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 RASTER_MATRIX_SCALE=8 \
 	$(CTEST) --test-dir $(BUILD_ASAN)
 
-# valgrind runs every suite in one process each (CK_FORK=no) on a reduced matrix;
-# not check_fork, whose forked children exit without cleaning up (valgrind
-# would count their leaks) and which the plain and ASan runs cover.
-VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-            --suppressions=$(CURDIR)/tests/valgrind.supp
+# valgrind runs every suite in one process each (CK_FORK=no) on a reduced
+# matrix, $(JOBS) at a time (tests/run_valgrind.sh); not check_fork, whose
+# forked children exit without cleaning up (valgrind would count their leaks)
+# and which the plain and ASan runs cover.
 test-valgrind: build fixtures
-	@set -e; for t in $(BUILD)/check_*; do \
-	  [ -x $$t ] || continue; \
-	  case $$t in */check_fork) continue;; esac; \
-	  echo "valgrind $$t"; \
-	  CK_FORK=no RASTER_MATRIX_SCALE=64 RASTER_STRESS_SCALE=50 RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) \
-	    $(VALGRIND) $$t > $$t.valgrind.log 2>&1 || { tail -50 $$t.valgrind.log; exit 1; }; \
-	  grep -E '^[0-9]+%: Checks' $$t.valgrind.log || true; \
-	done
+	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) tests/run_valgrind.sh $(JOBS) \
+	  $$(ls $(BUILD)/check_* | grep -v -e '/check_fork$$' -e '\.log$$')
 
 # ThreadSanitizer on the threaded suites, one process each (CK_FORK=no), on a
 # reduced matrix: many threads reading one dataset with both readers and the
