@@ -304,6 +304,19 @@ RASTER_API raster_status_t raster_read_resampled_into(raster_dataset_t *ds, rast
                                                       const raster_read_options_t *opt,
                                                       const raster_view_t *dst);
 
+/*
+ * raster_read_mask_resampled_into() is raster_read_mask_into() resampled the
+ * same way (rasterio's read_masks/dataset_mask with out_shape): each band
+ * mask the rules use is resampled by GDAL over 'win' to dst's size (so
+ * average gives values between 0 and 255 at mask edges, as in rasterio),
+ * and the any-band-valid dataset mask is 255 where any of them is nonzero.
+ * dst: uint8, one channel.
+ */
+RASTER_API raster_status_t raster_read_mask_resampled_into(raster_dataset_t *ds, raster_window_f_t win,
+                                                           raster_resampling_t resampling,
+                                                           const raster_read_options_t *opt,
+                                                           const raster_view_t *dst);
+
 /* ================================ Threads ================================ */
 
 /*

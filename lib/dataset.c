@@ -384,19 +384,18 @@ resampling_known(raster_resampling_t alg)
     return (alg >= RASTER_RESAMPLE_NEAREST && alg <= RASTER_RESAMPLE_GAUSS) || alg == RASTER_RESAMPLE_RMS;
 }
 
+/* The checks every resampled read makes: not boundless, a method a read can
+ * use, a finite window of at least one pixel inside the raster (GDAL checks
+ * its truncation, rasterio's int(x)), dst of 'channels' and any size. */
 static raster_status_t
-read_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
-               const raster_read_options_t *opt, const raster_view_t *dst)
+resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
+                const raster_read_options_t *o, int channels, const raster_view_t *dst)
 {
-    raster_read_options_t o;
-    RASTER_TRY(options_resolve(ds, opt, &o));
-    RASTER_CHECK(!o.boundless, RASTER_E_UNSUPPORTED, "%s: a resampled read cannot be boundless", ds->path);
+    RASTER_CHECK(!o->boundless, RASTER_E_UNSUPPORTED, "%s: a resampled read cannot be boundless", ds->path);
     RASTER_CHECK(resampling_known(alg), RASTER_E_INVALID_ARG,
                  "%s: resampling %d is not one a read can use (nearest, bilinear, cubic, cubic_spline, "
                  "lanczos, average, mode, gauss, rms)",
                  ds->path, (int)alg);
-    /* GDAL checks its integer window, the truncation of the float one
-     * (rasterio passes int(x)); the float window must lie inside too. */
     const double W = (double)ds->info.width, H = (double)ds->info.height, eps = 1e-9;
     RASTER_CHECK(isfinite(w.col_off) && isfinite(w.row_off) && isfinite(w.width) && isfinite(w.height) &&
                      w.width >= 1 && w.height >= 1,
@@ -409,15 +408,48 @@ read_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t al
                  ds->path, w.col_off, w.row_off, w.width, w.height, (long long)ds->info.width,
                  (long long)ds->info.height);
     RASTER_TRY(raster__view_check(dst, ds->path));
-    RASTER_CHECK(dst->channels == o.band_count && dst->height >= 1 && dst->width >= 1 &&
+    RASTER_CHECK(dst->channels == channels && dst->height >= 1 && dst->width >= 1 &&
                      dst->height <= INT32_MAX && dst->width <= INT32_MAX,
                  RASTER_E_INVALID_ARG,
-                 "%s: destination is %lldx%lldx%lld (HxWxC); a resampled read of %d band(s) needs %d "
+                 "%s: destination is %lldx%lldx%lld (HxWxC); a resampled read of %d channel(s) needs %d "
                  "channel(s) and any height and width from 1 to 2^31-1",
                  ds->path, (long long)dst->height, (long long)dst->width, (long long)dst->channels,
-                 o.band_count, o.band_count);
+                 channels, channels);
+    return RASTER_OK;
+}
+
+static raster_status_t
+read_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
+               const raster_read_options_t *opt, const raster_view_t *dst)
+{
+    raster_read_options_t o;
+    RASTER_TRY(options_resolve(ds, opt, &o));
+    RASTER_TRY(resampled_check(ds, w, alg, &o, o.band_count, dst));
     const raster__resample_request_t rr = {w, alg, *dst, o.bands, o.band_count, o.scale, o.offset};
     return raster__gdal_read_resampled(ds, &rr);
+}
+
+static raster_status_t
+read_mask_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
+                    const raster_read_options_t *opt, const raster_view_t *dst)
+{
+    raster_read_options_t o;
+    RASTER_TRY(options_resolve(ds, opt, &o));
+    RASTER_TRY(resampled_check(ds, w, alg, &o, 1, dst));
+    RASTER_CHECK(dst->dtype == RASTER_U8, RASTER_E_INVALID_ARG,
+                 "%s: a mask destination must be uint8, not %s", ds->path, raster_dtype_name(dst->dtype));
+    const int band = (opt != NULL && opt->bands != NULL && o.band_count == 1) ? o.bands[0] : 0;
+    return raster__mask_read_resampled(ds, w, alg, band, dst);
+}
+
+raster_status_t
+raster_read_mask_resampled_into(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t resampling,
+                                const raster_read_options_t *opt, const raster_view_t *dst)
+{
+    RASTER_TRY(read_begin(ds, "raster_read_mask_resampled_into"));
+    const raster_status_t st = read_mask_resampled(ds, win, resampling, opt, dst);
+    raster_dataset_release(ds);
+    return st;
 }
 
 raster_status_t

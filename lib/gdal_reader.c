@@ -708,8 +708,12 @@ raster__gdal_read_resampled(raster_dataset_t *ds, const raster__resample_request
     return st;
 }
 
+/* One band's GDAL mask for window 'w' (GDAL's integer window is its
+ * truncation) into dst's height x width.  'resampled': with the float
+ * window and 'alg' as rasterio's io_multi_mask passes them. */
 static raster_status_t
-gdal_read_mask_gated(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
+gdal_read_mask_gated(raster_dataset_t *ds, raster_window_f_t w, int resampled, raster_resampling_t alg,
+                     int band, const raster_view_t *dst)
 {
     GDALDatasetH h = handle_acquire(ds->gdal);
     if (h == NULL)
@@ -718,18 +722,25 @@ gdal_read_mask_gated(raster_dataset_t *ds, raster_window_t win, int band, const 
     GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(h, band));
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
+    if (resampled) {
+        extra.eResampleAlg = (GDALRIOResampleAlg)alg;
+        extra.bFloatingPointWindowValidity = TRUE;
+        extra.dfXOff = w.col_off;
+        extra.dfYOff = w.row_off;
+        extra.dfXSize = w.width;
+        extra.dfYSize = w.height;
+    }
     const CPLErr err = mb == NULL ? CE_Failure
-                                  : GDALRasterIOEx(mb, GF_Read, (int)win.col_off, (int)win.row_off,
-                                                   (int)win.width, (int)win.height, dst->data,
-                                                   (int)win.width, (int)win.height, GDT_Byte,
+                                  : GDALRasterIOEx(mb, GF_Read, (int)w.col_off, (int)w.row_off,
+                                                   (int)w.width, (int)w.height, dst->data,
+                                                   (int)dst->width, (int)dst->height, GDT_Byte,
                                                    dst->col_stride, dst->row_stride, &extra);
     raster_status_t st = RASTER_OK;
     if (err != CE_None)
         st = raster__fail(gdal_failure_status(ds, RASTER_E_CORRUPT),
-                          "%s: GDAL failed to read the mask of band %d, window (col %lld, row %lld, "
-                          "%lldx%lld): %s",
-                          ds->path, band, (long long)win.col_off, (long long)win.row_off,
-                          (long long)win.width, (long long)win.height, gdal_msg());
+                          "%s: GDAL failed to read the mask of band %d, window (col %.10g, row %.10g, "
+                          "%.10gx%.10g): %s",
+                          ds->path, band, w.col_off, w.row_off, w.width, w.height, gdal_msg());
     GDAL_QUIET_END();
     handle_done(ds->gdal, h, st);
     return st;
@@ -739,8 +750,21 @@ raster_status_t
 raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
 {
     RASTER_TRY(blocks_check(ds));
+    const raster_window_f_t w = {(double)win.col_off, (double)win.row_off, (double)win.width,
+                                 (double)win.height};
     raster__gdal_enter();
-    const raster_status_t st = gdal_read_mask_gated(ds, win, band, dst);
+    const raster_status_t st = gdal_read_mask_gated(ds, w, 0, RASTER_RESAMPLE_NEAREST, band, dst);
+    raster__gdal_leave();
+    return st;
+}
+
+raster_status_t
+raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t alg,
+                                 int band, const raster_view_t *dst)
+{
+    RASTER_TRY(blocks_check(ds));
+    raster__gdal_enter();
+    const raster_status_t st = gdal_read_mask_gated(ds, win, 1, alg, band, dst);
     raster__gdal_leave();
     return st;
 }

@@ -169,6 +169,10 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_resampled(raster_dataset_t *ds,
 /* band 0 = dataset mask; dst is U8 with one channel. */
 RASTER_HIDDEN raster_status_t raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win,
                                                      int band, const raster_view_t *dst);
+/* The same resampled: GDAL resamples band's mask over 'win' to dst's size. */
+RASTER_HIDDEN raster_status_t raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win,
+                                                               raster_resampling_t alg, int band,
+                                                               const raster_view_t *dst);
 
 /* Native TIFF reader (tiff/).  raster__tiff_open() runs after
  * raster__gdal_open() for every dataset: for a TIFF it corrects the metadata
@@ -180,9 +184,14 @@ RASTER_HIDDEN raster_status_t raster__tiff_open(raster_dataset_t *ds);
 RASTER_HIDDEN void raster__tiff_close(struct raster__tiff *t);
 RASTER_HIDDEN raster_status_t raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq);
 
-/* Mask dispatch (mask.c). */
+/* Mask dispatch (mask.c): band 0 = the dataset mask.  The resampled form
+ * resamples every band mask it uses over 'win' to dst's size, as rasterio's
+ * read_masks(out_shape=...) and dataset_mask(out_shape=...) do. */
 RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_window_t win,
                                                 int band, const raster_view_t *dst);
+RASTER_HIDDEN raster_status_t raster__mask_read_resampled(raster_dataset_t *ds, raster_window_f_t win,
+                                                          raster_resampling_t alg, int band,
+                                                          const raster_view_t *dst);
 
 /* ------------------------------ threads -------------------------------- */
 

@@ -260,6 +260,13 @@ run_resampled(raster_dataset_t *ds, const read_call_t *c, const raster_read_opti
     return raster_read_resampled_into(ds, c->winf, c->alg, o, d);
 }
 
+static raster_status_t
+run_mask_resampled(raster_dataset_t *ds, const read_call_t *c, const raster_read_options_t *o,
+                   const raster_view_t *d)
+{
+    return raster_read_mask_resampled_into(ds, c->winf, c->alg, o, d);
+}
+
 /* Runs 'c' straight into the caller's array 'out' of h x w pixels (pinned
  * for the read, GIL released) and frees 'a'.  A new reference to 'out', or
  * NULL with the exception set. */
@@ -341,6 +348,28 @@ Dataset_read_resampled_into(DatasetObject *self, PyObject *args, PyObject *kwarg
                                channels);
     }
     return read_into_out(self, &c, &a, out, layout, oh, ow, channels, -1);
+}
+
+static PyObject *
+Dataset_read_mask_resampled_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"window", "out", "out_hw", "layout", "bands", "resampling", NULL};
+    read_call_t c = {run_mask_resampled, {0}, {0}, RASTER_RESAMPLE_NEAREST};
+    long long oh, ow;
+    int alg = 0;
+    PyObject *out, *bands = Py_None;
+    out_layout_t layout = LAYOUT_HW;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "(dddd)O(LL)|O&Oi:read_mask_resampled_into", kwlist,
+                                     &c.winf.col_off, &c.winf.row_off, &c.winf.width, &c.winf.height,
+                                     &out, &oh, &ow, layout_converter, &layout, &bands, &alg))
+        return NULL;
+    c.alg = (raster_resampling_t)alg;
+    if (open_or_raise(self) == NULL)
+        return NULL;
+    read_args_t a;
+    if (read_args_init(self, bands, 0, 0.0, NULL, NULL, &a) < 0)
+        return NULL;
+    return read_into_out(self, &c, &a, out, layout, oh, ow, 1, RASTER_U8);
 }
 
 static PyObject *
@@ -454,6 +483,11 @@ static PyMethodDef Dataset_methods[] = {
      "rasterio's read(out_shape=...): window=(col_off, row_off, width, height) as floats,\n"
      "resampled by GDAL into 'out' of out_hw=(height, width) pixels; resampling is a\n"
      "rasterio Resampling value."},
+    {"read_mask_resampled_into", (PyCFunction)(void (*)(void))Dataset_read_mask_resampled_into,
+     METH_VARARGS | METH_KEYWORDS,
+     "read_mask_resampled_into(window, out, out_hw, layout='hw', bands=None, resampling=0) -> out\n\n"
+     "rasterio's read_masks/dataset_mask(out_shape=...): the uint8 mask (of one band, or\n"
+     "the dataset's) resampled by GDAL from the float window to out_hw=(height, width)."},
     {"read_into", (PyCFunction)(void (*)(void))Dataset_read_into, METH_VARARGS | METH_KEYWORDS,
      "read_into(window, out, layout='hwc', bands=None, boundless=False, fill_value=0.0,\n"
      "          scale=None, offset=None) -> out\n\n"

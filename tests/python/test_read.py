@@ -141,9 +141,7 @@ def test_out_shape_equal_to_window_is_accepted(rio, rl):
                 rio(name).read(1, window=w, out_shape=(10, 20)))
 
 
-def test_resampled_masks_and_hwc_are_not_implemented(rl):
+def test_resampled_hwc_is_not_implemented(rl):
     ds = rl(GOOD[0]["name"])
-    with pytest.raises(NotImplementedError, match="resampled mask"):
-        ds.read_masks(1, out_shape=(ds.height // 2, ds.width // 2))
     with pytest.raises(NotImplementedError, match="only read"):
         ds.read_hwc(window=Window(0, 0, 10.5, 10), out=np.empty((10, 10, ds.count), ds.dtypes[0]))

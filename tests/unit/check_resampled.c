@@ -4,7 +4,8 @@
  * truncation as the integer window, the output size as the buffer's), for
  * both readers, into strided sub-views; dtypes GDAL 3.6 lacks and
  * scale/offset go through float64 with our conversion; every bad argument
- * is a specific status with a message, and nothing outside dst is written.
+ * is a specific status with a message, and nothing outside dst is written;
+ * resampled masks equal GDAL's mask bands resampled the same way.
  * (tests/python/test_resampled.py compares with rasterio itself.)
  */
 #include "test_util.h"
@@ -188,6 +189,61 @@ START_TEST(bad_arguments_are_named_and_write_nothing)
 }
 END_TEST
 
+/* Masks: each band's GDAL mask resampled the same way; the dataset mask of a
+ * nodata file with several bands is 255 where any band's is nonzero. */
+START_TEST(masks_equal_gdal_mask_bands)
+{
+    GDALAllRegister();
+    const char *path = fixture_path("f32_lzw_pred1_strip16_pixel_3b_700x531_nodata_m3.4e38.tif");
+    raster_dataset_t *ds = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
+    const raster_window_f_t w = {7.5, 5, 300, 200.25};
+    const int oh = 61, ow = 97;
+    GDALDatasetH h = GDALOpen(path, GA_ReadOnly);
+    ck_assert_ptr_nonnull(h);
+    uint8_t want[3][61 * 97], any[61 * 97], got[61 * 97];
+    const int algs[] = {RASTER_RESAMPLE_NEAREST, RASTER_RESAMPLE_AVERAGE};
+    for (int ai = 0; ai < 2; ai++) {
+        const int alg = algs[ai];
+        GDALRasterIOExtraArg extra;
+        INIT_RASTERIO_EXTRA_ARG(extra);
+        extra.eResampleAlg = (GDALRIOResampleAlg)alg;
+        extra.bFloatingPointWindowValidity = TRUE;
+        extra.dfXOff = w.col_off;
+        extra.dfYOff = w.row_off;
+        extra.dfXSize = w.width;
+        extra.dfYSize = w.height;
+        for (int b = 0; b < 3; b++)
+            ck_assert_int_eq(GDALRasterIOEx(GDALGetMaskBand(GDALGetRasterBand(h, b + 1)), GF_Read, 7, 5, 300,
+                                            200, want[b], ow, oh, GDT_Byte, 0, 0, &extra),
+                             CE_None);
+        for (int i = 0; i < oh * ow; i++)
+            any[i] = (want[0][i] | want[1][i] | want[2][i]) ? 255 : 0;
+        raster_view_t v = raster_view_hwc(got, RASTER_U8, oh, ow, 1);
+        for (int b = 1; b <= 3; b++) {
+            raster_read_options_t o;
+            raster_read_options_init(&o);
+            o.bands = &b;
+            o.band_count = 1;
+            ck_assert_int_eq(raster_read_mask_resampled_into(ds, w, (raster_resampling_t)alg, &o, &v),
+                             RASTER_OK);
+            ck_assert_msg(memcmp(got, want[b - 1], sizeof got) == 0, "band %d mask, resampling %d", b, alg);
+        }
+        ck_assert_int_eq(raster_read_mask_resampled_into(ds, w, (raster_resampling_t)alg, NULL, &v),
+                         RASTER_OK);
+        ck_assert_msg(memcmp(got, any, sizeof got) == 0, "dataset mask, resampling %d", alg);
+    }
+    GDALClose(h);
+    /* Bad destinations. */
+    uint16_t wide[4];
+    raster_view_t v16 = raster_view_hwc(wide, RASTER_U16, 2, 2, 1);
+    ck_assert_int_eq(raster_read_mask_resampled_into(ds, w, 0, NULL, &v16), RASTER_E_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(raster_last_error(), "uint8"));
+    raster_view_t v3 = raster_view_hwc(got, RASTER_U8, 2, 2, 3);
+    ck_assert_int_eq(raster_read_mask_resampled_into(ds, w, 0, NULL, &v3), RASTER_E_INVALID_ARG);
+    raster_close(ds);
+}
+END_TEST
+
 static Suite *
 resampled_suite(void)
 {
@@ -197,6 +253,7 @@ resampled_suite(void)
     tcase_add_test(tc, equals_gdal_for_both_readers_into_sub_views);
     tcase_add_test(tc, staged_dtypes_and_scale_follow_the_float64_result);
     tcase_add_test(tc, bad_arguments_are_named_and_write_nothing);
+    tcase_add_test(tc, masks_equal_gdal_mask_bands);
     suite_add_tcase(s, tc);
     return s;
 }

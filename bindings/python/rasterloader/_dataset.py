@@ -17,9 +17,12 @@ library's raster_read_resampled_into(), which makes rasterio's own GDAL call
 fractional offsets but whole lengths map to whole pixels exactly as GDAL's
 nearest rule does (no resampling needed).
 
+read_masks() and dataset_mask() resample the same way (the C library's
+raster_read_mask_resampled_into()).
+
 Deliberate limits (each raises NotImplementedError, never silently differs
-from rasterio): a resampled read that is boundless, masked or given a
-fill_value; read_masks()/dataset_mask() with an out_shape of another size.
+from rasterio): a resampled read that is boundless; read_hwc() of a window
+with fractional lengths.
 """
 
 import math
@@ -348,12 +351,6 @@ class Dataset:
         return min(max(ndv, float(info.min)), float(info.max))
 
     # ------------------------------------------------------------ reads
-    def _check_shape(self, want_hw, got_hw, what):
-        if tuple(got_hw) != tuple(want_hw):
-            raise NotImplementedError(
-                f"{what} {tuple(got_hw)} differs from the window's {tuple(want_hw)}: that is a "
-                "resampled mask, which rasterloader does not read (read() resamples images)")
-
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -410,8 +407,6 @@ class Dataset:
             core.read_into((col, row, w, h), arr, layout, bands=bands, boundless=boundless_read,
                            fill_value=float(fill))
         result = arr if out is None or layout == "chw" else out
-
-        nodatavals = [self._clipped_nodata(b) for b in bands]
         want_mask = masked if boundless_read else (masked or fill_value is not None)
         if want_mask:
             if boundless_read:
@@ -420,16 +415,25 @@ class Dataset:
                 mask = np.ma.nomask
             else:
                 mask = ~self._band_masks(core, bands, (col, row, w, h), False).astype(bool)
-            kwds = {"mask": mask}
-            if fill_value is not None:
-                kwds["fill_value"] = fill_value
-            elif len(set(nodatavals)) == 1 and nodatavals[0] is not None:
-                kwds["fill_value"] = nodatavals[0]
-            result = np.ma.array(result if result.ndim == 3 else result[np.newaxis], **kwds)
-            if not masked:
-                result = result.filled(fill_value)
+            result = self._as_masked(result, bands, mask, masked, fill_value)
+        return self._squeezed(result, return2d)
+
+    def _as_masked(self, result, bands, mask, masked, fill_value):
+        """rasterio's masked result: a MaskedArray whose fill value is fill_value or the
+        bands' common nodata, filled back with fill_value unless masked."""
+        nodatavals = [self._clipped_nodata(b) for b in bands]
+        kwds = {"mask": mask}
+        if fill_value is not None:
+            kwds["fill_value"] = fill_value
+        elif len(set(nodatavals)) == 1 and nodatavals[0] is not None:
+            kwds["fill_value"] = nodatavals[0]
+        result = np.ma.array(result if result.ndim == 3 else result[np.newaxis], **kwds)
+        return result if masked else result.filled(fill_value)
+
+    @staticmethod
+    def _squeezed(result, return2d):
         if return2d and result.ndim == 3:
-            result = result[0] if not isinstance(result, np.ma.MaskedArray) else result.reshape(
+            return result[0] if not isinstance(result, np.ma.MaskedArray) else result.reshape(
                 result.shape[1:])
         return result
 
@@ -440,8 +444,6 @@ class Dataset:
                 f"pixels)")
         if boundless:
             raise NotImplementedError(f"{what} cannot be boundless in rasterloader")
-        if masked or fill_value is not None:
-            raise NotImplementedError(f"{what} cannot be masked or filled in rasterloader")
         try:
             alg = int(resampling)
         except (TypeError, ValueError):
@@ -451,13 +453,23 @@ class Dataset:
             arr, layout = np.empty((len(bands), oh, ow), dtype=dtype), "chw"
         else:
             arr, layout = out, ("hw" if out.ndim == 2 else "chw")
+        wf = (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height))
         if oh > 0 and ow > 0:
-            core.read_resampled_into((float(fw.col_off), float(fw.row_off), float(fw.width),
-                                      float(fw.height)), arr, (oh, ow), layout, bands=bands,
-                                     resampling=alg)
-        if return2d and arr.ndim == 3:
-            return arr[0]
-        return arr
+            core.read_resampled_into(wf, arr, (oh, ow), layout, bands=bands, resampling=alg)
+        result = arr
+        if masked or fill_value is not None:
+            # rasterio: each band's mask resampled the same way, valid where nonzero.
+            if self._all_valid():
+                mask = np.ma.nomask
+            else:
+                m = np.empty((len(bands), oh, ow), np.uint8)
+                if oh > 0 and ow > 0:
+                    for k, b in enumerate(bands):
+                        core.read_mask_resampled_into(wf, m[k], (oh, ow), "hw", bands=[b],
+                                                      resampling=alg)
+                mask = ~m.astype(bool)
+            result = self._as_masked(result, bands, mask, masked, fill_value)
+        return self._squeezed(result, return2d)
 
     def _all_valid(self):
         """rasterio's all_valid: every band of the dataset (not only those read)."""
@@ -532,32 +544,56 @@ class Dataset:
             return src == src_dt.type(value)
         return np.zeros(src.shape, bool)
 
+    def _mask_resampling(self, window, boundless, out_hw, resampling):
+        """(float window, resampling) when a mask read is resampled (an output of
+        another size than the window, or fractional window lengths), else None."""
+        fw = self._float_window(window, boundless)
+        hw = (_compat.floor_half(fw.height), _compat.floor_half(fw.width))
+        if not self._fractional_lengths(fw) and (out_hw is None or tuple(out_hw) == hw):
+            return None
+        if boundless:
+            raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
+        try:
+            alg = int(resampling)
+        except (TypeError, ValueError):
+            raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
+        return (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height)), alg, hw
+
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
-        """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's."""
+        """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
+        resampled by GDAL for an ``out_shape``/``out`` of another size."""
         core = self._live()
         bands, return2d = self._resolve_indexes(indexes)
-        col, row, w, h = self._resolve_window(window, boundless)
         n = len(bands)
         if out is not None and out_shape is not None:
             raise ValueError("out and out_shape are exclusive")
         if out is not None and not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
+        if out_shape is not None:
+            out_shape = tuple(int(s) for s in out_shape)
+        want = out.shape[-2:] if out is not None else out_shape[-2:] if out_shape else None
+        rs = self._mask_resampling(window, boundless, want, resampling)
+        if rs is not None:
+            wf, alg, (h, w) = rs
+            oh, ow = want if want is not None else (h, w)
+        else:
+            col, row, w, h = self._resolve_window(window, boundless)
+            oh, ow = h, w
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
             if arr.shape[0] != n:
                 raise ValueError(f"'out' shape {out.shape} does not match window shape "
                                  f"{(n, h, w)}")
-            self._check_shape((h, w), arr.shape[1:], "out shape")
         else:
-            if out_shape is not None:
-                out_shape = tuple(int(s) for s in out_shape)
-                self._check_shape((h, w), out_shape[-2:], "out_shape")
-            arr = np.empty((n, h, w), np.uint8)
+            arr = np.empty((n, oh, ow), np.uint8)
         boundless_read = bool(boundless) and window is not None
-        if h > 0 and w > 0:
+        if oh > 0 and ow > 0:
             for k, b in enumerate(bands):
-                if (boundless_read and self._vrt_all_valid_band(b)):
+                if rs is not None:
+                    core.read_mask_resampled_into(wf, arr[k], (oh, ow), "hw", bands=[b],
+                                                  resampling=alg)
+                elif boundless_read and self._vrt_all_valid_band(b):
                     arr[k] = 255   # rasterio's boundless VRT: no mask, valid outside too
                 else:
                     core.read_mask_into((col, row, w, h), arr[k], "hw", bands=[b],
@@ -569,16 +605,23 @@ class Dataset:
 
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
-        """The dataset's uint8 validity mask (2-D), with rasterio's rules."""
+        """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
+        by GDAL for an ``out_shape``/``out`` of another size."""
         core = self._live()
-        col, row, w, h = self._resolve_window(window, boundless)
         if out is not None and not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
-        if out_shape is not None:
-            self._check_shape((h, w), tuple(out_shape)[-2:], "out_shape")
+        want = out.shape[-2:] if out is not None else \
+            tuple(int(v) for v in out_shape)[-2:] if out_shape is not None else None
+        rs = self._mask_resampling(window, boundless, want, resampling)
+        if rs is not None:
+            wf, alg, hw = rs
+            oh, ow = want if want is not None else hw
+            arr = np.empty((oh, ow), np.uint8) if out is None else out
+            if oh > 0 and ow > 0:
+                core.read_mask_resampled_into(wf, arr, (oh, ow), "hw", bands=None, resampling=alg)
+            return arr
+        col, row, w, h = self._resolve_window(window, boundless)
         arr = np.empty((h, w), np.uint8) if out is None else out
-        if out is not None:
-            self._check_shape((h, w), out.shape[-2:], "out shape")
         if h > 0 and w > 0:
             core.read_mask_into((col, row, w, h), arr, "hw", bands=None,
                                 boundless=bool(boundless) and window is not None)
