@@ -223,6 +223,18 @@ fuzz_tiff_dataset(raster_dataset_t *ds, const fuzz_params_t *p)
                               raster_read_resampled_into(ds, wf, algs[p->b[14] % 3], &ropt, &v));
             free(buf);
         }
+        /* Its mask too (of one band or of the dataset), into uint8. */
+        uint8_t *mbuf = raster_view_nbytes(RASTER_U8, oh, ow, 1) <= FUZZ_MAX_DST_NBYTES
+                            ? malloc((size_t)(oh * ow))
+                            : NULL;
+        if (mbuf != NULL) {
+            const raster_view_t mv = raster_view_hwc(mbuf, RASTER_U8, oh, ow, 1);
+            raster_read_options_t mo = mopt;
+            mo.boundless = 0;
+            fuzz_check_status("resampled mask read",
+                              raster_read_mask_resampled_into(ds, wf, algs[p->b[14] % 3], &mo, &mv));
+            free(mbuf);
+        }
     }
 
     /* The whole raster when small: every segment is visited. */
