@@ -108,9 +108,12 @@ START_TEST(every_compressed_fixture_cold_and_warm)
     const int nf = fixtures_load(&fx);
     ck_assert_int_gt(nf, 0);
     cache_reset((size_t)256 << 20);
-    int tried = 0;
+    /* Under ASan, TSan and valgrind (RASTER_MATRIX_SCALE > 1): every 8th. */
+    const char *scale = getenv("RASTER_MATRIX_SCALE");
+    const int every = scale != NULL && atoi(scale) > 1 ? 8 : 1;
+    int tried = 0, seen = 0;
     for (int i = 0; i < nf; i++) {
-        if (!cached_fixture(&fx[i]))
+        if (!cached_fixture(&fx[i]) || seen++ % every != 0)
             continue;
         const char *path = fixture_path(fx[i].name);
         raster_dataset_t *nat = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
@@ -132,7 +135,7 @@ START_TEST(every_compressed_fixture_cold_and_warm)
         ck_assert_int_eq(cstats().entries, s0.entries);
         tried++;
     }
-    ck_assert_int_gt(tried, 60);
+    ck_assert_int_gt(tried, 60 / every);
     ck_assert_uint_eq(cstats().bytes_used, 0);
     raster_tile_cache_set_budget(0);
     free(fx);
