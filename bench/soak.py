@@ -2,7 +2,8 @@
 """Soak: read many windows in one process and watch its memory stay flat.
 
     python bench/soak.py [--windows 100000] [--every 1000] [--data DIR]
-                         [--out bench/results/soak.md] [--png bench/results/soak.png]
+                         [--tile-cache-mib N] [--out bench/results/soak.md]
+                         [--png bench/results/soak.png]
     python bench/soak.py --windows 10000 --json      # the smoke run of `make test`
 
 Windows alternate between the two ways a training loop uses rasterloader:
@@ -12,7 +13,10 @@ Windows alternate between the two ways a training loop uses rasterloader:
            handed to torch.from_dlpack (no copy), summed and dropped, so the
            pool buffer returns to the pool when the tensor goes;
 and every 8th window the pair goes through a BatchLoader batch instead
-(image + label mask, pooled, through torch.from_dlpack).  Image windows are
+(image + label mask, pooled, through torch.from_dlpack), and every 8th read()
+is a resampled one (half size, average) with its resampled dataset mask.
+--tile-cache-mib N turns the decoded-tile cache on (RSS then settles with the
+cache full, during the warm-up).  Image windows are
 random, over a 4-band uint16 image and its uint8 mask (the bench files when
 present, else data/sample).
 
@@ -56,11 +60,13 @@ def rss_bytes():
     return psutil.Process().memory_info().rss
 
 
-def soak(n, every, data_dir=None, win=WIN, seed=0):
+def soak(n, every, data_dir=None, win=WIN, seed=0, tile_cache_mib=0):
     import torch
     import rasterloader
+    from rasterio.enums import Resampling
 
     torch.set_num_threads(1)
+    rasterloader.set_tile_cache_budget(tile_cache_mib << 20)
     img_path, mask_path = data_files(data_dir)
     ds = rasterloader.open(img_path)
     pool = rasterloader.BufferPool(64 << 20)
@@ -86,6 +92,13 @@ def soak(n, every, data_dir=None, win=WIN, seed=0):
             checksum += float(x[0, 0, 0, 0]) + float(y[0, 0, 0])
             del batch, x, y
             k += 2
+        elif i % 8 == 4:
+            # Resampled: half size, average, with the resampled dataset mask.
+            a = ds.read(window=window, out_shape=(ds.count, win // 2, win // 2),
+                        resampling=Resampling.average)
+            m = ds.dataset_mask(window=window, out_shape=(win // 2, win // 2))
+            checksum += float(a[0, 0, 0]) + float(m[0, 0])
+            del a, m
         elif i % 2 == 0:
             a = ds.read(window=window)
             checksum += float(a[0, 0, 0])
@@ -102,6 +115,8 @@ def soak(n, every, data_dir=None, win=WIN, seed=0):
     end_loader = loader.pool.stats()
     loader.close()
     ds.close()
+    cache = rasterloader.tile_cache_stats()
+    rasterloader.set_tile_cache_budget(0)
     warm = max(2, len(log) // 10)
     base = log[warm - 1][1] if len(log) >= warm else log[0][1]
     growth = max(r for _, r, _ in log[warm - 1:]) - base if log else 0
@@ -115,6 +130,8 @@ def soak(n, every, data_dir=None, win=WIN, seed=0):
         "pool_buffers_outstanding": end_pool["buffers_outstanding"]
         + end_loader["buffers_outstanding"],
         "pool_block_mallocs": end_pool["block_mallocs"] + end_loader["block_mallocs"],
+        "tile_cache_mib": tile_cache_mib, "tile_cache_hits": cache["hits"],
+        "tile_cache_misses": cache["misses"],
         "checksum": checksum,
     }
 
@@ -143,9 +160,13 @@ def write_report(r, out_md, out_png):
         f"`python bench/soak.py --windows {r['windows']} --data {os.path.dirname(r['image'])}` "
         "(`make soak`): random "
         f"{r['window']}x{r['window']} windows of `{r['image']}` (mask `{r['mask']}`), "
-        "alternating `Dataset.read()` (fresh CHW array), `read_hwc()` pooled tiles through "
+        "alternating `Dataset.read()` (fresh CHW array; every 8th a resampled read to half "
+        "size with its resampled dataset mask), `read_hwc()` pooled tiles through "
         "`torch.from_dlpack`, and every 16th window a 2-sample `BatchLoader` batch "
-        "(image + mask) through `torch.from_dlpack`. One process, RSS sampled every "
+        "(image + mask) through `torch.from_dlpack`"
+        + (f"; tile cache {r['tile_cache_mib']} MiB (`--tile-cache-mib`: {r['tile_cache_hits']} "
+           f"hits, {r['tile_cache_misses']} misses)" if r["tile_cache_mib"] else "; tile cache off")
+        + ". One process, RSS sampled every "
         f"{r['log'][1][0] - r['log'][0][0] if len(r['log']) > 1 else 0} windows after `gc.collect()`.",
         "",
         f"![RSS over the soak]({os.path.basename(out_png)})" if out_png else "",
@@ -181,8 +202,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "soak.md"))
     ap.add_argument("--png", default=os.path.join(ROOT, "bench", "results", "soak.png"))
     ap.add_argument("--json", action="store_true", help="print the result as JSON, write nothing")
+    ap.add_argument("--tile-cache-mib", type=int, default=0,
+                    help="turn the decoded-tile cache on with this budget (default off)")
     a = ap.parse_args()
-    r = soak(a.windows, a.every, a.data, a.window)
+    r = soak(a.windows, a.every, a.data, a.window, tile_cache_mib=a.tile_cache_mib)
     ok = r["growth_after_warmup"] < LIMIT and r["pool_bytes_in_use"] == 0
     if a.json:
         print(json.dumps(r))
