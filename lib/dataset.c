@@ -346,6 +346,19 @@ raster_read_into(raster_dataset_t *ds, raster_window_t win, const raster_read_op
     return st;
 }
 
+/* A mask read's destination is uint8; one band asked for reads its own mask
+ * (read_masks), otherwise the dataset mask (band 0). */
+static raster_status_t
+mask_dst_and_band(const raster_dataset_t *ds, const raster_read_options_t *opt,
+                  const raster_read_options_t *o, const raster_view_t *dst, int *band_out)
+{
+    RASTER_CHECK(dst->dtype == RASTER_U8, RASTER_E_INVALID_ARG,
+                 "%s: a mask destination must be uint8, not %s", ds->path,
+                 raster_dtype_name(dst->dtype));
+    *band_out = (opt != NULL && opt->bands != NULL && o->band_count == 1) ? o->bands[0] : 0;
+    return RASTER_OK;
+}
+
 static raster_status_t
 read_mask(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
           const raster_view_t *dst)
@@ -354,11 +367,8 @@ read_mask(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t
     RASTER_TRY(options_resolve(ds, opt, &o));
     RASTER_TRY(window_check(ds, win, o.boundless));
     RASTER_TRY(dst_check(ds, win, 1, dst));
-    RASTER_CHECK(dst->dtype == RASTER_U8, RASTER_E_INVALID_ARG,
-                 "%s: a mask destination must be uint8, not %s", ds->path,
-                 raster_dtype_name(dst->dtype));
-    /* One band asked for: its own mask (read_masks); otherwise the dataset mask. */
-    const int band = (opt != NULL && opt->bands != NULL && o.band_count == 1) ? o.bands[0] : 0;
+    int band = 0;
+    RASTER_TRY(mask_dst_and_band(ds, opt, &o, dst, &band));
     raster_window_t inner = win;
     raster_view_t inner_dst = *dst;
     if (o.boundless && !clip_and_fill(ds, win, dst, 0.0, &inner, &inner_dst))
@@ -436,9 +446,8 @@ read_mask_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling
     raster_read_options_t o;
     RASTER_TRY(options_resolve(ds, opt, &o));
     RASTER_TRY(resampled_check(ds, w, alg, &o, 1, dst));
-    RASTER_CHECK(dst->dtype == RASTER_U8, RASTER_E_INVALID_ARG,
-                 "%s: a mask destination must be uint8, not %s", ds->path, raster_dtype_name(dst->dtype));
-    const int band = (opt != NULL && opt->bands != NULL && o.band_count == 1) ? o.bands[0] : 0;
+    int band = 0;
+    RASTER_TRY(mask_dst_and_band(ds, opt, &o, dst, &band));
     return raster__mask_read_resampled(ds, w, alg, band, dst);
 }
 

@@ -633,8 +633,20 @@ raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
 
 /* ------------------------------ resampled ------------------------------ */
 
-/* rasterio's io_multi_band: the float window in the extra arguments, its
- * truncation as GDAL's integer window, the output size as the buffer's. */
+/* The extra arguments rasterio's io_multi_band/io_multi_mask pass: the
+ * float window and the resampling; GDAL's integer window is its truncation. */
+static void
+resampling_extra(GDALRasterIOExtraArg *extra, raster_window_f_t w, raster_resampling_t alg)
+{
+    extra->eResampleAlg = (GDALRIOResampleAlg)alg;
+    extra->bFloatingPointWindowValidity = TRUE;
+    extra->dfXOff = w.col_off;
+    extra->dfYOff = w.row_off;
+    extra->dfXSize = w.width;
+    extra->dfYSize = w.height;
+}
+
+/* rasterio's io_multi_band: the output size as the buffer's. */
 static raster_status_t
 resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_request_t *rr,
                const raster_view_t *v)
@@ -642,12 +654,7 @@ resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_requ
     const raster_window_f_t w = rr->win;
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
-    extra.eResampleAlg = (GDALRIOResampleAlg)rr->alg;
-    extra.bFloatingPointWindowValidity = TRUE;
-    extra.dfXOff = w.col_off;
-    extra.dfYOff = w.row_off;
-    extra.dfXSize = w.width;
-    extra.dfYSize = w.height;
+    resampling_extra(&extra, w, rr->alg);
     GDAL_QUIET_BEGIN();
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, (int)w.width,
                                              (int)w.height, v->data, (int)v->width, (int)v->height,
@@ -722,14 +729,8 @@ gdal_read_mask_gated(raster_dataset_t *ds, raster_window_f_t w, int resampled, r
     GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(h, band));
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
-    if (resampled) {
-        extra.eResampleAlg = (GDALRIOResampleAlg)alg;
-        extra.bFloatingPointWindowValidity = TRUE;
-        extra.dfXOff = w.col_off;
-        extra.dfYOff = w.row_off;
-        extra.dfXSize = w.width;
-        extra.dfYSize = w.height;
-    }
+    if (resampled)
+        resampling_extra(&extra, w, alg);
     const CPLErr err = mb == NULL ? CE_Failure
                                   : GDALRasterIOEx(mb, GF_Read, (int)w.col_off, (int)w.row_off,
                                                    (int)w.width, (int)w.height, dst->data,

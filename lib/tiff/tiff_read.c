@@ -56,6 +56,7 @@ typedef struct seg_job {
     int64_t x0, x1, y0, y1;     /* the window's part, segment coordinates */
     int64_t dst_r, dst_c;       /* where that part starts in rq->dst */
     int64_t rows;               /* rows the segment holds (short last strip) */
+    uint64_t asked;             /* decoded bytes GDAL asks libtiff for (raster__gdal_asked_rows) */
     uint64_t fetch_off, fetch_n;/* raw bytes to read (0: sparse) */
     int direct;                 /* decode straight into the destination */
     const raster__tile_entry_t *hit;  /* decoded rows from the tile cache:
@@ -259,6 +260,8 @@ plan_build(plan_t *p)
                 s->dst_c = gx + s->x0 - w.col_off;
                 s->rows = t->tiled || t->height - gy >= t->seg_h ? t->seg_h : t->height - gy;
                 s->hit = NULL;
+                const int64_t asked_rows = raster__gdal_asked_rows(sy, t->seg_h, t->height);
+                s->asked = (uint64_t)(asked_rows < s->rows ? asked_rows : s->rows) * row;
                 const uint64_t off = t->offsets[s->seg], count = t->counts[s->seg];
                 const uint64_t full = (uint64_t)s->rows * row;
                 if (count == 0) {
@@ -272,8 +275,7 @@ plan_build(plan_t *p)
                  * libtiff reads that many uncompressed bytes from the offset
                  * (whatever the byte count says), and 'count' bytes of a
                  * compressed segment; either must lie inside the file. */
-                const int64_t asked_rows = raster__gdal_asked_rows(sy, t->seg_h, t->height);
-                const uint64_t asked = (uint64_t)(asked_rows < s->rows ? asked_rows : s->rows) * row;
+                const uint64_t asked = s->asked;
                 const uint64_t span = t->codec == RASTER__CODEC_NONE ? asked : count;
                 if (off > t->file_nbytes || span > t->file_nbytes - off) {
                     char why[160];
@@ -594,8 +596,7 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
         return finish_rows(p, s, raw - (size_t)s->y0 * row);   /* raw holds rows [y0, y1) */
     }
     const size_t full = (size_t)s->rows * row, needed = (size_t)s->y1 * row;
-    const size_t asked_rows = (size_t)raster__gdal_asked_rows(s->sy, t->seg_h, t->height);
-    const size_t asked = asked_rows * row < full ? asked_rows * row : full;
+    const size_t asked = (size_t)s->asked;
     int nomem = 0;
     const char *why = raster__decode_retry;
     if (s->direct) {
