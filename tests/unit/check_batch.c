@@ -18,7 +18,11 @@
 #define IMG_STRIPS "u16_zstd_pred1_strip16_band_3b_700x531.tif"
 #define IMG_BE "u16_deflate_pred2_tile256_pixel_3b_700x531_be.tif"
 #define IMG_MASKED "u8_deflate_pred2_tile256_pixel_3b_700x531_mask_internal.tif"
-#define LABEL "u8_deflate_pred2_tile256_pixel_1b_700x531_nodata0.tif"
+/* Labels on the grids of the images above (UTM 33N 10 m, and WGS 84). */
+#define LABEL "u16_deflate_pred2_tile256_pixel_1b_700x531_mask_external.tif"
+#define LABEL_GEO "i8_none_strip16_pixel_1b_700x531.tif"
+/* A raster on another grid (UTM 18N, 30 m) than every image above. */
+#define OFF_GRID "u8_deflate_pred2_tile256_pixel_1b_700x531_nodata0.tif"
 #define CORRUPT "corrupt_tile.tif"
 
 #define B 6
@@ -60,7 +64,7 @@ assert_pool_idle(const raster_pool_t *p)
 /* A batch over three image files (tiled, planar strips, big-endian), with
  * labels for some samples and validity masks for the others. */
 typedef struct scene {
-    raster_dataset_t *img[3], *label, *masked;
+    raster_dataset_t *img[3], *label, *label_geo, *masked;
     raster_batch_item_t items[B];
 } scene_t;
 
@@ -72,13 +76,14 @@ scene_open(scene_t *s)
     s->img[1] = open_fx(IMG_STRIPS);
     s->img[2] = open_fx(IMG_BE);
     s->label = open_fx(LABEL);
+    s->label_geo = open_fx(LABEL_GEO);
     s->masked = open_fx(IMG_MASKED);
     unsigned seed = 7;
     for (int i = 0; i < B; i++) {
         raster_batch_item_t *it = &s->items[i];
         it->image = i == 4 ? s->masked : s->img[i % 3];
         it->window = (raster_window_t){rand_r(&seed) % (700 - WIN), rand_r(&seed) % (531 - WIN), WIN, WIN};
-        it->label = i % 2 == 0 ? s->label : NULL;
+        it->label = i % 2 == 1 ? NULL : it->image == s->masked ? s->label_geo : s->label;
     }
 }
 
@@ -88,6 +93,7 @@ scene_close(scene_t *s)
     for (int i = 0; i < 3; i++)
         raster_close(s->img[i]);
     raster_close(s->label);
+    raster_close(s->label_geo);
     raster_close(s->masked);
 }
 
