@@ -573,8 +573,8 @@ RASTER_API void raster_batch_options_init(raster_batch_options_t *opt);
 /*
  * raster_batch_item_check() makes the checks a batch read makes of one item
  * before reading it, without reading: the image and label datasets are
- * open, and the label's grid matches the image's (or, with
- * opt->label_resample, shares its CRS).  A loader calls it when it is built,
+ * open, with opt->masks label_fill fits label_dtype, and the label's grid
+ * matches the image's (or, with opt->label_resample, shares its CRS).  A loader calls it when it is built,
  * so a wrong label raster fails there rather than at its first batch.
  * RASTER_E_INVALID_ARG names both files and both grids.  'opt' may be NULL
  * (defaults); an item without a label always passes.

@@ -292,6 +292,8 @@ raster_batch_item_check(const raster_batch_item_t *item, const raster_batch_opti
     RASTER_TRY(options_resolve(opt, &o));
     RASTER_CHECK(!atomic_load(&item->image->closed), RASTER_E_CLOSED, "%s: dataset is closed",
                  item->image->path);
+    if (o.masks)
+        RASTER_TRY(fill_check(o.label_fill, o.label_dtype));
     if (item->label == NULL)
         return RASTER_OK;
     RASTER_CHECK(!atomic_load(&item->label->closed), RASTER_E_CLOSED, "%s: dataset is closed",

@@ -287,29 +287,35 @@ read_into_pool(batch_args_t *a, raster_batch_options_t *bo, PoolObject *po)
     return Py_BuildValue("(NNN)", it, mt, vt);
 }
 
-/* check_label_grid(image, label, label_resample=False): the batch read's
- * grid check of one (image, label) pair, without reading; raises ValueError
- * naming both files and grids. */
+/* check_label_grid(image, label or None, *, label_resample=False,
+ * label_fill=0.0, label_dtype=None): the batch read's checks of one
+ * (image, label) pair with masks, without reading; ValueError naming both
+ * files and grids, or the label_fill that label_dtype cannot hold. */
 PyObject *
 mod_check_label_grid(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"image", "label", "label_resample", NULL};
-    PyObject *image, *label;
+    static char *kwlist[] = {"image", "label", "label_resample", "label_fill", "label_dtype", NULL};
+    PyObject *image, *label, *label_dtype = Py_None;
     int label_resample = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|p:check_label_grid", kwlist, &image, &label,
-                                     &label_resample))
+    double label_fill = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$pdO:check_label_grid", kwlist, &image,
+                                     &label, &label_resample, &label_fill, &label_dtype))
+        return NULL;
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    bo.masks = 1;
+    bo.label_resample = label_resample;
+    bo.label_fill = label_fill;
+    if (label_dtype != Py_None && !dtype_converter(label_dtype, &bo.label_dtype))
         return NULL;
     raster_batch_item_t it;
     memset(&it, 0, sizeof it);
     if ((it.image = live_dataset(image, 0, "image")) == NULL)
         return NULL;
-    if ((it.label = live_dataset(label, 0, "label")) == NULL) {
+    if (label != Py_None && (it.label = live_dataset(label, 0, "label")) == NULL) {
         raster_dataset_release(it.image);
         return NULL;
     }
-    raster_batch_options_t bo;
-    raster_batch_options_init(&bo);
-    bo.label_resample = label_resample;
     raster_status_t st;
     Py_BEGIN_ALLOW_THREADS
     st = raster_batch_item_check(&it, &bo);

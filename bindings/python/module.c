@@ -95,7 +95,7 @@ mod_tile_cache_stats(PyObject *mod, PyObject *unused)
 static PyMethodDef module_methods[] = {
     {"check_label_grid", (PyCFunction)(void (*)(void))mod_check_label_grid,
      METH_VARARGS | METH_KEYWORDS,
-     "check_label_grid(image, label, label_resample=False)\n\n"
+     "check_label_grid(image, label, *, label_resample=False, label_fill=0.0, label_dtype=None)\n\n"
      "The batch read's check that a label Dataset lies on its image's grid (or, with\n"
      "label_resample, shares its CRS); ValueError naming both files and grids."},
     {"read_batch", (PyCFunction)(void (*)(void))mod_read_batch, METH_VARARGS | METH_KEYWORDS,
