@@ -197,9 +197,10 @@ grid_text(const raster_dataset_t *ds, char *buf, size_t n)
     char crs[96];
     crs_label(ds->info.crs_wkt, crs, sizeof crs);
     const double *g = ds->info.geotransform;
+    /* In rasterio's Affine order (a, b, c, d, e, f), which its users know. */
     if (ds->info.has_geotransform)
         snprintf(buf, n, "%" PRId64 "x%" PRId64 ", transform (%.10g, %.10g, %.10g, %.10g, %.10g, %.10g), CRS %s",
-                 ds->info.width, ds->info.height, g[0], g[1], g[2], g[3], g[4], g[5], crs);
+                 ds->info.width, ds->info.height, g[1], g[2], g[0], g[4], g[5], g[3], crs);
     else
         snprintf(buf, n, "%" PRId64 "x%" PRId64 ", no transform, CRS %s", ds->info.width, ds->info.height, crs);
 }
