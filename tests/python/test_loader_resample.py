@@ -33,7 +33,9 @@ def test_read_hwc_equals_rasterio(name, resampling):
     with rasterloader.open(path) as ds:
         got = np.from_dlpack(ds.read_hwc(window=WIN, out_shape=(40, 70), resampling=resampling))
         out = np.empty((150, 200, 3), want.dtype)
-        ds.read_hwc(window=WIN, out=out, resampling=resampling)     # out's size resamples
+        ds.read_hwc(window=WIN, out=out, out_shape=(150, 200), resampling=resampling)
+        with pytest.raises(ValueError, match="needs"):     # never resampled behind your back
+            ds.read_hwc(window=WIN, out=out)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(out, up)
 

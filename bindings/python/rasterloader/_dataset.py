@@ -654,10 +654,12 @@ class Dataset:
         Boundless reads fill outside the raster with ``fill_value`` (default:
         the band nodata, else 0).
 
-        ``out_shape`` ((h, w) or (c, h, w)), or an ``out`` of another height and
-        width than the window, resamples as rasterio's ``read(out_shape=...,
-        resampling=...)`` does (the same GDAL call, the same pixels), straight
-        into HWC; not with ``boundless``.
+        ``out_shape`` ((h, w) or (c, h, w)) of another size than the window
+        resamples as rasterio's ``read(out_shape=..., resampling=...)`` does (the
+        same GDAL call, the same pixels), straight into HWC; not with
+        ``boundless``.  With ``out=`` too, ``out`` must have that size: unlike
+        ``read(out=...)``, an ``out`` of the wrong size is an error here, never
+        a silent resampling.
         """
         core = self._live()
         bands, _ = self._resolve_indexes(indexes)
@@ -667,8 +669,6 @@ class Dataset:
         col, row, w, h = self._resolve_window(window, boundless)
         if w < 1 or h < 1:
             raise WindowError(f"{self.name}: window {window!r} is empty", 7)
-        if out is not None and out_shape is not None:
-            raise ValueError("out and out_shape are exclusive")
         out_hw = (h, w)
         if out_shape is not None:
             out_shape = tuple(int(v) for v in out_shape)
@@ -676,8 +676,6 @@ class Dataset:
                 raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s): "
                                  "give (height, width) or (bands, height, width)")
             out_hw = out_shape[-2:]
-        elif out is not None and len(getattr(out, "shape", ())) in (2, 3):
-            out_hw = tuple(int(v) for v in out.shape[:2])
         resampled = out_hw != (h, w)
         if resampled:
             if boundless:

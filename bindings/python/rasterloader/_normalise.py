@@ -22,7 +22,8 @@ def _per_channel(name, value, n, where):
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or a sequence of numbers, not {value!r}") from None
+        raise ValueError(f"{name} must be a number or a sequence of numbers, not {value!r}") \
+            from None
     if arr.ndim == 0:
         return [float(arr)] * n
     if arr.ndim != 1 or arr.shape[0] != n:
@@ -45,8 +46,9 @@ def norm_kwargs(n, mean=None, std=None, scale=None, offset=None, *, where="the r
     out = {}
     for name, value in (("mean", mean), ("std", std), ("scale", scale), ("offset", offset)):
         if value is not None:
-            if isinstance(value, (str, bytes)) or isinstance(value, bool):
-                raise TypeError(f"{name} must be a number or a sequence of numbers, not {value!r}")
+            if isinstance(value, (str, bytes, bool)):
+                raise ValueError(f"{name} must be a number or a sequence of numbers, not "
+                                 f"{value!r}")
             out[name] = _per_channel(name, value, n, where)
     if "std" in out and any(s == 0 for s in out["std"]):
         raise ValueError(f"std must be nonzero (got {out['std']}) for {where}")
