@@ -585,7 +585,8 @@ RASTER_API raster_status_t raster_batch_item_check(const raster_batch_item_t *it
 /*
  * raster_batch_read() acquires from 'pool' a [count, H, W, C] buffer of
  * opt->dtype (H x W the window size, C the channel count, equal for every
- * item) and, with opt->masks, a [count, H, W, 1] uint8 mask buffer, then
+ * item; the output size when opt->out_height/out_width are set) and, with
+ * opt->masks, a [count, H, W, 1] mask buffer of opt->label_dtype, then
  * reads every item of 'items' (borrowed, 'count' >= 1 entries) into its
  * sample.  On RASTER_OK, *image_out and *mask_out (NULL without masks) are
  * owned by the caller: release each with raster_buffer_release(), or export
@@ -616,7 +617,8 @@ RASTER_API raster_status_t raster_batch_read(raster_pool_t *pool, const raster_b
  * 'images' (borrowed) holds 'count' views, one per sample, each H x W x C of
  * any dtype and strides (so a [B,C,H,W] tensor is B CHW views); 'masks'
  * (borrowed, may be NULL for no masks; opt->masks is ignored) holds 'count'
- * uint8 H x W x 1 views.  Views must not overlap one another.  On failure
+ * H x W x 1 views (of any dtype that holds opt->label_fill; H x W the output
+ * size).  Views must not overlap one another.  On failure
  * the views may hold partial results; the rest is as raster_batch_read().
  */
 RASTER_API raster_status_t raster_batch_read_into(const raster_batch_item_t *items, int64_t count,
