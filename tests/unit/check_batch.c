@@ -4,7 +4,11 @@
  * for every thread count, pooled or into caller views (also CHW); a failing
  * sample is named with its index, file and window, and leaves nothing
  * acquired (pool stats); argument errors never acquire; steady batches do
- * not allocate; the mask exports as [B, H, W].  RASTER_STRESS_SCALE=n (valgrind
+ * not allocate; the mask exports as [B, H, W].  Labels: label_fill outside
+ * the label raster (uint8 and int16), validity beside labels, labels off the
+ * image grid refused naming both; an output size resamples the image and
+ * validity (as the resampled single reads) and labels (GDAL's nearest);
+ * mean/std is (x - mean) / std.  RASTER_STRESS_SCALE=n (valgrind
  * runs use 50) cuts the repeated rounds and thread counts.
  */
 #include "test_util.h"
