@@ -27,6 +27,7 @@ dataset_free(raster_dataset_t *ds)
 {
     raster__tiff_close(ds->tiff);
     raster__gdal_close(ds->gdal);
+    raster__warp_free(ds->warp);      /* after the handles it built */
     free(ds->bands);
     free(ds->all_bands);
     free(ds->driver);
