@@ -49,6 +49,7 @@ struct raster__warp {
     int resampling;
     float tolerance;            /* rasterio's cdef float c_tolerance */
     int auto_grid;              /* 1: GDALAutoCreateWarpedVRTEx */
+    int snap_grid;              /* 1: same CRS, GDAL's grid is the source's up to rounding */
     double src_gt[6], dst_gt[6];
     int width, height;
     int warp_mem_limit_mb;
@@ -301,6 +302,13 @@ warp_resolve(raster_dataset_t *src, const raster_warp_options_t *o, struct raste
     w->width = (int)o->width, w->height = (int)o->height;
     if (!o->has_transform && (o->width == 0 || o->height == 0)) {
         w->auto_grid = 1;
+        /* GDAL >= 3.9 suggests exactly the source's grid for a warp to the same
+         * CRS (rasterio 1.4.4's GDAL 3.10 does so on every fixture); 3.6 is off
+         * by rounding (9.999999999999998 for 10 m).  TorchGeo reads bounds and
+         * res from such a wrap, so keep the source's grid, as 3.10 does. */
+        const double *g = src->info.geotransform;
+        w->snap_grid = src->info.has_geotransform && g[2] == 0 && g[4] == 0 &&
+                       same_crs(w->src_wkt, w->dst_wkt);
         return RASTER_OK;
     }
     if (o->has_transform && o->width && o->height) {
@@ -388,6 +396,28 @@ vrt_create(const struct raster__warp *w, GDALDatasetH src, GDALWarpOptions *wo)
     return vrt;
 }
 
+/* See snap_grid: the source's geotransform when GDAL's suggestion is it up
+ * to rounding (same size, every term within 1e-9 of a pixel).  Only the
+ * dataset's grid changes; the warper's transformer keeps GDAL's, which maps
+ * every pixel centre to the same source pixel. */
+static void
+grid_snap(const struct raster__warp *w, GDALDatasetH vrt)
+{
+    const raster_info_t *si = &w->src->info;
+    double gt[6];
+    if (GDALGetRasterXSize(vrt) != si->width || GDALGetRasterYSize(vrt) != si->height ||
+        GDALGetGeoTransform(vrt, gt) != CE_None)
+        return;
+    const double *g = si->geotransform;
+    const double px = fabs(g[1]) > fabs(g[5]) ? fabs(g[1]) : fabs(g[5]);
+    for (int i = 0; i < 6; i++)
+        if (fabs(gt[i] - g[i]) > 1e-9 * px)
+            return;
+    double copy[6];
+    memcpy(copy, g, sizeof copy);
+    GDALSetGeoTransform(vrt, copy);
+}
+
 /* The GDAL reader's opener: one warped VRT over a new source handle. */
 static raster_status_t
 warp_open(void *ctx, void **handle_out)
@@ -410,6 +440,8 @@ warp_open(void *ctx, void **handle_out)
     }
     /* The VRT referenced the source: let it own the handle. */
     GDALDereferenceDataset(src);
+    if (w->snap_grid)
+        grid_snap(w, vrt);
     const int n = GDALGetRasterCount(vrt);
     for (int b = 1; b <= n; b++) {
         GDALRasterBandH band = GDALGetRasterBand(vrt, b);

@@ -122,11 +122,15 @@ class WarpedVRT(Dataset):
             nodatavals[dst_alpha - 1] = None
         self._nodatavals = tuple(nodatavals)
         self._options = dict(src_crs=src_crs, crs=crs, resampling=resampling, tolerance=tolerance,
-                             src_nodata=src_nodata, nodata=nodata, width=width, height=height,
+                             width=width, height=height,
                              src_transform=src_transform, transform=transform,
                              init_dest_nodata=init_dest_nodata, src_alpha=src_alpha,
                              dst_alpha=dst_alpha, add_alpha=add_alpha,
                              warp_mem_limit=warp_mem_limit, dtype=dtype, **warp_extras)
+        if src_nodata is not _DEFAULT:       # the sentinel does not survive pickling
+            self._options["src_nodata"] = src_nodata
+        if nodata is not _DEFAULT:
+            self._options["nodata"] = nodata
 
     def __repr__(self):
         state = "closed" if self.closed else "open"
