@@ -34,6 +34,7 @@ from affine import Affine
 
 from . import _compat, _core
 from ._compat import Resampling, Window
+from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from .errors import BandIndexError, ClosedError, WindowError
 
 __all__ = ["Dataset", "open"]
@@ -48,9 +49,12 @@ def _np_dtype_name(dt):
     return np.dtype(dt).name
 
 
-class Dataset:
+class Dataset(DatasetMetaMixin, *reader_bases()):
     """An open raster, read like ``rasterio.open(path)``.  Thread-safe for
-    reads; usable in forked DataLoader workers (file handles re-open lazily)."""
+    reads; usable in forked DataLoader workers (file handles re-open lazily).
+    The rest of rasterio's reader API (blocks, sample, tags, colormap, ...) is
+    in _dataset_meta.py; with rasterio installed this is also a
+    ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
     def __init__(self, path, *, reader=None):
         self.name = os.fspath(path)
@@ -701,6 +705,9 @@ class Dataset:
         return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
                               boundless=boundless_read, fill_value=float(fill_value),
                               scale=scale, offset=offset, timeout_ms=timeout_ms)
+
+
+fence(Dataset)
 
 
 def _apply(t, x, y):
