@@ -41,13 +41,20 @@ typedef struct meta_call {
 } meta_call_t;
 
 static raster_status_t
-call_begin(raster_dataset_t *ds, int band, int band0_ok, const char *fn, meta_call_t *c)
+args_check(const raster_dataset_t *ds, int band, int band0_ok, const char *fn)
 {
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "%s: NULL dataset", fn);
     RASTER_CHECK(!atomic_load(&ds->closed), RASTER_E_CLOSED, "%s: dataset is closed", ds->path);
     RASTER_CHECK((band0_ok && band == 0) || (band >= 1 && band <= ds->info.band_count),
                  RASTER_E_BOUNDS, "%s: band %d does not exist (the file has %d)", ds->path, band,
                  ds->info.band_count);
+    return RASTER_OK;
+}
+
+static raster_status_t
+call_begin(raster_dataset_t *ds, int band, int band0_ok, const char *fn, meta_call_t *c)
+{
+    RASTER_TRY(args_check(ds, band, band0_ok, fn));
     c->ds = raster_dataset_retain(ds);
     raster__gdal_enter();
     c->h = raster__gdal_handle_take(ds);
@@ -134,6 +141,36 @@ domain_or_default(const char *domain)
 
 /* ------------------------------ tags ----------------------------------- */
 
+/*
+ * GDAL < 3.7 marks an int8 band with PIXELTYPE=SIGNEDBYTE in the band's
+ * IMAGE_STRUCTURE domain; GDAL >= 3.7 (rasterio's) has an Int8 type and no
+ * such item.  rasterloader reports int8 bands as the newer GDAL does, so
+ * tags() and tag_namespaces() agree with rasterio whichever GDAL is linked.
+ */
+static int
+hidden_item(const raster_dataset_t *ds, int band, const char *domain, const char *item)
+{
+    return band > 0 && ds->bands[band - 1].info.dtype == RASTER_I8 && domain != NULL &&
+           strcmp(domain, "IMAGE_STRUCTURE") == 0 && strncmp(item, "PIXELTYPE=", 10) == 0;
+}
+
+/* 'list' without the hidden items, as a packed list. */
+static raster_status_t
+pack_visible(const meta_call_t *c, int band, const char *domain, CSLConstList list, char ***out)
+{
+    const int n = CSLCount(list);
+    const char **keep = malloc(((size_t)n + 1) * sizeof *keep);
+    RASTER_CHECK(keep != NULL, RASTER_E_NOMEM, "%s: out of memory", c->ds->path);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!hidden_item(c->ds, band, domain, list[i]))
+            keep[k++] = list[i];
+    *out = strings_pack(keep, k);
+    free(keep);
+    RASTER_CHECK(*out != NULL, RASTER_E_NOMEM, "%s: out of memory", c->ds->path);
+    return RASTER_OK;
+}
+
 raster_status_t
 raster_metadata(raster_dataset_t *ds, int band, const char *domain, char ***items_out)
 {
@@ -141,8 +178,9 @@ raster_metadata(raster_dataset_t *ds, int band, const char *domain, char ***item
     *items_out = NULL;
     meta_call_t c;
     RASTER_TRY(call_begin(ds, band, 1, "raster_metadata", &c));
-    CSLConstList md = GDALGetMetadata(object_of(&c, band), domain_or_default(domain));
-    return call_end(&c, pack_list(&c, md, items_out));
+    const char *dom = domain_or_default(domain);
+    CSLConstList md = GDALGetMetadata(object_of(&c, band), dom);
+    return call_end(&c, pack_visible(&c, band, dom, md, items_out));
 }
 
 raster_status_t
@@ -164,7 +202,11 @@ raster_metadata_item(raster_dataset_t *ds, int band, int overview, const char *k
             st = raster__fail(RASTER_E_BOUNDS, "%s: band %d has no overview %d (it has %d)",
                               ds->path, band, overview, GDALGetOverviewCount(b));
     }
-    const char *v = st == RASTER_OK ? GDALGetMetadataItem(obj, key, domain_or_default(domain)) : NULL;
+    const char *dom = domain_or_default(domain);
+    const char *v = st == RASTER_OK ? GDALGetMetadataItem(obj, key, dom) : NULL;
+    if (v != NULL && overview < 0 && strcmp(key, "PIXELTYPE") == 0 &&
+        hidden_item(ds, band, dom, "PIXELTYPE="))
+        v = NULL;
     if (v != NULL)
         st = pack_string(&c, v, value_out);
     return call_end(&c, st);
@@ -177,7 +219,22 @@ raster_metadata_domains(raster_dataset_t *ds, int band, char ***domains_out)
     *domains_out = NULL;
     meta_call_t c;
     RASTER_TRY(call_begin(ds, band, 1, "raster_metadata_domains", &c));
-    char **list = GDALGetMetadataDomainList(object_of(&c, band));
+    GDALMajorObjectH obj = object_of(&c, band);
+    char **list = GDALGetMetadataDomainList(obj);
+    /* A domain that holds only hidden items is not listed either. */
+    int k = 0;
+    for (int i = 0; list != NULL && list[i] != NULL; i++) {
+        CSLConstList md = GDALGetMetadata(obj, list[i]);
+        int visible = CSLCount(md) == 0;
+        for (int j = 0; md != NULL && md[j] != NULL && !visible; j++)
+            visible = !hidden_item(ds, band, list[i], md[j]);
+        if (visible)
+            list[k++] = list[i];
+        else
+            CPLFree(list[i]);
+    }
+    if (list != NULL)
+        list[k] = NULL;
     const raster_status_t st = pack_list(&c, list, domains_out);
     CSLDestroy(list);
     return call_end(&c, st);
@@ -323,12 +380,49 @@ raster_gcps(raster_dataset_t *ds, raster_gcp_t **gcps_out, int *count_out, char 
 
 /* ------------------------------ checksum, statistics ------------------- */
 
+/*
+ * GDAL < 3.7 has no Int8: its GDALChecksumImage() sums a signed byte band's
+ * pixels as unsigned (0..255), where GDAL >= 3.7 (rasterio's) sums them as
+ * -128..127.  For int8 bands we run GDAL's integer checksum ourselves on the
+ * pixels as rasterloader reads them: each pixel's remainder modulo the next
+ * of 11 primes (C's signed remainder), kept to 16 bits after every pixel,
+ * row after row.  Runs outside the fork gate: raster_read_into() enters it.
+ */
+static raster_status_t
+checksum_i8(raster_dataset_t *ds, int band, raster_window_t win, int *sum_out)
+{
+    static const int primes[11] = {7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43};
+    int8_t *row = malloc((size_t)win.width);
+    RASTER_CHECK(row != NULL, RASTER_E_NOMEM, "%s: out of memory", ds->path);
+    raster_read_options_t o;
+    raster_read_options_init(&o);
+    o.bands = &band;
+    o.band_count = 1;
+    int sum = 0, k = 0;
+    raster_status_t st = RASTER_OK;
+    for (int64_t y = 0; y < win.height && st == RASTER_OK; y++) {
+        const raster_window_t w = {win.col_off, win.row_off + y, win.width, 1};
+        const raster_view_t v = raster_view_hwc(row, RASTER_I8, 1, win.width, 1);
+        st = raster_read_into(ds, w, &o, &v);
+        for (int64_t i = 0; st == RASTER_OK && i < win.width; i++) {
+            sum += row[i] % primes[k++];
+            if (k > 10)
+                k = 0;
+            sum &= 0xffff;
+        }
+    }
+    free(row);
+    if (st == RASTER_OK)
+        *sum_out = sum;
+    return st;
+}
+
 raster_status_t
 raster_band_checksum(raster_dataset_t *ds, int band, raster_window_t win, int *checksum_out)
 {
     RASTER_CHECK(checksum_out != NULL, RASTER_E_INVALID_ARG, "raster_band_checksum: NULL argument");
     *checksum_out = 0;
-    RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_band_checksum: NULL dataset");
+    RASTER_TRY(args_check(ds, band, 0, "raster_band_checksum"));
     RASTER_CHECK(win.col_off >= 0 && win.row_off >= 0 && win.width >= 0 && win.height >= 0 &&
                      win.col_off + win.width <= ds->info.width &&
                      win.row_off + win.height <= ds->info.height,
@@ -336,13 +430,19 @@ raster_band_checksum(raster_dataset_t *ds, int band, raster_window_t win, int *c
                  "%lldx%lld raster",
                  ds->path, (long long)win.col_off, (long long)win.row_off, (long long)win.width,
                  (long long)win.height, (long long)ds->info.width, (long long)ds->info.height);
+    if (win.width == 0 || win.height == 0)
+        return RASTER_OK;
+    if (ds->bands[band - 1].info.dtype == RASTER_I8) {
+        raster_dataset_retain(ds);
+        const raster_status_t st = checksum_i8(ds, band, win, checksum_out);
+        raster_dataset_release(ds);
+        return st;
+    }
     meta_call_t c;
     RASTER_TRY(call_begin(ds, band, 0, "raster_band_checksum", &c));
-    if (win.width == 0 || win.height == 0)
-        return call_end(&c, RASTER_OK);
     const int sum = GDALChecksumImage(GDALGetRasterBand(c.h, band), (int)win.col_off, (int)win.row_off,
                                       (int)win.width, (int)win.height);
-    /* GDAL >= 3.6 returns -1 when a read fails (checksums are mod 65521). */
+    /* GDAL >= 3.6 returns -1 when a read fails (a checksum is 0..65535). */
     raster_status_t st = RASTER_OK;
     if (sum < 0 || CPLGetLastErrorType() >= CE_Failure)
         st = raster__fail(RASTER_E_CORRUPT, "%s: GDAL could not checksum band %d, window (col %lld, "

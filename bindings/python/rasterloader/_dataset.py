@@ -226,16 +226,20 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     @property
     def profile(self):
         """rasterio's profile keys: meta plus blockxsize, blockysize, tiled, compress
-        and interleave (GTiff 'photometric' is not reported)."""
+        and interleave, and photometric when GDAL reports one."""
         m = self.meta
         bh, bw = self.block_shapes[0]
-        m.update(blockxsize=bw, blockysize=bh, tiled=bool(self._info["tiled"]))
+        # rasterio's rule, not the TIFF's: a block narrower or wider than the image.
+        m.update(blockxsize=bw, blockysize=bh, tiled=bw != self.width)
         if self.compression is not None:
             c = self.compression
             m["compress"] = (c.name if hasattr(c, "name") else str(c)).lower()
         if self.interleave is not None:
             i = self.interleave
             m["interleave"] = (i.name if hasattr(i, "name") else str(i)).lower()
+        if self.photometric is not None:
+            p = self.photometric
+            m["photometric"] = (p.name if hasattr(p, "name") else str(p)).lower()
         return m
 
     # ------------------------------------------------------------ geometry
