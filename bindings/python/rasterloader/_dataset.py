@@ -175,6 +175,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         c = self._info["compression"]
         if not c or c == "NONE":
             return None
+        if c.startswith("YCbCr "):      # GDAL's "YCbCr JPEG": rasterio reports JPEG
+            c = c[len("YCbCr "):]
         if _compat.Compression is not None:
             try:
                 return _compat.Compression(c)

@@ -318,6 +318,9 @@ class DatasetMetaMixin:
 
     def lnglat(self):
         """(longitude, latitude) in WGS 84 of the center of the bounds."""
+        if self.crs is None:
+            cls = _rio_errors.CRSError if _rio_io is not None else ValueError
+            raise cls(f"{self.name}: the dataset has no CRS, so no longitude/latitude")
         w, s, e, n = self.bounds
         return _core.to_lnglat(self._live(), (w + e) / 2.0, (s + n) / 2.0)
 
