@@ -35,7 +35,7 @@ from affine import Affine
 from . import _compat, _core
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
-from .errors import BandIndexError, ClosedError, WindowError
+from .errors import BandIndexError, ClosedError, RasterIOError, WindowError
 
 __all__ = ["Dataset", "open"]
 
@@ -464,6 +464,10 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         else:
             arr, layout = out, ("hw" if out.ndim == 2 else "chw")
         wf = (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height))
+        if oh > 0 and ow > 0 and (fw.width <= 0 or fw.height <= 0):
+            # rasterio: GDAL fails to fill a non-empty array from an empty window.
+            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
+                                f"{oh}x{ow} pixels", 2)
         if oh > 0 and ow > 0:
             core.read_resampled_into(wf, arr, (oh, ow), layout, bands=bands, resampling=alg)
         result = arr
