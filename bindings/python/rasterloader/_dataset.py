@@ -247,6 +247,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     # ------------------------------------------------------------ geometry
     def window(self, left, bottom, right, top, precision=None):
         """The (float) Window covering the bounds, as rasterio's window()."""
+        if precision is not None:
+            from ._dataset_meta import warn_precision
+            warn_precision()
         return _compat.from_bounds(left, bottom, right, top, self._transform)
 
     def window_transform(self, window):

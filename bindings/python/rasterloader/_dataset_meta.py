@@ -111,6 +111,12 @@ def _fenced_property(name):
     return property(get)
 
 
+def warn_precision():
+    """rasterio 1.3 deprecated window()'s unused 'precision' argument."""
+    warnings.warn("The precision parameter is unused, deprecated, and will be removed in 2.0.0.",
+                  RasterloaderDeprecationWarning, stacklevel=3)
+
+
 def _split_item(item):
     key, _, value = item.partition("=")
     return key, value
