@@ -811,3 +811,20 @@ raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win, ra
     raster__gdal_leave();
     return st;
 }
+
+/* ------------------------------ handles for metadata.c ------------------ */
+
+/* metadata.c asks GDAL about tags, color tables, GCPs and statistics on one
+ * of this dataset's handles, so it shares the idle stack (and its fork and
+ * replaced-file rules) instead of opening the file again per call. */
+void *
+raster__gdal_handle_take(raster_dataset_t *ds)
+{
+    return handle_acquire(ds->gdal);
+}
+
+void
+raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st)
+{
+    handle_done(ds->gdal, (GDALDatasetH)h, st);
+}

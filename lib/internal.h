@@ -185,6 +185,13 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_mask_resampled(raster_dataset_t 
                                                                raster_resampling_t alg, int band,
                                                                const raster_view_t *dst);
 
+/* One of the dataset's GDAL handles for a metadata call (metadata.c), taken
+ * and given back inside the fork gate (raster__gdal_enter/leave): NULL with
+ * the error set when none can be opened.  'st' is the call's result: a
+ * handle whose call failed is closed, not reused (as after a failed read). */
+RASTER_HIDDEN void *raster__gdal_handle_take(raster_dataset_t *ds);
+RASTER_HIDDEN void raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st);
+
 /* Native TIFF reader (tiff/).  raster__tiff_open() runs after
  * raster__gdal_open() for every dataset: for a TIFF it corrects the metadata
  * only libtiff knows (tiled, predictor, ...), and it sets ds->tiff when the

@@ -156,5 +156,7 @@ extern PyTypeObject *Tile_Type;
 int dataset_type_init(PyObject *m);
 int pool_type_init(PyObject *m);
 int tile_type_init(PyObject *m);
+/* dataset_meta.c: the metadata functions (tags, colormap, gcps, ...). */
+int dataset_meta_init(PyObject *m);
 
 #endif /* RASTERLOADER_BINDING_H */

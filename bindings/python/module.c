@@ -158,7 +158,7 @@ PyInit__core(void)
         goto fail;
     }
     if (errors_init(m) < 0 || dataset_type_init(m) < 0 || pool_type_init(m) < 0 ||
-        tile_type_init(m) < 0 ||
+        tile_type_init(m) < 0 || dataset_meta_init(m) < 0 ||
         PyModule_AddStringConstant(m, "__version__", RASTER_VERSION_STRING) < 0 ||
         PyModule_AddIntConstant(m, "OK", RASTER_OK) < 0 ||
         PyModule_AddIntConstant(m, "E_INVALID_ARG", RASTER_E_INVALID_ARG) < 0 ||
