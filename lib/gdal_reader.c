@@ -675,6 +675,16 @@ raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
 
 /* ------------------------------ resampled ------------------------------ */
 
+/* GDAL's integer length of a float window: its truncation, but at least 1.
+ * GDAL 3.6 skips a read whose integer window is empty (leaving the buffer as
+ * it was) where 3.10, which rasterio bundles, reads the sliver (0 < length
+ * < 1) from the float window; at least one pixel gives 3.10's pixels. */
+static int
+int_len(double len)
+{
+    return len < 1 ? 1 : (int)len;
+}
+
 /* The extra arguments rasterio's io_multi_band/io_multi_mask pass: the
  * float window and the resampling; GDAL's integer window is its truncation. */
 static void
@@ -698,8 +708,8 @@ resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_requ
     INIT_RASTERIO_EXTRA_ARG(extra);
     resampling_extra(&extra, w, rr->alg);
     GDAL_QUIET_BEGIN();
-    const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, (int)w.width,
-                                             (int)w.height, v->data, (int)v->width, (int)v->height,
+    const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, int_len(w.width),
+                                             int_len(w.height), v->data, (int)v->width, (int)v->height,
                                              gdal_type_of(v->dtype), rr->band_count, (int *)rr->bands,
                                              v->col_stride, v->row_stride, v->chan_stride, &extra);
     raster_status_t st = RASTER_OK;
@@ -775,7 +785,7 @@ gdal_read_mask_gated(raster_dataset_t *ds, raster_window_f_t w, int resampled, r
         resampling_extra(&extra, w, alg);
     const CPLErr err = mb == NULL ? CE_Failure
                                   : GDALRasterIOEx(mb, GF_Read, (int)w.col_off, (int)w.row_off,
-                                                   (int)w.width, (int)w.height, dst->data,
+                                                   int_len(w.width), int_len(w.height), dst->data,
                                                    (int)dst->width, (int)dst->height, GDT_Byte,
                                                    dst->col_stride, dst->row_stride, &extra);
     raster_status_t st = RASTER_OK;
