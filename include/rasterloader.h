@@ -688,6 +688,210 @@ typedef struct raster_tile_cache_stats {
 
 RASTER_API void raster_tile_cache_get_stats(raster_tile_cache_stats_t *stats_out);
 
+/* =========================== Metadata (GDAL) ============================ */
+/*
+ * What GDAL knows about a dataset besides its pixels, asked the way rasterio's
+ * DatasetReader asks (tags(), colormap(), overviews(), descriptions, gcps,
+ * files, checksum(), statistics(), lnglat()), so the answers are rasterio's.
+ * For any format, for either reader: each call borrows one of the dataset's
+ * GDAL handles.  Thread-safe; none is on the read path (each call may touch
+ * the file).  'band' is 1-based; where a function says so, 0 is the dataset.
+ * A band that does not exist is RASTER_E_BOUNDS, a closed dataset
+ * RASTER_E_CLOSED.
+ *
+ * Results the library allocates are owned by caller, each in ONE allocation
+ * (a list, its strings and its structs together): release with raster_free().
+ * A string list is an array of char * ending with NULL; an empty list is an
+ * array holding only NULL, never a NULL pointer.
+ */
+
+/* raster_free() releases a result of the functions below; NULL is fine. */
+RASTER_API void raster_free(void *p);
+
+/* raster_metadata() lists the "KEY=VALUE" items of metadata domain 'domain'
+ * (borrowed; NULL or "" for the default domain) of 'band' (0: the dataset),
+ * as GDALGetMetadata() gives them: rasterio's tags(bidx, ns). */
+RASTER_API raster_status_t raster_metadata(raster_dataset_t *ds, int band, const char *domain,
+                                           char ***items_out);
+
+/* raster_metadata_item() is one item, GDALGetMetadataItem(): 'key' and
+ * 'domain' borrowed (domain NULL/"" = default), of 'band' (0: the dataset)
+ * or, with overview >= 0, of that overview of the band.  *value_out is NULL
+ * when the item is absent (not an error), else owned by caller. */
+RASTER_API raster_status_t raster_metadata_item(raster_dataset_t *ds, int band, int overview,
+                                                const char *key, const char *domain,
+                                                char **value_out);
+
+/* raster_metadata_domains() lists the metadata domains of 'band' (0: the
+ * dataset), GDALGetMetadataDomainList(): rasterio's tag_namespaces(). */
+RASTER_API raster_status_t raster_metadata_domains(raster_dataset_t *ds, int band,
+                                                   char ***domains_out);
+
+/* raster_file_list() lists the files GDAL reads for the dataset (the image,
+ * a .msk or .ovr beside it, ...), GDALGetFileList(): rasterio's files. */
+RASTER_API raster_status_t raster_file_list(raster_dataset_t *ds, char ***files_out);
+
+/* Band texts: GDALGetDescription() and GDALGetRasterUnitType(). */
+typedef enum raster_band_text {
+    RASTER_TEXT_DESCRIPTION = 0,
+    RASTER_TEXT_UNITS = 1
+} raster_band_text_t;
+
+/* raster_band_text() copies a band's description or unit name ("" when it
+ * has none) into *text_out, owned by caller. */
+RASTER_API raster_status_t raster_band_text(raster_dataset_t *ds, int band,
+                                            raster_band_text_t which, char **text_out);
+
+/* raster_band_scale_offset() gives the band's stored scale and offset
+ * (GDALGetRasterScale/Offset: 1 and 0 when the file has none).  They are
+ * metadata: reads never apply them. */
+RASTER_API raster_status_t raster_band_scale_offset(raster_dataset_t *ds, int band,
+                                                    double *scale_out, double *offset_out);
+
+/* raster_band_colormap() gives the band's color table as *count_out entries
+ * of 4 int16 (c1..c4, GDALGetColorEntryAsRGB(): red, green, blue, alpha),
+ * owned by caller.  A band without a color table: *count_out = -1 and
+ * *entries_out = NULL, RASTER_OK (rasterio turns that into ValueError). */
+RASTER_API raster_status_t raster_band_colormap(raster_dataset_t *ds, int band,
+                                                int16_t **entries_out, int *count_out);
+
+/* raster_band_overviews() gives the decimation factor of each of the band's
+ * overviews, in GDAL's order, as rasterio computes it: round(width /
+ * overview width).  *factors_out (count_out ints) is owned by caller. */
+RASTER_API raster_status_t raster_band_overviews(raster_dataset_t *ds, int band,
+                                                 int **factors_out, int *count_out);
+
+/* A ground control point (GDAL_GCP): pixel/line position and georeferenced
+ * x, y, z; 'id' and 'info' are views into the same allocation. */
+typedef struct raster_gcp {
+    const char *id, *info;
+    double col, row;            /* GDAL's dfGCPPixel, dfGCPLine */
+    double x, y, z;
+} raster_gcp_t;
+
+/* raster_gcps() gives the dataset's GCPs (*count_out of them, possibly 0)
+ * and the WKT of their CRS ("" when none); both owned by caller. */
+RASTER_API raster_status_t raster_gcps(raster_dataset_t *ds, raster_gcp_t **gcps_out,
+                                       int *count_out, char **crs_wkt_out);
+
+/* raster_band_checksum() is GDALChecksumImage() of 'win' of 'band': GDAL's
+ * 16-bit checksum of the stored pixels (rasterio's checksum()).  The window
+ * must lie inside the raster; width or height 0 gives GDAL's checksum of
+ * nothing (0).  A read failure is RASTER_E_CORRUPT. */
+RASTER_API raster_status_t raster_band_checksum(raster_dataset_t *ds, int band,
+                                                raster_window_t win, int *checksum_out);
+
+typedef struct raster_stats {
+    double min, max, mean, std;
+} raster_stats_t;
+
+/* Flags of raster_band_statistics(). */
+enum {
+    RASTER_STATS_APPROX = 1,      /* GDAL may use overviews or a subset of blocks */
+    RASTER_STATS_COMPUTE = 2,     /* compute now (GDALComputeRasterStatistics,
+                                     rasterio's stats()); without it GDAL returns
+                                     stored statistics when it has them
+                                     (GDALGetRasterStatistics, rasterio's
+                                     statistics()) */
+    RASTER_STATS_CLEAR = 4        /* forget stored statistics first
+                                     (GDALDatasetClearStatistics) */
+};
+
+/* raster_band_statistics() gives min, max, mean and standard deviation of
+ * the band's valid pixels.  As in GDAL (and rasterio), computed statistics
+ * are kept on the handle and GDAL writes them to a .aux.xml file beside the
+ * image when the handle closes.  No valid pixel is RASTER_E_INVALID_ARG. */
+RASTER_API raster_status_t raster_band_statistics(raster_dataset_t *ds, int band, int flags,
+                                                  raster_stats_t *stats_out);
+
+/* raster_to_lnglat() transforms the point (x, y) of the dataset's CRS to
+ * WGS 84 longitude and latitude (degrees, GIS axis order), as rasterio's
+ * lnglat() does for the center of the bounds.  A dataset without a CRS is
+ * RASTER_E_INVALID_ARG. */
+RASTER_API raster_status_t raster_to_lnglat(raster_dataset_t *ds, double x, double y,
+                                            double *lng_out, double *lat_out);
+
+/* ============================ Warped datasets ============================ */
+/*
+ * A warped dataset is GDAL's warper (a VRTWarpedDataset) over a source
+ * dataset, built with the options rasterio 1.4's WarpedVRT sets, and read
+ * through the GDAL reader: every read entry above works on it (image,
+ * masks, resampled reads, batch reads), bit-identical to rasterio's
+ * WarpedVRT where GDAL's versions agree.  Each thread (and each forked
+ * child) rebuilds its own warped VRT from these options on first use, over a
+ * fresh handle of the source, exactly as the first one was built.
+ */
+enum raster_warp_nodata_mode {
+    RASTER_WARP_NODATA_DEFAULT = 0, /* src_nodata: the source's band 1 nodata;
+                                       nodata: the resolved src_nodata */
+    RASTER_WARP_NODATA_NONE = 1,    /* no nodata value */
+    RASTER_WARP_NODATA_VALUE = 2    /* the value in the paired field */
+};
+
+/* Options for raster_open_warped(); fill with raster_warp_options_init().
+ * Names and defaults are rasterio.vrt.WarpedVRT's.  Strings are borrowed
+ * (copied during the call). */
+typedef struct raster_warp_options {
+    size_t struct_size;
+    const char *crs;              /* output CRS: WKT, "EPSG:n", PROJ, anything
+                                     OSRSetFromUserInput takes; NULL = src CRS */
+    const char *src_crs;          /* overrides the source's CRS; NULL = its own */
+    int resampling;               /* GDAL GRA_* = rasterio Resampling value; not
+                                     gauss (7), as rasterio; default nearest */
+    double tolerance;             /* max approximation error in source pixels,
+                                     used as a float as rasterio does; 0.125 */
+    int has_transform;            /* 1: 'transform' is the output grid (with
+                                     width and height; without them GDAL
+                                     suggests the grid and it is ignored) */
+    double transform[6];          /* GDAL order */
+    int has_src_transform;        /* 1: 'src_transform' overrides the source's
+                                     (used with an explicit width and height) */
+    double src_transform[6];
+    int64_t width, height;        /* output size; 0 = not given */
+    int src_nodata_mode;          /* enum raster_warp_nodata_mode */
+    double src_nodata;
+    int nodata_mode;              /* enum raster_warp_nodata_mode */
+    double nodata;
+    int add_alpha;                /* add an alpha band (count + 1); removes nodata */
+    int src_alpha, dst_alpha;     /* 1-based alpha bands; 0 = the source's own */
+    int init_dest_nodata;         /* default 1: INIT_DEST=NO_DATA (or 0 without nodata) */
+    int warp_mem_limit_mb;        /* 0 = GDAL's default */
+    int working_dtype;            /* -1 (default): GDAL's choice; else a raster_dtype_t */
+    const char *const *warp_extras; /* NULL or NULL-terminated "KEY=VALUE" warp
+                                     (and transformer) options, upper-cased as
+                                     rasterio does */
+} raster_warp_options_t;
+
+RASTER_API void raster_warp_options_init(raster_warp_options_t *opt);
+
+/*
+ * raster_open_warped() makes a warped dataset over 'src' (retained until the
+ * warped dataset's last reference goes: closing 'src' first is fine, as in
+ * rasterio).  'src' may itself be a warped dataset.  On RASTER_OK, *ds_out
+ * is owned by the caller (raster_close()); its path is "WarpedVRT(<source
+ * path>)".  Fails with RASTER_E_CLOSED for a closed 'src', RASTER_E_INVALID_ARG
+ * for a bad CRS, resampling, alpha or size, and GDAL's message otherwise.
+ */
+RASTER_API raster_status_t raster_open_warped(raster_dataset_t *src, const raster_warp_options_t *opt,
+                                              raster_dataset_t **ds_out);
+
+/* What raster_open_warped() resolved from its options (rasterio's
+ * src_nodata, dst_nodata, the INIT_DEST it added, the alpha bands). */
+typedef struct raster_warp_info {
+    int has_src_nodata;
+    double src_nodata;
+    int has_nodata;               /* the output's nodata (none with add_alpha) */
+    double nodata;
+    const char *init_dest;        /* view (valid while ds is): the INIT_DEST value
+                                     added ("NO_DATA" or "0"), or NULL */
+    int src_alpha_band, dst_alpha_band;   /* 0 = none */
+    const char *src_crs_wkt;      /* view: the source CRS used ("" = none) */
+} raster_warp_info_t;
+
+/* raster_warp_info() fills *info_out for a dataset made by
+ * raster_open_warped(); RASTER_E_INVALID_ARG for any other dataset. */
+RASTER_API raster_status_t raster_warp_info(const raster_dataset_t *ds, raster_warp_info_t *info_out);
+
 #ifdef __cplusplus
 }
 #endif

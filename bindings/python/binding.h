@@ -120,6 +120,10 @@ int layout_converter(PyObject *o, void *out);
 PyObject *mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *mod_check_label_grid(PyObject *mod, PyObject *args, PyObject *kwargs);
 
+/* open_warped(src, ...) and warp_info(ds) (warped_vrt.c). */
+PyObject *mod_open_warped(PyObject *mod, PyObject *args, PyObject *kwargs);
+PyObject *mod_warp_info(PyObject *mod, PyObject *arg);
+
 /* ------------------------------ errors --------------------------------- */
 
 /* rl_raise() sets the exception for 'st' from raster_last_error(); call it
@@ -153,5 +157,7 @@ extern PyTypeObject *Tile_Type;
 int dataset_type_init(PyObject *m);
 int pool_type_init(PyObject *m);
 int tile_type_init(PyObject *m);
+/* dataset_meta.c: the metadata functions (tags, colormap, gcps, ...). */
+int dataset_meta_init(PyObject *m);
 
 #endif /* RASTERLOADER_BINDING_H */

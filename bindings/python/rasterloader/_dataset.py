@@ -36,8 +36,9 @@ from affine import Affine
 
 from . import _compat, _core
 from ._compat import Resampling, Window
+from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._normalise import norm_kwargs
-from .errors import BandIndexError, ClosedError, WindowError
+from .errors import BandIndexError, ClosedError, RasterIOError, WindowError
 
 __all__ = ["Dataset", "open"]
 
@@ -51,17 +52,26 @@ def _np_dtype_name(dt):
     return np.dtype(dt).name
 
 
-class Dataset:
+class Dataset(DatasetMetaMixin, *reader_bases()):
     """An open raster, read like ``rasterio.open(path)``.  Thread-safe for
-    reads; usable in forked DataLoader workers (file handles re-open lazily)."""
+    reads; usable in forked DataLoader workers (file handles re-open lazily).
+    The rest of rasterio's reader API (blocks, sample, tags, colormap, ...) is
+    in _dataset_meta.py; with rasterio installed this is also a
+    ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
     def __init__(self, path, *, reader=None):
-        self.name = os.fspath(path)
+        name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
                 "native": _core.READER_NATIVE_TIFF}.get(reader)
         if code is None:
             raise ValueError(f"reader must be None, 'gdal' or 'native', not {reader!r}")
-        self._core = _core.Dataset(self.name, code)
+        self._init_from_core(name, _core.Dataset(name, code))
+
+    def _init_from_core(self, name, core):
+        """The metadata every property reads, from a C dataset (an opened file,
+        or a warped VRT: rasterloader.vrt.WarpedVRT builds itself here too)."""
+        self.name = name
+        self._core = core
         info = self._core.info()
         self._info = info
         self._bands = tuple(self._core.band_info(b) for b in range(1, info["count"] + 1))
@@ -174,6 +184,8 @@ class Dataset:
         c = self._info["compression"]
         if not c or c == "NONE":
             return None
+        if c.startswith("YCbCr "):      # GDAL's "YCbCr JPEG": rasterio reports JPEG
+            c = c[len("YCbCr "):]
         if _compat.Compression is not None:
             try:
                 return _compat.Compression(c)
@@ -225,21 +237,28 @@ class Dataset:
     @property
     def profile(self):
         """rasterio's profile keys: meta plus blockxsize, blockysize, tiled, compress
-        and interleave (GTiff 'photometric' is not reported)."""
+        and interleave, and photometric when GDAL reports one."""
         m = self.meta
         bh, bw = self.block_shapes[0]
-        m.update(blockxsize=bw, blockysize=bh, tiled=bool(self._info["tiled"]))
+        # rasterio's rule, not the TIFF's: a block narrower or wider than the image.
+        m.update(blockxsize=bw, blockysize=bh, tiled=bw != self.width)
         if self.compression is not None:
             c = self.compression
             m["compress"] = (c.name if hasattr(c, "name") else str(c)).lower()
         if self.interleave is not None:
             i = self.interleave
             m["interleave"] = (i.name if hasattr(i, "name") else str(i)).lower()
+        if self.photometric is not None:
+            p = self.photometric
+            m["photometric"] = (p.name if hasattr(p, "name") else str(p)).lower()
         return m
 
     # ------------------------------------------------------------ geometry
     def window(self, left, bottom, right, top, precision=None):
         """The (float) Window covering the bounds, as rasterio's window()."""
+        if precision is not None:
+            from ._dataset_meta import warn_precision
+            warn_precision()
         return _compat.from_bounds(left, bottom, right, top, self._transform)
 
     def window_transform(self, window):
@@ -457,6 +476,10 @@ class Dataset:
         else:
             arr, layout = out, ("hw" if out.ndim == 2 else "chw")
         wf = (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height))
+        if oh > 0 and ow > 0 and (fw.width <= 0 or fw.height <= 0):
+            # rasterio: GDAL fails to fill a non-empty array from an empty window.
+            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
+                                f"{oh}x{ow} pixels", 2)
         if oh > 0 and ow > 0:
             core.read_resampled_into(wf, arr, (oh, ow), layout, bands=bands, resampling=alg)
         result = arr
@@ -721,6 +744,9 @@ class Dataset:
         return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
                               boundless=boundless_read, fill_value=float(fill_value),
                               timeout_ms=timeout_ms, **norm, **extra)
+
+
+fence(Dataset)
 
 
 def _apply(t, x, y):

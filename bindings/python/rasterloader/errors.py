@@ -24,15 +24,40 @@ RASTER_E_CLOSED       ClosedError                      ValueError
 
 A band number out of range raises :class:`BandIndexError` (an IndexError, as
 rasterio does).
+
+When rasterio is importable, the classes are also rasterio's, so code written
+for rasterio catches them unchanged: open, read and closed-dataset failures
+(RasterIOError, RasterFileNotFoundError, FormatError, CorruptError,
+UnsupportedError, ClosedError) are ``rasterio.errors.RasterioIOError``,
+window errors are ``rasterio.errors.WindowError``, :class:`RasterBlockError`
+and :class:`StatisticsError` are rasterio's classes of those names, and
+:class:`RasterloaderDeprecationWarning` is a ``RasterioDeprecationWarning``.
+Without rasterio they have only the bases in the table.
 """
 
 __all__ = [
     "RasterError", "InvalidArgumentError", "RasterIOError", "RasterFileNotFoundError",
     "FormatError", "CorruptError", "UnsupportedError", "RasterMemoryError", "WindowError",
-    "PoolTimeoutError", "ClosedError", "BandIndexError",
+    "PoolTimeoutError", "ClosedError", "BandIndexError", "RasterBlockError", "StatisticsError",
+    "RasterloaderDeprecationWarning",
 ]
 
 import errno as _errno
+
+try:  # rasterio is optional: its classes become extra bases when it is there
+    import rasterio.errors as _rio
+except ImportError:  # pragma: no cover - exercised by a subprocess test
+    _rio = None
+
+
+def _rio_bases(*names):
+    """The rasterio.errors classes called 'names', or () without rasterio."""
+    return tuple(getattr(_rio, n) for n in names) if _rio is not None else ()
+
+
+# rasterio raises RasterioIOError (an OSError) for open, read and closed-dataset
+# failures; it goes before OSError itself so the class order stays consistent.
+_IO = _rio_bases("RasterioIOError")
 
 _STATUS_NAMES = {
     0: "RASTER_OK", 1: "RASTER_E_INVALID_ARG", 2: "RASTER_E_IO", 3: "RASTER_E_FORMAT",
@@ -65,7 +90,7 @@ class InvalidArgumentError(RasterError, ValueError):
     default_status = 1
 
 
-class RasterIOError(RasterError, OSError):
+class RasterIOError(RasterError, *_IO, OSError):
     """The OS or the network said no (RASTER_E_IO)."""
     default_status = 2
 
@@ -79,17 +104,17 @@ class RasterFileNotFoundError(RasterIOError, FileNotFoundError):
         self.errno = _errno.ENOENT
 
 
-class FormatError(RasterError, OSError):
+class FormatError(RasterError, *_IO, OSError):
     """Not a raster GDAL can open (RASTER_E_FORMAT)."""
     default_status = 3
 
 
-class CorruptError(RasterError, OSError):
+class CorruptError(RasterError, *_IO, OSError):
     """The file or a compressed segment is malformed (RASTER_E_CORRUPT)."""
     default_status = 4
 
 
-class UnsupportedError(RasterError, NotImplementedError):
+class UnsupportedError(RasterError, NotImplementedError, *_IO):
     """A valid file or request that no reader serves (RASTER_E_UNSUPPORTED)."""
     default_status = 5
 
@@ -99,7 +124,7 @@ class RasterMemoryError(RasterError, MemoryError):
     default_status = 6
 
 
-class WindowError(RasterError, ValueError):
+class WindowError(RasterError, ValueError, *_rio_bases("WindowError")):
     """A window outside the raster without boundless (RASTER_E_BOUNDS)."""
     default_status = 7
 
@@ -109,7 +134,7 @@ class PoolTimeoutError(RasterError, TimeoutError):
     default_status = 8
 
 
-class ClosedError(RasterError, ValueError):
+class ClosedError(RasterError, ValueError, *_IO):
     """The dataset or pool was closed (RASTER_E_CLOSED)."""
     default_status = 9
 
@@ -117,3 +142,17 @@ class ClosedError(RasterError, ValueError):
 class BandIndexError(RasterError, IndexError):
     """A band number that is not in the dataset (RASTER_E_BOUNDS)."""
     default_status = 7
+
+
+class RasterBlockError(RasterError, *_rio_bases("RasterBlockError")):
+    """A block whose size the file does not record (block_size(), as rasterio)."""
+    default_status = 7
+
+
+class StatisticsError(RasterError, ValueError, *_rio_bases("StatisticsError")):
+    """No statistics for a band: no valid pixel in it (as rasterio's)."""
+    default_status = 1
+
+
+class RasterloaderDeprecationWarning(*(_rio_bases("RasterioDeprecationWarning") or (FutureWarning,))):
+    """A rasterio API that rasterio 1.4 deprecates (its RasterioDeprecationWarning)."""
