@@ -35,6 +35,9 @@ import rasterio.shutil
 import tifffile
 from rasterio.enums import ColorInterp
 from rasterio.io import MemoryFile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_mosaic_fixtures import make_mosaic_fixtures  # noqa: E402  (issue 16, its own file)
 from rasterio.transform import Affine
 
 SCRIPT_SHA256 = hashlib.sha256(open(__file__, "rb").read()).hexdigest()
@@ -865,6 +868,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     make_fixtures(a.out, a.force, a.jobs)
     make_dropin_fixtures(a.out)
+    make_mosaic_fixtures(a.out)
     if a.sample:
         make_sample(a.sample)
     if a.bench:

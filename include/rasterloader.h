@@ -892,6 +892,47 @@ typedef struct raster_warp_info {
  * raster_open_warped(); RASTER_E_INVALID_ARG for any other dataset. */
 RASTER_API raster_status_t raster_warp_info(const raster_dataset_t *ds, raster_warp_info_t *info_out);
 
+/* ============================ Mosaic sources ============================= */
+/*
+ * A mosaic (rasterloader.Mosaic) reads many sources (one band file of a
+ * scene each, any CRS and resolution, a warped dataset for another CRS) onto
+ * one grid, as rasterio.merge.merge does with its default method "first".
+ * raster_mosaic_read_source() is one source's part of one read: band 'band'
+ * (1-based) of 'ds' (borrowed) over the float window 'win' of its own grid
+ * (merge's source window), written into 'dst' (borrowed; one channel, any
+ * strides: the source's channel slice of a CHW or HWC destination, the
+ * rectangle merge rounds for it).
+ *   - An integral window of dst's size is a plain raster_read_into() (the
+ *     native fast path: a file already on the grid); any other window is a
+ *     raster_read_resampled_into() with 'resampling' (another resolution, or
+ *     the sliver a warped dataset's edge leaves), exactly as merge's
+ *     src.read(out_shape=..., window=...).
+ *   - composite RASTER_COMPOSITE_DIRECT writes the source straight into dst:
+ *     right when no earlier source wrote into this rectangle and the
+ *     source's invalid pixels hold 'nodata' (it has no nodata value, or that
+ *     one).  RASTER_COMPOSITE_FIRST is merge's copy_first: the source is read
+ *     into per-thread scratch (in dst's dtype) and placed only where dst
+ *     still equals 'nodata' (NaN: is NaN) and the source pixel is valid (not
+ *     'src_nodata' when has_src_nodata).  This one case writes its pixels
+ *     twice (scratch, then dst): "still empty" is a per-pixel test on values
+ *     the earlier sources wrote, so the read cannot go straight into dst
+ *     without overwriting the pixels the first source won.
+ * Scratch is per thread and reused: steady-state reads allocate nothing.
+ * Fails as the read it makes does (RASTER_E_BOUNDS for a window off the
+ * raster, RASTER_E_INVALID_ARG for a view of more than one channel).
+ */
+typedef enum raster_composite {
+    RASTER_COMPOSITE_DIRECT = 0,
+    RASTER_COMPOSITE_FIRST = 1
+} raster_composite_t;
+
+RASTER_API raster_status_t raster_mosaic_read_source(raster_dataset_t *ds, int band,
+                                                     raster_window_f_t win,
+                                                     raster_resampling_t resampling,
+                                                     raster_composite_t composite, double nodata,
+                                                     int has_src_nodata, double src_nodata,
+                                                     const raster_view_t *dst);
+
 #ifdef __cplusplus
 }
 #endif

@@ -104,7 +104,8 @@ enum {
     RASTER_SCRATCH_RAW = 2,       /* tiff/: compressed segment bytes */
     RASTER_SCRATCH_DECODE = 3,    /* tiff/: decoded segment */
     RASTER_SCRATCH_BATCH = 7,     /* batch.c: a label's source pixels, a mask to convert */
-    RASTER_SCRATCH_SLOTS = 8
+    RASTER_SCRATCH_MOSAIC = 8,    /* mosaic.c: a later source before "first" compositing */
+    RASTER_SCRATCH_SLOTS = 9
 };
 RASTER_HIDDEN void *raster__scratch(int slot, size_t nbytes);
 RASTER_HIDDEN uint64_t raster__scratch_allocations(void);  /* process-wide count, for tests */

@@ -124,6 +124,10 @@ PyObject *mod_check_label_grid(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *mod_open_warped(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *mod_warp_info(PyObject *mod, PyObject *arg);
 
+/* mosaic_read(items): one Mosaic query's source reads (mosaic_read.c). */
+PyObject *mod_mosaic_read(PyObject *mod, PyObject *arg);
+PyObject *mod_pool_tile(PyObject *mod, PyObject *args);
+
 /* ------------------------------ errors --------------------------------- */
 
 /* rl_raise() sets the exception for 'st' from raster_last_error(); call it
