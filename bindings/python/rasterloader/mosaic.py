@@ -245,7 +245,7 @@ class Mosaic:
             res = ((right - left) / w, (top - bottom) / h)
         width = int(round((right - left) / res[0]))
         height = int(round((top - bottom) / res[1]))
-        transform = Affine.translation(left, top) * Affine.scale(res[0], -res[1])
+        transform = Affine(res[0], 0.0, left, 0.0, -res[1], top)   # = merge's translation * scale
         # merge's chunk bounds: the output window's bounds (may differ from
         # 'bounds' when they are not whole pixels of res).
         chunk = (left, top - res[1] * height, left + res[0] * width, top)
