@@ -933,6 +933,31 @@ RASTER_API raster_status_t raster_mosaic_read_source(raster_dataset_t *ds, int b
                                                      int has_src_nodata, double src_nodata,
                                                      const raster_view_t *dst);
 
+/*
+ * raster_mosaic_read_sources() runs a whole query: 'n' source reads
+ * ('items', borrowed), each as raster_mosaic_read_source().  Items of one
+ * lane (one output channel) must be contiguous and run in their order on one
+ * thread, since "first" compositing needs the earlier sources' pixels;
+ * lanes write disjoint memory and run in parallel on up to 'max_threads'
+ * threads (<= 0: raster_get_threads()).  On failure the lowest failing
+ * item's status and message are returned; dst may hold partial results.
+ */
+typedef struct raster_mosaic_source {
+    raster_dataset_t *ds;         /* borrowed */
+    int band;                     /* 1-based */
+    int lane;                     /* output channel: items of a lane are contiguous */
+    raster_window_f_t win;        /* the source window (merge's, float) */
+    raster_resampling_t resampling;
+    raster_composite_t composite;
+    double nodata;                /* the mosaic's nodata ("still empty") */
+    int has_src_nodata;
+    double src_nodata;            /* the source's nodata (invalid pixels) */
+    raster_view_t dst;            /* one channel: the source's rectangle */
+} raster_mosaic_source_t;
+
+RASTER_API raster_status_t raster_mosaic_read_sources(const raster_mosaic_source_t *items, int64_t n,
+                                                      int max_threads);
+
 #ifdef __cplusplus
 }
 #endif

@@ -108,3 +108,45 @@ raster_mosaic_read_source(raster_dataset_t *ds, int band, raster_window_f_t win,
     place_first(sv, nodata, has_src_nodata, src_nodata, dst);
     return RASTER_OK;
 }
+
+/* ------------------------------ a whole query --------------------------- */
+
+typedef struct {
+    const raster_mosaic_source_t *items;
+    int64_t n;
+} query_t;
+
+/* Task 'lane': the lane-th run of equal lanes, in order.  Scanning for its
+ * start costs n steps per task, nothing next to one read, and needs no
+ * allocation. */
+static raster_status_t
+lane_run(void *ctx, int64_t lane)
+{
+    const query_t *q = ctx;
+    int64_t i = 0;
+    for (int64_t k = 0; i < q->n && k < lane;) {
+        i++;
+        if (i < q->n && q->items[i].lane != q->items[i - 1].lane)
+            k++;
+    }
+    for (int64_t j = i; j < q->n && q->items[j].lane == q->items[i].lane; j++) {
+        const raster_mosaic_source_t *it = &q->items[j];
+        RASTER_TRY(raster_mosaic_read_source(it->ds, it->band, it->win, it->resampling,
+                                             it->composite, it->nodata, it->has_src_nodata,
+                                             it->src_nodata, &it->dst));
+    }
+    return RASTER_OK;
+}
+
+raster_status_t
+raster_mosaic_read_sources(const raster_mosaic_source_t *items, int64_t n, int max_threads)
+{
+    RASTER_CHECK(n == 0 || items != NULL, RASTER_E_INVALID_ARG, "mosaic read: NULL items");
+    int64_t lanes = n > 0;
+    for (int64_t i = 1; i < n; i++)
+        lanes += items[i].lane != items[i - 1].lane;
+    if (max_threads <= 0)
+        max_threads = raster_get_threads();
+    const query_t q = {items, n};
+    return raster__parallel_for(lanes, max_threads, lane_run, (void *)&q);
+}

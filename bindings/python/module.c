@@ -115,9 +115,9 @@ static PyMethodDef module_methods[] = {
      "GDAL's warper over src with rasterio's WarpedVRT options (raster_open_warped)"},
     {"warp_info", mod_warp_info, METH_O,
      "warp_info(ds) -> dict of what open_warped resolved (src_nodata, nodata, init_dest, alpha)"},
-    {"mosaic_read", mod_mosaic_read, METH_O,
-     "mosaic_read(items): a Mosaic query's source reads in order, the GIL released once\n"
-     "(raster_mosaic_read_source per item)"},
+    {"mosaic_read", mod_mosaic_read, METH_VARARGS,
+     "mosaic_read(items, threads=0): a Mosaic query's source reads, the GIL released once\n"
+     "(raster_mosaic_read_sources: a lane's items in order, lanes in parallel)"},
     {"pool_tile", mod_pool_tile, METH_VARARGS,
      "pool_tile(pool, dtype, h, w, c, timeout_ms) -> an unwritten pooled Tile (Mosaic.read_hwc)"},
     {"set_threads", mod_set_threads, METH_O,

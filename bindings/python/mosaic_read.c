@@ -3,18 +3,19 @@
  * (raster_mosaic_read_source) in one call with the GIL released once.
  *
  * Each item is (dataset, band, (col_off, row_off, width, height), out,
- * resampling, composite, nodata, src_nodata or None), where out is the
+ * resampling, composite, nodata, src_nodata or None, lane), where out is the
  * source's 2-D channel slice of the destination (a strided numpy view or any
- * DLPack producer; never copied).  rasterloader.Mosaic computes the items
- * (merge's windows and rectangles); the items run in order, so "first"
- * compositing sees the earlier sources' pixels.
+ * DLPack producer; never copied) and lane its output channel.
+ * rasterloader.Mosaic computes the items (merge's windows and rectangles);
+ * raster_mosaic_read_sources() runs the items of a lane in order (so "first"
+ * compositing sees the earlier sources' pixels) and the lanes in parallel.
  */
 #include "binding.h"
 
 typedef struct {
     DatasetObject *ds;          /* borrowed from the items list (kept alive by it) */
     raster_dataset_t *cds;      /* retained for the GIL-free part */
-    int band, alg, composite, has_src_nodata;
+    int band, alg, composite, has_src_nodata, lane;
     raster_window_f_t win;
     double nodata, src_nodata;
     out_target_t out;
@@ -36,9 +37,9 @@ static int
 item_parse(PyObject *item, source_read_t *r)
 {
     PyObject *ds, *out, *snd;
-    if (!PyArg_ParseTuple(item, "O!i(dddd)OiidO:mosaic_read item", Dataset_Type, &ds, &r->band,
+    if (!PyArg_ParseTuple(item, "O!i(dddd)OiidOi:mosaic_read item", Dataset_Type, &ds, &r->band,
                           &r->win.col_off, &r->win.row_off, &r->win.width, &r->win.height, &out,
-                          &r->alg, &r->composite, &r->nodata, &snd))
+                          &r->alg, &r->composite, &r->nodata, &snd, &r->lane))
         return -1;
     r->ds = (DatasetObject *)ds;
     if (r->ds->ds == NULL) {
@@ -73,40 +74,57 @@ item_parse(PyObject *item, source_read_t *r)
 }
 
 PyObject *
-mod_mosaic_read(PyObject *mod, PyObject *arg)
+mod_mosaic_read(PyObject *mod, PyObject *args)
 {
     (void)mod;
-    PyObject *seq = PySequence_Fast(arg, "mosaic_read() takes a list of items");
+    PyObject *list;
+    int threads = 0;
+    if (!PyArg_ParseTuple(args, "O|i:mosaic_read", &list, &threads))
+        return NULL;
+    PyObject *seq = PySequence_Fast(list, "mosaic_read() takes a list of items");
     if (seq == NULL)
         return NULL;
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     source_read_t *r = PyMem_Calloc(n ? (size_t)n : 1, sizeof *r);
-    if (r == NULL) {
+    raster_mosaic_source_t *items = PyMem_Calloc(n ? (size_t)n : 1, sizeof *items);
+    if (r == NULL || items == NULL) {
+        PyMem_Free(r);
+        PyMem_Free(items);
         Py_DECREF(seq);
         return PyErr_NoMemory();
     }
-    Py_ssize_t parsed = 0;
-    for (; parsed < n; parsed++)
-        if (item_parse(PySequence_Fast_GET_ITEM(seq, parsed), &r[parsed]) < 0) {
-            reads_free(r, parsed + 1);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (item_parse(PySequence_Fast_GET_ITEM(seq, i), &r[i]) < 0) {
+            reads_free(r, i + 1);
+            PyMem_Free(items);
             Py_DECREF(seq);
             return NULL;
         }
-    raster_status_t st = RASTER_OK;
-    Py_ssize_t failed = -1;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n && st == RASTER_OK; i++) {
-        st = raster_mosaic_read_source(r[i].cds, r[i].band, r[i].win,
-                                       (raster_resampling_t)r[i].alg,
-                                       (raster_composite_t)r[i].composite, r[i].nodata,
-                                       r[i].has_src_nodata, r[i].src_nodata, &r[i].out.view);
-        if (st != RASTER_OK)
-            failed = i;
+        if (i > 0 && r[i].lane != r[i - 1].lane) {
+            for (Py_ssize_t j = 0; j < i; j++)
+                if (r[j].lane == r[i].lane) {
+                    reads_free(r, i + 1);
+                    PyMem_Free(items);
+                    Py_DECREF(seq);
+                    return PyErr_Format(PyExc_ValueError,
+                                        "mosaic_read: the items of lane %d are not contiguous",
+                                        r[i].lane);
+                }
+        }
+        items[i] = (raster_mosaic_source_t){
+            .ds = r[i].cds, .band = r[i].band, .lane = r[i].lane, .win = r[i].win,
+            .resampling = (raster_resampling_t)r[i].alg,
+            .composite = (raster_composite_t)r[i].composite, .nodata = r[i].nodata,
+            .has_src_nodata = r[i].has_src_nodata, .src_nodata = r[i].src_nodata,
+            .dst = r[i].out.view};
     }
+    raster_status_t st;
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_mosaic_read_sources(items, n, threads);
     Py_END_ALLOW_THREADS
-    (void)failed;
     PyObject *res = st == RASTER_OK ? Py_NewRef(Py_None) : rl_raise(st);
     reads_free(r, n);
+    PyMem_Free(items);
     Py_DECREF(seq);
     return res;
 }

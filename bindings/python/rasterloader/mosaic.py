@@ -69,9 +69,25 @@ def _resampling(value):
 
 
 def _win_align(w):
-    """rasterio.merge's win_align: offsets floor(x + 0.1), lengths floor(x + 0.5)."""
-    return (math.floor(w.row_off + 0.1), math.floor(w.col_off + 0.1),
-            math.floor(w.height + 0.5), math.floor(w.width + 0.5))
+    """rasterio.merge's win_align on (col_off, row_off, width, height):
+    offsets floor(x + 0.1), lengths floor(x + 0.5); returns (row, col, h, w)."""
+    return (math.floor(w[1] + 0.1), math.floor(w[0] + 0.1),
+            math.floor(w[3] + 0.5), math.floor(w[2] + 0.5))
+
+
+def _window(inv, left, bottom, right, top):
+    """rasterio.windows.from_bounds(left, bottom, right, top, transform) with
+    inv = ~transform, as (col_off, row_off, width, height): the same products
+    and sums as rasterio's (its AffineTransformer does inv . (x, y, 1) on the
+    four corners), without building numpy arrays per call.
+    tests/python/test_mosaic.py checks it against rasterio's."""
+    ia, ib, ic, id_, ie, if_ = inv[:6]
+    cols = (ia * left + ib * top + ic, ia * right + ib * top + ic,
+            ia * right + ib * bottom + ic, ia * left + ib * bottom + ic)
+    rows = (id_ * left + ie * top + if_, id_ * right + ie * top + if_,
+            id_ * right + ie * bottom + if_, id_ * left + ie * bottom + if_)
+    c0, r0 = min(cols), min(rows)
+    return c0, r0, max(max(cols) - c0, 0.0), max(max(rows) - r0, 0.0)
 
 
 def _same_crs(a, b):
@@ -94,13 +110,16 @@ class Mosaic:
     - ``nodata``: the fill and the "still empty" value (default: the first
       file's nodata, else 0, as merge).
     - ``bands``: 1-based indexes into each scene's stacked bands (default all).
+    - ``threads``: threads of one read (bands run in parallel, a band's
+      scenes in order); default rasterloader.get_threads().
     """
 
     def __init__(self, sources, *, crs=None, res=None, resampling="nearest", nodata=None,
-                 bands=None):
+                 bands=None, threads=None):
         if isinstance(sources, (str, os.PathLike, Dataset)) or not len(sources):
             raise ValueError("Mosaic needs a list of scenes (each a path or a list of band paths)")
         self.resampling = _resampling(resampling)
+        self.threads = 0 if threads is None else int(threads)   # 0: rasterloader.get_threads()
         self._owned = []
         scenes = []
         try:
@@ -148,14 +167,14 @@ class Mosaic:
                 row = []
                 for ds, b in chans:
                     src = ds if _same_crs(ds.crs, self._crs) else self._warp(ds)
-                    row.append((src, b, src.nodatavals[b - 1]))
+                    row.append((src, b, src.nodatavals[b - 1], tuple(~src.transform)[:6]))
                 self._scenes.append(row)
         except BaseException:
             self.close()
             raise
         self._names = [[str(f) for f in files] for files, _ in scenes]
         # Footprints in the mosaic's CRS, one per (scene, channel) source.
-        self._bounds = np.array([[tuple(src.bounds) for src, _, _ in row] for row in self._scenes],
+        self._bounds = np.array([[tuple(src.bounds) for src, *_ in row] for row in self._scenes],
                                 dtype=np.float64)          # [scene, channel, 4]
 
     # ------------------------------------------------------------ set-up
@@ -263,6 +282,7 @@ class Mosaic:
     def _items(self, bounds, out_shape, dest_channel):
         """The source reads of one query, in merge's order, and what to fill."""
         height, width, transform, chunk = self._grid(bounds, out_shape)
+        inv = tuple(~transform)[:6]
         items, fills = [], []
         nodata = float(self._nodata)
         alg = int(self.resampling)
@@ -271,14 +291,14 @@ class Mosaic:
             plane = dest_channel(c, height, width)
             rects = []
             for s in touching:
-                src, band, src_nd = self._scenes[s][c]
+                src, band, src_nd, src_inv = self._scenes[s][c]
                 sb = self._bounds[s, c]
                 iw, ie = max(sb[0], chunk[0]), min(sb[2], chunk[2])
                 i_s, i_n = max(sb[1], chunk[1]), min(sb[3], chunk[3])
                 if iw >= ie or i_s >= i_n:
                     continue
-                sw = _compat.from_bounds(iw, i_s, ie, i_n, src.transform)
-                r0, c0, h, w = _win_align(_compat.from_bounds(iw, i_s, ie, i_n, transform))
+                sw = _window(src_inv, iw, i_s, ie, i_n)
+                r0, c0, h, w = _win_align(_window(inv, iw, i_s, ie, i_n))
                 # numpy slicing clips to the destination, as merge's dest[:, rows, cols]
                 r1, c1 = min(max(r0 + h, 0), height), min(max(c0 + w, 0), width)
                 r0, c0 = min(max(r0, 0), height), min(max(c0, 0), width)
@@ -295,11 +315,9 @@ class Mosaic:
                     src_nd != src_nd and self._nodata != self._nodata)
                 direct = not overlaps and same_nd
                 rects.append((r0, c0, r1, c1, direct))
-                items.append((src._live(), band,
-                              (float(sw.col_off), float(sw.row_off), float(sw.width),
-                               float(sw.height)),
+                items.append((src._live(), band, tuple(float(v) for v in sw),
                               plane[r0:r1, c0:c1], alg, 0 if direct else 1, nodata,
-                              None if src_nd is None else float(src_nd)))
+                              None if src_nd is None else float(src_nd), c))
             fills.append((plane, [r[:4] for r in rects if r[4]]))
         return height, width, items, fills
 
@@ -325,7 +343,7 @@ class Mosaic:
     def _run(self, items, fills):
         for plane, direct in fills:
             self._fill(plane, direct, self._nodata)
-        _core.mosaic_read(items)
+        _core.mosaic_read(items, self.threads)
 
     # ------------------------------------------------------------ reads
     def read(self, bounds, out_shape=None, out_dtype=None, masked=False):
