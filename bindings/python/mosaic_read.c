@@ -129,23 +129,25 @@ mod_mosaic_read(PyObject *mod, PyObject *args)
     return res;
 }
 
-/* pool_tile(pool, dtype, h, w, c, timeout_ms) -> an unwritten pooled Tile:
- * Mosaic.read_hwc() acquires it, then mosaic_read() writes every pixel of
- * it (each source into its channel slice, nodata where none covers). */
+/* pool_tile(pool, dtype, h, w, c, timeout_ms, batch=0, squeeze=0) -> an
+ * unwritten pooled Tile: [h, w, c], or [batch, h, w, c] ([batch, h, w] with
+ * squeeze, for masks) when batch > 0.  Mosaic.read_hwc() and the loaders'
+ * mosaic batches acquire it, then mosaic_read() writes every pixel of it
+ * (each source into its channel slice, nodata where none covers). */
 PyObject *
 mod_pool_tile(PyObject *mod, PyObject *args)
 {
     (void)mod;
     PyObject *pool_obj;
     raster_dtype_t dtype;
-    long long h, w, c;
-    int timeout_ms;
-    if (!PyArg_ParseTuple(args, "O!O&LLLi:pool_tile", Pool_Type, &pool_obj, dtype_converter, &dtype,
-                          &h, &w, &c, &timeout_ms))
+    long long h, w, c, b = 0;
+    int timeout_ms, squeeze = 0;
+    if (!PyArg_ParseTuple(args, "O!O&LLLi|Lp:pool_tile", Pool_Type, &pool_obj, dtype_converter,
+                          &dtype, &h, &w, &c, &timeout_ms, &b, &squeeze))
         return NULL;
-    if (h < 1 || w < 1 || c < 1)
-        return rl_raise_status(RASTER_E_INVALID_ARG, "pool_tile: shape (%lld, %lld, %lld) must be "
-                               ">= 1 each", h, w, c);
+    if (h < 1 || w < 1 || c < 1 || b < 0 || (squeeze && c != 1))
+        return rl_raise_status(RASTER_E_INVALID_ARG, "pool_tile: shape (%lld, %lld, %lld, %lld) "
+                               "must be >= 1 each (channels 1 with squeeze)", b, h, w, c);
     PoolObject *po = (PoolObject *)pool_obj;
     raster_pool_t *pool = pool_enter(po);
     if (pool == NULL)
@@ -153,10 +155,10 @@ mod_pool_tile(PyObject *mod, PyObject *args)
     raster_buffer_t *buf = NULL;
     raster_status_t st;
     Py_BEGIN_ALLOW_THREADS
-    st = raster_pool_acquire(pool, dtype, 1, h, w, c, timeout_ms, &buf);
+    st = raster_pool_acquire(pool, dtype, b > 0 ? b : 1, h, w, c, timeout_ms, &buf);
     Py_END_ALLOW_THREADS
     pool_leave(po);
     if (st != RASTER_OK)
         return rl_raise(st);
-    return tile_new(buf, dtype, h, w, c);
+    return b > 0 ? tile_new_batch(buf, squeeze) : tile_new(buf, dtype, h, w, c);
 }

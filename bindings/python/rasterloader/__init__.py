@@ -25,6 +25,7 @@ from ._loader import Batch, BatchLoader, WindowReader
 from ._windows import GridWindows, RandomWindows, TileWindows
 from .vrt import WarpedVRT
 from .mosaic import Mosaic
+from .geo import GridGeoWindows, RandomGeoWindows
 
 __version__ = _c_version
 
@@ -33,4 +34,5 @@ __all__ = [
     "default_pool", "default_pool_budget", "DEFAULT_POOL_BYTES", "__version__",
     "BatchLoader", "WindowReader", "Batch", "RandomWindows", "GridWindows", "TileWindows",
     "set_threads", "get_threads", "set_tile_cache_budget", "tile_cache_stats", "WarpedVRT", "Mosaic",
+    "RandomGeoWindows", "GridGeoWindows",
 ]

@@ -54,6 +54,7 @@ from . import _core
 from ._compat import Resampling
 from ._dataset import Dataset, open as _open
 from ._normalise import norm_kwargs
+from . import geo as _geo
 from .errors import PoolTimeoutError
 
 __all__ = ["BatchLoader", "WindowReader", "Batch", "epoch_order", "shard_indices", "split_batches",
@@ -245,10 +246,15 @@ class WindowReader:
         self.resampling = _resampling_code(resampling)
         self.threads = 0 if threads is None else int(threads)
         self.timeout = timeout
+        self._pool_arg = (pool, pool_bytes, pool is None)
         self._datasets = {}
         self._lock = threading.Lock()
         if len(samples) == 0:
             raise ValueError("no samples")
+        self._geo = _geo.is_geo_sample(samples[0])
+        if self._geo:
+            self._init_geo(samples[0], out_shape, mean, std, scale, offset, boundless)
+            return
         _, win, _, _ = self._resolve(samples[0])
         first = self._dataset(samples[0][0])
         self.channels = len(self.bands) if self.bands else first.count
@@ -263,6 +269,35 @@ class WindowReader:
         self._norm = norm_kwargs(self.channels, mean, std, scale, offset, where=where)
         self._pool, self._pool_bytes, self._own_pool = pool, pool_bytes, pool is None
         self._check_labels()
+
+    def _init_geo(self, sample, out_shape, mean, std, scale, offset, boundless):
+        """Samples (mosaic, label or None, bounds): rasterloader.geo reads them."""
+        if self.bands is not None or boundless:
+            raise ValueError("geo samples (mosaic, label, bounds): choose bands with "
+                             "Mosaic(bands=...); boundless does not apply (outside is nodata)")
+        c, h, w = _geo.geo_shape(sample, None)
+        self.channels, self.window_height, self.window_width = c, h, w
+        self.height, self.width = (h, w) if out_shape is None else _out_hw(out_shape, c)
+        self._norm = norm_kwargs(c, mean, std, scale, offset, where=repr(sample[0]))
+        self._pool, self._pool_bytes, self._own_pool = self._pool_arg
+        if self.label_fill != int(self.label_fill) and np.dtype(self.label_dtype).kind in "iu":
+            raise ValueError(f"label_fill {self.label_fill} does not fit {self.label_dtype}")
+
+    def _read_geo(self, indices, image, mask, validity, layout):
+        _geo.read_geo_batch(self, indices, image, mask, validity, layout)
+
+    def _pooled_geo(self, indices):
+        b, h, w, c = len(indices), self.height, self.width, self.channels
+        tms = -1 if self.timeout is None else int(self.timeout * 1000)
+        image = _core.pool_tile(self.pool, self.out_dtype, h, w, c, tms, b)
+        mask = _core.pool_tile(self.pool, self.label_dtype, h, w, 1, tms, b, True) \
+            if self.masks else None
+        validity = _core.pool_tile(self.pool, "uint8", h, w, 1, tms, b, True) \
+            if self.with_validity else None
+        self._read_geo(indices, np.from_dlpack(image),
+                       None if mask is None else np.from_dlpack(mask),
+                       None if validity is None else np.from_dlpack(validity), "bhwc")
+        return Batch(image, mask, tuple(indices), validity)
 
     def _check_labels(self):
         """The label grid check (and label_fill against label_dtype), made now for
@@ -367,6 +402,8 @@ class WindowReader:
     def read(self, indices):
         """Read the samples ``indices`` now (in this thread, on ``threads``
         threads) into a pooled :class:`Batch`."""
+        if self._geo:
+            return self._pooled_geo(indices)
         try:
             image, mask, validity = _core.read_batch(
                 self._items(indices), dtype=self.out_dtype, pool=self.pool, masks=self.masks,
@@ -398,6 +435,10 @@ class WindowReader:
         ``mask_out`` ([B,H,W] of any dtype that holds label_fill, or None for no
         masks) and ``validity_out`` ([B,H,W] uint8 validity masks, or None);
         returns (out, mask_out, validity_out)."""
+        if self._geo:
+            views = [None if a is None else np.from_dlpack(a) for a in (out, mask_out, validity_out)]
+            self._read_geo(indices, *views, layout)
+            return out, mask_out, validity_out
         return _core.read_batch(
             self._items(indices), out=out, mask_out=mask_out, validity_out=validity_out,
             layout=layout, threads=self.threads, **self._read_kwargs())

@@ -279,7 +279,7 @@ class Mosaic:
               (np.maximum(b[..., 1], s) < np.minimum(b[..., 3], n))
         return np.nonzero(hit.any(axis=1))[0]
 
-    def _items(self, bounds, out_shape, dest_channel):
+    def _items(self, bounds, out_shape, dest_channel, lane0=0):
         """The source reads of one query, in merge's order, and what to fill."""
         height, width, transform, chunk = self._grid(bounds, out_shape)
         inv = tuple(~transform)[:6]
@@ -317,7 +317,7 @@ class Mosaic:
                 rects.append((r0, c0, r1, c1, direct))
                 items.append((src._live(), band, tuple(float(v) for v in sw),
                               plane[r0:r1, c0:c1], alg, 0 if direct else 1, nodata,
-                              None if src_nd is None else float(src_nd), c))
+                              None if src_nd is None else float(src_nd), lane0 + c))
             fills.append((plane, [r[:4] for r in rects if r[4]]))
         return height, width, items, fills
 
