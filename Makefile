@@ -181,12 +181,18 @@ test-fuzz: build-fuzz fuzz-seeds python
 # DataLoader loops on the bench data (made on first use in bench/data/);
 # writes bench/results/loader.md and loader.png (about 5 min on 2 cores).
 # SMOKE=1 runs a tiny version on temporary files and writes nothing (< 30 s).
-.PHONY: bench soak bench-cache
+.PHONY: bench soak bench-cache bench-mosaic
 # Tile-cache benchmark: overlapping 256x256 windows at stride 128, shuffled,
 # rasterio (GDAL_CACHEMAX 64 MiB, 1 GiB) against rasterloader (tile cache off,
 # 64 MiB, 1 GiB); writes bench/results/tile_cache.md (about 2 min).
 bench-cache: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/tile_cache/bench_tile_cache.py $(if $(SMOKE),--smoke,)
+
+# Mosaic benchmark (issue 16): random 256x256 boxes over two Sentinel-2-like
+# scenes in two UTM zones, the TorchGeo way vs Mosaic.read vs the loaders;
+# writes bench/results/mosaic.md (about 3 min).
+bench-mosaic: python fixtures
+	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/mosaic/bench_mosaic.py $(if $(SMOKE),--smoke,)
 
 bench: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/loader/bench_loader.py $(if $(SMOKE),--smoke,)

@@ -32,3 +32,15 @@ def test_tile_cache_bench_smoke_runs_every_way():
     for row in ("rasterio read(out=)", "tile cache off", "tile cache 64 MiB"):
         assert row in proc.stdout, row
     assert "hit rate" in proc.stdout
+
+
+def test_mosaic_bench_smoke_runs_every_way():
+    env = dict(os.environ, RASTER_FIXTURES=FIXTURE_DIR)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "mosaic", "bench_mosaic.py"),
+                           "--smoke"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("TorchGeo way (WarpedVRT + merge), 1 process", "Mosaic.read, 1 process",
+                "BatchLoader over the Mosaic", "TorchGeo way in DataLoader, 2 workers",
+                "BatchDataset over the Mosaic in DataLoader, 2 workers"):
+        assert row in proc.stdout, row
+    assert "| NO |" not in proc.stdout
