@@ -268,3 +268,17 @@ def test_threads_give_the_same_pixels(mosaic):
     with rasterloader.Mosaic(SCENES, threads=1) as one:
         for box in random_boxes(mosaic.bounds, 3, seed=31):
             assert np.array_equal(one.read(box), mosaic.read(box))
+
+
+def test_read_hwc_mean_std_and_pickle(mosaic, oracle):
+    import pickle
+    box = random_boxes(mosaic.bounds, 1, seed=41)[0]
+    mean, std = [900.0, 1800.0, 2700.0, 3600.0, 4500.0], [3.0, 6.0, 9.0, 12.0, 15.0]
+    raw = oracle.read(box).transpose(1, 2, 0).astype(np.float64)
+    tile = mosaic.read_hwc(box, mean=mean, std=std)
+    assert np.array_equal(np.from_dlpack(tile), ((raw - mean) / std).astype(np.float32))
+    with pytest.raises(ValueError, match="5"):
+        mosaic.read_hwc(box, mean=[1.0, 2.0])
+    copy = pickle.loads(pickle.dumps(mosaic))
+    assert np.array_equal(copy.read(box), mosaic.read(box))
+    copy.close()

@@ -120,6 +120,8 @@ class Mosaic:
             raise ValueError("Mosaic needs a list of scenes (each a path or a list of band paths)")
         self.resampling = _resampling(resampling)
         self.threads = 0 if threads is None else int(threads)   # 0: rasterloader.get_threads()
+        self._args = (sources, dict(crs=crs, res=res, resampling=resampling, nodata=nodata,
+                                    bands=bands, threads=threads))
         self._owned = []
         scenes = []
         try:
@@ -176,6 +178,12 @@ class Mosaic:
         # Footprints in the mosaic's CRS, one per (scene, channel) source.
         self._bounds = np.array([[tuple(src.bounds) for src, *_ in row] for row in self._scenes],
                                 dtype=np.float64)          # [scene, channel, 4]
+
+    def __reduce__(self):
+        """Pickles as its arguments (spawn/forkserver DataLoader workers): the
+        copy opens the files again.  Scenes given as open Datasets pickle as
+        those do."""
+        return (_rebuild, self._args)
 
     # ------------------------------------------------------------ set-up
     def _open(self, path):
@@ -368,12 +376,20 @@ class Mosaic:
             return np.ma.masked_equal(dest, self._nodata, copy=False)
         return dest
 
-    def read_hwc(self, bounds, out_shape=None, out_dtype=None, pool=None, timeout=30.0):
+    def read_hwc(self, bounds, out_shape=None, out_dtype=None, mean=None, std=None, pool=None,
+                 timeout=30.0):
         """Like read(), as a pooled (height, width, count) Tile (DLPack,
         zero-copy to numpy and torch): each source is written into its
-        channel slice of the tile.  mean/std normalisation is not done here
-        yet (the "still nodata" test needs the raw values); normalise the
-        tensor, or use read() with out_dtype."""
+        channel slice of the tile.  ``mean``/``std`` (a number or one per band;
+        out_dtype then defaults to float32) give ``(x - mean) / std`` in
+        double, rounded once to out_dtype, as the loaders; applied in place
+        after the read (one more pass over the tile, with a float64
+        temporary: the "still nodata" test of "first" needs the raw values)."""
+        norm = {}
+        if mean is not None or std is not None:
+            from ._normalise import norm_kwargs
+            norm = norm_kwargs(self.count, mean, std, where=repr(self))
+            out_dtype = out_dtype or "float32"
         dtype = np.dtype(out_dtype or self._dtype)
         if pool is None:
             from ._pool import default_pool
@@ -390,6 +406,11 @@ class Mosaic:
 
         _, _, items, fills = self._items(bounds, out_shape, channel)
         self._run(items, fills)
+        if norm:
+            x = view.astype(np.float64)
+            x -= np.asarray(norm.get("mean", 0.0), dtype=np.float64)
+            x /= np.asarray(norm.get("std", 1.0), dtype=np.float64)
+            view[...] = x.astype(dtype)
         return tile
 
     def dataset_mask(self, bounds, out_shape=None):
@@ -401,3 +422,7 @@ class Mosaic:
         nd = self._nodata
         valid = ~np.isnan(data) if nd != nd else data != nd
         return np.where(valid.any(axis=0), np.uint8(255), np.uint8(0))
+
+
+def _rebuild(sources, kwargs):
+    return Mosaic(sources, **kwargs)
