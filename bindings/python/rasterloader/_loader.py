@@ -311,7 +311,9 @@ class WindowReader:
             pairs = [tuple(self.samples[0][:2])]
         if not any(mask is not None for _, mask in pairs):
             pairs = [(pairs[0][0], None)]
-        for image, mask in dict.fromkeys((str(i), None if m is None else str(m))
+        # An open Dataset or WarpedVRT (warpedvrt's samples) is checked as itself.
+        key = lambda p: p if isinstance(p, Dataset) else str(p)   # noqa: E731
+        for image, mask in dict.fromkeys((key(i), None if m is None else key(m))
                                          for i, m in pairs):
             _core.check_label_grid(
                 self._dataset(image)._core,
