@@ -83,7 +83,6 @@ def _write(path, data, crs, x0, y0, res, nodata=0, dtype="uint16"):
 
 
 def _write_labels(out_dir):
-    import rasterio
     from rasterio.warp import transform_bounds
     (crs0, ll0), (crs1, ll1) = SCENES
     x0, y0 = _origin(crs0, ll0)
@@ -96,7 +95,6 @@ def _write_labels(out_dir):
     rng = np.random.default_rng(16)
     coarse = rng.integers(0, 6, (h // 64 + 1, w // 64 + 1), dtype=np.uint8)
     labels = np.kron(coarse, np.ones((64, 64), np.uint8))[:h, :w]
-    del rasterio
     _write(label_path(out_dir), labels, crs0, left, top, 10.0, nodata=None, dtype="uint8")
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.merge
-import torch
 from torch.utils.data import DataLoader
 
 import rasterloader
@@ -156,4 +155,3 @@ def test_bad_geo_input(mosaic):
         rasterloader.RandomGeoWindows(SCENES, 64, 3)
     with pytest.raises(ValueError, match="size"):
         rasterloader.GridGeoWindows(mosaic, 0)
-    torch.manual_seed(0)

@@ -44,7 +44,7 @@ import os
 import numpy as np
 
 from . import _compat, _core
-from ._compat import Resampling, Window
+from ._compat import Resampling
 from ._dataset import Dataset, open as _open
 from .vrt import WarpedVRT, _crs_text
 
