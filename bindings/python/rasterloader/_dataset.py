@@ -264,13 +264,21 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         x1, y1 = _apply(self._transform, w.col_off + w.width, w.row_off)
         return (x0, y0, x1, y1)
 
-    def index(self, x, y, op=math.floor):
-        """(row, col) of the pixel containing (x, y)."""
+    def index(self, x, y, z=None, op=math.floor, precision=None, transform_method=None,
+              **rpc_options):
+        """(row, col) of the pixel containing (x, y); rasterio's arguments (z,
+        transform_method=GCPs/RPCs) go to rasterio's own index()."""
+        if z is not None or precision is not None or transform_method is not None or rpc_options:
+            return self._rasterio_transform("index", x, y, z=z, op=op, precision=precision,
+                                            transform_method=transform_method, **rpc_options)
         col, row = _apply(~self._transform, x, y)
         return op(row), op(col)
 
-    def xy(self, row, col, offset="center"):
-        """Coordinates of a pixel's center (or 'ul', 'ur', 'll', 'lr' corner)."""
+    def xy(self, row, col, z=None, offset="center", transform_method=None, **rpc_options):
+        """Coordinates of a pixel's center (or 'ul', 'ur', 'll', 'lr' corner); as index()."""
+        if z is not None or transform_method is not None or rpc_options:
+            return self._rasterio_transform("xy", row, col, z=z, offset=offset,
+                                            transform_method=transform_method, **rpc_options)
         dr, dc = {"center": (0.5, 0.5), "ul": (0, 0), "ur": (0, 1), "ll": (1, 0),
                   "lr": (1, 1)}[offset]
         return _apply(self._transform, col + dc, row + dr)
