@@ -578,6 +578,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             return None
         if boundless:
             raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
+        if (fw.width <= 0 or fw.height <= 0) and out_hw is not None and min(out_hw) > 0:
+            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
+                                f"{out_hw[0]}x{out_hw[1]} pixels", 2)   # as rasterio (GDAL)
         try:
             alg = int(resampling)
         except (TypeError, ValueError):
