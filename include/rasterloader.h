@@ -607,7 +607,10 @@ RASTER_API void raster_free(void *p);
 
 /* raster_metadata() lists the "KEY=VALUE" items of metadata domain 'domain'
  * (borrowed; NULL or "" for the default domain) of 'band' (0: the dataset),
- * as GDALGetMetadata() gives them: rasterio's tags(bidx, ns). */
+ * as GDALGetMetadata() gives them: rasterio's tags(bidx, ns).  An int8
+ * band is described as GDAL >= 3.7 does: without GDAL 3.6's
+ * PIXELTYPE=SIGNEDBYTE item (nor, in raster_metadata_domains(), a domain
+ * holding only it). */
 RASTER_API raster_status_t raster_metadata(raster_dataset_t *ds, int band, const char *domain,
                                            char ***items_out);
 
@@ -673,8 +676,11 @@ RASTER_API raster_status_t raster_gcps(raster_dataset_t *ds, raster_gcp_t **gcps
 
 /* raster_band_checksum() is GDALChecksumImage() of 'win' of 'band': GDAL's
  * 16-bit checksum of the stored pixels (rasterio's checksum()).  The window
- * must lie inside the raster; width or height 0 gives GDAL's checksum of
- * nothing (0).  A read failure is RASTER_E_CORRUPT. */
+ * must lie inside the raster (else RASTER_E_BOUNDS); width or height 0
+ * gives GDAL's checksum of nothing (0).  An int8 band is summed as signed
+ * pixels, as GDAL >= 3.7 does (older GDAL has no Int8 and sums them as
+ * unsigned bytes).  A read failure is RASTER_E_CORRUPT (or the status the
+ * int8 read returned). */
 RASTER_API raster_status_t raster_band_checksum(raster_dataset_t *ds, int band,
                                                 raster_window_t win, int *checksum_out);
 
