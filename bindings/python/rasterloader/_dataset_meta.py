@@ -27,7 +27,7 @@ import numpy as np
 from . import _compat, _core
 from ._compat import Window
 from .errors import (BandIndexError, RasterBlockError, RasterloaderDeprecationWarning,
-                     StatisticsError, InvalidArgumentError, WindowError)
+                     StatisticsError, InvalidArgumentError)
 
 try:  # rasterio's own value types, when it is there
     import rasterio.control as _rio_control
