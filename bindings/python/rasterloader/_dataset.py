@@ -33,6 +33,7 @@ import numpy as np
 from affine import Affine
 
 from . import _compat, _core
+from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from .errors import BandIndexError, ClosedError, WindowError
 
@@ -52,6 +53,7 @@ class Dataset:
     """An open raster, read like ``rasterio.open(path)``.  Thread-safe for
     reads; usable in forked DataLoader workers (file handles re-open lazily)."""
 
+    @with_gdal_env
     def __init__(self, path, *, reader=None):
         self.name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
@@ -328,17 +330,17 @@ class Dataset:
         else:
             bands, return2d = [band(i) for i in indexes], False
         if not bands:
-            raise ValueError("No indexes to read")
+            raise ValueError(f"{self.name}: No indexes to read")
         for b in bands:
             if not 1 <= b <= self.count:
                 raise BandIndexError(
-                    f"band index {b} out of range (not in {self.indexes})", 7)
+                    f"{self.name}: band index {b} out of range (not in {self.indexes})", 7)
         return bands, return2d
 
     def _common_dtype(self, bands):
         dts = {self._bands[b - 1]["dtype"] for b in bands}
         if len(dts) > 1:
-            raise ValueError("more than one 'dtype' found")
+            raise ValueError(f"{self.name}: more than one 'dtype' found")
         return dts.pop()
 
     def _clipped_nodata(self, band):
@@ -351,6 +353,7 @@ class Dataset:
         return min(max(ndv, float(info.min)), float(info.max))
 
     # ------------------------------------------------------------ reads
+    @with_gdal_env
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -374,7 +377,7 @@ class Dataset:
                 layout, arr = "hw", out
             else:
                 if out.ndim != 3 or out.shape[0] != n:
-                    raise ValueError(f"'out' shape {out.shape} does not match window shape "
+                    raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
                                      f"{(n, h, w)}")
                 layout, arr = "chw", out
             out_hw = tuple(out.shape[-2:])
@@ -383,7 +386,7 @@ class Dataset:
             if len(out_shape) == 2:
                 out_shape = (n,) + out_shape
             if len(out_shape) != 3 or out_shape[0] != n:
-                raise ValueError(f"out_shape {out_shape} does not match {n} band(s)")
+                raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s)")
             out_hw = out_shape[1:]
         else:
             out_hw = (h, w)
@@ -559,6 +562,7 @@ class Dataset:
             raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
         return (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height)), alg, hw
 
+    @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -583,7 +587,7 @@ class Dataset:
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
             if arr.shape[0] != n:
-                raise ValueError(f"'out' shape {out.shape} does not match window shape "
+                raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
                                  f"{(n, h, w)}")
         else:
             arr = np.empty((n, oh, ow), np.uint8)
@@ -603,6 +607,7 @@ class Dataset:
             result = result[0]
         return result
 
+    @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
@@ -628,6 +633,7 @@ class Dataset:
         return arr
 
     # ------------------------------------------------------------ native HWC
+    @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
                  timeout=DEFAULT_TIMEOUT_S):

@@ -33,6 +33,7 @@ Window samplers (:class:`RandomWindows`, :class:`GridWindows`,
 :class:`TileWindows`) are re-exported here.
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -44,6 +45,7 @@ from . import _core
 from ._loader import (BatchLoader, WindowReader, _dist_rank_world, epoch_order,
                       shard_indices)
 from ._windows import GridWindows, RandomWindows, TileWindows
+from .errors import RasterError, _attributes_note
 
 __all__ = ["WindowDataset", "BatchDataset", "ShardedSampler", "dataloader", "shared_empty",
            "RandomWindows", "GridWindows", "TileWindows"]
@@ -102,6 +104,20 @@ def _threads(threads):
         _core.set_threads(1)
         _worker_pid_single_threaded = os.getpid()
     return 1
+
+
+@contextlib.contextmanager
+def _worker_errors():
+    """A rasterloader error raised in a DataLoader worker reaches the main
+    process as ``type(exc)(traceback text)`` (torch's ExceptionWrapper sends
+    text, not the exception): add its attributes (.index, .status, ...) to
+    that text as a note, from which the class restores them."""
+    try:
+        yield
+    except RasterError as e:
+        if get_worker_info() is not None:
+            e.add_note(_attributes_note(e))
+        raise
 
 
 def _pack(image, mask, index, return_type):
@@ -163,7 +179,8 @@ class WindowDataset(Dataset):
         b = len(indices)
         image = shared_empty(self._shape(b), r.out_dtype)
         mask = shared_empty((b, r.height, r.width), torch.uint8) if r.masks else None
-        r.read_into(indices, image, mask, layout="bhwc" if self.layout == "hwc" else "bchw")
+        with _worker_errors():
+            r.read_into(indices, image, mask, layout="bhwc" if self.layout == "hwc" else "bchw")
         return _pack(image, mask, torch.tensor(indices), self.return_type)
 
     def __getitem__(self, index):
@@ -179,8 +196,9 @@ class WindowDataset(Dataset):
         r.threads = 1                   # one sample: nothing to split
         image = torch.empty(self._shape(), dtype=_TORCH_DTYPES[r.out_dtype])
         mask = torch.empty((r.height, r.width), dtype=torch.uint8) if r.masks else None
-        r.read_into([index], image.unsqueeze(0), None if mask is None else mask.unsqueeze(0),
-                    layout="bhwc" if self.layout == "hwc" else "bchw")
+        with _worker_errors():
+            r.read_into([index], image.unsqueeze(0), None if mask is None else mask.unsqueeze(0),
+                        layout="bhwc" if self.layout == "hwc" else "bchw")
         return _pack(image, mask, index, self.return_type)
 
 
@@ -293,5 +311,7 @@ class BatchDataset(IterableDataset):
                 (b, lo.channels, lo.height, lo.width)
             image = shared_empty(shape, lo.out_dtype)
             mask = shared_empty((b, lo.height, lo.width), torch.uint8) if lo.masks else None
-            lo.read_into(indices, image, mask, layout="bhwc" if self.layout == "hwc" else "bchw")
+            with _worker_errors():
+                lo.read_into(indices, image, mask,
+                             layout="bhwc" if self.layout == "hwc" else "bchw")
             yield _pack(image, mask, torch.tensor(indices), self.return_type)
