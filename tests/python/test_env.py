@@ -139,6 +139,14 @@ def test_session_credentials_sign_s3_requests(server, reader):
         assert "Credential=AKIDRASTERLOADERTEST/" in r["headers"].get("authorization", ""), r
 
 
+def test_rasterio_data_directories_are_not_passed():
+    """rasterio points GDAL_DATA at its own GDAL's files: not for ours."""
+    with rasterio.Env():
+        assert _env.active_options() is None
+    with rasterio.Env(GDAL_DATA="/nowhere", VSI_CACHE=True, GDAL_CACHEMAX=1 << 26):
+        assert _env.active_options() == (("VSI_CACHE", "ON"), ("GDAL_CACHEMAX", "67108864"))
+
+
 def test_options_are_popped_after_each_call():
     """Nothing stays behind on the thread: a push and its pop leave GDAL's
     thread-local options as they were (checked through GDAL itself)."""

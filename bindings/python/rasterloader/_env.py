@@ -20,8 +20,10 @@ import sys
 
 from . import _core
 
-# rasterio's marker that an Env is active; not a GDAL option.
-_NOT_GDAL = frozenset({"RASTERIO_ENV"})
+# Not passed on: rasterio's marker that an Env is active, and the data
+# directories rasterio points at its own bundled GDAL and PROJ (another GDAL
+# version's data files would not match the GDAL rasterloader links).
+_NOT_PASSED = frozenset({"RASTERIO_ENV", "GDAL_DATA", "PROJ_DATA", "PROJ_LIB"})
 
 
 def _gdal_value(v):
@@ -35,8 +37,9 @@ def _gdal_value(v):
 
 def active_options():
     """The GDAL options of the rasterio.Env active in this thread, as a tuple
-    of ``(KEY, "value")`` pairs (credentials from ``session=`` included), or
-    None when rasterio is not imported or no Env is active."""
+    of ``(KEY, "value")`` pairs (credentials from ``session=`` included, the
+    data directories of rasterio's own GDAL and PROJ left out), or None when
+    rasterio is not imported or no Env is active (or it sets nothing else)."""
     env = sys.modules.get("rasterio.env")
     if env is None:
         return None
@@ -48,7 +51,7 @@ def active_options():
     except Exception:          # an Env being torn down on this thread
         return None
     return tuple((str(k), _gdal_value(v)) for k, v in options.items()
-                 if k not in _NOT_GDAL and v is not None)
+                 if k not in _NOT_PASSED and v is not None) or None
 
 
 @contextlib.contextmanager
