@@ -55,3 +55,19 @@ def test_size_classes_come_from_c():
     for n in (1, 64, 65, 256, 257, 1000, 1 << 20, (1 << 20) + 1, 3 * 2**30 + 7):
         assert pool_block_nbytes(n) == _core.pool_block_nbytes(n) >= n
     assert pool_block_nbytes(0) == 0
+
+
+def test_read_hwc_larger_than_the_default_pool_says_how(monkeypatch):
+    """A read_hwc larger than the default pool's whole budget names the file
+    and the way out (pool=, out=, RASTERLOADER_POOL_BYTES)."""
+    from rasterloader import _pool
+    monkeypatch.setenv("RASTERLOADER_POOL_BYTES", "1M")
+    monkeypatch.setattr(_pool, "_pool", None)        # a default pool made from the setting
+    with rasterloader.open(COG) as ds:
+        with pytest.raises(rasterloader.errors.RasterMemoryError) as ei:
+            ds.read_hwc(((0, 1024), (0, 1024)))
+        msg = str(ei.value)
+        assert COG in msg and "RASTERLOADER_POOL_BYTES" in msg and "pool=" in msg
+        out = np.empty((1024, 1024, 3), np.uint16)
+        ds.read_hwc(((0, 1024), (0, 1024)), out=out)       # the way out works
+        assert np.array_equal(out, _want([(0, 0, 1024, 1024)])[0])

@@ -35,7 +35,7 @@ from affine import Affine
 from . import _compat, _core
 from ._env import with_gdal_env
 from ._compat import Resampling, Window
-from .errors import BandIndexError, ClosedError, WindowError
+from .errors import BandIndexError, ClosedError, RasterMemoryError, WindowError
 
 __all__ = ["Dataset", "open"]
 
@@ -693,7 +693,8 @@ class Dataset:
             dtype = "float32" if normalised else self._common_dtype(bands)
         else:
             dtype = _np_dtype_name(out_dtype)
-        if pool is None:
+        own_pool = pool is None
+        if own_pool:
             from ._pool import default_pool
             pool = default_pool()
         if timeout is not None:
@@ -704,9 +705,17 @@ class Dataset:
                 raise ValueError(f"timeout must be None (wait forever) or seconds >= 0, "
                                  f"not {timeout!r}")
         timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
-        return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
-                              boundless=boundless_read, fill_value=float(fill_value),
-                              scale=scale, offset=offset, timeout_ms=timeout_ms)
+        try:
+            return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
+                                  boundless=boundless_read, fill_value=float(fill_value),
+                                  scale=scale, offset=offset, timeout_ms=timeout_ms)
+        except RasterMemoryError as e:
+            if e.message.startswith(self.name):
+                raise
+            hint = (" (the default pool: RASTERLOADER_POOL_BYTES or 256 MiB; pass pool= a "
+                    "BufferPool with room for it, or out= an array)") if own_pool else ""
+            raise RasterMemoryError(f"{self.name}: window {(col, row, w, h)}: {e.message}{hint}",
+                                    e.status) from None
 
 
 def _apply(t, x, y):
