@@ -55,6 +55,16 @@ def test_in_process_index_is_the_sample_index():
     assert "batch sample 1 of 4" in str(ei.value)
 
 
+def test_a_sample_that_does_not_open_has_its_index():
+    samples = _samples()
+    samples[6] = (BAD.replace("corrupt_tile", "no_such_file"), None, GOOD_WINDOW)
+    loader = rasterloader.BatchLoader(samples, 4, prefetch=0)
+    with pytest.raises(errors.RasterFileNotFoundError) as ei:
+        loader.read([4, 6, 7])
+    assert ei.value.index == 6 and ei.value.batch_index == 1
+    assert "no_such_file" in str(ei.value)
+
+
 def test_pickle_keeps_every_attribute():
     e = _expected()
     e.custom = {"path": BAD}

@@ -378,7 +378,15 @@ class WindowReader:
 
     def _items(self, indices):
         samples = self.samples
-        return [self._resolve(samples[i]) for i in indices]
+        items = []
+        for pos, i in enumerate(indices):
+            try:
+                items.append(self._resolve(samples[i]))
+            except RasterError as e:    # a file that does not open: that sample's error
+                if getattr(e, "index", None) is None:
+                    e.index, e.batch_index = int(i), pos
+                raise
+        return items
 
     # ------------------------------------------------------------ reads
     @with_gdal_env
