@@ -35,10 +35,11 @@ import numpy as np
 from affine import Affine
 
 from . import _compat, _core
+from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._normalise import norm_kwargs
-from .errors import BandIndexError, ClosedError, RasterIOError, WindowError
+from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
 
 __all__ = ["Dataset", "open"]
 
@@ -59,6 +60,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     in _dataset_meta.py; with rasterio installed this is also a
     ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
+    @with_gdal_env
     def __init__(self, path, *, reader=None):
         self.name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
@@ -352,17 +354,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         else:
             bands, return2d = [band(i) for i in indexes], False
         if not bands:
-            raise ValueError("No indexes to read")
+            raise ValueError(f"{self.name}: No indexes to read")
         for b in bands:
             if not 1 <= b <= self.count:
                 raise BandIndexError(
-                    f"band index {b} out of range (not in {self.indexes})", 7)
+                    f"{self.name}: band index {b} out of range (not in {self.indexes})", 7)
         return bands, return2d
 
     def _common_dtype(self, bands):
         dts = {self._bands[b - 1]["dtype"] for b in bands}
         if len(dts) > 1:
-            raise ValueError("more than one 'dtype' found")
+            raise ValueError(f"{self.name}: more than one 'dtype' found")
         return dts.pop()
 
     def _clipped_nodata(self, band):
@@ -375,6 +377,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return min(max(ndv, float(info.min)), float(info.max))
 
     # ------------------------------------------------------------ reads
+    @with_gdal_env
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -398,7 +401,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 layout, arr = "hw", out
             else:
                 if out.ndim != 3 or out.shape[0] != n:
-                    raise ValueError(f"'out' shape {out.shape} does not match window shape "
+                    raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
                                      f"{(n, h, w)}")
                 layout, arr = "chw", out
             out_hw = tuple(out.shape[-2:])
@@ -407,7 +410,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             if len(out_shape) == 2:
                 out_shape = (n,) + out_shape
             if len(out_shape) != 3 or out_shape[0] != n:
-                raise ValueError(f"out_shape {out_shape} does not match {n} band(s)")
+                raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s)")
             out_hw = out_shape[1:]
         else:
             out_hw = (h, w)
@@ -590,6 +593,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
         return (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height)), alg, hw
 
+    @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -614,7 +618,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
             if arr.shape[0] != n:
-                raise ValueError(f"'out' shape {out.shape} does not match window shape "
+                raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
                                  f"{(n, h, w)}")
         else:
             arr = np.empty((n, oh, ow), np.uint8)
@@ -634,6 +638,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             result = result[0]
         return result
 
+    @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
@@ -659,6 +664,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return arr
 
     # ------------------------------------------------------------ native HWC
+    @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
                  timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):
@@ -734,7 +740,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             dtype = "float32" if normalised else self._common_dtype(bands)
         else:
             dtype = _np_dtype_name(out_dtype)
-        if pool is None:
+        own_pool = pool is None
+        if own_pool:
             from ._pool import default_pool
             pool = default_pool()
         if timeout is not None:
@@ -746,9 +753,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                                  f"not {timeout!r}")
         timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
         extra = {"out_hw": out_hw, "resampling": alg} if resampled else {}
-        return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
-                              boundless=boundless_read, fill_value=float(fill_value),
-                              timeout_ms=timeout_ms, **norm, **extra)
+        try:
+            return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
+                                  boundless=boundless_read, fill_value=float(fill_value),
+                                  timeout_ms=timeout_ms, **norm, **extra)
+        except RasterMemoryError as e:
+            if e.message.startswith(self.name):
+                raise
+            hint = (" (the default pool: RASTERLOADER_POOL_BYTES or 256 MiB; pass pool= a "
+                    "BufferPool with room for it, or out= an array)") if own_pool else ""
+            raise RasterMemoryError(f"{self.name}: window {(col, row, w, h)}: {e.message}{hint}",
+                                    e.status) from None
 
 
 fence(Dataset)

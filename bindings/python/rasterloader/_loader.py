@@ -50,8 +50,9 @@ import numpy as np
 from . import _core
 from ._compat import Resampling
 from ._dataset import open as _open
+from ._env import active_options, gdal_options, with_gdal_env
 from ._normalise import norm_kwargs
-from .errors import PoolTimeoutError
+from .errors import PoolTimeoutError, RasterError
 
 __all__ = ["BatchLoader", "WindowReader", "Batch", "epoch_order", "shard_indices", "split_batches",
            "pool_block_nbytes"]
@@ -109,16 +110,19 @@ def split_batches(indices, batch_size, *, drop_last=False, worker=(0, 1)):
 
 
 def pool_block_nbytes(n):
-    """Bytes the pool charges for a buffer of n bytes (its size class: quarter
-    steps between powers of two, as lib/pool.c)."""
-    if n <= 0:
-        return 0
-    if n <= 256:
-        return -(-n // 64) * 64
-    k = (n - 1).bit_length() - 1
-    base = 1 << k
-    step = base >> 2
-    return base + -(-(n - base) // step) * step
+    """Bytes the pool charges for a buffer of n bytes (its size class, from
+    C's ``raster_pool_block_nbytes``)."""
+    return _core.pool_block_nbytes(int(n)) if n > 0 else 0
+
+
+def _name_sample(e, indices):
+    """C's ``.index`` is the failing sample's position in the batch: make it
+    the sample's index into ``samples`` (what a shuffled epoch needs) and
+    keep the position as ``.batch_index``."""
+    pos = getattr(e, "index", None)
+    if isinstance(pos, int) and not hasattr(e, "batch_index"):
+        e.batch_index = pos
+        e.index = int(indices[pos]) if 0 <= pos < len(indices) else pos
 
 
 def _dist_rank_world():
@@ -314,8 +318,10 @@ class WindowReader:
             n += pool_block_nbytes(batch_size * h * w)
         return n
 
-    def _default_pool_bytes(self):
-        return 4 * self.batch_nbytes(1)
+    def _default_pool_bytes(self, batch_size=1):
+        """Room for 4 batches of ``batch_size``: the one being read and
+        three the caller may still hold."""
+        return 4 * self.batch_nbytes(batch_size)
 
     @property
     def pool(self):
@@ -326,6 +332,22 @@ class WindowReader:
                     budget = self._pool_bytes or self._default_pool_bytes()
                     self._pool = _core.BufferPool(int(budget))
         return self._pool
+
+    def _pool_for(self, batch_size):
+        """The pool for a read of ``batch_size`` samples.  The reader's own
+        pool, when no ``pool_bytes`` was given, is sized from the requests it
+        serves: a read larger than it was made for gets a new pool of
+        :meth:`_default_pool_bytes` for that size (batches read from the old
+        one stay valid; its memory goes when they do)."""
+        pool = self.pool
+        if self._own_pool and not self._pool_bytes:
+            need = self._default_pool_bytes(batch_size)
+            if pool.budget_bytes < need:
+                with self._lock:
+                    if self._pool.budget_bytes < need:
+                        self._pool = _core.BufferPool(int(need))
+                    pool = self._pool
+        return pool
 
     # ------------------------------------------------------------ samples
     def _dataset(self, path):
@@ -356,26 +378,39 @@ class WindowReader:
 
     def _items(self, indices):
         samples = self.samples
-        return [self._resolve(samples[i]) for i in indices]
+        items = []
+        for pos, i in enumerate(indices):
+            try:
+                items.append(self._resolve(samples[i]))
+            except RasterError as e:    # a file that does not open: that sample's error
+                if getattr(e, "index", None) is None:
+                    e.index, e.batch_index = int(i), pos
+                raise
+        return items
 
     # ------------------------------------------------------------ reads
+    @with_gdal_env
     def read(self, indices):
         """Read the samples ``indices`` now (in this thread, on ``threads``
         threads) into a pooled :class:`Batch`."""
+        pool = self._pool_for(len(indices))
         try:
             image, mask, validity = _core.read_batch(
-                self._items(indices), dtype=self.out_dtype, pool=self.pool, masks=self.masks,
+                self._items(indices), dtype=self.out_dtype, pool=pool, masks=self.masks,
                 validity=self.with_validity, label_dtype=self.label_dtype, threads=self.threads,
                 timeout_ms=-1 if self.timeout is None else int(self.timeout * 1000),
                 **self._read_kwargs())
         except PoolTimeoutError as e:
-            budget = self.pool.budget_bytes
+            budget = pool.budget_bytes
             raise PoolTimeoutError(
                 f"{e} -- the pool ({budget / 2**20:.1f} MiB, "
                 f"{budget // max(1, self.batch_nbytes(len(indices)))} batches of "
                 f"{len(indices)}) stayed full for {self.timeout} s: batches (or tensors made "
                 "from them) that are still referenced keep their memory; drop them, or give "
                 "a larger pool_bytes", e.status) from None
+        except RasterError as e:
+            _name_sample(e, indices)
+            raise
         return Batch(image, mask, tuple(indices), validity)
 
     def _read_kwargs(self):
@@ -387,15 +422,20 @@ class WindowReader:
             kw["out_hw"] = (self.height, self.width)
         return kw
 
+    @with_gdal_env
     def read_into(self, indices, out, mask_out=None, layout="bhwc", validity_out=None):
         """Read the samples ``indices`` into ``out`` ([B,H,W,C], or [B,C,H,W] with
         layout='bchw'; any writable NumPy array or torch tensor, of any dtype),
         ``mask_out`` ([B,H,W] of any dtype that holds label_fill, or None for no
         masks) and ``validity_out`` ([B,H,W] uint8 validity masks, or None);
         returns (out, mask_out, validity_out)."""
-        return _core.read_batch(
-            self._items(indices), out=out, mask_out=mask_out, validity_out=validity_out,
-            layout=layout, threads=self.threads, **self._read_kwargs())
+        try:
+            return _core.read_batch(
+                self._items(indices), out=out, mask_out=mask_out, validity_out=validity_out,
+                layout=layout, threads=self.threads, **self._read_kwargs())
+        except RasterError as e:
+            _name_sample(e, indices)
+            raise
 
     def close(self):
         """Close the datasets (and the reader's own pool; batches out stay valid)."""
@@ -482,8 +522,8 @@ class BatchLoader(WindowReader):
         self.worker = (int(worker[0]), int(worker[1]))
         self.epoch = 0
 
-    def _default_pool_bytes(self):
-        return (self.prefetch + 3) * self.batch_nbytes(self.batch_size)
+    def _default_pool_bytes(self, batch_size=0):
+        return (self.prefetch + 3) * self.batch_nbytes(max(self.batch_size, batch_size))
 
     def set_epoch(self, epoch):
         """Use epoch ``epoch``'s order (and window draw, for RandomWindows)."""
@@ -532,22 +572,29 @@ def _put(q, stop, item):
     return False
 
 
-def _prefetch_run(q, stop, loader, plan):
+def _prefetch_run(q, stop, loader, plan, options):
     """The reader thread.  It holds the queue and the stop flag, never the
-    iterator, so dropping the iterator runs its __del__, which stops this."""
+    iterator, so dropping the iterator runs its __del__, which stops this.
+    ``options``: the rasterio.Env options of the thread that started the
+    iteration, which rasterio keeps per thread: pushed here for every read."""
     try:
-        for indices in plan:
-            if stop.is_set():
-                return
-            batch = loader.read(indices)
-            if not _put(q, stop, batch):
-                batch.release()
-                return
-            del batch
+        with gdal_options(options):
+            _prefetch_reads(q, stop, loader, plan)
     except BaseException as e:     # delivered to the consumer
         _put(q, stop, e)
         return
     _put(q, stop, _DONE)
+
+
+def _prefetch_reads(q, stop, loader, plan):
+    for indices in plan:
+        if stop.is_set():
+            return
+        batch = loader.read(indices)
+        if not _put(q, stop, batch):
+            batch.release()
+            return
+        del batch
 
 
 class _Prefetcher:
@@ -564,7 +611,8 @@ class _Prefetcher:
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(target=_prefetch_run,
-                                        args=(self._q, self._stop, loader, plan),
+                                        args=(self._q, self._stop, loader, plan,
+                                              active_options()),
                                         name="rasterloader-prefetch", daemon=True)
         self._thread.start()
 
