@@ -13,8 +13,10 @@ differ the difference is measured and bounded here (README, "WarpedVRT"):
 - interpolating kernels (bilinear, cubic, lanczos, ...) across CRSs: 3.10's
   warp kernels weigh differently (most pixels differ by a few units): checked
   only against their value range;
-- a float32 source with NaN nodata warped by GDAL's suggested grid: 3.6 makes
-  float64 bands (3.10 float32; rasterio's own test_warpedvrt_issue1744).
+- resampled (out_shape) reads of a WarpedVRT other than nearest on an unscaled
+  wrap: 3.10 warps straight to the asked size (test_resampled_reads_...).
+A float32 source with NaN nodata keeps float32 bands as in 3.10 (3.6 alone
+would make float64: raster_open_warped names the working type).
 """
 
 import os
@@ -382,3 +384,14 @@ def test_sliver_windows_read_as_rasterio(scenes):
                 np.ma.getmaskarray(a), np.ma.getmaskarray(b))
             assert np.array_equal(ls.read_masks(1, out_shape=shape[1:], window=win),
                                   rs.read_masks(1, out_shape=shape[1:], window=win))
+
+
+def test_nan_nodata_float32_stays_float32():
+    path = fixture_path("f32_deflate_pred3_tile256_pixel_1b_700x531_nodata_nan.tif")
+    rs, ls = _both(path)
+    with rs, ls:
+        for kw in [{}, dict(crs="EPSG:3857"), dict(width=300, height=200)]:
+            with RioVRT(rs, **kw) as r, WarpedVRT(ls, **kw) as v:
+                assert v.dtypes == r.dtypes == ("float32",)
+                assert np.array_equal(v.read(), r.read(), equal_nan=True)
+                assert np.array_equal(v.dataset_mask(), r.dataset_mask())
