@@ -185,7 +185,7 @@ def main():
     tmp = None
     if args.smoke:
         tmp = tempfile.TemporaryDirectory()
-        args.data, args.size, args.samples, args.repeat = tmp.name, 300, 16, 1
+        args.data, args.size, args.samples, args.repeat = tmp.name, 300, 8, 1
     load = os.getloadavg()[0]
     from utm_scenes import make_scenes
     make_scenes(args.data, size=args.size)          # once, outside the measured runs
