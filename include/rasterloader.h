@@ -126,6 +126,13 @@ RASTER_API size_t raster_view_nbytes(raster_dtype_t dt, int64_t height,
  *   scale, offset      optional per-output-channel arrays of band_count
  *                      (or channel) length (borrowed): out = in*scale+offset,
  *                      computed in double, then converted.  NULL = 1 and 0.
+ *   mean, std          optional per-output-channel arrays (borrowed), the
+ *                      other way to normalise: out = (in - mean) / std,
+ *                      in that order, in double, then one rounding to the
+ *                      destination dtype, so in == mean gives exactly 0
+ *                      (in*(1/std) - mean/std would not).  NULL = 0 and 1.
+ *                      Exclusive with scale/offset (RASTER_E_INVALID_ARG);
+ *                      a std of 0 is RASTER_E_INVALID_ARG.
  * Conversion to the destination dtype follows GDAL's rules, so results equal
  * rasterio's read(out_dtype=...): float to integer rounds half away from zero
  * and saturates (NaN becomes 0); integer to narrower integer saturates; to
@@ -139,6 +146,9 @@ typedef struct raster_read_options {
     double fill_value;
     const double *scale;
     const double *offset;
+    /* appended after 0.1.0: */
+    const double *mean;
+    const double *std;
 } raster_read_options_t;
 
 RASTER_API void raster_read_options_init(raster_read_options_t *opt);
@@ -475,12 +485,36 @@ RASTER_API raster_status_t raster_buffer_to_dlpack(raster_buffer_t *buf,
  * normalisation are fused into the one write of every pixel).
  *
  * The mask of sample i is, when the batch asks for masks:
- *   label != NULL   band 'label_band' of 'label' (a label raster on the same
- *                   grid) converted to uint8 with GDAL's rules (values above
- *                   255 saturate), over the same window; boundless area 0;
+ *   label != NULL   band 'label_band' of 'label' (a label raster on the
+ *                   image's grid: same size, geotransform and CRS, checked
+ *                   for every sample; see label_resample below) converted
+ *                   to the mask dtype (opt->label_dtype, uint8 by default)
+ *                   with GDAL's rules (saturating), over the same window;
+ *                   wherever the window reaches outside the label raster
+ *                   the label is opt->label_fill (an ignore value: 255 for
+ *                   uint8 labels, or -1 with label_dtype RASTER_I16);
  *   label == NULL   the validity mask of the image (raster_read_mask_into()
  *                   with the sample's boundless flag and no bands: rasterio's
  *                   dataset_mask()), 0 invalid, 255 valid.
+ * With opt->validity the image's validity mask of every sample is also
+ * read, beside the label, into a third [B, H, W, 1] uint8 buffer.
+ *
+ * Output size: opt->out_height x opt->out_width when set (0: the window's),
+ * as rasterio's read(out_shape=...): a size other than the window's makes
+ * the image a resampled read (raster_read_resampled_into() with
+ * opt->resampling) and the validity mask its raster_read_mask_resampled_into()
+ * with the same method; labels are always resampled nearest (a class never
+ * blends), by the rule below.  Resampled samples cannot be boundless.
+ *
+ * A label on another grid is RASTER_E_INVALID_ARG naming both files and
+ * both grids, unless opt->label_resample: then a label in the image's CRS
+ * (both north-up) is read over the image window's bounds in the label's
+ * pixel grid (a fractional window) and resampled nearest onto the output
+ * grid: output pixel (r, c) takes the label pixel under its centre, with
+ * GDAL's nearest rule (centre + 1e-10, truncated, the column position
+ * accumulated as GDAL does), and label_fill where that centre is outside
+ * the label raster.  Label overviews are never used.  Another CRS is
+ * RASTER_E_INVALID_ARG in either case.
  */
 typedef struct raster_batch_item {
     raster_dataset_t *image;            /* borrowed; retained during the call */
@@ -503,6 +537,20 @@ typedef struct raster_batch_item {
  *               every value.
  *   timeout_ms  how long raster_batch_read() waits for the pool (back-
  *               pressure): as raster_pool_acquire() [-1: forever].
+ * Appended after 0.1.0 (a caller built before them gets the defaults):
+ *   label_fill  label value outside the label raster [0]; it must be
+ *               representable in the mask dtype (RASTER_E_INVALID_ARG).
+ *   label_dtype dtype of the mask buffer raster_batch_read_ex() acquires
+ *               [RASTER_U8]; raster_batch_read_into_ex() takes the mask
+ *               views' dtype.  Validity masks of samples without a label
+ *               are 0/255 in it.
+ *   validity    1: also the image's validity mask, in a third buffer [0].
+ *   label_resample  1: a label on another grid of the same CRS is
+ *               resampled nearest onto the image window [0: such a label
+ *               is an error].
+ *   out_height, out_width  output size [0, 0: the window's].
+ *   resampling  method for the image and validity mask when the output
+ *               size differs from the window's [RASTER_RESAMPLE_NEAREST].
  */
 typedef struct raster_batch_options {
     size_t struct_size;
@@ -511,14 +559,34 @@ typedef struct raster_batch_options {
     int masks;
     int threads;
     int timeout_ms;
+    /* appended after 0.1.0: */
+    double label_fill;
+    raster_dtype_t label_dtype;
+    int validity;
+    int label_resample;
+    int64_t out_height, out_width;
+    raster_resampling_t resampling;
 } raster_batch_options_t;
 
 RASTER_API void raster_batch_options_init(raster_batch_options_t *opt);
 
 /*
+ * raster_batch_item_check() makes the checks a batch read makes of one item
+ * before reading it, without reading: the image and label datasets are
+ * open, with opt->masks label_fill fits label_dtype, and the label's grid
+ * matches the image's (or, with opt->label_resample, shares its CRS).  A loader calls it when it is built,
+ * so a wrong label raster fails there rather than at its first batch.
+ * RASTER_E_INVALID_ARG names both files and both grids.  'opt' may be NULL
+ * (defaults); an item without a label always passes.
+ */
+RASTER_API raster_status_t raster_batch_item_check(const raster_batch_item_t *item,
+                                                   const raster_batch_options_t *opt);
+
+/*
  * raster_batch_read() acquires from 'pool' a [count, H, W, C] buffer of
  * opt->dtype (H x W the window size, C the channel count, equal for every
- * item) and, with opt->masks, a [count, H, W, 1] uint8 mask buffer, then
+ * item; the output size when opt->out_height/out_width are set) and, with
+ * opt->masks, a [count, H, W, 1] mask buffer of opt->label_dtype, then
  * reads every item of 'items' (borrowed, 'count' >= 1 entries) into its
  * sample.  On RASTER_OK, *image_out and *mask_out (NULL without masks) are
  * owned by the caller: release each with raster_buffer_release(), or export
@@ -549,7 +617,8 @@ RASTER_API raster_status_t raster_batch_read(raster_pool_t *pool, const raster_b
  * 'images' (borrowed) holds 'count' views, one per sample, each H x W x C of
  * any dtype and strides (so a [B,C,H,W] tensor is B CHW views); 'masks'
  * (borrowed, may be NULL for no masks; opt->masks is ignored) holds 'count'
- * uint8 H x W x 1 views.  Views must not overlap one another.  On failure
+ * H x W x 1 views (of any dtype that holds opt->label_fill; H x W the output
+ * size).  Views must not overlap one another.  On failure
  * the views may hold partial results; the rest is as raster_batch_read().
  */
 RASTER_API raster_status_t raster_batch_read_into(const raster_batch_item_t *items, int64_t count,
@@ -557,6 +626,40 @@ RASTER_API raster_status_t raster_batch_read_into(const raster_batch_item_t *ite
                                                   const raster_view_t *images,
                                                   const raster_view_t *masks,
                                                   int64_t *failed_index_out);
+
+/* The outputs of raster_batch_read_ex(), each owned by the caller (release
+ * with raster_buffer_release()), NULL when not asked for: image [B,H,W,C],
+ * mask [B,H,W,1] of opt->label_dtype (opt->masks), validity [B,H,W,1] uint8
+ * (opt->validity). */
+typedef struct raster_batch_buffers {
+    raster_buffer_t *image, *mask, *validity;
+} raster_batch_buffers_t;
+
+/*
+ * raster_batch_read_ex() is raster_batch_read() with every option: the mask
+ * buffer of opt->label_dtype, the validity buffer, an output size.  The
+ * buffers are acquired one after the other (image, mask, validity) within
+ * opt->timeout_ms in all; on failure every field of *out is NULL and the
+ * buffers are back in the pool.  raster_batch_read() is this call without
+ * the validity buffer (it refuses opt->validity: no place to put it).
+ */
+RASTER_API raster_status_t raster_batch_read_ex(raster_pool_t *pool, const raster_batch_item_t *items,
+                                                int64_t count, const raster_batch_options_t *opt,
+                                                raster_batch_buffers_t *out,
+                                                int64_t *failed_index_out);
+
+/* The destinations of raster_batch_read_into_ex(), all borrowed: 'count'
+ * views each, images H x W x C of any dtype (required), masks H x W x 1 of
+ * any dtype (NULL: no masks; label_fill must fit it), validity H x W x 1
+ * uint8 (NULL: none).  H x W is the output size. */
+typedef struct raster_batch_views {
+    const raster_view_t *images, *masks, *validity;
+} raster_batch_views_t;
+
+RASTER_API raster_status_t raster_batch_read_into_ex(const raster_batch_item_t *items, int64_t count,
+                                                     const raster_batch_options_t *opt,
+                                                     const raster_batch_views_t *views,
+                                                     int64_t *failed_index_out);
 
 /* ============================== Tile cache =============================== */
 /*
@@ -607,7 +710,10 @@ RASTER_API void raster_free(void *p);
 
 /* raster_metadata() lists the "KEY=VALUE" items of metadata domain 'domain'
  * (borrowed; NULL or "" for the default domain) of 'band' (0: the dataset),
- * as GDALGetMetadata() gives them: rasterio's tags(bidx, ns). */
+ * as GDALGetMetadata() gives them: rasterio's tags(bidx, ns).  An int8
+ * band is described as GDAL >= 3.7 does: without GDAL 3.6's
+ * PIXELTYPE=SIGNEDBYTE item (nor, in raster_metadata_domains(), a domain
+ * holding only it). */
 RASTER_API raster_status_t raster_metadata(raster_dataset_t *ds, int band, const char *domain,
                                            char ***items_out);
 
@@ -673,8 +779,11 @@ RASTER_API raster_status_t raster_gcps(raster_dataset_t *ds, raster_gcp_t **gcps
 
 /* raster_band_checksum() is GDALChecksumImage() of 'win' of 'band': GDAL's
  * 16-bit checksum of the stored pixels (rasterio's checksum()).  The window
- * must lie inside the raster; width or height 0 gives GDAL's checksum of
- * nothing (0).  A read failure is RASTER_E_CORRUPT. */
+ * must lie inside the raster (else RASTER_E_BOUNDS); width or height 0
+ * gives GDAL's checksum of nothing (0).  An int8 band is summed as signed
+ * pixels, as GDAL >= 3.7 does (older GDAL has no Int8 and sums them as
+ * unsigned bytes).  A read failure is RASTER_E_CORRUPT (or the status the
+ * int8 read returned). */
 RASTER_API raster_status_t raster_band_checksum(raster_dataset_t *ds, int band,
                                                 raster_window_t win, int *checksum_out);
 

@@ -20,6 +20,7 @@
 #include <cpl_error.h>
 #include <cpl_string.h>
 #include <gdal.h>
+#include <ogr_srs_api.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -587,7 +588,7 @@ read_staged(raster_dataset_t *ds, GDALDatasetH h, const raster__request_t *rq, c
         RASTER_TRY(rasterio_into(ds, h, w, bands, nbands, &sv));
         raster_view_t dv = raster__view_sub(&rq->dst, r, 0, n, rq->win.width);
         if (dst_chans == NULL) {
-            raster__place_opts_t po = {NULL, rq->scale, rq->offset};
+            raster__place_opts_t po = {NULL, rq->scale, rq->offset, rq->divide};
             raster__place(&sv, &dv, &po);
         } else {
             /* One band into one destination channel. */
@@ -596,7 +597,8 @@ read_staged(raster_dataset_t *ds, GDALDatasetH h, const raster__request_t *rq, c
             dv.channels = 1;
             scale[0] = rq->scale ? rq->scale[k] : 1.0;
             offset[0] = rq->offset ? rq->offset[k] : 0.0;
-            raster__place_opts_t po = {NULL, rq->scale ? scale : NULL, rq->offset ? offset : NULL};
+            raster__place_opts_t po = {NULL, rq->scale ? scale : NULL, rq->offset ? offset : NULL,
+                                        rq->divide};
             raster__place(&sv, &dv, &po);
         }
     }
@@ -739,7 +741,7 @@ resampled_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__resamp
     raster_view_t sv = raster_view_hwc(stage, RASTER_F64, d->height, d->width, d->channels);
     const raster_status_t st = resampled_into(ds, h, rr, &sv);
     if (st == RASTER_OK) {
-        const raster__place_opts_t po = {NULL, rr->scale, rr->offset};
+        const raster__place_opts_t po = {NULL, rr->scale, rr->offset, rr->divide};
         raster__place(&sv, d, &po);
     }
     free(stage);
@@ -820,6 +822,28 @@ raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win, ra
     const raster_status_t st = gdal_read_mask_gated(ds, win, 1, alg, band, dst);
     raster__gdal_leave();
     return st;
+}
+
+/* ------------------------------ CRS ------------------------------------ */
+
+int
+raster__gdal_crs_same(const char *wkt_a, const char *wkt_b)
+{
+    if (strcmp(wkt_a, wkt_b) == 0)
+        return 1;
+    if (wkt_a[0] == '\0' || wkt_b[0] == '\0')
+        return 0;
+    /* Two spellings of one CRS (an EPSG code and its WKT, other axis
+     * wording): ask OSR, as rasterio's CRS equality does. */
+    raster__gdal_enter();
+    GDAL_QUIET_BEGIN();
+    OGRSpatialReferenceH a = OSRNewSpatialReference(wkt_a), b = OSRNewSpatialReference(wkt_b);
+    const int same = a != NULL && b != NULL && OSRIsSame(a, b);
+    OSRDestroySpatialReference(a);
+    OSRDestroySpatialReference(b);
+    GDAL_QUIET_END();
+    raster__gdal_leave();
+    return same;
 }
 
 /* ------------------------------ handles for metadata.c ------------------ */

@@ -118,6 +118,7 @@ int layout_converter(PyObject *o, void *out);
 
 /* read_batch(items, *, dtype, pool | out, ...) (batch_read.c). */
 PyObject *mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs);
+PyObject *mod_check_label_grid(PyObject *mod, PyObject *args, PyObject *kwargs);
 
 /* open_warped(src, ...) and warp_info(ds) (warped_vrt.c). */
 PyObject *mod_open_warped(PyObject *mod, PyObject *args, PyObject *kwargs);

@@ -93,15 +93,23 @@ mod_tile_cache_stats(PyObject *mod, PyObject *unused)
 }
 
 static PyMethodDef module_methods[] = {
+    {"check_label_grid", (PyCFunction)(void (*)(void))mod_check_label_grid,
+     METH_VARARGS | METH_KEYWORDS,
+     "check_label_grid(image, label, *, label_resample=False, label_fill=0.0, label_dtype=None)\n\n"
+     "The batch read's check that a label Dataset lies on its image's grid (or, with\n"
+     "label_resample, shares its CRS); ValueError naming both files and grids."},
     {"read_batch", (PyCFunction)(void (*)(void))mod_read_batch, METH_VARARGS | METH_KEYWORDS,
      "read_batch(items, *, dtype=None, pool=None, out=None, mask_out=None, layout='bhwc',\n"
      "           bands=None, scale=None, offset=None, boundless=False, fill_value=0.0,\n"
-     "           masks=False, threads=0, timeout_ms=-1) -> (image, mask)\n\n"
+     "           masks=False, threads=0, timeout_ms=-1, mean=None, std=None,\n"
+     "           label_fill=0.0, label_dtype=None, validity=False, validity_out=None,\n"
+     "           label_resample=False, out_hw=None, resampling=0) -> (image, mask, validity)\n\n"
      "Read items = [(Dataset, (col_off, row_off, width, height), label Dataset or None,\n"
      "label_band)] in parallel with the GIL released.  With pool=: a [B,H,W,C] Tile of\n"
      "dtype and, with masks=True, a [B,H,W] uint8 Tile (else None).  With out=: into that\n"
      "array/tensor ([B,H,W,C] or, layout='bchw', [B,C,H,W]) and mask_out ([B,H,W] uint8\n"
-     "or None); returns (out, mask_out).  A failing sample raises with .index set."},
+     "or None) and validity_out; returns (out, mask_out, validity_out).  A failing sample\n"
+     "raises with .index set."},
     {"open_warped", (PyCFunction)(void (*)(void))mod_open_warped, METH_VARARGS | METH_KEYWORDS,
      "open_warped(src, *, crs, src_crs, resampling, tolerance, transform, ...) -> Dataset:\n"
      "GDAL's warper over src with rasterio's WarpedVRT options (raster_open_warped)"},

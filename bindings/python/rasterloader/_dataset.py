@@ -20,6 +20,8 @@ nearest rule does (no resampling needed).
 read_masks() and dataset_mask() resample the same way (the C library's
 raster_read_mask_resampled_into()).
 
+read_hwc() takes out_shape/resampling too and makes the same C call into HWC.
+
 Deliberate limits (each raises NotImplementedError, never silently differs
 from rasterio): a resampled read that is boundless; read_hwc() of a window
 with fractional lengths.
@@ -35,6 +37,7 @@ from affine import Affine
 from . import _compat, _core
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
+from ._normalise import norm_kwargs
 from .errors import BandIndexError, ClosedError, RasterIOError, WindowError
 
 __all__ = ["Dataset", "open"]
@@ -270,13 +273,21 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         x1, y1 = _apply(self._transform, w.col_off + w.width, w.row_off)
         return (x0, y0, x1, y1)
 
-    def index(self, x, y, op=math.floor):
-        """(row, col) of the pixel containing (x, y)."""
+    def index(self, x, y, z=None, op=math.floor, precision=None, transform_method=None,
+              **rpc_options):
+        """(row, col) of the pixel containing (x, y); rasterio's arguments (z,
+        transform_method=GCPs/RPCs) go to rasterio's own index()."""
+        if z is not None or precision is not None or transform_method is not None or rpc_options:
+            return self._rasterio_transform("index", x, y, z=z, op=op, precision=precision,
+                                            transform_method=transform_method, **rpc_options)
         col, row = _apply(~self._transform, x, y)
         return op(row), op(col)
 
-    def xy(self, row, col, offset="center"):
-        """Coordinates of a pixel's center (or 'ul', 'ur', 'll', 'lr' corner)."""
+    def xy(self, row, col, z=None, offset="center", transform_method=None, **rpc_options):
+        """Coordinates of a pixel's center (or 'ul', 'ur', 'll', 'lr' corner); as index()."""
+        if z is not None or transform_method is not None or rpc_options:
+            return self._rasterio_transform("xy", row, col, z=z, offset=offset,
+                                            transform_method=transform_method, **rpc_options)
         dr, dc = {"center": (0.5, 0.5), "ul": (0, 0), "ur": (0, 1), "ll": (1, 0),
                   "lr": (1, 1)}[offset]
         return _apply(self._transform, col + dc, row + dr)
@@ -576,6 +587,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             return None
         if boundless:
             raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
+        if (fw.width <= 0 or fw.height <= 0) and out_hw is not None and min(out_hw) > 0:
+            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
+                                f"{out_hw[0]}x{out_hw[1]} pixels", 2)   # as rasterio (GDAL)
         try:
             alg = int(resampling)
         except (TypeError, ValueError):
@@ -653,7 +667,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     # ------------------------------------------------------------ native HWC
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
-                 timeout=DEFAULT_TIMEOUT_S):
+                 timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):
         """Read a window as height x width x channels, with no CHW detour.
 
         - ``out=``: a writable numpy array or torch tensor (any DLPack producer)
@@ -665,33 +679,47 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
           process's default pool), shared zero-copy through DLPack.  ``timeout``
           (seconds, None = forever) bounds the wait for a full pool.
 
-        ``scale``/``offset`` (per band or scalar) give out = in*scale + offset in
-        double; ``mean``/``std`` are shorthand for scale = 1/std, offset =
-        -mean/std.  With any of them the default out_dtype is float32, else the
-        file's dtype.  ``indexes``: None (all), an int or a list (1-based).
+        Normalisation, computed in double and rounded once to the output dtype:
+        ``mean``/``std`` give ``(x - mean) / std`` in that order (x == mean is
+        exactly 0); ``scale``/``offset`` give ``x * scale + offset``.  Each is a
+        number or one value per band read (another length is a ValueError).
+        With any of them the default out_dtype is float32, else the file's
+        dtype.  ``indexes``: None (all), an int or a list (1-based).
         Boundless reads fill outside the raster with ``fill_value`` (default:
         the band nodata, else 0).
+
+        ``out_shape`` ((h, w) or (c, h, w)) of another size than the window
+        resamples as rasterio's ``read(out_shape=..., resampling=...)`` does (the
+        same GDAL call, the same pixels), straight into HWC; not with
+        ``boundless``.  With ``out=`` too, ``out`` must have that size: unlike
+        ``read(out=...)``, an ``out`` of the wrong size is an error here, never
+        a silent resampling.
         """
         core = self._live()
         bands, _ = self._resolve_indexes(indexes)
         n = len(bands)
-        if (mean is not None or std is not None) and (scale is not None or offset is not None):
-            raise ValueError("give scale/offset or mean/std, not both")
-        if mean is not None or std is not None:
-            m = np.broadcast_to(np.asarray(0.0 if mean is None else mean, np.float64), (n,))
-            s = np.broadcast_to(np.asarray(1.0 if std is None else std, np.float64), (n,))
-            if np.any(s == 0):
-                raise ValueError("std must be nonzero")
-            scale, offset = (1.0 / s).tolist(), (-m / s).tolist()
-        else:
-            if scale is not None:
-                scale = np.broadcast_to(np.asarray(scale, np.float64), (n,)).tolist()
-            if offset is not None:
-                offset = np.broadcast_to(np.asarray(offset, np.float64), (n,)).tolist()
-        normalised = scale is not None or offset is not None
+        norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
+        normalised = bool(norm)
         col, row, w, h = self._resolve_window(window, boundless)
         if w < 1 or h < 1:
             raise WindowError(f"{self.name}: window {window!r} is empty", 7)
+        out_hw = (h, w)
+        if out_shape is not None:
+            out_shape = tuple(int(v) for v in out_shape)
+            if len(out_shape) == 3 and out_shape[0] != n or len(out_shape) not in (2, 3):
+                raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s): "
+                                 "give (height, width) or (bands, height, width)")
+            out_hw = out_shape[-2:]
+        resampled = out_hw != (h, w)
+        if resampled:
+            if boundless:
+                raise NotImplementedError(f"{self.name}: a resampled read_hwc (window {w}x{h} to "
+                                          f"{out_hw[1]}x{out_hw[0]}) cannot be boundless")
+            try:
+                alg = int(resampling)
+            except (TypeError, ValueError):
+                raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") \
+                    from None
         boundless_read = bool(boundless) and window is not None
         if fill_value is None:
             fill_value = self._clipped_nodata(bands[-1]) if boundless_read else 0
@@ -703,9 +731,11 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 got = str(out.dtype).replace("torch.", "")
                 if got != want:
                     raise ValueError(f"out has dtype {got} but out_dtype is {want}")
+            if resampled:
+                return core.read_resampled_into((float(col), float(row), float(w), float(h)), out,
+                                                out_hw, layout, bands=bands, resampling=alg, **norm)
             return core.read_into((col, row, w, h), out, layout, bands=bands,
-                                  boundless=boundless_read, fill_value=float(fill_value),
-                                  scale=scale, offset=offset)
+                                  boundless=boundless_read, fill_value=float(fill_value), **norm)
         if out_dtype is None:
             dtype = "float32" if normalised else self._common_dtype(bands)
         else:
@@ -721,9 +751,10 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 raise ValueError(f"timeout must be None (wait forever) or seconds >= 0, "
                                  f"not {timeout!r}")
         timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
+        extra = {"out_hw": out_hw, "resampling": alg} if resampled else {}
         return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
                               boundless=boundless_read, fill_value=float(fill_value),
-                              scale=scale, offset=offset, timeout_ms=timeout_ms)
+                              timeout_ms=timeout_ms, **norm, **extra)
 
 
 fence(Dataset)
