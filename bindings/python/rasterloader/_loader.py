@@ -276,7 +276,9 @@ class WindowReader:
             pairs = [tuple(self.samples[0][:2])]
         if not any(mask is not None for _, mask in pairs):
             pairs = [(pairs[0][0], None)]
-        for image, mask in dict.fromkeys((str(i), None if m is None else str(m))
+        def key(x):                        # an open Dataset stands for itself
+            return x if isinstance(x, Dataset) else str(x)
+        for image, mask in dict.fromkeys((key(i), None if m is None else key(m))
                                          for i, m in pairs):
             _core.check_label_grid(
                 self._dataset(image)._core,
