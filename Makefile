@@ -190,6 +190,16 @@ bench-cache: python fixtures
 
 bench: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/loader/bench_loader.py $(if $(SMOKE),--smoke,)
+	$(MAKE) bench-torchgeo $(if $(SMOKE),SMOKE=1,)
+
+# TorchGeo-style RasterDataset (tests/python/torchgeo_style.py: rasterio.open,
+# WarpedVRT, rasterio.merge, DataLoader with 2 workers) with rasterio and with
+# rasterloader swapped in, at defaults; writes bench/results/torchgeo.md (data
+# made on first use in bench/torchgeo/data/; a few minutes on 2 cores).
+# SMOKE=1: tiny temporary data, writes nothing.
+.PHONY: bench-torchgeo
+bench-torchgeo: python
+	$(PY) bench/torchgeo/bench_torchgeo.py $(if $(SMOKE),--smoke,)
 
 # Soak: 100k 256x256 windows of data/sample (read(), pooled tiles through
 # torch.from_dlpack, BatchLoader batches), RSS every 1k windows, about 5 min;
