@@ -140,7 +140,7 @@ test-valgrind: build fixtures
 # internal lock order.  check_fork is not here: TSan does not support threads
 # started after a fork.
 TSAN_SUITES := check_read_threads check_pool_stress check_pool check_batch check_dlpack \
-               check_tile_cache check_tile_cache_reads check_faults
+               check_tile_cache check_tile_cache_reads check_faults check_gdal_config
 TSAN_ENV := CK_FORK=no RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) RASTER_MATRIX_SCALE=16 RASTER_STRESS_SCALE=50 \
             TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
 TSAN_RUN = log=$(BUILD_TSAN)/$(1).tsan.log; echo "tsan $(1) $(2)"; \
@@ -196,6 +196,16 @@ bench-mosaic: python fixtures
 
 bench: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/loader/bench_loader.py $(if $(SMOKE),--smoke,)
+	$(MAKE) bench-torchgeo $(if $(SMOKE),SMOKE=1,)
+
+# TorchGeo-style RasterDataset (tests/python/torchgeo_style.py: rasterio.open,
+# WarpedVRT, rasterio.merge, DataLoader with 2 workers) with rasterio and with
+# rasterloader swapped in, at defaults; writes bench/results/torchgeo.md (data
+# made on first use in bench/torchgeo/data/; a few minutes on 2 cores).
+# SMOKE=1: tiny temporary data, writes nothing.
+.PHONY: bench-torchgeo
+bench-torchgeo: python
+	$(PY) bench/torchgeo/bench_torchgeo.py $(if $(SMOKE),--smoke,)
 
 # Soak: 100k 256x256 windows of data/sample (read(), pooled tiles through
 # torch.from_dlpack, BatchLoader batches), RSS every 1k windows, about 5 min;

@@ -343,6 +343,29 @@ RASTER_API raster_status_t raster_read_mask_resampled_into(raster_dataset_t *ds,
 RASTER_API raster_status_t raster_set_threads(int n);
 RASTER_API int raster_get_threads(void);
 
+/* ============================= GDAL config =============================== */
+
+/*
+ * raster_gdal_config_push() makes 'count' GDAL config options (keys[i] =
+ * values[i], borrowed: copied) apply to this thread's rasterloader calls
+ * until the matching raster_gdal_config_pop() on the same thread: every GDAL
+ * call the library makes for them, on this thread and on the library's
+ * worker threads that help with one of its reads or batch reads, sees them
+ * as thread-local config options (CPLSetThreadLocalConfigOption), which GDAL
+ * prefers over CPLSetConfigOption() and the environment.  Pushes nest, the
+ * innermost winning; the pop restores the thread-local values this thread
+ * had before the push.  Other threads are not affected.  GDAL reads some
+ * options only when it opens a file (HTTP headers, user agent, credentials of
+ * /vsicurl/ and /vsis3/ handles): push them around raster_open() too.  The
+ * Python binding pushes the options of the rasterio.Env active in the
+ * calling thread around every call.  Fails with RASTER_E_INVALID_ARG (a NULL
+ * or empty key, a NULL value) or RASTER_E_NOMEM, and then changes nothing.
+ * raster_gdal_config_pop() with nothing pushed does nothing.
+ */
+RASTER_API raster_status_t raster_gdal_config_push(const char *const *keys,
+                                                   const char *const *values, int count);
+RASTER_API void raster_gdal_config_pop(void);
+
 /* ======================== Buffer pool and handles ======================== */
 
 typedef struct raster_pool raster_pool_t;
@@ -373,6 +396,13 @@ RASTER_API void raster_pool_destroy(raster_pool_t *pool);
 RASTER_API raster_status_t raster_pool_acquire(raster_pool_t *pool, raster_dtype_t dt,
                                                int64_t b, int64_t h, int64_t w, int64_t c,
                                                int timeout_ms, raster_buffer_t **buf_out);
+
+/* raster_pool_block_nbytes() is the number of bytes a pool charges to its
+ * budget for a buffer of 'nbytes' bytes: its size class (64-byte steps up to
+ * 256, then quarter steps between powers of two), at most the pool's budget.
+ * Size a budget for k buffers of n bytes as k * raster_pool_block_nbytes(n).
+ * 0 for 0 bytes and for requests no pool can serve. */
+RASTER_API size_t raster_pool_block_nbytes(size_t nbytes);
 
 /* raster_buffer_retain() adds an owner and returns 'buf'; each owner calls
  * raster_buffer_release() once, from any thread (NULL is fine).  The last
@@ -710,7 +740,10 @@ RASTER_API void raster_free(void *p);
 
 /* raster_metadata() lists the "KEY=VALUE" items of metadata domain 'domain'
  * (borrowed; NULL or "" for the default domain) of 'band' (0: the dataset),
- * as GDALGetMetadata() gives them: rasterio's tags(bidx, ns). */
+ * as GDALGetMetadata() gives them: rasterio's tags(bidx, ns).  An int8
+ * band is described as GDAL >= 3.7 does: without GDAL 3.6's
+ * PIXELTYPE=SIGNEDBYTE item (nor, in raster_metadata_domains(), a domain
+ * holding only it). */
 RASTER_API raster_status_t raster_metadata(raster_dataset_t *ds, int band, const char *domain,
                                            char ***items_out);
 
@@ -776,8 +809,11 @@ RASTER_API raster_status_t raster_gcps(raster_dataset_t *ds, raster_gcp_t **gcps
 
 /* raster_band_checksum() is GDALChecksumImage() of 'win' of 'band': GDAL's
  * 16-bit checksum of the stored pixels (rasterio's checksum()).  The window
- * must lie inside the raster; width or height 0 gives GDAL's checksum of
- * nothing (0).  A read failure is RASTER_E_CORRUPT. */
+ * must lie inside the raster (else RASTER_E_BOUNDS); width or height 0
+ * gives GDAL's checksum of nothing (0).  An int8 band is summed as signed
+ * pixels, as GDAL >= 3.7 does (older GDAL has no Int8 and sums them as
+ * unsigned bytes).  A read failure is RASTER_E_CORRUPT (or the status the
+ * int8 read returned). */
 RASTER_API raster_status_t raster_band_checksum(raster_dataset_t *ds, int band,
                                                 raster_window_t win, int *checksum_out);
 

@@ -138,12 +138,18 @@ typedef struct gdal_errs {
 
 static _Thread_local gdal_errs_t gdal_errs;
 
+/* A failure of GDAL's network layer (/vsicurl/, /vsis3/, ...): by error
+ * number where GDAL gives one (an HTTP status, the object-storage family),
+ * else by the words of cpl_vsil_curl.cpp and cpl_http.cpp, which report curl
+ * errors, short bodies and a server that ignores Range as CPLE_AppDefined. */
 static int
 is_network_msg(CPLErrorNum no, const char *m)
 {
-    return no == CPLE_HttpResponse || strstr(m, "response_code") || strstr(m, "HTTP") ||
-           strstr(m, "CURL") || strstr(m, "curl") || strstr(m, "timed out") ||
-           strstr(m, "Connection") || strstr(m, "Could not resolve");
+    if (no == CPLE_HttpResponse || (no >= CPLE_AWSBucketNotFound && no <= CPLE_AWSError))
+        return 1;
+    return strstr(m, "response_code") || strstr(m, "HTTP") || strstr(m, "CURL") ||
+           strstr(m, "curl") || strstr(m, "timed out") || strstr(m, "Connection") ||
+           strstr(m, "Could not resolve") || strstr(m, RASTER__GDAL_NO_RANGE_MSG);
 }
 
 static void CPL_STDCALL
@@ -189,6 +195,10 @@ gdal_msg(void)
         const size_t n = strlen(e->detail);
         snprintf(e->detail + n, sizeof e->detail - n,
                  " (after %d retr%s, GDAL_HTTP_MAX_RETRY)", e->retries, e->retries == 1 ? "y" : "ies");
+    }
+    if (strstr(e->detail, RASTER__GDAL_NO_RANGE_MSG)) {
+        const size_t n = strlen(e->detail);
+        snprintf(e->detail + n, sizeof e->detail - n, "%s", RASTER__GDAL_NO_RANGE_HINT);
     }
     return e->detail;
 }

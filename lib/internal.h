@@ -226,6 +226,31 @@ RASTER_HIDDEN raster_status_t raster__mask_read_resampled(raster_dataset_t *ds, 
                                                           raster_resampling_t alg, int band,
                                                           const raster_view_t *dst);
 
+/* ------------------------------ GDAL errors ----------------------------- */
+
+/* What cpl_vsil_curl.cpp says (as CPLE_AppDefined, no number of its own) when
+ * a server answers a Range request with the whole file, and what rasterloader
+ * adds to it: every read of a remote file is a Range request. */
+#define RASTER__GDAL_NO_RANGE_MSG "Range downloading not supported"
+#define RASTER__GDAL_NO_RANGE_HINT                                                    \
+    " (the server ignores HTTP Range requests, and reading part of a remote file "  \
+    "needs them: serve it from a server that answers them, such as nginx, Apache or " \
+    "object storage, or download the file and open it locally)"
+
+/* ----------------------------- GDAL config ----------------------------- */
+
+/* The frames of raster_gdal_config_push() (gdal_config.c).  A worker thread
+ * running items of another thread's raster__parallel_for() adopts that
+ * thread's current frames for the duration (the caller's stack outlives its
+ * parallel_for), so its GDAL calls see the caller's options. */
+typedef struct raster__gdal_config raster__gdal_config_t;
+RASTER_HIDDEN const raster__gdal_config_t *raster__gdal_config_current(void);
+/* Sets cfg's options (NULL: none) as this thread's thread-local config and
+ * returns the frames it saw before, for raster__gdal_config_drop(). */
+RASTER_HIDDEN const raster__gdal_config_t *raster__gdal_config_adopt(const raster__gdal_config_t *cfg);
+RASTER_HIDDEN void raster__gdal_config_drop(const raster__gdal_config_t *cfg,
+                                            const raster__gdal_config_t *prev);
+
 /* Warped datasets (warped_vrt.c): frees what raster_open_warped() keeps. */
 struct raster__warp;
 RASTER_HIDDEN void raster__warp_free(struct raster__warp *w);

@@ -272,6 +272,19 @@ warp_resolve(raster_dataset_t *src, const raster_warp_options_t *o, struct raste
     else if (o->nodata_mode == RASTER_WARP_NODATA_DEFAULT)
         in->has_nodata = in->has_src_nodata, in->nodata = in->src_nodata;
 
+    /* GDAL 3.6 takes a NaN nodata for one float32 cannot hold (NaN != NaN) and
+     * warps, and types the VRT's bands, in float64; GDAL >= 3.7 (rasterio's
+     * 3.10) keeps the bands' float type.  Name that type, as 3.10 resolves it. */
+    if (w->working_type == GDT_Unknown &&
+        ((in->has_src_nodata && isnan(in->src_nodata)) || (in->has_nodata && isnan(in->nodata)))) {
+        const raster_dtype_t dt = b1->dtype;
+        int same = dt == RASTER_F32 || dt == RASTER_F64;
+        for (int b = 1; b < count; b++)
+            same &= src->bands[b].info.dtype == dt;
+        if (same)
+            w->working_type = gdal_type(dt);
+    }
+
     RASTER_TRY(extras_copy(path, o->warp_extras, &w->extras));
     if (o->init_dest_nodata && CSLFetchNameValue(w->extras, "INIT_DEST") == NULL) {
         snprintf(w->init_dest, sizeof w->init_dest, "%s", in->has_nodata ? "NO_DATA" : "0");
@@ -480,7 +493,10 @@ warped_build(raster_dataset_t *src, const raster_warp_options_t *o, raster_datas
     w->src = raster_dataset_retain(src);
     ds->warp = w;
     raster__gdal_enter();    /* OSR and the suggested grid are GDAL calls too */
+    CPLPushErrorHandler(CPLQuietErrorHandler);   /* messages go into ours, not stderr */
+    CPLErrorReset();
     const raster_status_t st = warp_resolve(src, o, w);
+    CPLPopErrorHandler();
     raster__gdal_leave();
     RASTER_TRY(st);
     return raster__gdal_open_with(ds, warp_open, w);

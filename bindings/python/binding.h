@@ -136,6 +136,9 @@ PyObject *mod_pool_tile(PyObject *mod, PyObject *args);
 PyObject *rl_raise(raster_status_t st);
 /* rl_raise_status() raises the class for 'st' with a message of our own. */
 PyObject *rl_raise_status(raster_status_t st, const char *fmt, ...);
+/* rl_prefix_path() puts "<path>: " in front of a pending plain ValueError or
+ * TypeError (argument checks that do not know the file); others unchanged. */
+void rl_prefix_path(PyObject *path);
 int errors_init(PyObject *m);
 
 /* ------------------------------ arguments ------------------------------ */

@@ -296,6 +296,7 @@ read_into_out(DatasetObject *self, const read_call_t *c, read_args_t *a, PyObjec
 {
     out_target_t t;
     if (out_target_acquire(out, layout, h, w, channels, dtype, &t) < 0) {
+        rl_prefix_path(self->path);
         read_args_free(a);
         return NULL;
     }

@@ -3,7 +3,6 @@ catches them: ``except RasterioIOError`` around open and read (TorchGeo skips
 unreadable files that way), WindowError, RasterioDeprecationWarning.  Without
 rasterio the package still imports and reads (a subprocess hides rasterio)."""
 
-import os
 import pickle
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from rasterio.windows import Window
 
 import rasterloader
 from rasterloader import errors
-from conftest import FIXTURE_DIR, GOOD, MALFORMED, ROOT, fixture_path
+from conftest import GOOD, MALFORMED, ROOT, fixture_path
 
 NEEDS_READ = [e["name"] for e in MALFORMED if e["dtype"]]       # open fine, read fails
 NOT_RASTER = [e["name"] for e in MALFORMED if not e["dtype"]]   # open fails

@@ -249,5 +249,11 @@ def test_zero_size_windows_as_rasterio(helper_pair):
     w = W.Window(0, b.height, 10, 10)
     with pytest.raises(rasterio.errors.RasterioIOError):
         a.read(1, window=w, out_shape=(5, 5))
-    with pytest.raises(rasterio.errors.RasterioIOError):
-        b.read(1, window=w, out_shape=(5, 5))
+    for ds in (a, b):
+        for f in (lambda: ds.read(1, window=w, out_shape=(5, 5)),
+                  lambda: ds.read_masks(1, window=w, out_shape=(5, 5)),
+                  lambda: ds.dataset_mask(window=w, out_shape=(5, 5))):
+            with pytest.raises(rasterio.errors.RasterioIOError):
+                f()
+        assert ds.read(1, window=w, out_shape=(0, 5)).shape == (0, 5)
+        assert ds.read(1, window=W.Window(0, 5, 10, 0), boundless=True).shape == (0, 10)

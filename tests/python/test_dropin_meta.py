@@ -290,3 +290,18 @@ def test_closed_dataset(pair):
               lambda: b.read(1)):
         with pytest.raises(rasterio.errors.RasterioIOError):
             f()
+
+
+def test_xy_and_index_with_gcps_rpcs_and_z(pair):
+    """rasterio's transform_method=GCPs/RPCs and z arguments, on our gcps and rpcs."""
+    from rasterio.enums import TransformMethod
+    for name, tm in (("gcps_u8_1b.tif", TransformMethod.gcps), ("rpcs_u8_1b.tif", TransformMethod.rpcs),
+                     ("merge_a.tif", TransformMethod.affine)):
+        a, b = pair(name)
+        for offset in ("center", "ul", "lr"):
+            assert b.xy(3, 4, offset=offset, transform_method=tm) == \
+                a.xy(3, 4, offset=offset, transform_method=tm)
+        x, y = a.xy(10, 12, transform_method=tm)
+        assert b.index(x, y, transform_method=tm) == a.index(x, y, transform_method=tm)
+        assert b.xy(3, 4, 0.0) == a.xy(3, 4, 0.0)           # third positional is z, as rasterio
+        assert b.index(x, y, op=round) == a.index(x, y, op=round)

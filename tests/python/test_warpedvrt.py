@@ -5,16 +5,20 @@ Where GDAL 3.6 (ours) and 3.10 (rasterio's wheel) agree the results are
 bit-identical: every same-CRS wrap (TorchGeo wraps every file), scaled or not,
 with every resampling; reprojection with nearest and tolerance=0.  Where they
 differ the difference is measured and bounded here (README, "WarpedVRT"):
-- reprojection with the default tolerance (0.125): GDAL's approximate
-  transformer gives another source pixel for a few output pixels (UTM->UTM
-  0.2-0.4 %, UTM->EPSG:4326 2.7-3.8 % of the pixels with nearest; exact
-  transformer: identical), so nearest results are checked to differ in at most
-  WARP_APPROX_FRACTION of the pixels and to be source values;
+- whole-raster (large multi-block) reads of a reprojection with the default
+  tolerance (0.125): 3.10 warps them in one piece, 3.6 block by block, and the
+  approximate transformer gives another source pixel for a few output pixels
+  (UTM->UTM 0.2-0.4 %, UTM->EPSG:4326 2.1-3.8 % with nearest; exact
+  transformer, and windows of training size: identical), so nearest results
+  are checked to differ in at most WARP_APPROX_FRACTION of the pixels and to
+  be source values;
 - interpolating kernels (bilinear, cubic, lanczos, ...) across CRSs: 3.10's
   warp kernels weigh differently (most pixels differ by a few units): checked
   only against their value range;
-- a float32 source with NaN nodata warped by GDAL's suggested grid: 3.6 makes
-  float64 bands (3.10 float32; rasterio's own test_warpedvrt_issue1744).
+- resampled (out_shape) reads of a WarpedVRT other than nearest on an unscaled
+  wrap: 3.10 warps straight to the asked size (test_resampled_reads_...).
+A float32 source with NaN nodata keeps float32 bands as in 3.10 (3.6 alone
+would make float64: raster_open_warped names the working type).
 """
 
 import os
@@ -366,3 +370,47 @@ def test_errors_match_rasterio(scenes):
     v.close()
     with pytest.raises(rasterloader.errors.ClosedError):
         v.read()
+
+
+def test_sliver_windows_read_as_rasterio(scenes):
+    """rasterio.merge meets windows under a pixel high or wide at file edges:
+    GDAL 3.10 reads them from the float window (3.6 skipped them)."""
+    rs, ls = _both(scenes[4])
+    with rs, ls:
+        for win, shape in [(Window(42.5, 0, 128, 0.334), (3, 1, 128)),
+                           (Window(10.2, 5.7, 0.4, 30.3), (3, 61, 1)),
+                           (Window(10.2, 5.7, 0.6, 0.7), (3, 1, 1))]:
+            a = ls.read(out_shape=shape, window=win, masked=True)
+            b = rs.read(out_shape=shape, window=win, masked=True)
+            assert np.array_equal(a.data, b.data) and np.array_equal(
+                np.ma.getmaskarray(a), np.ma.getmaskarray(b))
+            assert np.array_equal(ls.read_masks(1, out_shape=shape[1:], window=win),
+                                  rs.read_masks(1, out_shape=shape[1:], window=win))
+
+
+def test_nan_nodata_float32_stays_float32():
+    path = fixture_path("f32_deflate_pred3_tile256_pixel_1b_700x531_nodata_nan.tif")
+    rs, ls = _both(path)
+    with rs, ls:
+        for kw in [{}, dict(crs="EPSG:3857"), dict(width=300, height=200)]:
+            with RioVRT(rs, **kw) as r, WarpedVRT(ls, **kw) as v:
+                assert v.dtypes == r.dtypes == ("float32",)
+                assert np.array_equal(v.read(), r.read(), equal_nan=True)
+                assert np.array_equal(v.dataset_mask(), r.dataset_mask())
+
+
+@pytest.mark.parametrize("src,dst", [(0, "EPSG:32632"), (3, "EPSG:32631"), (1, "EPSG:4326")])
+def test_reprojected_windows_are_bit_identical(src, dst, scenes):
+    """Training-sized windows of a reprojection at the default tolerance equal
+    rasterio's: GDAL 3.10 and 3.6 warp them block by block alike (only large
+    multi-block reads, e.g. the whole raster, are warped in one piece by 3.10)."""
+    import random
+    rs, ls = _both(scenes[src])
+    with rs, ls, RioVRT(rs, crs=dst) as r, WarpedVRT(ls, crs=dst) as v:
+        rng = random.Random(7)
+        for size in (64, 128, 256):
+            for _ in range(4):
+                w, h = min(size, r.width), min(size, r.height)
+                win = Window(rng.randrange(r.width - w + 1), rng.randrange(r.height - h + 1), w, h)
+                assert np.array_equal(v.read(window=win), r.read(window=win)), win
+                assert np.array_equal(v.dataset_mask(window=win), r.dataset_mask(window=win)), win

@@ -226,7 +226,7 @@ START_TEST(checksum_int8_is_signed)
     raster_info_t in;
     raster_dataset_info(ds, &in);
     static const int primes[11] = {7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43};
-    const raster_window_t w = {11, 7, in.width - 20, in.height - 9};
+    const raster_window_t w = {200, 190, 120, 90};      /* across four tiles */
     for (int band = 1; band <= in.band_count; band++) {
         void *px = NULL;
         raster_dtype_t dt;

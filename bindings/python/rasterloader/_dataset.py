@@ -35,10 +35,11 @@ import numpy as np
 from affine import Affine
 
 from . import _compat, _core
+from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._normalise import norm_kwargs
-from .errors import BandIndexError, ClosedError, RasterIOError, WindowError
+from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
 
 __all__ = ["Dataset", "open"]
 
@@ -59,6 +60,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     in _dataset_meta.py; with rasterio installed this is also a
     ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
+    @with_gdal_env
     def __init__(self, path, *, reader=None):
         name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
@@ -273,13 +275,21 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         x1, y1 = _apply(self._transform, w.col_off + w.width, w.row_off)
         return (x0, y0, x1, y1)
 
-    def index(self, x, y, op=math.floor):
-        """(row, col) of the pixel containing (x, y)."""
+    def index(self, x, y, z=None, op=math.floor, precision=None, transform_method=None,
+              **rpc_options):
+        """(row, col) of the pixel containing (x, y); rasterio's arguments (z,
+        transform_method=GCPs/RPCs) go to rasterio's own index()."""
+        if z is not None or precision is not None or transform_method is not None or rpc_options:
+            return self._rasterio_transform("index", x, y, z=z, op=op, precision=precision,
+                                            transform_method=transform_method, **rpc_options)
         col, row = _apply(~self._transform, x, y)
         return op(row), op(col)
 
-    def xy(self, row, col, offset="center"):
-        """Coordinates of a pixel's center (or 'ul', 'ur', 'll', 'lr' corner)."""
+    def xy(self, row, col, z=None, offset="center", transform_method=None, **rpc_options):
+        """Coordinates of a pixel's center (or 'ul', 'ur', 'll', 'lr' corner); as index()."""
+        if z is not None or transform_method is not None or rpc_options:
+            return self._rasterio_transform("xy", row, col, z=z, offset=offset,
+                                            transform_method=transform_method, **rpc_options)
         dr, dc = {"center": (0.5, 0.5), "ul": (0, 0), "ur": (0, 1), "ll": (1, 0),
                   "lr": (1, 1)}[offset]
         return _apply(self._transform, col + dc, row + dr)
@@ -350,17 +360,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         else:
             bands, return2d = [band(i) for i in indexes], False
         if not bands:
-            raise ValueError("No indexes to read")
+            raise ValueError(f"{self.name}: No indexes to read")
         for b in bands:
             if not 1 <= b <= self.count:
                 raise BandIndexError(
-                    f"band index {b} out of range (not in {self.indexes})", 7)
+                    f"{self.name}: band index {b} out of range (not in {self.indexes})", 7)
         return bands, return2d
 
     def _common_dtype(self, bands):
         dts = {self._bands[b - 1]["dtype"] for b in bands}
         if len(dts) > 1:
-            raise ValueError("more than one 'dtype' found")
+            raise ValueError(f"{self.name}: more than one 'dtype' found")
         return dts.pop()
 
     def _clipped_nodata(self, band):
@@ -373,6 +383,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return min(max(ndv, float(info.min)), float(info.max))
 
     # ------------------------------------------------------------ reads
+    @with_gdal_env
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -396,7 +407,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 layout, arr = "hw", out
             else:
                 if out.ndim != 3 or out.shape[0] != n:
-                    raise ValueError(f"'out' shape {out.shape} does not match window shape "
+                    raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
                                      f"{(n, h, w)}")
                 layout, arr = "chw", out
             out_hw = tuple(out.shape[-2:])
@@ -405,7 +416,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             if len(out_shape) == 2:
                 out_shape = (n,) + out_shape
             if len(out_shape) != 3 or out_shape[0] != n:
-                raise ValueError(f"out_shape {out_shape} does not match {n} band(s)")
+                raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s)")
             out_hw = out_shape[1:]
         else:
             out_hw = (h, w)
@@ -579,12 +590,16 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             return None
         if boundless:
             raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
+        if (fw.width <= 0 or fw.height <= 0) and out_hw is not None and min(out_hw) > 0:
+            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
+                                f"{out_hw[0]}x{out_hw[1]} pixels", 2)   # as rasterio (GDAL)
         try:
             alg = int(resampling)
         except (TypeError, ValueError):
             raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
         return (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height)), alg, hw
 
+    @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -609,7 +624,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
             if arr.shape[0] != n:
-                raise ValueError(f"'out' shape {out.shape} does not match window shape "
+                raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
                                  f"{(n, h, w)}")
         else:
             arr = np.empty((n, oh, ow), np.uint8)
@@ -629,6 +644,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             result = result[0]
         return result
 
+    @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
@@ -654,6 +670,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return arr
 
     # ------------------------------------------------------------ native HWC
+    @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
                  timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):
@@ -729,7 +746,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             dtype = "float32" if normalised else self._common_dtype(bands)
         else:
             dtype = _np_dtype_name(out_dtype)
-        if pool is None:
+        own_pool = pool is None
+        if own_pool:
             from ._pool import default_pool
             pool = default_pool()
         if timeout is not None:
@@ -741,9 +759,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                                  f"not {timeout!r}")
         timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
         extra = {"out_hw": out_hw, "resampling": alg} if resampled else {}
-        return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
-                              boundless=boundless_read, fill_value=float(fill_value),
-                              timeout_ms=timeout_ms, **norm, **extra)
+        try:
+            return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
+                                  boundless=boundless_read, fill_value=float(fill_value),
+                                  timeout_ms=timeout_ms, **norm, **extra)
+        except RasterMemoryError as e:
+            if e.message.startswith(self.name):
+                raise
+            hint = (" (the default pool: RASTERLOADER_POOL_BYTES or 256 MiB; pass pool= a "
+                    "BufferPool with room for it, or out= an array)") if own_pool else ""
+            raise RasterMemoryError(f"{self.name}: window {(col, row, w, h)}: {e.message}{hint}",
+                                    e.status) from None
 
 
 fence(Dataset)

@@ -27,7 +27,7 @@ import numpy as np
 from . import _compat, _core
 from ._compat import Window
 from .errors import (BandIndexError, RasterBlockError, RasterloaderDeprecationWarning,
-                     StatisticsError, InvalidArgumentError, WindowError)
+                     StatisticsError, InvalidArgumentError)
 
 try:  # rasterio's own value types, when it is there
     import rasterio.control as _rio_control
@@ -158,6 +158,17 @@ class DatasetMetaMixin:
         if not 1 <= bidx <= self.count:
             raise BandIndexError(f"No such band index: {bidx}", 7)
         return int(bidx)
+
+    def _rasterio_transform(self, name, *args, transform_method=None, **kwargs):
+        """rasterio's TransformMethodsMixin.<name> (z, GCP and RPC transforms use
+        this dataset's gcps and rpcs)."""
+        if _rio_io is None:
+            raise NotImplementedError(f"{name}() with z, precision, transform_method or RPC "
+                                      "options needs rasterio")
+        import rasterio.transform
+        if transform_method is not None:
+            kwargs["transform_method"] = transform_method
+        return getattr(rasterio.transform.TransformMethodsMixin, name)(self, *args, **kwargs)
 
     # ------------------------------------------------------------ blocks
     def block_windows(self, bidx=0):

@@ -53,9 +53,10 @@ import numpy as np
 from . import _core
 from ._compat import Resampling
 from ._dataset import Dataset, open as _open
+from ._env import active_options, gdal_options, with_gdal_env
 from ._normalise import norm_kwargs
+from .errors import PoolTimeoutError, RasterError
 from . import geo as _geo
-from .errors import PoolTimeoutError
 
 __all__ = ["BatchLoader", "WindowReader", "Batch", "epoch_order", "shard_indices", "split_batches",
            "pool_block_nbytes"]
@@ -113,16 +114,19 @@ def split_batches(indices, batch_size, *, drop_last=False, worker=(0, 1)):
 
 
 def pool_block_nbytes(n):
-    """Bytes the pool charges for a buffer of n bytes (its size class: quarter
-    steps between powers of two, as lib/pool.c)."""
-    if n <= 0:
-        return 0
-    if n <= 256:
-        return -(-n // 64) * 64
-    k = (n - 1).bit_length() - 1
-    base = 1 << k
-    step = base >> 2
-    return base + -(-(n - base) // step) * step
+    """Bytes the pool charges for a buffer of n bytes (its size class, from
+    C's ``raster_pool_block_nbytes``)."""
+    return _core.pool_block_nbytes(int(n)) if n > 0 else 0
+
+
+def _name_sample(e, indices):
+    """C's ``.index`` is the failing sample's position in the batch: make it
+    the sample's index into ``samples`` (what a shuffled epoch needs) and
+    keep the position as ``.batch_index``."""
+    pos = getattr(e, "index", None)
+    if isinstance(pos, int) and not hasattr(e, "batch_index"):
+        e.batch_index = pos
+        e.index = int(indices[pos]) if 0 <= pos < len(indices) else pos
 
 
 def _dist_rank_world():
@@ -289,10 +293,11 @@ class WindowReader:
     def _pooled_geo(self, indices):
         b, h, w, c = len(indices), self.height, self.width, self.channels
         tms = -1 if self.timeout is None else int(self.timeout * 1000)
-        image = _core.pool_tile(self.pool, self.out_dtype, h, w, c, tms, b)
-        mask = _core.pool_tile(self.pool, self.label_dtype, h, w, 1, tms, b, True) \
+        pool = self._pool_for(b)
+        image = _core.pool_tile(pool, self.out_dtype, h, w, c, tms, b)
+        mask = _core.pool_tile(pool, self.label_dtype, h, w, 1, tms, b, True) \
             if self.masks else None
-        validity = _core.pool_tile(self.pool, "uint8", h, w, 1, tms, b, True) \
+        validity = _core.pool_tile(pool, "uint8", h, w, 1, tms, b, True) \
             if self.with_validity else None
         self._read_geo(indices, np.from_dlpack(image),
                        None if mask is None else np.from_dlpack(mask),
@@ -311,8 +316,8 @@ class WindowReader:
             pairs = [tuple(self.samples[0][:2])]
         if not any(mask is not None for _, mask in pairs):
             pairs = [(pairs[0][0], None)]
-        # An open Dataset or WarpedVRT (warpedvrt's samples) is checked as itself.
-        key = lambda p: p if isinstance(p, Dataset) else str(p)   # noqa: E731
+        def key(x):                        # an open Dataset stands for itself
+            return x if isinstance(x, Dataset) else str(x)
         for image, mask in dict.fromkeys((key(i), None if m is None else key(m))
                                          for i, m in pairs):
             _core.check_label_grid(
@@ -354,8 +359,10 @@ class WindowReader:
             n += pool_block_nbytes(batch_size * h * w)
         return n
 
-    def _default_pool_bytes(self):
-        return 4 * self.batch_nbytes(1)
+    def _default_pool_bytes(self, batch_size=1):
+        """Room for 4 batches of ``batch_size``: the one being read and
+        three the caller may still hold."""
+        return 4 * self.batch_nbytes(batch_size)
 
     @property
     def pool(self):
@@ -366,6 +373,22 @@ class WindowReader:
                     budget = self._pool_bytes or self._default_pool_bytes()
                     self._pool = _core.BufferPool(int(budget))
         return self._pool
+
+    def _pool_for(self, batch_size):
+        """The pool for a read of ``batch_size`` samples.  The reader's own
+        pool, when no ``pool_bytes`` was given, is sized from the requests it
+        serves: a read larger than it was made for gets a new pool of
+        :meth:`_default_pool_bytes` for that size (batches read from the old
+        one stay valid; its memory goes when they do)."""
+        pool = self.pool
+        if self._own_pool and not self._pool_bytes:
+            need = self._default_pool_bytes(batch_size)
+            if pool.budget_bytes < need:
+                with self._lock:
+                    if self._pool.budget_bytes < need:
+                        self._pool = _core.BufferPool(int(need))
+                    pool = self._pool
+        return pool
 
     # ------------------------------------------------------------ samples
     def _dataset(self, path):
@@ -398,28 +421,41 @@ class WindowReader:
 
     def _items(self, indices):
         samples = self.samples
-        return [self._resolve(samples[i]) for i in indices]
+        items = []
+        for pos, i in enumerate(indices):
+            try:
+                items.append(self._resolve(samples[i]))
+            except RasterError as e:    # a file that does not open: that sample's error
+                if getattr(e, "index", None) is None:
+                    e.index, e.batch_index = int(i), pos
+                raise
+        return items
 
     # ------------------------------------------------------------ reads
+    @with_gdal_env
     def read(self, indices):
         """Read the samples ``indices`` now (in this thread, on ``threads``
         threads) into a pooled :class:`Batch`."""
         if self._geo:
             return self._pooled_geo(indices)
+        pool = self._pool_for(len(indices))
         try:
             image, mask, validity = _core.read_batch(
-                self._items(indices), dtype=self.out_dtype, pool=self.pool, masks=self.masks,
+                self._items(indices), dtype=self.out_dtype, pool=pool, masks=self.masks,
                 validity=self.with_validity, label_dtype=self.label_dtype, threads=self.threads,
                 timeout_ms=-1 if self.timeout is None else int(self.timeout * 1000),
                 **self._read_kwargs())
         except PoolTimeoutError as e:
-            budget = self.pool.budget_bytes
+            budget = pool.budget_bytes
             raise PoolTimeoutError(
                 f"{e} -- the pool ({budget / 2**20:.1f} MiB, "
                 f"{budget // max(1, self.batch_nbytes(len(indices)))} batches of "
                 f"{len(indices)}) stayed full for {self.timeout} s: batches (or tensors made "
                 "from them) that are still referenced keep their memory; drop them, or give "
                 "a larger pool_bytes", e.status) from None
+        except RasterError as e:
+            _name_sample(e, indices)
+            raise
         return Batch(image, mask, tuple(indices), validity)
 
     def _read_kwargs(self):
@@ -431,6 +467,7 @@ class WindowReader:
             kw["out_hw"] = (self.height, self.width)
         return kw
 
+    @with_gdal_env
     def read_into(self, indices, out, mask_out=None, layout="bhwc", validity_out=None):
         """Read the samples ``indices`` into ``out`` ([B,H,W,C], or [B,C,H,W] with
         layout='bchw'; any writable NumPy array or torch tensor, of any dtype),
@@ -441,9 +478,13 @@ class WindowReader:
             views = [None if a is None else np.from_dlpack(a) for a in (out, mask_out, validity_out)]
             self._read_geo(indices, *views, layout)
             return out, mask_out, validity_out
-        return _core.read_batch(
-            self._items(indices), out=out, mask_out=mask_out, validity_out=validity_out,
-            layout=layout, threads=self.threads, **self._read_kwargs())
+        try:
+            return _core.read_batch(
+                self._items(indices), out=out, mask_out=mask_out, validity_out=validity_out,
+                layout=layout, threads=self.threads, **self._read_kwargs())
+        except RasterError as e:
+            _name_sample(e, indices)
+            raise
 
     def close(self):
         """Close the datasets (and the reader's own pool; batches out stay valid)."""
@@ -530,8 +571,8 @@ class BatchLoader(WindowReader):
         self.worker = (int(worker[0]), int(worker[1]))
         self.epoch = 0
 
-    def _default_pool_bytes(self):
-        return (self.prefetch + 3) * self.batch_nbytes(self.batch_size)
+    def _default_pool_bytes(self, batch_size=0):
+        return (self.prefetch + 3) * self.batch_nbytes(max(self.batch_size, batch_size))
 
     def set_epoch(self, epoch):
         """Use epoch ``epoch``'s order (and window draw, for RandomWindows)."""
@@ -580,22 +621,29 @@ def _put(q, stop, item):
     return False
 
 
-def _prefetch_run(q, stop, loader, plan):
+def _prefetch_run(q, stop, loader, plan, options):
     """The reader thread.  It holds the queue and the stop flag, never the
-    iterator, so dropping the iterator runs its __del__, which stops this."""
+    iterator, so dropping the iterator runs its __del__, which stops this.
+    ``options``: the rasterio.Env options of the thread that started the
+    iteration, which rasterio keeps per thread: pushed here for every read."""
     try:
-        for indices in plan:
-            if stop.is_set():
-                return
-            batch = loader.read(indices)
-            if not _put(q, stop, batch):
-                batch.release()
-                return
-            del batch
+        with gdal_options(options):
+            _prefetch_reads(q, stop, loader, plan)
     except BaseException as e:     # delivered to the consumer
         _put(q, stop, e)
         return
     _put(q, stop, _DONE)
+
+
+def _prefetch_reads(q, stop, loader, plan):
+    for indices in plan:
+        if stop.is_set():
+            return
+        batch = loader.read(indices)
+        if not _put(q, stop, batch):
+            batch.release()
+            return
+        del batch
 
 
 class _Prefetcher:
@@ -612,7 +660,8 @@ class _Prefetcher:
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(target=_prefetch_run,
-                                        args=(self._q, self._stop, loader, plan),
+                                        args=(self._q, self._stop, loader, plan,
+                                              active_options()),
                                         name="rasterloader-prefetch", daemon=True)
         self._thread.start()
 

@@ -33,6 +33,15 @@ window errors are ``rasterio.errors.WindowError``, :class:`RasterBlockError`
 and :class:`StatisticsError` are rasterio's classes of those names, and
 :class:`RasterloaderDeprecationWarning` is a ``RasterioDeprecationWarning``.
 Without rasterio they have only the bases in the table.
+
+Attributes survive process boundaries: pickling keeps every attribute
+(``.status``, ``.message``, a failing sample's ``.index``, ...), and so does
+torch's DataLoader, which does not pickle a worker's exception but re-raises
+``type(exc)(text)`` in the main process from the worker's formatted traceback
+(torch/_utils.py, ExceptionWrapper).  rasterloader.torch's Datasets add the
+attributes to that traceback as one note line (:func:`_attributes_note`);
+the class's constructor finds it in the text and restores them, while
+``str(exc)`` stays torch's text with the worker's traceback.
 """
 
 __all__ = [
@@ -43,6 +52,7 @@ __all__ = [
 ]
 
 import errno as _errno
+import json as _json
 
 try:  # rasterio is optional: its classes become extra bases when it is there
     import rasterio.errors as _rio
@@ -66,6 +76,39 @@ _STATUS_NAMES = {
 }
 
 
+# The note line that carries an exception's attributes through a DataLoader
+# worker's traceback text (see the module doc).
+_NOTE_PREFIX = "rasterloader error attributes: "
+
+
+def _jsonable(v):
+    try:
+        _json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _attributes_note(exc):
+    """One line holding ``exc``'s attributes as JSON, for a traceback that is
+    sent as text (``exc.add_note(_attributes_note(exc))``)."""
+    attrs = {k: v for k, v in vars(exc).items() if not k.startswith("_") and _jsonable(v)}
+    return _NOTE_PREFIX + _json.dumps(attrs, sort_keys=True)
+
+
+def _attributes_from_text(text):
+    """The attributes of the last note line in ``text``, or None."""
+    at = text.rfind(_NOTE_PREFIX) if isinstance(text, str) else -1
+    if at < 0:
+        return None
+    line = text[at + len(_NOTE_PREFIX):].split("\n", 1)[0]
+    try:
+        attrs = _json.loads(line)
+    except ValueError:
+        return None
+    return attrs if isinstance(attrs, dict) else None
+
+
 class RasterError(Exception):
     """Base class of every rasterloader error."""
 
@@ -77,12 +120,18 @@ class RasterError(Exception):
         self.message = message
         self.status = self.default_status if status is None else int(status)
         self.status_name = _STATUS_NAMES.get(self.status, "RASTER_E_UNKNOWN")
+        # Re-raised by torch from a worker's traceback text: take the
+        # worker's attributes (message, status, index, ...) back.
+        attrs = _attributes_from_text(message) if status is None else None
+        if attrs:
+            self.__dict__.update(attrs)
 
-    def __reduce__(self):   # picklable across DataLoader workers
-        return (type(self), (self.message, self.status))
+    def __reduce__(self):   # picklable with every attribute (.index, ...)
+        return (type(self), (self.args[0] if self.args else self.message, self.status),
+                self.__dict__.copy())
 
     def __str__(self):
-        return self.message
+        return self.args[0] if self.args and isinstance(self.args[0], str) else self.message
 
 
 class InvalidArgumentError(RasterError, ValueError):

@@ -33,6 +33,7 @@ Window samplers (:class:`RandomWindows`, :class:`GridWindows`,
 :class:`TileWindows`) are re-exported here.
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -44,6 +45,7 @@ from . import _core
 from ._loader import (BatchLoader, WindowReader, _dist_rank_world, epoch_order,
                       shard_indices)
 from ._windows import GridWindows, RandomWindows, TileWindows
+from .errors import RasterError, _attributes_note
 
 __all__ = ["WindowDataset", "BatchDataset", "ShardedSampler", "dataloader", "shared_empty",
            "RandomWindows", "GridWindows", "TileWindows"]
@@ -104,6 +106,20 @@ def _threads(threads):
     return 1
 
 
+@contextlib.contextmanager
+def _worker_errors():
+    """A rasterloader error raised in a DataLoader worker reaches the main
+    process as ``type(exc)(traceback text)`` (torch's ExceptionWrapper sends
+    text, not the exception): add its attributes (.index, .status, ...) to
+    that text as a note, from which the class restores them."""
+    try:
+        yield
+    except RasterError as e:
+        if get_worker_info() is not None:
+            e.add_note(_attributes_note(e))
+        raise
+
+
 def _pack(image, mask, validity, index, return_type):
     if return_type == "tuple":
         return tuple(t for t in (image, mask, validity) if t is not None) \
@@ -127,8 +143,9 @@ def _read_batch_tensors(reader, indices, layout, new):
     image = new(shape, r.out_dtype)
     mask = new((b, r.height, r.width), r.label_dtype) if r.masks else None
     validity = new((b, r.height, r.width), torch.uint8) if r.with_validity else None
-    r.read_into(indices, image, mask, layout="bhwc" if layout == "hwc" else "bchw",
-                validity_out=validity)
+    with _worker_errors():
+        r.read_into(indices, image, mask, layout="bhwc" if layout == "hwc" else "bchw",
+                    validity_out=validity)
     return image, mask, validity
 
 
