@@ -282,3 +282,15 @@ def test_read_hwc_mean_std_and_pickle(mosaic, oracle):
     copy = pickle.loads(pickle.dumps(mosaic))
     assert np.array_equal(copy.read(box), mosaic.read(box))
     copy.close()
+
+
+def test_nodata_override(mosaic):
+    """nodata=65535 (merge's nodata=): the scenes' own nodata (0) is then
+    "invalid source pixels", composed "first" into a 65535-filled output."""
+    with rasterloader.Mosaic(SCENES, nodata=65535) as m:
+        o = TorchGeoWay(SCENES, nodata=65535)
+        for box in random_boxes(m.bounds, 4, seed=51):
+            got = m.read(box)
+            assert_equal_oracle(got, o.read(box), box)
+        o.close()
+        assert m.nodata == 65535
