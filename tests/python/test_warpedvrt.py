@@ -23,7 +23,9 @@ would make float64: raster_open_warped names the working type).
 
 import os
 import pickle
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -262,6 +264,25 @@ def test_source_closed_after_creation_still_reads(scenes):
                               r.read(window=Window(0, 0, 100, 100)))
 
 
+def _task_count():
+    return len(os.listdir("/proc/self/task"))
+
+
+def _wait_threads_gone(count, timeout=10.0):
+    """Wait until the OS threads of joined Python threads have really ended.
+
+    Thread.join() returns before the OS thread has run its thread-local
+    destructors, and GDAL's per-thread PROJ context is one of them: it closes
+    PROJ's SQLite database, holding SQLite's mutex.  A fork() in that moment
+    gives a child whose first CRS lookup waits on that mutex forever (seen once
+    in a full run).  No fork gate can cover another library's thread exit, so
+    the README says: fork after reading threads have ended, as DataLoader does.
+    """
+    deadline = time.monotonic() + timeout
+    while _task_count() > count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_threads_fork_and_pickle(scenes):
     rs, ls = _both(scenes[0])
     with rs, ls, RioVRT(rs, crs="EPSG:32632", tolerance=0) as r, \
@@ -271,15 +292,18 @@ def test_threads_fork_and_pickle(scenes):
 
         def work(i):
             got[i] = v.read()
+        before = _task_count()
         ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
         for t in ts:
             t.start()
         for t in ts:
             t.join()
         assert all(np.array_equal(g, want) for g in got)
+        _wait_threads_gone(before)
         rd, wr = os.pipe()
         pid = os.fork()
         if pid == 0:    # the child re-builds its own warped VRT
+            signal.alarm(60)    # a hang fails this test instead of stalling the run
             ok = np.array_equal(v.read(), want)
             os.write(wr, b"1" if ok else b"0")
             os._exit(0)
