@@ -1057,3 +1057,96 @@ raster__shm_stats(raster_tile_cache_stats_t *s)
     pthread_mutex_unlock(&A.h->mu);
     snprintf(s->name, sizeof s->name, "%s", A.name);
 }
+
+/* ------------------------------ tests ---------------------------------- */
+
+void
+raster__shm_test_sleep(unsigned us)
+{
+    A.test_sleep = (useconds_t)us;
+}
+
+int
+raster__shm_check(char *why, size_t n)
+{
+    if (A.h == NULL) {
+        snprintf(why, n, "not attached");
+        return 0;
+    }
+    lock();
+    sweep();
+    shm_hdr_t *h = A.h;
+    shm_entry_t *E = entries();
+    int ok = 1;
+    uint64_t used = 0, units = 0;
+    int64_t published = 0;
+    int32_t *refs = calloc(h->entries_hw + 1, sizeof *refs);
+    for (int s = 0; s < NPROCS && refs; s++)
+        for (int i = 0; i < NPINS; i++) {
+            const shm_pin_t *p = &procs()[s].pins[i];
+            if (p->entry > 0 && (uint32_t)(p->entry - 1) < h->entries_hw)
+                refs[p->entry - 1] += p->count;
+        }
+    for (uint32_t i = 0; i < h->entries_hw && ok; i++) {
+        const shm_entry_t *e = &E[i];
+        if (refs && e->state != ST_FREE && e->refs != refs[i]) {
+            snprintf(why, n, "entry %u: refs %d but the processes hold %d pins", i, e->refs, refs[i]);
+            ok = 0;
+        }
+        if (e->state == ST_FREE)
+            continue;
+        if ((e->state == ST_RESERVED || e->state == ST_RETIRED) && e->refs == 0) {
+            snprintf(why, n, "entry %u: state %u with no reference left (leaked)", i, e->state);
+            ok = 0;
+        }
+        used += (uint64_t)e->nunits * UNIT;
+        units += e->nunits;
+        for (uint64_t u = e->unit_off; u < e->unit_off + e->nunits && ok; u++)
+            if (!bit_get(u)) {
+                snprintf(why, n, "entry %u: unit %llu is not marked used", i, (unsigned long long)u);
+                ok = 0;
+            }
+        if (e->state == ST_PUBLISHED) {
+            published++;
+            if (ok && lookup(&e->key) != e) {
+                snprintf(why, n, "entry %u: published but not found in the table", i);
+                ok = 0;
+            }
+        }
+    }
+    uint64_t marked = 0;
+    for (uint64_t u = 0; u < h->nunits; u++)
+        marked += (uint64_t)bit_get(u);
+    int64_t in_lru = 0;
+    for (int32_t v = h->lru_head; v >= 0 && in_lru <= (int64_t)h->nentries; v = E[v].next)
+        in_lru++;
+    if (ok && used != h->bytes_used) {
+        snprintf(why, n, "bytes_used %llu but entries hold %llu", (unsigned long long)h->bytes_used,
+                 (unsigned long long)used);
+        ok = 0;
+    }
+    if (ok && marked != units) {
+        snprintf(why, n, "%llu units marked but entries hold %llu", (unsigned long long)marked,
+                 (unsigned long long)units);
+        ok = 0;
+    }
+    if (ok && (published != h->entries_linked || in_lru != published)) {
+        snprintf(why, n, "%lld published, %lld counted, %lld in the LRU list", (long long)published,
+                 (long long)h->entries_linked, (long long)in_lru);
+        ok = 0;
+    }
+    if (ok && h->bytes_used > atomic_load(&h->budget) && published > 0) {
+        /* Entries in use may outlast a lowered budget; published ones not. */
+        int64_t pinned = 0;
+        for (uint32_t i = 0; i < h->entries_hw; i++)
+            pinned += E[i].state != ST_FREE && E[i].refs > 0;
+        if (pinned == 0) {
+            snprintf(why, n, "bytes_used %llu over the budget %llu", (unsigned long long)h->bytes_used,
+                     (unsigned long long)atomic_load(&h->budget));
+            ok = 0;
+        }
+    }
+    free(refs);
+    pthread_mutex_unlock(&h->mu);
+    return ok;
+}

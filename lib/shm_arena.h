@@ -38,6 +38,15 @@ RASTER_HIDDEN size_t raster__shm_set_budget(size_t budget);
 /* Fills the counters of 'out' that the arena keeps (machine-wide). */
 RASTER_HIDDEN void raster__shm_stats(raster_tile_cache_stats_t *out);
 
+/* Tests: raster__shm_test_sleep() sets this process's sleep inside critical
+ * sections (as RASTERLOADER_TILE_CACHE_TEST_SLEEP_US does at attach);
+ * raster__shm_check() verifies every invariant of the arena under its lock
+ * (bitmap and bytes in use = the live entries' units, refs = the live
+ * processes' pins, hash and LRU hold exactly the published entries) and
+ * returns 1, or 0 with what is wrong in 'why'. */
+RASTER_HIDDEN void raster__shm_test_sleep(unsigned us);
+RASTER_HIDDEN int raster__shm_check(char *why, size_t why_nbytes);
+
 /* The arena's name for this user (for messages and tests). */
 RASTER_HIDDEN const char *raster__shm_name(void);
 
