@@ -48,10 +48,11 @@
  *   (magic, layout version, owner, sizes, offsets) before use; anything
  *   else is refused with the reason, and the process uses a private cache.
  *
- * Allocation: first fit over the bitmap from a rotating cursor; evict from
- * the cold end of the LRU until the entry fits the budget and a run of free
- * units is found.  Entries of one file have one size, so in steady state
- * an eviction frees exactly the room the new entry takes.
+ * Allocation: first fit over the bitmap (4 KiB units) from a rotating
+ * cursor; evict from the cold end of the LRU until the entry fits the
+ * budget and a run of free units is found.  A published entry gives back
+ * the units past its valid bytes (the decoder's margin), so the budget
+ * counts decoded pixels, not the decoder's room.
  *
  * The last process to leave (at exit) unlinks the object, so no memory
  * stays held once nothing reads; a killed process leaves it for the next.
@@ -987,6 +988,15 @@ raster__shm_put(raster__tile_entry_t *te, const raster__tile_key_t *k, size_t va
         if (old == NULL || old->valid < e->valid) {
             if (old != NULL)
                 entry_unlink(old);
+            /* The decoder's room past the valid bytes (the DEFLATE margin,
+             * rows below the image) goes back to the arena. */
+            const uint64_t keep = e->valid > 0 ? (e->valid + UNIT - 1) / UNIT : 1;
+            if (keep < e->nunits) {
+                bits_set(e->unit_off + keep, e->nunits - keep, 0);
+                A.h->bytes_used -= (e->nunits - keep) * UNIT;
+                e->nunits = (uint32_t)keep;
+                e->capacity = keep * UNIT;
+            }
             hash_insert(e);
             lru_push_head(e);
             A.h->entries_linked++;
