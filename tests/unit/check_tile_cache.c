@@ -5,11 +5,14 @@
  * reader, budget changes, keys that tell every field apart, no allocation in a steady full
  * cache, and a threaded stress that checks every byte it reads.
  *
- * The cache is process-wide: every test starts from budget 0 and looks at
+ * The cache is on by default in the suite's own shared arena (test_util.h),
+ * so these run against shm_arena.c (and with RASTERLOADER_TILE_CACHE_SHARED=0
+ * against the private cache); every test starts from budget 0 and looks at
  * differences of the stats, so the suite also passes with CK_FORK=no.
  */
 #include "test_util.h"
 #include "internal.h"
+#include "shm_arena.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -334,6 +337,10 @@ START_TEST(threads_read_only_what_was_written)
     ck_assert_uint_gt(s.hits - s0.hits, 0);
     ck_assert_uint_gt(s.evictions - s0.evictions, 0);
     ck_assert_uint_le(s.bytes_used, 24 * SEG);
+    if (s.mode == RASTER_TILE_CACHE_SHARED) {
+        char why[256] = "";
+        ck_assert_msg(raster__shm_check(why, sizeof why), "arena after the threads: %s", why);
+    }
     raster_tile_cache_set_budget(0);
     ck_assert_uint_eq(cstats().bytes_used, 0);
 }
