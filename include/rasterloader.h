@@ -611,6 +611,17 @@ typedef struct raster_tile_cache_stats {
 
 RASTER_API void raster_tile_cache_get_stats(raster_tile_cache_stats_t *stats_out);
 
+/*
+ * raster_tile_cache_detach() makes this process leave the shared arena: the
+ * entries it pins are released and, if no other live process is attached,
+ * the arena is unlinked, which frees its memory.  It runs at exit(); a
+ * process that ends with _exit() (multiprocessing children do; the Python
+ * package calls it for them) should call it first, or its memory stays in
+ * /dev/shm until the next process of the user reuses the arena.  Reads
+ * after it attach again.  No-op in a private or off cache.
+ */
+RASTER_API void raster_tile_cache_detach(void);
+
 #ifdef __cplusplus
 }
 #endif

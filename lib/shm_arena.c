@@ -54,8 +54,10 @@
  * the units past its valid bytes (the decoder's margin), so the budget
  * counts decoded pixels, not the decoder's room.
  *
- * The last process to leave (at exit) unlinks the object, so no memory
- * stays held once nothing reads; a killed process leaves it for the next.
+ * The last process to leave (at exit, or raster_tile_cache_detach(), which
+ * the Python package calls when a multiprocessing child ends, as those end
+ * with _exit()) unlinks the object, so no memory stays held once nothing
+ * reads; a killed process leaves it for the next run, which reuses it.
  *
  * Test hook: RASTERLOADER_TILE_CACHE_TEST_SLEEP_US=n sleeps n us inside
  * every critical section and after a pin is taken (before the copy), to
@@ -791,11 +793,14 @@ open_existing(char *why, size_t n, int *stale)
     return 1;
 }
 
-static void
-detach_at_exit(void)
+void
+raster__shm_detach(void)
 {
-    if (A.h == NULL || A.pid != getpid())
+    pthread_mutex_lock(&A.local);
+    if (A.h == NULL || A.slot < 0 || A.pid != getpid()) {
+        pthread_mutex_unlock(&A.local);
         return;
+    }
     lock();
     if (A.slot >= 0)
         slot_reclaim(A.slot);
@@ -804,6 +809,13 @@ detach_at_exit(void)
     pthread_mutex_unlock(&A.h->mu);
     if (others == 0)
         shm_unlink(A.name);
+    pthread_mutex_unlock(&A.local);
+}
+
+static void
+detach_at_exit(void)
+{
+    raster__shm_detach();
 }
 
 static void

@@ -47,6 +47,11 @@ RASTER_HIDDEN void raster__shm_stats(raster_tile_cache_stats_t *out);
 RASTER_HIDDEN void raster__shm_test_sleep(unsigned us);
 RASTER_HIDDEN int raster__shm_check(char *why, size_t why_nbytes);
 
+/* This process leaves the arena: its pins dropped, its slot freed, and the
+ * object unlinked if no live process is attached any more.  Idempotent; a
+ * later use takes a slot again. */
+RASTER_HIDDEN void raster__shm_detach(void);
+
 /* The arena's name for this user (for messages and tests). */
 RASTER_HIDDEN const char *raster__shm_name(void);
 

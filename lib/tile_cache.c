@@ -635,3 +635,9 @@ raster_tile_cache_get_stats(raster_tile_cache_stats_t *s)
     }
     s->gdal_cache_bytes = raster__gdal_cache_bytes();
 }
+
+void
+raster_tile_cache_detach(void)
+{
+    raster__shm_detach();
+}

@@ -98,6 +98,15 @@ mod_tile_cache_stats(PyObject *mod, PyObject *unused)
                          (long long)s.gdal_cache_bytes, "name", s.name, "reason", s.reason);
 }
 
+static PyObject *
+mod_tile_cache_detach(PyObject *mod, PyObject *unused)
+{
+    Py_BEGIN_ALLOW_THREADS
+    raster_tile_cache_detach();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"read_batch", (PyCFunction)(void (*)(void))mod_read_batch, METH_VARARGS | METH_KEYWORDS,
      "read_batch(items, *, dtype=None, pool=None, out=None, mask_out=None, layout='bhwc',\n"
@@ -123,6 +132,10 @@ static PyMethodDef module_methods[] = {
      "inserts, evictions, block_mallocs, mode ('shared', 'private', 'off'),\n"
      "attached_processes, capacity_bytes, repairs, reclaimed_pins, gdal_cache_bytes,\n"
      "name (the shm arena) and reason (why private or off, or why the budget was capped)"},
+    {"_tile_cache_detach", mod_tile_cache_detach, METH_NOARGS,
+     "_tile_cache_detach() leaves the shared tile-cache arena (unlinked if this was the\n"
+     "last process attached); rasterloader._tile_cache calls it when a multiprocessing\n"
+     "child ends, as those end with os._exit()"},
     {"status_name", mod_status_name, METH_O, "status_name(status) -> 'RASTER_E_...'"},
     {"library_version", mod_library_version, METH_NOARGS,
      "library_version() -> (major, minor, patch) of the linked C library"},

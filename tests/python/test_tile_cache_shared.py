@@ -156,3 +156,24 @@ def test_the_environment_turns_it_off_or_private():
     s = _stats_in_fresh_process("priv%d" % os.getpid(), {"RASTERLOADER_TILE_CACHE_SHARED": "0",
                                                           "RASTERLOADER_TILE_CACHE_BYTES": "64M"})
     assert s["mode"] == "private" and s["budget_bytes"] == 64 << 20 and s["misses"] > 0
+
+
+def test_workers_that_end_with_os_exit_leave_no_arena_behind():
+    """DataLoader workers end with os._exit(): the package's multiprocessing hook
+    detaches them, and the last one unlinks the arena (the main process never read)."""
+    tag = "exit%d" % os.getpid()
+    shm = "/dev/shm/rasterloader-tc-v1-%d-%s" % (os.getuid(), tag)
+    code = f"""
+import os, torch, rasterloader
+from torch.utils.data import DataLoader, Dataset
+class D(Dataset):
+    def __len__(self): return 8
+    def __getitem__(self, i):
+        with rasterloader.open({fixture_path(NAME)!r}) as ds:
+            return torch.from_numpy(ds.read(window=((0, 64), (i * 64, i * 64 + 64))).astype('float32'))
+for x in DataLoader(D(), batch_size=2, num_workers=2, multiprocessing_context="fork"):
+    assert os.path.exists({shm!r})      # the workers made and share it
+"""
+    env = dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=tag)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    assert not os.path.exists(shm)

@@ -162,18 +162,29 @@ START_TEST(workers_killed_mid_insert_and_mid_read_leave_it_consistent)
     unsigned seed = 4242;
     for (int round = 0; round < rounds; round++) {
         pid_t kids[2];
+        int ready[2];
+        ck_assert_int_eq(pipe(ready), 0);
         for (int k = 0; k < 2; k++) {
             kids[k] = fork();
             if (kids[k] == 0) {
+                close(ready[0]);
                 raster__shm_test_sleep(1500);
                 raster_dataset_t *mine = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
-                for (;;)
-                    if (read_random(mine, whole, &in, (unsigned)(getpid() * 7 + round), 50) != 0)
+                for (int i = 0;; i++) {
+                    if (read_random(mine, whole, &in, (unsigned)(getpid() * 7 + round + i), 4) != 0)
                         _exit(3);       /* a wrong pixel or a failed read */
+                    if (i == 0 && write(ready[1], "r", 1) != 1)
+                        _exit(4);
+                }
             }
         }
+        close(ready[1]);
+        char c;
+        for (int k = 0; k < 2; k++)     /* both are in their read loop */
+            ck_assert_int_eq(read(ready[0], &c, 1), 1);
+        close(ready[0]);
         seed = seed * 1103515245u + 12345u;
-        usleep(20000 + (seed >> 8) % 60000);
+        usleep(5000 + (seed >> 8) % 40000);
         for (int k = 0; k < 2; k++)
             kill(kids[k], SIGKILL);
         for (int k = 0; k < 2; k++) {
