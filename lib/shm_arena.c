@@ -126,6 +126,7 @@ typedef struct shm_hdr {
     uint64_t committed;           /* bytes of data fallocate'd */
     int64_t entries_linked;
     uint64_t hits, misses, inserts, evictions, commits, repairs, reclaimed_pins;
+    uint64_t commit_failures;     /* posix_fallocate said no (/dev/shm full) */
     int32_t lru_head, lru_tail, free_head;
     uint32_t entries_hw;          /* descriptors ever used: [0, entries_hw) */
     uint64_t cursor;              /* next unit to try */
@@ -137,6 +138,7 @@ static struct {
     size_t map_nbytes;
     int fd;
     int slot;                     /* this process's slot, -1 after fork */
+    struct timespec commit_failed;/* last failed commit: retried a second later */
     pid_t pid;                    /* whose slot it is */
     useconds_t test_sleep;
     char name[64];
@@ -343,10 +345,17 @@ commit_upto(uint64_t end)
     uint64_t to = (end + COMMIT_STEP - 1) / COMMIT_STEP * COMMIT_STEP;
     if (to > A.h->capacity)
         to = A.h->capacity;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (A.commit_failed.tv_sec != 0 && now.tv_sec - A.commit_failed.tv_sec < 1)
+        return 0;           /* /dev/shm was full a moment ago: do not ask on every miss */
     const int rc = posix_fallocate(A.fd, (off_t)(A.h->off_data + A.h->committed),
                                    (off_t)(to - A.h->committed));
-    if (rc != 0)
+    if (rc != 0) {
+        A.commit_failed = now;
+        A.h->commit_failures++;
         return 0;
+    }
     A.h->committed = to;
     A.h->commits++;
     return 1;
@@ -1076,8 +1085,14 @@ raster__shm_stats(raster_tile_cache_stats_t *s)
     s->block_mallocs = A.h->commits;
     s->repairs = A.h->repairs;
     s->reclaimed_pins = A.h->reclaimed_pins;
+    const uint64_t failures = A.h->commit_failures, committed = A.h->committed;
     pthread_mutex_unlock(&A.h->mu);
     snprintf(s->name, sizeof s->name, "%s", A.name);
+    if (failures > 0 && s->reason[0] == '\0')
+        snprintf(s->reason, sizeof s->reason,
+                 "/dev/shm ran out of space with %llu MiB of the arena reserved: tiles beyond that are "
+                 "decoded into scratch, not cached (%llu failed reservations)",
+                 (unsigned long long)(committed >> 20), (unsigned long long)failures);
 }
 
 /* ------------------------------ tests ---------------------------------- */

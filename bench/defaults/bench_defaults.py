@@ -189,12 +189,15 @@ def report(rows, args, seconds):
         f"`default_collate` into batches of {BATCH}) in a DataLoader (fork), once with `rasterio.open` and once "
         "with `rasterloader.open`, nothing tuned: `GDAL_CACHEMAX` unset "
         + (f"(GDAL's default: {gd:.0f} MiB per process here)" if gd else "(GDAL's default, 5 % of RAM per process)")
-        + " and the tile cache at its default (on, one shared arena). "
+        + " and the tile cache at its default (on, one shared arena of "
+        + f"{max([r['cache'].get('budget_bytes', 0) for r in rows] + [0]) / mib:.0f} MiB, 10 % of RAM). "
         f"{args.samples} samples per epoch ({max(BATCH, args.samples // 3)} when opened per item), "
         f"{args.epochs} epochs; corpus: {args.corpus} real copies "
         f"({args.corpus * args.size * args.size * 8 / mib:.0f} MiB decoded). Each run starts cold in a fresh "
-        f"process tree (its own arena). Peak PSS/RSS: summed over the process tree. Load average {load:.2f} at "
-        "the end (the machine is shared: +-20 % between runs).",
+        f"process tree (its own arena); each configuration ran {args.repeat} times, interleaved with the other "
+        "reader's runs, and the faster run is shown (with its memory). Peak PSS/RSS: summed over the process "
+        f"tree. Load average {load:.2f} at the end: the two cores are shared with other work, so figures move "
+        "by tens of percent between runs.",
         "",
         "| regime | workers | rasterio samples/s | drop-in samples/s | ratio | rasterio peak PSS MiB | drop-in peak PSS MiB | PSS ratio | rasterio / drop-in peak RSS MiB | drop-in cache hits |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -230,7 +233,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.path.join(ROOT, "bench", "data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "defaults.md"))
-    ap.add_argument("--samples", type=int, default=384,
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="runs per configuration, interleaved; the fastest is reported")
+    ap.add_argument("--samples", type=int, default=256,
                     help="samples per epoch (a third of them in the open-per-item regime)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--corpus", type=int, default=12)
@@ -249,7 +254,7 @@ def main():
     tmp = None
     if a.smoke:
         tmp = tempfile.mkdtemp(prefix="rl-bench-defaults-")
-        a.data, a.size, a.samples, a.epochs, a.corpus, a.workers = tmp, 1024, 64, 1, 2, [2]
+        a.data, a.size, a.samples, a.epochs, a.corpus, a.workers, a.repeat = tmp, 1024, 64, 1, 2, [2], 1
     try:
         from bench_loader import ensure_data
         ensure_data(a.data, a.size)
@@ -258,11 +263,15 @@ def main():
         rows = []
         for regime, _ in REGIMES:
             for w in a.workers:
-                for kind in ("rasterio", "rasterloader"):
-                    r = spawn(kind, regime, w, a, f"bench{os.getpid()}{regime}{w}{kind[:2]}")
-                    rows.append(r)
-                    print(f"{regime:7s} workers={w} {kind:12s} {r['samples_per_s']:7.0f} samples/s "
-                          f"peak PSS {r['peak_pss'] / 2 ** 20:6.0f} MiB  {r['cache']}", flush=True)
+                best = {}
+                for rep in range(a.repeat):
+                    for kind in ("rasterio", "rasterloader"):
+                        r = spawn(kind, regime, w, a, f"bench{os.getpid()}{regime}{w}{kind[:2]}{rep}")
+                        print(f"{regime:7s} workers={w} {kind:12s} {r['samples_per_s']:7.0f} samples/s "
+                              f"peak PSS {r['peak_pss'] / 2 ** 20:6.0f} MiB  {r['cache']}", flush=True)
+                        if kind not in best or r["samples_per_s"] > best[kind]["samples_per_s"]:
+                            best[kind] = r
+                rows += best.values()
         text = report(rows, a, time.time() - t0)
         if a.smoke:
             assert all(r["samples"] == (a.samples if r["regime"] != "open" else max(BATCH, a.samples // 3))
