@@ -143,7 +143,7 @@ test-valgrind: build fixtures
 # internal lock order.  check_fork is not here: TSan does not support threads
 # started after a fork.
 TSAN_SUITES := check_read_threads check_pool_stress check_pool check_batch check_dlpack \
-               check_tile_cache check_tile_cache_reads check_faults
+               check_tile_cache check_tile_cache_reads check_faults check_gdal_config
 TSAN_ENV := CK_FORK=no RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) RASTER_MATRIX_SCALE=16 RASTER_STRESS_SCALE=50 \
             TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
 TSAN_RUN = log=$(BUILD_TSAN)/$(1).tsan.log; echo "tsan $(1) $(2)"; \

@@ -864,6 +864,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     make_fixtures(a.out, a.force, a.jobs)
+    make_dropin_fixtures(a.out)
     if a.sample:
         make_sample(a.sample)
     if a.bench:
@@ -875,6 +876,121 @@ def main(argv=None):
         if a.bench:
             ok = verify(a.bench) and ok
     return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------- drop-in metadata (issue 15)
+
+# Small files for rasterio's metadata API and helpers (tags, overviews, band texts,
+# scales/offsets, GCPs, RPCs, statistics, merge sources), in their own directory
+# so the fixture sweeps above (manifest.json) do not grow.  Rewritten when this
+# script changes (the stamp holds its sha256).
+DROPIN_DIR = "dropin"
+DROPIN_CRS = "EPSG:32633"
+
+
+def _dropin_pixels(name, count, h, w, dtype="uint16"):
+    return make_pixels("dropin/" + name, dtype, count, h, w)
+
+
+def _write_tags_file(path):
+    """3-band u16, 32x32 tiles, tags in three namespaces, band texts, scale/offset, 2 overviews."""
+    h, w = 80, 96
+    data = _dropin_pixels("tags", 3, h, w)
+    t = rasterio.transform.from_origin(399960.0, 5800020.0, 10.0, 10.0)
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint16",
+                       crs=DROPIN_CRS, transform=t, tiled=True, blockxsize=32, blockysize=32,
+                       compress="deflate", predictor=2, nodata=0) as dst:
+        dst.write(data)
+        dst.update_tags(PURPOSE="dropin", SENSOR="synthetic")
+        dst.update_tags(ns="CUSTOM", KEY="value", OTHER="x=y")
+        dst.update_tags(1, BAND_TAG="one", STATISTICS_NOTE="none")
+        dst.update_tags(2, ns="CUSTOM", BAND2="two")
+        dst.set_band_description(1, "red edge")
+        dst.set_band_description(2, "near infrared")
+        dst.set_band_unit(1, "metre")
+        dst.set_band_unit(3, "dn")
+        dst.scales = (0.5, 1.0, 2.0)
+        dst.offsets = (10.0, 0.0, -1.5)
+    with rasterio.open(path, "r+") as dst:
+        dst.build_overviews([2, 4], rasterio.enums.Resampling.average)
+
+
+def _write_gcps_file(path):
+    """u8, 1 band, 4 GCPs in EPSG:4326 and no geotransform."""
+    from rasterio.control import GroundControlPoint
+    h, w = 40, 50
+    gcps = [GroundControlPoint(row=0, col=0, x=15.0, y=52.0, z=0.0, id="ul", info="upper left"),
+            GroundControlPoint(row=0, col=w, x=15.01, y=52.001, z=1.0, id="ur", info=""),
+            GroundControlPoint(row=h, col=w, x=15.012, y=51.99, z=2.5, id="lr", info="lower right"),
+            GroundControlPoint(row=h, col=0, x=14.999, y=51.991, z=0.0, id="ll", info="")]
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8",
+                       gcps=gcps, crs="EPSG:4326") as dst:
+        dst.write(_dropin_pixels("gcps", 1, h, w, "uint8"))
+
+
+def _write_rpcs_file(path):
+    """u8, 1 band with RPCs (rasterio.rpc.RPC)."""
+    from rasterio.rpc import RPC
+    h, w = 40, 50
+    rpc = RPC(height_off=100.0, height_scale=500.0, lat_off=52.0, lat_scale=0.01, line_den_coeff=[1.0] + [0.0] * 19,
+              line_num_coeff=[0.0, 0.0, -1.0] + [0.0] * 17, line_off=20.0, line_scale=20.0,
+              long_off=15.0, long_scale=0.01, samp_den_coeff=[1.0] + [0.0] * 19,
+              samp_num_coeff=[0.0, 1.0] + [0.0] * 18, samp_off=25.0, samp_scale=25.0, err_bias=0.5, err_rand=0.25)
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8") as dst:
+        dst.write(_dropin_pixels("rpcs", 1, h, w, "uint8"))
+        dst.rpcs = rpc
+
+
+def _write_allnodata_file(path):
+    """u8, every pixel nodata: statistics have nothing to count."""
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=1, dtype="uint8", nodata=255,
+                       crs=DROPIN_CRS, transform=rasterio.transform.from_origin(399960.0, 5800020.0, 10, 10)) as dst:
+        dst.write(np.full((1, 16, 16), 255, np.uint8))
+
+
+# Merge sources: same CRS, overlapping; b sits 2.5 pixels off a's grid, c has twice the
+# pixel size; each has a nodata hole, so every merge method sees overlaps and holes.
+MERGE_SOURCES = {
+    "merge_a.tif": (399960.0, 5800020.0, 10.0, 64, 48),
+    "merge_b.tif": (399960.0 + 325.0, 5800020.0 - 155.0, 10.0, 64, 48),
+    "merge_c.tif": (399960.0 + 150.0, 5800020.0 + 100.0, 20.0, 30, 25),
+}
+
+
+def _write_merge_file(path, name):
+    x0, y0, res, w, h = MERGE_SOURCES[name]
+    rng = rng_for("dropin/" + name)
+    data = _dropin_pixels(name, 2, h, w)
+    data[data == 0] = 1
+    data[:, blob(h, w, rng, n=1)] = 0
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=2, dtype="uint16", nodata=0,
+                       crs=DROPIN_CRS, transform=rasterio.transform.from_origin(x0, y0, res, res),
+                       tiled=True, blockxsize=16, blockysize=16, compress="deflate") as dst:
+        dst.write(data)
+
+
+def make_dropin_fixtures(out_dir):
+    d = os.path.join(out_dir, DROPIN_DIR)
+    stamp = os.path.join(d, "stamp.sha256")
+    writers = {"tags_u16_3b_tiled_ovr.tif": _write_tags_file, "gcps_u8_1b.tif": _write_gcps_file,
+               "rpcs_u8_1b.tif": _write_rpcs_file, "allnodata_u8_1b.tif": _write_allnodata_file}
+    writers.update({n: (lambda p, n=n: _write_merge_file(p, n)) for n in MERGE_SOURCES})
+    if (os.path.exists(stamp) and open(stamp).read().strip() == SCRIPT_SHA256
+            and all(os.path.exists(os.path.join(d, n)) for n in writers)):
+        return
+    os.makedirs(d, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        for n, write in writers.items():
+            for p in (os.path.join(d, n), os.path.join(d, n) + ".aux.xml"):
+                if os.path.exists(p):
+                    os.remove(p)
+            write(os.path.join(d, n))
+    stray = [f for f in os.listdir(d) if f.endswith(".aux.xml")]
+    assert not stray, f"GDAL wrote PAM sidecars: {stray}"
+    with open(stamp, "w") as f:
+        f.write(SCRIPT_SHA256 + "\n")
+    print(f"{d}: wrote {len(writers)} drop-in fixtures")
 
 
 if __name__ == "__main__":

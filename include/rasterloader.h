@@ -126,6 +126,13 @@ RASTER_API size_t raster_view_nbytes(raster_dtype_t dt, int64_t height,
  *   scale, offset      optional per-output-channel arrays of band_count
  *                      (or channel) length (borrowed): out = in*scale+offset,
  *                      computed in double, then converted.  NULL = 1 and 0.
+ *   mean, std          optional per-output-channel arrays (borrowed), the
+ *                      other way to normalise: out = (in - mean) / std,
+ *                      in that order, in double, then one rounding to the
+ *                      destination dtype, so in == mean gives exactly 0
+ *                      (in*(1/std) - mean/std would not).  NULL = 0 and 1.
+ *                      Exclusive with scale/offset (RASTER_E_INVALID_ARG);
+ *                      a std of 0 is RASTER_E_INVALID_ARG.
  * Conversion to the destination dtype follows GDAL's rules, so results equal
  * rasterio's read(out_dtype=...): float to integer rounds half away from zero
  * and saturates (NaN becomes 0); integer to narrower integer saturates; to
@@ -139,6 +146,9 @@ typedef struct raster_read_options {
     double fill_value;
     const double *scale;
     const double *offset;
+    /* appended after 0.1.0: */
+    const double *mean;
+    const double *std;
 } raster_read_options_t;
 
 RASTER_API void raster_read_options_init(raster_read_options_t *opt);
@@ -333,6 +343,29 @@ RASTER_API raster_status_t raster_read_mask_resampled_into(raster_dataset_t *ds,
 RASTER_API raster_status_t raster_set_threads(int n);
 RASTER_API int raster_get_threads(void);
 
+/* ============================= GDAL config =============================== */
+
+/*
+ * raster_gdal_config_push() makes 'count' GDAL config options (keys[i] =
+ * values[i], borrowed: copied) apply to this thread's rasterloader calls
+ * until the matching raster_gdal_config_pop() on the same thread: every GDAL
+ * call the library makes for them, on this thread and on the library's
+ * worker threads that help with one of its reads or batch reads, sees them
+ * as thread-local config options (CPLSetThreadLocalConfigOption), which GDAL
+ * prefers over CPLSetConfigOption() and the environment.  Pushes nest, the
+ * innermost winning; the pop restores the thread-local values this thread
+ * had before the push.  Other threads are not affected.  GDAL reads some
+ * options only when it opens a file (HTTP headers, user agent, credentials of
+ * /vsicurl/ and /vsis3/ handles): push them around raster_open() too.  The
+ * Python binding pushes the options of the rasterio.Env active in the
+ * calling thread around every call.  Fails with RASTER_E_INVALID_ARG (a NULL
+ * or empty key, a NULL value) or RASTER_E_NOMEM, and then changes nothing.
+ * raster_gdal_config_pop() with nothing pushed does nothing.
+ */
+RASTER_API raster_status_t raster_gdal_config_push(const char *const *keys,
+                                                   const char *const *values, int count);
+RASTER_API void raster_gdal_config_pop(void);
+
 /* ======================== Buffer pool and handles ======================== */
 
 typedef struct raster_pool raster_pool_t;
@@ -363,6 +396,13 @@ RASTER_API void raster_pool_destroy(raster_pool_t *pool);
 RASTER_API raster_status_t raster_pool_acquire(raster_pool_t *pool, raster_dtype_t dt,
                                                int64_t b, int64_t h, int64_t w, int64_t c,
                                                int timeout_ms, raster_buffer_t **buf_out);
+
+/* raster_pool_block_nbytes() is the number of bytes a pool charges to its
+ * budget for a buffer of 'nbytes' bytes: its size class (64-byte steps up to
+ * 256, then quarter steps between powers of two), at most the pool's budget.
+ * Size a budget for k buffers of n bytes as k * raster_pool_block_nbytes(n).
+ * 0 for 0 bytes and for requests no pool can serve. */
+RASTER_API size_t raster_pool_block_nbytes(size_t nbytes);
 
 /* raster_buffer_retain() adds an owner and returns 'buf'; each owner calls
  * raster_buffer_release() once, from any thread (NULL is fine).  The last
@@ -475,12 +515,36 @@ RASTER_API raster_status_t raster_buffer_to_dlpack(raster_buffer_t *buf,
  * normalisation are fused into the one write of every pixel).
  *
  * The mask of sample i is, when the batch asks for masks:
- *   label != NULL   band 'label_band' of 'label' (a label raster on the same
- *                   grid) converted to uint8 with GDAL's rules (values above
- *                   255 saturate), over the same window; boundless area 0;
+ *   label != NULL   band 'label_band' of 'label' (a label raster on the
+ *                   image's grid: same size, geotransform and CRS, checked
+ *                   for every sample; see label_resample below) converted
+ *                   to the mask dtype (opt->label_dtype, uint8 by default)
+ *                   with GDAL's rules (saturating), over the same window;
+ *                   wherever the window reaches outside the label raster
+ *                   the label is opt->label_fill (an ignore value: 255 for
+ *                   uint8 labels, or -1 with label_dtype RASTER_I16);
  *   label == NULL   the validity mask of the image (raster_read_mask_into()
  *                   with the sample's boundless flag and no bands: rasterio's
  *                   dataset_mask()), 0 invalid, 255 valid.
+ * With opt->validity the image's validity mask of every sample is also
+ * read, beside the label, into a third [B, H, W, 1] uint8 buffer.
+ *
+ * Output size: opt->out_height x opt->out_width when set (0: the window's),
+ * as rasterio's read(out_shape=...): a size other than the window's makes
+ * the image a resampled read (raster_read_resampled_into() with
+ * opt->resampling) and the validity mask its raster_read_mask_resampled_into()
+ * with the same method; labels are always resampled nearest (a class never
+ * blends), by the rule below.  Resampled samples cannot be boundless.
+ *
+ * A label on another grid is RASTER_E_INVALID_ARG naming both files and
+ * both grids, unless opt->label_resample: then a label in the image's CRS
+ * (both north-up) is read over the image window's bounds in the label's
+ * pixel grid (a fractional window) and resampled nearest onto the output
+ * grid: output pixel (r, c) takes the label pixel under its centre, with
+ * GDAL's nearest rule (centre + 1e-10, truncated, the column position
+ * accumulated as GDAL does), and label_fill where that centre is outside
+ * the label raster.  Label overviews are never used.  Another CRS is
+ * RASTER_E_INVALID_ARG in either case.
  */
 typedef struct raster_batch_item {
     raster_dataset_t *image;            /* borrowed; retained during the call */
@@ -503,6 +567,20 @@ typedef struct raster_batch_item {
  *               every value.
  *   timeout_ms  how long raster_batch_read() waits for the pool (back-
  *               pressure): as raster_pool_acquire() [-1: forever].
+ * Appended after 0.1.0 (a caller built before them gets the defaults):
+ *   label_fill  label value outside the label raster [0]; it must be
+ *               representable in the mask dtype (RASTER_E_INVALID_ARG).
+ *   label_dtype dtype of the mask buffer raster_batch_read_ex() acquires
+ *               [RASTER_U8]; raster_batch_read_into_ex() takes the mask
+ *               views' dtype.  Validity masks of samples without a label
+ *               are 0/255 in it.
+ *   validity    1: also the image's validity mask, in a third buffer [0].
+ *   label_resample  1: a label on another grid of the same CRS is
+ *               resampled nearest onto the image window [0: such a label
+ *               is an error].
+ *   out_height, out_width  output size [0, 0: the window's].
+ *   resampling  method for the image and validity mask when the output
+ *               size differs from the window's [RASTER_RESAMPLE_NEAREST].
  */
 typedef struct raster_batch_options {
     size_t struct_size;
@@ -511,14 +589,34 @@ typedef struct raster_batch_options {
     int masks;
     int threads;
     int timeout_ms;
+    /* appended after 0.1.0: */
+    double label_fill;
+    raster_dtype_t label_dtype;
+    int validity;
+    int label_resample;
+    int64_t out_height, out_width;
+    raster_resampling_t resampling;
 } raster_batch_options_t;
 
 RASTER_API void raster_batch_options_init(raster_batch_options_t *opt);
 
 /*
+ * raster_batch_item_check() makes the checks a batch read makes of one item
+ * before reading it, without reading: the image and label datasets are
+ * open, with opt->masks label_fill fits label_dtype, and the label's grid
+ * matches the image's (or, with opt->label_resample, shares its CRS).  A loader calls it when it is built,
+ * so a wrong label raster fails there rather than at its first batch.
+ * RASTER_E_INVALID_ARG names both files and both grids.  'opt' may be NULL
+ * (defaults); an item without a label always passes.
+ */
+RASTER_API raster_status_t raster_batch_item_check(const raster_batch_item_t *item,
+                                                   const raster_batch_options_t *opt);
+
+/*
  * raster_batch_read() acquires from 'pool' a [count, H, W, C] buffer of
  * opt->dtype (H x W the window size, C the channel count, equal for every
- * item) and, with opt->masks, a [count, H, W, 1] uint8 mask buffer, then
+ * item; the output size when opt->out_height/out_width are set) and, with
+ * opt->masks, a [count, H, W, 1] mask buffer of opt->label_dtype, then
  * reads every item of 'items' (borrowed, 'count' >= 1 entries) into its
  * sample.  On RASTER_OK, *image_out and *mask_out (NULL without masks) are
  * owned by the caller: release each with raster_buffer_release(), or export
@@ -549,7 +647,8 @@ RASTER_API raster_status_t raster_batch_read(raster_pool_t *pool, const raster_b
  * 'images' (borrowed) holds 'count' views, one per sample, each H x W x C of
  * any dtype and strides (so a [B,C,H,W] tensor is B CHW views); 'masks'
  * (borrowed, may be NULL for no masks; opt->masks is ignored) holds 'count'
- * uint8 H x W x 1 views.  Views must not overlap one another.  On failure
+ * H x W x 1 views (of any dtype that holds opt->label_fill; H x W the output
+ * size).  Views must not overlap one another.  On failure
  * the views may hold partial results; the rest is as raster_batch_read().
  */
 RASTER_API raster_status_t raster_batch_read_into(const raster_batch_item_t *items, int64_t count,
@@ -557,6 +656,40 @@ RASTER_API raster_status_t raster_batch_read_into(const raster_batch_item_t *ite
                                                   const raster_view_t *images,
                                                   const raster_view_t *masks,
                                                   int64_t *failed_index_out);
+
+/* The outputs of raster_batch_read_ex(), each owned by the caller (release
+ * with raster_buffer_release()), NULL when not asked for: image [B,H,W,C],
+ * mask [B,H,W,1] of opt->label_dtype (opt->masks), validity [B,H,W,1] uint8
+ * (opt->validity). */
+typedef struct raster_batch_buffers {
+    raster_buffer_t *image, *mask, *validity;
+} raster_batch_buffers_t;
+
+/*
+ * raster_batch_read_ex() is raster_batch_read() with every option: the mask
+ * buffer of opt->label_dtype, the validity buffer, an output size.  The
+ * buffers are acquired one after the other (image, mask, validity) within
+ * opt->timeout_ms in all; on failure every field of *out is NULL and the
+ * buffers are back in the pool.  raster_batch_read() is this call without
+ * the validity buffer (it refuses opt->validity: no place to put it).
+ */
+RASTER_API raster_status_t raster_batch_read_ex(raster_pool_t *pool, const raster_batch_item_t *items,
+                                                int64_t count, const raster_batch_options_t *opt,
+                                                raster_batch_buffers_t *out,
+                                                int64_t *failed_index_out);
+
+/* The destinations of raster_batch_read_into_ex(), all borrowed: 'count'
+ * views each, images H x W x C of any dtype (required), masks H x W x 1 of
+ * any dtype (NULL: no masks; label_fill must fit it), validity H x W x 1
+ * uint8 (NULL: none).  H x W is the output size. */
+typedef struct raster_batch_views {
+    const raster_view_t *images, *masks, *validity;
+} raster_batch_views_t;
+
+RASTER_API raster_status_t raster_batch_read_into_ex(const raster_batch_item_t *items, int64_t count,
+                                                     const raster_batch_options_t *opt,
+                                                     const raster_batch_views_t *views,
+                                                     int64_t *failed_index_out);
 
 /* ============================== Tile cache =============================== */
 /*
@@ -621,6 +754,135 @@ RASTER_API void raster_tile_cache_get_stats(raster_tile_cache_stats_t *stats_out
  * after it attach again.  No-op in a private or off cache.
  */
 RASTER_API void raster_tile_cache_detach(void);
+
+/* =========================== Metadata (GDAL) ============================ */
+/*
+ * What GDAL knows about a dataset besides its pixels, asked the way rasterio's
+ * DatasetReader asks (tags(), colormap(), overviews(), descriptions, gcps,
+ * files, checksum(), statistics(), lnglat()), so the answers are rasterio's.
+ * For any format, for either reader: each call borrows one of the dataset's
+ * GDAL handles.  Thread-safe; none is on the read path (each call may touch
+ * the file).  'band' is 1-based; where a function says so, 0 is the dataset.
+ * A band that does not exist is RASTER_E_BOUNDS, a closed dataset
+ * RASTER_E_CLOSED.
+ *
+ * Results the library allocates are owned by caller, each in ONE allocation
+ * (a list, its strings and its structs together): release with raster_free().
+ * A string list is an array of char * ending with NULL; an empty list is an
+ * array holding only NULL, never a NULL pointer.
+ */
+
+/* raster_free() releases a result of the functions below; NULL is fine. */
+RASTER_API void raster_free(void *p);
+
+/* raster_metadata() lists the "KEY=VALUE" items of metadata domain 'domain'
+ * (borrowed; NULL or "" for the default domain) of 'band' (0: the dataset),
+ * as GDALGetMetadata() gives them: rasterio's tags(bidx, ns).  An int8
+ * band is described as GDAL >= 3.7 does: without GDAL 3.6's
+ * PIXELTYPE=SIGNEDBYTE item (nor, in raster_metadata_domains(), a domain
+ * holding only it). */
+RASTER_API raster_status_t raster_metadata(raster_dataset_t *ds, int band, const char *domain,
+                                           char ***items_out);
+
+/* raster_metadata_item() is one item, GDALGetMetadataItem(): 'key' and
+ * 'domain' borrowed (domain NULL/"" = default), of 'band' (0: the dataset)
+ * or, with overview >= 0, of that overview of the band.  *value_out is NULL
+ * when the item is absent (not an error), else owned by caller. */
+RASTER_API raster_status_t raster_metadata_item(raster_dataset_t *ds, int band, int overview,
+                                                const char *key, const char *domain,
+                                                char **value_out);
+
+/* raster_metadata_domains() lists the metadata domains of 'band' (0: the
+ * dataset), GDALGetMetadataDomainList(): rasterio's tag_namespaces(). */
+RASTER_API raster_status_t raster_metadata_domains(raster_dataset_t *ds, int band,
+                                                   char ***domains_out);
+
+/* raster_file_list() lists the files GDAL reads for the dataset (the image,
+ * a .msk or .ovr beside it, ...), GDALGetFileList(): rasterio's files. */
+RASTER_API raster_status_t raster_file_list(raster_dataset_t *ds, char ***files_out);
+
+/* Band texts: GDALGetDescription() and GDALGetRasterUnitType(). */
+typedef enum raster_band_text {
+    RASTER_TEXT_DESCRIPTION = 0,
+    RASTER_TEXT_UNITS = 1
+} raster_band_text_t;
+
+/* raster_band_text() copies a band's description or unit name ("" when it
+ * has none) into *text_out, owned by caller. */
+RASTER_API raster_status_t raster_band_text(raster_dataset_t *ds, int band,
+                                            raster_band_text_t which, char **text_out);
+
+/* raster_band_scale_offset() gives the band's stored scale and offset
+ * (GDALGetRasterScale/Offset: 1 and 0 when the file has none).  They are
+ * metadata: reads never apply them. */
+RASTER_API raster_status_t raster_band_scale_offset(raster_dataset_t *ds, int band,
+                                                    double *scale_out, double *offset_out);
+
+/* raster_band_colormap() gives the band's color table as *count_out entries
+ * of 4 int16 (c1..c4, GDALGetColorEntryAsRGB(): red, green, blue, alpha),
+ * owned by caller.  A band without a color table: *count_out = -1 and
+ * *entries_out = NULL, RASTER_OK (rasterio turns that into ValueError). */
+RASTER_API raster_status_t raster_band_colormap(raster_dataset_t *ds, int band,
+                                                int16_t **entries_out, int *count_out);
+
+/* raster_band_overviews() gives the decimation factor of each of the band's
+ * overviews, in GDAL's order, as rasterio computes it: round(width /
+ * overview width).  *factors_out (count_out ints) is owned by caller. */
+RASTER_API raster_status_t raster_band_overviews(raster_dataset_t *ds, int band,
+                                                 int **factors_out, int *count_out);
+
+/* A ground control point (GDAL_GCP): pixel/line position and georeferenced
+ * x, y, z; 'id' and 'info' are views into the same allocation. */
+typedef struct raster_gcp {
+    const char *id, *info;
+    double col, row;            /* GDAL's dfGCPPixel, dfGCPLine */
+    double x, y, z;
+} raster_gcp_t;
+
+/* raster_gcps() gives the dataset's GCPs (*count_out of them, possibly 0)
+ * and the WKT of their CRS ("" when none); both owned by caller. */
+RASTER_API raster_status_t raster_gcps(raster_dataset_t *ds, raster_gcp_t **gcps_out,
+                                       int *count_out, char **crs_wkt_out);
+
+/* raster_band_checksum() is GDALChecksumImage() of 'win' of 'band': GDAL's
+ * 16-bit checksum of the stored pixels (rasterio's checksum()).  The window
+ * must lie inside the raster (else RASTER_E_BOUNDS); width or height 0
+ * gives GDAL's checksum of nothing (0).  An int8 band is summed as signed
+ * pixels, as GDAL >= 3.7 does (older GDAL has no Int8 and sums them as
+ * unsigned bytes).  A read failure is RASTER_E_CORRUPT (or the status the
+ * int8 read returned). */
+RASTER_API raster_status_t raster_band_checksum(raster_dataset_t *ds, int band,
+                                                raster_window_t win, int *checksum_out);
+
+typedef struct raster_stats {
+    double min, max, mean, std;
+} raster_stats_t;
+
+/* Flags of raster_band_statistics(). */
+enum {
+    RASTER_STATS_APPROX = 1,      /* GDAL may use overviews or a subset of blocks */
+    RASTER_STATS_COMPUTE = 2,     /* compute now (GDALComputeRasterStatistics,
+                                     rasterio's stats()); without it GDAL returns
+                                     stored statistics when it has them
+                                     (GDALGetRasterStatistics, rasterio's
+                                     statistics()) */
+    RASTER_STATS_CLEAR = 4        /* forget stored statistics first
+                                     (GDALDatasetClearStatistics) */
+};
+
+/* raster_band_statistics() gives min, max, mean and standard deviation of
+ * the band's valid pixels.  As in GDAL (and rasterio), computed statistics
+ * are kept on the handle and GDAL writes them to a .aux.xml file beside the
+ * image when the handle closes.  No valid pixel is RASTER_E_INVALID_ARG. */
+RASTER_API raster_status_t raster_band_statistics(raster_dataset_t *ds, int band, int flags,
+                                                  raster_stats_t *stats_out);
+
+/* raster_to_lnglat() transforms the point (x, y) of the dataset's CRS to
+ * WGS 84 longitude and latitude (degrees, GIS axis order), as rasterio's
+ * lnglat() does for the center of the bounds.  A dataset without a CRS is
+ * RASTER_E_INVALID_ARG. */
+RASTER_API raster_status_t raster_to_lnglat(raster_dataset_t *ds, double x, double y,
+                                            double *lng_out, double *lat_out);
 
 #ifdef __cplusplus
 }

@@ -261,7 +261,24 @@ options_resolve(const raster_dataset_t *ds, const raster_read_options_t *opt,
         RASTER_CHECK(out->bands[i] >= 1 && out->bands[i] <= ds->info.band_count, RASTER_E_BOUNDS,
                      "%s: band %d does not exist (the file has %d)", ds->path, out->bands[i],
                      ds->info.band_count);
+    RASTER_CHECK((out->mean == NULL && out->std == NULL) || (out->scale == NULL && out->offset == NULL),
+                 RASTER_E_INVALID_ARG, "%s: give scale/offset or mean/std, not both", ds->path);
+    for (int i = 0; out->std != NULL && i < out->band_count; i++)
+        RASTER_CHECK(out->std[i] != 0.0, RASTER_E_INVALID_ARG, "%s: std of channel %d is 0", ds->path, i);
     return RASTER_OK;
+}
+
+/* The readers carry one per-channel pair: mean/std travel as (offset,
+ * scale) with 'divide' set (see raster__place_opts_t). */
+static void
+normalisation_take(const raster_read_options_t *o, const double **scale, const double **offset,
+                   int *divide)
+{
+    if (o->mean == NULL && o->std == NULL)
+        return;
+    *scale = o->std;
+    *offset = o->mean;
+    *divide = 1;
 }
 
 static raster_status_t
@@ -359,7 +376,8 @@ read_image(raster_dataset_t *ds, raster_window_t win, const raster_read_options_
     RASTER_TRY(options_resolve(ds, opt, &o));
     RASTER_TRY(window_check(ds, win, o.boundless));
     RASTER_TRY(dst_check(ds, win, o.band_count, dst));
-    raster__request_t rq = {win, *dst, o.bands, o.band_count, o.scale, o.offset};
+    raster__request_t rq = {win, *dst, o.bands, o.band_count, o.scale, o.offset, 0};
+    normalisation_take(&o, &rq.scale, &rq.offset, &rq.divide);
     if (o.boundless && !clip_and_fill(ds, win, dst, o.fill_value, &rq.win, &rq.dst))
         return RASTER_OK;
     return ds->tiff ? raster__tiff_read(ds, &rq) : raster__gdal_read(ds, &rq);
@@ -464,7 +482,8 @@ read_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t al
     raster_read_options_t o;
     RASTER_TRY(options_resolve(ds, opt, &o));
     RASTER_TRY(resampled_check(ds, w, alg, &o, o.band_count, dst));
-    const raster__resample_request_t rr = {w, alg, *dst, o.bands, o.band_count, o.scale, o.offset};
+    raster__resample_request_t rr = {w, alg, *dst, o.bands, o.band_count, o.scale, o.offset, 0};
+    normalisation_take(&o, &rr.scale, &rr.offset, &rr.divide);
     return raster__gdal_read_resampled(ds, &rr);
 }
 

@@ -20,6 +20,7 @@
 #include <cpl_error.h>
 #include <cpl_string.h>
 #include <gdal.h>
+#include <ogr_srs_api.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -135,12 +136,18 @@ typedef struct gdal_errs {
 
 static _Thread_local gdal_errs_t gdal_errs;
 
+/* A failure of GDAL's network layer (/vsicurl/, /vsis3/, ...): by error
+ * number where GDAL gives one (an HTTP status, the object-storage family),
+ * else by the words of cpl_vsil_curl.cpp and cpl_http.cpp, which report curl
+ * errors, short bodies and a server that ignores Range as CPLE_AppDefined. */
 static int
 is_network_msg(CPLErrorNum no, const char *m)
 {
-    return no == CPLE_HttpResponse || strstr(m, "response_code") || strstr(m, "HTTP") ||
-           strstr(m, "CURL") || strstr(m, "curl") || strstr(m, "timed out") ||
-           strstr(m, "Connection") || strstr(m, "Could not resolve");
+    if (no == CPLE_HttpResponse || (no >= CPLE_AWSBucketNotFound && no <= CPLE_AWSError))
+        return 1;
+    return strstr(m, "response_code") || strstr(m, "HTTP") || strstr(m, "CURL") ||
+           strstr(m, "curl") || strstr(m, "timed out") || strstr(m, "Connection") ||
+           strstr(m, "Could not resolve") || strstr(m, RASTER__GDAL_NO_RANGE_MSG);
 }
 
 static void CPL_STDCALL
@@ -186,6 +193,10 @@ gdal_msg(void)
         const size_t n = strlen(e->detail);
         snprintf(e->detail + n, sizeof e->detail - n,
                  " (after %d retr%s, GDAL_HTTP_MAX_RETRY)", e->retries, e->retries == 1 ? "y" : "ies");
+    }
+    if (strstr(e->detail, RASTER__GDAL_NO_RANGE_MSG)) {
+        const size_t n = strlen(e->detail);
+        snprintf(e->detail + n, sizeof e->detail - n, "%s", RASTER__GDAL_NO_RANGE_HINT);
     }
     return e->detail;
 }
@@ -545,7 +556,7 @@ read_staged(raster_dataset_t *ds, GDALDatasetH h, const raster__request_t *rq, c
         RASTER_TRY(rasterio_into(ds, h, w, bands, nbands, &sv));
         raster_view_t dv = raster__view_sub(&rq->dst, r, 0, n, rq->win.width);
         if (dst_chans == NULL) {
-            raster__place_opts_t po = {NULL, rq->scale, rq->offset};
+            raster__place_opts_t po = {NULL, rq->scale, rq->offset, rq->divide};
             raster__place(&sv, &dv, &po);
         } else {
             /* One band into one destination channel. */
@@ -554,7 +565,8 @@ read_staged(raster_dataset_t *ds, GDALDatasetH h, const raster__request_t *rq, c
             dv.channels = 1;
             scale[0] = rq->scale ? rq->scale[k] : 1.0;
             offset[0] = rq->offset ? rq->offset[k] : 0.0;
-            raster__place_opts_t po = {NULL, rq->scale ? scale : NULL, rq->offset ? offset : NULL};
+            raster__place_opts_t po = {NULL, rq->scale ? scale : NULL, rq->offset ? offset : NULL,
+                                        rq->divide};
             raster__place(&sv, &dv, &po);
         }
     }
@@ -687,7 +699,7 @@ resampled_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__resamp
     raster_view_t sv = raster_view_hwc(stage, RASTER_F64, d->height, d->width, d->channels);
     const raster_status_t st = resampled_into(ds, h, rr, &sv);
     if (st == RASTER_OK) {
-        const raster__place_opts_t po = {NULL, rr->scale, rr->offset};
+        const raster__place_opts_t po = {NULL, rr->scale, rr->offset, rr->divide};
         raster__place(&sv, d, &po);
     }
     free(stage);
@@ -768,4 +780,43 @@ raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win, ra
     const raster_status_t st = gdal_read_mask_gated(ds, win, 1, alg, band, dst);
     raster__gdal_leave();
     return st;
+}
+
+/* ------------------------------ CRS ------------------------------------ */
+
+int
+raster__gdal_crs_same(const char *wkt_a, const char *wkt_b)
+{
+    if (strcmp(wkt_a, wkt_b) == 0)
+        return 1;
+    if (wkt_a[0] == '\0' || wkt_b[0] == '\0')
+        return 0;
+    /* Two spellings of one CRS (an EPSG code and its WKT, other axis
+     * wording): ask OSR, as rasterio's CRS equality does. */
+    raster__gdal_enter();
+    GDAL_QUIET_BEGIN();
+    OGRSpatialReferenceH a = OSRNewSpatialReference(wkt_a), b = OSRNewSpatialReference(wkt_b);
+    const int same = a != NULL && b != NULL && OSRIsSame(a, b);
+    OSRDestroySpatialReference(a);
+    OSRDestroySpatialReference(b);
+    GDAL_QUIET_END();
+    raster__gdal_leave();
+    return same;
+}
+
+/* ------------------------------ handles for metadata.c ------------------ */
+
+/* metadata.c asks GDAL about tags, color tables, GCPs and statistics on one
+ * of this dataset's handles, so it shares the idle stack (and its fork and
+ * replaced-file rules) instead of opening the file again per call. */
+void *
+raster__gdal_handle_take(raster_dataset_t *ds)
+{
+    return handle_acquire(ds->gdal);
+}
+
+void
+raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st)
+{
+    handle_done(ds->gdal, (GDALDatasetH)h, st);
 }

@@ -43,16 +43,23 @@ RASTER_HIDDEN raster_view_t raster__view_sub(const raster_view_t *v, int64_t r0,
 
 /* ------------------------------ place ---------------------------------- */
 
-/* How source channels map to destination channels while placing. */
+/* How source channels map to destination channels while placing.  The
+ * per-channel pair (scale, offset) is either an affine map, out = in*scale +
+ * offset, or, with 'divide', a normalisation written the way users write it,
+ * out = (in - offset) / scale (offset holds the mean, scale the std), so that
+ * in == mean gives exactly 0.  One pair of pointers for both keeps every
+ * reader's per-channel slicing (scale + k, offset + k) the same. */
 typedef struct raster__place_opts {
     const int *chan_map;     /* dst channel k reads src channel chan_map[k]; NULL = identity */
-    const double *scale;     /* per dst channel; NULL = 1 */
-    const double *offset;    /* per dst channel; NULL = 0 */
+    const double *scale;     /* per dst channel; NULL = 1 (the std with 'divide') */
+    const double *offset;    /* per dst channel; NULL = 0 (the mean with 'divide') */
+    int divide;              /* 1: (in - offset) / scale; 0: in*scale + offset */
 } raster__place_opts_t;
 
 /* raster__place() copies 'src' (height x width of any channels) into 'dst'
  * (same height x width, dst->channels channels) converting dtype with GDAL's
- * rules and applying scale/offset, in one pass.  src->data is read-only. */
+ * rules and applying scale/offset (or mean/std), in double, in one pass.
+ * src->data is read-only. */
 RASTER_HIDDEN void raster__place(const raster_view_t *src, const raster_view_t *dst,
                                  const raster__place_opts_t *opts);
 
@@ -96,6 +103,7 @@ enum {
     RASTER_SCRATCH_MASK = 1,      /* mask.c: one band mask for OR-ing */
     RASTER_SCRATCH_RAW = 2,       /* tiff/: compressed segment bytes */
     RASTER_SCRATCH_DECODE = 3,    /* tiff/: decoded segment */
+    RASTER_SCRATCH_BATCH = 7,     /* batch.c: a label's source pixels, a mask to convert */
     RASTER_SCRATCH_SLOTS = 8
 };
 RASTER_HIDDEN void *raster__scratch(int slot, size_t nbytes);
@@ -142,6 +150,7 @@ typedef struct raster__request {
     const int *bands;             /* 1-based, band_count entries */
     int band_count;
     const double *scale, *offset; /* per output channel or NULL */
+    int divide;                   /* scale/offset are std/mean: see raster__place_opts_t */
 } raster__request_t;
 
 /* The fork gate of gdal_reader.c: every GDAL or VSI call of the library
@@ -163,9 +172,14 @@ typedef struct raster__resample_request {
     const int *bands;
     int band_count;
     const double *scale, *offset;
+    int divide;                   /* as raster__request_t */
 } raster__resample_request_t;
 RASTER_HIDDEN raster_status_t raster__gdal_read_resampled(raster_dataset_t *ds,
                                                           const raster__resample_request_t *rr);
+/* raster__gdal_crs_same() is 1 when two WKT strings name the same CRS
+ * (equal strings, or OSRIsSame on both parsed), 0 otherwise; "" is only the
+ * same as "". */
+RASTER_HIDDEN int raster__gdal_crs_same(const char *wkt_a, const char *wkt_b);
 /* band 0 = dataset mask; dst is U8 with one channel. */
 RASTER_HIDDEN raster_status_t raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win,
                                                      int band, const raster_view_t *dst);
@@ -173,6 +187,13 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_mask(raster_dataset_t *ds, raste
 RASTER_HIDDEN raster_status_t raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win,
                                                                raster_resampling_t alg, int band,
                                                                const raster_view_t *dst);
+
+/* One of the dataset's GDAL handles for a metadata call (metadata.c), taken
+ * and given back inside the fork gate (raster__gdal_enter/leave): NULL with
+ * the error set when none can be opened.  'st' is the call's result: a
+ * handle whose call failed is closed, not reused (as after a failed read). */
+RASTER_HIDDEN void *raster__gdal_handle_take(raster_dataset_t *ds);
+RASTER_HIDDEN void raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st);
 
 /* Native TIFF reader (tiff/).  raster__tiff_open() runs after
  * raster__gdal_open() for every dataset: for a TIFF it corrects the metadata
@@ -192,6 +213,31 @@ RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_win
 RASTER_HIDDEN raster_status_t raster__mask_read_resampled(raster_dataset_t *ds, raster_window_f_t win,
                                                           raster_resampling_t alg, int band,
                                                           const raster_view_t *dst);
+
+/* ------------------------------ GDAL errors ----------------------------- */
+
+/* What cpl_vsil_curl.cpp says (as CPLE_AppDefined, no number of its own) when
+ * a server answers a Range request with the whole file, and what rasterloader
+ * adds to it: every read of a remote file is a Range request. */
+#define RASTER__GDAL_NO_RANGE_MSG "Range downloading not supported"
+#define RASTER__GDAL_NO_RANGE_HINT                                                    \
+    " (the server ignores HTTP Range requests, and reading part of a remote file "  \
+    "needs them: serve it from a server that answers them, such as nginx, Apache or " \
+    "object storage, or download the file and open it locally)"
+
+/* ----------------------------- GDAL config ----------------------------- */
+
+/* The frames of raster_gdal_config_push() (gdal_config.c).  A worker thread
+ * running items of another thread's raster__parallel_for() adopts that
+ * thread's current frames for the duration (the caller's stack outlives its
+ * parallel_for), so its GDAL calls see the caller's options. */
+typedef struct raster__gdal_config raster__gdal_config_t;
+RASTER_HIDDEN const raster__gdal_config_t *raster__gdal_config_current(void);
+/* Sets cfg's options (NULL: none) as this thread's thread-local config and
+ * returns the frames it saw before, for raster__gdal_config_drop(). */
+RASTER_HIDDEN const raster__gdal_config_t *raster__gdal_config_adopt(const raster__gdal_config_t *cfg);
+RASTER_HIDDEN void raster__gdal_config_drop(const raster__gdal_config_t *cfg,
+                                            const raster__gdal_config_t *prev);
 
 /* ------------------------------ threads -------------------------------- */
 

@@ -4,8 +4,10 @@
  * Every reader ends here: a decoded block (a view of scratch or of GDAL's
  * output) is placed into the caller's view with band selection, dtype
  * conversion and scale/offset fused into one pass, so each output byte is
- * written once.  The common case, same dtype and no scaling, is a memcpy per
- * row when both sides are compact HWC, and a typed strided copy otherwise.
+ * written once (mean/std as (x - mean) / std, scale/offset as x*scale +
+ * offset, both in double).  The common case, same dtype and no scaling, is
+ * a memcpy per row when both sides are compact HWC, and a typed strided
+ * copy otherwise.
  * This file knows views and dtypes, nothing about files.
  */
 #include "internal.h"
@@ -88,8 +90,12 @@ raster__view_sub(const raster_view_t *v, int64_t r0, int64_t c0, int64_t h, int6
 
 /* ---- typed row converters: one per (source, destination) dtype pair ---- */
 
+/* What a converter computes per element, in double before the one rounding
+ * to the destination: the value, in*scale + offset, or (in - mean) / std. */
+enum { ROW_PLAIN = 0, ROW_AFFINE = 1, ROW_DIVIDE = 2 };
+
 typedef void (*row_fn)(const uint8_t *src, int64_t src_step, uint8_t *dst, int64_t dst_step,
-                       int64_t n, double scale, double offset, int affine);
+                       int64_t n, double a, double b, int mode);
 
 #define LOAD_PLAIN(T) \
     static inline double load_##T(const uint8_t *p) { T x; memcpy(&x, p, sizeof x); return (double)x; }
@@ -107,13 +113,20 @@ static inline void store_f32(uint8_t *p, double v) { const float x = (float)v; m
 static inline void store_f64(uint8_t *p, double v) { memcpy(p, &v, 8); }
 static inline void store_f16(uint8_t *p, double v) { const uint16_t x = raster__f16_from_f64(v); memcpy(p, &x, 2); }
 
+/* ROW_AFFINE: a = scale, b = offset.  ROW_DIVIDE: a = std, b = mean; the
+ * subtraction comes first and the division is a division (not a product
+ * with 1/std), so x == mean gives exactly 0 and the result is NumPy's
+ * (x.astype(float64) - mean) / std, rounded once. */
 #define ROW_FN(S, D)                                                                   \
     static void row_##S##_##D(const uint8_t *src, int64_t ss, uint8_t *dst, int64_t ds, \
-                              int64_t n, double scale, double offset, int affine)        \
+                              int64_t n, double a, double b, int mode)                  \
     {                                                                                   \
-        if (affine)                                                                     \
+        if (mode == ROW_AFFINE)                                                         \
             for (int64_t i = 0; i < n; i++)                                             \
-                store_##D(dst + i * ds, load_##S(src + i * ss) * scale + offset);       \
+                store_##D(dst + i * ds, load_##S(src + i * ss) * a + b);                \
+        else if (mode == ROW_DIVIDE)                                                    \
+            for (int64_t i = 0; i < n; i++)                                             \
+                store_##D(dst + i * ds, (load_##S(src + i * ss) - b) / a);              \
         else                                                                            \
             for (int64_t i = 0; i < n; i++)                                             \
                 store_##D(dst + i * ds, load_##S(src + i * ss));                        \
@@ -278,6 +291,7 @@ raster__place(const raster_view_t *src, const raster_view_t *dst, const raster__
         return;
     }
     const row_fn fn = row_table[src->dtype][dst->dtype];
+    const int mode = !has_affine ? ROW_PLAIN : opts->divide ? ROW_DIVIDE : ROW_AFFINE;
     for (int64_t r = 0; r < dst->height; r++)
         for (int64_t k = 0; k < dst->channels; k++) {
             const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
@@ -285,7 +299,7 @@ raster__place(const raster_view_t *src, const raster_view_t *dst, const raster__
             const double offset = opts && opts->offset ? opts->offset[k] : 0.0;
             fn(s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride,
                d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride, dst->width,
-               scale, offset, has_affine);
+               scale, offset, mode);
         }
 }
 

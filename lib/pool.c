@@ -576,6 +576,15 @@ raster__pool_acquire_at(raster_pool_t *pool, raster_dtype_t dt, int64_t b, int64
     }
 }
 
+size_t
+raster_pool_block_nbytes(size_t nbytes)
+{
+    size_t block_nbytes = 0;
+    if (nbytes > 0 && nbytes <= BLOCK_MAX)
+        size_class(nbytes, &block_nbytes);
+    return block_nbytes;
+}
+
 RASTER__NOINLINE raster_status_t
 raster_pool_acquire(raster_pool_t *pool, raster_dtype_t dt, int64_t b, int64_t h, int64_t w,
                     int64_t c, int timeout_ms, raster_buffer_t **buf_out)

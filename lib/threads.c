@@ -39,6 +39,8 @@
 typedef struct job {
     raster__task_fn fn;
     void *ctx;
+    const raster__gdal_config_t *gdal_config;   /* the caller's GDAL options
+                                                   (gdal_config.c), borrowed */
     int64_t n;
     atomic_int_fast64_t next;   /* next item to take */
     atomic_int failed;          /* set after the first failure: skip the rest */
@@ -179,7 +181,12 @@ worker_main(void *arg)
         }
         j->helpers++;
         pthread_mutex_unlock(&p->mu);
+        /* The caller's rasterio.Env options, on this thread while it helps. */
+        const raster__gdal_config_t *const cfg = j->gdal_config;
+        const raster__gdal_config_t *const prev = cfg != NULL ? raster__gdal_config_adopt(cfg) : NULL;
         run_items(p, j);
+        if (cfg != NULL)
+            raster__gdal_config_drop(cfg, prev);
         pthread_mutex_lock(&p->mu);
         /* Nothing left to take: stop others from joining. */
         unlist(p, j);
@@ -253,6 +260,7 @@ raster__parallel_for(int64_t n, int max_threads, raster__task_fn fn, void *ctx)
     memset(&j, 0, sizeof j);
     j.fn = fn;
     j.ctx = ctx;
+    j.gdal_config = raster__gdal_config_current();
     j.n = n;
     atomic_init(&j.next, 0);
     atomic_init(&j.failed, 0);

@@ -21,6 +21,7 @@ typedef struct {
     int *bands;                   /* PyMem or NULL */
     int band_count;
     double *scale, *offset;       /* PyMem or NULL */
+    double *mean, *std;           /* PyMem or NULL */
     raster_read_options_t opt;
     int64_t h, w, c;              /* the batch's sample shape */
 } batch_args_t;
@@ -36,6 +37,8 @@ batch_args_free(batch_args_t *a)
     PyMem_Free(a->bands);
     PyMem_Free(a->scale);
     PyMem_Free(a->offset);
+    PyMem_Free(a->mean);
+    PyMem_Free(a->std);
     memset(a, 0, sizeof *a);
 }
 
@@ -97,7 +100,7 @@ item_parse(PyObject *o, Py_ssize_t i, raster_batch_item_t *it)
 
 static int
 batch_args_parse(PyObject *items, PyObject *bands, PyObject *scale, PyObject *offset,
-                 int boundless, double fill, batch_args_t *a)
+                 PyObject *mean, PyObject *std, int boundless, double fill, batch_args_t *a)
 {
     memset(a, 0, sizeof *a);
     PyObject *seq = PySequence_Fast(items, "items must be a sequence of tuples");
@@ -133,7 +136,9 @@ batch_args_parse(PyObject *items, PyObject *bands, PyObject *scale, PyObject *of
     a->w = a->items[0].window.width;
     a->c = a->bands ? a->band_count : in.band_count;
     if (rl_doubles_parse(scale, a->c, "scale", "batch", &a->scale) < 0 ||
-        rl_doubles_parse(offset, a->c, "offset", "batch", &a->offset) < 0)
+        rl_doubles_parse(offset, a->c, "offset", "batch", &a->offset) < 0 ||
+        rl_doubles_parse(mean, a->c, "mean", "batch", &a->mean) < 0 ||
+        rl_doubles_parse(std, a->c, "std", "batch", &a->std) < 0)
         return -1;
     raster_read_options_init(&a->opt);
     a->opt.bands = a->bands;
@@ -142,6 +147,8 @@ batch_args_parse(PyObject *items, PyObject *bands, PyObject *scale, PyObject *of
     a->opt.fill_value = fill;
     a->opt.scale = a->scale;
     a->opt.offset = a->offset;
+    a->opt.mean = a->mean;
+    a->opt.std = a->std;
     return 0;
 }
 
@@ -195,34 +202,53 @@ sample_views(const out_target_t *t, int64_t b, raster_view_t **out)
     return 0;
 }
 
+/* The output size of a batch: the options' when set, else the window's. */
+static void
+out_size(const batch_args_t *a, const raster_batch_options_t *bo, int64_t *h, int64_t *w)
+{
+    *h = bo->out_height ? bo->out_height : a->h;
+    *w = bo->out_width ? bo->out_width : a->w;
+}
+
 static PyObject *
 read_into_targets(batch_args_t *a, raster_batch_options_t *bo, PyObject *out, out_layout_t layout,
-                  PyObject *mask_out)
+                  PyObject *mask_out, PyObject *validity_out)
 {
-    out_target_t ti, tm;
+    out_target_t ti, tm, tv;
     memset(&tm, 0, sizeof tm);
-    raster_view_t *iv = NULL, *mv = NULL;
+    memset(&tv, 0, sizeof tv);
+    raster_view_t *iv = NULL, *mv = NULL, *vv = NULL;
     PyObject *result = NULL;
-    if (out_target_acquire_batch(out, layout, a->count, a->h, a->w, a->c, -1, &ti) < 0)
+    int64_t h, w;
+    out_size(a, bo, &h, &w);
+    if (out_target_acquire_batch(out, layout, a->count, h, w, a->c, -1, &ti) < 0)
         return NULL;
+    /* Masks hold labels of any dtype (label_fill is checked against it in C). */
     if (mask_out != Py_None &&
-        out_target_acquire_batch(mask_out, LAYOUT_BHW, a->count, a->h, a->w, 1, RASTER_U8, &tm) < 0)
+        out_target_acquire_batch(mask_out, LAYOUT_BHW, a->count, h, w, 1, -1, &tm) < 0)
+        goto done;
+    if (validity_out != Py_None &&
+        out_target_acquire_batch(validity_out, LAYOUT_BHW, a->count, h, w, 1, RASTER_U8, &tv) < 0)
         goto done;
     if (sample_views(&ti, a->count, &iv) < 0 ||
-        (mask_out != Py_None && sample_views(&tm, a->count, &mv) < 0))
+        (mask_out != Py_None && sample_views(&tm, a->count, &mv) < 0) ||
+        (validity_out != Py_None && sample_views(&tv, a->count, &vv) < 0))
         goto done;
     raster_status_t st;
     int64_t failed = -1;
+    const raster_batch_views_t views = {iv, mv, vv};
     Py_BEGIN_ALLOW_THREADS
-    st = raster_batch_read_into(a->items, a->count, bo, iv, mv, &failed);
+    st = raster_batch_read_into_ex(a->items, a->count, bo, &views, &failed);
     Py_END_ALLOW_THREADS
     if (st != RASTER_OK)
         raise_batch(st, failed);
     else
-        result = Py_BuildValue("(OO)", out, mask_out);
+        result = Py_BuildValue("(OOO)", out, mask_out, validity_out);
 done:
     PyMem_Free(iv);
     PyMem_Free(mv);
+    PyMem_Free(vv);
+    out_target_release(&tv);
     out_target_release(&tm);
     out_target_release(&ti);
     return result;
@@ -234,31 +260,71 @@ read_into_pool(batch_args_t *a, raster_batch_options_t *bo, PoolObject *po)
     raster_pool_t *pool = pool_enter(po);
     if (pool == NULL)
         return NULL;
-    raster_buffer_t *img = NULL, *mask = NULL;
+    raster_batch_buffers_t bufs;
     raster_status_t st;
     int64_t failed = -1;
     /* The pool wait (back-pressure) and the reads both run without the GIL. */
     Py_BEGIN_ALLOW_THREADS
-    st = raster_batch_read(pool, a->items, a->count, bo, &img, &mask, &failed);
+    st = raster_batch_read_ex(pool, a->items, a->count, bo, &bufs, &failed);
     Py_END_ALLOW_THREADS
     pool_leave(po);
     if (st != RASTER_OK)
         return raise_batch(st, failed);
-    PyObject *mt = NULL;
-    PyObject *it = tile_new_batch(img, 0);
-    if (it == NULL) {
-        raster_buffer_release(mask);
+    /* Each Tile takes over its buffer's reference (tile_new_batch releases
+     * it on failure); the ones not reached yet are released here. */
+    PyObject *it = tile_new_batch(bufs.image, 0);
+    PyObject *mt = it == NULL ? NULL : bufs.mask ? tile_new_batch(bufs.mask, 1) : Py_NewRef(Py_None);
+    if (it == NULL)
+        raster_buffer_release(bufs.mask);
+    PyObject *vt = mt == NULL ? NULL : bufs.validity ? tile_new_batch(bufs.validity, 1) : Py_NewRef(Py_None);
+    if (mt == NULL)
+        raster_buffer_release(bufs.validity);
+    if (vt == NULL) {
+        Py_XDECREF(it);
+        Py_XDECREF(mt);
         return NULL;
     }
-    if (mask != NULL) {
-        if ((mt = tile_new_batch(mask, 1)) == NULL) {
-            Py_DECREF(it);
-            return NULL;
-        }
-    } else {
-        mt = Py_NewRef(Py_None);
+    return Py_BuildValue("(NNN)", it, mt, vt);
+}
+
+/* check_label_grid(image, label or None, *, label_resample=False,
+ * label_fill=0.0, label_dtype=None): the batch read's checks of one
+ * (image, label) pair with masks, without reading; ValueError naming both
+ * files and grids, or the label_fill that label_dtype cannot hold. */
+PyObject *
+mod_check_label_grid(PyObject *mod, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"image", "label", "label_resample", "label_fill", "label_dtype", NULL};
+    PyObject *image, *label, *label_dtype = Py_None;
+    int label_resample = 0;
+    double label_fill = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$pdO:check_label_grid", kwlist, &image,
+                                     &label, &label_resample, &label_fill, &label_dtype))
+        return NULL;
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    bo.masks = 1;
+    bo.label_resample = label_resample;
+    bo.label_fill = label_fill;
+    if (label_dtype != Py_None && !dtype_converter(label_dtype, &bo.label_dtype))
+        return NULL;
+    raster_batch_item_t it;
+    memset(&it, 0, sizeof it);
+    if ((it.image = live_dataset(image, 0, "image")) == NULL)
+        return NULL;
+    if (label != Py_None && (it.label = live_dataset(label, 0, "label")) == NULL) {
+        raster_dataset_release(it.image);
+        return NULL;
     }
-    return Py_BuildValue("(NN)", it, mt);
+    raster_status_t st;
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_batch_item_check(&it, &bo);
+    Py_END_ALLOW_THREADS
+    raster_dataset_release(it.image);
+    raster_dataset_release(it.label);
+    if (st != RASTER_OK)
+        return rl_raise(st);
+    Py_RETURN_NONE;
 }
 
 PyObject *
@@ -266,16 +332,21 @@ mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"items", "dtype", "pool", "out", "mask_out", "layout", "bands",
                              "scale", "offset", "boundless", "fill_value", "masks", "threads",
-                             "timeout_ms", NULL};
+                             "timeout_ms", "mean", "std", "label_fill", "label_dtype", "validity",
+                             "validity_out", "label_resample", "out_hw", "resampling", NULL};
     PyObject *items, *dtype_obj = Py_None, *pool = Py_None, *out = Py_None, *mask_out = Py_None;
-    PyObject *bands = Py_None, *scale = Py_None, *offset = Py_None;
+    PyObject *bands = Py_None, *scale = Py_None, *offset = Py_None, *mean = Py_None, *std = Py_None;
+    PyObject *label_dtype = Py_None, *validity_out = Py_None, *out_hw = Py_None;
     const char *layout_name = "bhwc";
-    int boundless = 0, masks = 0, threads = 0, timeout_ms = -1;
-    double fill = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OOOOsOOOpdpii:read_batch", kwlist, &items,
-                                     &dtype_obj, &pool, &out, &mask_out, &layout_name, &bands,
-                                     &scale, &offset, &boundless, &fill, &masks, &threads,
-                                     &timeout_ms))
+    int boundless = 0, masks = 0, threads = 0, timeout_ms = -1, validity = 0, label_resample = 0;
+    int resampling = 0;
+    double fill = 0.0, label_fill = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OOOOsOOOpdpiiOOdOpOpOi:read_batch", kwlist,
+                                     &items, &dtype_obj, &pool, &out, &mask_out, &layout_name,
+                                     &bands, &scale, &offset, &boundless, &fill, &masks, &threads,
+                                     &timeout_ms, &mean, &std, &label_fill, &label_dtype,
+                                     &validity, &validity_out, &label_resample, &out_hw,
+                                     &resampling))
         return NULL;
     out_layout_t layout;
     if (strcmp(layout_name, "bhwc") == 0)
@@ -290,8 +361,8 @@ mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs)
     if (pool != Py_None && !PyObject_TypeCheck(pool, Pool_Type))
         return PyErr_Format(PyExc_TypeError, "pool must be a BufferPool, not %.100s",
                             Py_TYPE(pool)->tp_name);
-    if (out == Py_None && mask_out != Py_None)
-        return PyErr_Format(PyExc_TypeError, "mask_out= goes with out=");
+    if (out == Py_None && (mask_out != Py_None || validity_out != Py_None))
+        return PyErr_Format(PyExc_TypeError, "mask_out= and validity_out= go with out=");
     raster_batch_options_t bo;
     raster_batch_options_init(&bo);
     if (pool != Py_None) {
@@ -300,17 +371,27 @@ mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs)
         if (!dtype_converter(dtype_obj, &bo.dtype))
             return NULL;
     }
+    if (label_dtype != Py_None && !dtype_converter(label_dtype, &bo.label_dtype))
+        return NULL;
+    if (out_hw != Py_None && !PyArg_ParseTuple(out_hw, "LL;out_hw must be (height, width)",
+                                               &bo.out_height, &bo.out_width))
+        return NULL;
     bo.masks = masks;
     bo.threads = threads;
     bo.timeout_ms = timeout_ms;
+    bo.label_fill = label_fill;
+    bo.validity = validity;
+    bo.label_resample = label_resample;
+    bo.resampling = (raster_resampling_t)resampling;
     batch_args_t a;
-    if (batch_args_parse(items, bands, scale, offset, boundless, fill, &a) < 0) {
+    if (batch_args_parse(items, bands, scale, offset, mean, std, boundless, fill, &a) < 0) {
         batch_args_free(&a);
         return NULL;
     }
     bo.read = &a.opt;
     PyObject *result = pool != Py_None ? read_into_pool(&a, &bo, (PoolObject *)pool)
-                                       : read_into_targets(&a, &bo, out, layout, mask_out);
+                                       : read_into_targets(&a, &bo, out, layout, mask_out,
+                                                           validity_out);
     batch_args_free(&a);
     return result;
 }

@@ -118,6 +118,7 @@ int layout_converter(PyObject *o, void *out);
 
 /* read_batch(items, *, dtype, pool | out, ...) (batch_read.c). */
 PyObject *mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs);
+PyObject *mod_check_label_grid(PyObject *mod, PyObject *args, PyObject *kwargs);
 
 /* ------------------------------ errors --------------------------------- */
 
@@ -127,6 +128,9 @@ PyObject *mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *rl_raise(raster_status_t st);
 /* rl_raise_status() raises the class for 'st' with a message of our own. */
 PyObject *rl_raise_status(raster_status_t st, const char *fmt, ...);
+/* rl_prefix_path() puts "<path>: " in front of a pending plain ValueError or
+ * TypeError (argument checks that do not know the file); others unchanged. */
+void rl_prefix_path(PyObject *path);
 int errors_init(PyObject *m);
 
 /* ------------------------------ arguments ------------------------------ */
@@ -152,5 +156,7 @@ extern PyTypeObject *Tile_Type;
 int dataset_type_init(PyObject *m);
 int pool_type_init(PyObject *m);
 int tile_type_init(PyObject *m);
+/* dataset_meta.c: the metadata functions (tags, colormap, gcps, ...). */
+int dataset_meta_init(PyObject *m);
 
 #endif /* RASTERLOADER_BINDING_H */

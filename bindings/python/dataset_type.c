@@ -50,8 +50,11 @@ typedef struct {
     int *bands;
     int band_count;
     double *scale, *offset;
+    double *mean, *std;             /* the other normalisation: (x - mean) / std */
     raster_read_options_t opt;
 } read_args_t;
+
+static void read_args_free(read_args_t *a);
 
 static int
 read_args_init(DatasetObject *self, PyObject *bands, int boundless, double fill,
@@ -63,8 +66,7 @@ read_args_init(DatasetObject *self, PyObject *bands, int boundless, double fill,
     const int channels = a->bands ? a->band_count : self->info.band_count;
     if (rl_doubles_parse(scale, channels, "scale", "read", &a->scale) < 0 ||
         rl_doubles_parse(offset, channels, "offset", "read", &a->offset) < 0) {
-        PyMem_Free(a->bands);
-        PyMem_Free(a->scale);
+        read_args_free(a);
         return -1;
     }
     raster_read_options_init(&a->opt);
@@ -77,12 +79,30 @@ read_args_init(DatasetObject *self, PyObject *bands, int boundless, double fill,
     return 0;
 }
 
+/* mean=/std= of a read (None: not given); frees 'a' on failure. */
+static int
+read_args_norm(DatasetObject *self, PyObject *mean, PyObject *std, read_args_t *a)
+{
+    const int channels = a->bands ? a->band_count : self->info.band_count;
+    if (rl_doubles_parse(mean, channels, "mean", "read", &a->mean) < 0 ||
+        rl_doubles_parse(std, channels, "std", "read", &a->std) < 0) {
+        read_args_free(a);
+        return -1;
+    }
+    a->opt.mean = a->mean;
+    a->opt.std = a->std;
+    return 0;
+}
+
 static void
 read_args_free(read_args_t *a)
 {
     PyMem_Free(a->bands);
     PyMem_Free(a->scale);
     PyMem_Free(a->offset);
+    PyMem_Free(a->mean);
+    PyMem_Free(a->std);
+    memset(a, 0, sizeof *a);
 }
 
 static int
@@ -276,6 +296,7 @@ read_into_out(DatasetObject *self, const read_call_t *c, read_args_t *a, PyObjec
 {
     out_target_t t;
     if (out_target_acquire(out, layout, h, w, channels, dtype, &t) < 0) {
+        rl_prefix_path(self->path);
         read_args_free(a);
         return NULL;
     }
@@ -295,20 +316,22 @@ static PyObject *
 Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"window", "out", "layout", "bands", "boundless", "fill_value",
-                             "scale", "offset", NULL};
+                             "scale", "offset", "mean", "std", NULL};
     raster_window_t win;
     PyObject *out, *bands = Py_None, *scale = Py_None, *offset = Py_None;
+    PyObject *mean = Py_None, *std = Py_None;
     out_layout_t layout = LAYOUT_HWC;
     int boundless = 0;
     double fill = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|O&OpdOO:read_into", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|O&OpdOOOO:read_into", kwlist,
                                      window_converter, &win, &out, layout_converter, &layout,
-                                     &bands, &boundless, &fill, &scale, &offset))
+                                     &bands, &boundless, &fill, &scale, &offset, &mean, &std))
         return NULL;
     if (open_or_raise(self) == NULL)
         return NULL;
     read_args_t a;
-    if (read_args_init(self, bands, boundless, fill, scale, offset, &a) < 0)
+    if (read_args_init(self, bands, boundless, fill, scale, offset, &a) < 0 ||
+        read_args_norm(self, mean, std, &a) < 0)
         return NULL;
     const int channels = read_args_channels(self, &a);
     if (layout == LAYOUT_HW && channels != 1) {
@@ -324,22 +347,24 @@ static PyObject *
 Dataset_read_resampled_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"window", "out", "out_hw", "layout", "bands", "resampling", "scale",
-                             "offset", NULL};
+                             "offset", "mean", "std", NULL};
     read_call_t c = {run_resampled, {0}, {0}, RASTER_RESAMPLE_NEAREST};
     long long oh, ow;
     int alg = 0;
     PyObject *out, *bands = Py_None, *scale = Py_None, *offset = Py_None;
+    PyObject *mean = Py_None, *std = Py_None;
     out_layout_t layout = LAYOUT_HWC;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "(dddd)O(LL)|O&OiOO:read_resampled_into", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "(dddd)O(LL)|O&OiOOOO:read_resampled_into", kwlist,
                                      &c.winf.col_off, &c.winf.row_off, &c.winf.width, &c.winf.height,
                                      &out, &oh, &ow, layout_converter, &layout, &bands, &alg, &scale,
-                                     &offset))
+                                     &offset, &mean, &std))
         return NULL;
     c.alg = (raster_resampling_t)alg;
     if (open_or_raise(self) == NULL)
         return NULL;
     read_args_t a;
-    if (read_args_init(self, bands, 0, 0.0, scale, offset, &a) < 0)
+    if (read_args_init(self, bands, 0, 0.0, scale, offset, &a) < 0 ||
+        read_args_norm(self, mean, std, &a) < 0)
         return NULL;
     const int channels = read_args_channels(self, &a);
     if (layout == LAYOUT_HW && channels != 1) {
@@ -397,17 +422,24 @@ static PyObject *
 Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"window", "pool", "dtype", "bands", "boundless", "fill_value",
-                             "scale", "offset", "timeout_ms", NULL};
+                             "scale", "offset", "timeout_ms", "mean", "std", "out_hw", "resampling",
+                             NULL};
     raster_window_t win;
     PyObject *pool_obj, *bands = Py_None, *scale = Py_None, *offset = Py_None;
+    PyObject *mean = Py_None, *std = Py_None, *out_hw = Py_None;
     raster_dtype_t dtype;
-    int boundless = 0, timeout_ms = -1;
+    int boundless = 0, timeout_ms = -1, alg = 0;
     double fill = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O!O&|OpdOOi:read_tile", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O!O&|OpdOOiOOOi:read_tile", kwlist,
                                      window_converter, &win, Pool_Type, &pool_obj,
                                      dtype_converter, &dtype, &bands, &boundless, &fill, &scale,
-                                     &offset, &timeout_ms))
+                                     &offset, &timeout_ms, &mean, &std, &out_hw, &alg))
         return NULL;
+    /* out_hw: a resampled read of the window to that size (rasterio's out_shape). */
+    long long oh = win.height, ow = win.width;
+    if (out_hw != Py_None && !PyArg_ParseTuple(out_hw, "LL;out_hw must be (height, width)", &oh, &ow))
+        return NULL;
+    const int resampled = oh != win.height || ow != win.width;
     if (open_or_raise(self) == NULL)
         return NULL;
     if (win.width < 1 || win.height < 1)
@@ -416,10 +448,16 @@ Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
                                "height >= 1",
                                self->path, (long long)win.col_off, (long long)win.row_off,
                                (long long)win.width, (long long)win.height);
+    if (oh < 1 || ow < 1)
+        return rl_raise_status(RASTER_E_INVALID_ARG, "%U: out_hw (%lld, %lld) must be >= 1 each",
+                               self->path, oh, ow);
     read_args_t a;
-    if (read_args_init(self, bands, boundless, fill, scale, offset, &a) < 0)
+    if (read_args_init(self, bands, boundless, fill, scale, offset, &a) < 0 ||
+        read_args_norm(self, mean, std, &a) < 0)
         return NULL;
     const int channels = read_args_channels(self, &a);
+    const raster_window_f_t winf = {(double)win.col_off, (double)win.row_off, (double)win.width,
+                                    (double)win.height};
     PoolObject *po = (PoolObject *)pool_obj;
     raster_pool_t *pool = pool_enter(po);
     if (pool == NULL) {
@@ -432,12 +470,13 @@ Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
     /* Waiting for the pool (back-pressure) and reading both happen without
      * the GIL, so other threads run while this one is blocked. */
     Py_BEGIN_ALLOW_THREADS
-    st = raster_pool_acquire(pool, dtype, 1, win.height, win.width, channels, timeout_ms, &buf);
+    st = raster_pool_acquire(pool, dtype, 1, oh, ow, channels, timeout_ms, &buf);
     if (st == RASTER_OK) {
         raster_view_t v;
         st = raster_buffer_view(buf, 0, &v);
         if (st == RASTER_OK)
-            st = raster_read_into(ds, win, &a.opt, &v);
+            st = resampled ? raster_read_resampled_into(ds, winf, (raster_resampling_t)alg, &a.opt, &v)
+                           : raster_read_into(ds, win, &a.opt, &v);
     }
     Py_END_ALLOW_THREADS
     PyObject *result = NULL;
@@ -445,7 +484,7 @@ Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
         rl_raise(st);
         raster_buffer_release(buf);
     } else {
-        result = tile_new(buf, dtype, win.height, win.width, channels);
+        result = tile_new(buf, dtype, oh, ow, channels);
     }
     raster_dataset_release(ds);
     pool_leave(po);
@@ -479,7 +518,7 @@ static PyMethodDef Dataset_methods[] = {
     {"read_resampled_into", (PyCFunction)(void (*)(void))Dataset_read_resampled_into,
      METH_VARARGS | METH_KEYWORDS,
      "read_resampled_into(window, out, out_hw, layout='hwc', bands=None, resampling=0,\n"
-     "                    scale=None, offset=None) -> out\n\n"
+     "                    scale=None, offset=None, mean=None, std=None) -> out\n\n"
      "rasterio's read(out_shape=...): window=(col_off, row_off, width, height) as floats,\n"
      "resampled by GDAL into 'out' of out_hw=(height, width) pixels; resampling is a\n"
      "rasterio Resampling value."},
@@ -490,7 +529,7 @@ static PyMethodDef Dataset_methods[] = {
      "the dataset's) resampled by GDAL from the float window to out_hw=(height, width)."},
     {"read_into", (PyCFunction)(void (*)(void))Dataset_read_into, METH_VARARGS | METH_KEYWORDS,
      "read_into(window, out, layout='hwc', bands=None, boundless=False, fill_value=0.0,\n"
-     "          scale=None, offset=None) -> out\n\n"
+     "          scale=None, offset=None, mean=None, std=None) -> out\n\n"
      "Read window=(col_off, row_off, width, height) into 'out' in place (numpy array or\n"
      "DLPack tensor; layout 'hwc', 'chw' or 'hw'), converting to out's dtype."},
     {"read_mask_into", (PyCFunction)(void (*)(void))Dataset_read_mask_into,
@@ -499,7 +538,8 @@ static PyMethodDef Dataset_methods[] = {
      "uint8 validity mask: one band -> that band's mask; None -> the dataset mask."},
     {"read_tile", (PyCFunction)(void (*)(void))Dataset_read_tile, METH_VARARGS | METH_KEYWORDS,
      "read_tile(window, pool, dtype, bands=None, boundless=False, fill_value=0.0,\n"
-     "          scale=None, offset=None, timeout_ms=-1) -> Tile"},
+     "          scale=None, offset=None, timeout_ms=-1, mean=None, std=None, out_hw=None,\n"
+     "          resampling=0) -> Tile (out_hw: resampled to that size)"},
     {"__enter__", (PyCFunction)Dataset_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)Dataset_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},

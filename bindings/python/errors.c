@@ -103,3 +103,29 @@ rl_raise_status(raster_status_t st, const char *fmt, ...)
     va_end(ap);
     return raise_with(st, buf);
 }
+
+void
+rl_prefix_path(PyObject *path)
+{
+    if (path == NULL || !PyErr_Occurred())
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    /* Only the plain ValueError/TypeError of argument checks: rasterloader's
+     * own classes carry C's message, which names the file already. */
+    if (value != NULL && (type == PyExc_ValueError || type == PyExc_TypeError)) {
+        PyObject *text = PyObject_Str(value);
+        if (text != NULL && PyUnicode_Tailmatch(text, path, 0, PyUnicode_GET_LENGTH(path), -1) != 1) {
+            PyErr_Format(type, "%U: %U", path, text);
+            Py_DECREF(text);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            return;
+        }
+        Py_XDECREF(text);
+        PyErr_Clear();
+    }
+    PyErr_Restore(type, value, tb);
+}

@@ -6,6 +6,7 @@
  */
 #include "binding.h"
 
+#include <limits.h>
 #include <string.h>
 
 int
@@ -107,16 +108,81 @@ mod_tile_cache_detach(PyObject *mod, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* gdal_config_push(((key, value), ...)): see raster_gdal_config_push(); the
+ * Python side (rasterloader/_env.py) pushes rasterio.Env's options around each
+ * call and pops them after it, on the same thread. */
+static PyObject *
+mod_gdal_config_push(PyObject *mod, PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "gdal_config_push: a sequence of (key, value) pairs");
+    if (seq == NULL)
+        return NULL;
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *ret = NULL;
+    /* keys in [0, n), values in [n, 2n); UTF-8 views owned by the str items,
+     * which seq keeps alive until after the push has copied them. */
+    const char **kv = n > 0 && n < INT_MAX / 2 ? PyMem_Calloc((size_t)n * 2, sizeof *kv) : NULL;
+    if (n > 0 && kv == NULL) {
+        if (n >= INT_MAX / 2)
+            PyErr_SetString(PyExc_ValueError, "gdal_config_push: too many options");
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_Format(PyExc_TypeError, "gdal_config_push: item %zd is not a (str, str) pair", i);
+            goto done;
+        }
+        if ((kv[i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0))) == NULL ||
+            (kv[n + i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 1))) == NULL)
+            goto done;
+    }
+    const raster_status_t st = raster_gdal_config_push(kv, n > 0 ? kv + n : NULL, (int)n);
+    ret = st == RASTER_OK ? Py_NewRef(Py_None) : rl_raise(st);
+done:
+    PyMem_Free(kv);
+    Py_DECREF(seq);
+    return ret;
+}
+
+static PyObject *
+mod_gdal_config_pop(PyObject *mod, PyObject *unused)
+{
+    raster_gdal_config_pop();
+    Py_RETURN_NONE;
+}
+
+/* pool_block_nbytes(n): the bytes a pool charges for a request of n bytes. */
+static PyObject *
+mod_pool_block_nbytes(PyObject *mod, PyObject *arg)
+{
+    const unsigned long long n = PyLong_AsUnsignedLongLong(arg);
+    if (n == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSize_t(raster_pool_block_nbytes(n > SIZE_MAX ? SIZE_MAX : (size_t)n));
+}
+
 static PyMethodDef module_methods[] = {
+    {"check_label_grid", (PyCFunction)(void (*)(void))mod_check_label_grid,
+     METH_VARARGS | METH_KEYWORDS,
+     "check_label_grid(image, label, *, label_resample=False, label_fill=0.0, label_dtype=None)\n\n"
+     "The batch read's check that a label Dataset lies on its image's grid (or, with\n"
+     "label_resample, shares its CRS); ValueError naming both files and grids."},
     {"read_batch", (PyCFunction)(void (*)(void))mod_read_batch, METH_VARARGS | METH_KEYWORDS,
      "read_batch(items, *, dtype=None, pool=None, out=None, mask_out=None, layout='bhwc',\n"
      "           bands=None, scale=None, offset=None, boundless=False, fill_value=0.0,\n"
-     "           masks=False, threads=0, timeout_ms=-1) -> (image, mask)\n\n"
+     "           masks=False, threads=0, timeout_ms=-1, mean=None, std=None,\n"
+     "           label_fill=0.0, label_dtype=None, validity=False, validity_out=None,\n"
+     "           label_resample=False, out_hw=None, resampling=0) -> (image, mask, validity)\n\n"
      "Read items = [(Dataset, (col_off, row_off, width, height), label Dataset or None,\n"
      "label_band)] in parallel with the GIL released.  With pool=: a [B,H,W,C] Tile of\n"
      "dtype and, with masks=True, a [B,H,W] uint8 Tile (else None).  With out=: into that\n"
      "array/tensor ([B,H,W,C] or, layout='bchw', [B,C,H,W]) and mask_out ([B,H,W] uint8\n"
-     "or None); returns (out, mask_out).  A failing sample raises with .index set."},
+     "or None) and validity_out; returns (out, mask_out, validity_out).  A failing sample\n"
+     "raises with .index set."},
     {"set_threads", mod_set_threads, METH_O,
      "set_threads(n) sets how many threads one read may use to decode its tiles\n"
      "(process-wide; n <= 0: the number of cores)"},
@@ -136,6 +202,11 @@ static PyMethodDef module_methods[] = {
      "_tile_cache_detach() leaves the shared tile-cache arena (unlinked if this was the\n"
      "last process attached); rasterloader._tile_cache calls it when a multiprocessing\n"
      "child ends, as those end with os._exit()"},
+    {"gdal_config_push", mod_gdal_config_push, METH_O,
+     "gdal_config_push(((key, value), ...)): GDAL options for this thread's calls until the pop"},
+    {"gdal_config_pop", mod_gdal_config_pop, METH_NOARGS, "gdal_config_pop(): undo the last push"},
+    {"pool_block_nbytes", mod_pool_block_nbytes, METH_O,
+     "pool_block_nbytes(n) -> bytes a pool charges for a buffer of n bytes (its size class)"},
     {"status_name", mod_status_name, METH_O, "status_name(status) -> 'RASTER_E_...'"},
     {"library_version", mod_library_version, METH_NOARGS,
      "library_version() -> (major, minor, patch) of the linked C library"},
@@ -176,7 +247,7 @@ PyInit__core(void)
         goto fail;
     }
     if (errors_init(m) < 0 || dataset_type_init(m) < 0 || pool_type_init(m) < 0 ||
-        tile_type_init(m) < 0 ||
+        tile_type_init(m) < 0 || dataset_meta_init(m) < 0 ||
         PyModule_AddStringConstant(m, "__version__", RASTER_VERSION_STRING) < 0 ||
         PyModule_AddIntConstant(m, "OK", RASTER_OK) < 0 ||
         PyModule_AddIntConstant(m, "E_INVALID_ARG", RASTER_E_INVALID_ARG) < 0 ||

@@ -442,7 +442,8 @@ place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
     }
     raster_view_t dst = raster__view_sub(&rq->dst, s->dst_r, s->dst_c, src.height, src.width);
     if (!t->planar) {
-        const raster__place_opts_t po = {p->identity ? NULL : p->chan_map, rq->scale, rq->offset};
+        const raster__place_opts_t po = {p->identity ? NULL : p->chan_map, rq->scale, rq->offset,
+                                         rq->divide};
         raster__place(&src, &dst, &po);
         return;
     }
@@ -454,7 +455,7 @@ place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
         dk.data = (uint8_t *)dst.data + k * dst.chan_stride;
         dk.channels = 1;
         const raster__place_opts_t po = {NULL, rq->scale ? rq->scale + k : NULL,
-                                         rq->offset ? rq->offset + k : NULL};
+                                         rq->offset ? rq->offset + k : NULL, rq->divide};
         raster__place(&src, &dk, &po);
     }
 }

@@ -98,10 +98,14 @@ capture_detail(void)
                                             : "the request failed (GDAL gives no HTTP status for "
                                               "it; CPL_CURL_VERBOSE=YES shows the exchange)";
     if (vsi_errs.retries > 0)
-        snprintf(d, sizeof d, "%.700s (after %d retr%s, GDAL_HTTP_MAX_RETRY)", cause,
+        snprintf(d, sizeof d, "%.500s (after %d retr%s, GDAL_HTTP_MAX_RETRY)", cause,
                  vsi_errs.retries, vsi_errs.retries == 1 ? "y" : "ies");
     else
-        snprintf(d, sizeof d, "%.700s", cause);
+        snprintf(d, sizeof d, "%.500s", cause);
+    if (strstr(cause, RASTER__GDAL_NO_RANGE_MSG)) {
+        const size_t n = strlen(d);
+        snprintf(d + n, sizeof d - n, "%s", RASTER__GDAL_NO_RANGE_HINT);
+    }
     return d;
 }
 

@@ -187,9 +187,10 @@ def hwc_cases(ds):
          "timeout must be None"),
         ("timeout negative", lambda: ds.read_hwc(window=W, timeout=-1), ValueError, ">= 0"),
         ("timeout nan", lambda: ds.read_hwc(window=W, timeout=math.nan), ValueError, ">= 0"),
-        ("scale str", lambda: ds.read_hwc(window=W, scale="x"), ValueError, "convert string"),
+        ("scale str", lambda: ds.read_hwc(window=W, scale="x"), ValueError,
+         "scale must be a number or a sequence of numbers"),
         ("scale length", lambda: ds.read_hwc(window=W, scale=[1.0] * (n + 2)), ValueError,
-         "broadcast"),
+         r"scale has %d values but .* has %d channel\(s\)" % (n + 2, n)),
         ("scale and mean", lambda: ds.read_hwc(window=W, scale=2.0, mean=1.0), ValueError, "not both"),
         ("std zero", lambda: ds.read_hwc(window=W, std=[1.0, 0.0, 1.0][:n] or 0.0), ValueError,
          "nonzero"),
@@ -327,7 +328,8 @@ def test_loader_bad_input():
         check(lambda: r.read_into([0, 1], np.empty((2, 8, 8, 2), np.float32)), ValueError, "needs")
         check(lambda: r.read_into([0, 1], [0]), TypeError, "writable numpy array or torch tensor")
         check(lambda: r.read_into([0, 1], np.empty((2, 8, 8, 3), np.float32),
-                                  np.empty((2, 8, 8), np.float32)), ValueError, "needs uint8")
+                                  validity_out=np.empty((2, 8, 8), np.float32)), ValueError,
+              "needs uint8")
         check(lambda: r.read_into([0, 1], np.empty((2, 8, 8, 3), np.float32), layout="hwc"),
               ValueError, "layout must be")
     with rasterloader.WindowReader([(p, None, (690, 0, 40, 8))]) as r:

@@ -41,7 +41,7 @@ def test_metadata_equals_rasterio(rio, rl, name):
         assert b.compression == a.compression
     assert b.meta.keys() == a.meta.keys()
     pa, pb = dict(a.profile), dict(b.profile)
-    pa.pop("photometric", None)     # not reported (see Dataset.profile)
+    assert pb.get("photometric") == pa.get("photometric")
     assert pb.keys() == pa.keys()
     for k in ("width", "height", "count", "dtype", "transform", "crs", "blockxsize",
               "blockysize", "driver"):

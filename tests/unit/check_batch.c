@@ -4,12 +4,17 @@
  * for every thread count, pooled or into caller views (also CHW); a failing
  * sample is named with its index, file and window, and leaves nothing
  * acquired (pool stats); argument errors never acquire; steady batches do
- * not allocate; the mask exports as [B, H, W].  RASTER_STRESS_SCALE=n (valgrind
+ * not allocate; the mask exports as [B, H, W].  Labels: label_fill outside
+ * the label raster (uint8 and int16), validity beside labels, labels off the
+ * image grid refused naming both; an output size resamples the image and
+ * validity (as the resampled single reads) and labels (GDAL's nearest);
+ * mean/std is (x - mean) / std.  RASTER_STRESS_SCALE=n (valgrind
  * runs use 50) cuts the repeated rounds and thread counts.
  */
 #include "test_util.h"
 #include "pool_internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +23,11 @@
 #define IMG_STRIPS "u16_zstd_pred1_strip16_band_3b_700x531.tif"
 #define IMG_BE "u16_deflate_pred2_tile256_pixel_3b_700x531_be.tif"
 #define IMG_MASKED "u8_deflate_pred2_tile256_pixel_3b_700x531_mask_internal.tif"
-#define LABEL "u8_deflate_pred2_tile256_pixel_1b_700x531_nodata0.tif"
+/* Labels on the grids of the images above (UTM 33N 10 m, and WGS 84). */
+#define LABEL "u16_deflate_pred2_tile256_pixel_1b_700x531_mask_external.tif"
+#define LABEL_GEO "i16_zstd_pred1_strip16_band_1b_700x531_be.tif"
+/* A raster on another grid (UTM 18N, 30 m) than every image above. */
+#define OFF_GRID "u8_deflate_pred2_tile256_pixel_1b_700x531_nodata0.tif"
 #define CORRUPT "corrupt_tile.tif"
 
 #define B 6
@@ -60,7 +69,7 @@ assert_pool_idle(const raster_pool_t *p)
 /* A batch over three image files (tiled, planar strips, big-endian), with
  * labels for some samples and validity masks for the others. */
 typedef struct scene {
-    raster_dataset_t *img[3], *label, *masked;
+    raster_dataset_t *img[3], *label, *label_geo, *masked;
     raster_batch_item_t items[B];
 } scene_t;
 
@@ -72,13 +81,14 @@ scene_open(scene_t *s)
     s->img[1] = open_fx(IMG_STRIPS);
     s->img[2] = open_fx(IMG_BE);
     s->label = open_fx(LABEL);
+    s->label_geo = open_fx(LABEL_GEO);
     s->masked = open_fx(IMG_MASKED);
     unsigned seed = 7;
     for (int i = 0; i < B; i++) {
         raster_batch_item_t *it = &s->items[i];
         it->image = i == 4 ? s->masked : s->img[i % 3];
         it->window = (raster_window_t){rand_r(&seed) % (700 - WIN), rand_r(&seed) % (531 - WIN), WIN, WIN};
-        it->label = i % 2 == 0 ? s->label : NULL;
+        it->label = i % 2 == 1 ? NULL : it->image == s->masked ? s->label_geo : s->label;
     }
 }
 
@@ -88,6 +98,7 @@ scene_close(scene_t *s)
     for (int i = 0; i < 3; i++)
         raster_close(s->img[i]);
     raster_close(s->label);
+    raster_close(s->label_geo);
     raster_close(s->masked);
 }
 
@@ -578,6 +589,239 @@ START_TEST(concurrent_batches_share_the_workers)
 }
 END_TEST
 
+
+/* ------------------------------ labels --------------------------------- */
+
+/* Outside the label raster the label is label_fill (255 as uint8, -1 as
+ * int16), inside it equals the single read; the validity buffer beside it
+ * equals the image's boundless dataset mask. */
+START_TEST(label_fill_and_validity_beside_labels)
+{
+    raster_dataset_t *img = open_fx(IMG_TILED), *label = open_fx(LABEL);
+    raster_read_options_t ro;
+    raster_read_options_init(&ro);
+    ro.boundless = 1;
+    raster_batch_item_t items[2] = {
+        {img, {-40, -30, WIN, WIN}, &ro, label, 1},
+        {img, {700 - 50, 531 - 20, WIN, WIN}, &ro, label, 1},
+    };
+    raster_pool_t *pool = NULL;
+    ck_assert_int_eq(raster_pool_create(16 << 20, &pool), RASTER_OK);
+    const raster_dtype_t dts[2] = {RASTER_U8, RASTER_I16};
+    const double fills[2] = {255, -1};
+    for (int t = 0; t < 2; t++) {
+        raster_batch_options_t bo;
+        raster_batch_options_init(&bo);
+        bo.masks = 1;
+        bo.validity = 1;
+        bo.label_dtype = dts[t];
+        bo.label_fill = fills[t];
+        raster_batch_buffers_t out;
+        ck_assert_msg(raster_batch_read_ex(pool, items, 2, &bo, &out, NULL) == RASTER_OK, "%s",
+                      raster_last_error());
+        raster_dtype_t dt;
+        int64_t shape[4];
+        raster_buffer_shape(out.mask, &dt, shape);
+        ck_assert_int_eq(dt, dts[t]);
+        const size_t esz = raster_dtype_size(dts[t]);
+        for (int i = 0; i < 2; i++) {
+            /* The single reads: the label boundless with the fill, the mask boundless. */
+            uint8_t want[WIN * WIN * 2], wantv[WIN * WIN];
+            const int one = 1;
+            raster_read_options_t lo;
+            raster_read_options_init(&lo);
+            lo.bands = &one;
+            lo.band_count = 1;
+            lo.boundless = 1;
+            lo.fill_value = fills[t];
+            const raster_view_t wl = raster_view_hwc(want, dts[t], WIN, WIN, 1);
+            ck_assert_int_eq(raster_read_into(label, items[i].window, &lo, &wl), RASTER_OK);
+            const raster_view_t wv = raster_view_hwc(wantv, RASTER_U8, WIN, WIN, 1);
+            ck_assert_int_eq(raster_read_mask_into(img, items[i].window, &ro, &wv), RASTER_OK);
+            const uint8_t *gl = (const uint8_t *)raster_buffer_data(out.mask) + i * WIN * WIN * esz;
+            const uint8_t *gv = (const uint8_t *)raster_buffer_data(out.validity) + i * WIN * WIN;
+            ck_assert_int_eq(memcmp(gl, want, WIN * WIN * esz), 0);
+            ck_assert_int_eq(memcmp(gv, wantv, WIN * WIN), 0);
+        }
+        /* Sample 0's corner is outside: the fill, and invalid. */
+        if (dts[t] == RASTER_U8)
+            ck_assert_uint_eq(((const uint8_t *)raster_buffer_data(out.mask))[0], 255);
+        else
+            ck_assert_int_eq(((const int16_t *)raster_buffer_data(out.mask))[0], -1);
+        ck_assert_uint_eq(((const uint8_t *)raster_buffer_data(out.validity))[0], 0);
+        raster_buffer_release(out.image);
+        raster_buffer_release(out.mask);
+        raster_buffer_release(out.validity);
+        assert_pool_idle(pool);
+    }
+    /* -1 is no uint8 value: refused before anything is acquired. */
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    bo.masks = 1;
+    bo.label_fill = -1;
+    raster_batch_buffers_t out;
+    const uint64_t acquires = stats_of(pool).acquires;
+    ck_assert_int_eq(raster_batch_read_ex(pool, items, 2, &bo, &out, NULL), RASTER_E_INVALID_ARG);
+    ck_assert_msg(strstr(raster_last_error(), "label_fill -1") && strstr(raster_last_error(), "uint8"),
+                  "%s", raster_last_error());
+    ck_assert_uint_eq(stats_of(pool).acquires, acquires);
+    /* raster_batch_read() has no place for validity masks. */
+    raster_buffer_t *ib = NULL, *mb = NULL;
+    bo.label_fill = 0;
+    bo.validity = 1;
+    ck_assert_int_eq(raster_batch_read(pool, items, 2, &bo, &ib, &mb, NULL), RASTER_E_INVALID_ARG);
+    raster_pool_destroy(pool);
+    raster_close(img);
+    raster_close(label);
+}
+END_TEST
+
+/* A label on another grid fails naming both files and grids, before any
+ * acquire; label_resample does not help across CRSs. */
+START_TEST(label_on_another_grid_is_refused)
+{
+    scene_t s = g_scene;
+    raster_dataset_t *off = open_fx(OFF_GRID);
+    s.items[2].label = off;
+    raster_pool_t *pool = NULL;
+    ck_assert_int_eq(raster_pool_create(16 << 20, &pool), RASTER_OK);
+    for (int resample = 0; resample < 2; resample++) {
+        raster_batch_options_t bo;
+        raster_batch_options_init(&bo);
+        bo.masks = 1;
+        bo.label_resample = resample;
+        raster_buffer_t *ib = NULL, *mb = NULL;
+        int64_t failed = -1;
+        ck_assert_int_eq(raster_batch_read(pool, s.items, B, &bo, &ib, &mb, &failed), RASTER_E_INVALID_ARG);
+        ck_assert_int_eq(failed, 2);
+        const char *msg = raster_last_error();
+        ck_assert_msg(strstr(msg, "batch sample 2 of 6") && strstr(msg, OFF_GRID) && strstr(msg, IMG_BE) &&
+                          strstr(msg, "EPSG:32633") && strstr(msg, "EPSG:32618") && strstr(msg, "CRSs differ"),
+                      "%s", msg);
+        ck_assert_int_eq(raster_batch_item_check(&s.items[2], &bo), RASTER_E_INVALID_ARG);
+        ck_assert_int_eq(raster_batch_item_check(&s.items[0], &bo), RASTER_OK);
+    }
+    /* Without masks the label is not read, so not checked. */
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    raster_buffer_t *ib = NULL, *mb = NULL;
+    ck_assert_int_eq(raster_batch_read(pool, s.items, B, &bo, &ib, &mb, NULL), RASTER_OK);
+    raster_buffer_release(ib);
+    ck_assert_uint_eq(stats_of(pool).acquires, 1);
+    raster_pool_destroy(pool);
+    raster_close(off);
+}
+END_TEST
+
+/* An output size other than the window's: the image is the resampled read,
+ * the validity mask the resampled mask read (same method), the label the
+ * nearest resampled read of the label (same grid). */
+START_TEST(output_size_resamples_image_mask_and_label)
+{
+    scene_t s = g_scene;
+    raster_pool_t *pool = NULL;
+    ck_assert_int_eq(raster_pool_create(16 << 20, &pool), RASTER_OK);
+    const int64_t oh = 40, ow = 56;
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    bo.dtype = RASTER_U16;
+    bo.masks = 1;
+    bo.validity = 1;
+    bo.out_height = oh;
+    bo.out_width = ow;
+    bo.resampling = RASTER_RESAMPLE_BILINEAR;
+    bo.threads = 2;
+    raster_batch_buffers_t out;
+    ck_assert_msg(raster_batch_read_ex(pool, s.items, B, &bo, &out, NULL) == RASTER_OK, "%s",
+                  raster_last_error());
+    raster_dtype_t dt;
+    int64_t shape[4];
+    raster_buffer_shape(out.image, &dt, shape);
+    ck_assert_int_eq(shape[1], oh);
+    ck_assert_int_eq(shape[2], ow);
+    for (int i = 0; i < B; i++) {
+        const raster_batch_item_t *it = &s.items[i];
+        const raster_window_f_t wf = {(double)it->window.col_off, (double)it->window.row_off, WIN, WIN};
+        uint16_t want[40 * 56 * 3];
+        uint8_t wm[40 * 56], wl[40 * 56];
+        const raster_view_t wv = raster_view_hwc(want, RASTER_U16, oh, ow, 3);
+        ck_assert_int_eq(raster_read_resampled_into(it->image, wf, RASTER_RESAMPLE_BILINEAR, NULL, &wv), RASTER_OK);
+        const raster_view_t mv = raster_view_hwc(wm, RASTER_U8, oh, ow, 1);
+        ck_assert_int_eq(raster_read_mask_resampled_into(it->image, wf, RASTER_RESAMPLE_BILINEAR, NULL, &mv),
+                         RASTER_OK);
+        ck_assert_int_eq(memcmp((uint16_t *)raster_buffer_data(out.image) + i * oh * ow * 3, want, sizeof want), 0);
+        ck_assert_int_eq(memcmp((uint8_t *)raster_buffer_data(out.validity) + i * oh * ow, wm, sizeof wm), 0);
+        const uint8_t *gm = (uint8_t *)raster_buffer_data(out.mask) + i * oh * ow;
+        if (it->label == NULL) {
+            ck_assert_int_eq(memcmp(gm, wm, sizeof wm), 0);
+            continue;
+        }
+        const int one = 1;
+        raster_read_options_t lo;
+        raster_read_options_init(&lo);
+        lo.bands = &one;
+        lo.band_count = 1;
+        const raster_view_t lv = raster_view_hwc(wl, RASTER_U8, oh, ow, 1);
+        ck_assert_int_eq(raster_read_resampled_into(it->label, wf, RASTER_RESAMPLE_NEAREST, &lo, &lv), RASTER_OK);
+        ck_assert_msg(memcmp(gm, wl, sizeof wl) == 0, "label of sample %d differs from GDAL's nearest", i);
+    }
+    raster_buffer_release(out.image);
+    raster_buffer_release(out.mask);
+    raster_buffer_release(out.validity);
+    /* Resampled samples cannot be boundless. */
+    raster_read_options_t ro;
+    raster_read_options_init(&ro);
+    ro.boundless = 1;
+    s.items[1].opt = &ro;
+    ck_assert_int_eq(raster_batch_read_ex(pool, s.items, B, &bo, &out, NULL), RASTER_E_UNSUPPORTED);
+    assert_pool_idle(pool);
+    raster_pool_destroy(pool);
+}
+END_TEST
+
+/* mean/std is (x - mean) / std in double, rounded once: x == mean is 0
+ * exactly, and every value equals the expression computed here. */
+START_TEST(mean_std_is_subtract_then_divide)
+{
+    scene_t s = g_scene;
+    const raster_batch_item_t *it = &s.items[0];
+    uint16_t raw[WIN * WIN * 3];
+    const raster_view_t rv = raster_view_hwc(raw, RASTER_U16, WIN, WIN, 3);
+    ck_assert_int_eq(raster_read_into(it->image, it->window, NULL, &rv), RASTER_OK);
+    /* The first pixel's values as the means: that pixel must come out 0. */
+    const double mean[3] = {raw[0], raw[1], raw[2]}, std[3] = {0.1, 3.0, 7.0};
+    raster_read_options_t ro;
+    raster_read_options_init(&ro);
+    ro.mean = mean;
+    ro.std = std;
+    float got[WIN * WIN * 3];
+    double got64[WIN * WIN * 3];
+    const raster_view_t gv = raster_view_hwc(got, RASTER_F32, WIN, WIN, 3);
+    const raster_view_t gv64 = raster_view_hwc(got64, RASTER_F64, WIN, WIN, 3);
+    ck_assert_int_eq(raster_read_into(it->image, it->window, &ro, &gv), RASTER_OK);
+    ck_assert_int_eq(raster_read_into(it->image, it->window, &ro, &gv64), RASTER_OK);
+    for (int k = 0; k < 3; k++) {
+        ck_assert(got[k] == 0.0f && !signbit(got[k]));
+        ck_assert(got64[k] == 0.0);
+    }
+    int64_t bad = -1;
+    for (int64_t e = 0; e < WIN * WIN * 3 && bad < 0; e++) {
+        const double want = ((double)raw[e] - mean[e % 3]) / std[e % 3];
+        if (got64[e] != want || got[e] != (float)want)
+            bad = e;
+    }
+    ck_assert_msg(bad < 0, "element %lld differs", (long long)bad);
+    /* Both ways at once is refused; a std of 0 too. */
+    const double one[3] = {1, 1, 1}, zero[3] = {1, 0, 1};
+    ro.scale = one;
+    ck_assert_int_eq(raster_read_into(it->image, it->window, &ro, &gv), RASTER_E_INVALID_ARG);
+    ro.scale = NULL;
+    ro.std = zero;
+    ck_assert_int_eq(raster_read_into(it->image, it->window, &ro, &gv), RASTER_E_INVALID_ARG);
+    ck_assert_msg(strstr(raster_last_error(), "std of channel 1 is 0"), "%s", raster_last_error());
+}
+END_TEST
+
 static Suite *
 batch_suite(void)
 {
@@ -590,6 +834,14 @@ batch_suite(void)
     tcase_add_test(tc, into_caller_views_chw);
     tcase_add_test(tc, boundless_samples_fill_and_mask_zero);
     tcase_add_test(tc, mask_exports_as_bhw);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("labels");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, scene_setup, scene_teardown);
+    tcase_add_test(tc, label_fill_and_validity_beside_labels);
+    tcase_add_test(tc, label_on_another_grid_is_refused);
+    tcase_add_test(tc, output_size_resamples_image_mask_and_label);
+    tcase_add_test(tc, mean_std_is_subtract_then_divide);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
     tcase_set_timeout(tc, 120);

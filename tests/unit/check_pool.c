@@ -520,6 +520,8 @@ START_TEST(class_rounding_bounds_waste)
         const raster_pool_stats_t s = stats_of(p);
         ck_assert_uint_ge(s.bytes_in_use, (size_t)n);
         ck_assert_uint_eq(s.bytes_in_use % 64, 0);
+        /* The sizing function callers budget with says the same. */
+        ck_assert_uint_eq(raster_pool_block_nbytes((size_t)n), s.bytes_in_use);
         if (n > 256)
             ck_assert_msg(s.bytes_in_use * 4 <= (size_t)n * 5, "%" PRId64 " bytes -> %zu", n,
                           s.bytes_in_use);
@@ -530,6 +532,8 @@ START_TEST(class_rounding_bounds_waste)
         raster_buffer_release(buf);
     }
     raster_pool_destroy(p);
+    ck_assert_uint_eq(raster_pool_block_nbytes(0), 0);
+    ck_assert_uint_eq(raster_pool_block_nbytes(SIZE_MAX), 0);   /* no pool serves it */
 }
 END_TEST
 

@@ -20,6 +20,8 @@ nearest rule does (no resampling needed).
 read_masks() and dataset_mask() resample the same way (the C library's
 raster_read_mask_resampled_into()).
 
+read_hwc() takes out_shape/resampling too and makes the same C call into HWC.
+
 Deliberate limits (each raises NotImplementedError, never silently differs
 from rasterio): a resampled read that is boundless; read_hwc() of a window
 with fractional lengths.
@@ -33,8 +35,11 @@ import numpy as np
 from affine import Affine
 
 from . import _compat, _core
+from ._env import with_gdal_env
 from ._compat import Resampling, Window
-from .errors import BandIndexError, ClosedError, WindowError
+from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
+from ._normalise import norm_kwargs
+from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
 
 __all__ = ["Dataset", "open"]
 
@@ -48,10 +53,14 @@ def _np_dtype_name(dt):
     return np.dtype(dt).name
 
 
-class Dataset:
+class Dataset(DatasetMetaMixin, *reader_bases()):
     """An open raster, read like ``rasterio.open(path)``.  Thread-safe for
-    reads; usable in forked DataLoader workers (file handles re-open lazily)."""
+    reads; usable in forked DataLoader workers (file handles re-open lazily).
+    The rest of rasterio's reader API (blocks, sample, tags, colormap, ...) is
+    in _dataset_meta.py; with rasterio installed this is also a
+    ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
+    @with_gdal_env
     def __init__(self, path, *, reader=None):
         self.name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
@@ -171,6 +180,8 @@ class Dataset:
         c = self._info["compression"]
         if not c or c == "NONE":
             return None
+        if c.startswith("YCbCr "):      # GDAL's "YCbCr JPEG": rasterio reports JPEG
+            c = c[len("YCbCr "):]
         if _compat.Compression is not None:
             try:
                 return _compat.Compression(c)
@@ -222,21 +233,28 @@ class Dataset:
     @property
     def profile(self):
         """rasterio's profile keys: meta plus blockxsize, blockysize, tiled, compress
-        and interleave (GTiff 'photometric' is not reported)."""
+        and interleave, and photometric when GDAL reports one."""
         m = self.meta
         bh, bw = self.block_shapes[0]
-        m.update(blockxsize=bw, blockysize=bh, tiled=bool(self._info["tiled"]))
+        # rasterio's rule, not the TIFF's: a block narrower or wider than the image.
+        m.update(blockxsize=bw, blockysize=bh, tiled=bw != self.width)
         if self.compression is not None:
             c = self.compression
             m["compress"] = (c.name if hasattr(c, "name") else str(c)).lower()
         if self.interleave is not None:
             i = self.interleave
             m["interleave"] = (i.name if hasattr(i, "name") else str(i)).lower()
+        if self.photometric is not None:
+            p = self.photometric
+            m["photometric"] = (p.name if hasattr(p, "name") else str(p)).lower()
         return m
 
     # ------------------------------------------------------------ geometry
     def window(self, left, bottom, right, top, precision=None):
         """The (float) Window covering the bounds, as rasterio's window()."""
+        if precision is not None:
+            from ._dataset_meta import warn_precision
+            warn_precision()
         return _compat.from_bounds(left, bottom, right, top, self._transform)
 
     def window_transform(self, window):
@@ -251,13 +269,21 @@ class Dataset:
         x1, y1 = _apply(self._transform, w.col_off + w.width, w.row_off)
         return (x0, y0, x1, y1)
 
-    def index(self, x, y, op=math.floor):
-        """(row, col) of the pixel containing (x, y)."""
+    def index(self, x, y, z=None, op=math.floor, precision=None, transform_method=None,
+              **rpc_options):
+        """(row, col) of the pixel containing (x, y); rasterio's arguments (z,
+        transform_method=GCPs/RPCs) go to rasterio's own index()."""
+        if z is not None or precision is not None or transform_method is not None or rpc_options:
+            return self._rasterio_transform("index", x, y, z=z, op=op, precision=precision,
+                                            transform_method=transform_method, **rpc_options)
         col, row = _apply(~self._transform, x, y)
         return op(row), op(col)
 
-    def xy(self, row, col, offset="center"):
-        """Coordinates of a pixel's center (or 'ul', 'ur', 'll', 'lr' corner)."""
+    def xy(self, row, col, z=None, offset="center", transform_method=None, **rpc_options):
+        """Coordinates of a pixel's center (or 'ul', 'ur', 'll', 'lr' corner); as index()."""
+        if z is not None or transform_method is not None or rpc_options:
+            return self._rasterio_transform("xy", row, col, z=z, offset=offset,
+                                            transform_method=transform_method, **rpc_options)
         dr, dc = {"center": (0.5, 0.5), "ul": (0, 0), "ur": (0, 1), "ll": (1, 0),
                   "lr": (1, 1)}[offset]
         return _apply(self._transform, col + dc, row + dr)
@@ -328,17 +354,17 @@ class Dataset:
         else:
             bands, return2d = [band(i) for i in indexes], False
         if not bands:
-            raise ValueError("No indexes to read")
+            raise ValueError(f"{self.name}: No indexes to read")
         for b in bands:
             if not 1 <= b <= self.count:
                 raise BandIndexError(
-                    f"band index {b} out of range (not in {self.indexes})", 7)
+                    f"{self.name}: band index {b} out of range (not in {self.indexes})", 7)
         return bands, return2d
 
     def _common_dtype(self, bands):
         dts = {self._bands[b - 1]["dtype"] for b in bands}
         if len(dts) > 1:
-            raise ValueError("more than one 'dtype' found")
+            raise ValueError(f"{self.name}: more than one 'dtype' found")
         return dts.pop()
 
     def _clipped_nodata(self, band):
@@ -351,6 +377,7 @@ class Dataset:
         return min(max(ndv, float(info.min)), float(info.max))
 
     # ------------------------------------------------------------ reads
+    @with_gdal_env
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -374,7 +401,7 @@ class Dataset:
                 layout, arr = "hw", out
             else:
                 if out.ndim != 3 or out.shape[0] != n:
-                    raise ValueError(f"'out' shape {out.shape} does not match window shape "
+                    raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
                                      f"{(n, h, w)}")
                 layout, arr = "chw", out
             out_hw = tuple(out.shape[-2:])
@@ -383,7 +410,7 @@ class Dataset:
             if len(out_shape) == 2:
                 out_shape = (n,) + out_shape
             if len(out_shape) != 3 or out_shape[0] != n:
-                raise ValueError(f"out_shape {out_shape} does not match {n} band(s)")
+                raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s)")
             out_hw = out_shape[1:]
         else:
             out_hw = (h, w)
@@ -454,6 +481,10 @@ class Dataset:
         else:
             arr, layout = out, ("hw" if out.ndim == 2 else "chw")
         wf = (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height))
+        if oh > 0 and ow > 0 and (fw.width <= 0 or fw.height <= 0):
+            # rasterio: GDAL fails to fill a non-empty array from an empty window.
+            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
+                                f"{oh}x{ow} pixels", 2)
         if oh > 0 and ow > 0:
             core.read_resampled_into(wf, arr, (oh, ow), layout, bands=bands, resampling=alg)
         result = arr
@@ -553,12 +584,16 @@ class Dataset:
             return None
         if boundless:
             raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
+        if (fw.width <= 0 or fw.height <= 0) and out_hw is not None and min(out_hw) > 0:
+            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
+                                f"{out_hw[0]}x{out_hw[1]} pixels", 2)   # as rasterio (GDAL)
         try:
             alg = int(resampling)
         except (TypeError, ValueError):
             raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
         return (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height)), alg, hw
 
+    @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -583,7 +618,7 @@ class Dataset:
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
             if arr.shape[0] != n:
-                raise ValueError(f"'out' shape {out.shape} does not match window shape "
+                raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
                                  f"{(n, h, w)}")
         else:
             arr = np.empty((n, oh, ow), np.uint8)
@@ -603,6 +638,7 @@ class Dataset:
             result = result[0]
         return result
 
+    @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
@@ -628,9 +664,10 @@ class Dataset:
         return arr
 
     # ------------------------------------------------------------ native HWC
+    @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
-                 timeout=DEFAULT_TIMEOUT_S):
+                 timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):
         """Read a window as height x width x channels, with no CHW detour.
 
         - ``out=``: a writable numpy array or torch tensor (any DLPack producer)
@@ -642,33 +679,47 @@ class Dataset:
           process's default pool), shared zero-copy through DLPack.  ``timeout``
           (seconds, None = forever) bounds the wait for a full pool.
 
-        ``scale``/``offset`` (per band or scalar) give out = in*scale + offset in
-        double; ``mean``/``std`` are shorthand for scale = 1/std, offset =
-        -mean/std.  With any of them the default out_dtype is float32, else the
-        file's dtype.  ``indexes``: None (all), an int or a list (1-based).
+        Normalisation, computed in double and rounded once to the output dtype:
+        ``mean``/``std`` give ``(x - mean) / std`` in that order (x == mean is
+        exactly 0); ``scale``/``offset`` give ``x * scale + offset``.  Each is a
+        number or one value per band read (another length is a ValueError).
+        With any of them the default out_dtype is float32, else the file's
+        dtype.  ``indexes``: None (all), an int or a list (1-based).
         Boundless reads fill outside the raster with ``fill_value`` (default:
         the band nodata, else 0).
+
+        ``out_shape`` ((h, w) or (c, h, w)) of another size than the window
+        resamples as rasterio's ``read(out_shape=..., resampling=...)`` does (the
+        same GDAL call, the same pixels), straight into HWC; not with
+        ``boundless``.  With ``out=`` too, ``out`` must have that size: unlike
+        ``read(out=...)``, an ``out`` of the wrong size is an error here, never
+        a silent resampling.
         """
         core = self._live()
         bands, _ = self._resolve_indexes(indexes)
         n = len(bands)
-        if (mean is not None or std is not None) and (scale is not None or offset is not None):
-            raise ValueError("give scale/offset or mean/std, not both")
-        if mean is not None or std is not None:
-            m = np.broadcast_to(np.asarray(0.0 if mean is None else mean, np.float64), (n,))
-            s = np.broadcast_to(np.asarray(1.0 if std is None else std, np.float64), (n,))
-            if np.any(s == 0):
-                raise ValueError("std must be nonzero")
-            scale, offset = (1.0 / s).tolist(), (-m / s).tolist()
-        else:
-            if scale is not None:
-                scale = np.broadcast_to(np.asarray(scale, np.float64), (n,)).tolist()
-            if offset is not None:
-                offset = np.broadcast_to(np.asarray(offset, np.float64), (n,)).tolist()
-        normalised = scale is not None or offset is not None
+        norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
+        normalised = bool(norm)
         col, row, w, h = self._resolve_window(window, boundless)
         if w < 1 or h < 1:
             raise WindowError(f"{self.name}: window {window!r} is empty", 7)
+        out_hw = (h, w)
+        if out_shape is not None:
+            out_shape = tuple(int(v) for v in out_shape)
+            if len(out_shape) == 3 and out_shape[0] != n or len(out_shape) not in (2, 3):
+                raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s): "
+                                 "give (height, width) or (bands, height, width)")
+            out_hw = out_shape[-2:]
+        resampled = out_hw != (h, w)
+        if resampled:
+            if boundless:
+                raise NotImplementedError(f"{self.name}: a resampled read_hwc (window {w}x{h} to "
+                                          f"{out_hw[1]}x{out_hw[0]}) cannot be boundless")
+            try:
+                alg = int(resampling)
+            except (TypeError, ValueError):
+                raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") \
+                    from None
         boundless_read = bool(boundless) and window is not None
         if fill_value is None:
             fill_value = self._clipped_nodata(bands[-1]) if boundless_read else 0
@@ -680,14 +731,17 @@ class Dataset:
                 got = str(out.dtype).replace("torch.", "")
                 if got != want:
                     raise ValueError(f"out has dtype {got} but out_dtype is {want}")
+            if resampled:
+                return core.read_resampled_into((float(col), float(row), float(w), float(h)), out,
+                                                out_hw, layout, bands=bands, resampling=alg, **norm)
             return core.read_into((col, row, w, h), out, layout, bands=bands,
-                                  boundless=boundless_read, fill_value=float(fill_value),
-                                  scale=scale, offset=offset)
+                                  boundless=boundless_read, fill_value=float(fill_value), **norm)
         if out_dtype is None:
             dtype = "float32" if normalised else self._common_dtype(bands)
         else:
             dtype = _np_dtype_name(out_dtype)
-        if pool is None:
+        own_pool = pool is None
+        if own_pool:
             from ._pool import default_pool
             pool = default_pool()
         if timeout is not None:
@@ -698,9 +752,21 @@ class Dataset:
                 raise ValueError(f"timeout must be None (wait forever) or seconds >= 0, "
                                  f"not {timeout!r}")
         timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
-        return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
-                              boundless=boundless_read, fill_value=float(fill_value),
-                              scale=scale, offset=offset, timeout_ms=timeout_ms)
+        extra = {"out_hw": out_hw, "resampling": alg} if resampled else {}
+        try:
+            return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
+                                  boundless=boundless_read, fill_value=float(fill_value),
+                                  timeout_ms=timeout_ms, **norm, **extra)
+        except RasterMemoryError as e:
+            if e.message.startswith(self.name):
+                raise
+            hint = (" (the default pool: RASTERLOADER_POOL_BYTES or 256 MiB; pass pool= a "
+                    "BufferPool with room for it, or out= an array)") if own_pool else ""
+            raise RasterMemoryError(f"{self.name}: window {(col, row, w, h)}: {e.message}{hint}",
+                                    e.status) from None
+
+
+fence(Dataset)
 
 
 def _apply(t, x, y):

@@ -48,8 +48,11 @@ import threading
 import numpy as np
 
 from . import _core
+from ._compat import Resampling
 from ._dataset import open as _open
-from .errors import PoolTimeoutError
+from ._env import active_options, gdal_options, with_gdal_env
+from ._normalise import norm_kwargs
+from .errors import PoolTimeoutError, RasterError
 
 __all__ = ["BatchLoader", "WindowReader", "Batch", "epoch_order", "shard_indices", "split_batches",
            "pool_block_nbytes"]
@@ -107,16 +110,19 @@ def split_batches(indices, batch_size, *, drop_last=False, worker=(0, 1)):
 
 
 def pool_block_nbytes(n):
-    """Bytes the pool charges for a buffer of n bytes (its size class: quarter
-    steps between powers of two, as lib/pool.c)."""
-    if n <= 0:
-        return 0
-    if n <= 256:
-        return -(-n // 64) * 64
-    k = (n - 1).bit_length() - 1
-    base = 1 << k
-    step = base >> 2
-    return base + -(-(n - base) // step) * step
+    """Bytes the pool charges for a buffer of n bytes (its size class, from
+    C's ``raster_pool_block_nbytes``)."""
+    return _core.pool_block_nbytes(int(n)) if n > 0 else 0
+
+
+def _name_sample(e, indices):
+    """C's ``.index`` is the failing sample's position in the batch: make it
+    the sample's index into ``samples`` (what a shuffled epoch needs) and
+    keep the position as ``.batch_index``."""
+    pos = getattr(e, "index", None)
+    if isinstance(pos, int) and not hasattr(e, "batch_index"):
+        e.batch_index = pos
+        e.index = int(indices[pos]) if 0 <= pos < len(indices) else pos
 
 
 def _dist_rank_world():
@@ -137,37 +143,47 @@ def _window_tuple(window):
     return None
 
 
-def _norm_args(n, mean, std, scale, offset):
-    if (mean is not None or std is not None) and (scale is not None or offset is not None):
-        raise ValueError("give scale/offset or mean/std, not both")
-    if mean is not None or std is not None:
-        m = np.broadcast_to(np.asarray(0.0 if mean is None else mean, np.float64), (n,))
-        s = np.broadcast_to(np.asarray(1.0 if std is None else std, np.float64), (n,))
-        if np.any(s == 0):
-            raise ValueError("std must be nonzero")
-        return (1.0 / s).tolist(), (-m / s).tolist()
-    if scale is not None:
-        scale = np.broadcast_to(np.asarray(scale, np.float64), (n,)).tolist()
-    if offset is not None:
-        offset = np.broadcast_to(np.asarray(offset, np.float64), (n,)).tolist()
-    return scale, offset
+def _resampling_code(resampling):
+    """A rasterio Resampling (or its int value, or its name) as the C code."""
+    if isinstance(resampling, str):
+        try:
+            return int(Resampling[resampling])
+        except KeyError:
+            raise ValueError(f"unknown resampling {resampling!r}") from None
+    try:
+        return int(resampling)
+    except (TypeError, ValueError):
+        raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
+
+
+def _out_hw(out_shape, channels):
+    """(height, width) of an out_shape given as (h, w) or (c, h, w)."""
+    shape = tuple(int(v) for v in out_shape)
+    if len(shape) == 3 and shape[0] == channels:
+        shape = shape[1:]
+    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"out_shape {tuple(out_shape)} must be (height, width) or "
+                         f"({channels}, height, width) with height, width >= 1")
+    return shape
 
 
 # --------------------------------------------------------------------------- batches
 
 class Batch:
-    """One batch: ``image`` ([B,H,W,C] :class:`Tile`), ``mask`` ([B,H,W] uint8 Tile
-    or None), ``indices`` (sample indices into the loader's samples).
+    """One batch: ``image`` ([B,H,W,C] :class:`Tile`), ``mask`` ([B,H,W] Tile of the
+    label dtype, uint8 by default, or None), ``validity`` ([B,H,W] uint8 Tile of
+    the images' validity masks with ``with_validity=True``, else None),
+    ``indices`` (sample indices into the loader's samples).
 
     ``torch.from_dlpack(batch.image)`` and ``np.from_dlpack(batch.mask)`` share
     the pooled memory; it returns to the pool when the batch and all those
     tensors are gone (or right away for what :meth:`release` drops).
     """
 
-    __slots__ = ("image", "mask", "indices", "__weakref__")
+    __slots__ = ("image", "mask", "validity", "indices", "__weakref__")
 
-    def __init__(self, image, mask, indices):
-        self.image, self.mask, self.indices = image, mask, indices
+    def __init__(self, image, mask, indices, validity=None):
+        self.image, self.mask, self.indices, self.validity = image, mask, indices, validity
 
     def __len__(self):
         return len(self.indices)
@@ -189,7 +205,7 @@ class Batch:
 
     def release(self):
         """Drop the batch's own references (tensors made from it stay valid)."""
-        for t in (self.image, self.mask):
+        for t in (self.image, self.mask, self.validity):
             if t is not None:
                 t.release()
 
@@ -217,12 +233,17 @@ class WindowReader:
 
     def __init__(self, samples, *, bands=None, out_dtype="float32", mean=None, std=None,
                  scale=None, offset=None, masks=True, mask_band=1, boundless=False,
-                 fill_value=0.0, threads=None, pool=None, pool_bytes=None, timeout=60.0):
+                 fill_value=0.0, threads=None, pool=None, pool_bytes=None, timeout=60.0,
+                 label_fill=0, label_dtype="uint8", with_validity=False, label_resample=False,
+                 out_shape=None, resampling=Resampling.nearest):
         self.samples = samples
         self.bands = None if bands is None else [int(b) for b in bands]
         self.out_dtype = np.dtype(out_dtype).name
         self.masks, self.mask_band = bool(masks), int(mask_band)
         self.boundless, self.fill_value = bool(boundless), float(fill_value)
+        self.label_fill, self.label_dtype = float(label_fill), np.dtype(label_dtype).name
+        self.with_validity, self.label_resample = bool(with_validity), bool(label_resample)
+        self.resampling = _resampling_code(resampling)
         self.threads = 0 if threads is None else int(threads)
         self.timeout = timeout
         self._datasets = {}
@@ -230,10 +251,39 @@ class WindowReader:
         if len(samples) == 0:
             raise ValueError("no samples")
         _, win, _, _ = self._resolve(samples[0])
-        self.channels = len(self.bands) if self.bands else self._dataset(samples[0][0]).count
-        self.height, self.width = win[3], win[2]
-        self._scale, self._offset = _norm_args(self.channels, mean, std, scale, offset)
+        first = self._dataset(samples[0][0])
+        self.channels = len(self.bands) if self.bands else first.count
+        self.window_height, self.window_width = win[3], win[2]
+        self.height, self.width = (win[3], win[2]) if out_shape is None else \
+            _out_hw(out_shape, self.channels)
+        if self.boundless and (self.height, self.width) != (win[3], win[2]):
+            raise NotImplementedError(
+                f"out_shape {self.height}x{self.width} resamples the {win[3]}x{win[2]} windows, "
+                "and a resampled read cannot be boundless (as in Dataset.read)")
+        where = f"{first.name} (bands {self.bands or list(first.indexes)})"
+        self._norm = norm_kwargs(self.channels, mean, std, scale, offset, where=where)
         self._pool, self._pool_bytes, self._own_pool = pool, pool_bytes, pool is None
+        self._check_labels()
+
+    def _check_labels(self):
+        """The label grid check (and label_fill against label_dtype), made now for
+        every (image, label) pair the samples name up front: a sampler's
+        sources, else the first sample.  Other pairs of a plain list are
+        checked by the C batch read at their first read."""
+        if not self.masks:
+            return
+        pairs = getattr(self.samples, "sources", None)
+        if pairs is None:
+            pairs = [tuple(self.samples[0][:2])]
+        if not any(mask is not None for _, mask in pairs):
+            pairs = [(pairs[0][0], None)]
+        for image, mask in dict.fromkeys((str(i), None if m is None else str(m))
+                                         for i, m in pairs):
+            _core.check_label_grid(
+                self._dataset(image)._core,
+                None if mask is None else self._dataset(mask)._core,
+                label_resample=self.label_resample, label_fill=self.label_fill,
+                label_dtype=self.label_dtype)
 
     # ------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -251,21 +301,27 @@ class WindowReader:
 
     # ------------------------------------------------------------ sizes
     def sample_nbytes(self):
-        """Bytes of one sample's image and mask."""
-        n = self.height * self.width * self.channels * np.dtype(self.out_dtype).itemsize
-        return n + (self.height * self.width if self.masks else 0)
+        """Bytes of one sample's image, mask and validity mask."""
+        hw = self.height * self.width
+        n = hw * self.channels * np.dtype(self.out_dtype).itemsize
+        n += hw * np.dtype(self.label_dtype).itemsize if self.masks else 0
+        return n + (hw if self.with_validity else 0)
 
     def batch_nbytes(self, batch_size):
-        """Pool bytes a batch of ``batch_size`` takes (image + mask, in size-class
-        blocks)."""
+        """Pool bytes a batch of ``batch_size`` takes (image + mask + validity, in
+        size-class blocks)."""
         h, w, c = self.height, self.width, self.channels
         n = pool_block_nbytes(batch_size * h * w * c * np.dtype(self.out_dtype).itemsize)
         if self.masks:
+            n += pool_block_nbytes(batch_size * h * w * np.dtype(self.label_dtype).itemsize)
+        if self.with_validity:
             n += pool_block_nbytes(batch_size * h * w)
         return n
 
-    def _default_pool_bytes(self):
-        return 4 * self.batch_nbytes(1)
+    def _default_pool_bytes(self, batch_size=1):
+        """Room for 4 batches of ``batch_size``: the one being read and
+        three the caller may still hold."""
+        return 4 * self.batch_nbytes(batch_size)
 
     @property
     def pool(self):
@@ -276,6 +332,22 @@ class WindowReader:
                     budget = self._pool_bytes or self._default_pool_bytes()
                     self._pool = _core.BufferPool(int(budget))
         return self._pool
+
+    def _pool_for(self, batch_size):
+        """The pool for a read of ``batch_size`` samples.  The reader's own
+        pool, when no ``pool_bytes`` was given, is sized from the requests it
+        serves: a read larger than it was made for gets a new pool of
+        :meth:`_default_pool_bytes` for that size (batches read from the old
+        one stay valid; its memory goes when they do)."""
+        pool = self.pool
+        if self._own_pool and not self._pool_bytes:
+            need = self._default_pool_bytes(batch_size)
+            if pool.budget_bytes < need:
+                with self._lock:
+                    if self._pool.budget_bytes < need:
+                        self._pool = _core.BufferPool(int(need))
+                    pool = self._pool
+        return pool
 
     # ------------------------------------------------------------ samples
     def _dataset(self, path):
@@ -306,37 +378,64 @@ class WindowReader:
 
     def _items(self, indices):
         samples = self.samples
-        return [self._resolve(samples[i]) for i in indices]
+        items = []
+        for pos, i in enumerate(indices):
+            try:
+                items.append(self._resolve(samples[i]))
+            except RasterError as e:    # a file that does not open: that sample's error
+                if getattr(e, "index", None) is None:
+                    e.index, e.batch_index = int(i), pos
+                raise
+        return items
 
     # ------------------------------------------------------------ reads
+    @with_gdal_env
     def read(self, indices):
         """Read the samples ``indices`` now (in this thread, on ``threads``
         threads) into a pooled :class:`Batch`."""
+        pool = self._pool_for(len(indices))
         try:
-            image, mask = _core.read_batch(
-                self._items(indices), dtype=self.out_dtype, pool=self.pool, bands=self.bands,
-                scale=self._scale, offset=self._offset, boundless=self.boundless,
-                fill_value=self.fill_value, masks=self.masks, threads=self.threads,
-                timeout_ms=-1 if self.timeout is None else int(self.timeout * 1000))
+            image, mask, validity = _core.read_batch(
+                self._items(indices), dtype=self.out_dtype, pool=pool, masks=self.masks,
+                validity=self.with_validity, label_dtype=self.label_dtype, threads=self.threads,
+                timeout_ms=-1 if self.timeout is None else int(self.timeout * 1000),
+                **self._read_kwargs())
         except PoolTimeoutError as e:
-            budget = self.pool.budget_bytes
+            budget = pool.budget_bytes
             raise PoolTimeoutError(
                 f"{e} -- the pool ({budget / 2**20:.1f} MiB, "
                 f"{budget // max(1, self.batch_nbytes(len(indices)))} batches of "
                 f"{len(indices)}) stayed full for {self.timeout} s: batches (or tensors made "
                 "from them) that are still referenced keep their memory; drop them, or give "
                 "a larger pool_bytes", e.status) from None
-        return Batch(image, mask, tuple(indices))
+        except RasterError as e:
+            _name_sample(e, indices)
+            raise
+        return Batch(image, mask, tuple(indices), validity)
 
-    def read_into(self, indices, out, mask_out=None, layout="bhwc"):
+    def _read_kwargs(self):
+        """What every batch read of this reader passes to C besides the items."""
+        kw = dict(bands=self.bands, boundless=self.boundless, fill_value=self.fill_value,
+                  label_fill=self.label_fill, label_resample=self.label_resample,
+                  resampling=self.resampling, **self._norm)
+        if (self.height, self.width) != (self.window_height, self.window_width):
+            kw["out_hw"] = (self.height, self.width)
+        return kw
+
+    @with_gdal_env
+    def read_into(self, indices, out, mask_out=None, layout="bhwc", validity_out=None):
         """Read the samples ``indices`` into ``out`` ([B,H,W,C], or [B,C,H,W] with
-        layout='bchw'; any writable NumPy array or torch tensor, of any dtype)
-        and ``mask_out`` ([B,H,W] uint8, or None for no masks); returns
-        (out, mask_out)."""
-        return _core.read_batch(
-            self._items(indices), out=out, mask_out=mask_out, layout=layout, bands=self.bands,
-            scale=self._scale, offset=self._offset, boundless=self.boundless,
-            fill_value=self.fill_value, threads=self.threads)
+        layout='bchw'; any writable NumPy array or torch tensor, of any dtype),
+        ``mask_out`` ([B,H,W] of any dtype that holds label_fill, or None for no
+        masks) and ``validity_out`` ([B,H,W] uint8 validity masks, or None);
+        returns (out, mask_out, validity_out)."""
+        try:
+            return _core.read_batch(
+                self._items(indices), out=out, mask_out=mask_out, validity_out=validity_out,
+                layout=layout, threads=self.threads, **self._read_kwargs())
+        except RasterError as e:
+            _name_sample(e, indices)
+            raise
 
     def close(self):
         """Close the datasets (and the reader's own pool; batches out stay valid)."""
@@ -363,10 +462,31 @@ class BatchLoader(WindowReader):
     batch_size : int
     bands : list of 1-based band numbers (default: all bands of the image).
     out_dtype : image dtype (default float32); masks are uint8.
-    mean, std : per-band normalisation, ``(x - mean) / std`` fused into the read
-        (or ``scale``/``offset``: ``x * scale + offset``).
+    mean, std : per-band normalisation fused into the read: ``(x - mean) / std``
+        computed in that order in double, then rounded once to ``out_dtype``
+        (so x == mean gives exactly 0); or ``scale``/``offset``: ``x * scale +
+        offset``.  A number, or one value per band (another length is a
+        ValueError naming the file and the channel count).
     masks : read masks (default True): band ``mask_band`` of the sample's label
         raster, or the image's validity mask when the sample has none.
+    label_fill, label_dtype : the label wherever a window reaches outside the
+        label raster (boundless and edge windows), an ignore value such as 255
+        (uint8, the default dtype) or -1 with ``label_dtype="int16"``; the mask
+        buffer has ``label_dtype`` (labels convert with GDAL's saturating rules,
+        and a label_fill the dtype cannot hold is a ValueError).  Default 0.
+    with_validity : also the image's validity mask (rasterio's
+        ``dataset_mask()``) of every sample, as ``batch.validity`` ([B,H,W]
+        uint8), beside the labels.
+    label_resample : a label raster must be on its image's grid (size,
+        transform, CRS): another grid is a ValueError naming both files and
+        grids (checked when the loader is made for a sampler's sources, else at
+        a sample's first read).  True reads a label of the same CRS over the
+        image window's bounds, resampled nearest onto the output pixels
+        (label_fill where their centres fall outside the label raster).
+    out_shape, resampling : output (height, width), resampled from the windows
+        as rasterio's ``read(out_shape=..., resampling=...)``: the image and the
+        validity mask with ``resampling``, labels always nearest.  Not with
+        ``boundless``.
     boundless, fill_value : windows may reach outside the raster (fill there,
         mask 0).
     threads : samples read at once (default: the number of cores).
@@ -402,8 +522,8 @@ class BatchLoader(WindowReader):
         self.worker = (int(worker[0]), int(worker[1]))
         self.epoch = 0
 
-    def _default_pool_bytes(self):
-        return (self.prefetch + 3) * self.batch_nbytes(self.batch_size)
+    def _default_pool_bytes(self, batch_size=0):
+        return (self.prefetch + 3) * self.batch_nbytes(max(self.batch_size, batch_size))
 
     def set_epoch(self, epoch):
         """Use epoch ``epoch``'s order (and window draw, for RandomWindows)."""
@@ -452,22 +572,29 @@ def _put(q, stop, item):
     return False
 
 
-def _prefetch_run(q, stop, loader, plan):
+def _prefetch_run(q, stop, loader, plan, options):
     """The reader thread.  It holds the queue and the stop flag, never the
-    iterator, so dropping the iterator runs its __del__, which stops this."""
+    iterator, so dropping the iterator runs its __del__, which stops this.
+    ``options``: the rasterio.Env options of the thread that started the
+    iteration, which rasterio keeps per thread: pushed here for every read."""
     try:
-        for indices in plan:
-            if stop.is_set():
-                return
-            batch = loader.read(indices)
-            if not _put(q, stop, batch):
-                batch.release()
-                return
-            del batch
+        with gdal_options(options):
+            _prefetch_reads(q, stop, loader, plan)
     except BaseException as e:     # delivered to the consumer
         _put(q, stop, e)
         return
     _put(q, stop, _DONE)
+
+
+def _prefetch_reads(q, stop, loader, plan):
+    for indices in plan:
+        if stop.is_set():
+            return
+        batch = loader.read(indices)
+        if not _put(q, stop, batch):
+            batch.release()
+            return
+        del batch
 
 
 class _Prefetcher:
@@ -484,7 +611,8 @@ class _Prefetcher:
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(target=_prefetch_run,
-                                        args=(self._q, self._stop, loader, plan),
+                                        args=(self._q, self._stop, loader, plan,
+                                              active_options()),
                                         name="rasterloader-prefetch", daemon=True)
         self._thread.start()
 

@@ -24,21 +24,89 @@ RASTER_E_CLOSED       ClosedError                      ValueError
 
 A band number out of range raises :class:`BandIndexError` (an IndexError, as
 rasterio does).
+
+When rasterio is importable, the classes are also rasterio's, so code written
+for rasterio catches them unchanged: open, read and closed-dataset failures
+(RasterIOError, RasterFileNotFoundError, FormatError, CorruptError,
+UnsupportedError, ClosedError) are ``rasterio.errors.RasterioIOError``,
+window errors are ``rasterio.errors.WindowError``, :class:`RasterBlockError`
+and :class:`StatisticsError` are rasterio's classes of those names, and
+:class:`RasterloaderDeprecationWarning` is a ``RasterioDeprecationWarning``.
+Without rasterio they have only the bases in the table.
+
+Attributes survive process boundaries: pickling keeps every attribute
+(``.status``, ``.message``, a failing sample's ``.index``, ...), and so does
+torch's DataLoader, which does not pickle a worker's exception but re-raises
+``type(exc)(text)`` in the main process from the worker's formatted traceback
+(torch/_utils.py, ExceptionWrapper).  rasterloader.torch's Datasets add the
+attributes to that traceback as one note line (:func:`_attributes_note`);
+the class's constructor finds it in the text and restores them, while
+``str(exc)`` stays torch's text with the worker's traceback.
 """
 
 __all__ = [
     "RasterError", "InvalidArgumentError", "RasterIOError", "RasterFileNotFoundError",
     "FormatError", "CorruptError", "UnsupportedError", "RasterMemoryError", "WindowError",
-    "PoolTimeoutError", "ClosedError", "BandIndexError",
+    "PoolTimeoutError", "ClosedError", "BandIndexError", "RasterBlockError", "StatisticsError",
+    "RasterloaderDeprecationWarning",
 ]
 
 import errno as _errno
+import json as _json
+
+try:  # rasterio is optional: its classes become extra bases when it is there
+    import rasterio.errors as _rio
+except ImportError:  # pragma: no cover - exercised by a subprocess test
+    _rio = None
+
+
+def _rio_bases(*names):
+    """The rasterio.errors classes called 'names', or () without rasterio."""
+    return tuple(getattr(_rio, n) for n in names) if _rio is not None else ()
+
+
+# rasterio raises RasterioIOError (an OSError) for open, read and closed-dataset
+# failures; it goes before OSError itself so the class order stays consistent.
+_IO = _rio_bases("RasterioIOError")
 
 _STATUS_NAMES = {
     0: "RASTER_OK", 1: "RASTER_E_INVALID_ARG", 2: "RASTER_E_IO", 3: "RASTER_E_FORMAT",
     4: "RASTER_E_CORRUPT", 5: "RASTER_E_UNSUPPORTED", 6: "RASTER_E_NOMEM", 7: "RASTER_E_BOUNDS",
     8: "RASTER_E_TIMEOUT", 9: "RASTER_E_CLOSED",
 }
+
+
+# The note line that carries an exception's attributes through a DataLoader
+# worker's traceback text (see the module doc).
+_NOTE_PREFIX = "rasterloader error attributes: "
+
+
+def _jsonable(v):
+    try:
+        _json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _attributes_note(exc):
+    """One line holding ``exc``'s attributes as JSON, for a traceback that is
+    sent as text (``exc.add_note(_attributes_note(exc))``)."""
+    attrs = {k: v for k, v in vars(exc).items() if not k.startswith("_") and _jsonable(v)}
+    return _NOTE_PREFIX + _json.dumps(attrs, sort_keys=True)
+
+
+def _attributes_from_text(text):
+    """The attributes of the last note line in ``text``, or None."""
+    at = text.rfind(_NOTE_PREFIX) if isinstance(text, str) else -1
+    if at < 0:
+        return None
+    line = text[at + len(_NOTE_PREFIX):].split("\n", 1)[0]
+    try:
+        attrs = _json.loads(line)
+    except ValueError:
+        return None
+    return attrs if isinstance(attrs, dict) else None
 
 
 class RasterError(Exception):
@@ -52,12 +120,18 @@ class RasterError(Exception):
         self.message = message
         self.status = self.default_status if status is None else int(status)
         self.status_name = _STATUS_NAMES.get(self.status, "RASTER_E_UNKNOWN")
+        # Re-raised by torch from a worker's traceback text: take the
+        # worker's attributes (message, status, index, ...) back.
+        attrs = _attributes_from_text(message) if status is None else None
+        if attrs:
+            self.__dict__.update(attrs)
 
-    def __reduce__(self):   # picklable across DataLoader workers
-        return (type(self), (self.message, self.status))
+    def __reduce__(self):   # picklable with every attribute (.index, ...)
+        return (type(self), (self.args[0] if self.args else self.message, self.status),
+                self.__dict__.copy())
 
     def __str__(self):
-        return self.message
+        return self.args[0] if self.args and isinstance(self.args[0], str) else self.message
 
 
 class InvalidArgumentError(RasterError, ValueError):
@@ -65,7 +139,7 @@ class InvalidArgumentError(RasterError, ValueError):
     default_status = 1
 
 
-class RasterIOError(RasterError, OSError):
+class RasterIOError(RasterError, *_IO, OSError):
     """The OS or the network said no (RASTER_E_IO)."""
     default_status = 2
 
@@ -79,17 +153,17 @@ class RasterFileNotFoundError(RasterIOError, FileNotFoundError):
         self.errno = _errno.ENOENT
 
 
-class FormatError(RasterError, OSError):
+class FormatError(RasterError, *_IO, OSError):
     """Not a raster GDAL can open (RASTER_E_FORMAT)."""
     default_status = 3
 
 
-class CorruptError(RasterError, OSError):
+class CorruptError(RasterError, *_IO, OSError):
     """The file or a compressed segment is malformed (RASTER_E_CORRUPT)."""
     default_status = 4
 
 
-class UnsupportedError(RasterError, NotImplementedError):
+class UnsupportedError(RasterError, NotImplementedError, *_IO):
     """A valid file or request that no reader serves (RASTER_E_UNSUPPORTED)."""
     default_status = 5
 
@@ -99,7 +173,7 @@ class RasterMemoryError(RasterError, MemoryError):
     default_status = 6
 
 
-class WindowError(RasterError, ValueError):
+class WindowError(RasterError, ValueError, *_rio_bases("WindowError")):
     """A window outside the raster without boundless (RASTER_E_BOUNDS)."""
     default_status = 7
 
@@ -109,7 +183,7 @@ class PoolTimeoutError(RasterError, TimeoutError):
     default_status = 8
 
 
-class ClosedError(RasterError, ValueError):
+class ClosedError(RasterError, ValueError, *_IO):
     """The dataset or pool was closed (RASTER_E_CLOSED)."""
     default_status = 9
 
@@ -117,3 +191,17 @@ class ClosedError(RasterError, ValueError):
 class BandIndexError(RasterError, IndexError):
     """A band number that is not in the dataset (RASTER_E_BOUNDS)."""
     default_status = 7
+
+
+class RasterBlockError(RasterError, *_rio_bases("RasterBlockError")):
+    """A block whose size the file does not record (block_size(), as rasterio)."""
+    default_status = 7
+
+
+class StatisticsError(RasterError, ValueError, *_rio_bases("StatisticsError")):
+    """No statistics for a band: no valid pixel in it (as rasterio's)."""
+    default_status = 1
+
+
+class RasterloaderDeprecationWarning(*(_rio_bases("RasterioDeprecationWarning") or (FutureWarning,))):
+    """A rasterio API that rasterio 1.4 deprecates (its RasterioDeprecationWarning)."""

@@ -33,6 +33,7 @@ Window samplers (:class:`RandomWindows`, :class:`GridWindows`,
 :class:`TileWindows`) are re-exported here.
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -44,6 +45,7 @@ from . import _core
 from ._loader import (BatchLoader, WindowReader, _dist_rank_world, epoch_order,
                       shard_indices)
 from ._windows import GridWindows, RandomWindows, TileWindows
+from .errors import RasterError, _attributes_note
 
 __all__ = ["WindowDataset", "BatchDataset", "ShardedSampler", "dataloader", "shared_empty",
            "RandomWindows", "GridWindows", "TileWindows"]
@@ -104,24 +106,61 @@ def _threads(threads):
     return 1
 
 
-def _pack(image, mask, index, return_type):
+@contextlib.contextmanager
+def _worker_errors():
+    """A rasterloader error raised in a DataLoader worker reaches the main
+    process as ``type(exc)(traceback text)`` (torch's ExceptionWrapper sends
+    text, not the exception): add its attributes (.index, .status, ...) to
+    that text as a note, from which the class restores them."""
+    try:
+        yield
+    except RasterError as e:
+        if get_worker_info() is not None:
+            e.add_note(_attributes_note(e))
+        raise
+
+
+def _pack(image, mask, validity, index, return_type):
     if return_type == "tuple":
-        return (image, mask) if mask is not None else image
+        return tuple(t for t in (image, mask, validity) if t is not None) \
+            if mask is not None or validity is not None else image
     out = {"image": image, "index": index}
     if mask is not None:
         out["mask"] = mask
+    if validity is not None:
+        out["validity"] = validity
     return out
+
+
+def _read_batch_tensors(reader, indices, layout, new):
+    """Read ``indices`` with ``reader`` into fresh tensors made by ``new(shape,
+    dtype)``: the image ([B,C,H,W], or [B,H,W,C] for layout "hwc"), the mask
+    ([B,H,W] of the label dtype) and the validity mask ([B,H,W] uint8), each
+    None when not asked for."""
+    b, r = len(indices), reader
+    shape = (b, r.height, r.width, r.channels) if layout == "hwc" else \
+        (b, r.channels, r.height, r.width)
+    image = new(shape, r.out_dtype)
+    mask = new((b, r.height, r.width), r.label_dtype) if r.masks else None
+    validity = new((b, r.height, r.width), torch.uint8) if r.with_validity else None
+    with _worker_errors():
+        r.read_into(indices, image, mask, layout="bhwc" if layout == "hwc" else "bchw",
+                    validity_out=validity)
+    return image, mask, validity
 
 
 class WindowDataset(Dataset):
     """Map-style Dataset of windows: the drop-in for a rasterio Dataset.
 
     ``samples``: ``[(image_path, mask_path or None, window)]`` or a window
-    sampler.  ``ds[i]`` is a dict ``{"image", "mask", "index"}`` (or a tuple
-    ``(image, mask)`` with ``return_type="tuple"``): the image as a float
-    tensor (``out_dtype``) in ``layout`` "chw" (default) or "hwc", normalised
-    with ``mean``/``std`` in the read; the mask as [H, W] uint8 (the label
-    band, or the image's validity mask; ``masks=False`` leaves it out).
+    sampler.  ``ds[i]`` is a dict ``{"image", "mask", "index"}`` (plus
+    ``"validity"`` with ``with_validity=True``; or a tuple ``(image, mask[,
+    validity])`` with ``return_type="tuple"``): the image as a float tensor
+    (``out_dtype``) in ``layout`` "chw" (default) or "hwc", normalised with
+    ``mean``/``std`` in the read, of ``out_shape`` when given; the mask as
+    [H, W] of ``label_dtype`` (uint8 by default: the label band, ``label_fill``
+    outside the label raster, or the image's validity mask; ``masks=False``
+    leaves it out); the validity as [H, W] uint8.
 
     ``ds[[i, j, ...]]`` (a list of indices) reads a whole batch in one call,
     on ``threads`` threads (default: 1 inside DataLoader workers, every core
@@ -148,23 +187,14 @@ class WindowDataset(Dataset):
         if hasattr(self.samples, "set_epoch"):
             self.samples.set_epoch(epoch)
 
-    def _shape(self, b=None):
-        r = self.reader
-        hwc = (r.height, r.width, r.channels)
-        shape = hwc if self.layout == "hwc" else (r.channels, r.height, r.width)
-        return shape if b is None else (b,) + shape
-
     def read_batch(self, indices):
         """Samples ``indices`` as [B, C, H, W] (or [B, H, W, C]) + [B, H, W]
         tensors, in shared memory inside DataLoader workers."""
         indices = [int(i) for i in indices]
         r = self.reader
         r.threads = _threads(self.threads)
-        b = len(indices)
-        image = shared_empty(self._shape(b), r.out_dtype)
-        mask = shared_empty((b, r.height, r.width), torch.uint8) if r.masks else None
-        r.read_into(indices, image, mask, layout="bhwc" if self.layout == "hwc" else "bchw")
-        return _pack(image, mask, torch.tensor(indices), self.return_type)
+        image, mask, validity = _read_batch_tensors(r, indices, self.layout, shared_empty)
+        return _pack(image, mask, validity, torch.tensor(indices), self.return_type)
 
     def __getitem__(self, index):
         if isinstance(index, (list, tuple, np.ndarray, torch.Tensor)):
@@ -177,11 +207,11 @@ class WindowDataset(Dataset):
         r = self.reader
         _threads(self.threads)          # in a worker: single-threaded reads
         r.threads = 1                   # one sample: nothing to split
-        image = torch.empty(self._shape(), dtype=_TORCH_DTYPES[r.out_dtype])
-        mask = torch.empty((r.height, r.width), dtype=torch.uint8) if r.masks else None
-        r.read_into([index], image.unsqueeze(0), None if mask is None else mask.unsqueeze(0),
-                    layout="bhwc" if self.layout == "hwc" else "bchw")
-        return _pack(image, mask, index, self.return_type)
+        image, mask, validity = _read_batch_tensors(
+            r, [index], self.layout,
+            lambda shape, dt: torch.empty(shape, dtype=_TORCH_DTYPES.get(_dtype_name(dt), dt)))
+        return _pack(image[0], None if mask is None else mask[0],
+                     None if validity is None else validity[0], index, self.return_type)
 
 
 class ShardedSampler(Sampler):
@@ -253,8 +283,9 @@ class BatchDataset(IterableDataset):
     where the workers are the parallelism, every core without workers)
     straight into tensors allocated in
     shared memory (:func:`shared_empty`): dicts ``{"image": [B,C,H,W] (or
-    [B,H,W,C] with layout="hwc"), "mask": [B,H,W] uint8, "index": [B]}``, or
-    tuples with ``return_type="tuple"``.
+    [B,H,W,C] with layout="hwc"), "mask": [B,H,W] (label_dtype, uint8 by
+    default), "index": [B]}`` plus ``"validity": [B,H,W] uint8`` with
+    ``with_validity=True``, or tuples with ``return_type="tuple"``.
 
     ``rank``/``world_size`` are resolved when the dataset is made (from
     torch.distributed if initialised), in the main process.  Call
@@ -288,10 +319,5 @@ class BatchDataset(IterableDataset):
         lo.threads = _threads(self.threads)
         plan = lo.plan()[worker[0]::worker[1]]
         for indices in plan:
-            b = len(indices)
-            shape = (b, lo.height, lo.width, lo.channels) if self.layout == "hwc" else \
-                (b, lo.channels, lo.height, lo.width)
-            image = shared_empty(shape, lo.out_dtype)
-            mask = shared_empty((b, lo.height, lo.width), torch.uint8) if lo.masks else None
-            lo.read_into(indices, image, mask, layout="bhwc" if self.layout == "hwc" else "bchw")
-            yield _pack(image, mask, torch.tensor(indices), self.return_type)
+            image, mask, validity = _read_batch_tensors(lo, indices, self.layout, shared_empty)
+            yield _pack(image, mask, validity, torch.tensor(indices), self.return_type)
