@@ -177,3 +177,11 @@ for x in DataLoader(D(), batch_size=2, num_workers=2, multiprocessing_context="f
     env = dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=tag)
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
     assert not os.path.exists(shm)
+
+
+def test_gdal_block_cache_gets_a_small_budget_unless_the_user_set_one():
+    s = _stats_in_fresh_process("gc%d" % os.getpid(), {})   # inherits our environment
+    if "GDAL_CACHEMAX" not in os.environ:
+        assert s["gdal_cache_bytes"] == 32 << 20
+    s = _stats_in_fresh_process("gd%d" % os.getpid(), {"GDAL_CACHEMAX": "64"})   # MB, GDAL's unit
+    assert s["gdal_cache_bytes"] == 64 << 20
