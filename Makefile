@@ -193,7 +193,17 @@ bench-cache: python fixtures
 
 bench: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/loader/bench_loader.py $(if $(SMOKE),--smoke,)
-	$(MAKE) bench-defaults
+	$(MAKE) bench-torchgeo $(if $(SMOKE),SMOKE=1,)
+	$(MAKE) bench-defaults $(if $(SMOKE),SMOKE=1,)
+
+# TorchGeo-style RasterDataset (tests/python/torchgeo_style.py: rasterio.open,
+# WarpedVRT, rasterio.merge, DataLoader with 2 workers) with rasterio and with
+# rasterloader swapped in, at defaults; writes bench/results/torchgeo.md (data
+# made on first use in bench/torchgeo/data/; a few minutes on 2 cores).
+# SMOKE=1: tiny temporary data, writes nothing.
+.PHONY: bench-torchgeo
+bench-torchgeo: python
+	$(PY) bench/torchgeo/bench_torchgeo.py $(if $(SMOKE),--smoke,)
 
 # Users' defaults: the usual rasterio Dataset against the same code with
 # rasterloader.open, GDAL_CACHEMAX unset and the tile cache at its default,

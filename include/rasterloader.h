@@ -884,6 +884,87 @@ RASTER_API raster_status_t raster_band_statistics(raster_dataset_t *ds, int band
 RASTER_API raster_status_t raster_to_lnglat(raster_dataset_t *ds, double x, double y,
                                             double *lng_out, double *lat_out);
 
+/* ============================ Warped datasets ============================ */
+/*
+ * A warped dataset is GDAL's warper (a VRTWarpedDataset) over a source
+ * dataset, built with the options rasterio 1.4's WarpedVRT sets, and read
+ * through the GDAL reader: every read entry above works on it (image,
+ * masks, resampled reads, batch reads), bit-identical to rasterio's
+ * WarpedVRT where GDAL's versions agree.  Each thread (and each forked
+ * child) rebuilds its own warped VRT from these options on first use, over a
+ * fresh handle of the source, exactly as the first one was built.
+ */
+enum raster_warp_nodata_mode {
+    RASTER_WARP_NODATA_DEFAULT = 0, /* src_nodata: the source's band 1 nodata;
+                                       nodata: the resolved src_nodata */
+    RASTER_WARP_NODATA_NONE = 1,    /* no nodata value */
+    RASTER_WARP_NODATA_VALUE = 2    /* the value in the paired field */
+};
+
+/* Options for raster_open_warped(); fill with raster_warp_options_init().
+ * Names and defaults are rasterio.vrt.WarpedVRT's.  Strings are borrowed
+ * (copied during the call). */
+typedef struct raster_warp_options {
+    size_t struct_size;
+    const char *crs;              /* output CRS: WKT, "EPSG:n", PROJ, anything
+                                     OSRSetFromUserInput takes; NULL = src CRS */
+    const char *src_crs;          /* overrides the source's CRS; NULL = its own */
+    int resampling;               /* GDAL GRA_* = rasterio Resampling value; not
+                                     gauss (7), as rasterio; default nearest */
+    double tolerance;             /* max approximation error in source pixels,
+                                     used as a float as rasterio does; 0.125 */
+    int has_transform;            /* 1: 'transform' is the output grid (with
+                                     width and height; without them GDAL
+                                     suggests the grid and it is ignored) */
+    double transform[6];          /* GDAL order */
+    int has_src_transform;        /* 1: 'src_transform' overrides the source's
+                                     (used with an explicit width and height) */
+    double src_transform[6];
+    int64_t width, height;        /* output size; 0 = not given */
+    int src_nodata_mode;          /* enum raster_warp_nodata_mode */
+    double src_nodata;
+    int nodata_mode;              /* enum raster_warp_nodata_mode */
+    double nodata;
+    int add_alpha;                /* add an alpha band (count + 1); removes nodata */
+    int src_alpha, dst_alpha;     /* 1-based alpha bands; 0 = the source's own */
+    int init_dest_nodata;         /* default 1: INIT_DEST=NO_DATA (or 0 without nodata) */
+    int warp_mem_limit_mb;        /* 0 = GDAL's default */
+    int working_dtype;            /* -1 (default): GDAL's choice; else a raster_dtype_t */
+    const char *const *warp_extras; /* NULL or NULL-terminated "KEY=VALUE" warp
+                                     (and transformer) options, upper-cased as
+                                     rasterio does */
+} raster_warp_options_t;
+
+RASTER_API void raster_warp_options_init(raster_warp_options_t *opt);
+
+/*
+ * raster_open_warped() makes a warped dataset over 'src' (retained until the
+ * warped dataset's last reference goes: closing 'src' first is fine, as in
+ * rasterio).  'src' may itself be a warped dataset.  On RASTER_OK, *ds_out
+ * is owned by the caller (raster_close()); its path is "WarpedVRT(<source
+ * path>)".  Fails with RASTER_E_CLOSED for a closed 'src', RASTER_E_INVALID_ARG
+ * for a bad CRS, resampling, alpha or size, and GDAL's message otherwise.
+ */
+RASTER_API raster_status_t raster_open_warped(raster_dataset_t *src, const raster_warp_options_t *opt,
+                                              raster_dataset_t **ds_out);
+
+/* What raster_open_warped() resolved from its options (rasterio's
+ * src_nodata, dst_nodata, the INIT_DEST it added, the alpha bands). */
+typedef struct raster_warp_info {
+    int has_src_nodata;
+    double src_nodata;
+    int has_nodata;               /* the output's nodata (none with add_alpha) */
+    double nodata;
+    const char *init_dest;        /* view (valid while ds is): the INIT_DEST value
+                                     added ("NO_DATA" or "0"), or NULL */
+    int src_alpha_band, dst_alpha_band;   /* 0 = none */
+    const char *src_crs_wkt;      /* view: the source CRS used ("" = none) */
+} raster_warp_info_t;
+
+/* raster_warp_info() fills *info_out for a dataset made by
+ * raster_open_warped(); RASTER_E_INVALID_ARG for any other dataset. */
+RASTER_API raster_status_t raster_warp_info(const raster_dataset_t *ds, raster_warp_info_t *info_out);
+
 #ifdef __cplusplus
 }
 #endif

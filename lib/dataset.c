@@ -30,6 +30,7 @@ dataset_free(raster_dataset_t *ds)
 {
     raster__tiff_close(ds->tiff);
     raster__gdal_close(ds->gdal);
+    raster__warp_free(ds->warp);      /* after the handles it built */
     free(ds->bands);
     free(ds->all_bands);
     free(ds->driver);
@@ -454,10 +455,12 @@ resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampli
                  "lanczos, average, mode, gauss, rms)",
                  ds->path, (int)alg);
     const double W = (double)ds->info.width, H = (double)ds->info.height, eps = 1e-9;
+    /* A sliver (0 < length < 1: rasterio.merge meets them at file edges) is
+     * read as rasterio's GDAL call reads it: GDAL takes the float window. */
     RASTER_CHECK(isfinite(w.col_off) && isfinite(w.row_off) && isfinite(w.width) && isfinite(w.height) &&
-                     w.width >= 1 && w.height >= 1,
+                     w.width > 0 && w.height > 0,
                  RASTER_E_INVALID_ARG,
-                 "%s: window (col %g, row %g, %gx%g) must be finite and at least one pixel wide and high",
+                 "%s: window (col %g, row %g, %gx%g) must be finite and of positive width and height",
                  ds->path, w.col_off, w.row_off, w.width, w.height);
     RASTER_CHECK(w.col_off >= 0 && w.row_off >= 0 && w.col_off + w.width <= W + eps &&
                      w.row_off + w.height <= H + eps,

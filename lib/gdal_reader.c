@@ -39,6 +39,8 @@ struct raster__gdal {
     uint64_t dev, ino;
     int huge_block_band;        /* 1-based band whose blocks are too large, or 0 */
     double huge_block_nbytes;
+    raster__gdal_opener_fn opener;  /* NULL: GDALOpenEx(path); else makes each handle */
+    void *opener_ctx;
 };
 
 /*
@@ -228,6 +230,46 @@ handle_open(const char *path)
     return GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
 }
 
+/* A new handle (the dataset's opener, or the path again) into *h_out; on
+ * failure NULL and the status with its message.  GDAL's errors are captured
+ * by the caller. */
+static raster_status_t
+handle_new(struct raster__gdal *g, GDALDatasetH *h_out)
+{
+    void *vh = NULL;
+    *h_out = NULL;
+    if (g->opener != NULL) {
+        const raster_status_t st = g->opener(g->opener_ctx, &vh);
+        *h_out = st == RASTER_OK ? (GDALDatasetH)vh : NULL;
+        return st;
+    }
+    GDALDatasetH h = handle_open(g->path);
+    if (h == NULL)
+        return raster__fail(RASTER_E_IO, "%s: GDAL could not re-open the file: %s", g->path, gdal_msg());
+    /* A new handle opens the path again (another thread's read, a forked
+     * child): it must be the file opened at open, not one renamed over it,
+     * or the read would return another file's pixels. */
+    struct stat sb;
+    if (g->have_id &&
+        (stat(g->path, &sb) != 0 || (uint64_t)sb.st_dev != g->dev || (uint64_t)sb.st_ino != g->ino)) {
+        GDALClose(h);
+        return raster__fail(RASTER_E_IO, "%s: the file was replaced since it was opened", g->path);
+    }
+    *h_out = h;
+    return RASTER_OK;
+}
+
+raster_status_t
+raster__gdal_handle_new(raster_dataset_t *ds, void **handle_out)
+{
+    GDALDatasetH h = NULL;
+    GDAL_QUIET_BEGIN();
+    const raster_status_t st = handle_new(ds->gdal, &h);
+    GDAL_QUIET_END();
+    *handle_out = h;
+    return st;
+}
+
 /* Take an idle handle or open a new one; NULL with the error set on failure. */
 static GDALDatasetH
 handle_acquire(struct raster__gdal *g)
@@ -247,19 +289,7 @@ handle_acquire(struct raster__gdal *g)
     if (h != NULL)
         return h;
     GDAL_QUIET_BEGIN();
-    h = handle_open(g->path);
-    if (h == NULL)
-        raster__fail(RASTER_E_IO, "%s: GDAL could not re-open the file: %s", g->path, gdal_msg());
-    /* A new handle opens the path again (another thread's read, a forked
-     * child): it must be the file opened at open, not one renamed over it,
-     * or the read would return another file's pixels. */
-    struct stat sb;
-    if (h != NULL && g->have_id &&
-        (stat(g->path, &sb) != 0 || (uint64_t)sb.st_dev != g->dev || (uint64_t)sb.st_ino != g->ino)) {
-        GDALClose(h);
-        h = NULL;
-        raster__fail(RASTER_E_IO, "%s: the file was replaced since it was opened", g->path);
-    }
+    (void)handle_new(g, &h);
     GDAL_QUIET_END();
     return h;
 }
@@ -448,19 +478,25 @@ blocks_measure(raster_dataset_t *ds)
 }
 
 static raster_status_t
-gdal_open_gated(raster_dataset_t *ds)
+gdal_open_gated(raster_dataset_t *ds, raster__gdal_opener_fn opener, void *opener_ctx)
 {
     struct raster__gdal *g = calloc(1, sizeof *g);
     RASTER_CHECK(g != NULL, RASTER_E_NOMEM, "%s: out of memory", ds->path);
     pthread_mutex_init(&g->mu, NULL);
     g->pid = getpid();
     g->path = ds->path;
+    g->opener = opener;
+    g->opener_ctx = opener_ctx;
     ds->gdal = g;
 
     GDAL_QUIET_BEGIN();
-    GDALDatasetH h = handle_open(ds->path);
+    GDALDatasetH h = NULL;
     raster_status_t st = RASTER_OK;
-    if (h == NULL) {
+    if (opener != NULL) {
+        void *vh = NULL;
+        st = opener(opener_ctx, &vh);
+        h = vh;
+    } else if ((h = handle_open(ds->path)) == NULL) {
         const int no = CPLGetLastErrorNo();
         const char *msg = gdal_msg();
         /* GDAL says "No such file or directory" for a missing file, and
@@ -483,7 +519,7 @@ gdal_open_gated(raster_dataset_t *ds)
     }
     /* Remember which file a local path named, for handles opened later. */
     struct stat sb;
-    if (stat(ds->path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+    if (opener == NULL && stat(ds->path, &sb) == 0 && S_ISREG(sb.st_mode)) {
         g->have_id = 1;
         g->dev = (uint64_t)sb.st_dev;
         g->ino = (uint64_t)sb.st_ino;
@@ -501,8 +537,14 @@ gdal_open_gated(raster_dataset_t *ds)
 raster_status_t
 raster__gdal_open(raster_dataset_t *ds)
 {
+    return raster__gdal_open_with(ds, NULL, NULL);
+}
+
+raster_status_t
+raster__gdal_open_with(raster_dataset_t *ds, raster__gdal_opener_fn open, void *ctx)
+{
     raster__gdal_enter();
-    const raster_status_t st = gdal_open_gated(ds);
+    const raster_status_t st = gdal_open_gated(ds, open, ctx);
     raster__gdal_leave();
     return st;
 }
@@ -645,6 +687,16 @@ raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
 
 /* ------------------------------ resampled ------------------------------ */
 
+/* GDAL's integer length of a float window: its truncation, but at least 1.
+ * GDAL 3.6 skips a read whose integer window is empty (leaving the buffer as
+ * it was) where 3.10, which rasterio bundles, reads the sliver (0 < length
+ * < 1) from the float window; at least one pixel gives 3.10's pixels. */
+static int
+int_len(double len)
+{
+    return len < 1 ? 1 : (int)len;
+}
+
 /* The extra arguments rasterio's io_multi_band/io_multi_mask pass: the
  * float window and the resampling; GDAL's integer window is its truncation. */
 static void
@@ -668,8 +720,8 @@ resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_requ
     INIT_RASTERIO_EXTRA_ARG(extra);
     resampling_extra(&extra, w, rr->alg);
     GDAL_QUIET_BEGIN();
-    const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, (int)w.width,
-                                             (int)w.height, v->data, (int)v->width, (int)v->height,
+    const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, int_len(w.width),
+                                             int_len(w.height), v->data, (int)v->width, (int)v->height,
                                              gdal_type_of(v->dtype), rr->band_count, (int *)rr->bands,
                                              v->col_stride, v->row_stride, v->chan_stride, &extra);
     raster_status_t st = RASTER_OK;
@@ -745,7 +797,7 @@ gdal_read_mask_gated(raster_dataset_t *ds, raster_window_f_t w, int resampled, r
         resampling_extra(&extra, w, alg);
     const CPLErr err = mb == NULL ? CE_Failure
                                   : GDALRasterIOEx(mb, GF_Read, (int)w.col_off, (int)w.row_off,
-                                                   (int)w.width, (int)w.height, dst->data,
+                                                   int_len(w.width), int_len(w.height), dst->data,
                                                    (int)dst->width, (int)dst->height, GDT_Byte,
                                                    dst->col_stride, dst->row_stride, &extra);
     raster_status_t st = RASTER_OK;

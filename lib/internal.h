@@ -140,6 +140,7 @@ struct raster_dataset {
     int *all_bands;               /* owned: 1..band_count, the default band list */
     struct raster__gdal *gdal;    /* owned: GDAL handle pool (also for masks) */
     struct raster__tiff *tiff;    /* owned: NULL unless the native reader serves */
+    struct raster__warp *warp;    /* owned: NULL unless made by raster_open_warped() */
 };
 
 /* A resolved read request: the window already clipped to the raster, the
@@ -162,6 +163,16 @@ RASTER_HIDDEN void raster__gdal_leave(void);
 
 /* GDAL reader (gdal_reader.c). */
 RASTER_HIDDEN raster_status_t raster__gdal_open(raster_dataset_t *ds);
+/* A dataset whose GDAL handles are made by 'open' (called inside the gate,
+ * with GDAL's errors captured; on failure it sets the message and returns
+ * the status) instead of GDALOpenEx(ds->path): warped VRTs (warped_vrt.c).
+ * 'ctx' must outlive the dataset's handles. */
+typedef raster_status_t (*raster__gdal_opener_fn)(void *ctx, void **handle_out);
+RASTER_HIDDEN raster_status_t raster__gdal_open_with(raster_dataset_t *ds, raster__gdal_opener_fn open,
+                                                     void *ctx);
+/* A new GDAL handle of 'ds' (GDALDatasetH; owned by the caller, never put on
+ * the idle stack), made as the reader makes its own.  Inside the gate only. */
+RASTER_HIDDEN raster_status_t raster__gdal_handle_new(raster_dataset_t *ds, void **handle_out);
 RASTER_HIDDEN void raster__gdal_close(struct raster__gdal *g);
 RASTER_HIDDEN raster_status_t raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq);
 /* A checked raster_read_resampled_into() request. */
@@ -238,6 +249,10 @@ RASTER_HIDDEN const raster__gdal_config_t *raster__gdal_config_current(void);
 RASTER_HIDDEN const raster__gdal_config_t *raster__gdal_config_adopt(const raster__gdal_config_t *cfg);
 RASTER_HIDDEN void raster__gdal_config_drop(const raster__gdal_config_t *cfg,
                                             const raster__gdal_config_t *prev);
+
+/* Warped datasets (warped_vrt.c): frees what raster_open_warped() keeps. */
+struct raster__warp;
+RASTER_HIDDEN void raster__warp_free(struct raster__warp *w);
 
 /* ------------------------------ threads -------------------------------- */
 

@@ -120,6 +120,10 @@ int layout_converter(PyObject *o, void *out);
 PyObject *mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *mod_check_label_grid(PyObject *mod, PyObject *args, PyObject *kwargs);
 
+/* open_warped(src, ...) and warp_info(ds) (warped_vrt.c). */
+PyObject *mod_open_warped(PyObject *mod, PyObject *args, PyObject *kwargs);
+PyObject *mod_warp_info(PyObject *mod, PyObject *arg);
+
 /* ------------------------------ errors --------------------------------- */
 
 /* rl_raise() sets the exception for 'st' from raster_last_error(); call it

@@ -183,6 +183,11 @@ static PyMethodDef module_methods[] = {
      "array/tensor ([B,H,W,C] or, layout='bchw', [B,C,H,W]) and mask_out ([B,H,W] uint8\n"
      "or None) and validity_out; returns (out, mask_out, validity_out).  A failing sample\n"
      "raises with .index set."},
+    {"open_warped", (PyCFunction)(void (*)(void))mod_open_warped, METH_VARARGS | METH_KEYWORDS,
+     "open_warped(src, *, crs, src_crs, resampling, tolerance, transform, ...) -> Dataset:\n"
+     "GDAL's warper over src with rasterio's WarpedVRT options (raster_open_warped)"},
+    {"warp_info", mod_warp_info, METH_O,
+     "warp_info(ds) -> dict of what open_warped resolved (src_nodata, nodata, init_dest, alpha)"},
     {"set_threads", mod_set_threads, METH_O,
      "set_threads(n) sets how many threads one read may use to decode its tiles\n"
      "(process-wide; n <= 0: the number of cores)"},

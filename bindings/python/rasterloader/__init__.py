@@ -24,6 +24,7 @@ from ._dataset import Dataset, open
 from ._pool import DEFAULT_POOL_BYTES, default_pool, default_pool_budget
 from ._loader import Batch, BatchLoader, WindowReader
 from ._windows import GridWindows, RandomWindows, TileWindows
+from .vrt import WarpedVRT
 
 __version__ = _c_version
 
@@ -31,5 +32,5 @@ __all__ = [
     "open", "Dataset", "BufferPool", "Tile", "Window", "Resampling", "CRS", "errors",
     "default_pool", "default_pool_budget", "DEFAULT_POOL_BYTES", "__version__",
     "BatchLoader", "WindowReader", "Batch", "RandomWindows", "GridWindows", "TileWindows",
-    "set_threads", "get_threads", "set_tile_cache_budget", "tile_cache_stats",
+    "set_threads", "get_threads", "set_tile_cache_budget", "tile_cache_stats", "WarpedVRT",
 ]

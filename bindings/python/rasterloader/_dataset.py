@@ -62,12 +62,18 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
 
     @with_gdal_env
     def __init__(self, path, *, reader=None):
-        self.name = os.fspath(path)
+        name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
                 "native": _core.READER_NATIVE_TIFF}.get(reader)
         if code is None:
             raise ValueError(f"reader must be None, 'gdal' or 'native', not {reader!r}")
-        self._core = _core.Dataset(self.name, code)
+        self._init_from_core(name, _core.Dataset(name, code))
+
+    def _init_from_core(self, name, core):
+        """The metadata every property reads, from a C dataset (an opened file,
+        or a warped VRT: rasterloader.vrt.WarpedVRT builds itself here too)."""
+        self.name = name
+        self._core = core
         info = self._core.info()
         self._info = info
         self._bands = tuple(self._core.band_info(b) for b in range(1, info["count"] + 1))

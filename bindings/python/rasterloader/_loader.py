@@ -11,7 +11,10 @@
 
 ``samples`` is a sequence of ``(image_path, mask_path or None, window)``: a
 label raster on the image's grid, or None for the image's validity mask
-(rasterio's ``dataset_mask()``).  A window is a rasterio/rasterloader
+(rasterio's ``dataset_mask()``).  Instead of a path, the image (or label) may
+be an open :class:`Dataset` or :class:`rasterloader.vrt.WarpedVRT` object: it
+is read as it is (the loader neither opens nor closes it), so a warped source
+is named by the WarpedVRT itself.  A window is a rasterio/rasterloader
 ``Window``, ``((row_start, row_stop), (col_start, col_stop))`` or a flat
 ``(col_off, row_off, width, height)``; all windows of a loader have one size.
 The window samplers (:class:`RandomWindows`, :class:`GridWindows`,
@@ -49,7 +52,7 @@ import numpy as np
 
 from . import _core
 from ._compat import Resampling
-from ._dataset import open as _open
+from ._dataset import Dataset, open as _open
 from ._env import active_options, gdal_options, with_gdal_env
 from ._normalise import norm_kwargs
 from .errors import PoolTimeoutError, RasterError
@@ -277,7 +280,9 @@ class WindowReader:
             pairs = [tuple(self.samples[0][:2])]
         if not any(mask is not None for _, mask in pairs):
             pairs = [(pairs[0][0], None)]
-        for image, mask in dict.fromkeys((str(i), None if m is None else str(m))
+        def key(x):                        # an open Dataset stands for itself
+            return x if isinstance(x, Dataset) else str(x)
+        for image, mask in dict.fromkeys((key(i), None if m is None else key(m))
                                          for i, m in pairs):
             _core.check_label_grid(
                 self._dataset(image)._core,
@@ -351,6 +356,8 @@ class WindowReader:
 
     # ------------------------------------------------------------ samples
     def _dataset(self, path):
+        if isinstance(path, Dataset):
+            return path           # an open Dataset or WarpedVRT: the caller's, used as is
         ds = self._datasets.get(path)
         if ds is None:
             with self._lock:
