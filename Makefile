@@ -125,18 +125,21 @@ test-asan: build-asan fixtures
 	$(CTEST) --test-dir $(BUILD_ASAN)
 
 # valgrind runs every suite in one process each (CK_FORK=no) on a reduced
-# matrix, $(JOBS) at a time (tests/run_valgrind.sh); not check_fork, whose
-# forked children exit without cleaning up (valgrind would count their leaks)
-# and which the plain and ASan runs cover.
+# matrix, $(JOBS) at a time (tests/run_valgrind.sh); not check_fork and
+# check_shm_arena, whose forked children exit without cleaning up or are
+# SIGKILLed (valgrind would count their leaks and fail them with its exit
+# code), and which the plain and ASan runs cover.
 test-valgrind: build fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) tests/run_valgrind.sh $(JOBS) \
-	  $$(ls $(BUILD)/check_* | grep -v -e '/check_fork$$' -e '\.log$$')
+	  $$(ls $(BUILD)/check_* | grep -v -e '/check_fork$$' -e '/check_shm_arena$$' -e '\.log$$')
 
 # ThreadSanitizer on the threaded suites, one process each (CK_FORK=no), on a
 # reduced matrix: many threads reading one dataset with both readers and the
 # decode workers (check_read_threads, check_tiff_threads' "threads" case),
 # batch reads, pool churn and concurrent releases, DLPack exports, the tile
-# cache and the fault-injection suite.  tests/tsan.supp holds only GDAL's
+# cache (both suites run in the shared-memory arena, the default mode) and
+# the fault-injection suite.  check_shm_arena (processes killed in a loop) is
+# not here: it forks, as check_fork does.  tests/tsan.supp holds only GDAL's
 # internal lock order.  check_fork is not here: TSan does not support threads
 # started after a fork.
 TSAN_SUITES := check_read_threads check_pool_stress check_pool check_batch check_dlpack \
@@ -197,6 +200,7 @@ bench-mosaic: python fixtures
 bench: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/loader/bench_loader.py $(if $(SMOKE),--smoke,)
 	$(MAKE) bench-torchgeo $(if $(SMOKE),SMOKE=1,)
+	$(MAKE) bench-defaults $(if $(SMOKE),SMOKE=1,)
 
 # TorchGeo-style RasterDataset (tests/python/torchgeo_style.py: rasterio.open,
 # WarpedVRT, rasterio.merge, DataLoader with 2 workers) with rasterio and with
@@ -206,6 +210,15 @@ bench: python fixtures
 .PHONY: bench-torchgeo
 bench-torchgeo: python
 	$(PY) bench/torchgeo/bench_torchgeo.py $(if $(SMOKE),--smoke,)
+
+# Users' defaults: the usual rasterio Dataset against the same code with
+# rasterloader.open, GDAL_CACHEMAX unset and the tile cache at its default,
+# DataLoader with 0, 2 and 4 workers, three regimes (one scene, a corpus of
+# distinct scenes, open per item); samples/s and peak PSS of the process tree;
+# writes bench/results/defaults.md (about 10 min; SMOKE=1 writes nothing).
+.PHONY: bench-defaults
+bench-defaults: python fixtures
+	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/defaults/bench_defaults.py $(if $(SMOKE),--smoke,)
 
 # Soak: 100k 256x256 windows of data/sample (read(), pooled tiles through
 # torch.from_dlpack, BatchLoader batches), RSS every 1k windows, about 5 min;

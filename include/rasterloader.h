@@ -693,30 +693,67 @@ RASTER_API raster_status_t raster_batch_read_into_ex(const raster_batch_item_t *
 
 /* ============================== Tile cache =============================== */
 /*
- * An optional process-wide cache of decoded tiles and strips for readers
- * whose windows overlap (grids with stride < size, several epochs over a
- * small area).  Off by default: a random-window loader over more data than
- * fits in memory gains nothing from it, and rasterloader keeps nothing
- * without a byte budget.  Entries are evicted least recently used first.
+ * A cache of decoded tiles and strips of the native reader (compressed
+ * files), keyed by the file (device, inode, size and times of a local file;
+ * URL, size and Last-Modified of a remote one) and the segment, so a file
+ * opened again hits, and a file rewritten in place misses.  On by default:
+ * one arena in POSIX shared memory per user and machine, which every
+ * process reading through rasterloader attaches to (DataLoader workers of
+ * any start method, torchrun ranks), with one byte budget for all of them:
+ * RASTERLOADER_TILE_CACHE_BYTES (bytes, or "512M", "2G"; 0 = off), else
+ * RASTER_TILE_CACHE_DEFAULT_PERCENT % of physical memory, within what
+ * /dev/shm has free.  When the arena cannot be used (another owner, another
+ * layout, a corrupted header, no room in /dev/shm, or
+ * RASTERLOADER_TILE_CACHE_SHARED=0) each process has a private cache of
+ * that budget, and the stats say why.  Entries are evicted least recently
+ * used first; a hit is copied out of the cache with no lock held.
  *
  * raster_tile_cache_set_budget() sets the budget in bytes of decoded pixels
- * (0 turns the cache off and frees every entry no reader is using);
- * lowering it evicts at once.  Safe from any thread.  After fork() the child
- * keeps the parent's entries (copy-on-write) and its budget.
+ * (machine-wide in the shared arena, capped to its capacity; 0 turns the
+ * cache off, for every attached process, and frees every entry no reader
+ * is using); lowering it evicts at once.  Safe from any thread.
  */
+#define RASTER_TILE_CACHE_DEFAULT_PERCENT 10
 RASTER_API raster_status_t raster_tile_cache_set_budget(size_t budget_bytes);
+
+typedef enum raster_tile_cache_mode {
+    RASTER_TILE_CACHE_OFF = 0,
+    RASTER_TILE_CACHE_PRIVATE = 1,    /* this process only */
+    RASTER_TILE_CACHE_SHARED = 2      /* the machine-wide arena */
+} raster_tile_cache_mode_t;
 
 typedef struct raster_tile_cache_stats {
     size_t budget_bytes;
     size_t bytes_used;          /* now: decoded bytes held (entries + in use) */
     int64_t entries;            /* now */
-    uint64_t hits, misses;      /* lookups since start */
+    uint64_t hits, misses;      /* lookups since start (shared: of all processes) */
     uint64_t inserts;           /* entries published */
     uint64_t evictions;         /* entries dropped for the budget */
-    uint64_t block_mallocs;     /* times the allocator was called for an entry */
+    uint64_t block_mallocs;     /* private: allocator calls for entries; shared:
+                                   times the arena reserved more of /dev/shm */
+    /* Appended with the shared arena: */
+    int mode;                   /* raster_tile_cache_mode_t */
+    int attached_processes;     /* shared: live processes attached, this one included */
+    size_t capacity_bytes;      /* shared: the arena's entry memory (budget ceiling) */
+    uint64_t repairs;           /* shared: lock owners that died and whose state was rebuilt */
+    uint64_t reclaimed_pins;    /* shared: references of dead processes dropped */
+    int64_t gdal_cache_bytes;   /* GDAL's block cache limit in this process (see README) */
+    char name[64];              /* shared: the POSIX shm name of the arena */
+    char reason[192];           /* why private or off, or why the budget was capped; "" */
 } raster_tile_cache_stats_t;
 
 RASTER_API void raster_tile_cache_get_stats(raster_tile_cache_stats_t *stats_out);
+
+/*
+ * raster_tile_cache_detach() makes this process leave the shared arena: the
+ * entries it pins are released and, if no other live process is attached,
+ * the arena is unlinked, which frees its memory.  It runs at exit(); a
+ * process that ends with _exit() (multiprocessing children do; the Python
+ * package calls it for them) should call it first, or its memory stays in
+ * /dev/shm until the next process of the user reuses the arena.  Reads
+ * after it attach again.  No-op in a private or off cache.
+ */
+RASTER_API void raster_tile_cache_detach(void);
 
 /* =========================== Metadata (GDAL) ============================ */
 /*

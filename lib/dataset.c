@@ -16,6 +16,9 @@
  */
 #include "internal.h"
 
+#include <cpl_conv.h>
+#include <gdal.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +124,31 @@ raster__path_is_remote(const char *path)
     return 0;
 }
 
+/* GDAL's block cache is part of rasterloader's memory: masks, and the
+ * formats the native reader does not serve, still go through GDAL, whose
+ * default is 5 % of RAM per process (per DataLoader worker, per rank).
+ * Decoded tiles of the native reader live in the tile cache, so unless the
+ * user set GDAL_CACHEMAX (environment or config option), the first open
+ * gives GDAL a small, stated budget. */
+static pthread_once_t gdal_cache_once = PTHREAD_ONCE_INIT;
+static _Atomic int64_t gdal_cache_limit = -1;
+
+static void
+gdal_cache_budget(void)
+{
+    raster__gdal_enter();
+    if (CPLGetConfigOption("GDAL_CACHEMAX", NULL) == NULL)
+        GDALSetCacheMax64(RASTER__GDAL_CACHE_BYTES);
+    atomic_store(&gdal_cache_limit, (int64_t)GDALGetCacheMax64());
+    raster__gdal_leave();
+}
+
+int64_t
+raster__gdal_cache_bytes(void)
+{
+    return atomic_load(&gdal_cache_limit);
+}
+
 raster_status_t
 raster_open(const char *path_or_url, raster_dataset_t **ds_out)
 {
@@ -144,6 +172,7 @@ raster_open_ex(const char *path_or_url, const raster_open_options_t *opt, raster
     RASTER_CHECK(o.reader == -1 || o.reader == RASTER_READER_GDAL ||
                      o.reader == RASTER_READER_NATIVE_TIFF,
                  RASTER_E_INVALID_ARG, "%s: unknown reader %d", path_or_url, o.reader);
+    pthread_once(&gdal_cache_once, gdal_cache_budget);
     raster_dataset_t *ds = calloc(1, sizeof *ds);
     RASTER_CHECK(ds != NULL, RASTER_E_NOMEM, "%s: out of memory", path_or_url);
     atomic_init(&ds->refcount, 1);

@@ -289,42 +289,90 @@ RASTER_HIDDEN uint64_t raster__tiff_allocations(void);
 
 /* ------------------------------ tile cache ----------------------------- */
 
-/* The optional decoded-segment cache (tile_cache.c; public switch and stats
- * in rasterloader.h).  A reader uses it like this, for segment 'seg' of a
- * dataset whose id came from raster__tile_cache_new_id() at open:
+/* The decoded-segment cache (tile_cache.c; public switch and stats in
+ * rasterloader.h).  An entry is keyed by the file, not by the open dataset,
+ * so re-opening a file (a new dataset per worker, or one per sample) finds
+ * the entries decoded before:
+ *   file[]  the file's identity when it was opened: local files dev, inode,
+ *           size, mtime and ctime in ns (raster__tile_key_file_local());
+ *           remote ones two hashes of the URL, the size and the
+ *           Last-Modified time GDAL reports (raster__tile_key_file_remote()),
+ *           so a file rewritten in place (new size or times) misses;
+ *   ifd     the directory (0: full resolution; overviews would be 1..n);
+ *   seg     the segment (tile or strip) index in that directory.
+ * A reader uses it like this:
  *
- *   const raster__tile_entry_t *e = raster__tile_cache_get(id, seg, needed);
+ *   const raster__tile_entry_t *e = raster__tile_cache_get(&key, needed);
  *   if (e == NULL) {                          // miss (or cache off)
  *       raster__tile_entry_t *n = raster__tile_cache_reserve(seg_nbytes + margin);
- *       // one capacity per dataset (the decoder's room), so evicted blocks
- *       // are reused; n == NULL: off, or no room: decode into scratch
+ *       // n == NULL: off, or no room: decode into scratch
  *       decode rows [0, y1) into raster__tile_entry_data(n), undo the
  *       predictor and byte order on all of them (every column), then
- *       raster__tile_cache_put(n, id, seg, y1 * row_nbytes);  e = n;
+ *       raster__tile_cache_put(n, &key, y1 * row_nbytes);  e = n;
  *   }
  *   place from raster__tile_entry_data(e);  raster__tile_cache_release(e);
  *
  * get() returns an entry holding at least 'min_valid' decoded bytes (a
- * prefix of the segment), referenced for the caller, or NULL.  reserve()
- * returns an unpublished entry with room for 'capacity' bytes, referenced,
- * or NULL when the cache is off, the entry is larger than the budget, or
- * everything else is in use; its bytes count against the budget at once.
- * put() publishes it (a longer prefix of the same segment wins; the caller
- * keeps its reference either way).  release() drops one reference; an
- * evicted or replaced entry is freed by its last release.  forget() drops
- * every entry of a dataset (call it at close).  All thread-safe. */
+ * prefix of the segment), referenced (pinned) for the caller, or NULL.
+ * reserve() returns an unpublished entry with room for 'capacity' bytes,
+ * referenced, or NULL when the cache is off, the entry is larger than the
+ * budget, or everything else is in use; its bytes count against the budget
+ * at once.  put() publishes it (a longer prefix of the same segment wins;
+ * the caller keeps its reference either way).  release() drops one
+ * reference; an evicted or replaced entry is freed by its last release.
+ * The memory of an entry is read and written without any lock held.  All
+ * thread-safe; in the shared arena (shm_arena.c) also across processes. */
+typedef struct raster__tile_key {
+    uint64_t file[5];
+    uint64_t ifd;
+    int64_t seg;
+} raster__tile_key_t;
+
 typedef struct raster__tile_entry raster__tile_entry_t;
-RASTER_HIDDEN uint64_t raster__tile_cache_new_id(void);
 RASTER_HIDDEN int raster__tile_cache_enabled(void);
-RASTER_HIDDEN const raster__tile_entry_t *raster__tile_cache_get(uint64_t id, int64_t seg,
+RASTER_HIDDEN const raster__tile_entry_t *raster__tile_cache_get(const raster__tile_key_t *k,
                                                                  size_t min_valid);
 RASTER_HIDDEN raster__tile_entry_t *raster__tile_cache_reserve(size_t capacity);
-RASTER_HIDDEN void raster__tile_cache_put(raster__tile_entry_t *e, uint64_t id, int64_t seg,
+RASTER_HIDDEN void raster__tile_cache_put(raster__tile_entry_t *e, const raster__tile_key_t *k,
                                           size_t valid);
 RASTER_HIDDEN void raster__tile_cache_release(const raster__tile_entry_t *e);
-RASTER_HIDDEN void raster__tile_cache_forget(uint64_t id);
 /* The entry's first decoded byte (64-byte aligned) and how many are good. */
 RASTER_HIDDEN void *raster__tile_entry_data(const raster__tile_entry_t *e);
 RASTER_HIDDEN size_t raster__tile_entry_valid(const raster__tile_entry_t *e);
+
+/* The default budget: RASTER_TILE_CACHE_DEFAULT_PERCENT of physical memory. */
+RASTER_HIDDEN size_t raster__tile_cache_default_budget(void);
+
+/* GDAL's block cache in rasterloader's processes (dataset.c): unless the
+ * user set GDAL_CACHEMAX, the first open sets it to RASTER__GDAL_CACHE_BYTES.
+ * raster__gdal_cache_bytes() is GDAL's limit now (-1 before any open). */
+#define RASTER__GDAL_CACHE_BYTES ((int64_t)32 << 20)
+RASTER_HIDDEN int64_t raster__gdal_cache_bytes(void);
+
+/* File identities for keys (see above). */
+struct stat;
+RASTER_HIDDEN void raster__tile_key_file_local(const struct stat *sb, uint64_t file_out[5]);
+RASTER_HIDDEN void raster__tile_key_file_remote(const char *url, uint64_t nbytes, int64_t mtime_s,
+                                                uint64_t file_out[5]);
+
+static inline uint64_t
+raster__tile_key_hash(const raster__tile_key_t *k)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    const uint64_t w[7] = {k->file[0], k->file[1], k->file[2], k->file[3], k->file[4], k->ifd, (uint64_t)k->seg};
+    for (int i = 0; i < 7; i++) {
+        h ^= w[i];
+        h *= 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static inline int
+raster__tile_key_equal(const raster__tile_key_t *a, const raster__tile_key_t *b)
+{
+    return a->seg == b->seg && a->ifd == b->ifd && a->file[0] == b->file[0] && a->file[1] == b->file[1] &&
+           a->file[2] == b->file[2] && a->file[3] == b->file[3] && a->file[4] == b->file[4];
+}
 
 #endif /* RASTERLOADER_INTERNAL_H */

@@ -1,27 +1,34 @@
 /*
- * tile_cache.c - an optional, process-wide cache of decoded segments (tiles
- * or strips) with a byte budget, least recently used out first.
+ * tile_cache.c - the cache of decoded segments (tiles or strips) with a
+ * byte budget, least recently used out first: the mode switch, and the
+ * private (per-process) cache that serves when the shared one cannot.
  *
- * Why it exists, and why it is off by default: a loader of random windows
- * over more imagery than fits in memory decodes every tile again whatever
- * it caches, so a cache only costs memory there.  Overlapping windows are
- * different (a grid with stride < size decodes each tile up to four times,
- * a few epochs over one scene decode it every epoch), and for those a
- * budgeted cache turns repeat decodes into placing from memory.  GDAL's
- * block cache does the same job without a per-reader budget; this one has
- * one budget for the process and says so in its stats.
+ * Why it exists: a training loader reads the same scenes again and again
+ * (epochs, overlapping windows, several workers over the same files), and
+ * without a cache every read decodes every tile again, where GDAL keeps
+ * decoded blocks (5 % of RAM per process by default).  The cache is keyed
+ * by the file (identity at open, see internal.h), not by the open dataset,
+ * so a file opened again (per worker, or in every __getitem__) hits.
  *
- * Shape of the API (internal.h): the reader asks get(id, seg, bytes) for a
- * decoded prefix of at least 'bytes'; on a miss it reserve()s an entry,
- * decodes into it and put()s it.  Either way it places from the entry's
- * memory and release()s it.  Entries are refcounted so eviction never frees
- * memory a reader is placing from: an evicted entry that is still in use is
- * only unlinked, and freed by its last release.  The key is (dataset id,
- * segment index); ids come from raster__tile_cache_new_id() at open, never
- * from pointers, so a dataset opened at a freed dataset's address cannot
- * see its entries.  A partial decode (the rows a window needed) is stored
- * with its length; a later read needing more rows misses and the longer
- * prefix replaces it.
+ * Modes (raster_tile_cache_get_stats().mode), decided at first use:
+ * - shared (the default): one arena per user and machine in POSIX shared
+ *   memory (shm_arena.c), which every process attaches to; the budget is
+ *   one hard ceiling for all of them;
+ * - private: this file's LRU, per process, when the arena cannot be used
+ *   (the reason is in the stats) or RASTERLOADER_TILE_CACHE_SHARED=0;
+ * - off: RASTERLOADER_TILE_CACHE_BYTES=0 or raster_tile_cache_set_budget(0).
+ * The budget: RASTERLOADER_TILE_CACHE_BYTES (bytes, or with K/M/G), or
+ * raster_tile_cache_set_budget(), else RASTER_TILE_CACHE_DEFAULT_PERCENT of
+ * physical memory, for the whole machine.
+ *
+ * The private cache: the reader asks get(key, bytes) for a decoded prefix
+ * of at least 'bytes'; on a miss it reserve()s an entry, decodes into it
+ * and put()s it.  Either way it places from the entry's memory and
+ * release()s it.  Entries are refcounted so eviction never frees memory a
+ * reader is placing from: an evicted entry that is still in use is only
+ * unlinked, and freed by its last release.  A partial decode (the rows a
+ * window needed) is stored with its length; a later read needing more rows
+ * misses and the longer prefix replaces it.
  *
  * Memory: every entry, linked or only in use, counts against the budget
  * from reserve() to its free; reserve() evicts unused entries from the cold
@@ -44,16 +51,21 @@
  * threads are never released in the child; their bytes stay counted there.
  */
 #include "internal.h"
+#include "shm_arena.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 enum { ENTRY_HDR = 128, INITIAL_BUCKETS = 256 };
 
 struct raster__tile_entry {
-    uint64_t id;                  /* dataset id (raster__tile_cache_new_id) */
-    int64_t seg;                  /* segment index in the dataset's tables */
+    raster__tile_key_t key;       /* file identity, IFD, segment */
     size_t capacity;              /* decoded bytes it has room for (budget charge) */
     size_t valid;                 /* decoded bytes that are good (a prefix) */
     int refs;                     /* readers using it now */
@@ -74,7 +86,6 @@ static struct {
     raster__tile_entry_t *head, *tail;
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static atomic_uint_fast64_t next_id = 1;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void) { pthread_mutex_lock(&cache.mu); }
@@ -86,49 +97,60 @@ atfork_register(void)
     pthread_atfork(atfork_prepare, atfork_release, atfork_release);
 }
 
-uint64_t
-raster__tile_cache_new_id(void)
+
+/* ------------------------------ keys ----------------------------------- */
+
+void
+raster__tile_key_file_local(const struct stat *sb, uint64_t file_out[5])
 {
-    return atomic_fetch_add(&next_id, 1);
+    file_out[0] = (uint64_t)sb->st_dev;
+    file_out[1] = (uint64_t)sb->st_ino;
+    file_out[2] = (uint64_t)sb->st_size;
+    file_out[3] = (uint64_t)sb->st_mtim.tv_sec * 1000000000u + (uint64_t)sb->st_mtim.tv_nsec;
+    file_out[4] = (uint64_t)sb->st_ctim.tv_sec * 1000000000u + (uint64_t)sb->st_ctim.tv_nsec;
 }
 
-int
-raster__tile_cache_enabled(void)
+/* FNV-1a, 64 bits, from 'seed'. */
+static uint64_t
+fnv1a(const char *s, uint64_t seed)
 {
-    return atomic_load_explicit(&cache.budget, memory_order_relaxed) > 0;
+    uint64_t h = seed;
+    for (; *s; s++) {
+        h ^= (uint8_t)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
 }
 
-void *
-raster__tile_entry_data(const raster__tile_entry_t *e)
+void
+raster__tile_key_file_remote(const char *url, uint64_t nbytes, int64_t mtime_s, uint64_t file_out[5])
 {
-    return (unsigned char *)e + ENTRY_HDR;
-}
-
-size_t
-raster__tile_entry_valid(const raster__tile_entry_t *e)
-{
-    return e->valid;
+    /* Two independent 64-bit hashes of the URL: a collision of both (and
+     * of size and time) is not a practical concern.  The top bit of word 0
+     * set keeps remote identities apart from local ones (a device number
+     * never has it). */
+    file_out[0] = fnv1a(url, 0xcbf29ce484222325ULL) | (1ULL << 63);
+    file_out[1] = fnv1a(url, 0x84222325cbf29ce4ULL);
+    file_out[2] = nbytes;
+    file_out[3] = (uint64_t)mtime_s;
+    file_out[4] = 0;
 }
 
 /* ------------------------------ table ---------------------------------- */
 
 static size_t
-bucket_of(uint64_t id, int64_t seg, size_t nbuckets)
+bucket_of(const raster__tile_key_t *k, size_t nbuckets)
 {
-    uint64_t h = id * 0x9e3779b97f4a7c15ULL ^ (uint64_t)seg;
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 29;
-    return (size_t)h & (nbuckets - 1);
+    return (size_t)raster__tile_key_hash(k) & (nbuckets - 1);
 }
 
 static raster__tile_entry_t *
-lookup(uint64_t id, int64_t seg)
+lookup(const raster__tile_key_t *k)
 {
     if (cache.nbuckets == 0)
         return NULL;
-    for (raster__tile_entry_t *e = cache.buckets[bucket_of(id, seg, cache.nbuckets)]; e; e = e->hnext)
-        if (e->id == id && e->seg == seg)
+    for (raster__tile_entry_t *e = cache.buckets[bucket_of(k, cache.nbuckets)]; e; e = e->hnext)
+        if (raster__tile_key_equal(&e->key, k))
             return e;
     return NULL;
 }
@@ -147,7 +169,7 @@ table_grow(void)
     for (size_t i = 0; i < cache.nbuckets; i++)
         for (raster__tile_entry_t *e = cache.buckets[i], *nx; e; e = nx) {
             nx = e->hnext;
-            const size_t k = bucket_of(e->id, e->seg, n);
+            const size_t k = bucket_of(&e->key, n);
             e->hnext = b[k];
             b[k] = e;
         }
@@ -187,7 +209,7 @@ lru_push_head(raster__tile_entry_t *e)
 static void
 unlink_entry(raster__tile_entry_t *e)
 {
-    raster__tile_entry_t **pp = &cache.buckets[bucket_of(e->id, e->seg, cache.nbuckets)];
+    raster__tile_entry_t **pp = &cache.buckets[bucket_of(&e->key, cache.nbuckets)];
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
@@ -256,15 +278,15 @@ evict_for(size_t need, size_t budget, size_t reuse_capacity, raster__tile_entry_
     }
 }
 
-/* ------------------------------ reader API ------------------------------ */
+/* ------------------------------ private cache --------------------------- */
 
-const raster__tile_entry_t *
-raster__tile_cache_get(uint64_t id, int64_t seg, size_t min_valid)
+static const raster__tile_entry_t *
+private_get(const raster__tile_key_t *k, size_t min_valid)
 {
-    if (!raster__tile_cache_enabled())
+    if (atomic_load_explicit(&cache.budget, memory_order_relaxed) == 0)
         return NULL;
     pthread_mutex_lock(&cache.mu);
-    raster__tile_entry_t *e = lookup(id, seg);
+    raster__tile_entry_t *e = lookup(k);
     if (e != NULL && e->valid >= min_valid) {
         e->refs++;
         lru_unlink(e);
@@ -278,8 +300,8 @@ raster__tile_cache_get(uint64_t id, int64_t seg, size_t min_valid)
     return e;
 }
 
-raster__tile_entry_t *
-raster__tile_cache_reserve(size_t capacity)
+static raster__tile_entry_t *
+private_reserve(size_t capacity)
 {
     const size_t budget = atomic_load(&cache.budget);
     if (budget == 0 || capacity == 0 || capacity > budget)
@@ -314,17 +336,14 @@ raster__tile_cache_reserve(size_t capacity)
     return e;
 }
 
-void
-raster__tile_cache_put(raster__tile_entry_t *e, uint64_t id, int64_t seg, size_t valid)
+static void
+private_put(raster__tile_entry_t *e, const raster__tile_key_t *k, size_t valid)
 {
-    if (e == NULL)
-        return;
     raster__tile_entry_t *to_free = NULL;
     pthread_mutex_lock(&cache.mu);
-    e->id = id;
-    e->seg = seg;
+    e->key = *k;
     e->valid = valid < e->capacity ? valid : e->capacity;
-    raster__tile_entry_t *old = lookup(id, seg);
+    raster__tile_entry_t *old = lookup(k);
     /* Another reader may have published the same segment meanwhile; keep
      * the longer prefix.  The loser stays valid for its reader. */
     table_grow();
@@ -335,7 +354,7 @@ raster__tile_cache_put(raster__tile_entry_t *e, uint64_t id, int64_t seg, size_t
             if (old->refs == 0)
                 retire(old, &to_free);
         }
-        raster__tile_entry_t **b = &cache.buckets[bucket_of(id, seg, cache.nbuckets)];
+        raster__tile_entry_t **b = &cache.buckets[bucket_of(k, cache.nbuckets)];
         e->hnext = *b;
         *b = e;
         lru_push_head(e);
@@ -347,11 +366,9 @@ raster__tile_cache_put(raster__tile_entry_t *e, uint64_t id, int64_t seg, size_t
     free_chain(to_free);
 }
 
-void
-raster__tile_cache_release(const raster__tile_entry_t *ce)
+static void
+private_release(const raster__tile_entry_t *ce)
 {
-    if (ce == NULL)
-        return;
     raster__tile_entry_t *const e = (raster__tile_entry_t *)ce;   /* ours to count */
     raster__tile_entry_t *to_free = NULL;
     pthread_mutex_lock(&cache.mu);
@@ -361,27 +378,10 @@ raster__tile_cache_release(const raster__tile_entry_t *ce)
     free_chain(to_free);
 }
 
-void
-raster__tile_cache_forget(uint64_t id)
-{
-    raster__tile_entry_t *to_free = NULL;
-    pthread_mutex_lock(&cache.mu);
-    for (raster__tile_entry_t *e = cache.head, *nx; e; e = nx) {
-        nx = e->next;
-        if (e->id != id)
-            continue;
-        unlink_entry(e);
-        if (e->refs == 0)
-            retire(e, &to_free);
-    }
-    pthread_mutex_unlock(&cache.mu);
-    free_chain(to_free);
-}
 
-/* ------------------------------ public API ------------------------------ */
 
-raster_status_t
-raster_tile_cache_set_budget(size_t budget_bytes)
+static void
+private_set_budget(size_t budget_bytes)
 {
     pthread_once(&atfork_once, atfork_register);
     raster__tile_entry_t *to_free = NULL;
@@ -400,14 +400,11 @@ raster_tile_cache_set_budget(size_t budget_bytes)
     }
     pthread_mutex_unlock(&cache.mu);
     free_chain(to_free);
-    return RASTER_OK;
 }
 
-void
-raster_tile_cache_get_stats(raster_tile_cache_stats_t *s)
+static void
+private_stats(raster_tile_cache_stats_t *s)
 {
-    if (s == NULL)
-        return;
     pthread_mutex_lock(&cache.mu);
     s->budget_bytes = atomic_load(&cache.budget);
     s->bytes_used = cache.bytes_used;
@@ -418,4 +415,229 @@ raster_tile_cache_get_stats(raster_tile_cache_stats_t *s)
     s->evictions = cache.evictions;
     s->block_mallocs = cache.block_mallocs;
     pthread_mutex_unlock(&cache.mu);
+}
+
+/* ------------------------------ mode ----------------------------------- */
+
+/* Which cache this process uses: decided at first use from the
+ * environment, or by the first raster_tile_cache_set_budget(). */
+enum { MODE_OFF = 0, MODE_PRIVATE = 1, MODE_SHARED = 2 };
+
+static struct {
+    pthread_mutex_t mu;
+    atomic_int inited;
+    atomic_int mode;
+    int shared_tried;
+    char reason[192];
+} M = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* "123", "64M", "2G", "512k" (powers of 1024); -1 if malformed. */
+static long long
+parse_bytes(const char *v)
+{
+    char *end = NULL;
+    errno = 0;
+    const double x = strtod(v, &end);
+    if (end == v || errno != 0 || x < 0)
+        return -1;
+    double m = 1;
+    switch (*end) {
+    case 'k': case 'K': m = 1024.0, end++; break;
+    case 'm': case 'M': m = 1048576.0, end++; break;
+    case 'g': case 'G': m = 1073741824.0, end++; break;
+    case 't': case 'T': m = 1099511627776.0, end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B' || *end == 'b')   /* "MiB", "MB" */
+        end += *end == 'i' ? 1 : 0, end += (*end == 'B' || *end == 'b');
+    if (*end != '\0' || x * m > 9e18)
+        return -1;
+    return (long long)(x * m);
+}
+
+size_t
+raster__tile_cache_default_budget(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psize <= 0)
+        return (size_t)1 << 30;
+    return (size_t)((uint64_t)pages * (uint64_t)psize / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT);
+}
+
+/* Under M.mu: attach to the shared arena or fall back to a private cache
+ * of 'budget' bytes, with the reason kept for the stats. */
+static void
+use_budget(size_t budget, int explicit_budget)
+{
+    if (budget == 0) {
+        atomic_store(&M.mode, MODE_OFF);
+        return;
+    }
+    if (!M.shared_tried) {
+        M.shared_tried = 1;
+        const char *sh = getenv("RASTERLOADER_TILE_CACHE_SHARED");
+        if (sh != NULL && strcmp(sh, "0") == 0) {
+            snprintf(M.reason, sizeof M.reason, "RASTERLOADER_TILE_CACHE_SHARED=0: private cache");
+        } else if (raster__shm_attach(budget, explicit_budget ? budget : 0, M.reason, sizeof M.reason)) {
+            atomic_store(&M.mode, MODE_SHARED);
+            const size_t b = raster__shm_budget();
+            if (explicit_budget && b < budget)
+                snprintf(M.reason, sizeof M.reason,
+                         "budget capped to the arena's capacity (%zu bytes: what /dev/shm had free, or the "
+                         "size an earlier process made it)", b);
+            return;
+        }
+    }
+    if (atomic_load(&M.mode) == MODE_SHARED) {
+        const size_t b = raster__shm_set_budget(budget);
+        if (b < budget)
+            snprintf(M.reason, sizeof M.reason, "budget capped to the arena's capacity (%zu bytes)", b);
+        return;
+    }
+    private_set_budget(budget);
+    atomic_store(&M.mode, MODE_PRIVATE);
+}
+
+static void
+ensure_init(void)
+{
+    if (atomic_load_explicit(&M.inited, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&M.mu);
+    if (!atomic_load(&M.inited)) {
+        const char *v = getenv("RASTERLOADER_TILE_CACHE_BYTES");
+        long long b = v != NULL && v[0] != '\0' ? parse_bytes(v) : -2;
+        if (b == -1) {
+            snprintf(M.reason, sizeof M.reason, "RASTERLOADER_TILE_CACHE_BYTES=%.40s is not a size: default used", v);
+            b = -2;
+        }
+        if (b == 0)
+            snprintf(M.reason, sizeof M.reason, "off: RASTERLOADER_TILE_CACHE_BYTES=0");
+        use_budget(b == -2 ? raster__tile_cache_default_budget() : (size_t)b, b != -2);
+        atomic_store_explicit(&M.inited, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&M.mu);
+}
+
+/* ------------------------------ reader API ----------------------------- */
+
+int
+raster__tile_cache_enabled(void)
+{
+    ensure_init();
+    switch (atomic_load_explicit(&M.mode, memory_order_relaxed)) {
+    case MODE_SHARED: return raster__shm_budget() > 0;
+    case MODE_PRIVATE: return atomic_load_explicit(&cache.budget, memory_order_relaxed) > 0;
+    default: return 0;
+    }
+}
+
+const raster__tile_entry_t *
+raster__tile_cache_get(const raster__tile_key_t *k, size_t min_valid)
+{
+    if (!raster__tile_cache_enabled())
+        return NULL;
+    return atomic_load(&M.mode) == MODE_SHARED ? raster__shm_get(k, min_valid) : private_get(k, min_valid);
+}
+
+raster__tile_entry_t *
+raster__tile_cache_reserve(size_t capacity)
+{
+    if (!raster__tile_cache_enabled())
+        return NULL;
+    return atomic_load(&M.mode) == MODE_SHARED ? raster__shm_reserve(capacity) : private_reserve(capacity);
+}
+
+void
+raster__tile_cache_put(raster__tile_entry_t *e, const raster__tile_key_t *k, size_t valid)
+{
+    if (e == NULL)
+        return;
+    if (raster__shm_owns(e))
+        raster__shm_put(e, k, valid);
+    else
+        private_put(e, k, valid);
+}
+
+void
+raster__tile_cache_release(const raster__tile_entry_t *e)
+{
+    if (e == NULL)
+        return;
+    if (raster__shm_owns(e))
+        raster__shm_release(e);
+    else
+        private_release(e);
+}
+
+void *
+raster__tile_entry_data(const raster__tile_entry_t *e)
+{
+    if (raster__shm_owns(e))
+        return raster__shm_entry_data(e);
+    return (unsigned char *)e + ENTRY_HDR;
+}
+
+size_t
+raster__tile_entry_valid(const raster__tile_entry_t *e)
+{
+    if (raster__shm_owns(e))
+        return raster__shm_entry_valid(e);
+    return e->valid;
+}
+
+/* ------------------------------ public API ----------------------------- */
+
+raster_status_t
+raster_tile_cache_set_budget(size_t budget_bytes)
+{
+    pthread_mutex_lock(&M.mu);
+    if (!atomic_load(&M.inited) || strncmp(M.reason, "off:", 4) == 0 || strncmp(M.reason, "budget capped", 13) == 0)
+        M.reason[0] = '\0';
+    switch (atomic_load(&M.mode)) {
+    case MODE_SHARED: {
+        /* Machine-wide: every attached process sees the new budget. */
+        const size_t b = raster__shm_set_budget(budget_bytes);
+        if (b < budget_bytes)
+            snprintf(M.reason, sizeof M.reason, "budget capped to the arena's capacity (%zu bytes)", b);
+        break;
+    }
+    case MODE_PRIVATE:
+        private_set_budget(budget_bytes);
+        break;
+    default:
+        use_budget(budget_bytes, 1);
+        break;
+    }
+    atomic_store_explicit(&M.inited, 1, memory_order_release);
+    pthread_mutex_unlock(&M.mu);
+    return RASTER_OK;
+}
+
+void
+raster_tile_cache_get_stats(raster_tile_cache_stats_t *s)
+{
+    if (s == NULL)
+        return;
+    ensure_init();
+    memset(s, 0, sizeof *s);
+    pthread_mutex_lock(&M.mu);
+    const int mode = atomic_load(&M.mode);
+    snprintf(s->reason, sizeof s->reason, "%s", M.reason);
+    pthread_mutex_unlock(&M.mu);
+    s->mode = mode;
+    if (mode == MODE_SHARED) {
+        raster__shm_stats(s);
+    } else {
+        private_stats(s);
+        s->capacity_bytes = s->budget_bytes;
+        s->attached_processes = 1;
+    }
+    s->gdal_cache_bytes = raster__gdal_cache_bytes();
+}
+
+void
+raster_tile_cache_detach(void)
+{
+    raster__shm_detach();
 }

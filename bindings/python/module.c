@@ -86,11 +86,26 @@ mod_tile_cache_stats(PyObject *mod, PyObject *unused)
 {
     raster_tile_cache_stats_t s;
     raster_tile_cache_get_stats(&s);
-    return Py_BuildValue("{s:n,s:n,s:L,s:K,s:K,s:K,s:K,s:K}", "budget_bytes", (Py_ssize_t)s.budget_bytes,
-                         "bytes_used", (Py_ssize_t)s.bytes_used, "entries", (long long)s.entries, "hits",
-                         (unsigned long long)s.hits, "misses", (unsigned long long)s.misses, "inserts",
-                         (unsigned long long)s.inserts, "evictions", (unsigned long long)s.evictions,
-                         "block_mallocs", (unsigned long long)s.block_mallocs);
+    static const char *const modes[] = {"off", "private", "shared"};
+    const char *mode = s.mode >= 0 && s.mode <= 2 ? modes[s.mode] : "?";
+    return Py_BuildValue("{s:n,s:n,s:L,s:K,s:K,s:K,s:K,s:K,s:s,s:i,s:n,s:K,s:K,s:L,s:s,s:s}", "budget_bytes",
+                         (Py_ssize_t)s.budget_bytes, "bytes_used", (Py_ssize_t)s.bytes_used, "entries",
+                         (long long)s.entries, "hits", (unsigned long long)s.hits, "misses",
+                         (unsigned long long)s.misses, "inserts", (unsigned long long)s.inserts, "evictions",
+                         (unsigned long long)s.evictions, "block_mallocs", (unsigned long long)s.block_mallocs,
+                         "mode", mode, "attached_processes", s.attached_processes, "capacity_bytes",
+                         (Py_ssize_t)s.capacity_bytes, "repairs", (unsigned long long)s.repairs,
+                         "reclaimed_pins", (unsigned long long)s.reclaimed_pins, "gdal_cache_bytes",
+                         (long long)s.gdal_cache_bytes, "name", s.name, "reason", s.reason);
+}
+
+static PyObject *
+mod_tile_cache_detach(PyObject *mod, PyObject *unused)
+{
+    Py_BEGIN_ALLOW_THREADS
+    raster_tile_cache_detach();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 /* gdal_config_push(((key, value), ...)): see raster_gdal_config_push(); the
@@ -183,12 +198,20 @@ static PyMethodDef module_methods[] = {
      "(process-wide; n <= 0: the number of cores)"},
     {"get_threads", mod_get_threads, METH_NOARGS, "get_threads() -> the effective thread count"},
     {"set_tile_cache_budget", mod_set_tile_cache_budget, METH_O,
-     "set_tile_cache_budget(nbytes) turns the process-wide cache of decoded tiles on\n"
-     "(native reader, compressed files; 0, the default: off).  A hit is copied from the\n"
-     "cache into the destination instead of being read and decoded."},
+     "set_tile_cache_budget(nbytes) sets the budget of the cache of decoded tiles (native\n"
+     "reader, compressed files), on by default: machine-wide in the shared arena (every\n"
+     "attached process sees it, capped to the arena's capacity), per process in a private\n"
+     "cache; 0 turns it off.  A hit is copied from the cache into the destination instead\n"
+     "of being read and decoded."},
     {"tile_cache_stats", mod_tile_cache_stats, METH_NOARGS,
      "tile_cache_stats() -> dict of budget_bytes, bytes_used, entries, hits, misses,\n"
-     "inserts, evictions, block_mallocs"},
+     "inserts, evictions, block_mallocs, mode ('shared', 'private', 'off'),\n"
+     "attached_processes, capacity_bytes, repairs, reclaimed_pins, gdal_cache_bytes,\n"
+     "name (the shm arena) and reason (why private or off, or why the budget was capped)"},
+    {"_tile_cache_detach", mod_tile_cache_detach, METH_NOARGS,
+     "_tile_cache_detach() leaves the shared tile-cache arena (unlinked if this was the\n"
+     "last process attached); rasterloader._tile_cache calls it when a multiprocessing\n"
+     "child ends, as those end with os._exit()"},
     {"gdal_config_push", mod_gdal_config_push, METH_O,
      "gdal_config_push(((key, value), ...)): GDAL options for this thread's calls until the pop"},
     {"gdal_config_pop", mod_gdal_config_pop, METH_NOARGS, "gdal_config_pop(): undo the last push"},

@@ -58,7 +58,7 @@ struct raster__tiff {
     uint64_t max_count;           /* largest byte count, capped (see layout) */
     uint8_t fill[8 * 64];         /* per band, for sparse segments (bytecount 0) */
     uint8_t *fill_bands;          /* owned when spp > 64, else fill */
-    uint64_t cache_id;            /* this dataset's key in the tile cache */
+    uint64_t file_id[5];          /* the file's identity in tile-cache keys */
 };
 
 /* ------------------------------ io ------------------------------------- */

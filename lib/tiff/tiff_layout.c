@@ -31,6 +31,7 @@
 #include "tiff_internal.h"
 
 #include <tiffio.h>
+#include <cpl_vsi.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,8 +67,6 @@ tiff_free(struct raster__tiff *t)
     if (t == NULL)
         return;
     raster__tiff_io_close(t);
-    if (t->cache_id != 0)
-        raster__tile_cache_forget(t->cache_id);
     free(t->offsets);
     free(t->counts);
     if (t->fill_bands != t->fill)
@@ -287,6 +286,15 @@ tiff_open_remote(raster_dataset_t *ds)
         tiff_free(t);           /* GDAL opened it, VSI does not: GDAL serves it */
         return RASTER_OK;
     }
+    /* The tile cache's file identity: URL, size and the Last-Modified time
+     * that GDAL parsed from the HEAD of its open (cached: no request). */
+    VSIStatBufL vst;
+    int64_t mtime_s = 0;
+    raster__gdal_enter();
+    if (VSIStatL(t->path, &vst) == 0)
+        mtime_s = (int64_t)vst.st_mtime;
+    raster__gdal_leave();
+    raster__tile_key_file_remote(t->path, t->file_nbytes, mtime_s, t->file_id);
     tiff_msgs_t msgs = {{0}};
     TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
     if (opts == NULL) {
@@ -362,6 +370,7 @@ raster__tiff_open(raster_dataset_t *ds)
     t->dev = (uint64_t)sb.st_dev;
     t->ino = (uint64_t)sb.st_ino;
     t->file_nbytes = (uint64_t)sb.st_size;
+    raster__tile_key_file_local(&sb, t->file_id);
     return tiff_finish(ds, tif, t, fd);
 }
 
@@ -396,7 +405,6 @@ tiff_finish(raster_dataset_t *ds, TIFF *tif, struct raster__tiff *t, int fd)
     }
     for (int b = 0; b < t->spp; b++)
         fill_value(ds, b, t->dtype, t->fill_bands + 8 * b);
-    t->cache_id = raster__tile_cache_new_id();
     ds->tiff = t;
     return RASTER_OK;
 }

@@ -514,6 +514,18 @@ cache_capacity(const struct raster__tiff *t)
     return raster__decode_avail(t->codec, t->seg_nbytes, t->seg_nbytes);
 }
 
+/* Entries are keyed by the file (identity at open), the directory (the
+ * native reader reads the first, full-resolution one) and the segment. */
+static raster__tile_key_t
+cache_key(const struct raster__tiff *t, const seg_job_t *s)
+{
+    raster__tile_key_t k;
+    memcpy(k.file, t->file_id, sizeof k.file);
+    k.ifd = 0;
+    k.seg = s->seg;
+    return k;
+}
+
 /* With the cache on, every segment whose needed rows are cached is served
  * from there (nothing read, nothing decoded), and no segment is decoded
  * straight into dst: a miss is decoded into a new entry, which any later
@@ -527,7 +539,8 @@ cache_lookup(plan_t *p)
         if (s->fetch_n == 0)
             continue;
         s->direct = 0;
-        s->hit = raster__tile_cache_get(p->t->cache_id, s->seg, (size_t)s->y1 * row);
+        const raster__tile_key_t k = cache_key(p->t, s);
+        s->hit = raster__tile_cache_get(&k, (size_t)s->y1 * row);
     }
 }
 
@@ -567,7 +580,8 @@ segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, 
         whole.x1 = t->seg_w;
         st = postprocess(p, &whole, base);
         if (st == RASTER_OK) {
-            raster__tile_cache_put(e, t->cache_id, s->seg, asked);
+            const raster__tile_key_t k = cache_key(t, s);
+            raster__tile_cache_put(e, &k, asked);
             place(p, s, base);
         }
     }

@@ -14,6 +14,11 @@ import sys
 
 import pytest
 
+# The tile cache is on by default in one shared-memory arena per user: give
+# this test run an arena of its own (inherited by every process it starts),
+# so test runs never share state with each other or with a user's arena.
+os.environ.setdefault("RASTERLOADER_TILE_CACHE_NAME", f"py{os.getpid()}")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

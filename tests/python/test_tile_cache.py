@@ -1,6 +1,8 @@
 """set_tile_cache_budget(): with the decoded-tile cache on, overlapping windows
 read exactly what rasterio reads, cold and warm, through read() and the
-BatchLoader; the stats count hits; budget 0 turns it off and frees it."""
+BatchLoader; the stats count hits; entries outlive the dataset (they are keyed by
+the file); budget 0 turns it off and frees it.  Each test puts the budget back
+as it found it (the cache is on by default; test_tile_cache_shared.py)."""
 
 import numpy as np
 import pytest
@@ -15,11 +17,18 @@ COMPRESSED_NATIVE = [e["name"] for e in GOOD
                      and "nbits" not in e["name"]][:12]
 
 
+@pytest.fixture(autouse=True)
+def restore_budget():
+    before = rasterloader.tile_cache_stats()["budget_bytes"]
+    yield
+    rasterloader.set_tile_cache_budget(before)
+
+
 @pytest.fixture
 def cache_on():
+    rasterloader.set_tile_cache_budget(0)           # empty
     rasterloader.set_tile_cache_budget(128 << 20)
     yield
-    rasterloader.set_tile_cache_budget(0)
 
 
 def overlapping_windows(h, w, n=12, seed=0):
@@ -43,7 +52,7 @@ def test_cached_reads_equal_rasterio(name, rio, cache_on):
         after = rasterloader.tile_cache_stats()
     assert after["inserts"] > before["inserts"]
     assert after["hits"] > before["hits"]
-    assert rasterloader.tile_cache_stats()["entries"] == before["entries"]   # closed: dropped
+    assert rasterloader.tile_cache_stats()["entries"] == after["entries"]    # closed: kept
 
 
 def test_loader_batches_equal_rasterio_with_the_cache(rio, cache_on):
@@ -63,6 +72,7 @@ def test_loader_batches_equal_rasterio_with_the_cache(rio, cache_on):
 
 
 def test_budget_zero_turns_it_off_and_frees_it():
+    rasterloader.set_tile_cache_budget(0)
     rasterloader.set_tile_cache_budget(64 << 20)
     name = "u8_deflate_pred2_tile512_band_3b_1024x768.tif"
     with rasterloader.open(fixture_path(name)) as ds:

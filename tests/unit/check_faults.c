@@ -525,6 +525,10 @@ END_TEST
 static Suite *
 faults_suite(void)
 {
+    /* Faults are injected into the reads and scratch allocations of
+     * decodes; a tile-cache hit does neither, so the cache is off here
+     * (tests/unit/check_tile_cache_reads.c covers reads with it on). */
+    setenv("RASTERLOADER_TILE_CACHE_BYTES", "0", 1);
     fixture_count = fixtures_load(&fixtures);
     Suite *s = suite_create("faults");
     TCase *tc = tcase_create("scratch");

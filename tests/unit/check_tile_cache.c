@@ -2,20 +2,55 @@
  * check_tile_cache.c - the decoded-segment cache: off by default, hits and
  * misses by (dataset id, segment) and decoded prefix, least-recently-used
  * eviction within the byte budget, entries in use never freed under a
- * reader, budget changes, forget() at close, no allocation in a steady full
+ * reader, budget changes, keys that tell every field apart, no allocation in a steady full
  * cache, and a threaded stress that checks every byte it reads.
  *
- * The cache is process-wide: every test starts from budget 0 and looks at
+ * The cache is on by default in the suite's own shared arena (test_util.h),
+ * so these run against shm_arena.c (and with RASTERLOADER_TILE_CACHE_SHARED=0
+ * against the private cache); every test starts from budget 0 and looks at
  * differences of the stats, so the suite also passes with CK_FORK=no.
  */
 #include "test_util.h"
 #include "internal.h"
+#include "shm_arena.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SEG 4096
+
+/* Keys of made-up files: file[0] is a fresh id per "file". */
+static uint64_t
+new_id(void)
+{
+    static uint64_t next = 1;
+    return __atomic_add_fetch(&next, 1, __ATOMIC_RELAXED);
+}
+
+static raster__tile_key_t
+key(uint64_t id, int64_t seg)
+{
+    raster__tile_key_t k;
+    memset(&k, 0, sizeof k);
+    k.file[0] = id;
+    k.seg = seg;
+    return k;
+}
+
+static const raster__tile_entry_t *
+get(uint64_t id, int64_t seg, size_t min_valid)
+{
+    const raster__tile_key_t k = key(id, seg);
+    return raster__tile_cache_get(&k, min_valid);
+}
+
+static void
+put(raster__tile_entry_t *e, uint64_t id, int64_t seg, size_t valid)
+{
+    const raster__tile_key_t k = key(id, seg);
+    raster__tile_cache_put(e, &k, valid);
+}
 
 static raster_tile_cache_stats_t
 cstats(void)
@@ -41,7 +76,7 @@ insert(uint64_t id, int64_t seg, size_t cap, size_t valid)
     if (e == NULL)
         return 0;
     memset(raster__tile_entry_data(e), (int)((id * 31 + (uint64_t)seg) & 0xff), valid);
-    raster__tile_cache_put(e, id, seg, valid);
+    put(e, id, seg, valid);
     raster__tile_cache_release(e);
     return 1;
 }
@@ -49,7 +84,7 @@ insert(uint64_t id, int64_t seg, size_t cap, size_t valid)
 static int
 present(uint64_t id, int64_t seg, size_t min_valid)
 {
-    const raster__tile_entry_t *e = raster__tile_cache_get(id, seg, min_valid);
+    const raster__tile_entry_t *e = get(id, seg, min_valid);
     if (e == NULL)
         return 0;
     const uint8_t *d = raster__tile_entry_data(e);
@@ -58,25 +93,37 @@ present(uint64_t id, int64_t seg, size_t min_valid)
     return 1;
 }
 
-START_TEST(off_by_default)
+/* On by default, in the shared arena (this suite's own, see test_util.h),
+ * with the default budget unless RASTERLOADER_TILE_CACHE_BYTES says. */
+START_TEST(on_by_default_in_the_shared_arena)
 {
     raster_tile_cache_stats_t s = cstats();
+    if (getenv("RASTERLOADER_TILE_CACHE_BYTES") == NULL && getenv("RASTERLOADER_TILE_CACHE_SHARED") == NULL) {
+        ck_assert_int_eq(s.mode, RASTER_TILE_CACHE_SHARED);
+        ck_assert_msg(s.reason[0] == '\0', "reason: %s", s.reason);
+        ck_assert_int_ge(s.attached_processes, 1);
+        ck_assert_ptr_nonnull(strstr(s.name, getenv("RASTERLOADER_TILE_CACHE_NAME")));
+        ck_assert_uint_gt(s.budget_bytes, 0);
+        ck_assert_uint_le(s.budget_bytes, raster__tile_cache_default_budget());
+        ck_assert_int_eq(raster__tile_cache_enabled(), 1);
+    }
+    /* Off: nothing is reserved or found, and nothing is counted. */
+    raster_tile_cache_set_budget(0);
+    s = cstats();
     ck_assert_uint_eq(s.budget_bytes, 0);
     ck_assert_int_eq(raster__tile_cache_enabled(), 0);
     ck_assert_ptr_null(raster__tile_cache_reserve(SEG));
-    ck_assert_ptr_null(raster__tile_cache_get(1, 0, 1));
-    s = cstats();
-    ck_assert_uint_eq(s.bytes_used, 0);
-    ck_assert_uint_eq(s.misses, 0);        /* a disabled cache counts nothing */
+    ck_assert_ptr_null(get(1, 0, 1));
+    ck_assert_uint_eq(cstats().misses, s.misses);
     raster__tile_cache_release(NULL);
-    raster__tile_cache_put(NULL, 1, 0, 0);
+    put(NULL, 1, 0, 0);
     raster_tile_cache_get_stats(NULL);
 }
 END_TEST
 
 START_TEST(ids_are_unique)
 {
-    const uint64_t a = raster__tile_cache_new_id(), b = raster__tile_cache_new_id();
+    const uint64_t a = new_id(), b = new_id();
     ck_assert_uint_ne(a, 0);
     ck_assert_uint_gt(b, a);
 }
@@ -86,7 +133,7 @@ START_TEST(hit_miss_and_prefixes)
 {
     reset(16 * SEG);
     const raster_tile_cache_stats_t s0 = cstats();
-    const uint64_t id = raster__tile_cache_new_id(), other = raster__tile_cache_new_id();
+    const uint64_t id = new_id(), other = new_id();
     ck_assert_int_eq(present(id, 3, 1), 0);
     ck_assert(insert(id, 3, SEG, SEG / 2));
     ck_assert_int_eq(present(id, 3, SEG / 2), 1);     /* the prefix it has */
@@ -113,7 +160,7 @@ START_TEST(least_recently_used_goes_first)
 {
     reset(3 * SEG);
     const raster_tile_cache_stats_t s0 = cstats();
-    const uint64_t id = raster__tile_cache_new_id();
+    const uint64_t id = new_id();
     for (int64_t seg = 0; seg < 3; seg++)
         ck_assert(insert(id, seg, SEG, SEG));
     ck_assert(present(id, 0, 1));         /* 0 is now the most recent: 1 is coldest */
@@ -133,11 +180,11 @@ END_TEST
 START_TEST(entries_in_use_are_never_freed)
 {
     reset(2 * SEG);
-    const uint64_t id = raster__tile_cache_new_id();
+    const uint64_t id = new_id();
     ck_assert(insert(id, 0, SEG, SEG));
     ck_assert(insert(id, 1, SEG, SEG));
-    const raster__tile_entry_t *a = raster__tile_cache_get(id, 0, SEG);
-    const raster__tile_entry_t *b = raster__tile_cache_get(id, 1, SEG);
+    const raster__tile_entry_t *a = get(id, 0, SEG);
+    const raster__tile_entry_t *b = get(id, 1, SEG);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     /* Full, and everything is pinned: no room, and no eviction under readers. */
@@ -158,7 +205,7 @@ END_TEST
 START_TEST(lower_budget_evicts_at_once)
 {
     reset(8 * SEG);
-    const uint64_t id = raster__tile_cache_new_id();
+    const uint64_t id = new_id();
     for (int64_t seg = 0; seg < 8; seg++)
         ck_assert(insert(id, seg, SEG, SEG));
     ck_assert_int_eq(cstats().entries, 8);
@@ -171,23 +218,31 @@ START_TEST(lower_budget_evicts_at_once)
 }
 END_TEST
 
-START_TEST(forget_drops_one_dataset)
+/* Every word of the key tells entries apart: the file identity (each of
+ * its five words: a rewritten file differs in one), the IFD, the segment. */
+START_TEST(every_key_field_tells_entries_apart)
 {
-    reset(16 * SEG);
-    const uint64_t a = raster__tile_cache_new_id(), b = raster__tile_cache_new_id();
-    for (int64_t seg = 0; seg < 4; seg++) {
-        ck_assert(insert(a, seg, SEG, SEG));
-        ck_assert(insert(b, seg, SEG, SEG));
+    reset(64 * SEG);
+    const uint64_t id = new_id();
+    raster__tile_key_t base = key(id, 7);
+    base.file[1] = 11, base.file[2] = 22, base.file[3] = 33, base.file[4] = 44, base.ifd = 0;
+    raster__tile_entry_t *e = raster__tile_cache_reserve(SEG);
+    ck_assert_ptr_nonnull(e);
+    raster__tile_cache_put(e, &base, SEG);
+    raster__tile_cache_release(e);
+    const raster__tile_entry_t *h = raster__tile_cache_get(&base, SEG);
+    ck_assert_ptr_nonnull(h);
+    raster__tile_cache_release(h);
+    for (int f = 0; f < 7; f++) {
+        raster__tile_key_t k = base;
+        if (f < 5)
+            k.file[f]++;
+        else if (f == 5)
+            k.ifd++;
+        else
+            k.seg++;
+        ck_assert_msg(raster__tile_cache_get(&k, 1) == NULL, "field %d does not tell entries apart", f);
     }
-    const raster__tile_entry_t *pinned = raster__tile_cache_get(a, 2, 1);
-    raster__tile_cache_forget(a);
-    for (int64_t seg = 0; seg < 4; seg++) {
-        ck_assert(!present(a, seg, 1));
-        ck_assert(present(b, seg, 1));
-    }
-    ck_assert_uint_eq(cstats().bytes_used, 5 * SEG);   /* b's four + the pinned one */
-    raster__tile_cache_release(pinned);
-    ck_assert_uint_eq(cstats().bytes_used, 4 * SEG);
     raster_tile_cache_set_budget(0);
 }
 END_TEST
@@ -195,7 +250,7 @@ END_TEST
 START_TEST(steady_full_cache_does_not_allocate)
 {
     reset(8 * SEG);
-    const uint64_t id = raster__tile_cache_new_id();
+    const uint64_t id = new_id();
     for (int64_t seg = 0; seg < 8; seg++)
         ck_assert(insert(id, seg, SEG, SEG));
     const raster_tile_cache_stats_t s0 = cstats();
@@ -205,9 +260,13 @@ START_TEST(steady_full_cache_does_not_allocate)
     ck_assert_uint_eq(s.block_mallocs, s0.block_mallocs);
     ck_assert_uint_eq(s.evictions - s0.evictions, 992);
     ck_assert_uint_eq(s.bytes_used, 8 * SEG);
-    /* A different size needs a new block and frees the victims it evicts. */
+    /* A different size needs a new block and frees the victims it evicts
+     * (the shared arena allocates from its own memory, never the system). */
     ck_assert(insert(id, 5000, 2 * SEG, 2 * SEG));
-    ck_assert_uint_eq(cstats().block_mallocs, s0.block_mallocs + 1);
+    if (cstats().mode == RASTER_TILE_CACHE_PRIVATE)
+        ck_assert_uint_eq(cstats().block_mallocs, s0.block_mallocs + 1);
+    else
+        ck_assert_uint_eq(cstats().block_mallocs, s0.block_mallocs);
     ck_assert_uint_le(cstats().bytes_used, 8 * SEG);
     raster_tile_cache_set_budget(0);
 }
@@ -238,7 +297,7 @@ stress_thread(void *arg)
         const uint64_t id = st->ids[rand_r(&st->seed) & 1];
         const int64_t seg = rand_r(&st->seed) % STRESS_KEYS;
         const size_t valid = SEG / 4 * (size_t)(1 + rand_r(&st->seed) % 4);
-        const raster__tile_entry_t *e = raster__tile_cache_get(id, seg, valid);
+        const raster__tile_entry_t *e = get(id, seg, valid);
         if (e == NULL) {
             raster__tile_entry_t *n = raster__tile_cache_reserve(SEG);
             if (n == NULL)
@@ -246,7 +305,7 @@ stress_thread(void *arg)
             uint8_t *d = raster__tile_entry_data(n);
             for (size_t i = 0; i < valid; i++)
                 d[i] = pattern(id, seg, i);
-            raster__tile_cache_put(n, id, seg, valid);
+            put(n, id, seg, valid);
             e = n;
         }
         const uint8_t *d = raster__tile_entry_data(e);
@@ -255,8 +314,6 @@ stress_thread(void *arg)
         for (size_t i = 0; i < valid; i += 97)
             st->bad += d[i] != pattern(id, seg, i);
         raster__tile_cache_release(e);
-        if (round % 1000 == 999 && st->seed % 3 == 0)
-            raster__tile_cache_forget(id);
     }
     return NULL;
 }
@@ -267,7 +324,7 @@ START_TEST(threads_read_only_what_was_written)
     const raster_tile_cache_stats_t s0 = cstats();
     stress_t st[STRESS_THREADS];
     pthread_t tid[STRESS_THREADS];
-    const uint64_t ids[2] = {raster__tile_cache_new_id(), raster__tile_cache_new_id()};
+    const uint64_t ids[2] = {new_id(), new_id()};
     for (int i = 0; i < STRESS_THREADS; i++) {
         st[i] = (stress_t){{ids[0], ids[1]}, (unsigned)(1234 + i), 0};
         ck_assert_int_eq(pthread_create(&tid[i], NULL, stress_thread, &st[i]), 0);
@@ -280,6 +337,10 @@ START_TEST(threads_read_only_what_was_written)
     ck_assert_uint_gt(s.hits - s0.hits, 0);
     ck_assert_uint_gt(s.evictions - s0.evictions, 0);
     ck_assert_uint_le(s.bytes_used, 24 * SEG);
+    if (s.mode == RASTER_TILE_CACHE_SHARED) {
+        char why[256] = "";
+        ck_assert_msg(raster__shm_check(why, sizeof why), "arena after the threads: %s", why);
+    }
     raster_tile_cache_set_budget(0);
     ck_assert_uint_eq(cstats().bytes_used, 0);
 }
@@ -290,13 +351,13 @@ tile_cache_suite(void)
 {
     Suite *s = suite_create("tile_cache");
     TCase *tc = tcase_create("cache");
-    tcase_add_test(tc, off_by_default);
+    tcase_add_test(tc, on_by_default_in_the_shared_arena);
     tcase_add_test(tc, ids_are_unique);
     tcase_add_test(tc, hit_miss_and_prefixes);
     tcase_add_test(tc, least_recently_used_goes_first);
     tcase_add_test(tc, entries_in_use_are_never_freed);
     tcase_add_test(tc, lower_budget_evicts_at_once);
-    tcase_add_test(tc, forget_drops_one_dataset);
+    tcase_add_test(tc, every_key_field_tells_entries_apart);
     tcase_add_test(tc, steady_full_cache_does_not_allocate);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The suites allocate and free many multi-megabyte buffers; keeping them in
  * the heap instead of fresh mmaps saves most of the page-fault time. */
@@ -219,4 +220,16 @@ dlpack_delete(void *managed, int versioned)
         raster_DLManagedTensor *m = managed;
         m->deleter(m);
     }
+}
+
+/* RASTERLOADER_TILE_CACHE_NAME=t<pid> unless the caller chose one: the
+ * suite's own shared arena, inherited by its forked and spawned children. */
+void
+test_cache_isolate(void)
+{
+    if (getenv("RASTERLOADER_TILE_CACHE_NAME") != NULL)
+        return;
+    char tag[32];
+    snprintf(tag, sizeof tag, "t%d", (int)getpid());
+    setenv("RASTERLOADER_TILE_CACHE_NAME", tag, 1);
 }

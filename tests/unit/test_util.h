@@ -12,10 +12,14 @@
 #include "rasterloader.h"
 
 /* RASTER_SUITE_MAIN(fn) defines main() running the Suite that fn() builds,
- * in CK_FORK mode so a crash fails only its own test. */
+ * in CK_FORK mode so a crash fails only its own test.  The suite gets a
+ * tile-cache arena of its own (test_cache_isolate()), so test runs never
+ * share state with each other or with a user's arena. */
+void test_cache_isolate(void);
 #define RASTER_SUITE_MAIN(fn)                                          \
     int main(void)                                                     \
     {                                                                  \
+        test_cache_isolate();                                          \
         SRunner *sr = srunner_create(fn());                            \
         srunner_run_all(sr, CK_NORMAL);                                \
         const int failed = srunner_ntests_failed(sr);                  \

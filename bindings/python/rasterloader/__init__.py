@@ -18,6 +18,7 @@ See rasterloader.errors for the exceptions and README for the copy budget.
 from . import errors  # before _core: the extension looks its classes up at import
 from ._core import BufferPool, Tile, get_threads, set_threads, set_tile_cache_budget, tile_cache_stats
 from ._core import __version__ as _c_version
+from . import _tile_cache  # noqa: F401  (multiprocessing children leave the shared arena)
 from ._compat import CRS, Resampling, Window
 from ._dataset import Dataset, open
 from ._pool import DEFAULT_POOL_BYTES, default_pool, default_pool_budget
