@@ -47,6 +47,7 @@ import ctypes
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,20 +91,24 @@ def make_windows(size, n, aligned, seed, nfiles):
 
 
 def file_views(data, codec, nfiles):
-    """nfiles symlinks to the codec's image and to the mask: separate datasets
-    (GDAL caches blocks per dataset, so its cache sees nfiles times the data, as
-    with a real training set of many scenes) while the page cache, shared by
-    all, stays warm for every reader."""
+    """nfiles real copies of the codec's image and of the mask: separate files
+    (GDAL caches blocks per dataset, and rasterloader's tile cache is keyed by
+    the file: links to one file would be one file to it, so a cache would see
+    1/nfiles of the data GDAL sees), while the page cache stays warm for every
+    reader after the first pass."""
     d = os.path.join(data, "views")
     os.makedirs(d, exist_ok=True)
     imgs, msks = [], []
     for k in range(nfiles):
         for src, name, out in ((f"bench_u16_{codec}.tif", f"{codec}_{k}.tif", imgs),
                                ("bench_mask_u8.tif", f"mask_{k}.tif", msks)):
-            link = os.path.join(d, name)
-            if not os.path.islink(link):
-                os.symlink(os.path.join("..", src), link)
-            out.append(link)
+            copy = os.path.join(d, name)
+            if os.path.islink(copy):        # views of an older bench were symlinks
+                os.unlink(copy)
+            if not os.path.exists(copy):
+                shutil.copyfile(os.path.join(data, src), copy + ".part")
+                os.replace(copy + ".part", copy)
+            out.append(copy)
     return imgs, msks
 
 
@@ -481,7 +486,7 @@ def report(args, reads, effective, sens, e2e, env_note):
     L += [f"`make bench` (`bench/loader/bench_loader.py`). {env_note}", ""]
     L += [f"Data: `{os.path.relpath(args.data, ROOT)}` (`data/make_fixtures.py --bench`): "
           f"{args.size}x{args.size} 4-band uint16, 512x512 tiles, predictor 2, plus a 1-band "
-          f"uint8 mask, each opened as {args.files} datasets (symlinks in `views/`): a training "
+          f"uint8 mask, each opened as {args.files} files (real copies in `views/`): a training "
           f"set of {args.files} scenes, {args.files * args.size * args.size * 9 / mib:.0f} MiB "
           "decoded, whose bytes stay in the page cache for every reader. Windows 256x256 of a "
           "random scene, image + mask each. rasterio's "
@@ -594,7 +599,7 @@ def main():
     ap.add_argument("--cachemax-mib", type=int, default=64)
     ap.add_argument("--codecs", default="deflate,zstd")
     ap.add_argument("--files", type=int, default=8,
-                    help="the image (and mask) seen as this many datasets (symlinks)")
+                    help="the image (and mask) copied into this many files")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "loader.md"))
     ap.add_argument("--png", default=os.path.join(ROOT, "bench", "results", "loader.png"))
