@@ -48,8 +48,8 @@
  *   (magic, layout version, owner, sizes, offsets) before use; anything
  *   else is refused with the reason, and the process uses a private cache.
  *
- * Allocation: first fit over the bitmap (4 KiB units) from a rotating
- * cursor; evict from the cold end of the LRU until the entry fits the
+ * Allocation: lowest fit over the bitmap (4 KiB units), inside the memory
+ * already backed before past it (see units_find); evict from the cold end of the LRU until the entry fits the
  * budget and a run of free units is found.  A published entry gives back
  * the units past its valid bytes (the decoder's margin), so the budget
  * counts decoded pixels, not the decoder's room.
@@ -129,7 +129,7 @@ typedef struct shm_hdr {
     uint64_t commit_failures;     /* posix_fallocate said no (/dev/shm full) */
     int32_t lru_head, lru_tail, free_head;
     uint32_t entries_hw;          /* descriptors ever used: [0, entries_hw) */
-    uint64_t cursor;              /* next unit to try */
+    uint64_t cursor;              /* unused (was a rotating start; layout kept) */
 } shm_hdr_t;
 
 static struct {
@@ -307,33 +307,43 @@ bit_get(uint64_t u)
     return (int)((bitmap()[u >> 6] >> (u & 63)) & 1);
 }
 
-/* First run of 'n' free units at or after the cursor, wrapping; UINT64_MAX
- * if there is none. */
+/* First run of 'n' free units in [lo, hi); UINT64_MAX if there is none. */
+static uint64_t
+units_find_in(uint64_t lo, uint64_t hi, uint64_t n)
+{
+    uint64_t run = 0;
+    for (uint64_t u = lo; u < hi;) {
+        if ((u & 63) == 0 && run == 0 && bitmap()[u >> 6] == ~0ULL) {
+            u += 64;
+            continue;
+        }
+        if (bit_get(u)) {
+            run = 0;
+        } else if (++run == n) {
+            return u + 1 - n;
+        }
+        u++;
+    }
+    return UINT64_MAX;
+}
+
+/* Lowest run of 'n' free units, within the memory already backed first:
+ * tmpfs keeps a page once touched, so the arena's real footprint is the
+ * highest unit ever used, not the bytes in use.  Lowest-first keeps that
+ * mark near the budget when the budget is below the capacity (a rotating
+ * cursor walked the whole capacity under a small budget: 2.4 GB of RSS for
+ * a 2 MiB budget in the soak smoke). */
 static uint64_t
 units_find(uint64_t n)
 {
     const uint64_t total = A.h->nunits;
     if (n > total)
         return UINT64_MAX;
-    for (int pass = 0; pass < 2; pass++) {
-        uint64_t u = pass == 0 ? A.h->cursor : 0, end = pass == 0 ? total : A.h->cursor + n;
-        if (end > total)
-            end = total;
-        uint64_t run = 0;
-        while (u < end) {
-            if ((u & 63) == 0 && run == 0 && bitmap()[u >> 6] == ~0ULL) {
-                u += 64;
-                continue;
-            }
-            if (bit_get(u)) {
-                run = 0;
-            } else if (++run == n) {
-                return u + 1 - n;
-            }
-            u++;
-        }
-    }
-    return UINT64_MAX;
+    uint64_t backed = A.h->committed / UNIT;
+    if (backed > total)
+        backed = total;
+    const uint64_t at = units_find_in(0, backed, n);
+    return at != UINT64_MAX ? at : units_find_in(backed > n ? backed - n : 0, total, n);
 }
 
 /* Makes sure the data bytes up to 'end' are backed by tmpfs. */
@@ -969,7 +979,6 @@ raster__shm_reserve(size_t capacity)
             e->hnext = e->prev = e->next = -1;
             bits_set(at, nunits, 1);
             A.h->bytes_used += need;
-            A.h->cursor = at + nunits < A.h->nunits ? at + nunits : 0;
             e->state = ST_RESERVED;
             if (!pin_add(e)) {
                 entry_free(e);
