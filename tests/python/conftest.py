@@ -126,3 +126,15 @@ def assert_same(a, b):
         raise AssertionError(f"{len(diff)} element(s) differ, first at {diff[:3].tolist()}: "
                              f"{a[tuple(diff[0])] if len(diff) else '?'} vs "
                              f"{b[tuple(diff[0])] if len(diff) else '?'}")
+
+
+_subprocess_arenas = iter(range(1 << 30))
+
+
+def own_arena_env(**extra):
+    """os.environ for a subprocess (a bench or soak smoke) with a tile-cache arena
+    of its own: the arena's budget is machine-wide, so a child that turns its
+    cache off (budget 0) or sets a tiny one would otherwise change the cache of
+    this test process and of every later test in it."""
+    name = f"{os.environ.get('RASTERLOADER_TILE_CACHE_NAME', 'py')}s{next(_subprocess_arenas)}"
+    return dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=name, **extra)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURE_DIR, ROOT
+from conftest import FIXTURE_DIR, ROOT, own_arena_env
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "remote"))
 import httpd  # noqa: E402
@@ -20,7 +20,7 @@ import httpd  # noqa: E402
 
 @pytest.mark.skipif(not httpd.Nginx.available(), reason="nginx is not installed (nginx-light)")
 def test_bench_remote_smoke():
-    env = dict(os.environ, RASTER_FIXTURES=FIXTURE_DIR)
+    env = own_arena_env(RASTER_FIXTURES=FIXTURE_DIR)
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "remote", "bench_remote.py"),
                            "--smoke", "--json", "--delay-ms", "20"],
                           capture_output=True, text=True, env=env, timeout=120)

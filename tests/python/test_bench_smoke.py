@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 
-from conftest import FIXTURE_DIR, ROOT
+from conftest import FIXTURE_DIR, ROOT, own_arena_env
 
 
 def test_bench_smoke_runs_every_reader_and_loop():
-    env = dict(os.environ, RASTER_FIXTURES=FIXTURE_DIR)
+    env = own_arena_env(RASTER_FIXTURES=FIXTURE_DIR)
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "loader", "bench_loader.py"),
                            "--smoke"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -24,7 +24,7 @@ def test_bench_smoke_runs_every_reader_and_loop():
 
 
 def test_tile_cache_bench_smoke_runs_every_way():
-    env = dict(os.environ, RASTER_FIXTURES=FIXTURE_DIR)
+    env = own_arena_env(RASTER_FIXTURES=FIXTURE_DIR)
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "tile_cache",
                                                         "bench_tile_cache.py"), "--smoke"],
                           capture_output=True, text=True, env=env, timeout=120)
@@ -35,7 +35,7 @@ def test_tile_cache_bench_smoke_runs_every_way():
 
 
 def test_mosaic_bench_smoke_runs_every_way():
-    env = dict(os.environ, RASTER_FIXTURES=FIXTURE_DIR)
+    env = own_arena_env(RASTER_FIXTURES=FIXTURE_DIR)
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "mosaic", "bench_mosaic.py"),
                            "--smoke"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,12 +12,12 @@ import sys
 
 import pytest
 
-from conftest import ROOT, sample_dir
+from conftest import ROOT, own_arena_env, sample_dir
 
 
 @pytest.mark.parametrize("cache_mib", [0, 2, -1])
 def test_soak_10k_windows_rss_is_flat(cache_mib):
-    env = dict(os.environ)
+    env = own_arena_env()
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "soak.py"), "--windows", "10000",
          "--every", "500", "--window", "128", "--data", sample_dir(), "--json",
