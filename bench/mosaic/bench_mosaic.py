@@ -25,12 +25,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from peak_pss import PeakPss  # noqa: E402
 sys.path.insert(0, os.path.join(ROOT, "data"))
 os.environ.setdefault("GDAL_CACHEMAX", "64")
 
@@ -41,34 +42,6 @@ LABELS = {"torchgeo": "TorchGeo way (WarpedVRT + merge), 1 process",
           "torchgeo_dl2": "TorchGeo way in DataLoader, 2 workers",
           "batchdataset_dl2": "BatchDataset over the Mosaic in DataLoader, 2 workers"}
 BATCH = 16
-
-
-class PeakPss:
-    def __init__(self, period=0.1):
-        import psutil
-        self.proc, self.period, self.pss = psutil.Process(), period, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        import psutil
-        while not self.stop.is_set():
-            total = 0
-            for p in [self.proc] + self.proc.children(recursive=True):
-                try:
-                    total += p.memory_full_info().pss
-                except psutil.Error:
-                    pass
-            self.pss = max(self.pss, total)
-            time.sleep(self.period)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
 
 
 class _BoxDataset:
@@ -99,7 +72,7 @@ def run_one(way, fixtures, nboxes, seed):
     boxes = [b for _, _, b in rasterloader.RandomGeoWindows(m, 256, nboxes, seed=seed)]
     import torch  # noqa: F401  (imported before timing: every training loop has it already)
     h = hashlib.sha256()
-    with PeakPss() as mem:
+    with PeakPss(period=0.1) as mem:
         t0 = time.perf_counter()
         if way == "torchgeo":
             from mosaic_oracle import TorchGeoWay

@@ -25,46 +25,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TILE_CACHE_MIB = 512      # the context row's rasterloader tile cache (per process)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
-
-
-class PeakPss:
-    """Peak summed PSS of this process and its children, every 'period' s."""
-
-    def __init__(self, period=0.2):
-        import psutil
-        self.proc, self.period, self.pss = psutil.Process(), period, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def sample(self):
-        import psutil
-        total = 0
-        for p in [self.proc] + self.proc.children(recursive=True):
-            try:
-                total += p.memory_full_info().pss
-            except psutil.Error:
-                pass
-        self.pss = max(self.pss, total)
-
-    def run(self):
-        while not self.stop.is_set():
-            self.sample()
-            time.sleep(self.period)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from peak_pss import PeakPss  # noqa: E402
 
 
 def run_one(impl, data, size, samples, batch, workers, seed):
