@@ -493,10 +493,9 @@ warped_build(raster_dataset_t *src, const raster_warp_options_t *o, raster_datas
     w->src = raster_dataset_retain(src);
     ds->warp = w;
     raster__gdal_enter();    /* OSR and the suggested grid are GDAL calls too */
-    CPLPushErrorHandler(CPLQuietErrorHandler);   /* messages go into ours, not stderr */
-    CPLErrorReset();
+    raster__gdal_capture_begin();   /* messages go into ours, not stderr */
     const raster_status_t st = warp_resolve(src, o, w);
-    CPLPopErrorHandler();
+    raster__gdal_capture_end();
     raster__gdal_leave();
     RASTER_TRY(st);
     return raster__gdal_open_with(ds, warp_open, w);
