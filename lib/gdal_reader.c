@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 struct raster__gdal {
     raster__handle_stack_t handles; /* idle GDALDatasetH, closed inside the gate */
@@ -82,7 +81,8 @@ handle_new(struct raster__gdal *g, GDALDatasetH *h_out)
     }
     GDALDatasetH h = handle_open(g->path);
     if (h == NULL)
-        return raster__fail(RASTER_E_IO, "%s: GDAL could not re-open the file: %s", g->path, raster__gdal_capture_detail());
+        return raster__fail(RASTER_E_IO, "%s: GDAL could not re-open the file: %s", g->path,
+                            raster__gdal_capture_detail());
     /* A new handle opens the path again (another thread's read, a forked
      * child): it must be the file opened at open, not one renamed over it,
      * or the read would return another file's pixels. */

@@ -194,10 +194,12 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_mask_resampled(raster_dataset_t 
                                                                raster_resampling_t alg, int band,
                                                                const raster_view_t *dst);
 
-/* One of the dataset's GDAL handles for a metadata call (metadata.c), taken
- * and given back inside the fork gate (raster__gdal_enter/leave): NULL with
- * the error set when none can be opened.  'st' is the call's result: a
- * handle whose call failed is closed, not reused (as after a failed read). */
+/* One of the dataset's GDAL handles for a call on it (metadata.c, and the
+ * reads of gdal_reader.c): take enters the fork gate and pops an idle
+ * handle (or opens one); NULL, with the gate left and the error set, when
+ * none can be opened.  Give puts it back and leaves the gate; 'st' is the
+ * call's result: a handle whose call failed is closed, not reused.  Between
+ * the two the caller is inside the gate: it must not enter again. */
 RASTER_HIDDEN void *raster__gdal_handle_take(raster_dataset_t *ds);
 RASTER_HIDDEN void raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st);
 

@@ -28,6 +28,10 @@
  * VRT closes its source.  Nothing is cached here beyond GDAL's own block
  * cache.  Sources with GCPs or RPCs only (no geotransform) are not handled
  * specially: GDAL's default transformer decides.
+ *
+ * Layer: above gdal_reader.c (raster__gdal_open_with, raster__gdal_handle_new)
+ * and gdal_env.c (the fork gate and GDAL's message capture, which keeps
+ * GDAL's words off stderr; the messages here quote CPLGetLastErrorMsg()).
  */
 #include "internal.h"
 

@@ -42,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct raster__tiff_vsi {
     raster__handle_stack_t handles; /* idle VSILFILE *, closed by vsi_close */
@@ -60,8 +59,8 @@ handle_open(const struct raster__tiff *t)
     raster__gdal_leave();
     raster__gdal_capture_end();
     if (fp == NULL)
-        raster__fail(RASTER_E_IO, "%s: cannot open it through GDAL's VSI: %s", t->path,
-                     raster__gdal_capture_detail());
+        raster__fail(raster__gdal_capture_status(t->path, RASTER__GDAL_CALL_VSI, RASTER_E_IO),
+                     "%s: cannot open it through GDAL's VSI: %s", t->path, raster__gdal_capture_detail());
     return fp;
 }
 
