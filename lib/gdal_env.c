@@ -340,7 +340,7 @@ open_status(const char *path, int remote)
  *   only CPLE_OpenFailed, path not there     OPEN        RASTER_E_IO
  *   only CPLE_OpenFailed, path there         OPEN        RASTER_E_FORMAT
  *   anything else, remote path               OPEN, READ  RASTER_E_IO
- *   CPLE_FileIO, local path                  OPEN, READ  RASTER_E_IO
+ *   CPLE_FileIO, local path                  OPEN        RASTER_E_IO
  *   anything else, local path                OPEN        RASTER_E_FORMAT
  *   anything else, local path                READ        'otherwise'
  *
@@ -366,7 +366,9 @@ raster__gdal_capture_status(const char *path, raster__gdal_call_t call, raster_s
     const int remote = raster__path_is_remote(path);
     if (call == RASTER__GDAL_CALL_OPEN)
         return open_status(path, remote);
-    if (remote || c->file_io)
+    /* Locally, GDAL's CPLE_FileIO during a read is mostly a short read of
+     * a truncated file: damage, as libtiff's short reads are. */
+    if (remote)
         return RASTER_E_IO;
     return otherwise;
 }

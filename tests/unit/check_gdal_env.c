@@ -106,7 +106,8 @@ START_TEST(status_from_numbers)
                      RASTER_E_UNSUPPORTED);
     ck_assert_int_eq(status_after(CE_Failure, CPLE_OutOfMemory, "Cannot allocate", LOCAL_FILE, R),
                      RASTER_E_NOMEM);
-    ck_assert_int_eq(status_after(CE_Failure, CPLE_FileIO, "read failed", LOCAL_FILE, R), RASTER_E_IO);
+    ck_assert_int_eq(status_after(CE_Failure, CPLE_FileIO, "read failed", LOCAL_FILE, O), RASTER_E_IO);
+    ck_assert_int_eq(status_after(CE_Failure, CPLE_FileIO, "short read", LOCAL_FILE, R), RASTER_E_CORRUPT);
     /* CPLE_OpenFailed alone: GDAL's "no such file" and "not recognized"
      * share it; the stat tells them apart. */
     ck_assert_int_eq(status_after(CE_Failure, CPLE_OpenFailed, "x", "/nonexistent/dir/x.tif", O),
