@@ -157,7 +157,9 @@ typedef struct raster__decode_ref {
                                    damage within these bytes fails the decode
                                    as it fails libtiff, except that damage past
                                    'needed' may go unseen (those bytes are not
-                                   decoded, which is the point) */
+                                   decoded, which is the point); ZSTD frames
+                                   that state a size up to it are taken
+                                   whatever window they ask for */
     int one_shot;               /* 'out_nbytes' is the stream's whole decoded size,
                                    which libtiff decodes in one call: DEFLATE with
                                    libdeflate and exactly that room, taking a stream
