@@ -171,7 +171,8 @@ typedef struct raster__decode_ref {
  * to be sure of the first 'needed' bytes of a stream judged by 'ref' (NULL
  * as above): 'needed' for every codec but DEFLATE, which needs the margin,
  * and for a one-shot judge room for its whole output. */
-RASTER_HIDDEN size_t raster__decode_room(raster__codec_t codec, size_t needed, const raster__decode_ref_t *ref);
+RASTER_HIDDEN size_t raster__decode_room(raster__codec_t codec, size_t needed,
+                                         const raster__decode_ref_t *ref);
 
 /* raster__decode() decodes 'in' (in_nbytes) until at least the first
  * 'needed' bytes of its output are in 'out' and returns RASTER__DECODE_OK,
@@ -185,9 +186,9 @@ RASTER_HIDDEN size_t raster__decode_room(raster__codec_t codec, size_t needed, c
  * above) is how libtiff would decode the stream: the verdict on a damaged
  * one is libtiff's.  Uses this thread's decoder contexts, made on first use
  * (RASTER__DECODE_NOMEM if that fails). */
-RASTER_HIDDEN raster__decode_status_t raster__decode(raster__codec_t codec, const uint8_t *in, size_t in_nbytes,
-                                                     uint8_t *out, size_t needed, size_t available,
-                                                     const raster__decode_ref_t *ref);
+RASTER_HIDDEN raster__decode_status_t raster__decode(raster__codec_t codec, const uint8_t *in,
+                                                     size_t in_nbytes, uint8_t *out, size_t needed,
+                                                     size_t available, const raster__decode_ref_t *ref);
 
 /* How many decodes took a damaged DEFLATE stream in one shot as libtiff
  * does (a stream that holds more than its output: libtiff leaves the item

@@ -144,7 +144,8 @@ START_TEST(damaged_deflate_judged_as_asked)
     for (int i = 0; i < 3; i++) {
         const size_t room = raster__decode_room(RASTER__CODEC_DEFLATE, needed, refs[i]);
         uint8_t *buf = malloc(room);
-        const raster__decode_status_t st = raster__decode(RASTER__CODEC_DEFLATE, z, zn, buf, needed, room, refs[i]);
+        const raster__decode_status_t st =
+            raster__decode(RASTER__CODEC_DEFLATE, z, zn, buf, needed, room, refs[i]);
         ck_assert_msg(st == want[i], "judge %d: %s", i, raster__decode_reason(RASTER__CODEC_DEFLATE, st));
         ck_assert(st != RASTER__DECODE_OK || memcmp(buf, plain, needed) == 0);
         free(buf);
@@ -279,7 +280,8 @@ START_TEST(garbage_never_overruns)
             const raster__decode_ref_t whole = {full, 1};
             const size_t avail = raster__decode_room(codecs[c], needed, &whole);
             uint8_t *out = malloc(avail);
-            const raster__decode_status_t st = raster__decode(codecs[c], in, in_n, out, needed, avail, &whole);
+            const raster__decode_status_t st =
+                raster__decode(codecs[c], in, in_n, out, needed, avail, &whole);
             ck_assert_int_ne(st, RASTER__DECODE_NOMEM);
             ck_assert_int_ne(st, RASTER__DECODE_NEED_ROOM);   /* avail is what the codec asked for */
             free(out);
