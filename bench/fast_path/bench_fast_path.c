@@ -157,10 +157,9 @@ run_codec(rawfile_t *rf, const raster_window_t *w, int n)
         for (int64_t ty = ty0; ty <= ty1; ty++)
             for (int64_t tx = tx0; tx <= tx1; tx++) {
                 const int64_t k = ty * rf->across + tx;
-                int nomem;
+                const raster__decode_ref_t whole = {rf->tile_nbytes, 1};
                 if (raster__decode(rf->codec, rf->tile[k], rf->count[k], rf->out, rf->tile_nbytes,
-                                   rf->tile_nbytes + RASTER__DEFLATE_MARGIN, rf->tile_nbytes,
-                                   rf->tile_nbytes, &nomem) != NULL)
+                                   rf->tile_nbytes + RASTER__DEFLATE_MARGIN, &whole) != RASTER__DECODE_OK)
                     die("codec limit decode");
             }
     }

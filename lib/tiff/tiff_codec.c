@@ -31,9 +31,13 @@
  *             accepts what libtiff accepts (a table that grows past 4096
  *             entries without a Clear code, up to libtiff's own limit).
  *   PACKBITS  a few lines, libtiff's rules for runs that overflow.
- * Errors are short static reasons; tiff_read.c adds the file, segment and
- * window.  Output is never written past the buffer the caller sized with
- * raster__decode_avail(), so a segment that inflates beyond its decoded size
+ * Outcomes are a small status enum, named for messages by
+ * raster__decode_reason(); tiff_read.c adds the file, segment and window.
+ * How a damaged stream is judged follows libtiff, as the caller describes
+ * it (raster__decode_ref_t: how many bytes libtiff is asked for, and
+ * whether in one shot); the arithmetic that says so is the caller's.
+ * Output is never written past the buffer the caller sized with
+ * raster__decode_room(), so a segment that inflates beyond its decoded size
  * (a decompression bomb) costs at most that much work.
  *
  * Predictors and byte swapping run in place on the decoded rows the window
@@ -151,58 +155,98 @@ ctx_get(raster__codec_t codec)
 
 /* ------------------------------ codecs --------------------------------- */
 
-const char raster__decode_retry[] = "deflate needs more output room to guarantee the prefix";
+typedef raster__decode_status_t status_t;
+
+const char *
+raster__decode_reason(raster__codec_t codec, raster__decode_status_t st)
+{
+    switch (st) {
+    case RASTER__DECODE_OK:
+        return "no error";
+    case RASTER__DECODE_NEED_ROOM:
+        return "deflate needs more output room to guarantee the prefix";
+    case RASTER__DECODE_NOMEM:
+        return "out of memory for a decoder";
+    case RASTER__DECODE_TABLE_FULL:
+        return "LZW table overflows (no Clear code)";
+    case RASTER__DECODE_TRUNCATED:
+        switch (codec) {
+        case RASTER__CODEC_NONE: return "segment is shorter than its pixels";
+        case RASTER__CODEC_DEFLATE: return "deflate stream ends before the segment does";
+        case RASTER__CODEC_ZSTD: return "zstd frame ends before the segment does";
+        case RASTER__CODEC_LZW: return "LZW stream ends before the segment does";
+        case RASTER__CODEC_PACKBITS: return "PackBits stream ends before the segment does";
+        }
+        return "stream ends before the segment does";
+    case RASTER__DECODE_CORRUPT:
+        switch (codec) {
+        case RASTER__CODEC_DEFLATE: return "deflate stream is corrupt";
+        case RASTER__CODEC_ZSTD: return "zstd frame is corrupt";
+        case RASTER__CODEC_LZW: return "LZW code refers to a table entry not yet defined";
+        case RASTER__CODEC_NONE:
+        case RASTER__CODEC_PACKBITS:
+            break;
+        }
+        return "stream is corrupt";
+    case RASTER__DECODE_UNSUPPORTED:
+        return codec == RASTER__CODEC_LZW ? "old-style (pre-TIFF 6) LZW is not supported" : "unknown codec";
+    }
+    return "unknown decode status";
+}
 
 size_t
-raster__decode_avail(raster__codec_t codec, size_t needed, size_t full)
+raster__decode_room(raster__codec_t codec, size_t needed, const raster__decode_ref_t *ref)
 {
     if (codec != RASTER__CODEC_DEFLATE)
         return needed;
-    /* The margin, and the whole segment to judge a damaged one as libtiff. */
-    return needed + RASTER__DEFLATE_MARGIN > full ? needed + RASTER__DEFLATE_MARGIN : full;
+    /* The margin, and a one-shot judge's whole output, which it decodes
+     * into 'out' exactly as libtiff would. */
+    const size_t whole = ref != NULL && ref->one_shot ? ref->out_nbytes : 0;
+    return needed + RASTER__DEFLATE_MARGIN > whole ? needed + RASTER__DEFLATE_MARGIN : whole;
 }
 
 /* libtiff's own loop (tif_zip.c): zlib inflates until 'needed' bytes are
  * out and never looks further, so a damaged stream or a bad Adler-32 after
- * them does not matter, as for GDAL, which asks libtiff for just the rows
- * inside the image (a bottom-edge tile's padding rows are never decoded).
- * Used only when libdeflate, which checks the whole stream, said no. */
-static const char *
+ * them does not matter, as for libtiff asked for less than a whole segment
+ * (under GDAL: a bottom-edge tile's rows inside the image; its padding rows
+ * are never decoded).  Used only when libdeflate, which checks the whole
+ * stream, said no. */
+static status_t
 deflate_decode_zlib(const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit(&z) != Z_OK)
-        return "deflate stream is corrupt";
+        return RASTER__DECODE_CORRUPT;
     z.next_in = (Bytef *)in;
     size_t in_left = in_nbytes, out_left = needed;
     uint8_t *op = out;
-    const char *why = NULL;
+    status_t st = RASTER__DECODE_OK;
     while (out_left > 0) {
         z.avail_in = in_left > UINT32_MAX ? UINT32_MAX : (uInt)in_left;
         z.avail_out = out_left > UINT32_MAX ? UINT32_MAX : (uInt)out_left;
         z.next_out = op;
         const uInt ain = z.avail_in, aout = z.avail_out;
-        const int st = inflate(&z, Z_PARTIAL_FLUSH);
+        const int zst = inflate(&z, Z_PARTIAL_FLUSH);
         in_left -= ain - z.avail_in;
         out_left -= aout - z.avail_out;
         op += aout - z.avail_out;
-        if (st == Z_STREAM_END)
+        if (zst == Z_STREAM_END)
             break;
-        if (st != Z_OK) {
-            why = "deflate stream is corrupt";
+        if (zst != Z_OK) {
+            st = RASTER__DECODE_CORRUPT;
             break;
         }
     }
     inflateEnd(&z);
-    if (why == NULL && out_left > 0)
-        why = "deflate stream ends before the segment does";
-    return why;
+    if (st == RASTER__DECODE_OK && out_left > 0)
+        st = RASTER__DECODE_TRUNCATED;
+    return st;
 }
 
-static const char *
+static status_t
 deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed,
-               size_t avail, size_t full, size_t asked)
+               size_t avail, const raster__decode_ref_t *ref)
 {
     /* Room past 'needed' lets libdeflate stop anywhere and still leave the
      * prefix complete; more than the margin would only decode more. */
@@ -210,11 +254,11 @@ deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out
     size_t got = 0;
     switch (libdeflate_zlib_decompress(c->inflate, in, in_nbytes, out, room, &got)) {
     case LIBDEFLATE_SUCCESS:
-        return got >= needed ? NULL : "deflate stream ends before the segment does";
+        return got >= needed ? RASTER__DECODE_OK : RASTER__DECODE_TRUNCATED;
     case LIBDEFLATE_INSUFFICIENT_SPACE:
         /* Everything before the item that did not fit is written, and no
          * item is longer than 65535 bytes (a stored block). */
-        return room - needed >= RASTER__DEFLATE_MARGIN - 512 ? NULL : raster__decode_retry;
+        return room - needed >= RASTER__DEFLATE_MARGIN - 512 ? RASTER__DECODE_OK : RASTER__DECODE_NEED_ROOM;
     case LIBDEFLATE_SHORT_OUTPUT:
     case LIBDEFLATE_BAD_DATA:
     default:
@@ -222,30 +266,31 @@ deflate_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out
     }
     /* libdeflate decoded past 'needed' (into the margin) and checked the
      * Adler-32, which libtiff may not.  How libtiff decodes depends on what
-     * GDAL asks (found by the differential fuzzer):
-     *   - the whole segment ('asked' == 'full'): libdeflate with exactly
-     *     its size and no room to spare, taking "insufficient space" (the
+     * it is asked for (found by the differential fuzzer):
+     *   - the whole segment (ref->one_shot): libdeflate with exactly its
+     *     size and no room to spare, taking "insufficient space" (the
      *     stream holds more) as success whatever the stream holds after the
      *     item that did not fit, and leaving that item's bytes as they were
-     *     in GDAL's buffer: here zeros, then zlib writes what it can of the
-     *     true prefix over them;
-     *   - less (a bottom-edge tile's rows inside the image): zlib, which
-     *     stops when the bytes are out and never sees the rest. */
-    if (asked == full) {
-        if (avail < full)
-            return raster__decode_retry;
-        memset(out, 0, full);
+     *     in its caller's buffer: here zeros, then zlib writes what it can
+     *     of the true prefix over them;
+     *   - less: zlib, which stops when the bytes are out and never sees the
+     *     rest. */
+    if (ref->one_shot) {
+        const size_t whole = ref->out_nbytes;
+        if (avail < whole)
+            return RASTER__DECODE_NEED_ROOM;
+        memset(out, 0, whole);
         const enum libdeflate_result r =
-            libdeflate_zlib_decompress(c->inflate, in, in_nbytes, out, full, NULL);
+            libdeflate_zlib_decompress(c->inflate, in, in_nbytes, out, whole, NULL);
         if (r == LIBDEFLATE_SHORT_OUTPUT)
-            return "deflate stream ends before the segment does";
+            return RASTER__DECODE_TRUNCATED;
         if (r != LIBDEFLATE_SUCCESS && r != LIBDEFLATE_INSUFFICIENT_SPACE)
-            return "deflate stream is corrupt";
+            return RASTER__DECODE_CORRUPT;
         if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
             (void)deflate_decode_zlib(in, in_nbytes, out, needed);
             atomic_fetch_add_explicit(&unwritten_tails, 1, memory_order_relaxed);
         }
-        return NULL;
+        return RASTER__DECODE_OK;
     }
     return deflate_decode_zlib(in, in_nbytes, out, needed);
 }
@@ -288,11 +333,11 @@ zstd_window(const uint8_t *in, size_t n)
  * for a frame libtiff would have taken one-shot, streams again with the
  * limit lifted (zstd then buffers at most the frame's stated size, which is
  * at most the segment's).  So a prefix decodes whenever the whole does. */
-static const char *
+static status_t
 zstd_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed,
-            size_t asked)
+            const raster__decode_ref_t *ref)
 {
-    const size_t full = asked;      /* libtiff's output size: what GDAL asks */
+    const size_t full = ref->out_nbytes;    /* libtiff's output size */
     const unsigned long long content = ZSTD_getFrameContentSize(in, in_nbytes);
     const int sized = content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR &&
                       content <= (unsigned long long)full;
@@ -302,9 +347,9 @@ zstd_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, s
         if (!ZSTD_isError(csize)) {
             const size_t r = ZSTD_decompressDCtx(c->zstd, out, full, in, csize);
             if (!ZSTD_isError(r))
-                return r == full ? NULL : "zstd frame ends before the segment does";
+                return r == full ? RASTER__DECODE_OK : RASTER__DECODE_TRUNCATED;
             if (sized || ZSTD_getErrorCode(r) != ZSTD_error_dstSize_tooSmall)
-                return "zstd frame is corrupt";
+                return RASTER__DECODE_CORRUPT;
             /* A frame longer than the segment: streaming fills it, as libtiff's. */
         }
     }
@@ -316,8 +361,8 @@ zstd_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, s
         ZSTD_DCtx_setParameter(c->zstd, ZSTD_d_windowLogMax, 0);      /* back to the default */
     }
     if (ZSTD_isError(r))
-        return "zstd frame is corrupt";
-    return got < needed ? "zstd frame ends before the segment does" : NULL;
+        return RASTER__DECODE_CORRUPT;
+    return got < needed ? RASTER__DECODE_TRUNCATED : RASTER__DECODE_OK;
 }
 
 /* LZW, TIFF 6 flavour: codes MSB-first, 9 to 12 bits, 256 Clear, 257 End,
@@ -325,7 +370,7 @@ zstd_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, s
  * is a string already written to 'out' (the previous code's string plus one
  * byte), so emitting a code is a forward copy from earlier output: one or
  * two 8-byte moves for the short strings that dominate, memcpy otherwise. */
-static const char *
+static status_t
 lzw_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed)
 {
     lzw_entry_t *const tab = c->lzw;
@@ -336,7 +381,7 @@ lzw_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, si
     int have_prev = 0;
     uint32_t prev_off = 0, prev_len = 0;
     if (in_nbytes >= 2 && in[0] == 0 && (in[1] & 1))
-        return "old-style (pre-TIFF 6) LZW is not supported";
+        return RASTER__DECODE_UNSUPPORTED;
     while (op < needed) {
         if (bits < nbits) {
             if (in_nbytes - ip >= 8) {
@@ -351,7 +396,7 @@ lzw_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, si
             } else {
                 while (bits < nbits) {
                     if (ip >= in_nbytes)
-                        return "LZW stream ends before the segment does";
+                        return RASTER__DECODE_TRUNCATED;
                     bitbuf = (bitbuf << 8) | in[ip++];
                     bits += 8;
                 }
@@ -367,7 +412,7 @@ lzw_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, si
             continue;
         }
         if (code == 257)
-            return "LZW stream ends before the segment does";
+            return RASTER__DECODE_TRUNCATED;
         uint8_t *dst = out + op;
         const size_t room = needed - op;
         uint32_t len;
@@ -401,11 +446,11 @@ lzw_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, si
                 memcpy(dst, src, room);
             }
         } else {
-            return "LZW code refers to a table entry not yet defined";
+            return RASTER__DECODE_CORRUPT;
         }
         if (have_prev) {
             if (next >= LZW_TABLE)
-                return "LZW table overflows (no Clear code)";
+                return RASTER__DECODE_TABLE_FULL;
             tab[next].off = prev_off;
             tab[next].len = prev_len + 1;
             next++;
@@ -419,16 +464,16 @@ lzw_decode(codec_ctx_t *c, const uint8_t *in, size_t in_nbytes, uint8_t *out, si
         prev_len = len;
         op += len;
     }
-    return NULL;
+    return RASTER__DECODE_OK;
 }
 
-static const char *
+static status_t
 packbits_decode(const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed)
 {
     size_t ip = 0, op = 0;
     while (op < needed) {
         if (ip >= in_nbytes)
-            return "PackBits stream ends before the segment does";
+            return RASTER__DECODE_TRUNCATED;
         const int n = (int8_t)in[ip++];
         const size_t room = needed - op;
         if (n >= 0) {
@@ -436,13 +481,13 @@ packbits_decode(const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed
             if (cnt > room)
                 cnt = room;         /* libtiff discards the overflow */
             if (cnt > in_nbytes - ip)
-                return "PackBits stream ends before the segment does";
+                return RASTER__DECODE_TRUNCATED;
             memcpy(out + op, in + ip, cnt);
             ip += (size_t)n + 1 < in_nbytes - ip ? (size_t)n + 1 : in_nbytes - ip;
             op += cnt;
         } else if (n != -128) {
             if (ip >= in_nbytes)
-                return "PackBits stream ends before the segment does";
+                return RASTER__DECODE_TRUNCATED;
             size_t cnt = (size_t)(1 - n);
             if (cnt > room)
                 cnt = room;
@@ -450,37 +495,37 @@ packbits_decode(const uint8_t *in, size_t in_nbytes, uint8_t *out, size_t needed
             op += cnt;
         }
     }
-    return NULL;
+    return RASTER__DECODE_OK;
 }
 
-const char *
+raster__decode_status_t
 raster__decode(raster__codec_t codec, const uint8_t *in, size_t in_nbytes, uint8_t *out,
-               size_t needed, size_t avail, size_t full, size_t asked, int *nomem_out)
+               size_t needed, size_t available, const raster__decode_ref_t *ref)
 {
-    *nomem_out = 0;
     if (needed == 0)
-        return NULL;
+        return RASTER__DECODE_OK;
+    const raster__decode_ref_t own = {needed, 0};
+    if (ref == NULL)
+        ref = &own;
     codec_ctx_t *c = ctx_get(codec);
-    if (c == NULL) {
-        *nomem_out = 1;
-        return "out of memory for a decoder";
-    }
+    if (c == NULL)
+        return RASTER__DECODE_NOMEM;
     switch (codec) {
     case RASTER__CODEC_NONE:
         if (in_nbytes < needed)
-            return "segment is shorter than its pixels";
+            return RASTER__DECODE_TRUNCATED;
         memcpy(out, in, needed);
-        return NULL;
+        return RASTER__DECODE_OK;
     case RASTER__CODEC_DEFLATE:
-        return deflate_decode(c, in, in_nbytes, out, needed, avail, full, asked);
+        return deflate_decode(c, in, in_nbytes, out, needed, available, ref);
     case RASTER__CODEC_ZSTD:
-        return zstd_decode(c, in, in_nbytes, out, needed, asked);
+        return zstd_decode(c, in, in_nbytes, out, needed, ref);
     case RASTER__CODEC_LZW:
         return lzw_decode(c, in, in_nbytes, out, needed);
     case RASTER__CODEC_PACKBITS:
         return packbits_decode(in, in_nbytes, out, needed);
     }
-    return "unknown codec";
+    return RASTER__DECODE_UNSUPPORTED;
 }
 
 /* ------------------------------ predictors ----------------------------- */

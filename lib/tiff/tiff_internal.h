@@ -122,51 +122,79 @@ RASTER_HIDDEN raster_status_t raster__tiff_vsi_read(const struct raster__tiff *t
 /* Extra room libdeflate needs past the bytes we want (see tiff_codec.c). */
 #define RASTER__DEFLATE_MARGIN ((size_t)65536 + 512)
 
-/* raster__decode_avail() is how much room raster__decode() needs to
- * guarantee the first 'needed' bytes of a stream that decodes to 'full'
- * bytes: 'needed' for every codec but DEFLATE, which needs the margin, and
- * room for the whole segment to judge a damaged stream as libtiff does. */
-RASTER_HIDDEN size_t raster__decode_avail(raster__codec_t codec, size_t needed, size_t full);
+/* What a decode can come to.  Only RASTER__DECODE_OK leaves the first
+ * 'needed' bytes of 'out' exact; raster__decode_reason() names the others
+ * for messages.  The caller decides what each means for its read (the
+ * native reader: NOMEM is RASTER_E_NOMEM, every other failure
+ * RASTER_E_CORRUPT). */
+typedef enum raster__decode_status {
+    RASTER__DECODE_OK = 0,
+    RASTER__DECODE_NEED_ROOM = 1,   /* DEFLATE only: 'available' was too small to be
+                                       sure of the prefix; decode again into
+                                       raster__decode_room() bytes */
+    RASTER__DECODE_TRUNCATED = 2,   /* the stream ends before 'needed' bytes are out */
+    RASTER__DECODE_CORRUPT = 3,     /* the stream is malformed (LZW: a code refers to
+                                       a table entry not yet defined) */
+    RASTER__DECODE_TABLE_FULL = 4,  /* LZW: the table grows past its limit without
+                                       a Clear code */
+    RASTER__DECODE_UNSUPPORTED = 5, /* a flavour we do not decode (old-style LZW),
+                                       or an unknown codec */
+    RASTER__DECODE_NOMEM = 6        /* this thread's decoder could not be made */
+} raster__decode_status_t;
+
+/* raster__decode_reason() is the static text of 'st' for a stream of
+ * 'codec' ("deflate stream is corrupt", "zstd frame ends before the segment
+ * does", ...); the caller adds the file and the segment. */
+RASTER_HIDDEN const char *raster__decode_reason(raster__codec_t codec, raster__decode_status_t st);
+
+/* How the reference decoder (libtiff) would decode a stream, which decides
+ * the verdict on a damaged one.  The caller works it out once per segment
+ * (tiff_read.c's read plan, from what GDAL asks libtiff for); the codecs
+ * only follow it.  NULL stands for {needed, 0}: the stream is judged on
+ * the bytes the caller needs alone. */
+typedef struct raster__decode_ref {
+    size_t out_nbytes;          /* the output libtiff is asked for (>= needed):
+                                   damage within these bytes fails the decode
+                                   as it fails libtiff, except that damage past
+                                   'needed' may go unseen (those bytes are not
+                                   decoded, which is the point); ZSTD frames
+                                   that state a size up to it are taken
+                                   whatever window they ask for */
+    int one_shot;               /* 'out_nbytes' is the stream's whole decoded size,
+                                   which libtiff decodes in one call: DEFLATE with
+                                   libdeflate and exactly that room, taking a stream
+                                   that holds more as good; otherwise libtiff
+                                   streams (zlib) and stops once the bytes are out */
+} raster__decode_ref_t;
+
+/* raster__decode_room() is how much room raster__decode() needs in 'out'
+ * to be sure of the first 'needed' bytes of a stream judged by 'ref' (NULL
+ * as above): 'needed' for every codec but DEFLATE, which needs the margin,
+ * and for a one-shot judge room for its whole output. */
+RASTER_HIDDEN size_t raster__decode_room(raster__codec_t codec, size_t needed,
+                                         const raster__decode_ref_t *ref);
 
 /* raster__decode() decodes 'in' (in_nbytes) until at least the first
- * 'needed' bytes of its output are in 'out' and returns NULL, or returns a
- * static reason ("deflate stream is corrupt", ...).  'out' has room for
- * 'avail' >= needed bytes and nothing past them is ever written, so a
- * stream that inflates beyond its segment (a decompression bomb) costs at
- * most that much work.  With avail < raster__decode_avail() a DEFLATE
- * decode may end without a guaranteed prefix: it then returns
- * raster__decode_retry and the caller decodes again with enough room.  A
- * stream that ends before 'needed' bytes is corrupt.  'full' is the size
- * the whole stream should decode to as libtiff counts it (a whole tile, a
- * strip's rows inside the image).  'asked' (needed <= asked <= full) is
- * what GDAL asks libtiff to decode for the segment (raster__gdal_asked_rows times the row size):
- * a stream damaged within the first 'asked' bytes fails for GDAL, and the
- * verdict here is libtiff's on those bytes, except that damage between
- * 'needed' and 'asked' may go unseen (the rows past 'needed' are not
- * decoded, which is the point).  Uses this thread's decoder contexts, made
- * on first use ("out of memory" and *nomem_out set if that fails). */
-RASTER_HIDDEN const char *raster__decode(raster__codec_t codec, const uint8_t *in, size_t in_nbytes,
-                                         uint8_t *out, size_t needed, size_t avail, size_t full,
-                                         size_t asked, int *nomem_out);
+ * 'needed' bytes of its output are in 'out' and returns RASTER__DECODE_OK,
+ * or says why not.  'out' has room for 'available' >= needed bytes and
+ * nothing past them is ever written, so a stream that inflates beyond its
+ * segment (a decompression bomb) costs at most that much work.  With
+ * available < raster__decode_room() a DEFLATE decode may end without a
+ * guaranteed prefix: it then returns RASTER__DECODE_NEED_ROOM and the
+ * caller decodes again with enough room.  A stream that ends before
+ * 'needed' bytes is RASTER__DECODE_TRUNCATED.  'ref' (borrowed; NULL as
+ * above) is how libtiff would decode the stream: the verdict on a damaged
+ * one is libtiff's.  Uses this thread's decoder contexts, made on first use
+ * (RASTER__DECODE_NOMEM if that fails). */
+RASTER_HIDDEN raster__decode_status_t raster__decode(raster__codec_t codec, const uint8_t *in,
+                                                     size_t in_nbytes, uint8_t *out, size_t needed,
+                                                     size_t available, const raster__decode_ref_t *ref);
 
-/* How many of a segment's rows GDAL asks libtiff to decode: all of them but
- * in the last row of blocks of a raster 'height' rows high in blocks of
- * 'block_rows', where GDAL asks block_rows - ((block_row + 1) * block_rows)
- * % height (its IReadBlock; the rows inside the image unless the padding
- * is as tall as the image).  libtiff then clamps the request to the
- * segment. */
-static inline int64_t
-raster__gdal_asked_rows(int64_t block_row, int64_t block_rows, int64_t height)
-{
-    if (block_row * block_rows <= height - block_rows)
-        return block_rows;
-    return block_rows - (int64_t)(((uint64_t)(block_row + 1) * (uint64_t)block_rows) % (uint64_t)height);
-}
-RASTER_HIDDEN extern const char raster__decode_retry[];
-
-/* How many decodes took a damaged DEFLATE segment as libtiff does, leaving
- * bytes that GDAL leaves as its buffer held (zeros here): pixels a
- * differential test cannot compare. */
+/* How many decodes took a damaged DEFLATE stream in one shot as libtiff
+ * does (a stream that holds more than its output: libtiff leaves the item
+ * that does not fit unwritten, its buffer's old bytes, where we write zeros
+ * and then the stream's true prefix): pixels a differential test cannot
+ * compare. */
 RASTER_HIDDEN uint64_t raster__decode_unwritten_tails(void);
 
 /* raster__unpredict_h() undoes horizontal differencing (predictor 2) on the

@@ -56,7 +56,11 @@ typedef struct seg_job {
     int64_t x0, x1, y0, y1;     /* the window's part, segment coordinates */
     int64_t dst_r, dst_c;       /* where that part starts in rq->dst */
     int64_t rows;               /* rows the segment holds (short last strip) */
-    uint64_t asked;             /* decoded bytes GDAL asks libtiff for (raster__gdal_asked_rows) */
+    size_t needed;              /* decoded bytes the window uses: rows [0, y1) */
+    raster__decode_ref_t ref;   /* how libtiff decodes it under GDAL, which the
+                                   codec follows to judge a damaged stream: the
+                                   rows GDAL asks for (gdal_asked_rows), in one
+                                   shot when they are the whole segment */
     uint64_t fetch_off, fetch_n;/* raw bytes to read (0: sparse) */
     int direct;                 /* decode straight into the destination */
     const raster__tile_entry_t *hit;  /* decoded rows from the tile cache:
@@ -122,7 +126,30 @@ seg_fail(const plan_t *p, const seg_job_t *s, raster_status_t st, const char *wh
     return raster__fail(st, "%s: %s: %s", p->t->path, what, why);
 }
 
+/* A decode that did not give its bytes: no memory for a decoder is
+ * RASTER_E_NOMEM, anything else a damaged segment. */
+static raster_status_t
+decode_fail(const plan_t *p, const seg_job_t *s, raster__decode_status_t st)
+{
+    return seg_fail(p, s, st == RASTER__DECODE_NOMEM ? RASTER_E_NOMEM : RASTER_E_CORRUPT,
+                    raster__decode_reason(p->t->codec, st));
+}
+
 /* ------------------------------ plan ----------------------------------- */
+
+/* How many of a segment's rows GDAL asks libtiff to decode: all of them but
+ * in the last row of blocks of a raster 'height' rows high in blocks of
+ * 'block_rows', where GDAL asks block_rows - ((block_row + 1) * block_rows)
+ * % height (its IReadBlock; the rows inside the image unless the padding
+ * is as tall as the image).  libtiff then clamps the request to the
+ * segment. */
+static int64_t
+gdal_asked_rows(int64_t block_row, int64_t block_rows, int64_t height)
+{
+    if (block_row * block_rows <= height - block_rows)
+        return block_rows;
+    return block_rows - (int64_t)(((uint64_t)(block_row + 1) * (uint64_t)block_rows) % (uint64_t)height);
+}
 
 static int
 band_wanted(const raster__request_t *rq, int plane)
@@ -260,10 +287,16 @@ plan_build(plan_t *p)
                 s->dst_c = gx + s->x0 - w.col_off;
                 s->rows = t->tiled || t->height - gy >= t->seg_h ? t->seg_h : t->height - gy;
                 s->hit = NULL;
-                const int64_t asked_rows = raster__gdal_asked_rows(sy, t->seg_h, t->height);
-                s->asked = (uint64_t)(asked_rows < s->rows ? asked_rows : s->rows) * row;
+                /* What GDAL has libtiff decode, and so the verdict on a
+                 * damaged stream: a stream damaged within those bytes fails
+                 * for GDAL and here (damage past 'needed' may go unseen). */
+                const int64_t asked_rows = gdal_asked_rows(sy, t->seg_h, t->height);
+                const uint64_t asked = (uint64_t)(asked_rows < s->rows ? asked_rows : s->rows) * row;
+                const uint64_t full = (uint64_t)s->rows * row;  /* the segment, as libtiff counts it */
+                s->needed = (size_t)s->y1 * row;
+                s->ref.out_nbytes = (size_t)asked;
+                s->ref.one_shot = asked == full;
                 const uint64_t off = t->offsets[s->seg], count = t->counts[s->seg];
-                const uint64_t full = (uint64_t)s->rows * row;
                 if (count == 0) {
                     s->fetch_off = s->fetch_n = 0;      /* sparse: never written */
                     s->direct = 0;
@@ -271,11 +304,10 @@ plan_build(plan_t *p)
                     i++;
                     continue;
                 }
-                /* The rows GDAL asks libtiff for (raster__gdal_asked_rows):
-                 * libtiff reads that many uncompressed bytes from the offset
+                /* The rows GDAL asks libtiff for (gdal_asked_rows): libtiff
+                 * reads that many uncompressed bytes from the offset
                  * (whatever the byte count says), and 'count' bytes of a
                  * compressed segment; either must lie inside the file. */
-                const uint64_t asked = s->asked;
                 const uint64_t span = t->codec == RASTER__CODEC_NONE ? asked : count;
                 if (off > t->file_nbytes || span > t->file_nbytes - off) {
                     char why[160];
@@ -307,7 +339,6 @@ plan_build(plan_t *p)
                     s->fetch_off = off;
                     s->fetch_n = count;
                 }
-                const size_t needed = (size_t)s->y1 * row;
                 /* Uncompressed: whole segment rows go straight into dst rows
                  * (one preadv).  Partial rows do not: a vector with a
                  * discard span per row measured slower than one pread into
@@ -318,7 +349,7 @@ plan_build(plan_t *p)
                 else
                     s->direct = direct_ok && s->x0 == 0 && s->x1 == t->seg_w &&
                                 rq->dst.row_stride == (int64_t)row && s->y0 == 0 &&
-                                (t->codec != RASTER__CODEC_DEFLATE || needed == full);
+                                (t->codec != RASTER__CODEC_DEFLATE || s->needed == full);
                 p->order[i] = i;
                 i++;
             }
@@ -507,11 +538,13 @@ segment_run_direct_none(const plan_t *p, const seg_job_t *s)
 
 /* ------------------------------ tile cache ----------------------------- */
 
-/* One entry's room: the decoder's, for a whole segment. */
+/* One entry's room: the decoder's, for a whole segment judged in one shot
+ * (the most any segment of the file asks for). */
 static size_t
 cache_capacity(const struct raster__tiff *t)
 {
-    return raster__decode_avail(t->codec, t->seg_nbytes, t->seg_nbytes);
+    const raster__decode_ref_t whole = {t->seg_nbytes, 1};
+    return raster__decode_room(t->codec, t->seg_nbytes, &whole);
 }
 
 /* Entries are keyed by the file (identity at open), the directory (the
@@ -555,23 +588,22 @@ cache_release_hits(plan_t *p)
 }
 
 /* Decode a segment into tile-cache entry 'e' and place this window's part.
- * All the rows GDAL would decode ('asked': the whole segment but at the
+ * All the rows GDAL would decode (s->ref: the whole segment but at the
  * bottom edge), not only the window's, so that the windows below it hit
  * too instead of decoding again, and with GDAL's verdict on damage; every
  * column finished (byte order, predictor).  Then publish it and drop our
  * reference. */
 static raster_status_t
-segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, raster__tile_entry_t *e,
-                       size_t full, size_t asked)
+segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, raster__tile_entry_t *e)
 {
     const struct raster__tiff *t = p->t;
     uint8_t *base = raster__tile_entry_data(e);
-    int nomem = 0;
-    const char *why = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, asked, cache_capacity(t), full,
-                                     asked, &nomem);
+    const size_t asked = s->ref.out_nbytes;
+    const raster__decode_status_t ds =
+        raster__decode(t->codec, raw, (size_t)s->fetch_n, base, asked, cache_capacity(t), &s->ref);
     raster_status_t st;
-    if (why != NULL) {
-        st = seg_fail(p, s, nomem ? RASTER_E_NOMEM : RASTER_E_CORRUPT, why);
+    if (ds != RASTER__DECODE_OK) {
+        st = decode_fail(p, s, ds);
     } else {
         seg_job_t whole = *s;
         whole.y0 = 0;
@@ -610,22 +642,20 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
             return segment_run_direct_none(p, s);
         return finish_rows(p, s, raw - (size_t)s->y0 * row);   /* raw holds rows [y0, y1) */
     }
-    const size_t full = (size_t)s->rows * row, needed = (size_t)s->y1 * row;
-    const size_t asked = (size_t)s->asked;
-    int nomem = 0;
-    const char *why = raster__decode_retry;
+    /* Straight into dst with no room to spare; DEFLATE may need more room
+     * to be sure of the prefix, and then goes through scratch. */
+    raster__decode_status_t ds = RASTER__DECODE_NEED_ROOM;
     if (s->direct) {
-        why = raster__decode(t->codec, raw, (size_t)s->fetch_n, dst_at(p, s), needed, needed, full, asked,
-                             &nomem);
-        if (why == NULL)
+        ds = raster__decode(t->codec, raw, (size_t)s->fetch_n, dst_at(p, s), s->needed, s->needed, &s->ref);
+        if (ds == RASTER__DECODE_OK)
             return finish_rows(p, s, dst_at(p, s));
     }
-    if (why != raster__decode_retry)
-        return seg_fail(p, s, nomem ? RASTER_E_NOMEM : RASTER_E_CORRUPT, why);
+    if (ds != RASTER__DECODE_NEED_ROOM)
+        return decode_fail(p, s, ds);
     if (p->cache) {
         raster__tile_entry_t *e = raster__tile_cache_reserve(cache_capacity(t));
         if (e != NULL)      /* else off meanwhile, or all in use: scratch */
-            return segment_run_into_cache(p, s, raw, e, full, asked);
+            return segment_run_into_cache(p, s, raw, e);
     }
     /* Through scratch, with all the room any codec needs: a whole segment
      * plus the DEFLATE margin (a constant per dataset, so the per-thread
@@ -634,9 +664,9 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
     uint8_t *base = raster__scratch(RASTER_SCRATCH_DECODE, avail);
     if (base == NULL)
         return RASTER_E_NOMEM;
-    why = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, needed, avail, full, asked, &nomem);
-    if (why != NULL)
-        return seg_fail(p, s, nomem ? RASTER_E_NOMEM : RASTER_E_CORRUPT, why);
+    ds = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, s->needed, avail, &s->ref);
+    if (ds != RASTER__DECODE_OK)
+        return decode_fail(p, s, ds);
     seg_job_t c = *s;
     c.direct = 0;               /* a direct decode that needed more room */
     return finish_rows(p, &c, base);

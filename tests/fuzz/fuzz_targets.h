@@ -479,37 +479,40 @@ fuzz_codec_parse(const uint8_t *h, fuzz_codec_case_t *c)
 
 /* Decode the first 'needed' bytes as tiff_read.c does: with exactly the
  * room the codec asks for (a retry with more room for DEFLATE when the
- * direct decode could not guarantee the prefix).  Returns a malloc'd buffer
- * of 'needed' bytes, or NULL with *why set. */
+ * direct decode could not guarantee the prefix), judged as libtiff judges
+ * the whole segment.  Returns a malloc'd buffer of 'needed' bytes, or NULL
+ * with *why set to the reason. */
 static inline uint8_t *
 fuzz_decode(const fuzz_codec_case_t *c, const uint8_t *in, size_t in_nbytes, size_t needed,
             const char **why)
 {
-    int nomem = 0;
+    const raster__decode_ref_t whole = {c->full, 1};
     /* First as a direct decode into a buffer of exactly 'needed' bytes. */
     uint8_t *out = malloc(needed ? needed : 1);
     if (out == NULL)
         abort();
-    *why = raster__decode(c->codec, in, in_nbytes, out, needed, needed, c->full, c->full, &nomem);
-    if (*why == NULL)
+    raster__decode_status_t st = raster__decode(c->codec, in, in_nbytes, out, needed, needed, &whole);
+    *why = raster__decode_reason(c->codec, st);
+    if (st == RASTER__DECODE_OK)
         return out;
     free(out);
-    if (*why != raster__decode_retry)
+    if (st != RASTER__DECODE_NEED_ROOM)
         return NULL;
     if (c->codec != RASTER__CODEC_DEFLATE) {
         fprintf(stderr, "fuzz: codec %d asked for a retry\n", (int)c->codec);
         abort();
     }
-    const size_t avail = raster__decode_avail(c->codec, needed, c->full);
+    const size_t avail = raster__decode_room(c->codec, needed, &whole);
     out = malloc(avail);
     if (out == NULL)
         abort();
-    *why = raster__decode(c->codec, in, in_nbytes, out, needed, avail, c->full, c->full, &nomem);
-    if (*why == raster__decode_retry) {
+    st = raster__decode(c->codec, in, in_nbytes, out, needed, avail, &whole);
+    *why = raster__decode_reason(c->codec, st);
+    if (st == RASTER__DECODE_NEED_ROOM) {
         fprintf(stderr, "fuzz: deflate asked for a retry with the room it asked for\n");
         abort();
     }
-    if (*why != NULL) {
+    if (st != RASTER__DECODE_OK) {
         free(out);
         return NULL;
     }

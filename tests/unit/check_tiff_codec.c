@@ -65,27 +65,29 @@ check_prefixes(raster__codec_t codec, const uint8_t *in, size_t in_n, const uint
 {
     size_t pre[32];
     const int np = prefixes(n, pre, n);
+    /* Judged as libtiff judges a whole segment of n bytes. */
+    const raster__decode_ref_t whole = {n, 1};
     for (int i = 0; i < np; i++) {
         const size_t needed = pre[i];
-        /* Exactly the room raster__decode_avail() promises, in its own block
+        /* Exactly the room raster__decode_room() promises, in its own block
          * so ASan sees a write past it. */
-        const size_t avail = raster__decode_avail(codec, needed, n);
+        const size_t avail = raster__decode_room(codec, needed, &whole);
         ck_assert_uint_ge(avail, needed);
         uint8_t *buf = malloc(avail);
-        int nomem = 0;
-        const char *why = raster__decode(codec, in, in_n, buf, needed, avail, n, n, &nomem);
-        ck_assert_msg(why == NULL, "%s: prefix %zu of %zu: %s", what, needed, n, why);
+        raster__decode_status_t st = raster__decode(codec, in, in_n, buf, needed, avail, &whole);
+        ck_assert_msg(st == RASTER__DECODE_OK, "%s: prefix %zu of %zu: %s", what, needed, n,
+                      raster__decode_reason(codec, st));
         ck_assert_msg(memcmp(buf, plain, needed) == 0, "%s: prefix %zu of %zu differs", what, needed, n);
         free(buf);
         /* With no room to spare (a direct decode): either exact, or DEFLATE
          * asks to be called again with room. */
         buf = malloc(needed);
-        why = raster__decode(codec, in, in_n, buf, needed, needed, n, n, &nomem);
-        ck_assert_msg(why == NULL || why == raster__decode_retry, "%s: exact room, prefix %zu: %s", what,
-                      needed, why);
-        ck_assert_msg(why != NULL || memcmp(buf, plain, needed) == 0, "%s: exact room, prefix %zu differs",
-                      what, needed);
-        ck_assert(why == NULL || codec == RASTER__CODEC_DEFLATE);
+        st = raster__decode(codec, in, in_n, buf, needed, needed, &whole);
+        ck_assert_msg(st == RASTER__DECODE_OK || st == RASTER__DECODE_NEED_ROOM,
+                      "%s: exact room, prefix %zu: %s", what, needed, raster__decode_reason(codec, st));
+        ck_assert_msg(st != RASTER__DECODE_OK || memcmp(buf, plain, needed) == 0,
+                      "%s: exact room, prefix %zu differs", what, needed);
+        ck_assert(st == RASTER__DECODE_OK || codec == RASTER__CODEC_DEFLATE);
         free(buf);
     }
 }
@@ -107,17 +109,69 @@ START_TEST(deflate_prefixes_are_exact)
             snprintf(what, sizeof what, "deflate level %d, %zu bytes", levels[li], n);
             check_prefixes(RASTER__CODEC_DEFLATE, z, zn, plain, n, what);
             /* A stream cut short must fail for the whole segment. */
-            int nomem;
+            const raster__decode_ref_t whole = {n, 1};
             uint8_t *buf = malloc(n + RASTER__DEFLATE_MARGIN);
-            const char *why = raster__decode(RASTER__CODEC_DEFLATE, z, zn / 2, buf, n, n + RASTER__DEFLATE_MARGIN,
-                                             n, n, &nomem);
-            ck_assert(why != NULL && why != raster__decode_retry);
+            const raster__decode_status_t st = raster__decode(RASTER__CODEC_DEFLATE, z, zn / 2, buf, n,
+                                                              n + RASTER__DEFLATE_MARGIN, &whole);
+            ck_assert(st != RASTER__DECODE_OK && st != RASTER__DECODE_NEED_ROOM);
             free(buf);
             free(z);
             libdeflate_free_compressor(c);
         }
         free(plain);
     }
+}
+END_TEST
+
+/* The verdict on a damaged stream is the reference's, as the caller
+ * describes it: a DEFLATE stream whose Adler-32 is wrong fails when libtiff
+ * would decode it whole in one shot (libdeflate checks the trailer), and
+ * gives its exact prefix when libtiff would stream just that prefix (zlib
+ * stops before the trailer), as without a reference. */
+START_TEST(damaged_deflate_judged_as_asked)
+{
+    const size_t n = 1000, needed = n / 2;
+    uint8_t *plain = sample_data(n, 21);
+    struct libdeflate_compressor *c = libdeflate_alloc_compressor(6);
+    const size_t cap = libdeflate_zlib_compress_bound(c, n);
+    uint8_t *z = malloc(cap);
+    const size_t zn = libdeflate_zlib_compress(c, plain, n, z, cap);
+    ck_assert_uint_gt(zn, 4);
+    z[zn - 1] ^= 0x5a;                      /* the Adler-32's last byte */
+    const raster__decode_ref_t one_shot = {n, 1}, streamed = {n, 0};
+    const raster__decode_ref_t *refs[] = {&one_shot, &streamed, NULL};
+    const raster__decode_status_t want[] = {RASTER__DECODE_CORRUPT, RASTER__DECODE_OK, RASTER__DECODE_OK};
+    for (int i = 0; i < 3; i++) {
+        const size_t room = raster__decode_room(RASTER__CODEC_DEFLATE, needed, refs[i]);
+        uint8_t *buf = malloc(room);
+        const raster__decode_status_t st =
+            raster__decode(RASTER__CODEC_DEFLATE, z, zn, buf, needed, room, refs[i]);
+        ck_assert_msg(st == want[i], "judge %d: %s", i, raster__decode_reason(RASTER__CODEC_DEFLATE, st));
+        ck_assert(st != RASTER__DECODE_OK || memcmp(buf, plain, needed) == 0);
+        free(buf);
+    }
+    free(z);
+    libdeflate_free_compressor(c);
+    free(plain);
+}
+END_TEST
+
+/* Every failure of every codec has a reason of its own for messages. */
+START_TEST(every_outcome_has_a_reason)
+{
+    const raster__codec_t codecs[] = {RASTER__CODEC_NONE, RASTER__CODEC_DEFLATE, RASTER__CODEC_ZSTD,
+                                      RASTER__CODEC_LZW, RASTER__CODEC_PACKBITS};
+    for (int c = 0; c < 5; c++)
+        for (int st = RASTER__DECODE_NEED_ROOM; st <= RASTER__DECODE_NOMEM; st++) {
+            const char *why = raster__decode_reason(codecs[c], (raster__decode_status_t)st);
+            ck_assert_ptr_nonnull(why);
+            ck_assert_uint_gt(strlen(why), 8);
+            ck_assert_str_ne(why, raster__decode_reason(codecs[c], RASTER__DECODE_OK));
+            for (int o = RASTER__DECODE_NEED_ROOM; o < st; o++)
+                ck_assert_str_ne(why, raster__decode_reason(codecs[c], (raster__decode_status_t)o));
+        }
+    ck_assert_str_eq(raster__decode_reason(RASTER__CODEC_DEFLATE, RASTER__DECODE_CORRUPT),
+                     "deflate stream is corrupt");
 }
 END_TEST
 
@@ -137,9 +191,9 @@ START_TEST(zstd_prefixes_are_exact)
         /* Trailing bytes after the frame are ignored, as libtiff does. */
         memset(z + zn, 0xab, 16);
         check_prefixes(RASTER__CODEC_ZSTD, z, zn + 16, plain, n, "zstd with trailing bytes");
-        int nomem;
+        const raster__decode_ref_t whole = {n, 1};
         uint8_t *buf = malloc(n);
-        ck_assert_ptr_nonnull(raster__decode(RASTER__CODEC_ZSTD, z, zn / 2, buf, n, n, n, n, &nomem));
+        ck_assert_int_ne(raster__decode(RASTER__CODEC_ZSTD, z, zn / 2, buf, n, n, &whole), RASTER__DECODE_OK);
         free(buf);
         free(z);
     }
@@ -189,9 +243,9 @@ check_libtiff_codec(uint16_t compression, raster__codec_t codec, const char *nam
         size_t raw_n;
         uint8_t *raw = libtiff_encode(plain, n, compression, &raw_n);
         check_prefixes(codec, raw, raw_n, plain, n, name);
-        int nomem;
+        const raster__decode_ref_t whole = {n, 1};
         uint8_t *buf = malloc(n);
-        ck_assert_ptr_nonnull(raster__decode(codec, raw, raw_n / 3, buf, n, n, n, n, &nomem));
+        ck_assert_int_ne(raster__decode(codec, raw, raw_n / 3, buf, n, n, &whole), RASTER__DECODE_OK);
         free(buf);
         free(raw);
         free(plain);
@@ -223,11 +277,13 @@ START_TEST(garbage_never_overruns)
             in[1] = 0x9c;
         }
         for (int c = 0; c < 5; c++) {
-            const size_t avail = raster__decode_avail(codecs[c], needed, full);
+            const raster__decode_ref_t whole = {full, 1};
+            const size_t avail = raster__decode_room(codecs[c], needed, &whole);
             uint8_t *out = malloc(avail);
-            int nomem;
-            (void)raster__decode(codecs[c], in, in_n, out, needed, avail, full, full, &nomem);
-            ck_assert_int_eq(nomem, 0);
+            const raster__decode_status_t st =
+                raster__decode(codecs[c], in, in_n, out, needed, avail, &whole);
+            ck_assert_int_ne(st, RASTER__DECODE_NOMEM);
+            ck_assert_int_ne(st, RASTER__DECODE_NEED_ROOM);   /* avail is what the codec asked for */
             free(out);
         }
         free(in);
@@ -334,10 +390,12 @@ tiff_codec_suite(void)
     TCase *tc = tcase_create("codecs");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, deflate_prefixes_are_exact);
+    tcase_add_test(tc, damaged_deflate_judged_as_asked);
     tcase_add_test(tc, zstd_prefixes_are_exact);
     tcase_add_test(tc, lzw_matches_libtiff);
     tcase_add_test(tc, packbits_matches_libtiff);
     tcase_add_test(tc, garbage_never_overruns);
+    tcase_add_test(tc, every_outcome_has_a_reason);
     suite_add_tcase(s, tc);
     tc = tcase_create("predictors");
     tcase_add_test(tc, horizontal_predictor_matches_rule);
