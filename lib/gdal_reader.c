@@ -65,8 +65,8 @@ static struct {
 } gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 static pthread_once_t gdal_once = PTHREAD_ONCE_INIT;
 
-static void
-gate_prepare(void)
+void
+raster__gdal_fork_prepare(void)
 {
     pthread_mutex_lock(&gate.mu);
     gate.closing++;
@@ -75,16 +75,16 @@ gate_prepare(void)
     /* gate.mu stays locked across fork(): nobody enters or leaves. */
 }
 
-static void
-gate_parent(void)
+void
+raster__gdal_fork_parent(void)
 {
     gate.closing--;
     pthread_cond_broadcast(&gate.cv);
     pthread_mutex_unlock(&gate.mu);
 }
 
-static void
-gate_child(void)
+void
+raster__gdal_fork_child(void)
 {
     /* One thread, nobody inside: new objects, no inherited waiters. */
     pthread_mutex_init(&gate.mu, NULL);
@@ -96,7 +96,9 @@ gate_child(void)
 static void
 gdal_register(void)
 {
-    pthread_atfork(gate_prepare, gate_parent, gate_child);
+    static const raster__fork_hooks_t hooks = {raster__gdal_fork_prepare, raster__gdal_fork_parent,
+                                               raster__gdal_fork_child};
+    raster__fork_hooks(RASTER__FORK_GDAL, &hooks);
     GDALAllRegister();
 }
 

@@ -10,6 +10,7 @@
 #include "rasterloader.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -28,6 +29,66 @@ RASTER_HIDDEN raster_status_t raster__fail(raster_status_t st, const char *fmt, 
     do { if (!(cond)) return raster__fail((st), __VA_ARGS__); } while (0)
 #define RASTER_TRY(e) \
     do { const raster_status_t st_ = (e); if (st_ != RASTER_OK) return st_; } while (0)
+
+/* ------------------------------ options -------------------------------- */
+
+/* raster__options_take() applies the struct_size rule of rasterloader.h to
+ * one options struct (options.c): 'dst' (dst_nbytes, our sizeof) already
+ * holds the defaults of its _init(); 'src' is the caller's struct (NULL:
+ * keep the defaults), whose first field is its struct_size.  It must cover
+ * at least 'min_nbytes' (RASTER__FIELD_END of the first field) and at most
+ * dst_nbytes; then its bytes replace the defaults they cover and
+ * dst->struct_size becomes dst_nbytes.  Otherwise RASTER_E_INVALID_ARG,
+ * "<who>: <type_name>_t.struct_size is ...; fill it with <type_name>_init()". */
+RASTER_HIDDEN raster_status_t raster__options_take(void *dst, size_t dst_nbytes, const void *src,
+                                                   size_t min_nbytes, const char *type_name,
+                                                   const char *who);
+#define RASTER__FIELD_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* Read options are taken by dataset.c and peeked at by batch.c: one call. */
+static inline raster_status_t
+raster__read_options_take(raster_read_options_t *dst, const raster_read_options_t *src, const char *who)
+{
+    raster_read_options_init(dst);
+    return raster__options_take(dst, sizeof *dst, src, RASTER__FIELD_END(raster_read_options_t, bands),
+                                "raster_read_options", who);
+}
+
+/* ------------------------------ fork ----------------------------------- */
+
+/* The one fork handler (fork.c).  A layer whose state must survive fork()
+ * hands its hooks to raster__fork_hooks() once, before it makes that state;
+ * fork() runs every prepare in slot order and every parent or child hook in
+ * the reverse order (fork.c says why this order).  Any hook may be NULL;
+ * 'h' must live for the whole process. */
+typedef enum raster__fork_slot {
+    RASTER__FORK_GDAL = 0,        /* the GDAL fork gate (raster__gdal_fork_*) */
+    RASTER__FORK_THREADS = 1,     /* the worker pool (threads.c) */
+    RASTER__FORK_TILE_CACHE = 2,  /* the private tile cache (tile_cache.c) */
+    RASTER__FORK_SHM_ARENA = 3,   /* the shared arena's process slot (shm_arena.c) */
+    RASTER__FORK_POOLS = 4,       /* every buffer pool (pool.c) */
+    RASTER__FORK_SLOTS = 5
+} raster__fork_slot_t;
+typedef struct raster__fork_hooks {
+    void (*prepare)(void);
+    void (*parent)(void);
+    void (*child)(void);
+} raster__fork_hooks_t;
+RASTER_HIDDEN void raster__fork_hooks(raster__fork_slot_t slot, const raster__fork_hooks_t *h);
+/* The hooks, one set per slot above. */
+RASTER_HIDDEN void raster__gdal_fork_prepare(void);
+RASTER_HIDDEN void raster__gdal_fork_parent(void);
+RASTER_HIDDEN void raster__gdal_fork_child(void);
+RASTER_HIDDEN void raster__threads_fork_prepare(void);
+RASTER_HIDDEN void raster__threads_fork_parent(void);
+RASTER_HIDDEN void raster__threads_fork_child(void);
+RASTER_HIDDEN void raster__tile_cache_fork_prepare(void);
+RASTER_HIDDEN void raster__tile_cache_fork_parent(void);
+RASTER_HIDDEN void raster__tile_cache_fork_child(void);
+RASTER_HIDDEN void raster__shm_arena_fork_child(void);
+RASTER_HIDDEN void raster__pool_fork_prepare(void);
+RASTER_HIDDEN void raster__pool_fork_parent(void);
+RASTER_HIDDEN void raster__pool_fork_child(void);
 
 /* ------------------------------ views ---------------------------------- */
 
@@ -344,10 +405,13 @@ RASTER_HIDDEN size_t raster__tile_entry_valid(const raster__tile_entry_t *e);
 RASTER_HIDDEN size_t raster__tile_cache_default_budget(void);
 
 /* GDAL's block cache in rasterloader's processes (dataset.c): unless the
- * user set GDAL_CACHEMAX, the first open sets it to RASTER__GDAL_CACHE_BYTES.
- * raster__gdal_cache_bytes() is GDAL's limit now (-1 before any open). */
+ * user set GDAL_CACHEMAX, the first open sets it to RASTER__GDAL_CACHE_BYTES
+ * and tells the tile cache GDAL's limit with raster__tile_cache_note_gdal(),
+ * which reports it in raster_tile_cache_stats() (-1 before any open): both
+ * are decoded pixels the library keeps, and the tile cache, below every
+ * reader, must not call up into dataset.c to learn it. */
 #define RASTER__GDAL_CACHE_BYTES ((int64_t)32 << 20)
-RASTER_HIDDEN int64_t raster__gdal_cache_bytes(void);
+RASTER_HIDDEN void raster__tile_cache_note_gdal(int64_t gdal_cache_bytes);
 
 /* File identities for keys (see above). */
 struct stat;

@@ -475,14 +475,8 @@ static raster_status_t
 options_copy(const raster_dataset_t *src, const raster_warp_options_t *opt, raster_warp_options_t *o)
 {
     raster_warp_options_init(o);
-    if (opt == NULL)
-        return RASTER_OK;
-    RASTER_CHECK(opt->struct_size >= offsetof(raster_warp_options_t, warp_extras) + sizeof(void *),
-                 RASTER_E_INVALID_ARG, "%s: raster_warp_options_t.struct_size is %zu; call "
-                 "raster_warp_options_init()", src->path, opt->struct_size);
-    memcpy(o, opt, sizeof *o);
-    o->struct_size = sizeof *o;
-    return RASTER_OK;
+    return raster__options_take(o, sizeof *o, opt, RASTER__FIELD_END(raster_warp_options_t, crs),
+                                "raster_warp_options", src->path);
 }
 
 static raster_status_t
