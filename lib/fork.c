@@ -8,7 +8,7 @@
  * locks depended on which layer a program happened to touch first.  Here
  * the order is fixed, and written once:
  *
- *   prepare, bottom of this list first; parent and child, in reverse:
+ *   prepare runs 1 to 5:
  *     1. GDAL gate    close it and wait until no thread is inside a GDAL or
  *                     VSI call (raster__gdal_fork_*).  First, because this
  *                     is the one hook that waits for other threads: no
@@ -26,8 +26,15 @@
  *     5. pools        hold the registry and every pool's mutex; the child
  *                     clears the waiter counts and makes new condition
  *                     variables (the old ones count waiters it does not have).
- *   Parent and child undo that in reverse (5 .. 1); the child re-initialises
- *   what the parent's other threads could have left behind.
+ *   parent and child run 5 to 1, undoing prepare in reverse; the child also
+ *   re-initialises what the parent's other threads could have left behind.
+ *
+ * What no hook reaches: state of each open dataset (GDAL handles, VSI
+ * handles, the native reader's file descriptor).  There is no registry of
+ * datasets to walk, so those compare getpid() with the pid that made them
+ * at their next use and re-open in a child (gdal_reader.c, tiff/).  The
+ * process-wide state above needs no such check: its hooks are registered
+ * before it exists, so every fork() resets it.
  *
  * Layering: this file is in the base layer and calls no other file of the
  * library by name.  A layer hands its hooks to raster__fork_hooks() (from
@@ -35,10 +42,10 @@
  * slot it names fixes its place in the order above.  A registration that
  * races a fork() waits for it (hooks_mu is held from prepare to parent or
  * child), so a fork() sees every layer either wholly registered or not yet
- * holding any state.  Hence a registration never runs inside the GDAL gate
- * (a fork() waiting there for that thread to leave would hold hooks_mu):
- * every layer registers from its first-use path, before it enters the gate
- * or takes a lock of its own.
+ * holding any state.  So a registration must never run inside the GDAL
+ * gate (a fork() waiting there for that thread to leave would hold
+ * hooks_mu): every layer registers from its first-use path, before it
+ * enters the gate or takes a lock of its own.
  */
 #include "internal.h"
 
