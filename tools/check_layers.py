@@ -59,7 +59,12 @@ def layer_of():
     rank = {}
     for i, (name, files, _) in enumerate(LAYERS):
         for f in files:
+            if f in rank:
+                sys.exit(f"check_layers: {f} is listed twice in LAYERS")
             rank[f] = (i, name)
+    for a, b in SAME_LAYER:
+        if a not in rank or b not in rank or rank[a][0] != rank[b][0]:
+            sys.exit(f"check_layers: SAME_LAYER ({a}, {b}) names files not in one layer")
     return rank
 
 
