@@ -39,7 +39,8 @@ RASTER_HIDDEN raster_status_t raster__fail(raster_status_t st, const char *fmt, 
  * at least 'min_nbytes' (RASTER__FIELD_END of the first field) and at most
  * dst_nbytes; then its bytes replace the defaults they cover and
  * dst->struct_size becomes dst_nbytes.  Otherwise RASTER_E_INVALID_ARG,
- * "<who>: <type_name>_t.struct_size is ...; fill it with <type_name>_init()". */
+ * "<who>: <type_name>_t.struct_size is N, ..." with the size it needed (and,
+ * too small, "fill it with <type_name>_init()"); dst keeps its defaults. */
 RASTER_HIDDEN raster_status_t raster__options_take(void *dst, size_t dst_nbytes, const void *src,
                                                    size_t min_nbytes, const char *type_name,
                                                    const char *who);
