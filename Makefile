@@ -21,7 +21,8 @@ DEB_PACKAGES := build-essential cmake pkg-config libgdal-dev gdal-bin libtiff-de
 TORCH_PIN := torch==2.13.0
 
 .PHONY: all setup sysdeps venv build build-asan build-tsan fixtures demo test test-c test-asan \
-        test-valgrind test-tsan test-python python clean distclean build-fuzz fuzz-seeds fuzz test-fuzz
+        test-valgrind test-tsan test-python python clean distclean build-fuzz fuzz-seeds fuzz test-fuzz \
+        check-layers
 
 all: build
 
@@ -111,8 +112,13 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 
 # ---- tests ----------------------------------------------------------------
 
-test: setup build fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
+test: setup build check-layers fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
 	@echo "make test: all suites passed"
+
+# The layer order of lib/ (listed once, in tools/check_layers.py): nm of the
+# build's lib/ objects, no call from a file to a file above it, no cycle.
+check-layers: build
+	$(PY_SYS) tools/check_layers.py $(BUILD)
 
 test-c: build fixtures
 	$(CTEST) --test-dir $(BUILD)

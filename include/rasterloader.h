@@ -114,10 +114,29 @@ RASTER_API size_t raster_view_nbytes(raster_dtype_t dt, int64_t height,
                                      int64_t width, int64_t channels);
 
 /*
+ * Options structs and 'struct_size' (one rule for raster_open_options_t,
+ * raster_read_options_t, raster_dlpack_request_t, raster_batch_options_t
+ * and raster_warp_options_t).  Each starts with 'struct_size', which its
+ * _init() function sets to the sizeof the caller was compiled with; new
+ * fields are only ever appended.  Passing NULL means the defaults.
+ *   Older caller (struct_size smaller than this library's struct): the
+ *     fields it has are used; every field past its struct_size keeps the
+ *     value _init() gives it.  struct_size must cover at least the first
+ *     field after struct_size itself, else RASTER_E_INVALID_ARG (a struct
+ *     that was never filled by _init()).
+ *   Newer caller (struct_size larger than this library's struct, so it may
+ *     have set fields this library does not know): RASTER_E_INVALID_ARG
+ *     naming the struct and both sizes.  Ignoring such fields could read
+ *     something other than what the caller asked for; build against the
+ *     rasterloader.h of the library you run with.
+ * The library never reads past struct_size, nor past its own struct.
+ */
+
+/*
  * Read options.  Fill with raster_read_options_init() so defaults live in the
  * library, then change fields; 'struct_size' tells the library which fields
- * the caller was built with, so fields can be appended later.  Passing NULL
- * to a read means the defaults.
+ * the caller was built with (see the rule above).  Passing NULL to a read
+ * means the defaults.
  *   bands, band_count  1-based band numbers, any order, repeats allowed
  *                      (borrowed); NULL means every band in file order.
  *   boundless          nonzero: the window may reach outside the raster; the

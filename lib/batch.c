@@ -112,15 +112,8 @@ static raster_status_t
 options_resolve(const raster_batch_options_t *opt, raster_batch_options_t *out)
 {
     raster_batch_options_init(out);
-    if (opt == NULL)
-        return RASTER_OK;
-    RASTER_CHECK(opt->struct_size >= offsetof(raster_batch_options_t, dtype) + sizeof opt->dtype,
-                 RASTER_E_INVALID_ARG,
-                 "batch: raster_batch_options_t.struct_size is %zu; call raster_batch_options_init()",
-                 opt->struct_size);
-    const size_t n = opt->struct_size < sizeof *out ? opt->struct_size : sizeof *out;
-    memcpy(out, opt, n);
-    out->struct_size = sizeof *out;
+    RASTER_TRY(raster__options_take(out, sizeof *out, opt, RASTER__FIELD_END(raster_batch_options_t, dtype),
+                                    "raster_batch_options", "batch"));
     RASTER_CHECK((unsigned)out->dtype < RASTER_DTYPE_COUNT, RASTER_E_INVALID_ARG,
                  "batch: unknown dtype %d", (int)out->dtype);
     RASTER_CHECK((unsigned)out->label_dtype < RASTER_DTYPE_COUNT, RASTER_E_INVALID_ARG,
@@ -140,21 +133,20 @@ item_options(const batch_t *b, const raster_batch_item_t *it)
     return it->opt != NULL ? it->opt : b->o->read;
 }
 
-static int
-item_boundless(const raster_read_options_t *src)
+/* A sample's read options as its read will take them (the struct_size
+ * rule), for what the batch must know before reading: the channel count
+ * and the boundless flag.  items_check() reports a bad struct first. */
+static raster_status_t
+item_read_options(const batch_t *b, const raster_batch_item_t *it, raster_read_options_t *out)
 {
-    return src != NULL && src->struct_size >= offsetof(raster_read_options_t, boundless) + sizeof(int) &&
-           src->boundless;
+    return raster__read_options_take(out, item_options(b, it), it->image->path);
 }
 
 /* Channels a sample's read produces: its band list, else every band. */
 static int64_t
-item_channels(const raster_batch_item_t *it, const raster_read_options_t *opt)
+item_channels(const raster_batch_item_t *it, const raster_read_options_t *o)
 {
-    if (opt != NULL && opt->struct_size >= offsetof(raster_read_options_t, band_count) + sizeof(int) &&
-        opt->bands != NULL)
-        return opt->band_count;
-    return it->image->info.band_count;
+    return o->bands != NULL ? o->band_count : it->image->info.band_count;
 }
 
 static void
@@ -318,8 +310,16 @@ items_check(batch_t *b, int64_t *h_out, int64_t *w_out, int64_t *c_out)
                                 i, b->count, it->image == NULL ? "image dataset is NULL"
                                                                : "label_band must be >= 0");
         }
+        raster_read_options_t ro;
+        if (item_read_options(b, it, &ro) != RASTER_OK) {
+            note_failure(b, i);
+            char cause[1024];
+            snprintf(cause, sizeof cause, "%s", raster_last_error());
+            return raster__fail(RASTER_E_INVALID_ARG, "batch sample %" PRId64 " of %" PRId64 ": %s", i,
+                                b->count, cause);
+        }
         const raster_window_t w = it->window;
-        const int64_t c = item_channels(it, item_options(b, it));
+        const int64_t c = item_channels(it, &ro);
         if (i == 0) {
             *h_out = w.height, *w_out = w.width, *c_out = c;
         } else if (w.height != *h_out || w.width != *w_out || c != *c_out) {
@@ -430,9 +430,9 @@ validity_read(const batch_t *b, const raster_batch_item_t *it, const raster_view
     }
     /* Only the sample's boundless flag carries over: the validity mask is
      * the dataset's, whatever bands the image reads. */
-    raster_read_options_t mo;
+    raster_read_options_t mo, ro;
     raster_read_options_init(&mo);
-    mo.boundless = item_boundless(item_options(b, it));
+    mo.boundless = item_read_options(b, it, &ro) == RASTER_OK && ro.boundless;  /* checked by items_check() */
     const raster_status_t st =
         b->resampled ? raster_read_mask_resampled_into(it->image, window_f(it->window), b->o->resampling, &mo, &mv)
                      : raster_read_mask_into(it->image, it->window, &mo, &mv);

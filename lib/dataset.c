@@ -32,7 +32,8 @@ dataset_free(raster_dataset_t *ds)
 {
     raster__tiff_close(ds->tiff);
     raster__gdal_close(ds->gdal);
-    raster__warp_free(ds->warp);      /* after the handles it built */
+    if (ds->warp_free != NULL)
+        ds->warp_free(ds->warp);      /* after the handles it built */
     free(ds->bands);
     free(ds->all_bands);
     free(ds->driver);
@@ -84,7 +85,6 @@ raster_open_options_init(raster_open_options_t *opt)
  * user set GDAL_CACHEMAX (environment or config option), the first open
  * gives GDAL a small, stated budget. */
 static pthread_once_t gdal_cache_once = PTHREAD_ONCE_INIT;
-static _Atomic int64_t gdal_cache_limit = -1;
 
 static void
 gdal_cache_budget(void)
@@ -92,14 +92,8 @@ gdal_cache_budget(void)
     raster__gdal_enter();
     if (CPLGetConfigOption("GDAL_CACHEMAX", NULL) == NULL)
         GDALSetCacheMax64(RASTER__GDAL_CACHE_BYTES);
-    atomic_store(&gdal_cache_limit, (int64_t)GDALGetCacheMax64());
+    raster__tile_cache_note_gdal((int64_t)GDALGetCacheMax64());
     raster__gdal_leave();
-}
-
-int64_t
-raster__gdal_cache_bytes(void)
-{
-    return atomic_load(&gdal_cache_limit);
 }
 
 raster_status_t
@@ -117,11 +111,8 @@ raster_open_ex(const char *path_or_url, const raster_open_options_t *opt, raster
     RASTER_CHECK(path_or_url[0] != '\0', RASTER_E_INVALID_ARG, "raster_open: empty path");
     raster_open_options_t o;
     raster_open_options_init(&o);
-    if (opt != NULL) {
-        RASTER_CHECK(opt->struct_size >= offsetof(raster_open_options_t, reader) + sizeof(int),
-                     RASTER_E_INVALID_ARG, "%s: call raster_open_options_init()", path_or_url);
-        o.reader = opt->reader;
-    }
+    RASTER_TRY(raster__options_take(&o, sizeof o, opt, RASTER__FIELD_END(raster_open_options_t, reader),
+                                    "raster_open_options", path_or_url));
     RASTER_CHECK(o.reader == -1 || o.reader == RASTER_READER_GDAL ||
                      o.reader == RASTER_READER_NATIVE_TIFF,
                  RASTER_E_INVALID_ARG, "%s: unknown reader %d", path_or_url, o.reader);
@@ -190,21 +181,13 @@ raster_read_options_init(raster_read_options_t *opt)
 
 /* ------------------------------ reads ---------------------------------- */
 
-/* Copy the fields the caller was built with; the rest keep their defaults. */
+/* The caller's options over the defaults (the struct_size rule), then
+ * the band list resolved and the normalisation checked. */
 static raster_status_t
 options_resolve(const raster_dataset_t *ds, const raster_read_options_t *opt,
                 raster_read_options_t *out)
 {
-    raster_read_options_init(out);
-    if (opt != NULL) {
-        RASTER_CHECK(opt->struct_size >= offsetof(raster_read_options_t, bands) + sizeof(void *),
-                     RASTER_E_INVALID_ARG,
-                     "%s: raster_read_options_t.struct_size is %zu; call raster_read_options_init()",
-                     ds->path, opt->struct_size);
-        const size_t n = opt->struct_size < sizeof *out ? opt->struct_size : sizeof *out;
-        memcpy(out, opt, n);
-        out->struct_size = sizeof *out;
-    }
+    RASTER_TRY(raster__read_options_take(out, opt, ds->path));
     if (out->bands == NULL) {
         out->bands = ds->all_bands;
         out->band_count = ds->info.band_count;
@@ -308,26 +291,41 @@ clip_and_fill(const raster_dataset_t *ds, raster_window_t w, const raster_view_t
     return 1;
 }
 
-/* Entry checks shared by image and mask reads; on RASTER_OK the caller holds
- * an extra reference on 'ds' and must drop it. */
+/* The arguments of the four public reads, one struct so that one entry
+ * wrapper serves them all: 'win' for the pixel-aligned reads, 'win_f' and
+ * 'alg' for the resampled ones. */
+typedef struct read_args {
+    raster_window_t win;
+    raster_window_f_t win_f;
+    raster_resampling_t alg;
+    const raster_read_options_t *opt;
+    const raster_view_t *dst;
+} read_args_t;
+
+typedef raster_status_t (*read_body_fn)(raster_dataset_t *ds, const read_args_t *a);
+
+/* Every public read: a dataset that is there and open, held by a reference
+ * of its own for the whole read, so a concurrent raster_close() never frees
+ * it under the reader. */
 static raster_status_t
-read_begin(raster_dataset_t *ds, const char *fn)
+read_entry(raster_dataset_t *ds, const char *fn, read_body_fn body, const read_args_t *a)
 {
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "%s: NULL dataset", fn);
     raster_dataset_retain(ds);
-    if (atomic_load(&ds->closed)) {
-        raster_dataset_release(ds);
-        return raster__fail(RASTER_E_CLOSED, "%s: dataset is closed", ds->path);
-    }
-    return RASTER_OK;
+    const raster_status_t st = atomic_load(&ds->closed)
+                                   ? raster__fail(RASTER_E_CLOSED, "%s: dataset is closed", ds->path)
+                                   : body(ds, a);
+    raster_dataset_release(ds);
+    return st;
 }
 
 static raster_status_t
-read_image(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
-           const raster_view_t *dst)
+read_image(raster_dataset_t *ds, const read_args_t *a)
 {
+    const raster_window_t win = a->win;
+    const raster_view_t *const dst = a->dst;
     raster_read_options_t o;
-    RASTER_TRY(options_resolve(ds, opt, &o));
+    RASTER_TRY(options_resolve(ds, a->opt, &o));
     RASTER_TRY(window_check(ds, win, o.boundless));
     RASTER_TRY(dst_check(ds, win, o.band_count, dst));
     raster__request_t rq = {win, *dst, o.bands, o.band_count, o.scale, o.offset, 0};
@@ -341,10 +339,7 @@ raster_status_t
 raster_read_into(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
                  const raster_view_t *dst)
 {
-    RASTER_TRY(read_begin(ds, "raster_read_into"));
-    const raster_status_t st = read_image(ds, win, opt, dst);
-    raster_dataset_release(ds);
-    return st;
+    return read_entry(ds, "raster_read_into", read_image, &(read_args_t){.win = win, .opt = opt, .dst = dst});
 }
 
 /* A mask read's destination is uint8; one band asked for reads its own mask
@@ -361,9 +356,11 @@ mask_dst_and_band(const raster_dataset_t *ds, const raster_read_options_t *opt,
 }
 
 static raster_status_t
-read_mask(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
-          const raster_view_t *dst)
+read_mask(raster_dataset_t *ds, const read_args_t *a)
 {
+    const raster_window_t win = a->win;
+    const raster_read_options_t *const opt = a->opt;
+    const raster_view_t *const dst = a->dst;
     raster_read_options_t o;
     RASTER_TRY(options_resolve(ds, opt, &o));
     RASTER_TRY(window_check(ds, win, o.boundless));
@@ -381,10 +378,7 @@ raster_status_t
 raster_read_mask_into(raster_dataset_t *ds, raster_window_t win, const raster_read_options_t *opt,
                       const raster_view_t *dst)
 {
-    RASTER_TRY(read_begin(ds, "raster_read_mask_into"));
-    const raster_status_t st = read_mask(ds, win, opt, dst);
-    raster_dataset_release(ds);
-    return st;
+    return read_entry(ds, "raster_read_mask_into", read_mask, &(read_args_t){.win = win, .opt = opt, .dst = dst});
 }
 
 /* ------------------------------ resampled ------------------------------ */
@@ -432,45 +426,39 @@ resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampli
 }
 
 static raster_status_t
-read_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
-               const raster_read_options_t *opt, const raster_view_t *dst)
+read_resampled(raster_dataset_t *ds, const read_args_t *a)
 {
     raster_read_options_t o;
-    RASTER_TRY(options_resolve(ds, opt, &o));
-    RASTER_TRY(resampled_check(ds, w, alg, &o, o.band_count, dst));
-    raster__resample_request_t rr = {w, alg, *dst, o.bands, o.band_count, o.scale, o.offset, 0};
+    RASTER_TRY(options_resolve(ds, a->opt, &o));
+    RASTER_TRY(resampled_check(ds, a->win_f, a->alg, &o, o.band_count, a->dst));
+    raster__resample_request_t rr = {a->win_f, a->alg, *a->dst, o.bands, o.band_count, o.scale, o.offset, 0};
     normalisation_take(&o, &rr.scale, &rr.offset, &rr.divide);
     return raster__gdal_read_resampled(ds, &rr);
 }
 
 static raster_status_t
-read_mask_resampled(raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
-                    const raster_read_options_t *opt, const raster_view_t *dst)
+read_mask_resampled(raster_dataset_t *ds, const read_args_t *a)
 {
     raster_read_options_t o;
-    RASTER_TRY(options_resolve(ds, opt, &o));
-    RASTER_TRY(resampled_check(ds, w, alg, &o, 1, dst));
+    RASTER_TRY(options_resolve(ds, a->opt, &o));
+    RASTER_TRY(resampled_check(ds, a->win_f, a->alg, &o, 1, a->dst));
     int band = 0;
-    RASTER_TRY(mask_dst_and_band(ds, opt, &o, dst, &band));
-    return raster__mask_read_resampled(ds, w, alg, band, dst);
+    RASTER_TRY(mask_dst_and_band(ds, a->opt, &o, a->dst, &band));
+    return raster__mask_read_resampled(ds, a->win_f, a->alg, band, a->dst);
 }
 
 raster_status_t
 raster_read_mask_resampled_into(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t resampling,
                                 const raster_read_options_t *opt, const raster_view_t *dst)
 {
-    RASTER_TRY(read_begin(ds, "raster_read_mask_resampled_into"));
-    const raster_status_t st = read_mask_resampled(ds, win, resampling, opt, dst);
-    raster_dataset_release(ds);
-    return st;
+    return read_entry(ds, "raster_read_mask_resampled_into", read_mask_resampled,
+                      &(read_args_t){.win_f = win, .alg = resampling, .opt = opt, .dst = dst});
 }
 
 raster_status_t
 raster_read_resampled_into(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t resampling,
                            const raster_read_options_t *opt, const raster_view_t *dst)
 {
-    RASTER_TRY(read_begin(ds, "raster_read_resampled_into"));
-    const raster_status_t st = read_resampled(ds, win, resampling, opt, dst);
-    raster_dataset_release(ds);
-    return st;
+    return read_entry(ds, "raster_read_resampled_into", read_resampled,
+                      &(read_args_t){.win_f = win, .alg = resampling, .opt = opt, .dst = dst});
 }

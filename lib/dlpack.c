@@ -151,14 +151,8 @@ raster_buffer_to_dlpack(raster_buffer_t *buf, const raster_dlpack_request_t *req
     RASTER_CHECK(buf != NULL, RASTER_E_INVALID_ARG, "raster_buffer_to_dlpack: buf is NULL");
     raster_dlpack_request_t r;
     raster_dlpack_request_init(&r);
-    if (req != NULL) {
-        /* Fields past the caller's struct_size keep their defaults. */
-        RASTER_CHECK(req->struct_size >= offsetof(raster_dlpack_request_t, index) + sizeof r.index &&
-                     req->struct_size <= sizeof r, RASTER_E_INVALID_ARG,
-                     "raster_buffer_to_dlpack: request struct_size %zu (expected %zu): "
-                     "fill it with raster_dlpack_request_init()", req->struct_size, sizeof r);
-        memcpy(&r, req, req->struct_size);
-    }
+    RASTER_TRY(raster__options_take(&r, sizeof r, req, RASTER__FIELD_END(raster_dlpack_request_t, index),
+                                    "raster_dlpack_request", "raster_buffer_to_dlpack"));
     RASTER_CHECK(!r.read_only || r.versioned, RASTER_E_INVALID_ARG,
                  "raster_buffer_to_dlpack: read_only needs the versioned layout "
                  "(legacy DLManagedTensor has no read-only flag)");

@@ -83,8 +83,9 @@ raster__gdal_fork_child(void)
 static void
 gdal_register(void)
 {
-    /* fork.c takes this over at merge */
-    pthread_atfork(raster__gdal_fork_prepare, raster__gdal_fork_parent, raster__gdal_fork_child);
+    static const raster__fork_hooks_t hooks = {raster__gdal_fork_prepare, raster__gdal_fork_parent,
+                                               raster__gdal_fork_child};
+    raster__fork_hooks(RASTER__FORK_GDAL, &hooks);
     GDALAllRegister();
 }
 

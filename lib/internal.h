@@ -12,6 +12,7 @@
 #include "rasterloader.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -34,6 +35,67 @@ RASTER_HIDDEN raster_status_t raster__fail(raster_status_t st, const char *fmt, 
 /* The GDAL environment layer (gdal_env.c): fork gate, GDAL error capture,
  * idle-handle stacks, URL mapping and the remote-path test. */
 #include "gdal_env.h"
+
+/* ------------------------------ options -------------------------------- */
+
+/* raster__options_take() applies the struct_size rule of rasterloader.h to
+ * one options struct (options.c): 'dst' (dst_nbytes, our sizeof) already
+ * holds the defaults of its _init(); 'src' is the caller's struct (NULL:
+ * keep the defaults), whose first field is its struct_size.  It must cover
+ * at least 'min_nbytes' (RASTER__FIELD_END of the first field) and at most
+ * dst_nbytes; then its bytes replace the defaults they cover and
+ * dst->struct_size becomes dst_nbytes.  Otherwise RASTER_E_INVALID_ARG,
+ * "<who>: <type_name>_t.struct_size is N, ..." with the size it needed (and,
+ * too small, "fill it with <type_name>_init()"); dst keeps its defaults. */
+RASTER_HIDDEN raster_status_t raster__options_take(void *dst, size_t dst_nbytes, const void *src,
+                                                   size_t min_nbytes, const char *type_name,
+                                                   const char *who);
+#define RASTER__FIELD_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* Read options are taken by dataset.c and peeked at by batch.c: one call. */
+static inline raster_status_t
+raster__read_options_take(raster_read_options_t *dst, const raster_read_options_t *src, const char *who)
+{
+    raster_read_options_init(dst);
+    return raster__options_take(dst, sizeof *dst, src, RASTER__FIELD_END(raster_read_options_t, bands),
+                                "raster_read_options", who);
+}
+
+/* ------------------------------ fork ----------------------------------- */
+
+/* The one fork handler (fork.c).  A layer whose state must survive fork()
+ * hands its hooks to raster__fork_hooks() once, before it makes that state;
+ * fork() runs every prepare in slot order and every parent or child hook in
+ * the reverse order (fork.c says why this order).  Any hook may be NULL;
+ * 'h' must live for the whole process. */
+typedef enum raster__fork_slot {
+    RASTER__FORK_GDAL = 0,        /* the GDAL fork gate (raster__gdal_fork_*) */
+    RASTER__FORK_THREADS = 1,     /* the worker pool (threads.c) */
+    RASTER__FORK_TILE_CACHE = 2,  /* the private tile cache (tile_cache.c) */
+    RASTER__FORK_SHM_ARENA = 3,   /* the shared arena's process slot (shm_arena.c) */
+    RASTER__FORK_POOLS = 4,       /* every buffer pool (pool.c) */
+    RASTER__FORK_SLOTS = 5
+} raster__fork_slot_t;
+typedef struct raster__fork_hooks {
+    void (*prepare)(void);
+    void (*parent)(void);
+    void (*child)(void);
+} raster__fork_hooks_t;
+RASTER_HIDDEN void raster__fork_hooks(raster__fork_slot_t slot, const raster__fork_hooks_t *h);
+/* The hooks, one set per slot above. */
+RASTER_HIDDEN void raster__gdal_fork_prepare(void);
+RASTER_HIDDEN void raster__gdal_fork_parent(void);
+RASTER_HIDDEN void raster__gdal_fork_child(void);
+RASTER_HIDDEN void raster__threads_fork_prepare(void);
+RASTER_HIDDEN void raster__threads_fork_parent(void);
+RASTER_HIDDEN void raster__threads_fork_child(void);
+RASTER_HIDDEN void raster__tile_cache_fork_prepare(void);
+RASTER_HIDDEN void raster__tile_cache_fork_parent(void);
+RASTER_HIDDEN void raster__tile_cache_fork_child(void);
+RASTER_HIDDEN void raster__shm_arena_fork_child(void);
+RASTER_HIDDEN void raster__pool_fork_prepare(void);
+RASTER_HIDDEN void raster__pool_fork_parent(void);
+RASTER_HIDDEN void raster__pool_fork_child(void);
 
 /* ------------------------------ views ---------------------------------- */
 
@@ -143,6 +205,9 @@ struct raster_dataset {
     struct raster__gdal *gdal;    /* owned: GDAL handle pool (also for masks) */
     struct raster__tiff *tiff;    /* owned: NULL unless the native reader serves */
     struct raster__warp *warp;    /* owned: NULL unless made by raster_open_warped() */
+    /* How 'warp' is freed, set by whoever made it (warped_vrt.c): a callback,
+     * so that dataset.c, below the entries layer, never calls up into it. */
+    void (*warp_free)(struct raster__warp *w);
 };
 
 /* A resolved read request: the window already clipped to the raster, the
@@ -236,9 +301,6 @@ RASTER_HIDDEN const raster__gdal_config_t *raster__gdal_config_adopt(const raste
 RASTER_HIDDEN void raster__gdal_config_drop(const raster__gdal_config_t *cfg,
                                             const raster__gdal_config_t *prev);
 
-/* Warped datasets (warped_vrt.c): frees what raster_open_warped() keeps. */
-struct raster__warp;
-RASTER_HIDDEN void raster__warp_free(struct raster__warp *w);
 
 /* ------------------------------ threads -------------------------------- */
 
@@ -329,10 +391,13 @@ RASTER_HIDDEN size_t raster__tile_entry_valid(const raster__tile_entry_t *e);
 RASTER_HIDDEN size_t raster__tile_cache_default_budget(void);
 
 /* GDAL's block cache in rasterloader's processes (dataset.c): unless the
- * user set GDAL_CACHEMAX, the first open sets it to RASTER__GDAL_CACHE_BYTES.
- * raster__gdal_cache_bytes() is GDAL's limit now (-1 before any open). */
+ * user set GDAL_CACHEMAX, the first open sets it to RASTER__GDAL_CACHE_BYTES
+ * and tells the tile cache GDAL's limit with raster__tile_cache_note_gdal(),
+ * which reports it in raster_tile_cache_stats() (-1 before any open): both
+ * are decoded pixels the library keeps, and the tile cache, below every
+ * reader, must not call up into dataset.c to learn it. */
 #define RASTER__GDAL_CACHE_BYTES ((int64_t)32 << 20)
-RASTER_HIDDEN int64_t raster__gdal_cache_bytes(void);
+RASTER_HIDDEN void raster__tile_cache_note_gdal(int64_t gdal_cache_bytes);
 
 /* File identities for keys (see above). */
 struct stat;

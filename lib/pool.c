@@ -36,7 +36,7 @@
  *   The check is one load, so it runs in every build, not only debug ones.
  *   It cannot catch a release of a handle whose block was freed (that is a
  *   use after free, for ASan/valgrind) or reused by a later acquire.
- * - fork(): pthread_atfork handlers hold every pool's mutex across fork(),
+ * - fork(): the fork hooks (run by fork.c) hold every pool's mutex across fork(),
  *   so the child never inherits a mutex locked by a thread it does not
  *   have; in the child each pool gets a fresh mutex and condition variable
  *   and works on.  Buffers the parent's other threads held are never
@@ -118,7 +118,7 @@ static atomic_int fail_allocs;
 /* Every pool not yet freed, so the fork handlers can reach them. */
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static raster_pool_t *registry;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------ helpers ------------------------------- */
 
@@ -249,18 +249,18 @@ cond_init(pthread_cond_t *cv)
     return rc;
 }
 
-/* Fork: hold the registry and every pool mutex across fork(), so no pool
- * is mid-update in the child. */
-static void
-atfork_prepare(void)
+/* Fork (hooks run by fork.c): hold the registry and every pool mutex
+ * across fork(), so no pool is mid-update in the child. */
+void
+raster__pool_fork_prepare(void)
 {
     pthread_mutex_lock(&registry_mu);
     for (raster_pool_t *p = registry; p != NULL; p = p->reg_next)
         pthread_mutex_lock(&p->mu);
 }
 
-static void
-atfork_parent(void)
+void
+raster__pool_fork_parent(void)
 {
     for (raster_pool_t *p = registry; p != NULL; p = p->reg_next)
         pthread_mutex_unlock(&p->mu);
@@ -271,8 +271,8 @@ atfork_parent(void)
  * acquire: nobody waits and nobody acquires.  The mutexes are ours to
  * unlock; the condition variable is made afresh, since the old one may
  * count waiters that do not exist here (and would wait for them). */
-static void
-atfork_child(void)
+void
+raster__pool_fork_child(void)
 {
     for (raster_pool_t *p = registry; p != NULL; p = p->reg_next) {
         p->waiters = 0;
@@ -284,9 +284,11 @@ atfork_child(void)
 }
 
 static void
-atfork_register(void)
+fork_hooks_register(void)
 {
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    static const raster__fork_hooks_t hooks = {raster__pool_fork_prepare, raster__pool_fork_parent,
+                                               raster__pool_fork_child};
+    raster__fork_hooks(RASTER__FORK_POOLS, &hooks);
 }
 
 static void
@@ -354,7 +356,7 @@ raster_pool_create(size_t budget_bytes, raster_pool_t **pool_out)
     p->debug = dbg != NULL && atoi(dbg) != 0;
     p->budget = budget_bytes;
     p->magic = POOL_MAGIC;
-    pthread_once(&atfork_once, atfork_register);
+    pthread_once(&fork_once, fork_hooks_register);
     pthread_mutex_lock(&registry_mu);
     p->reg_next = registry;
     if (registry != NULL)

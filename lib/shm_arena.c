@@ -137,7 +137,9 @@ static struct {
     uint8_t *base;
     size_t map_nbytes;
     int fd;
-    int slot;                     /* this process's slot, -1 after fork */
+    int slot;                     /* this process's slot, -1 after fork (the
+                                     child hook runs in every fork: it is
+                                     registered before the first attach) */
     struct timespec commit_failed;/* last failed commit: retried a second later */
     pid_t pid;                    /* whose slot it is */
     useconds_t test_sleep;
@@ -562,9 +564,9 @@ unlock(void)
 static int
 slot_take(void)
 {
-    const pid_t me = getpid();
-    if (A.slot >= 0 && A.pid == me)
+    if (A.slot >= 0)
         return 1;
+    const pid_t me = getpid();
     const uint64_t st = start_time_of(me);
     sweep();
     for (int s = 0; s < NPROCS; s++) {
@@ -585,8 +587,6 @@ slot_take(void)
 static int
 me_ready(void)
 {
-    if (A.slot >= 0 && A.pid == getpid())
-        return 1;
     return slot_take();
 }
 
@@ -816,7 +816,7 @@ void
 raster__shm_detach(void)
 {
     pthread_mutex_lock(&A.local);
-    if (A.h == NULL || A.slot < 0 || A.pid != getpid()) {
+    if (A.h == NULL || A.slot < 0) {
         pthread_mutex_unlock(&A.local);
         return;
     }
@@ -837,15 +837,26 @@ detach_at_exit(void)
     raster__shm_detach();
 }
 
-static void
-atfork_child(void)
+/* Fork (hook run by fork.c): the parent keeps its slot; the child takes
+ * its own on first use. */
+void
+raster__shm_arena_fork_child(void)
 {
-    A.slot = -1;     /* the child takes its own slot on first use */
+    A.slot = -1;
+}
+
+static void
+fork_hooks_register(void)
+{
+    static const raster__fork_hooks_t hooks = {NULL, NULL, raster__shm_arena_fork_child};
+    raster__fork_hooks(RASTER__FORK_SHM_ARENA, &hooks);
 }
 
 int
 raster__shm_attach(size_t capacity, size_t budget, char *why, size_t n)
 {
+    static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&fork_once, fork_hooks_register);   /* before there is a slot to inherit */
     name_init();
     const char *sl = getenv("RASTERLOADER_TILE_CACHE_TEST_SLEEP_US");
     A.test_sleep = sl ? (useconds_t)strtoul(sl, NULL, 10) : 0;
@@ -888,7 +899,6 @@ raster__shm_attach(size_t capacity, size_t budget, char *why, size_t n)
         return 0;
     }
     why[0] = '\0';
-    pthread_atfork(NULL, NULL, atfork_child);
     atexit(detach_at_exit);
     return 1;
 }
@@ -1042,7 +1052,7 @@ raster__shm_release(const raster__tile_entry_t *ce)
 {
     shm_entry_t *e = (shm_entry_t *)ce;   /* shared memory: ours to count */
     lock();
-    shm_pin_t *p = A.slot >= 0 && A.pid == getpid() ? pin_find(index_of(e), 0) : NULL;
+    shm_pin_t *p = A.slot >= 0 ? pin_find(index_of(e), 0) : NULL;
     /* No pin: this slot was reclaimed (at exit), and the count with it. */
     if (p != NULL) {
         if (--p->count == 0)

@@ -21,11 +21,13 @@
  * only when no helper is inside.
  *
  * Fork: a child inherits the pool's memory but none of its threads, and
- * maybe a mutex locked by a thread that no longer exists.  pthread_atfork
- * drops the pool pointer in the child (the old pool is leaked on purpose:
- * touching it could deadlock), and the child's first parallel read starts a
- * fresh pool.  The creation mutex is held across fork() so the child never
- * inherits it locked.
+ * maybe a mutex locked by a thread that no longer exists.  The fork hooks
+ * (run by fork.c) drop the pool pointer in the child (the old pool is
+ * leaked on purpose: touching it could deadlock), and the child's first
+ * parallel read starts a fresh pool.  The creation mutex is held across
+ * fork() so the child never inherits it locked.  The hooks are registered
+ * before the first pool is made, so no pool outlives a fork() unseen and
+ * a read needs no getpid() to know the pool is its process's.
  */
 #include "internal.h"
 
@@ -59,29 +61,30 @@ typedef struct pool {
     pthread_cond_t left;        /* callers wait here for helpers to leave */
     job_t *head;                /* jobs that helpers may still join */
     atomic_int nworkers;        /* written under g_create_mu */
-    pid_t pid;                  /* process whose threads these are */
 } pool_t;
 
 static _Atomic(pool_t *) g_pool;
 static pthread_mutex_t g_create_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
 static atomic_int g_threads;            /* 0: default (cores) */
 static atomic_uint_fast64_t g_allocations;
 
-static void atfork_prepare(void) { pthread_mutex_lock(&g_create_mu); }
-static void atfork_parent(void) { pthread_mutex_unlock(&g_create_mu); }
+void raster__threads_fork_prepare(void) { pthread_mutex_lock(&g_create_mu); }
+void raster__threads_fork_parent(void) { pthread_mutex_unlock(&g_create_mu); }
 
-static void
-atfork_child(void)
+void
+raster__threads_fork_child(void)
 {
     atomic_store(&g_pool, NULL);        /* leaked on purpose, see header */
     pthread_mutex_unlock(&g_create_mu);
 }
 
 static void
-atfork_register(void)
+fork_hooks_register(void)
 {
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    static const raster__fork_hooks_t hooks = {raster__threads_fork_prepare, raster__threads_fork_parent,
+                                               raster__threads_fork_child};
+    raster__fork_hooks(RASTER__FORK_THREADS, &hooks);
 }
 
 /* Online cores, asked once: sysconf() reads /sys on every call, and this
@@ -205,14 +208,11 @@ static pool_t *
 pool_get(int want)
 {
     pool_t *p = atomic_load(&g_pool);
-    const pid_t me = getpid();
-    if (p != NULL && p->pid == me && p->nworkers >= want)
+    if (p != NULL && p->nworkers >= want)
         return p;
-    pthread_once(&g_atfork_once, atfork_register);
+    pthread_once(&g_fork_once, fork_hooks_register);
     pthread_mutex_lock(&g_create_mu);
     p = atomic_load(&g_pool);
-    if (p != NULL && p->pid != me)
-        p = NULL;                       /* inherited without atfork: leak it */
     if (p == NULL) {
         p = calloc(1, sizeof *p);
         if (p != NULL) {
@@ -220,7 +220,6 @@ pool_get(int want)
             pthread_mutex_init(&p->mu, NULL);
             pthread_cond_init(&p->work, NULL);
             pthread_cond_init(&p->left, NULL);
-            p->pid = me;
             atomic_store(&g_pool, p);
         }
     }

@@ -86,15 +86,29 @@ static struct {
     raster__tile_entry_t *head, *tail;
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* GDAL's cache limit as the first open set it (raster__tile_cache_note_gdal). */
+static _Atomic int64_t gdal_cache_limit = -1;
 
-static void atfork_prepare(void) { pthread_mutex_lock(&cache.mu); }
-static void atfork_release(void) { pthread_mutex_unlock(&cache.mu); }
+void
+raster__tile_cache_note_gdal(int64_t gdal_cache_bytes)
+{
+    atomic_store(&gdal_cache_limit, gdal_cache_bytes);
+}
+
+/* Fork (hooks run by fork.c): the private cache's mutex is held across
+ * fork(), so the child inherits the table whole and the mutex free. */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+void raster__tile_cache_fork_prepare(void) { pthread_mutex_lock(&cache.mu); }
+void raster__tile_cache_fork_parent(void) { pthread_mutex_unlock(&cache.mu); }
+void raster__tile_cache_fork_child(void) { pthread_mutex_unlock(&cache.mu); }
 
 static void
-atfork_register(void)
+fork_hooks_register(void)
 {
-    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+    static const raster__fork_hooks_t hooks = {raster__tile_cache_fork_prepare, raster__tile_cache_fork_parent,
+                                               raster__tile_cache_fork_child};
+    raster__fork_hooks(RASTER__FORK_TILE_CACHE, &hooks);
 }
 
 
@@ -306,7 +320,7 @@ private_reserve(size_t capacity)
     const size_t budget = atomic_load(&cache.budget);
     if (budget == 0 || capacity == 0 || capacity > budget)
         return NULL;
-    pthread_once(&atfork_once, atfork_register);
+    pthread_once(&fork_once, fork_hooks_register);
     raster__tile_entry_t *to_free = NULL, *e = NULL;
     pthread_mutex_lock(&cache.mu);
     evict_for(capacity, budget, capacity, &e, &to_free);
@@ -383,7 +397,7 @@ private_release(const raster__tile_entry_t *ce)
 static void
 private_set_budget(size_t budget_bytes)
 {
-    pthread_once(&atfork_once, atfork_register);
+    pthread_once(&fork_once, fork_hooks_register);
     raster__tile_entry_t *to_free = NULL;
     pthread_mutex_lock(&cache.mu);
     atomic_store(&cache.budget, budget_bytes);
@@ -633,7 +647,7 @@ raster_tile_cache_get_stats(raster_tile_cache_stats_t *s)
         s->capacity_bytes = s->budget_bytes;
         s->attached_processes = 1;
     }
-    s->gdal_cache_bytes = raster__gdal_cache_bytes();
+    s->gdal_cache_bytes = atomic_load(&gdal_cache_limit);
 }
 
 void

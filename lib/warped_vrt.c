@@ -77,8 +77,9 @@ raster_warp_options_init(raster_warp_options_t *opt)
     opt->working_dtype = -1;
 }
 
-void
-raster__warp_free(struct raster__warp *w)
+/* Frees what raster_open_warped() keeps (ds->warp_free of a warped dataset). */
+static void
+warp_free(struct raster__warp *w)
 {
     if (w == NULL)
         return;
@@ -479,14 +480,8 @@ static raster_status_t
 options_copy(const raster_dataset_t *src, const raster_warp_options_t *opt, raster_warp_options_t *o)
 {
     raster_warp_options_init(o);
-    if (opt == NULL)
-        return RASTER_OK;
-    RASTER_CHECK(opt->struct_size >= offsetof(raster_warp_options_t, warp_extras) + sizeof(void *),
-                 RASTER_E_INVALID_ARG, "%s: raster_warp_options_t.struct_size is %zu; call "
-                 "raster_warp_options_init()", src->path, opt->struct_size);
-    memcpy(o, opt, sizeof *o);
-    o->struct_size = sizeof *o;
-    return RASTER_OK;
+    return raster__options_take(o, sizeof *o, opt, RASTER__FIELD_END(raster_warp_options_t, crs),
+                                "raster_warp_options", src->path);
 }
 
 static raster_status_t
@@ -496,6 +491,7 @@ warped_build(raster_dataset_t *src, const raster_warp_options_t *o, raster_datas
     RASTER_CHECK(w != NULL, RASTER_E_NOMEM, "%s: out of memory", src->path);
     w->src = raster_dataset_retain(src);
     ds->warp = w;
+    ds->warp_free = warp_free;
     raster__gdal_enter();    /* OSR and the suggested grid are GDAL calls too */
     raster__gdal_capture_begin();   /* messages go into ours, not stderr */
     const raster_status_t st = warp_resolve(src, o, w);
