@@ -502,7 +502,7 @@ gdal_open_gated(raster_dataset_t *ds, raster__gdal_opener_fn opener, void *opene
         /* GDAL says "No such file or directory" for a missing file, and
          * "not recognized as a supported file format" for anything else. */
         if (no == CPLE_OpenFailed && strstr(msg, "No such file"))
-            st = raster__fail(RASTER_E_IO, "%s: no such file: %s", ds->path, msg);
+            st = raster__fail_cause(RASTER_E_IO, RASTER_CAUSE_NOT_FOUND, "%s: no such file: %s", ds->path, msg);
         else if (gdal_failure_status(ds, RASTER_E_FORMAT) == RASTER_E_IO)
             st = raster__fail(RASTER_E_IO, "%s: cannot read it over the network: %s", ds->path, msg);
         else if (no == CPLE_OpenFailed && strstr(msg, "not recognized"))

@@ -156,7 +156,7 @@ class DatasetMetaMixin:
         if dataset_ok and bidx <= 0:
             return 0
         if not 1 <= bidx <= self.count:
-            raise BandIndexError(f"No such band index: {bidx}", 7)
+            raise BandIndexError(f"No such band index: {bidx}", _core.E_BOUNDS)
         return int(bidx)
 
     def _rasterio_transform(self, name, *args, transform_method=None, **kwargs):
@@ -203,7 +203,7 @@ class DatasetMetaMixin:
         v = _core.metadata_item(self._live(), self._band_arg(bidx), -1,
                                 f"BLOCK_SIZE_{j}_{i}", "TIFF")
         if v is None:
-            raise RasterBlockError(f"Block i={i}, j={j} size can't be determined", 7)
+            raise RasterBlockError(f"Block i={i}, j={j} size can't be determined", _core.E_BOUNDS)
         return int(v)
 
     # ------------------------------------------------------------ sample
@@ -315,7 +315,7 @@ class DatasetMetaMixin:
         except InvalidArgumentError as e:
             if "no valid pixels" not in str(e):
                 raise
-            raise StatisticsError(f"{e} (No valid pixels found in sampling.)", 1) from e
+            raise StatisticsError(f"{e} (No valid pixels found in sampling.)", _core.E_INVALID_ARG) from e
 
     def statistics(self, bidx, approx=False, clear_cache=False):
         """min, max, mean and std of a band, GDAL's stored statistics when it has
