@@ -34,7 +34,7 @@ import os
 import numpy as np
 from affine import Affine
 
-from . import _compat, _core
+from . import _compat, _core, _windows
 from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
@@ -261,13 +261,13 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return _compat.from_bounds(left, bottom, right, top, self._transform)
 
     def window_transform(self, window):
-        w = self._to_window(window)
+        w = _windows.to_window(window, self.height, self.width)
         a, b, c, d, e, f = self._transform[:6]
         col, row = w.col_off or 0, w.row_off or 0
         return Affine(a, b, c + a * col + b * row, d, e, f + d * col + e * row)
 
     def window_bounds(self, window):
-        w = self._to_window(window)
+        w = _windows.to_window(window, self.height, self.width)
         x0, y0 = _apply(self._transform, w.col_off, w.row_off + w.height)
         x1, y1 = _apply(self._transform, w.col_off + w.width, w.row_off)
         return (x0, y0, x1, y1)
@@ -290,54 +290,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         dr, dc = {"center": (0.5, 0.5), "ul": (0, 0), "ur": (0, 1), "ll": (1, 0),
                   "lr": (1, 1)}[offset]
         return _apply(self._transform, col + dc, row + dr)
-
-    # ------------------------------------------------------------ windows
-    def _to_window(self, window, boundless=False):
-        if window is None:
-            return Window(0, 0, self.width, self.height)
-        if isinstance(window, tuple) and not hasattr(window, "col_off"):
-            return _window_from_slices(window, self.height, self.width, boundless)
-        try:
-            return Window(window.col_off, window.row_off, window.width, window.height)
-        except AttributeError:
-            raise TypeError("window must be a Window (col_off, row_off, width, height) or "
-                            f"((row_start, row_stop), (col_start, col_stop)), not {window!r}")
-
-    def _float_window(self, window, boundless):
-        """The window as rasterio evaluates it, in floats: tuples via
-        Window.from_slices, checked, cropped unless boundless."""
-        if window is None:
-            return Window(0, 0, self.width, self.height)
-        w = self._to_window(window, boundless)
-        for name in ("col_off", "row_off", "width", "height"):
-            v = getattr(w, name)
-            if not isinstance(v, numbers.Real) or isinstance(v, bool):
-                raise TypeError(f"window {name} must be a number, not {v!r} (in {window!r})")
-            if math.isnan(v):
-                raise WindowError(f"window {name} is NaN (in {window!r})", _core.E_BOUNDS)
-        if not boundless:
-            w = _crop(w, self.height, self.width)
-        return w
-
-    @staticmethod
-    def _fractional_lengths(w):
-        return (abs(w.width - _compat.floor_half(w.width)) > 1e-9
-                or abs(w.height - _compat.floor_half(w.height)) > 1e-9)
-
-    def _resolve_window(self, window, boundless):
-        """Integer (col_off, row_off, width, height) of a read, as rasterio computes
-        it: tuples via Window.from_slices, cropped unless boundless, lengths
-        rounded half up, fractional offsets to the pixel GDAL's nearest rule picks."""
-        if window is None:
-            return (0, 0, self.width, self.height)
-        w = self._float_window(window, boundless)
-        width, height = _compat.floor_half(w.width), _compat.floor_half(w.height)
-        if self._fractional_lengths(w):
-            raise NotImplementedError(
-                f"window (col_off={w.col_off}, row_off={w.row_off}, width={w.width}, "
-                f"height={w.height}) has fractional width/height: that is a resampled read, "
-                "which only read() does (use whole-pixel lengths here)")
-        return (_compat.floor_half(w.col_off), _compat.floor_half(w.row_off), width, height)
 
     # ------------------------------------------------------------ bands
     def _resolve_indexes(self, indexes):
@@ -391,8 +343,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         core = self._live()
         bands, return2d = self._resolve_indexes(indexes)
         dtype = np.dtype(self._common_dtype(bands) if out_dtype is None else out_dtype)
-        fw = self._float_window(window, boundless)
-        fractional = self._fractional_lengths(fw)
+        fw = _windows.float_window(window, self.height, self.width, boundless)
+        fractional = _windows.fractional_lengths(fw)
         h, w = _compat.floor_half(fw.height), _compat.floor_half(fw.width)
         n = len(bands)
         if out is not None and out_shape is not None:
@@ -420,7 +372,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if fractional or out_hw != (h, w):
             return self._read_resampled(core, bands, return2d, dtype, fw, out, out_hw, masked,
                                         boundless, resampling, fill_value)
-        col, row, w, h = self._resolve_window(window, boundless)
+        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
         if out is None:
             arr = np.empty((n, h, w), dtype=dtype)
             layout = "chw"
@@ -507,9 +459,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     def _mask_resampling(self, window, boundless, out_hw, resampling):
         """(float window, resampling) when a mask read is resampled (an output of
         another size than the window, or fractional window lengths), else None."""
-        fw = self._float_window(window, boundless)
+        fw = _windows.float_window(window, self.height, self.width, boundless)
         hw = (_compat.floor_half(fw.height), _compat.floor_half(fw.width))
-        if not self._fractional_lengths(fw) and (out_hw is None or tuple(out_hw) == hw):
+        if not _windows.fractional_lengths(fw) and (out_hw is None or tuple(out_hw) == hw):
             return None
         if boundless:
             raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
@@ -542,7 +494,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             wf, alg, (h, w) = rs
             oh, ow = want if want is not None else (h, w)
         else:
-            col, row, w, h = self._resolve_window(window, boundless)
+            col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
             oh, ow = h, w
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
@@ -583,7 +535,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 core.read_masks_resampled_into(wf, arr, (oh, ow), "hw", rule=_core.MASKS_DATASET,
                                                resampling=alg)
             return arr
-        col, row, w, h = self._resolve_window(window, boundless)
+        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
         arr = np.empty((h, w), np.uint8) if out is None else out
         if h > 0 and w > 0:
             core.read_masks_into((col, row, w, h), arr, "hw", rule=_core.MASKS_DATASET,
@@ -627,7 +579,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         n = len(bands)
         norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
         normalised = bool(norm)
-        col, row, w, h = self._resolve_window(window, boundless)
+        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
         if w < 1 or h < 1:
             raise WindowError(f"{self.name}: window {window!r} is empty", _core.E_BOUNDS)
         out_hw = (h, w)
@@ -702,51 +654,15 @@ def _apply(t, x, y):
     return (a * x + b * y + c, d * x + e * y + f)
 
 
-def _crop(w, height, width):
-    row_start = min(max(w.row_off, 0), height)
-    col_start = min(max(w.col_off, 0), width)
-    row_stop = max(0, min(w.row_off + w.height, height))
-    col_stop = max(0, min(w.col_off + w.width, width))
-    return Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
+def core_of(ds):
+    """The C dataset (rasterloader._core.Dataset) under ``ds``, for the batch
+    calls of other modules (the C call reports a closed one itself)."""
+    return ds._core
 
 
-def _window_from_slices(window, height, width, boundless):
-    """Window.from_slices(rows, cols, height, width, boundless), as rasterio."""
-    if len(window) != 2:
-        raise WindowError("window tuple must be ((row_start, row_stop), (col_start, col_stop))",
-                          7)
-    rows, cols = window
-
-    def as_slice(s, what):
-        if isinstance(s, (tuple, list)):
-            if len(s) != 2:
-                raise WindowError(f"{what} must have a start and stop index", _core.E_BOUNDS)
-            return slice(*s)
-        if isinstance(s, slice):
-            return s
-        raise WindowError(f"{what} must be a slice, tuple, or list", _core.E_BOUNDS)
-
-    rows, cols = as_slice(rows, "rows"), as_slice(cols, "cols")
-    for what, v in (("rows", rows.start), ("rows", rows.stop), ("cols", cols.start),
-                    ("cols", cols.stop)):
-        if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)):
-            raise TypeError(f"window {what} bounds must be numbers or None, not {v!r}")
-        if v is not None and math.isnan(v):
-            raise WindowError(f"window {what} bound is NaN (in {window!r})", _core.E_BOUNDS)
-    row_off = 0.0 if rows.start is None else rows.start
-    row_stop = height if rows.stop is None else rows.stop
-    col_off = 0.0 if cols.start is None else cols.start
-    col_stop = width if cols.stop is None else cols.stop
-    if not boundless:
-        if row_off < 0:
-            row_off += height
-        if row_stop < 0:
-            row_stop += height
-        if col_off < 0:
-            col_off += width
-        if col_stop < 0:
-            col_stop += width
-    return Window(col_off, row_off, max(col_stop - col_off, 0.0), max(row_stop - row_off, 0.0))
+def live_core(ds):
+    """core_of(ds), or ClosedError naming the file when ``ds`` is closed."""
+    return ds._live()
 
 
 def open(path, mode="r", *, reader=None):

@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from . import _compat, _core
+from . import _compat, _core, _windows
 from ._compat import Window
 from .errors import (BandIndexError, RasterBlockError, RasterloaderDeprecationWarning,
                      StatisticsError, InvalidArgumentError)
@@ -305,7 +305,7 @@ class DatasetMetaMixin:
         if window is None:
             win = (0, 0, self.width, self.height)
         else:
-            w = self._to_window(window)
+            w = _windows.to_window(window, self.height, self.width)
             win = tuple(int(v) for v in (w.col_off, w.row_off, w.width, w.height))
         return _core.band_checksum(self._live(), band, win)
 
@@ -389,8 +389,9 @@ def _sample_gen(dataset, xy, indexes, masked):
         indexes = [indexes]
     nodata = np.full(len(indexes), (dataset.nodata or 0), dtype=dataset.dtypes[0])
     if masked:
-        flags = [dataset._bands[i - 1]["mask_flags"] for i in indexes]
-        is_masked = any(f & (2 | 4 | 8) for f in flags)
+        # without rasterio, mask_flag_enums are GDAL's GMF_* bits as C reports them
+        flags = [dataset.mask_flag_enums[i - 1] for i in indexes]
+        is_masked = any(f & (2 | 4 | 8) for f in flags)   # per_dataset, alpha, nodata
         nodata = np.ma.array(nodata, mask=[not (is_masked and f == 1) for f in flags])
     a, b, c, d, e, f = (~dataset.transform)[:6]
     for x, y in xy:
