@@ -46,7 +46,8 @@ band_mask(raster_dataset_t *ds, const mask_src_t *src, int band, const raster_vi
     return raster__gdal_read_mask(ds, src->win, band, dst);
 }
 
-/* 1 when every band of the dataset has 'flag' in its GDAL mask flags. */
+/* 1 when every band of the dataset has 'flag' in its GDAL mask flags (as
+ * rasterio tests them: "MaskFlags.all_valid in flags"). */
 static int
 every_band_has(const raster_dataset_t *ds, int flag)
 {
@@ -56,11 +57,13 @@ every_band_has(const raster_dataset_t *ds, int flag)
     return 1;
 }
 
-/* GMF_ALL_VALID is only ever set alone, so "has the flag" is "has no mask". */
 static raster_status_t
 any_band_valid(raster_dataset_t *ds, const mask_src_t *src, const raster_view_t *dst)
 {
-    if (every_band_has(ds, GMF_ALL_VALID)) {
+    int all_valid = 1;
+    for (int b = 0; b < ds->info.band_count; b++)
+        all_valid &= ds->bands[b].info.mask_flags == GMF_ALL_VALID;
+    if (all_valid) {
         raster__fill(dst, 255.0);
         return RASTER_OK;
     }

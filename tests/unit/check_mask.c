@@ -98,10 +98,22 @@ static raster_masks_options_t masks_opt(int rule, int boundless, int has_nodata,
     return o;
 }
 
+/* The read_masks tests take every fixture with a mask source of its own and
+ * a sample of the rest (dtypes, layouts, codecs): sample, don't sweep. */
+static int sampled(int i)
+{
+    const char *n = fixtures[i].name;
+    if (fixtures[i].malformed)
+        return 0;
+    if (strstr(n, "mask") || strstr(n, "rgba") || strstr(n, "alpha") || strstr(n, "nodata"))
+        return 1;
+    return i % 6 == 0;
+}
+
 /* Every band's mask of an inside window, in one CHW call, equals GDAL's. */
 START_TEST(read_masks_bands_match_gdal)
 {
-    if (fixtures[_i].malformed)
+    if (!sampled(_i))
         return;
     const char *path = fixture_path(fixtures[_i].name);
     raster_dataset_t *ds = NULL;
@@ -174,7 +186,7 @@ static int every_band_has(raster_dataset_t *ds, int n, int flag)
  * dtype (uint8), or not at all give the same masks. */
 START_TEST(read_masks_boundless)
 {
-    if (fixtures[_i].malformed)
+    if (!sampled(_i))
         return;
     const char *path = fixture_path(fixtures[_i].name);
     raster_dataset_t *ds = NULL;

@@ -389,9 +389,8 @@ def _sample_gen(dataset, xy, indexes, masked):
         indexes = [indexes]
     nodata = np.full(len(indexes), (dataset.nodata or 0), dtype=dataset.dtypes[0])
     if masked:
-        # without rasterio, mask_flag_enums are GDAL's GMF_* bits as C reports them
-        flags = [dataset.mask_flag_enums[i - 1] for i in indexes]
-        is_masked = any(f & (2 | 4 | 8) for f in flags)   # per_dataset, alpha, nodata
+        flags = [dataset._bands[i - 1]["mask_flags"] for i in indexes]   # dataset is the caller's self
+        is_masked = any(f & (2 | 4 | 8) for f in flags)   # GDAL's per_dataset, alpha, nodata
         nodata = np.ma.array(nodata, mask=[not (is_masked and f == 1) for f in flags])
     a, b, c, d, e, f = (~dataset.transform)[:6]
     for x, y in xy:
