@@ -36,7 +36,7 @@ from affine import Affine
 
 from . import _compat, _core, _windows
 from ._env import with_gdal_env
-from ._compat import Resampling, Window
+from ._compat import Resampling
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._normalise import norm_kwargs
 from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
@@ -313,7 +313,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         for b in bands:
             if not 1 <= b <= self.count:
                 raise BandIndexError(
-                    f"{self.name}: band index {b} out of range (not in {self.indexes})", _core.E_BOUNDS)
+                    f"{self.name}: band index {b} out of range (not in {self.indexes})",
+                    _core.E_BOUNDS)
         return bands, return2d
 
     def _common_dtype(self, bands):

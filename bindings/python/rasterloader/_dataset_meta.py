@@ -315,7 +315,8 @@ class DatasetMetaMixin:
         except InvalidArgumentError as e:
             if "no valid pixels" not in str(e):
                 raise
-            raise StatisticsError(f"{e} (No valid pixels found in sampling.)", _core.E_INVALID_ARG) from e
+            raise StatisticsError(f"{e} (No valid pixels found in sampling.)",
+                                  _core.E_INVALID_ARG) from e
 
     def statistics(self, bidx, approx=False, clear_cache=False):
         """min, max, mean and std of a band, GDAL's stored statistics when it has
@@ -389,7 +390,7 @@ def _sample_gen(dataset, xy, indexes, masked):
         indexes = [indexes]
     nodata = np.full(len(indexes), (dataset.nodata or 0), dtype=dataset.dtypes[0])
     if masked:
-        flags = [dataset._bands[i - 1]["mask_flags"] for i in indexes]   # dataset is the caller's self
+        flags = [dataset._bands[i - 1]["mask_flags"] for i in indexes]   # the caller's self
         is_masked = any(f & (2 | 4 | 8) for f in flags)   # GDAL's per_dataset, alpha, nodata
         nodata = np.ma.array(nodata, mask=[not (is_masked and f == 1) for f in flags])
     a, b, c, d, e, f = (~dataset.transform)[:6]
