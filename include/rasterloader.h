@@ -71,6 +71,21 @@ RASTER_API const char *raster_status_str(raster_status_t st);
  * on this thread).  A success leaves it untouched; "" if nothing failed yet. */
 RASTER_API const char *raster_last_error(void);
 
+/* Why the last failure on the calling thread happened, when a caller needs
+ * to tell it apart from other failures of the same status (a binding picks
+ * FileNotFoundError or IndexError by it) without matching the message.  Set
+ * together with the message; RASTER_CAUSE_NONE for every other failure. */
+typedef enum raster_cause {
+    RASTER_CAUSE_NONE = 0,
+    RASTER_CAUSE_NOT_FOUND = 1,     /* RASTER_E_IO: the path does not exist */
+    RASTER_CAUSE_BAND_INDEX = 2     /* RASTER_E_BOUNDS: a band number not in the dataset */
+    /* Released values never change; new causes are appended. */
+} raster_cause_t;
+
+/* raster_last_error_cause() is the cause of the failure whose message
+ * raster_last_error() holds (RASTER_CAUSE_NONE if nothing failed yet). */
+RASTER_API raster_cause_t raster_last_error_cause(void);
+
 /* ================================ Types ================================== */
 
 typedef enum raster_dtype {
@@ -115,8 +130,8 @@ RASTER_API size_t raster_view_nbytes(raster_dtype_t dt, int64_t height,
 
 /*
  * Options structs and 'struct_size' (one rule for raster_open_options_t,
- * raster_read_options_t, raster_dlpack_request_t, raster_batch_options_t
- * and raster_warp_options_t).  Each starts with 'struct_size', which its
+ * raster_read_options_t, raster_masks_options_t, raster_dlpack_request_t,
+ * raster_batch_options_t and raster_warp_options_t).  Each starts with 'struct_size', which its
  * _init() function sets to the sizeof the caller was compiled with; new
  * fields are only ever appended.  Passing NULL means the defaults.
  *   Older caller (struct_size smaller than this library's struct): the
@@ -345,6 +360,99 @@ RASTER_API raster_status_t raster_read_mask_resampled_into(raster_dataset_t *ds,
                                                            raster_resampling_t resampling,
                                                            const raster_read_options_t *opt,
                                                            const raster_view_t *dst);
+
+/*
+ * The masks of a whole read with rasterio 1.4's rules, in one call: each
+ * output channel k is the mask of band bands[k] (or, for
+ * RASTER_MASKS_DATASET, the one dataset mask), 0 invalid, nonzero valid
+ * (255, or a band's alpha value as GDAL gives it).
+ *   RASTER_MASKS_BANDS    read_masks(): each band's own mask.  Boundless:
+ *                         0 outside, except (rasterio's boundless VRT) a band
+ *                         with no mask of its own in a dataset that has masks,
+ *                         no nodata on band 1 and not a per-dataset mask on
+ *                         every band (RGBA): 255 everywhere.
+ *   RASTER_MASKS_READ     the mask of read(masked=True) and read(fill_value=):
+ *                         not boundless, each band's mask (and *no_mask_out = 1
+ *                         when no band of the dataset has a mask: rasterio's
+ *                         nomask).  Boundless, rasterio composites through a VRT
+ *                         whose nodata is opt->nodata (when has_nodata):
+ *                         - no band of the dataset has a mask: without a value,
+ *                           0 outside only; with one that rounds to a nonzero
+ *                           byte, 255 everywhere; else 0 outside and where the
+ *                           pixel equals it;
+ *                         - every band has a per-dataset mask: 0 outside, the
+ *                           band's mask inside;
+ *                         - else with a value: 0 outside and where the pixel
+ *                           equals it (the file's own masks are not used);
+ *                         - else: a band with no mask of its own is 255
+ *                           everywhere, the others 0 outside, their mask inside.
+ *   RASTER_MASKS_DATASET  dataset_mask() (see raster_read_mask_into()): dst has
+ *                         one channel; 0 outside.
+ * "Equals" compares in the band's own dtype, as GDAL's nodata mask does: NaN
+ * equals NaN; an integer band never equals a value that is not an integer
+ * of its range; a float band compares with the value rounded to its dtype.
+ *
+ * Options: fill with raster_masks_options_init() (struct_size as in
+ * raster_read_options_t).
+ *   rule         raster_mask_rule_t [RASTER_MASKS_BANDS].
+ *   bands, band_count  as raster_read_options_t (borrowed; NULL = all).
+ *   boundless    nonzero: the window may reach outside the raster.
+ *   has_nodata, nodata  RASTER_MASKS_READ and boundless only: the value the
+ *                boundless read treats as nodata (rasterio: the read's
+ *                fill_value, else the last band's nodata clipped to its
+ *                dtype; has_nodata 0 when neither).
+ */
+typedef enum raster_mask_rule {
+    RASTER_MASKS_BANDS = 0,
+    RASTER_MASKS_READ = 1,
+    RASTER_MASKS_DATASET = 2
+} raster_mask_rule_t;
+
+typedef struct raster_masks_options {
+    size_t struct_size;
+    int rule;
+    const int *bands;
+    int band_count;
+    int boundless;
+    int has_nodata;
+    double nodata;
+} raster_masks_options_t;
+
+RASTER_API void raster_masks_options_init(raster_masks_options_t *opt);
+
+/*
+ * raster_read_masks_into() writes the masks of 'win' into 'dst' (borrowed,
+ * RASTER_U8, win's height x width, band_count channels or 1 for
+ * RASTER_MASKS_DATASET, any strides).  'pixels' (borrowed, may be NULL) is
+ * the read's image, as raster_read_into() wrote it for the same window,
+ * bands and boundless: the one rule that looks at pixel values (READ,
+ * boundless, with a value) takes them from there, so a masked read is one
+ * pixel read plus this call.  Only when 'pixels' is NULL, or of a dtype that
+ * does not hold every value of the band's dtype exactly (a narrowing
+ * out_dtype), does that rule read the band's pixels itself, into per-thread
+ * scratch.  *no_mask_out (may be NULL) is 1 when rasterio would give no mask
+ * at all (dst is then all 255), else 0.  A window of width or height 0 is
+ * not an error here: nothing is written (dst is not looked at) and
+ * *no_mask_out is still set, as rasterio decides it for an empty read.
+ * Fails as raster_read_mask_into().
+ */
+RASTER_API raster_status_t raster_read_masks_into(raster_dataset_t *ds, raster_window_t win,
+                                                  const raster_masks_options_t *opt,
+                                                  const raster_view_t *pixels,
+                                                  const raster_view_t *dst, int *no_mask_out);
+
+/*
+ * raster_read_masks_resampled_into() is raster_read_masks_into() for a
+ * resampled read (rasterio's read(out_shape=..., masked=True), read_masks
+ * and dataset_mask with out_shape): each mask is resampled by GDAL over
+ * 'win' to dst's size, as raster_read_mask_resampled_into() does.  No
+ * boundless (RASTER_E_UNSUPPORTED), so no rule looks at pixel values.  A dst
+ * of height or width 0 writes nothing and sets *no_mask_out.
+ */
+RASTER_API raster_status_t raster_read_masks_resampled_into(raster_dataset_t *ds, raster_window_f_t win,
+                                                            raster_resampling_t resampling,
+                                                            const raster_masks_options_t *opt,
+                                                            const raster_view_t *dst, int *no_mask_out);
 
 /* ================================ Threads ================================ */
 

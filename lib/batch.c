@@ -336,7 +336,7 @@ items_check(batch_t *b, int64_t *h_out, int64_t *w_out, int64_t *c_out)
             note_failure(b, i);
             char cause[1024];
             snprintf(cause, sizeof cause, "%s", raster_last_error());
-            return raster__fail(RASTER_E_INVALID_ARG, "batch sample %" PRId64 " of %" PRId64 ": %s", i,
+            return raster__fail_again(RASTER_E_INVALID_ARG, "batch sample %" PRId64 " of %" PRId64 ": %s", i,
                                 b->count, cause);
         }
     }
@@ -389,7 +389,7 @@ sample_fail(batch_t *b, int64_t i, int kind, raster_status_t st)
     else if (kind != PART_IMAGE)
         snprintf(source, sizeof source, "; validity mask");
     note_failure(b, i);
-    return raster__fail(st, "batch sample %" PRId64 " of %" PRId64 " (%s, window (col %" PRId64
+    return raster__fail_again(st, "batch sample %" PRId64 " of %" PRId64 " (%s, window (col %" PRId64
                         ", row %" PRId64 ", %" PRId64 "x%" PRId64 ")%s): %s",
                         i, b->count, it->image->path, w.col_off, w.row_off, w.width, w.height,
                         source, cause);

@@ -163,7 +163,7 @@ raster_band_info(const raster_dataset_t *ds, int band, raster_band_info_t *info_
     RASTER_CHECK(ds != NULL && info_out != NULL, RASTER_E_INVALID_ARG,
                  "raster_band_info: NULL argument");
     RASTER_CHECK(!atomic_load(&ds->closed), RASTER_E_CLOSED, "%s: dataset is closed", ds->path);
-    RASTER_CHECK(band >= 1 && band <= ds->info.band_count, RASTER_E_BOUNDS,
+    RASTER_CHECK_CAUSE(band >= 1 && band <= ds->info.band_count, RASTER_E_BOUNDS, RASTER_CAUSE_BAND_INDEX,
                  "%s: band %d does not exist (the file has %d)", ds->path, band,
                  ds->info.band_count);
     *info_out = ds->bands[band - 1].info;
@@ -195,9 +195,9 @@ options_resolve(const raster_dataset_t *ds, const raster_read_options_t *opt,
     RASTER_CHECK(out->band_count >= 1, RASTER_E_INVALID_ARG, "%s: band_count %d must be >= 1",
                  ds->path, out->band_count);
     for (int i = 0; i < out->band_count; i++)
-        RASTER_CHECK(out->bands[i] >= 1 && out->bands[i] <= ds->info.band_count, RASTER_E_BOUNDS,
-                     "%s: band %d does not exist (the file has %d)", ds->path, out->bands[i],
-                     ds->info.band_count);
+        RASTER_CHECK_CAUSE(out->bands[i] >= 1 && out->bands[i] <= ds->info.band_count, RASTER_E_BOUNDS,
+                           RASTER_CAUSE_BAND_INDEX, "%s: band %d does not exist (the file has %d)", ds->path,
+                           out->bands[i], ds->info.band_count);
     RASTER_CHECK((out->mean == NULL && out->std == NULL) || (out->scale == NULL && out->offset == NULL),
                  RASTER_E_INVALID_ARG, "%s: give scale/offset or mean/std, not both", ds->path);
     for (int i = 0; out->std != NULL && i < out->band_count; i++)
@@ -291,15 +291,19 @@ clip_and_fill(const raster_dataset_t *ds, raster_window_t w, const raster_view_t
     return 1;
 }
 
-/* The arguments of the four public reads, one struct so that one entry
- * wrapper serves them all: 'win' for the pixel-aligned reads, 'win_f' and
- * 'alg' for the resampled ones. */
+/* The arguments of the public reads, one struct so that one entry wrapper
+ * serves them all: 'win' for the pixel-aligned reads, 'win_f' and 'alg' for
+ * the resampled ones; the masks reads take 'mopt', 'pixels' and
+ * 'no_mask_out' instead of 'opt'. */
 typedef struct read_args {
     raster_window_t win;
     raster_window_f_t win_f;
     raster_resampling_t alg;
     const raster_read_options_t *opt;
     const raster_view_t *dst;
+    const raster_masks_options_t *mopt;
+    const raster_view_t *pixels;
+    int *no_mask_out;
 } read_args_t;
 
 typedef raster_status_t (*read_body_fn)(raster_dataset_t *ds, const read_args_t *a);
@@ -381,6 +385,93 @@ raster_read_mask_into(raster_dataset_t *ds, raster_window_t win, const raster_re
     return read_entry(ds, "raster_read_mask_into", read_mask, &(read_args_t){.win = win, .opt = opt, .dst = dst});
 }
 
+/* ------------------------------ a read's masks ------------------------- */
+
+void
+raster_masks_options_init(raster_masks_options_t *opt)
+{
+    if (opt == NULL)
+        return;
+    memset(opt, 0, sizeof *opt);
+    opt->struct_size = sizeof *opt;
+    opt->rule = RASTER_MASKS_BANDS;
+}
+
+/* The checks of a masks read, into the request mask.c takes (no views yet):
+ * the fields the caller was built with, the bands resolved as for an image
+ * read, a known rule. */
+static raster_status_t
+masks_request_begin(const raster_dataset_t *ds, const raster_masks_options_t *opt,
+                    raster__masks_request_t *rq)
+{
+    raster_masks_options_t o;
+    raster_masks_options_init(&o);
+    RASTER_TRY(raster__options_take(&o, sizeof o, opt, RASTER__FIELD_END(raster_masks_options_t, rule),
+                                    "raster_masks_options", ds->path));
+    RASTER_CHECK(o.rule >= RASTER_MASKS_BANDS && o.rule <= RASTER_MASKS_DATASET, RASTER_E_INVALID_ARG,
+                 "%s: mask rule %d is not RASTER_MASKS_BANDS, _READ or _DATASET", ds->path, o.rule);
+    raster_read_options_t ro, bo;      /* the band list, checked as an image read's */
+    raster_read_options_init(&ro);
+    ro.bands = o.bands;
+    ro.band_count = o.band_count;
+    RASTER_TRY(options_resolve(ds, &ro, &bo));
+    memset(rq, 0, sizeof *rq);
+    rq->rule = o.rule;
+    rq->bands = bo.bands;
+    rq->band_count = bo.band_count;
+    rq->boundless = o.boundless;
+    rq->has_nodata = o.has_nodata;
+    rq->nodata = o.nodata;
+    return RASTER_OK;
+}
+
+static raster_status_t
+masks_dst_check(const raster_dataset_t *ds, const raster_view_t *dst)
+{
+    RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL mask destination", ds->path);
+    RASTER_CHECK(dst->dtype == RASTER_U8, RASTER_E_INVALID_ARG,
+                 "%s: a mask destination must be uint8, not %s", ds->path, raster_dtype_name(dst->dtype));
+    return RASTER_OK;
+}
+
+static raster_status_t
+read_masks(raster_dataset_t *ds, const read_args_t *a)
+{
+    const raster_window_t win = a->win;
+    const raster_masks_options_t *const opt = a->mopt;
+    const raster_view_t *const pixels = a->pixels, *const dst = a->dst;
+    int *const no_mask_out = a->no_mask_out;
+    raster__masks_request_t rq;
+    RASTER_TRY(masks_request_begin(ds, opt, &rq));
+    if ((win.width == 0 && win.height >= 0) || (win.height == 0 && win.width >= 0))
+        return raster__masks_read(ds, &rq, no_mask_out);    /* nothing to write: see the header */
+    RASTER_TRY(window_check(ds, win, rq.boundless));
+    RASTER_TRY(masks_dst_check(ds, dst));
+    RASTER_TRY(dst_check(ds, win, rq.rule == RASTER_MASKS_DATASET ? 1 : rq.band_count, dst));
+    if (pixels != NULL)
+        RASTER_TRY(dst_check(ds, win, rq.band_count, pixels));
+    rq.dst = *dst;
+    rq.inner = win;
+    rq.inner_dst = *dst;
+    rq.inside = !rq.boundless || clip_and_fill(ds, win, dst, 0.0, &rq.inner, &rq.inner_dst);
+    raster_view_t pixels_inner;
+    if (pixels != NULL && rq.inside) {
+        pixels_inner = raster__view_sub(pixels, rq.inner.row_off - win.row_off, rq.inner.col_off - win.col_off,
+                                        rq.inner.height, rq.inner.width);
+        rq.pixels_inner = &pixels_inner;
+    }
+    return raster__masks_read(ds, &rq, no_mask_out);
+}
+
+raster_status_t
+raster_read_masks_into(raster_dataset_t *ds, raster_window_t win, const raster_masks_options_t *opt,
+                       const raster_view_t *pixels, const raster_view_t *dst, int *no_mask_out)
+{
+    return read_entry(ds, "raster_read_masks_into", read_masks,
+                      &(read_args_t){.win = win, .mopt = opt, .pixels = pixels, .dst = dst,
+                                     .no_mask_out = no_mask_out});
+}
+
 /* ------------------------------ resampled ------------------------------ */
 
 static int
@@ -453,6 +544,40 @@ raster_read_mask_resampled_into(raster_dataset_t *ds, raster_window_f_t win, ras
 {
     return read_entry(ds, "raster_read_mask_resampled_into", read_mask_resampled,
                       &(read_args_t){.win_f = win, .alg = resampling, .opt = opt, .dst = dst});
+}
+
+static raster_status_t
+read_masks_resampled(raster_dataset_t *ds, const read_args_t *a)
+{
+    const raster_window_f_t w = a->win_f;
+    const raster_resampling_t alg = a->alg;
+    const raster_masks_options_t *const opt = a->mopt;
+    const raster_view_t *const dst = a->dst;
+    int *const no_mask_out = a->no_mask_out;
+    raster__masks_request_t rq;
+    RASTER_TRY(masks_request_begin(ds, opt, &rq));
+    RASTER_TRY(masks_dst_check(ds, dst));
+    if (dst->height == 0 || dst->width == 0)
+        return raster__masks_read(ds, &rq, no_mask_out);    /* nothing to write: see the header */
+    raster_read_options_t o;
+    raster_read_options_init(&o);
+    o.boundless = rq.boundless;
+    RASTER_TRY(resampled_check(ds, w, alg, &o, rq.rule == RASTER_MASKS_DATASET ? 1 : rq.band_count, dst));
+    rq.dst = rq.inner_dst = *dst;
+    rq.inside = 1;
+    rq.resampled = 1;
+    rq.resample_win = w;
+    rq.resampling = alg;
+    return raster__masks_read(ds, &rq, no_mask_out);
+}
+
+raster_status_t
+raster_read_masks_resampled_into(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t resampling,
+                                 const raster_masks_options_t *opt, const raster_view_t *dst, int *no_mask_out)
+{
+    return read_entry(ds, "raster_read_masks_resampled_into", read_masks_resampled,
+                      &(read_args_t){.win_f = win, .alg = resampling, .mopt = opt, .dst = dst,
+                                     .no_mask_out = no_mask_out});
 }
 
 raster_status_t

@@ -9,6 +9,9 @@
 #include <stdio.h>
 
 static _Thread_local char last_error[1024];
+/* Set with the message, so a binding tells a missing file or band from other
+ * failures of the same status without reading the prose. */
+static _Thread_local raster_cause_t last_cause;
 
 unsigned
 raster_version_number(void)
@@ -40,12 +43,47 @@ raster_last_error(void)
     return last_error;
 }
 
+raster_cause_t
+raster_last_error_cause(void)
+{
+    return last_cause;
+}
+
+static raster_status_t
+fail_v(raster_status_t st, raster_cause_t cause, const char *fmt, va_list ap)
+{
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    last_cause = cause;
+    return st;
+}
+
 raster_status_t
 raster__fail(raster_status_t st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    fail_v(st, RASTER_CAUSE_NONE, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+raster_status_t
+raster__fail_cause(raster_status_t st, raster_cause_t cause, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(st, cause, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+raster_status_t
+raster__fail_again(raster_status_t st, const char *fmt, ...)
+{
+    const raster_cause_t cause = last_cause;   /* read before the format may fail */
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(st, cause, fmt, ap);
     va_end(ap);
     return st;
 }

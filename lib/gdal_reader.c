@@ -293,7 +293,7 @@ open_failure(const raster_dataset_t *ds)
             return raster__fail(st, "%s: cannot read it over the network: %s", ds->path, msg);
         VSIStatBufL sb;
         if (VSIStatL(ds->path, &sb) != 0)
-            return raster__fail(st, "%s: no such file: %s", ds->path, msg);
+            return raster__fail_cause(st, RASTER_CAUSE_NOT_FOUND, "%s: no such file: %s", ds->path, msg);
         return raster__fail(st, "%s: GDAL could not open it: %s", ds->path, msg);
     case RASTER_E_FORMAT:
         return raster__fail(st, "%s: not a raster GDAL can open: %s", ds->path, msg);

@@ -27,8 +27,19 @@
 RASTER_HIDDEN raster_status_t raster__fail(raster_status_t st, const char *fmt, ...)
     RASTER_PRINTF(2, 3);
 
+/* raster__fail_cause() is raster__fail() with a machine-readable cause for
+ * raster_last_error_cause(); raster__fail() records RASTER_CAUSE_NONE.
+ * raster__fail_again() re-words the last failure (prefixing a batch sample,
+ * moving it across threads) and keeps its cause. */
+RASTER_HIDDEN raster_status_t raster__fail_cause(raster_status_t st, raster_cause_t cause, const char *fmt, ...)
+    RASTER_PRINTF(3, 4);
+RASTER_HIDDEN raster_status_t raster__fail_again(raster_status_t st, const char *fmt, ...)
+    RASTER_PRINTF(2, 3);
+
 #define RASTER_CHECK(cond, st, ...) \
     do { if (!(cond)) return raster__fail((st), __VA_ARGS__); } while (0)
+#define RASTER_CHECK_CAUSE(cond, st, cause, ...) \
+    do { if (!(cond)) return raster__fail_cause((st), (cause), __VA_ARGS__); } while (0)
 #define RASTER_TRY(e) \
     do { const raster_status_t st_ = (e); if (st_ != RASTER_OK) return st_; } while (0)
 
@@ -286,6 +297,27 @@ RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_win
 RASTER_HIDDEN raster_status_t raster__mask_read_resampled(raster_dataset_t *ds, raster_window_f_t win,
                                                           raster_resampling_t alg, int band,
                                                           const raster_view_t *dst);
+
+/* A checked raster_read_masks_into() / raster_read_masks_resampled_into()
+ * request (dataset.c checks, mask.c applies rasterio's rules). */
+typedef struct raster__masks_request {
+    int rule;                       /* raster_mask_rule_t */
+    const int *bands;               /* resolved, never NULL */
+    int band_count;
+    int boundless;
+    int has_nodata;
+    double nodata;
+    raster_view_t dst;              /* the whole window; the outside already 0 */
+    int inside;                     /* 0: nothing of the window is inside the raster */
+    raster_window_t inner;          /* the part inside, and its views: */
+    raster_view_t inner_dst;
+    const raster_view_t *pixels_inner;  /* the read's pixels of 'inner', or NULL */
+    int resampled;                  /* 1: each mask resampled over resample_win to dst's size */
+    raster_window_f_t resample_win;
+    raster_resampling_t resampling;
+} raster__masks_request_t;
+RASTER_HIDDEN raster_status_t raster__masks_read(raster_dataset_t *ds, const raster__masks_request_t *rq,
+                                                 int *no_mask_out);
 
 /* ----------------------------- GDAL config ----------------------------- */
 

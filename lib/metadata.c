@@ -46,9 +46,9 @@ args_check(const raster_dataset_t *ds, int band, int band0_ok, const char *fn)
 {
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "%s: NULL dataset", fn);
     RASTER_CHECK(!atomic_load(&ds->closed), RASTER_E_CLOSED, "%s: dataset is closed", ds->path);
-    RASTER_CHECK((band0_ok && band == 0) || (band >= 1 && band <= ds->info.band_count),
-                 RASTER_E_BOUNDS, "%s: band %d does not exist (the file has %d)", ds->path, band,
-                 ds->info.band_count);
+    RASTER_CHECK_CAUSE((band0_ok && band == 0) || (band >= 1 && band <= ds->info.band_count),
+                       RASTER_E_BOUNDS, RASTER_CAUSE_BAND_INDEX, "%s: band %d does not exist (the file has %d)",
+                       ds->path, band, ds->info.band_count);
     return RASTER_OK;
 }
 

@@ -53,6 +53,7 @@ typedef struct job {
     int64_t err_index;
     raster_status_t err_st;
     char err_msg[1024];
+    raster_cause_t err_cause;       /* travels with the message to the caller's thread */
 } job_t;
 
 typedef struct pool {
@@ -141,6 +142,7 @@ run_items(pool_t *p, job_t *j)
                 j->err_st = st;
                 j->err_index = i;
                 snprintf(j->err_msg, sizeof j->err_msg, "%s", raster_last_error());
+                j->err_cause = raster_last_error_cause();
             }
             pthread_mutex_unlock(&p->mu);
         }
@@ -287,6 +289,6 @@ raster__parallel_for(int64_t n, int max_threads, raster__task_fn fn, void *ctx)
     pthread_mutex_unlock(&p->mu);
 
     if (j.err_st != RASTER_OK)
-        return raster__fail(j.err_st, "%s", j.err_msg);
+        return raster__fail_cause(j.err_st, j.err_cause, "%s", j.err_msg);
     return RASTER_OK;
 }

@@ -139,7 +139,6 @@ PyObject *rl_raise_status(raster_status_t st, const char *fmt, ...);
 /* rl_prefix_path() puts "<path>: " in front of a pending plain ValueError or
  * TypeError (argument checks that do not know the file); others unchanged. */
 void rl_prefix_path(PyObject *path);
-int errors_init(PyObject *m);
 
 /* ------------------------------ arguments ------------------------------ */
 

@@ -418,6 +418,127 @@ Dataset_read_mask_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
     return read_into_out(self, &c, &a, out, layout, win.height, win.width, 1, RASTER_U8);
 }
 
+/* The masks options of a read: rule, bands (a PyMem array in *bands_out,
+ * caller frees), boundless, the nodata value to compare (None: none). */
+static int
+masks_options_init(PyObject *bands, int rule, int boundless, PyObject *nodata, raster_masks_options_t *o,
+                   int **bands_out)
+{
+    raster_masks_options_init(o);
+    *bands_out = NULL;
+    if (rl_bands_parse(bands, bands_out, &o->band_count) < 0)
+        return -1;
+    o->bands = *bands_out;
+    o->rule = rule;
+    o->boundless = boundless;
+    if (nodata != Py_None) {
+        o->nodata = PyFloat_AsDouble(nodata);
+        if (o->nodata == -1.0 && PyErr_Occurred()) {
+            PyMem_Free(*bands_out);
+            *bands_out = NULL;
+            return -1;
+        }
+        o->has_nodata = 1;
+    }
+    return 0;
+}
+
+static int
+masks_channels(const DatasetObject *self, const raster_masks_options_t *o)
+{
+    return o->rule == RASTER_MASKS_DATASET ? 1 : o->bands ? o->band_count : self->info.band_count;
+}
+
+static PyObject *
+Dataset_read_masks_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"window", "out", "layout", "rule", "bands", "boundless", "nodata", "pixels",
+                             "pixels_layout", NULL};
+    raster_window_t win;
+    PyObject *out, *bands = Py_None, *nodata = Py_None, *pixels = Py_None;
+    out_layout_t layout = LAYOUT_CHW, pixels_layout = LAYOUT_CHW;
+    int rule = RASTER_MASKS_BANDS, boundless = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|O&iOpOOO&:read_masks_into", kwlist, window_converter,
+                                     &win, &out, layout_converter, &layout, &rule, &bands, &boundless, &nodata,
+                                     &pixels, layout_converter, &pixels_layout))
+        return NULL;
+    if (open_or_raise(self) == NULL)
+        return NULL;
+    raster_masks_options_t o;
+    int *band_list;
+    if (masks_options_init(bands, rule, boundless, nodata, &o, &band_list) < 0)
+        return NULL;
+    const int channels = masks_channels(self, &o);
+    const int pixel_channels = o.bands ? o.band_count : self->info.band_count;
+    out_target_t t, pt;
+    int have_pixels = 0;
+    if (out_target_acquire(out, layout, win.height, win.width, channels, RASTER_U8, &t) < 0) {
+        rl_prefix_path(self->path);
+        PyMem_Free(band_list);
+        return NULL;
+    }
+    if (pixels != Py_None) {
+        if (out_target_acquire(pixels, pixels_layout, win.height, win.width, pixel_channels, -1, &pt) < 0) {
+            rl_prefix_path(self->path);
+            out_target_release(&t);
+            PyMem_Free(band_list);
+            return NULL;
+        }
+        have_pixels = 1;
+    }
+    raster_dataset_t *ds = raster_dataset_retain(self->ds);
+    raster_status_t st;
+    int no_mask = 0;
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_read_masks_into(ds, win, &o, have_pixels ? &pt.view : NULL, &t.view, &no_mask);
+    Py_END_ALLOW_THREADS
+    PyObject *result = st == RASTER_OK ? PyBool_FromLong(no_mask) : rl_raise(st);
+    raster_dataset_release(ds);
+    if (have_pixels)
+        out_target_release(&pt);
+    out_target_release(&t);
+    PyMem_Free(band_list);
+    return result;
+}
+
+static PyObject *
+Dataset_read_masks_resampled_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"window", "out", "out_hw", "layout", "rule", "bands", "resampling", NULL};
+    raster_window_f_t winf;
+    long long oh, ow;
+    int alg = 0, rule = RASTER_MASKS_BANDS;
+    PyObject *out, *bands = Py_None;
+    out_layout_t layout = LAYOUT_CHW;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "(dddd)O(LL)|O&iOi:read_masks_resampled_into", kwlist,
+                                     &winf.col_off, &winf.row_off, &winf.width, &winf.height, &out, &oh, &ow,
+                                     layout_converter, &layout, &rule, &bands, &alg))
+        return NULL;
+    if (open_or_raise(self) == NULL)
+        return NULL;
+    raster_masks_options_t o;
+    int *band_list;
+    if (masks_options_init(bands, rule, 0, Py_None, &o, &band_list) < 0)
+        return NULL;
+    out_target_t t;
+    if (out_target_acquire(out, layout, oh, ow, masks_channels(self, &o), RASTER_U8, &t) < 0) {
+        rl_prefix_path(self->path);
+        PyMem_Free(band_list);
+        return NULL;
+    }
+    raster_dataset_t *ds = raster_dataset_retain(self->ds);
+    raster_status_t st;
+    int no_mask = 0;
+    Py_BEGIN_ALLOW_THREADS
+    st = raster_read_masks_resampled_into(ds, winf, (raster_resampling_t)alg, &o, &t.view, &no_mask);
+    Py_END_ALLOW_THREADS
+    PyObject *result = st == RASTER_OK ? PyBool_FromLong(no_mask) : rl_raise(st);
+    raster_dataset_release(ds);
+    out_target_release(&t);
+    PyMem_Free(band_list);
+    return result;
+}
+
 static PyObject *
 Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -536,6 +657,19 @@ static PyMethodDef Dataset_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "read_mask_into(window, out, layout='hw', bands=None, boundless=False) -> out\n\n"
      "uint8 validity mask: one band -> that band's mask; None -> the dataset mask."},
+    {"read_masks_into", (PyCFunction)(void (*)(void))Dataset_read_masks_into, METH_VARARGS | METH_KEYWORDS,
+     "read_masks_into(window, out, layout='chw', rule=MASKS_BANDS, bands=None, boundless=False,\n"
+     "                nodata=None, pixels=None, pixels_layout='chw') -> no_mask\n\n"
+     "A whole read's uint8 masks with rasterio's rules in one call (raster_read_masks_into):\n"
+     "rule MASKS_BANDS (read_masks), MASKS_READ (read(masked=True); pixels: the read's\n"
+     "image, used where a rule compares pixels with nodata) or MASKS_DATASET (one channel).\n"
+     "Returns True when rasterio would give no mask at all (numpy.ma.nomask)."},
+    {"read_masks_resampled_into", (PyCFunction)(void (*)(void))Dataset_read_masks_resampled_into,
+     METH_VARARGS | METH_KEYWORDS,
+     "read_masks_resampled_into(window, out, out_hw, layout='chw', rule=MASKS_BANDS, bands=None,\n"
+     "                          resampling=0) -> no_mask\n\n"
+     "read_masks_into() for a resampled read: window as floats, masks resampled by GDAL to\n"
+     "out_hw (raster_read_masks_resampled_into)."},
     {"read_tile", (PyCFunction)(void (*)(void))Dataset_read_tile, METH_VARARGS | METH_KEYWORDS,
      "read_tile(window, pool, dtype, bands=None, boundless=False, fill_value=0.0,\n"
      "          scale=None, offset=None, timeout_ms=-1, mean=None, std=None, out_hw=None,\n"

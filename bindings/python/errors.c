@@ -2,82 +2,76 @@
  * errors.c - C statuses to Python exceptions.
  *
  * The classes live in rasterloader/errors.py (multiple inheritance from
- * FileNotFoundError, ValueError, OSError, ... is plain Python there); this
- * file looks them up once at import and maps each status to one class.  The
- * message is raster_last_error(), which is thread-local in C, so it must be
- * read on the thread that failed, before its next rasterloader call.
+ * FileNotFoundError, ValueError, OSError, ... is plain Python there), with
+ * their table {status: class}; this file looks them up once, at the first
+ * raise, and picks the class by status and by raster_last_error_cause()
+ * (never by the message's words).  The message is raster_last_error(),
+ * which is thread-local in C, so it must be read on the thread that failed,
+ * before its next rasterloader call.
  */
 #include "binding.h"
 
 #include <stdarg.h>
-#include <string.h>
 
-/* Indexed by raster_status_t; one more slot for a missing file. */
-static PyObject *classes[RASTER_E_CLOSED + 1];   /* owned */
-static PyObject *file_not_found;                 /* owned */
-static PyObject *band_index_error;               /* owned */
-static PyObject *base_error;                     /* owned */
+/* Looked up on the first raise, not at import: rasterloader/errors.py builds
+ * its table of statuses from this module (_core.STATUS), so it imports us. */
+static PyObject *by_status;       /* owned: errors._CLASS_BY_STATUS, {status: class} */
+static PyObject *file_not_found;  /* owned */
+static PyObject *band_index_error;/* owned */
+static PyObject *base_error;      /* owned */
 
-static const char *const class_names[RASTER_E_CLOSED + 1] = {
-    [RASTER_OK] = "RasterError",
-    [RASTER_E_INVALID_ARG] = "InvalidArgumentError",  /* ValueError */
-    [RASTER_E_IO] = "RasterIOError",                  /* OSError */
-    [RASTER_E_FORMAT] = "FormatError",                /* OSError */
-    [RASTER_E_CORRUPT] = "CorruptError",              /* OSError */
-    [RASTER_E_UNSUPPORTED] = "UnsupportedError",      /* NotImplementedError */
-    [RASTER_E_NOMEM] = "RasterMemoryError",           /* MemoryError */
-    [RASTER_E_BOUNDS] = "WindowError",                /* ValueError */
-    [RASTER_E_TIMEOUT] = "PoolTimeoutError",          /* TimeoutError */
-    [RASTER_E_CLOSED] = "ClosedError",                /* ValueError */
-};
-
-int
-errors_init(PyObject *m)
+/* 1 when the classes are known (GIL held); 0 with no exception pending. */
+static int
+classes_ready(void)
 {
+    if (base_error != NULL)
+        return 1;
     PyObject *mod = PyImport_ImportModule("rasterloader.errors");
-    if (mod == NULL)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i <= RASTER_E_CLOSED && rc == 0; i++) {
-        Py_XSETREF(classes[i], PyObject_GetAttrString(mod, class_names[i]));
-        if (classes[i] == NULL)
-            rc = -1;
+    if (mod != NULL) {
+        by_status = PyObject_GetAttrString(mod, "_CLASS_BY_STATUS");
+        file_not_found = PyObject_GetAttrString(mod, "RasterFileNotFoundError");
+        band_index_error = PyObject_GetAttrString(mod, "BandIndexError");
+        base_error = PyObject_GetAttrString(mod, "RasterError");
+        Py_DECREF(mod);
     }
-    if (rc == 0) {
-        Py_XSETREF(file_not_found, PyObject_GetAttrString(mod, "RasterFileNotFoundError"));
-        Py_XSETREF(band_index_error, PyObject_GetAttrString(mod, "BandIndexError"));
-        Py_XSETREF(base_error, Py_XNewRef(classes[RASTER_OK]));
-        if (file_not_found == NULL || band_index_error == NULL)
-            rc = -1;
+    if (by_status == NULL || !PyDict_Check(by_status) || file_not_found == NULL ||
+        band_index_error == NULL || base_error == NULL) {
+        Py_CLEAR(by_status);
+        Py_CLEAR(file_not_found);
+        Py_CLEAR(band_index_error);
+        Py_CLEAR(base_error);
+        PyErr_Clear();
+        return 0;
     }
-    Py_DECREF(mod);
-    return rc;
+    return 1;
 }
 
+/* The class for 'st' (borrowed): the C cause picks the built-in-compatible
+ * subclass (FileNotFoundError, IndexError as rasterio raises), else the
+ * status's own class. */
 static PyObject *
-class_for(raster_status_t st, const char *msg)
+class_for(raster_status_t st, raster_cause_t cause)
 {
-    if (st == RASTER_E_IO && msg != NULL && strstr(msg, "no such file") != NULL)
+    if (st == RASTER_E_IO && cause == RASTER_CAUSE_NOT_FOUND)
         return file_not_found;
-    /* RASTER_E_BOUNDS covers windows and bands; a band that does not exist
-     * (named by dataset.c's message) is an IndexError, as in rasterio. */
-    if (st == RASTER_E_BOUNDS && msg != NULL && strstr(msg, "does not exist (the file has") != NULL &&
-        band_index_error != NULL)
+    if (st == RASTER_E_BOUNDS && cause == RASTER_CAUSE_BAND_INDEX)
         return band_index_error;
-    if ((int)st > RASTER_OK && (int)st <= RASTER_E_CLOSED)
-        return classes[st];
-    return base_error;
+    PyObject *key = PyLong_FromLong((long)st);
+    PyObject *cls = key != NULL ? PyDict_GetItemWithError(by_status, key) : NULL;
+    Py_XDECREF(key);
+    PyErr_Clear();
+    return cls != NULL ? cls : base_error;
 }
 
 /* exc = cls(message); exc.status = st; exc.status_name = "RASTER_E_..." */
 static PyObject *
-raise_with(raster_status_t st, const char *msg)
+raise_with(raster_status_t st, raster_cause_t cause, const char *msg)
 {
-    PyObject *cls = class_for(st, msg);
-    if (cls == NULL) {   /* errors_init() failed: still report something */
+    if (!classes_ready()) {   /* rasterloader.errors did not import: still report something */
         PyErr_Format(PyExc_RuntimeError, "%s: %s", raster_status_str(st), msg);
         return NULL;
     }
+    PyObject *cls = class_for(st, cause);
     PyObject *exc = PyObject_CallFunction(cls, "si", msg, (int)st);
     if (exc == NULL)
         return NULL;
@@ -90,7 +84,7 @@ PyObject *
 rl_raise(raster_status_t st)
 {
     const char *msg = raster_last_error();
-    return raise_with(st, (msg != NULL && msg[0]) ? msg : raster_status_str(st));
+    return raise_with(st, raster_last_error_cause(), (msg != NULL && msg[0]) ? msg : raster_status_str(st));
 }
 
 PyObject *
@@ -101,7 +95,7 @@ rl_raise_status(raster_status_t st, const char *fmt, ...)
     va_start(ap, fmt);
     PyOS_vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    return raise_with(st, buf);
+    return raise_with(st, RASTER_CAUSE_NONE, buf);
 }
 
 void

@@ -233,6 +233,35 @@ static struct PyModuleDef module_def = {
     .m_methods = module_methods,
 };
 
+/* STATUS = {"RASTER_OK": 0, "RASTER_E_INVALID_ARG": 1, ...} from the C
+ * library's own names (raster_status_str), so rasterloader/errors.py never
+ * repeats them; statuses are numbered densely from 0 and the first unknown
+ * one ends the table. */
+static int
+status_table_init(PyObject *m)
+{
+    PyObject *table = PyDict_New();
+    if (table == NULL)
+        return -1;
+    for (int st = RASTER_OK; st < 256; st++) {
+        const char *name = raster_status_str((raster_status_t)st);
+        if (strcmp(name, "RASTER_E_UNKNOWN") == 0)
+            break;
+        PyObject *v = PyLong_FromLong(st);
+        const int rc = v != NULL ? PyDict_SetItemString(table, name, v) : -1;
+        Py_XDECREF(v);
+        if (rc < 0) {
+            Py_DECREF(table);
+            return -1;
+        }
+    }
+    if (PyModule_AddObject(m, "STATUS", table) < 0) {
+        Py_DECREF(table);
+        return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__core(void);
 
 PyMODINIT_FUNC
@@ -256,7 +285,7 @@ PyInit__core(void)
         Py_DECREF(dtypes);
         goto fail;
     }
-    if (errors_init(m) < 0 || dataset_type_init(m) < 0 || pool_type_init(m) < 0 ||
+    if (status_table_init(m) < 0 || dataset_type_init(m) < 0 || pool_type_init(m) < 0 ||
         tile_type_init(m) < 0 || dataset_meta_init(m) < 0 ||
         PyModule_AddStringConstant(m, "__version__", RASTER_VERSION_STRING) < 0 ||
         PyModule_AddIntConstant(m, "OK", RASTER_OK) < 0 ||
@@ -269,6 +298,9 @@ PyInit__core(void)
         PyModule_AddIntConstant(m, "E_BOUNDS", RASTER_E_BOUNDS) < 0 ||
         PyModule_AddIntConstant(m, "E_TIMEOUT", RASTER_E_TIMEOUT) < 0 ||
         PyModule_AddIntConstant(m, "E_CLOSED", RASTER_E_CLOSED) < 0 ||
+        PyModule_AddIntConstant(m, "MASKS_BANDS", RASTER_MASKS_BANDS) < 0 ||
+        PyModule_AddIntConstant(m, "MASKS_READ", RASTER_MASKS_READ) < 0 ||
+        PyModule_AddIntConstant(m, "MASKS_DATASET", RASTER_MASKS_DATASET) < 0 ||
         PyModule_AddIntConstant(m, "READER_GDAL", RASTER_READER_GDAL) < 0 ||
         PyModule_AddIntConstant(m, "READER_NATIVE_TIFF", RASTER_READER_NATIVE_TIFF) < 0)
         goto fail;

@@ -185,6 +185,53 @@ START_TEST(unknown_bands_and_options)
 }
 END_TEST
 
+/* The causes a binding picks exception classes by: set with the message at
+ * the failing site, RASTER_CAUSE_NONE for any other failure, kept when a
+ * batch re-words a sample's failure (also across its worker threads). */
+START_TEST(error_causes)
+{
+    raster_dataset_t *ds = NULL;
+    ck_assert_int_eq(raster_open("/nonexistent/dir/x.tif", &ds), RASTER_E_IO);
+    ck_assert_int_eq(raster_last_error_cause(), RASTER_CAUSE_NOT_FOUND);
+    ck_assert_int_eq(raster_open(fixture_path("not_a_tiff.tif"), &ds), RASTER_E_FORMAT);
+    ck_assert_int_eq(raster_last_error_cause(), RASTER_CAUSE_NONE);
+    raster_info_t in;
+    ds = open_some(&in);
+    uint16_t buf[4 * 16];
+    raster_view_t v = raster_view_hwc(buf, RASTER_U16, 2, 2, 1);
+    raster_read_options_t opt;
+    raster_read_options_init(&opt);
+    const int bad = in.band_count + 1;
+    opt.bands = &bad;
+    opt.band_count = 1;
+    ck_assert_int_eq(raster_read_into(ds, (raster_window_t){0, 0, 2, 2}, &opt, &v), RASTER_E_BOUNDS);
+    ck_assert_int_eq(raster_last_error_cause(), RASTER_CAUSE_BAND_INDEX);
+    ck_assert_int_eq(raster_read_into(ds, (raster_window_t){-1, 0, 2, 2}, NULL, &v), RASTER_E_BOUNDS);
+    ck_assert_int_eq(raster_last_error_cause(), RASTER_CAUSE_NONE);      /* a window, not a band */
+    raster_band_info_t bi;
+    ck_assert_int_eq(raster_band_info(ds, bad, &bi), RASTER_E_BOUNDS);
+    ck_assert_int_eq(raster_last_error_cause(), RASTER_CAUSE_BAND_INDEX);
+    char **items = NULL;
+    ck_assert_int_eq(raster_metadata(ds, bad, NULL, &items), RASTER_E_BOUNDS);
+    ck_assert_int_eq(raster_last_error_cause(), RASTER_CAUSE_BAND_INDEX);
+    /* a batch of 4 samples on up to 4 threads: the prefixed message keeps the cause */
+    raster_batch_item_t items4[4];
+    for (int i = 0; i < 4; i++)
+        items4[i] = (raster_batch_item_t){.image = ds, .window = {0, 0, 2, 2}};
+    raster_view_t views[4];
+    for (int i = 0; i < 4; i++)
+        views[i] = raster_view_hwc(buf + 4 * i, RASTER_U16, 2, 2, 1);
+    raster_batch_options_t bo;
+    raster_batch_options_init(&bo);
+    bo.read = &opt;
+    bo.threads = 4;
+    ck_assert_int_eq(raster_batch_read_into(items4, 4, &bo, views, NULL, NULL), RASTER_E_BOUNDS);
+    ASSERT_MSG_HAS("batch sample");
+    ck_assert_int_eq(raster_last_error_cause(), RASTER_CAUSE_BAND_INDEX);
+    raster_close(ds);
+}
+END_TEST
+
 /* A retained dataset read after raster_close() says it is closed. */
 START_TEST(closed_dataset)
 {
@@ -250,6 +297,7 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, view_mismatch);
     tcase_add_test(tc, unknown_bands_and_options);
     tcase_add_test(tc, closed_dataset);
+    tcase_add_test(tc, error_causes);
     tcase_add_loop_test(tc, malformed_files_fail_cleanly, 0, fixture_count);
     suite_add_tcase(s, tc);
     return s;

@@ -15,7 +15,7 @@ rasterloader.torch has the PyTorch Datasets and samplers (DataLoader workers, DD
 See rasterloader.errors for the exceptions and README for the copy budget.
 """
 
-from . import errors  # before _core: the extension looks its classes up at import
+from . import errors  # statuses come from _core; _core finds these classes at its first raise
 from ._core import BufferPool, Tile, get_threads, set_threads, set_tile_cache_budget, tile_cache_stats
 from ._core import __version__ as _c_version
 from . import _tile_cache  # noqa: F401  (multiprocessing children leave the shared arena)

@@ -34,17 +34,15 @@ import os
 import numpy as np
 from affine import Affine
 
-from . import _compat, _core
+from . import _compat, _core, _windows
 from ._env import with_gdal_env
-from ._compat import Resampling, Window
+from ._compat import Resampling
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._normalise import norm_kwargs
 from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
 
 __all__ = ["Dataset", "open"]
 
-# C mask flags (GDAL GMF_*)
-_GMF_ALL_VALID, _GMF_PER_DATASET, _GMF_ALPHA, _GMF_NODATA = 1, 2, 4, 8
 # Timeout for waiting on a full pool in read_hwc, unless given.
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -103,7 +101,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
 
     def _live(self):
         if self._core.closed:
-            raise ClosedError(f"{self.name}: dataset is closed", 9)
+            raise ClosedError(f"{self.name}: dataset is closed", _core.E_CLOSED)
         return self._core
 
     # ------------------------------------------------------------ metadata
@@ -226,9 +224,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         flags = [b["mask_flags"] for b in self._bands]
         if _compat.MaskFlags is None:
             return tuple(flags)
-        M = _compat.MaskFlags
-        return tuple([m for bit, m in ((1, M.all_valid), (2, M.per_dataset), (4, M.alpha),
-                                       (8, M.nodata)) if f & bit] for f in flags)
+        # rasterio's MaskFlags values are GDAL's GMF_* bits, which C reports.
+        return tuple([m for m in _compat.MaskFlags if f & m.value] for f in flags)
 
     @property
     def meta(self):
@@ -264,13 +261,13 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return _compat.from_bounds(left, bottom, right, top, self._transform)
 
     def window_transform(self, window):
-        w = self._to_window(window)
+        w = _windows.to_window(window, self.height, self.width)
         a, b, c, d, e, f = self._transform[:6]
         col, row = w.col_off or 0, w.row_off or 0
         return Affine(a, b, c + a * col + b * row, d, e, f + d * col + e * row)
 
     def window_bounds(self, window):
-        w = self._to_window(window)
+        w = _windows.to_window(window, self.height, self.width)
         x0, y0 = _apply(self._transform, w.col_off, w.row_off + w.height)
         x1, y1 = _apply(self._transform, w.col_off + w.width, w.row_off)
         return (x0, y0, x1, y1)
@@ -294,54 +291,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                   "lr": (1, 1)}[offset]
         return _apply(self._transform, col + dc, row + dr)
 
-    # ------------------------------------------------------------ windows
-    def _to_window(self, window, boundless=False):
-        if window is None:
-            return Window(0, 0, self.width, self.height)
-        if isinstance(window, tuple) and not hasattr(window, "col_off"):
-            return _window_from_slices(window, self.height, self.width, boundless)
-        try:
-            return Window(window.col_off, window.row_off, window.width, window.height)
-        except AttributeError:
-            raise TypeError("window must be a Window (col_off, row_off, width, height) or "
-                            f"((row_start, row_stop), (col_start, col_stop)), not {window!r}")
-
-    def _float_window(self, window, boundless):
-        """The window as rasterio evaluates it, in floats: tuples via
-        Window.from_slices, checked, cropped unless boundless."""
-        if window is None:
-            return Window(0, 0, self.width, self.height)
-        w = self._to_window(window, boundless)
-        for name in ("col_off", "row_off", "width", "height"):
-            v = getattr(w, name)
-            if not isinstance(v, numbers.Real) or isinstance(v, bool):
-                raise TypeError(f"window {name} must be a number, not {v!r} (in {window!r})")
-            if math.isnan(v):
-                raise WindowError(f"window {name} is NaN (in {window!r})", 7)
-        if not boundless:
-            w = _crop(w, self.height, self.width)
-        return w
-
-    @staticmethod
-    def _fractional_lengths(w):
-        return (abs(w.width - _compat.floor_half(w.width)) > 1e-9
-                or abs(w.height - _compat.floor_half(w.height)) > 1e-9)
-
-    def _resolve_window(self, window, boundless):
-        """Integer (col_off, row_off, width, height) of a read, as rasterio computes
-        it: tuples via Window.from_slices, cropped unless boundless, lengths
-        rounded half up, fractional offsets to the pixel GDAL's nearest rule picks."""
-        if window is None:
-            return (0, 0, self.width, self.height)
-        w = self._float_window(window, boundless)
-        width, height = _compat.floor_half(w.width), _compat.floor_half(w.height)
-        if self._fractional_lengths(w):
-            raise NotImplementedError(
-                f"window (col_off={w.col_off}, row_off={w.row_off}, width={w.width}, "
-                f"height={w.height}) has fractional width/height: that is a resampled read, "
-                "which only read() does (use whole-pixel lengths here)")
-        return (_compat.floor_half(w.col_off), _compat.floor_half(w.row_off), width, height)
-
     # ------------------------------------------------------------ bands
     def _resolve_indexes(self, indexes):
         if indexes is None:
@@ -364,7 +313,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         for b in bands:
             if not 1 <= b <= self.count:
                 raise BandIndexError(
-                    f"{self.name}: band index {b} out of range (not in {self.indexes})", 7)
+                    f"{self.name}: band index {b} out of range (not in {self.indexes})",
+                    _core.E_BOUNDS)
         return bands, return2d
 
     def _common_dtype(self, bands):
@@ -394,8 +344,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         core = self._live()
         bands, return2d = self._resolve_indexes(indexes)
         dtype = np.dtype(self._common_dtype(bands) if out_dtype is None else out_dtype)
-        fw = self._float_window(window, boundless)
-        fractional = self._fractional_lengths(fw)
+        fw = _windows.float_window(window, self.height, self.width, boundless)
+        fractional = _windows.fractional_lengths(fw)
         h, w = _compat.floor_half(fw.height), _compat.floor_half(fw.width)
         n = len(bands)
         if out is not None and out_shape is not None:
@@ -423,7 +373,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if fractional or out_hw != (h, w):
             return self._read_resampled(core, bands, return2d, dtype, fw, out, out_hw, masked,
                                         boundless, resampling, fill_value)
-        col, row, w, h = self._resolve_window(window, boundless)
+        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
         if out is None:
             arr = np.empty((n, h, w), dtype=dtype)
             layout = "chw"
@@ -442,13 +392,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         result = arr if out is None or layout == "chw" else out
         want_mask = masked if boundless_read else (masked or fill_value is not None)
         if want_mask:
+            # rasterio's boundless VRT takes fill_value, else the last band's nodata, as nodata.
+            value = None
             if boundless_read:
-                mask = self._boundless_mask(core, bands, (col, row, w, h), fill_value, fill, arr)
-            elif self._all_valid():
-                mask = np.ma.nomask
-            else:
-                mask = ~self._band_masks(core, bands, (col, row, w, h), False).astype(bool)
-            result = self._as_masked(result, bands, mask, masked, fill_value)
+                value = fill_value if fill_value is not None else self._clipped_nodata(bands[-1])
+            m = np.empty((n, h, w), np.uint8)
+            no_mask = core.read_masks_into((col, row, w, h), m, "chw", rule=_core.MASKS_READ,
+                                           bands=bands, boundless=boundless_read, nodata=value,
+                                           pixels=arr if h > 0 and w > 0 else None,
+                                           pixels_layout=layout)
+            result = self._as_masked(result, bands, np.ma.nomask if no_mask else m == 0, masked,
+                                     fill_value)
         return self._squeezed(result, return2d)
 
     def _as_masked(self, result, bands, mask, masked, fill_value):
@@ -490,109 +444,31 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if oh > 0 and ow > 0 and (fw.width <= 0 or fw.height <= 0):
             # rasterio: GDAL fails to fill a non-empty array from an empty window.
             raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
-                                f"{oh}x{ow} pixels", 2)
+                                f"{oh}x{ow} pixels", _core.E_IO)
         if oh > 0 and ow > 0:
             core.read_resampled_into(wf, arr, (oh, ow), layout, bands=bands, resampling=alg)
         result = arr
         if masked or fill_value is not None:
             # rasterio: each band's mask resampled the same way, valid where nonzero.
-            if self._all_valid():
-                mask = np.ma.nomask
-            else:
-                m = np.empty((len(bands), oh, ow), np.uint8)
-                if oh > 0 and ow > 0:
-                    for k, b in enumerate(bands):
-                        core.read_mask_resampled_into(wf, m[k], (oh, ow), "hw", bands=[b],
-                                                      resampling=alg)
-                mask = ~m.astype(bool)
-            result = self._as_masked(result, bands, mask, masked, fill_value)
+            m = np.empty((len(bands), oh, ow), np.uint8)
+            no_mask = core.read_masks_resampled_into(wf, m, (oh, ow), "chw", rule=_core.MASKS_READ,
+                                                     bands=bands, resampling=alg)
+            result = self._as_masked(result, bands, np.ma.nomask if no_mask else m == 0, masked,
+                                     fill_value)
         return self._squeezed(result, return2d)
-
-    def _all_valid(self):
-        """rasterio's all_valid: every band of the dataset (not only those read)."""
-        return all(b["mask_flags"] & _GMF_ALL_VALID for b in self._bands)
-
-    def _vrt_all_valid_band(self, band):
-        """A band without a mask of its own in a dataset that has masks but neither a
-        nodata value nor per-dataset masks on every band (RGBA): rasterio's
-        boundless VRT gives it no mask at all, so it reads valid outside too."""
-        return (not self._all_valid() and self.nodata is None
-                and not all(b["mask_flags"] & _GMF_PER_DATASET for b in self._bands)
-                and self._bands[band - 1]["mask_flags"] & _GMF_ALL_VALID)
-
-    def _band_masks(self, core, bands, win, boundless):
-        col, row, w, h = win
-        m = np.empty((len(bands), h, w), np.uint8)
-        if h > 0 and w > 0:
-            for k, b in enumerate(bands):
-                core.read_mask_into(win, m[k], "hw", bands=[b], boundless=boundless)
-        return m
-
-    def _boundless_mask(self, core, bands, win, fill_value, nodataval, arr):
-        """The mask rasterio 1.4 gives a boundless masked read.
-
-        rasterio composites through a VRT (rasterio.vrt._boundless_vrt_doc) whose
-        nodata is fill_value, else the last band's nodata; its masks follow:
-        - dataset with no masks: a second VRT scales every pixel to 255, except
-          source pixels equal to that value, which show it; the outside shows it
-          too, or 0 without one.  Masked: where that shows 0 as a byte.
-        - every band with a per-dataset mask (internal mask, .msk): the file's
-          mask inside, masked outside.
-        - otherwise with a value: pixels equal to it, and the outside, are masked
-          (the VRT's nodata replaces the file's own masks).
-        - otherwise (alpha band, no nodata): the band's mask inside and masked
-          outside, except bands with no mask of their own, valid everywhere."""
-        col, row, w, h = win
-        geom = np.ones((h, w), bool)            # True outside the raster
-        geom[max(0, -row):max(0, min(h, self.height - row)),
-             max(0, -col):max(0, min(w, self.width - col))] = False
-        value = fill_value if fill_value is not None else self._clipped_nodata(bands[-1])
-        if self._all_valid():
-            if value is None:
-                return np.broadcast_to(geom, (len(bands), h, w)).copy()
-            as_byte = min(max(math.floor(value + 0.5), 0), 255) if value == value else 0
-            if as_byte != 0:
-                return np.zeros((len(bands), h, w), bool)
-            return geom | self._equals(core, bands, win, value, arr)
-        invalid = ~self._band_masks(core, bands, win, True).astype(bool)   # outside too
-        if all(b["mask_flags"] & _GMF_PER_DATASET for b in self._bands):
-            return invalid
-        if value is not None:
-            return geom | self._equals(core, bands, win, value, arr)
-        for k, b in enumerate(bands):
-            if self._bands[b - 1]["mask_flags"] & _GMF_ALL_VALID:
-                invalid[k] = False
-        return invalid
-
-    def _equals(self, core, bands, win, value, arr):
-        """Where the source pixels (in the file's dtype) equal 'value', GDAL-style."""
-        src_dt = np.dtype(self._common_dtype(bands))
-        if arr.dtype != src_dt:
-            src = np.empty((len(bands), win[3], win[2]), src_dt)
-            core.read_into(win, src, "chw", bands=bands, boundless=True, fill_value=0.0)
-        else:
-            src = arr if arr.ndim == 3 else arr[np.newaxis]
-        if src_dt.kind == "f":
-            if value != value:
-                return np.isnan(src)
-            return src == src_dt.type(value)
-        info = np.iinfo(src_dt)
-        if float(value).is_integer() and info.min <= value <= info.max:
-            return src == src_dt.type(value)
-        return np.zeros(src.shape, bool)
 
     def _mask_resampling(self, window, boundless, out_hw, resampling):
         """(float window, resampling) when a mask read is resampled (an output of
         another size than the window, or fractional window lengths), else None."""
-        fw = self._float_window(window, boundless)
+        fw = _windows.float_window(window, self.height, self.width, boundless)
         hw = (_compat.floor_half(fw.height), _compat.floor_half(fw.width))
-        if not self._fractional_lengths(fw) and (out_hw is None or tuple(out_hw) == hw):
+        if not _windows.fractional_lengths(fw) and (out_hw is None or tuple(out_hw) == hw):
             return None
         if boundless:
             raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
         if (fw.width <= 0 or fw.height <= 0) and out_hw is not None and min(out_hw) > 0:
             raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
-                                f"{out_hw[0]}x{out_hw[1]} pixels", 2)   # as rasterio (GDAL)
+                                f"{out_hw[0]}x{out_hw[1]} pixels", _core.E_IO)   # as rasterio (GDAL)
         try:
             alg = int(resampling)
         except (TypeError, ValueError):
@@ -619,7 +495,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             wf, alg, (h, w) = rs
             oh, ow = want if want is not None else (h, w)
         else:
-            col, row, w, h = self._resolve_window(window, boundless)
+            col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
             oh, ow = h, w
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
@@ -630,15 +506,12 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             arr = np.empty((n, oh, ow), np.uint8)
         boundless_read = bool(boundless) and window is not None
         if oh > 0 and ow > 0:
-            for k, b in enumerate(bands):
-                if rs is not None:
-                    core.read_mask_resampled_into(wf, arr[k], (oh, ow), "hw", bands=[b],
-                                                  resampling=alg)
-                elif boundless_read and self._vrt_all_valid_band(b):
-                    arr[k] = 255   # rasterio's boundless VRT: no mask, valid outside too
-                else:
-                    core.read_mask_into((col, row, w, h), arr[k], "hw", bands=[b],
-                                        boundless=boundless_read)
+            if rs is not None:
+                core.read_masks_resampled_into(wf, arr, (oh, ow), "chw", rule=_core.MASKS_BANDS,
+                                               bands=bands, resampling=alg)
+            else:
+                core.read_masks_into((col, row, w, h), arr, "chw", rule=_core.MASKS_BANDS,
+                                     bands=bands, boundless=boundless_read)
         result = out if out is not None else arr
         if return2d and result.ndim == 3:
             result = result[0]
@@ -660,13 +533,14 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             oh, ow = want if want is not None else hw
             arr = np.empty((oh, ow), np.uint8) if out is None else out
             if oh > 0 and ow > 0:
-                core.read_mask_resampled_into(wf, arr, (oh, ow), "hw", bands=None, resampling=alg)
+                core.read_masks_resampled_into(wf, arr, (oh, ow), "hw", rule=_core.MASKS_DATASET,
+                                               resampling=alg)
             return arr
-        col, row, w, h = self._resolve_window(window, boundless)
+        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
         arr = np.empty((h, w), np.uint8) if out is None else out
         if h > 0 and w > 0:
-            core.read_mask_into((col, row, w, h), arr, "hw", bands=None,
-                                boundless=bool(boundless) and window is not None)
+            core.read_masks_into((col, row, w, h), arr, "hw", rule=_core.MASKS_DATASET,
+                                 boundless=bool(boundless) and window is not None)
         return arr
 
     # ------------------------------------------------------------ native HWC
@@ -706,9 +580,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         n = len(bands)
         norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
         normalised = bool(norm)
-        col, row, w, h = self._resolve_window(window, boundless)
+        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
         if w < 1 or h < 1:
-            raise WindowError(f"{self.name}: window {window!r} is empty", 7)
+            raise WindowError(f"{self.name}: window {window!r} is empty", _core.E_BOUNDS)
         out_hw = (h, w)
         if out_shape is not None:
             out_shape = tuple(int(v) for v in out_shape)
@@ -781,51 +655,15 @@ def _apply(t, x, y):
     return (a * x + b * y + c, d * x + e * y + f)
 
 
-def _crop(w, height, width):
-    row_start = min(max(w.row_off, 0), height)
-    col_start = min(max(w.col_off, 0), width)
-    row_stop = max(0, min(w.row_off + w.height, height))
-    col_stop = max(0, min(w.col_off + w.width, width))
-    return Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
+def core_of(ds):
+    """The C dataset (rasterloader._core.Dataset) under ``ds``, for the batch
+    calls of other modules (the C call reports a closed one itself)."""
+    return ds._core
 
 
-def _window_from_slices(window, height, width, boundless):
-    """Window.from_slices(rows, cols, height, width, boundless), as rasterio."""
-    if len(window) != 2:
-        raise WindowError("window tuple must be ((row_start, row_stop), (col_start, col_stop))",
-                          7)
-    rows, cols = window
-
-    def as_slice(s, what):
-        if isinstance(s, (tuple, list)):
-            if len(s) != 2:
-                raise WindowError(f"{what} must have a start and stop index", 7)
-            return slice(*s)
-        if isinstance(s, slice):
-            return s
-        raise WindowError(f"{what} must be a slice, tuple, or list", 7)
-
-    rows, cols = as_slice(rows, "rows"), as_slice(cols, "cols")
-    for what, v in (("rows", rows.start), ("rows", rows.stop), ("cols", cols.start),
-                    ("cols", cols.stop)):
-        if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)):
-            raise TypeError(f"window {what} bounds must be numbers or None, not {v!r}")
-        if v is not None and math.isnan(v):
-            raise WindowError(f"window {what} bound is NaN (in {window!r})", 7)
-    row_off = 0.0 if rows.start is None else rows.start
-    row_stop = height if rows.stop is None else rows.stop
-    col_off = 0.0 if cols.start is None else cols.start
-    col_stop = width if cols.stop is None else cols.stop
-    if not boundless:
-        if row_off < 0:
-            row_off += height
-        if row_stop < 0:
-            row_stop += height
-        if col_off < 0:
-            col_off += width
-        if col_stop < 0:
-            col_stop += width
-    return Window(col_off, row_off, max(col_stop - col_off, 0.0), max(row_stop - row_off, 0.0))
+def live_core(ds):
+    """core_of(ds), or ClosedError naming the file when ``ds`` is closed."""
+    return ds._live()
 
 
 def open(path, mode="r", *, reader=None):

@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from . import _compat, _core
+from . import _compat, _core, _windows
 from ._compat import Window
 from .errors import (BandIndexError, RasterBlockError, RasterloaderDeprecationWarning,
                      StatisticsError, InvalidArgumentError)
@@ -156,7 +156,7 @@ class DatasetMetaMixin:
         if dataset_ok and bidx <= 0:
             return 0
         if not 1 <= bidx <= self.count:
-            raise BandIndexError(f"No such band index: {bidx}", 7)
+            raise BandIndexError(f"No such band index: {bidx}", _core.E_BOUNDS)
         return int(bidx)
 
     def _rasterio_transform(self, name, *args, transform_method=None, **kwargs):
@@ -203,7 +203,7 @@ class DatasetMetaMixin:
         v = _core.metadata_item(self._live(), self._band_arg(bidx), -1,
                                 f"BLOCK_SIZE_{j}_{i}", "TIFF")
         if v is None:
-            raise RasterBlockError(f"Block i={i}, j={j} size can't be determined", 7)
+            raise RasterBlockError(f"Block i={i}, j={j} size can't be determined", _core.E_BOUNDS)
         return int(v)
 
     # ------------------------------------------------------------ sample
@@ -305,7 +305,7 @@ class DatasetMetaMixin:
         if window is None:
             win = (0, 0, self.width, self.height)
         else:
-            w = self._to_window(window)
+            w = _windows.to_window(window, self.height, self.width)
             win = tuple(int(v) for v in (w.col_off, w.row_off, w.width, w.height))
         return _core.band_checksum(self._live(), band, win)
 
@@ -315,7 +315,8 @@ class DatasetMetaMixin:
         except InvalidArgumentError as e:
             if "no valid pixels" not in str(e):
                 raise
-            raise StatisticsError(f"{e} (No valid pixels found in sampling.)", 1) from e
+            raise StatisticsError(f"{e} (No valid pixels found in sampling.)",
+                                  _core.E_INVALID_ARG) from e
 
     def statistics(self, bidx, approx=False, clear_cache=False):
         """min, max, mean and std of a band, GDAL's stored statistics when it has
@@ -389,8 +390,8 @@ def _sample_gen(dataset, xy, indexes, masked):
         indexes = [indexes]
     nodata = np.full(len(indexes), (dataset.nodata or 0), dtype=dataset.dtypes[0])
     if masked:
-        flags = [dataset._bands[i - 1]["mask_flags"] for i in indexes]
-        is_masked = any(f & (2 | 4 | 8) for f in flags)
+        flags = [dataset._bands[i - 1]["mask_flags"] for i in indexes]   # the caller's self
+        is_masked = any(f & (2 | 4 | 8) for f in flags)   # GDAL's per_dataset, alpha, nodata
         nodata = np.ma.array(nodata, mask=[not (is_masked and f == 1) for f in flags])
     a, b, c, d, e, f = (~dataset.transform)[:6]
     for x, y in xy:

@@ -50,9 +50,9 @@ import threading
 
 import numpy as np
 
-from . import _core
+from . import _core, _windows
 from ._compat import Resampling
-from ._dataset import Dataset, open as _open
+from ._dataset import Dataset, core_of, open as _open
 from ._env import active_options, gdal_options, with_gdal_env
 from ._normalise import norm_kwargs
 from .errors import PoolTimeoutError, RasterError
@@ -288,7 +288,8 @@ class WindowReader:
             raise ValueError(f"label_fill {self.label_fill} does not fit {self.label_dtype}")
 
     def _read_geo(self, indices, image, mask, validity, layout):
-        _geo.read_geo_batch(self, indices, image, mask, validity, layout)
+        _geo.read_geo_batch(self, indices, image, mask, validity, layout, labels=self._datasets,
+                            norm=self._norm)
 
     def _pooled_geo(self, indices):
         b, h, w, c = len(indices), self.height, self.width, self.channels
@@ -321,8 +322,8 @@ class WindowReader:
         for image, mask in dict.fromkeys((key(i), None if m is None else key(m))
                                          for i, m in pairs):
             _core.check_label_grid(
-                self._dataset(image)._core,
-                None if mask is None else self._dataset(mask)._core,
+                core_of(self._dataset(image)),
+                None if mask is None else core_of(self._dataset(mask)),
                 label_resample=self.label_resample, label_fill=self.label_fill,
                 label_dtype=self.label_dtype)
 
@@ -411,13 +412,13 @@ class WindowReader:
         ds = self._dataset(image)
         win = _window_tuple(window)
         if win is None:
-            win = ds._resolve_window(window, self.boundless)
+            win = _windows.resolve_window(window, ds.height, ds.width, self.boundless)
         if win[2] <= 0 or win[3] <= 0:
             raise ValueError(f"window {tuple(win)} of {image!r}: width and height must be > 0")
         label = None
         if mask is not None and self.masks:
-            label = self._dataset(mask)._core
-        return ds._core, win, label, self.mask_band if label is not None else 0
+            label = core_of(self._dataset(mask))
+        return core_of(ds), win, label, self.mask_band if label is not None else 0
 
     def _items(self, indices):
         samples = self.samples

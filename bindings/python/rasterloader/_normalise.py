@@ -7,13 +7,16 @@ rounding to the output dtype:
   gives exactly 0, as NumPy's ``(x.astype(float64) - mean) / std``);
 - ``scale``/``offset``: ``x * scale + offset``.
 
-This module only turns the arguments into per-channel lists of floats for
-the C call and says clearly what is wrong with them; it computes nothing.
+This module turns the arguments into per-channel lists of floats for the C
+call and says clearly what is wrong with them.  The one computation here,
+:func:`normalise_in_place`, is for Mosaic reads, which C cannot normalise
+while reading ("first" compositing compares the raw values the earlier
+sources wrote); it is written once, for Mosaic.read_hwc and the geo loaders.
 """
 
 import numpy as np
 
-__all__ = ["norm_kwargs"]
+__all__ = ["norm_kwargs", "normalise_in_place"]
 
 
 def _per_channel(name, value, n, where):
@@ -53,3 +56,23 @@ def norm_kwargs(n, mean=None, std=None, scale=None, offset=None, *, where="the r
     if "std" in out and any(s == 0 for s in out["std"]):
         raise ValueError(f"std must be nonzero (got {out['std']}) for {where}")
     return out
+
+
+def normalise_in_place(arr, norm, axis):
+    """``arr`` normalised in place by ``norm`` (norm_kwargs' result) along its
+    channel axis ``axis``: ``(x - mean) / std`` or ``x * scale + offset`` in
+    float64, then one cast back to arr's dtype.  One more pass over ``arr``,
+    with a float64 temporary of its size."""
+    shape = [1] * arr.ndim
+    shape[axis] = arr.shape[axis]
+
+    def vec(key, default):
+        v = np.asarray(norm.get(key, default), dtype=np.float64)
+        return np.broadcast_to(v, (arr.shape[axis],)).reshape(shape)
+
+    x = arr.astype(np.float64)
+    if "mean" in norm or "std" in norm:
+        x = (x - vec("mean", 0.0)) / vec("std", 1.0)
+    else:
+        x = x * vec("scale", 1.0) + vec("offset", 0.0)
+    arr[...] = x.astype(arr.dtype)

@@ -18,15 +18,126 @@ on the same grid):
 They open each file once for its size and block shape (metadata only) and
 hold no file handles afterwards.  Everything is plain Python and NumPy, so
 samplers pickle into DataLoader workers cheaply.
+
+Window resolution lives here too, once, for every reader: :func:`resolve_window`
+turns a rasterio window (a ``Window`` or a ``((row_start, row_stop),
+(col_start, col_stop))`` tuple) into the integer window of a read exactly as
+rasterio computes it; :class:`rasterloader.Dataset` and the loaders call it.
 """
 
 import collections.abc
+import math
+import numbers
 
 import numpy as np
 
+from . import _compat, _core
 from ._compat import Window
+from .errors import WindowError
 
 __all__ = ["RandomWindows", "GridWindows", "TileWindows", "WindowSamples"]
+
+
+# ------------------------------------------------------------ window resolution
+
+def to_window(window, height, width, boundless=False):
+    """A Window of a raster of ``height`` x ``width`` from None (the whole
+    raster), a Window-like object, or a slice tuple (Window.from_slices)."""
+    if window is None:
+        return Window(0, 0, width, height)
+    if isinstance(window, tuple) and not hasattr(window, "col_off"):
+        return _window_from_slices(window, height, width, boundless)
+    try:
+        return Window(window.col_off, window.row_off, window.width, window.height)
+    except AttributeError:
+        raise TypeError("window must be a Window (col_off, row_off, width, height) or "
+                        f"((row_start, row_stop), (col_start, col_stop)), not {window!r}")
+
+
+def float_window(window, height, width, boundless):
+    """The window as rasterio evaluates it, in floats: tuples via
+    Window.from_slices, checked, cropped unless boundless."""
+    if window is None:
+        return Window(0, 0, width, height)
+    w = to_window(window, height, width, boundless)
+    for name in ("col_off", "row_off", "width", "height"):
+        v = getattr(w, name)
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            raise TypeError(f"window {name} must be a number, not {v!r} (in {window!r})")
+        if math.isnan(v):
+            raise WindowError(f"window {name} is NaN (in {window!r})", _core.E_BOUNDS)
+    if not boundless:
+        w = _crop(w, height, width)
+    return w
+
+
+def fractional_lengths(w):
+    """True when a float window's width or height is not a whole number of pixels."""
+    return (abs(w.width - _compat.floor_half(w.width)) > 1e-9
+            or abs(w.height - _compat.floor_half(w.height)) > 1e-9)
+
+
+def resolve_window(window, height, width, boundless):
+    """Integer (col_off, row_off, width, height) of a read, as rasterio computes
+    it: tuples via Window.from_slices, cropped unless boundless, lengths
+    rounded half up, fractional offsets to the pixel GDAL's nearest rule picks."""
+    if window is None:
+        return (0, 0, width, height)
+    w = float_window(window, height, width, boundless)
+    if fractional_lengths(w):
+        raise NotImplementedError(
+            f"window (col_off={w.col_off}, row_off={w.row_off}, width={w.width}, "
+            f"height={w.height}) has fractional width/height: that is a resampled read, "
+            "which only read() does (use whole-pixel lengths here)")
+    return (_compat.floor_half(w.col_off), _compat.floor_half(w.row_off),
+            _compat.floor_half(w.width), _compat.floor_half(w.height))
+
+
+def _crop(w, height, width):
+    row_start = min(max(w.row_off, 0), height)
+    col_start = min(max(w.col_off, 0), width)
+    row_stop = max(0, min(w.row_off + w.height, height))
+    col_stop = max(0, min(w.col_off + w.width, width))
+    return Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
+
+
+def _window_from_slices(window, height, width, boundless):
+    """Window.from_slices(rows, cols, height, width, boundless), as rasterio."""
+    if len(window) != 2:
+        raise WindowError("window tuple must be ((row_start, row_stop), (col_start, col_stop))",
+                          _core.E_BOUNDS)
+    rows, cols = window
+
+    def as_slice(s, what):
+        if isinstance(s, (tuple, list)):
+            if len(s) != 2:
+                raise WindowError(f"{what} must have a start and stop index", _core.E_BOUNDS)
+            return slice(*s)
+        if isinstance(s, slice):
+            return s
+        raise WindowError(f"{what} must be a slice, tuple, or list", _core.E_BOUNDS)
+
+    rows, cols = as_slice(rows, "rows"), as_slice(cols, "cols")
+    for what, v in (("rows", rows.start), ("rows", rows.stop), ("cols", cols.start),
+                    ("cols", cols.stop)):
+        if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)):
+            raise TypeError(f"window {what} bounds must be numbers or None, not {v!r}")
+        if v is not None and math.isnan(v):
+            raise WindowError(f"window {what} bound is NaN (in {window!r})", _core.E_BOUNDS)
+    row_off = 0.0 if rows.start is None else rows.start
+    row_stop = height if rows.stop is None else rows.stop
+    col_off = 0.0 if cols.start is None else cols.start
+    col_stop = width if cols.stop is None else cols.stop
+    if not boundless:
+        if row_off < 0:
+            row_off += height
+        if row_stop < 0:
+            row_stop += height
+        if col_off < 0:
+            col_off += width
+        if col_stop < 0:
+            col_stop += width
+    return Window(col_off, row_off, max(col_stop - col_off, 0.0), max(row_stop - row_off, 0.0))
 
 
 def _sources(sources):

@@ -54,6 +54,8 @@ __all__ = [
 import errno as _errno
 import json as _json
 
+from . import _core
+
 try:  # rasterio is optional: its classes become extra bases when it is there
     import rasterio.errors as _rio
 except ImportError:  # pragma: no cover - exercised by a subprocess test
@@ -69,11 +71,9 @@ def _rio_bases(*names):
 # failures; it goes before OSError itself so the class order stays consistent.
 _IO = _rio_bases("RasterioIOError")
 
-_STATUS_NAMES = {
-    0: "RASTER_OK", 1: "RASTER_E_INVALID_ARG", 2: "RASTER_E_IO", 3: "RASTER_E_FORMAT",
-    4: "RASTER_E_CORRUPT", 5: "RASTER_E_UNSUPPORTED", 6: "RASTER_E_NOMEM", 7: "RASTER_E_BOUNDS",
-    8: "RASTER_E_TIMEOUT", 9: "RASTER_E_CLOSED",
-}
+# The C library's statuses, {"RASTER_E_IO": 2, ...}: C is their one source.
+_STATUS = dict(_core.STATUS)
+_STATUS_NAMES = {v: k for k, v in _STATUS.items()}
 
 
 # The note line that carries an exception's attributes through a DataLoader
@@ -113,7 +113,7 @@ class RasterError(Exception):
     """Base class of every rasterloader error."""
 
     #: the C status this class stands for (instances carry the actual one)
-    default_status = 0
+    default_status = _STATUS["RASTER_OK"]
 
     def __init__(self, message="", status=None):
         super().__init__(message)
@@ -136,17 +136,17 @@ class RasterError(Exception):
 
 class InvalidArgumentError(RasterError, ValueError):
     """A documented precondition was broken (RASTER_E_INVALID_ARG)."""
-    default_status = 1
+    default_status = _STATUS["RASTER_E_INVALID_ARG"]
 
 
 class RasterIOError(RasterError, *_IO, OSError):
     """The OS or the network said no (RASTER_E_IO)."""
-    default_status = 2
+    default_status = _STATUS["RASTER_E_IO"]
 
 
 class RasterFileNotFoundError(RasterIOError, FileNotFoundError):
     """The path does not exist (RASTER_E_IO); errno is ENOENT."""
-    default_status = 2
+    default_status = _STATUS["RASTER_E_IO"]
 
     def __init__(self, message="", status=None):
         super().__init__(message, status)
@@ -155,52 +155,59 @@ class RasterFileNotFoundError(RasterIOError, FileNotFoundError):
 
 class FormatError(RasterError, *_IO, OSError):
     """Not a raster GDAL can open (RASTER_E_FORMAT)."""
-    default_status = 3
+    default_status = _STATUS["RASTER_E_FORMAT"]
 
 
 class CorruptError(RasterError, *_IO, OSError):
     """The file or a compressed segment is malformed (RASTER_E_CORRUPT)."""
-    default_status = 4
+    default_status = _STATUS["RASTER_E_CORRUPT"]
 
 
 class UnsupportedError(RasterError, NotImplementedError, *_IO):
     """A valid file or request that no reader serves (RASTER_E_UNSUPPORTED)."""
-    default_status = 5
+    default_status = _STATUS["RASTER_E_UNSUPPORTED"]
 
 
 class RasterMemoryError(RasterError, MemoryError):
     """An allocation failed, or a request exceeds a pool's whole budget (RASTER_E_NOMEM)."""
-    default_status = 6
+    default_status = _STATUS["RASTER_E_NOMEM"]
 
 
 class WindowError(RasterError, ValueError, *_rio_bases("WindowError")):
     """A window outside the raster without boundless (RASTER_E_BOUNDS)."""
-    default_status = 7
+    default_status = _STATUS["RASTER_E_BOUNDS"]
 
 
 class PoolTimeoutError(RasterError, TimeoutError):
     """A pool stayed full for the whole timeout (RASTER_E_TIMEOUT)."""
-    default_status = 8
+    default_status = _STATUS["RASTER_E_TIMEOUT"]
 
 
 class ClosedError(RasterError, ValueError, *_IO):
     """The dataset or pool was closed (RASTER_E_CLOSED)."""
-    default_status = 9
+    default_status = _STATUS["RASTER_E_CLOSED"]
 
 
 class BandIndexError(RasterError, IndexError):
     """A band number that is not in the dataset (RASTER_E_BOUNDS)."""
-    default_status = 7
+    default_status = _STATUS["RASTER_E_BOUNDS"]
 
 
 class RasterBlockError(RasterError, *_rio_bases("RasterBlockError")):
     """A block whose size the file does not record (block_size(), as rasterio)."""
-    default_status = 7
+    default_status = _STATUS["RASTER_E_BOUNDS"]
 
 
 class StatisticsError(RasterError, ValueError, *_rio_bases("StatisticsError")):
     """No statistics for a band: no valid pixel in it (as rasterio's)."""
-    default_status = 1
+    default_status = _STATUS["RASTER_E_INVALID_ARG"]
+
+
+# The class the C extension raises for each status (bindings/python/errors.c;
+# a missing file and a band out of range pick their subclass by the C cause).
+_CLASS_BY_STATUS = {cls.default_status: cls for cls in (
+    RasterError, InvalidArgumentError, RasterIOError, FormatError, CorruptError, UnsupportedError,
+    RasterMemoryError, WindowError, PoolTimeoutError, ClosedError)}
 
 
 class RasterloaderDeprecationWarning(*(_rio_bases("RasterioDeprecationWarning") or (FutureWarning,))):

@@ -23,7 +23,8 @@ import random
 import numpy as np
 
 from . import _core
-from .mosaic import Mosaic
+from ._normalise import normalise_in_place
+from .mosaic import Mosaic, fill_empty, query_grid, query_items
 
 __all__ = ["RandomGeoWindows", "GridGeoWindows", "is_geo_sample"]
 
@@ -129,30 +130,33 @@ class GridGeoWindows(_GeoSampler):
 
 # ------------------------------------------------------------------ batch reads
 
-def _label_mosaic(reader, image, label):
-    """A label as a one-band Mosaic on the image mosaic's grid (opened once)."""
+def _label_mosaic(reader, labels, image, label):
+    """A label as a one-band Mosaic on the image mosaic's grid (opened once:
+    kept in 'labels', the loader's cache of open sources)."""
     if label is None or isinstance(label, Mosaic):
         return label
     key = ("geo-label", id(image), str(label))
-    m = reader._datasets.get(key)
+    m = labels.get(key)
     if m is None:
         m = Mosaic([label], crs=image.crs, res=image.res, resampling="nearest",
                    nodata=reader.label_fill)
-        reader._datasets[key] = m
+        labels[key] = m
     return m
 
 
 def geo_shape(sample, out_shape):
     """(channels, height, width) of a geo sample's read."""
     mosaic, _, bounds = sample
-    h, w, _, _ = mosaic._grid(bounds, out_shape)
+    h, w, _, _ = query_grid(mosaic, bounds, out_shape)
     return mosaic.count, h, w
 
 
-def read_geo_batch(reader, indices, image, mask, validity, layout):
+def read_geo_batch(reader, indices, image, mask, validity, layout, *, labels, norm):
     """Read the geo samples ``indices`` of reader.samples into ``image``
     ([B,H,W,C] or [B,C,H,W] numpy views), ``mask`` ([B,H,W] or None) and
-    ``validity`` ([B,H,W] uint8 or None): one mosaic_read for the batch."""
+    ``validity`` ([B,H,W] uint8 or None): one mosaic_read for the batch.
+    ``labels`` is the loader's cache of label mosaics, ``norm`` its
+    normalisation keywords (norm_kwargs)."""
     items, fills, norm_after = [], [], []
     lane = 0
     out_shape = (reader.height, reader.width)
@@ -167,20 +171,20 @@ def read_geo_batch(reader, indices, image, mask, validity, layout):
         def channel(c, h, w, k=k):
             return image[k, :, :, c] if layout == "bhwc" else image[k, c]
 
-        h, w, its, fl = mosaic._items(bounds, out_shape, channel, lane0=lane)
+        h, w, its, fl = query_items(mosaic, bounds, out_shape, channel, lane0=lane)
         lane += mosaic.count
         items += its
         fills += [(mosaic, f) for f in fl]
         if mask is not None:
-            lab = _label_mosaic(reader, mosaic, label)
+            lab = _label_mosaic(reader, labels, mosaic, label)
             if lab is not None:
-                _, _, its, fl = lab._items(bounds, out_shape, lambda c, h, w, k=k: mask[k],
-                                           lane0=lane)
+                _, _, its, fl = query_items(lab, bounds, out_shape, lambda c, h, w, k=k: mask[k],
+                                            lane0=lane)
                 lane += 1
                 items += its
                 fills += [(lab, f) for f in fl]
     for m, (plane, direct) in fills:
-        m._fill(plane, direct, m.nodata)
+        fill_empty(plane, direct, m.nodata)
     _core.mosaic_read(items, reader.threads)
     for k, i in enumerate(indices):
         mosaic, label, _ = reader.samples[i]
@@ -193,20 +197,5 @@ def read_geo_batch(reader, indices, image, mask, validity, layout):
                 validity[k] = v
             if mask is not None and label is None:
                 mask[k] = v
-    if reader._norm:
-        _normalise(reader, image, layout)
-
-
-def _normalise(reader, image, layout):
-    """mean/std or scale/offset after the read, in double, rounded once (the
-    loaders' rule); one extra pass per batch, documented in the module."""
-    n = reader._norm
-    c = reader.channels
-    vec = lambda key, d: np.broadcast_to(np.asarray(n.get(key, d), dtype=np.float64), (c,))
-    shape = (1, 1, 1, c) if layout == "bhwc" else (1, c, 1, 1)
-    x = image.astype(np.float64)
-    if "mean" in n or "std" in n:
-        x = (x - vec("mean", 0.0).reshape(shape)) / vec("std", 1.0).reshape(shape)
-    else:
-        x = x * vec("scale", 1.0).reshape(shape) + vec("offset", 0.0).reshape(shape)
-    image[...] = x.astype(image.dtype)
+    if norm:   # loaders' rule: in double, rounded once (see the module doc)
+        normalise_in_place(image, norm, axis=-1 if layout == "bhwc" else 1)

@@ -45,7 +45,8 @@ import numpy as np
 
 from . import _compat, _core
 from ._compat import Resampling
-from ._dataset import Dataset, open as _open
+from ._dataset import Dataset, live_core, open as _open
+from ._normalise import norm_kwargs, normalise_in_place
 from .vrt import WarpedVRT, _crs_text
 
 __all__ = ["Mosaic"]
@@ -323,34 +324,15 @@ class Mosaic:
                     src_nd != src_nd and self._nodata != self._nodata)
                 direct = not overlaps and same_nd
                 rects.append((r0, c0, r1, c1, direct))
-                items.append((src._live(), band, tuple(float(v) for v in sw),
+                items.append((live_core(src), band, tuple(float(v) for v in sw),
                               plane[r0:r1, c0:c1], alg, 0 if direct else 1, nodata,
                               None if src_nd is None else float(src_nd), lane0 + c))
             fills.append((plane, [r[:4] for r in rects if r[4]]))
         return height, width, items, fills
 
-    @staticmethod
-    def _fill(plane, direct, value):
-        """Write 'value' where no direct source writes: the whole plane minus
-        the (disjoint) direct rectangles, so those pixels are written once."""
-        if not direct:
-            plane[...] = value
-            return
-        if len(direct) == 1:
-            r0, c0, r1, c1 = direct[0]
-            plane[:r0] = value
-            plane[r1:] = value
-            plane[r0:r1, :c0] = value
-            plane[r0:r1, c1:] = value
-            return
-        keep = np.ones(plane.shape, dtype=bool)       # a bool per pixel, not a pixel copy
-        for r0, c0, r1, c1 in direct:
-            keep[r0:r1, c0:c1] = False
-        plane[keep] = value
-
     def _run(self, items, fills):
         for plane, direct in fills:
-            self._fill(plane, direct, self._nodata)
+            fill_empty(plane, direct, self._nodata)
         _core.mosaic_read(items, self.threads)
 
     # ------------------------------------------------------------ reads
@@ -387,7 +369,6 @@ class Mosaic:
         temporary: the "still nodata" test of "first" needs the raw values)."""
         norm = {}
         if mean is not None or std is not None:
-            from ._normalise import norm_kwargs
             norm = norm_kwargs(self.count, mean, std, where=repr(self))
             out_dtype = out_dtype or "float32"
         dtype = np.dtype(out_dtype or self._dtype)
@@ -407,10 +388,7 @@ class Mosaic:
         _, _, items, fills = self._items(bounds, out_shape, channel)
         self._run(items, fills)
         if norm:
-            x = view.astype(np.float64)
-            x -= np.asarray(norm.get("mean", 0.0), dtype=np.float64)
-            x /= np.asarray(norm.get("std", 1.0), dtype=np.float64)
-            view[...] = x.astype(dtype)
+            normalise_in_place(view, norm, axis=-1)
         return tile
 
     def dataset_mask(self, bounds, out_shape=None):
@@ -422,6 +400,42 @@ class Mosaic:
         nd = self._nodata
         valid = ~np.isnan(data) if nd != nd else data != nd
         return np.where(valid.any(axis=0), np.uint8(255), np.uint8(0))
+
+
+# ------------------------------------------------------------ for the loaders
+# rasterloader.geo builds one batch from many queries (and label mosaics): these
+# give it a query's grid, its source reads and its fills without reaching into
+# the class.
+
+def query_grid(mosaic, bounds, out_shape):
+    """(height, width, transform, chunk bounds) of a query, as Mosaic.read's."""
+    return mosaic._grid(bounds, out_shape)
+
+
+def query_items(mosaic, bounds, out_shape, dest_channel, lane0=0):
+    """(height, width, source reads, fills) of a query, in merge's order; lanes
+    (output channels) numbered from lane0.  dest_channel(c, h, w) is the 2-D
+    destination of channel c."""
+    return mosaic._items(bounds, out_shape, dest_channel, lane0)
+
+
+def fill_empty(plane, direct, value):
+    """Write 'value' where no direct source writes: the whole plane minus
+    the (disjoint) direct rectangles, so those pixels are written once."""
+    if not direct:
+        plane[...] = value
+        return
+    if len(direct) == 1:
+        r0, c0, r1, c1 = direct[0]
+        plane[:r0] = value
+        plane[r1:] = value
+        plane[r0:r1, :c0] = value
+        plane[r0:r1, c1:] = value
+        return
+    keep = np.ones(plane.shape, dtype=bool)       # a bool per pixel, not a pixel copy
+    for r0, c0, r1, c1 in direct:
+        keep[r0:r1, c0:c1] = False
+    plane[keep] = value
 
 
 def _rebuild(sources, kwargs):

@@ -16,7 +16,7 @@ import numbers
 
 from . import _compat, _core
 from ._compat import Resampling
-from ._dataset import Dataset
+from ._dataset import Dataset, live_core
 
 __all__ = ["WarpedVRT"]
 
@@ -90,7 +90,7 @@ class WarpedVRT(Dataset):
         extras = [f"{k}={v}" for k, v in warp_extras.items()]
         try:
             core = _core.open_warped(
-                src_dataset._live(), crs=_crs_text(crs), src_crs=_crs_text(src_crs),
+                live_core(src_dataset), crs=_crs_text(crs), src_crs=_crs_text(src_crs),
                 resampling=int(resampling), tolerance=float(tolerance),
                 transform=_gdal_gt(transform), src_transform=_gdal_gt(src_transform),
                 width=int(width or 0), height=int(height or 0), src_nodata_mode=sn_mode,
