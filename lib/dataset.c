@@ -8,11 +8,13 @@
  * thread never frees memory a read on another thread is using; a holder of
  * a retained reference that reads after the close gets RASTER_E_CLOSED.
  *
- * URLs: GDAL's virtual file systems (/vsicurl/, /vsis3/, /vsigs/, /vsiaz/,
- * ...) are passed through as they are; http(s):// URLs are mapped to
- * /vsicurl/ and s3://, gs://, az:// to /vsis3/, /vsigs/, /vsiaz/ (as
- * rasterio does), so a dataset's path, and every message, is the GDAL
- * path that names the URL.
+ * URLs: a dataset's path, and every message, is the GDAL path that names
+ * the URL (raster__gdal_path_of() of gdal_env.c: http(s):// becomes
+ * /vsicurl/, s3://, gs://, az:// become /vsis3/, /vsigs/, /vsiaz/, as
+ * rasterio does).
+ *
+ * Layer: the top; it joins the GDAL reader (gdal_reader.c) and the native
+ * TIFF reader (lib/tiff/), both of which sit on gdal_env.c.
  */
 #include "internal.h"
 
@@ -75,55 +77,6 @@ raster_open_options_init(raster_open_options_t *opt)
     opt->reader = -1;
 }
 
-/* URL schemes GDAL does not take as they are, and the virtual file system
- * that reads them; 'keep' keeps the whole URL after the prefix (/vsicurl/
- * wants the URL, /vsis3/ wants bucket/key). */
-static const struct url_scheme {
-    const char *scheme, *vsi;
-    int keep;
-} url_schemes[] = {
-    {"http://", "/vsicurl/", 1},
-    {"https://", "/vsicurl/", 1},
-    {"s3://", "/vsis3/", 0},
-    {"gs://", "/vsigs/", 0},
-    {"az://", "/vsiaz/", 0},
-};
-
-/* The path GDAL opens for 'path_or_url' (malloc'd; NULL on OOM). */
-static char *
-gdal_path_of(const char *path_or_url)
-{
-    for (size_t i = 0; i < sizeof url_schemes / sizeof url_schemes[0]; i++) {
-        const struct url_scheme *u = &url_schemes[i];
-        const size_t n = strlen(u->scheme);
-        if (strncasecmp(path_or_url, u->scheme, n) != 0)
-            continue;
-        /* GDAL wants the scheme in lower case ("HTTP://" fails). */
-        const char *scheme = u->keep ? u->scheme : "";
-        const size_t len = strlen(u->vsi) + strlen(scheme) + strlen(path_or_url + n) + 1;
-        char *p = malloc(len);
-        if (p != NULL)
-            snprintf(p, len, "%s%s%s", u->vsi, scheme, path_or_url + n);
-        return p;
-    }
-    return strdup(path_or_url);
-}
-
-int
-raster__path_is_remote(const char *path)
-{
-    static const char *const prefixes[] = {"/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss",
-                                           "/vsiswift", "/vsiwebhdfs", "/vsihdfs"};
-    if (strncmp(path, "/vsi", 4) != 0)          /* a local path, whatever its directories are called */
-        return 0;
-    if (strstr(path, "/vsicurl") != NULL)       /* also /vsicurl_streaming/, /vsizip//vsicurl/ */
-        return 1;
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-        if (strstr(path, prefixes[i]) != NULL)
-            return 1;
-    return 0;
-}
-
 /* GDAL's block cache is part of rasterloader's memory: masks, and the
  * formats the native reader does not serve, still go through GDAL, whose
  * default is 5 % of RAM per process (per DataLoader worker, per rank).
@@ -178,7 +131,7 @@ raster_open_ex(const char *path_or_url, const raster_open_options_t *opt, raster
     atomic_init(&ds->refcount, 1);
     atomic_init(&ds->closed, 0);
     raster_status_t st;
-    if ((ds->path = gdal_path_of(path_or_url)) == NULL) {
+    if ((ds->path = raster__gdal_path_of(path_or_url)) == NULL) {
         st = raster__fail(RASTER_E_NOMEM, "%s: out of memory", path_or_url);
         goto fail;
     }

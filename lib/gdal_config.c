@@ -26,6 +26,10 @@
  * opens a file (HTTP headers and credentials of /vsicurl/ and /vsis3/ handles)
  * stay those of the open; a /vsicurl/ file's size and downloaded ranges are
  * cached process-wide by URL whatever the options.
+ *
+ * Layer: beside gdal_env.c, below the readers (threads.c calls adopt/drop).
+ * It calls only GDAL's thread-local config functions, outside gdal_env.c's
+ * fork gate, as it always has.
  */
 #include "internal.h"
 

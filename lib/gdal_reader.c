@@ -2,11 +2,17 @@
  * gdal_reader.c - the reader for everything the native TIFF path does not
  * serve, and the metadata source for every dataset.
  *
+ * Layer: above gdal_env.c (fork gate, GDAL error capture, idle-handle
+ * stack), beside lib/tiff/; dataset.c, mask.c, metadata.c and warped_vrt.c
+ * call into it.  It never calls lib/tiff/ or dataset.c.
+ *
  * GDAL dataset handles are not safe to share between threads, so each
- * dataset keeps a small stack of handles: a read pops one (opening a new one
- * only when all are busy), uses it, and pushes it back.  After fork() the
- * parent's handles are forgotten (their file offsets and caches belong to the
- * parent) and the child opens its own.
+ * dataset keeps a stack of idle handles (gdal_env.c's): a call takes one
+ * (opening a new one only when all are busy), uses it, and gives it back;
+ * the one sequence for that, with the gate around it, is handle_take /
+ * handle_give (with_handle for the readers here).  After fork() the parent's
+ * handles are forgotten (their file offsets and caches belong to the parent)
+ * and the child opens its own.
  *
  * When the destination dtype is the band's own and nothing is scaled, GDAL
  * writes straight into the caller's view through GDALDatasetRasterIOEx with
@@ -14,11 +20,15 @@
  * the file's dtype into per-thread scratch, a band of rows at a time, and
  * place.c converts; GDAL's own conversion is not used, so both readers share
  * one set of rounding rules (see dtype.c).
+ *
+ * A failure's status comes from gdal_env.c (GDAL's error numbers and what
+ * this file knows: the call, the path), never from GDAL's words.
  */
 #include "internal.h"
 
 #include <cpl_error.h>
 #include <cpl_string.h>
+#include <cpl_vsi.h>
 #include <gdal.h>
 #include <ogr_srs_api.h>
 
@@ -27,13 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 struct raster__gdal {
-    pthread_mutex_t mu;
-    pid_t pid;                  /* process the handles below belong to */
-    GDALDatasetH *idle;         /* owned: handles not in use */
-    int idle_count, idle_cap;
+    raster__handle_stack_t handles; /* idle GDALDatasetH, closed inside the gate */
     const char *path;           /* view of ds->path */
     int have_id;                /* a local file: dev/ino of what was opened */
     uint64_t dev, ino;
@@ -43,191 +49,21 @@ struct raster__gdal {
     void *opener_ctx;
 };
 
-/*
- * Fork gate.  GDAL keeps process-wide mutexes (the block cache, the driver
- * manager, dataset lists); a fork() while another thread is inside GDAL
- * leaves the child with those mutexes locked by a thread that does not
- * exist there, and the child's first read deadlocks (check_fork found it).
- * Every GDAL call of the library runs inside the gate, and a pthread_atfork
- * handler closes it: fork() waits until no thread is inside a GDAL call and
- * keeps new ones out until it returns, so the child inherits GDAL with every
- * lock free.  A closing gate lets no new thread in, so a stream of reads
- * cannot starve a fork; a thread must therefore never enter twice.  Not a
- * pthread_rwlock: its state after fork() counts the parent's waiting
- * readers, and unlocking it in the child left the child's reads blocked.
- * Here the child simply starts with a fresh, open gate.
- */
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int inside;                 /* threads in a GDAL call */
-    int closing;                /* a fork() is waiting or under way */
-} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-static pthread_once_t gdal_once = PTHREAD_ONCE_INIT;
-
-static void
-gate_prepare(void)
-{
-    pthread_mutex_lock(&gate.mu);
-    gate.closing++;
-    while (gate.inside > 0)
-        pthread_cond_wait(&gate.cv, &gate.mu);
-    /* gate.mu stays locked across fork(): nobody enters or leaves. */
-}
-
-static void
-gate_parent(void)
-{
-    gate.closing--;
-    pthread_cond_broadcast(&gate.cv);
-    pthread_mutex_unlock(&gate.mu);
-}
-
-static void
-gate_child(void)
-{
-    /* One thread, nobody inside: new objects, no inherited waiters. */
-    pthread_mutex_init(&gate.mu, NULL);
-    pthread_cond_init(&gate.cv, NULL);
-    gate.inside = 0;
-    gate.closing = 0;
-}
-
-static void
-gdal_register(void)
-{
-    pthread_atfork(gate_prepare, gate_parent, gate_child);
-    GDALAllRegister();
-}
-
-void
-raster__gdal_enter(void)
-{
-    pthread_once(&gdal_once, gdal_register);
-    pthread_mutex_lock(&gate.mu);
-    while (gate.closing > 0)
-        pthread_cond_wait(&gate.cv, &gate.mu);
-    gate.inside++;
-    pthread_mutex_unlock(&gate.mu);
-}
-
-void
-raster__gdal_leave(void)
-{
-    pthread_mutex_lock(&gate.mu);
-    if (--gate.inside == 0 && gate.closing > 0)
-        pthread_cond_broadcast(&gate.cv);
-    pthread_mutex_unlock(&gate.mu);
-}
-
-/*
- * GDAL's messages during one call, kept per thread instead of printed.  The
- * last message is the driver's summary ("IReadBlock failed ..."); over HTTP
- * the cause came first ("Request for 2942702-3506603 failed with
- * response_code=500", "CURL error: Operation timed out"), so a message names
- * both.  GDAL's retry notices (warnings, one per GDAL_HTTP_MAX_RETRY retry)
- * are counted so the message can say that retries were spent.
- */
-typedef struct gdal_errs {
-    int failures;               /* CE_Failure or worse since GDAL_QUIET_BEGIN */
-    int network;                /* one of them came from the HTTP layer */
-    int retries;                /* "Retrying again in ..." notices */
-    char first[320];            /* the first failure's text */
-    char detail[1024];          /* gdal_msg()'s result */
-} gdal_errs_t;
-
-static _Thread_local gdal_errs_t gdal_errs;
-
-/* A failure of GDAL's network layer (/vsicurl/, /vsis3/, ...): by error
- * number where GDAL gives one (an HTTP status, the object-storage family),
- * else by the words of cpl_vsil_curl.cpp and cpl_http.cpp, which report curl
- * errors, short bodies and a server that ignores Range as CPLE_AppDefined. */
-static int
-is_network_msg(CPLErrorNum no, const char *m)
-{
-    if (no == CPLE_HttpResponse || (no >= CPLE_AWSBucketNotFound && no <= CPLE_AWSError))
-        return 1;
-    return strstr(m, "response_code") || strstr(m, "HTTP") || strstr(m, "CURL") ||
-           strstr(m, "curl") || strstr(m, "timed out") || strstr(m, "Connection") ||
-           strstr(m, "Could not resolve") || strstr(m, RASTER__GDAL_NO_RANGE_MSG);
-}
-
-static void CPL_STDCALL
-gdal_errs_handler(CPLErr cls, CPLErrorNum no, const char *msg)
-{
-    gdal_errs_t *e = &gdal_errs;
-    msg = msg ? msg : "";
-    if (cls == CE_Warning && strstr(msg, "Retrying"))
-        e->retries++;
-    if (cls < CE_Failure)
-        return;
-    if (e->failures++ == 0)
-        snprintf(e->first, sizeof e->first, "%s", msg);
-    e->network |= is_network_msg(no, msg) != 0;
-}
-
-static void
-gdal_errs_begin(void)
-{
-    gdal_errs.failures = gdal_errs.network = gdal_errs.retries = 0;
-    gdal_errs.first[0] = '\0';
-    CPLPushErrorHandler(gdal_errs_handler);
-    CPLErrorReset();
-}
-
-/* Run a GDAL call with errors captured instead of printed. */
-#define GDAL_QUIET_BEGIN() gdal_errs_begin()
-#define GDAL_QUIET_END() CPLPopErrorHandler()
-
-/* The captured detail (valid until the next call on this thread): the first
- * failure, then the last one when it differs, then the retries spent. */
-static const char *
-gdal_msg(void)
-{
-    gdal_errs_t *e = &gdal_errs;
-    const char *last = CPLGetLastErrorMsg();
-    last = (last && last[0]) ? last : "no detail from GDAL";
-    if (e->failures > 1 && e->first[0] && strcmp(e->first, last) != 0)
-        snprintf(e->detail, sizeof e->detail, "%.319s; then: %.640s", e->first, last);
-    else
-        snprintf(e->detail, sizeof e->detail, "%.960s", last);
-    if (e->retries > 0) {
-        const size_t n = strlen(e->detail);
-        snprintf(e->detail + n, sizeof e->detail - n,
-                 " (after %d retr%s, GDAL_HTTP_MAX_RETRY)", e->retries, e->retries == 1 ? "y" : "ies");
-    }
-    if (strstr(e->detail, RASTER__GDAL_NO_RANGE_MSG)) {
-        const size_t n = strlen(e->detail);
-        snprintf(e->detail + n, sizeof e->detail - n, "%s", RASTER__GDAL_NO_RANGE_HINT);
-    }
-    return e->detail;
-}
-
-/* libtiff's and GDAL's words for a valid file with a feature they do not
- * implement (an unknown codec, samples of different sizes, a predictor
- * for 12-bit samples): such a file is RASTER_E_UNSUPPORTED, not damaged. */
-static int
-is_unsupported_msg(const char *m)
-{
-    return strstr(m, "missing codec") || strstr(m, "not implemented") ||
-           strstr(m, "not supported") || strstr(m, "Cannot handle different values per sample");
-}
-
-/* A failed call on a remote dataset whose cause was the network (an HTTP
- * status, a timeout, a short body) is RASTER_E_IO; one that hit a feature
- * GDAL does not implement is RASTER_E_UNSUPPORTED; otherwise 'otherwise'. */
-static raster_status_t
-gdal_failure_status(const raster_dataset_t *ds, raster_status_t otherwise)
-{
-    if (gdal_errs.network && raster__path_is_remote(ds->path))
-        return RASTER_E_IO;
-    return is_unsupported_msg(gdal_msg()) ? RASTER_E_UNSUPPORTED : otherwise;
-}
-
 static GDALDatasetH
 handle_open(const char *path)
 {
     return GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+}
+
+/* The stack's close: inside the gate (every push and the destroy here run
+ * inside it), quietly, without touching the capture record a failed call
+ * has just filled. */
+static void
+handle_close(void *h)
+{
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALClose((GDALDatasetH)h);
+    CPLPopErrorHandler();
 }
 
 /* A new handle (the dataset's opener, or the path again) into *h_out; on
@@ -245,7 +81,8 @@ handle_new(struct raster__gdal *g, GDALDatasetH *h_out)
     }
     GDALDatasetH h = handle_open(g->path);
     if (h == NULL)
-        return raster__fail(RASTER_E_IO, "%s: GDAL could not re-open the file: %s", g->path, gdal_msg());
+        return raster__fail(RASTER_E_IO, "%s: GDAL could not re-open the file: %s", g->path,
+                            raster__gdal_capture_detail());
     /* A new handle opens the path again (another thread's read, a forked
      * child): it must be the file opened at open, not one renamed over it,
      * or the read would return another file's pixels. */
@@ -263,59 +100,32 @@ raster_status_t
 raster__gdal_handle_new(raster_dataset_t *ds, void **handle_out)
 {
     GDALDatasetH h = NULL;
-    GDAL_QUIET_BEGIN();
+    raster__gdal_capture_begin();
     const raster_status_t st = handle_new(ds->gdal, &h);
-    GDAL_QUIET_END();
+    raster__gdal_capture_end();
     *handle_out = h;
     return st;
 }
 
-/* Take an idle handle or open a new one; NULL with the error set on failure. */
+/* Take an idle handle or open a new one; NULL with the error set on failure.
+ * Inside the gate. */
 static GDALDatasetH
 handle_acquire(struct raster__gdal *g)
 {
-    GDALDatasetH h = NULL;
-    pthread_mutex_lock(&g->mu);
-    if (g->pid != getpid()) {
-        /* Forked child: the parent's handles share its file offsets and
-         * caches; drop them without closing (closing could flush or block
-         * on state copied mid-operation) and start over. */
-        g->idle_count = 0;
-        g->pid = getpid();
-    }
-    if (g->idle_count > 0)
-        h = g->idle[--g->idle_count];
-    pthread_mutex_unlock(&g->mu);
+    GDALDatasetH h = raster__handle_stack_pop(&g->handles);
     if (h != NULL)
         return h;
-    GDAL_QUIET_BEGIN();
+    raster__gdal_capture_begin();
     (void)handle_new(g, &h);
-    GDAL_QUIET_END();
+    raster__gdal_capture_end();
     return h;
 }
 
+/* Inside the gate. */
 static void
 handle_release(struct raster__gdal *g, GDALDatasetH h)
 {
-    pthread_mutex_lock(&g->mu);
-    if (g->pid == getpid()) {
-        if (g->idle_count == g->idle_cap) {
-            const int cap = g->idle_cap ? g->idle_cap * 2 : 4;
-            GDALDatasetH *p = realloc(g->idle, (size_t)cap * sizeof *p);
-            if (p != NULL)
-                g->idle = p, g->idle_cap = cap;
-        }
-        if (g->idle_count < g->idle_cap) {
-            g->idle[g->idle_count++] = h;
-            h = NULL;
-        }
-    }
-    pthread_mutex_unlock(&g->mu);
-    if (h != NULL) {
-        GDAL_QUIET_BEGIN();
-        GDALClose(h);
-        GDAL_QUIET_END();
-    }
+    raster__handle_stack_push(&g->handles, h);
 }
 
 void
@@ -323,16 +133,9 @@ raster__gdal_close(struct raster__gdal *g)
 {
     if (g == NULL)
         return;
-    if (g->pid == getpid() && g->idle_count > 0) {
-        raster__gdal_enter();
-        GDAL_QUIET_BEGIN();
-        for (int i = 0; i < g->idle_count; i++)
-            GDALClose(g->idle[i]);
-        GDAL_QUIET_END();
-        raster__gdal_leave();
-    }
-    free(g->idle);
-    pthread_mutex_destroy(&g->mu);
+    raster__gdal_enter();
+    raster__handle_stack_destroy(&g->handles);
+    raster__gdal_leave();
     free(g);
 }
 
@@ -477,19 +280,42 @@ blocks_measure(raster_dataset_t *ds)
     }
 }
 
+/* Why GDALOpenEx gave NULL: the status from gdal_env.c, the message
+ * worded for it. */
+static raster_status_t
+open_failure(const raster_dataset_t *ds)
+{
+    const raster_status_t st = raster__gdal_capture_status(ds->path, RASTER__GDAL_CALL_OPEN, RASTER_E_FORMAT);
+    const char *msg = raster__gdal_capture_detail();
+    switch (st) {
+    case RASTER_E_IO:
+        if (raster__path_is_remote(ds->path))
+            return raster__fail(st, "%s: cannot read it over the network: %s", ds->path, msg);
+        VSIStatBufL sb;
+        if (VSIStatL(ds->path, &sb) != 0)
+            return raster__fail(st, "%s: no such file: %s", ds->path, msg);
+        return raster__fail(st, "%s: GDAL could not open it: %s", ds->path, msg);
+    case RASTER_E_FORMAT:
+        return raster__fail(st, "%s: not a raster GDAL can open: %s", ds->path, msg);
+    case RASTER_E_UNSUPPORTED:
+        return raster__fail(st, "%s: GDAL cannot decode it: %s", ds->path, msg);
+    default:
+        return raster__fail(st, "%s: GDAL could not open it: %s", ds->path, msg);
+    }
+}
+
 static raster_status_t
 gdal_open_gated(raster_dataset_t *ds, raster__gdal_opener_fn opener, void *opener_ctx)
 {
     struct raster__gdal *g = calloc(1, sizeof *g);
     RASTER_CHECK(g != NULL, RASTER_E_NOMEM, "%s: out of memory", ds->path);
-    pthread_mutex_init(&g->mu, NULL);
-    g->pid = getpid();
+    raster__handle_stack_init(&g->handles, handle_close);
     g->path = ds->path;
     g->opener = opener;
     g->opener_ctx = opener_ctx;
     ds->gdal = g;
 
-    GDAL_QUIET_BEGIN();
+    raster__gdal_capture_begin();
     GDALDatasetH h = NULL;
     raster_status_t st = RASTER_OK;
     if (opener != NULL) {
@@ -497,24 +323,10 @@ gdal_open_gated(raster_dataset_t *ds, raster__gdal_opener_fn opener, void *opene
         st = opener(opener_ctx, &vh);
         h = vh;
     } else if ((h = handle_open(ds->path)) == NULL) {
-        const int no = CPLGetLastErrorNo();
-        const char *msg = gdal_msg();
-        /* GDAL says "No such file or directory" for a missing file, and
-         * "not recognized as a supported file format" for anything else. */
-        if (no == CPLE_OpenFailed && strstr(msg, "No such file"))
-            st = raster__fail(RASTER_E_IO, "%s: no such file: %s", ds->path, msg);
-        else if (gdal_failure_status(ds, RASTER_E_FORMAT) == RASTER_E_IO)
-            st = raster__fail(RASTER_E_IO, "%s: cannot read it over the network: %s", ds->path, msg);
-        else if (no == CPLE_OpenFailed && strstr(msg, "not recognized"))
-            st = raster__fail(RASTER_E_FORMAT, "%s: not a raster GDAL can open: %s", ds->path, msg);
-        else if (is_unsupported_msg(msg))
-            st = raster__fail(RASTER_E_UNSUPPORTED, "%s: GDAL cannot decode it: %s", ds->path, msg);
-        else
-            st = raster__fail(no == CPLE_OpenFailed || no == CPLE_FileIO ? RASTER_E_IO : RASTER_E_FORMAT,
-                              "%s: GDAL could not open it: %s", ds->path, msg);
+        st = open_failure(ds);
     }
     if (st != RASTER_OK) {
-        GDAL_QUIET_END();
+        raster__gdal_capture_end();
         return st;
     }
     /* Remember which file a local path named, for handles opened later. */
@@ -527,7 +339,7 @@ gdal_open_gated(raster_dataset_t *ds, raster__gdal_opener_fn opener, void *opene
     /* Metadata calls parse lazily (GeoKeys, masks, overviews) and report
      * damage through CPLError: keep them off stderr too. */
     st = info_fill(ds, h);
-    GDAL_QUIET_END();
+    raster__gdal_capture_end();
     if (st == RASTER_OK)
         blocks_measure(ds);
     handle_release(g, h);
@@ -559,7 +371,7 @@ rasterio_into(raster_dataset_t *ds, GDALDatasetH h, raster_window_t win, const i
 {
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
-    GDAL_QUIET_BEGIN();
+    raster__gdal_capture_begin();
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)win.col_off, (int)win.row_off,
                                              (int)win.width, (int)win.height, v->data,
                                              (int)win.width, (int)win.height, gdal_type_of(v->dtype),
@@ -567,11 +379,11 @@ rasterio_into(raster_dataset_t *ds, GDALDatasetH h, raster_window_t win, const i
                                              v->chan_stride, &extra);
     raster_status_t st = RASTER_OK;
     if (err != CE_None)
-        st = raster__fail(gdal_failure_status(ds, RASTER_E_CORRUPT),
+        st = raster__fail(raster__gdal_capture_status(ds->path, RASTER__GDAL_CALL_READ, RASTER_E_CORRUPT),
                           "%s: GDAL failed to read window (col %lld, row %lld, %lldx%lld): %s",
                           ds->path, (long long)win.col_off, (long long)win.row_off,
-                          (long long)win.width, (long long)win.height, gdal_msg());
-    GDAL_QUIET_END();
+                          (long long)win.width, (long long)win.height, raster__gdal_capture_detail());
+    raster__gdal_capture_end();
     return st;
 }
 
@@ -634,22 +446,6 @@ read_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__request_t *
     return RASTER_OK;
 }
 
-/* A handle whose read failed goes, instead of back to the idle stack:
- * libtiff and GDAL keep state from a failed decode (a raw tile buffer,
- * read-ahead bytes of a file that has changed since), and the next read
- * must start from the file as it is. */
-static void
-handle_done(struct raster__gdal *g, GDALDatasetH h, raster_status_t st)
-{
-    if (st == RASTER_OK) {
-        handle_release(g, h);
-        return;
-    }
-    GDAL_QUIET_BEGIN();
-    GDALClose(h);
-    GDAL_QUIET_END();
-}
-
 static raster_status_t
 blocks_check(const raster_dataset_t *ds)
 {
@@ -664,25 +460,58 @@ blocks_check(const raster_dataset_t *ds)
                         (long long)bi->block_height, g->huge_block_nbytes / (1 << 30));
 }
 
-static raster_status_t
-gdal_read_gated(raster_dataset_t *ds, const raster__request_t *rq)
+/* ------------------------------ one call on a handle -------------------- */
+
+void *
+raster__gdal_handle_take(raster_dataset_t *ds)
 {
+    raster__gdal_enter();
     GDALDatasetH h = handle_acquire(ds->gdal);
     if (h == NULL)
-        return RASTER_E_IO;
-    const raster_status_t st = read_with_handle(ds, h, rq);
-    handle_done(ds->gdal, h, st);
+        raster__gdal_leave();
+    return h;
+}
+
+/* A handle whose call failed is closed instead of going back to the idle
+ * stack: libtiff and GDAL keep state from a failed decode (a raw tile
+ * buffer, read-ahead bytes of a file that has changed since), and the next
+ * call must start from the file as it is. */
+void
+raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st)
+{
+    if (st == RASTER_OK)
+        handle_release(ds->gdal, (GDALDatasetH)h);
+    else
+        handle_close(h);
+    raster__gdal_leave();
+}
+
+/* A read on one of the dataset's handles: the block check, then fn(ctx)
+ * between take and give. */
+typedef raster_status_t (*handle_fn)(raster_dataset_t *ds, GDALDatasetH h, const void *ctx);
+
+static raster_status_t
+with_handle(raster_dataset_t *ds, handle_fn fn, const void *ctx)
+{
+    RASTER_TRY(blocks_check(ds));
+    GDALDatasetH h = raster__gdal_handle_take(ds);
+    if (h == NULL)
+        return RASTER_E_IO;         /* the message names the file and GDAL's cause */
+    const raster_status_t st = fn(ds, h, ctx);
+    raster__gdal_handle_give(ds, h, st);
     return st;
+}
+
+static raster_status_t
+read_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
+{
+    return read_with_handle(ds, h, ctx);
 }
 
 raster_status_t
 raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
 {
-    RASTER_TRY(blocks_check(ds));
-    raster__gdal_enter();
-    const raster_status_t st = gdal_read_gated(ds, rq);
-    raster__gdal_leave();
-    return st;
+    return with_handle(ds, read_fn, rq);
 }
 
 /* ------------------------------ resampled ------------------------------ */
@@ -719,19 +548,19 @@ resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_requ
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
     resampling_extra(&extra, w, rr->alg);
-    GDAL_QUIET_BEGIN();
+    raster__gdal_capture_begin();
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, int_len(w.width),
                                              int_len(w.height), v->data, (int)v->width, (int)v->height,
                                              gdal_type_of(v->dtype), rr->band_count, (int *)rr->bands,
                                              v->col_stride, v->row_stride, v->chan_stride, &extra);
     raster_status_t st = RASTER_OK;
     if (err != CE_None)
-        st = raster__fail(gdal_failure_status(ds, RASTER_E_CORRUPT),
+        st = raster__fail(raster__gdal_capture_status(ds->path, RASTER__GDAL_CALL_READ, RASTER_E_CORRUPT),
                           "%s: GDAL failed a resampled read of window (col %g, row %g, %gx%g) into "
                           "%lldx%lld: %s",
                           ds->path, w.col_off, w.row_off, w.width, w.height, (long long)v->height,
-                          (long long)v->width, gdal_msg());
-    GDAL_QUIET_END();
+                          (long long)v->width, raster__gdal_capture_detail());
+    raster__gdal_capture_end();
     return st;
 }
 
@@ -759,42 +588,40 @@ resampled_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__resamp
 }
 
 static raster_status_t
-gdal_read_resampled_gated(raster_dataset_t *ds, const raster__resample_request_t *rr)
+resampled_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
 {
-    GDALDatasetH h = handle_acquire(ds->gdal);
-    if (h == NULL)
-        return RASTER_E_IO;
-    const raster_status_t st = resampled_with_handle(ds, h, rr);
-    handle_done(ds->gdal, h, st);
-    return st;
+    return resampled_with_handle(ds, h, ctx);
 }
 
 raster_status_t
 raster__gdal_read_resampled(raster_dataset_t *ds, const raster__resample_request_t *rr)
 {
-    RASTER_TRY(blocks_check(ds));
-    raster__gdal_enter();
-    const raster_status_t st = gdal_read_resampled_gated(ds, rr);
-    raster__gdal_leave();
-    return st;
+    return with_handle(ds, resampled_fn, rr);
 }
 
-/* One band's GDAL mask for window 'w' (GDAL's integer window is its
- * truncation) into dst's height x width.  'resampled': with the float
- * window and 'alg' as rasterio's io_multi_mask passes them. */
+/* A mask read: one band's GDAL mask for window 'win' (GDAL's integer
+ * window is its truncation) into dst's height x width; 'resampled': with
+ * the float window and 'alg' as rasterio's io_multi_mask passes them. */
+typedef struct mask_request {
+    raster_window_f_t win;
+    int resampled;
+    raster_resampling_t alg;
+    int band;
+    const raster_view_t *dst;
+} mask_request_t;
+
 static raster_status_t
-gdal_read_mask_gated(raster_dataset_t *ds, raster_window_f_t w, int resampled, raster_resampling_t alg,
-                     int band, const raster_view_t *dst)
+mask_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
 {
-    GDALDatasetH h = handle_acquire(ds->gdal);
-    if (h == NULL)
-        return RASTER_E_IO;
-    GDAL_QUIET_BEGIN();
-    GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(h, band));
+    const mask_request_t *mr = ctx;
+    const raster_window_f_t w = mr->win;
+    const raster_view_t *dst = mr->dst;
+    raster__gdal_capture_begin();
+    GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(h, mr->band));
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
-    if (resampled)
-        resampling_extra(&extra, w, alg);
+    if (mr->resampled)
+        resampling_extra(&extra, w, mr->alg);
     const CPLErr err = mb == NULL ? CE_Failure
                                   : GDALRasterIOEx(mb, GF_Read, (int)w.col_off, (int)w.row_off,
                                                    int_len(w.width), int_len(w.height), dst->data,
@@ -802,36 +629,29 @@ gdal_read_mask_gated(raster_dataset_t *ds, raster_window_f_t w, int resampled, r
                                                    dst->col_stride, dst->row_stride, &extra);
     raster_status_t st = RASTER_OK;
     if (err != CE_None)
-        st = raster__fail(gdal_failure_status(ds, RASTER_E_CORRUPT),
+        st = raster__fail(raster__gdal_capture_status(ds->path, RASTER__GDAL_CALL_READ, RASTER_E_CORRUPT),
                           "%s: GDAL failed to read the mask of band %d, window (col %.10g, row %.10g, "
                           "%.10gx%.10g): %s",
-                          ds->path, band, w.col_off, w.row_off, w.width, w.height, gdal_msg());
-    GDAL_QUIET_END();
-    handle_done(ds->gdal, h, st);
+                          ds->path, mr->band, w.col_off, w.row_off, w.width, w.height, raster__gdal_capture_detail());
+    raster__gdal_capture_end();
     return st;
 }
 
 raster_status_t
 raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
 {
-    RASTER_TRY(blocks_check(ds));
-    const raster_window_f_t w = {(double)win.col_off, (double)win.row_off, (double)win.width,
-                                 (double)win.height};
-    raster__gdal_enter();
-    const raster_status_t st = gdal_read_mask_gated(ds, w, 0, RASTER_RESAMPLE_NEAREST, band, dst);
-    raster__gdal_leave();
-    return st;
+    const mask_request_t mr = {{(double)win.col_off, (double)win.row_off, (double)win.width,
+                                (double)win.height},
+                               0, RASTER_RESAMPLE_NEAREST, band, dst};
+    return with_handle(ds, mask_fn, &mr);
 }
 
 raster_status_t
 raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t alg,
                                  int band, const raster_view_t *dst)
 {
-    RASTER_TRY(blocks_check(ds));
-    raster__gdal_enter();
-    const raster_status_t st = gdal_read_mask_gated(ds, win, 1, alg, band, dst);
-    raster__gdal_leave();
-    return st;
+    const mask_request_t mr = {win, 1, alg, band, dst};
+    return with_handle(ds, mask_fn, &mr);
 }
 
 /* ------------------------------ CRS ------------------------------------ */
@@ -846,29 +666,12 @@ raster__gdal_crs_same(const char *wkt_a, const char *wkt_b)
     /* Two spellings of one CRS (an EPSG code and its WKT, other axis
      * wording): ask OSR, as rasterio's CRS equality does. */
     raster__gdal_enter();
-    GDAL_QUIET_BEGIN();
+    raster__gdal_capture_begin();
     OGRSpatialReferenceH a = OSRNewSpatialReference(wkt_a), b = OSRNewSpatialReference(wkt_b);
     const int same = a != NULL && b != NULL && OSRIsSame(a, b);
     OSRDestroySpatialReference(a);
     OSRDestroySpatialReference(b);
-    GDAL_QUIET_END();
+    raster__gdal_capture_end();
     raster__gdal_leave();
     return same;
-}
-
-/* ------------------------------ handles for metadata.c ------------------ */
-
-/* metadata.c asks GDAL about tags, color tables, GCPs and statistics on one
- * of this dataset's handles, so it shares the idle stack (and its fork and
- * replaced-file rules) instead of opening the file again per call. */
-void *
-raster__gdal_handle_take(raster_dataset_t *ds)
-{
-    return handle_acquire(ds->gdal);
-}
-
-void
-raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st)
-{
-    handle_done(ds->gdal, (GDALDatasetH)h, st);
 }

@@ -1,6 +1,8 @@
 /*
  * internal.h - private structs and raster__ helpers shared between lib/ files.
  * Never installed.  Dependencies point down: dataset.c joins the readers;
+ * gdal_reader.c and lib/tiff/ sit on the GDAL environment layer (gdal_env.h,
+ * included below: fork gate, GDAL error capture, idle handles, paths);
  * place.c knows views and dtypes but not files; the codecs know nothing of
  * TIFF.
  */
@@ -28,6 +30,10 @@ RASTER_HIDDEN raster_status_t raster__fail(raster_status_t st, const char *fmt, 
     do { if (!(cond)) return raster__fail((st), __VA_ARGS__); } while (0)
 #define RASTER_TRY(e) \
     do { const raster_status_t st_ = (e); if (st_ != RASTER_OK) return st_; } while (0)
+
+/* The GDAL environment layer (gdal_env.c): fork gate, GDAL error capture,
+ * idle-handle stacks, URL mapping and the remote-path test. */
+#include "gdal_env.h"
 
 /* ------------------------------ views ---------------------------------- */
 
@@ -119,11 +125,6 @@ RASTER_HIDDEN void raster__scratch_fail_allocs(int skip, int n);
 
 struct raster__gdal;    /* gdal_reader.c: per-thread GDAL handles */
 
-/* raster__path_is_remote() is 1 when 'path' (a GDAL path, after the URL
- * mapping of raster_open()) reads over the network: /vsicurl/, /vsis3/,
- * /vsigs/, /vsiaz/ and the other cloud file systems, also chained ones
- * (dataset.c). */
-RASTER_HIDDEN int raster__path_is_remote(const char *path);
 struct raster__tiff;    /* tiff/: native layout, descriptor, segment tables */
 
 typedef struct raster__band {
@@ -134,7 +135,7 @@ typedef struct raster__band {
 struct raster_dataset {
     atomic_int refcount;          /* raster_open's + retains + reads in flight */
     atomic_int closed;            /* set by raster_close() */
-    char *path;                   /* owned: the GDAL path (URLs mapped, see dataset.c) */
+    char *path;                   /* owned: the GDAL path (URLs mapped: raster__gdal_path_of) */
     raster_info_t info;           /* strings point into the owned fields below */
     char *driver, *compression, *interleave, *crs_wkt;   /* owned */
     raster__band_t *bands;        /* owned, info.band_count entries */
@@ -154,13 +155,6 @@ typedef struct raster__request {
     const double *scale, *offset; /* per output channel or NULL */
     int divide;                   /* scale/offset are std/mean: see raster__place_opts_t */
 } raster__request_t;
-
-/* The fork gate of gdal_reader.c: every GDAL or VSI call of the library
- * runs between raster__gdal_enter() and raster__gdal_leave(), so that fork()
- * (which closes the gate first) never copies a GDAL mutex held by
- * another thread into the child.  Not recursive: never enter twice. */
-RASTER_HIDDEN void raster__gdal_enter(void);
-RASTER_HIDDEN void raster__gdal_leave(void);
 
 /* GDAL reader (gdal_reader.c). */
 RASTER_HIDDEN raster_status_t raster__gdal_open(raster_dataset_t *ds);
@@ -200,10 +194,12 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_mask_resampled(raster_dataset_t 
                                                                raster_resampling_t alg, int band,
                                                                const raster_view_t *dst);
 
-/* One of the dataset's GDAL handles for a metadata call (metadata.c), taken
- * and given back inside the fork gate (raster__gdal_enter/leave): NULL with
- * the error set when none can be opened.  'st' is the call's result: a
- * handle whose call failed is closed, not reused (as after a failed read). */
+/* One of the dataset's GDAL handles for a call on it (metadata.c, and the
+ * reads of gdal_reader.c): take enters the fork gate and pops an idle
+ * handle (or opens one); NULL, with the gate left and the error set, when
+ * none can be opened.  Give puts it back and leaves the gate; 'st' is the
+ * call's result: a handle whose call failed is closed, not reused.  Between
+ * the two the caller is inside the gate: it must not enter again. */
 RASTER_HIDDEN void *raster__gdal_handle_take(raster_dataset_t *ds);
 RASTER_HIDDEN void raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st);
 
@@ -225,17 +221,6 @@ RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_win
 RASTER_HIDDEN raster_status_t raster__mask_read_resampled(raster_dataset_t *ds, raster_window_f_t win,
                                                           raster_resampling_t alg, int band,
                                                           const raster_view_t *dst);
-
-/* ------------------------------ GDAL errors ----------------------------- */
-
-/* What cpl_vsil_curl.cpp says (as CPLE_AppDefined, no number of its own) when
- * a server answers a Range request with the whole file, and what rasterloader
- * adds to it: every read of a remote file is a Range request. */
-#define RASTER__GDAL_NO_RANGE_MSG "Range downloading not supported"
-#define RASTER__GDAL_NO_RANGE_HINT                                                    \
-    " (the server ignores HTTP Range requests, and reading part of a remote file "  \
-    "needs them: serve it from a server that answers them, such as nginx, Apache or " \
-    "object storage, or download the file and open it locally)"
 
 /* ----------------------------- GDAL config ----------------------------- */
 

@@ -6,9 +6,10 @@
  * rasterio answers these from its GDAL handle; so does this file, with the
  * same GDAL calls, so rasterloader's answers are rasterio's (the Python
  * class only turns them into rasterio's types).  None of it is on the read
- * path: every call borrows one of the dataset's GDAL handles (the idle
- * stack of gdal_reader.c, so forks and replaced files follow its rules)
- * inside the fork gate, and copies what it needs into one allocation the
+ * path: every call borrows one of the dataset's GDAL handles
+ * (raster__gdal_handle_take/give of gdal_reader.c, which enter the fork gate
+ * of gdal_env.c, so forks and replaced files follow the reader's rules),
+ * captures GDAL's messages with gdal_env.c, and copies what it needs into one allocation the
  * caller frees with raster_free(): no pointer into a GDAL handle ever
  * leaves the call, because the handle goes back to the stack (and to other
  * threads) when the call returns.
@@ -56,24 +57,20 @@ call_begin(raster_dataset_t *ds, int band, int band0_ok, const char *fn, meta_ca
 {
     RASTER_TRY(args_check(ds, band, band0_ok, fn));
     c->ds = raster_dataset_retain(ds);
-    raster__gdal_enter();
-    c->h = raster__gdal_handle_take(ds);
+    c->h = raster__gdal_handle_take(ds);     /* enters the gate */
     if (c->h == NULL) {
-        raster__gdal_leave();
         raster_dataset_release(ds);
         return RASTER_E_IO;      /* the message names the file and GDAL's cause */
     }
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    CPLErrorReset();
+    raster__gdal_capture_begin();
     return RASTER_OK;
 }
 
 static raster_status_t
 call_end(meta_call_t *c, raster_status_t st)
 {
-    CPLPopErrorHandler();
-    raster__gdal_handle_give(c->ds, c->h, st);
-    raster__gdal_leave();
+    raster__gdal_capture_end();
+    raster__gdal_handle_give(c->ds, c->h, st);   /* leaves the gate */
     raster_dataset_release(c->ds);
     return st;
 }
@@ -85,11 +82,11 @@ object_of(const meta_call_t *c, int band)
     return band == 0 ? (GDALMajorObjectH)c->h : (GDALMajorObjectH)GDALGetRasterBand(c->h, band);
 }
 
+/* What GDAL said during the call (gdal_env.c's capture). */
 static const char *
 gdal_detail(void)
 {
-    const char *m = CPLGetLastErrorMsg();
-    return m && m[0] ? m : "no detail from GDAL";
+    return raster__gdal_capture_detail();
 }
 
 /* ------------------------------ packing -------------------------------- */
@@ -478,7 +475,8 @@ raster_band_statistics(raster_dataset_t *ds, int band, int flags, raster_stats_t
         /* GDAL says "Failed to compute statistics, no valid pixels found in
          * sampling." for an all-nodata band: a property of the data, not damage. */
         const char *m = gdal_detail();
-        st = raster__fail(strstr(m, "no valid pixels") ? RASTER_E_INVALID_ARG : RASTER_E_CORRUPT,
+        st = raster__fail(raster__gdal_capture_said(RASTER__GDAL_SAID_NO_VALID_PIXELS) ? RASTER_E_INVALID_ARG
+                                                                                      : RASTER_E_CORRUPT,
                           "%s: no statistics for band %d: %s", ds->path, band, m);
     } else {
         *stats_out = (raster_stats_t){mn, mx, mean, sd};
@@ -529,10 +527,9 @@ raster_to_lnglat(raster_dataset_t *ds, double x, double y, double *lng_out, doub
                  "%s: the dataset has no CRS, so no longitude/latitude", ds->path);
     raster_dataset_retain(ds);
     raster__gdal_enter();
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    CPLErrorReset();
+    raster__gdal_capture_begin();
     const raster_status_t st = lnglat_gated(ds, x, y, lng_out, lat_out);
-    CPLPopErrorHandler();
+    raster__gdal_capture_end();
     raster__gdal_leave();
     raster_dataset_release(ds);
     return st;

@@ -28,6 +28,10 @@
  * VRT closes its source.  Nothing is cached here beyond GDAL's own block
  * cache.  Sources with GCPs or RPCs only (no geotransform) are not handled
  * specially: GDAL's default transformer decides.
+ *
+ * Layer: above gdal_reader.c (raster__gdal_open_with, raster__gdal_handle_new)
+ * and gdal_env.c (the fork gate and GDAL's message capture, which keeps
+ * GDAL's words off stderr; the messages here quote CPLGetLastErrorMsg()).
  */
 #include "internal.h"
 
@@ -493,10 +497,9 @@ warped_build(raster_dataset_t *src, const raster_warp_options_t *o, raster_datas
     w->src = raster_dataset_retain(src);
     ds->warp = w;
     raster__gdal_enter();    /* OSR and the suggested grid are GDAL calls too */
-    CPLPushErrorHandler(CPLQuietErrorHandler);   /* messages go into ours, not stderr */
-    CPLErrorReset();
+    raster__gdal_capture_begin();   /* messages go into ours, not stderr */
     const raster_status_t st = warp_resolve(src, o, w);
-    CPLPopErrorHandler();
+    raster__gdal_capture_end();
     raster__gdal_leave();
     RASTER_TRY(st);
     return raster__gdal_open_with(ds, warp_open, w);

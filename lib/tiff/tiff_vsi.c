@@ -18,19 +18,23 @@
  * GDAL_HTTP_RETRY_DELAY say (GDAL's own TIFF reader falls back the same way).
  *
  * VSI handles are not thread-safe and are cheap to open once /vsicurl/ knows
- * the file (no request), so each dataset keeps a small stack of idle
- * handles: a read pops one (opening a new one when all are busy) and pushes
- * it back.  After fork() the parent's handles are forgotten, not closed (their
- * connections belong to the parent), and the child opens its own.
+ * the file (no request), so each dataset keeps a stack of idle handles
+ * (gdal_env.c's raster__handle_stack_t): a read pops one (opening a new one
+ * when all are busy) and pushes it back.  After fork() the parent's handles
+ * are forgotten, not closed (their connections belong to the parent), and
+ * the child opens its own.
  *
- * Every VSI call runs inside gdal_reader.c's fork gate (raster__gdal_enter /
+ * Every VSI call runs inside gdal_env.c's fork gate (raster__gdal_enter /
  * raster__gdal_leave), one call at a time, never nested, so that fork()
  * never copies a GDAL or curl lock held by another thread into the child.
  *
  * Every failure here is the network's (the plan has checked the ranges
  * against the file size): RASTER_E_IO naming the URL, the ranges and GDAL's
  * first message (the HTTP status or curl's error), which GDAL reports through
- * CPLError and this file captures instead of printing.
+ * CPLError and gdal_env.c's capture keeps instead of printing.
+ *
+ * Layer: lib/tiff/ over gdal_env.c; it never calls gdal_reader.c or
+ * dataset.c.
  */
 #include "tiff_internal.h"
 
@@ -40,138 +44,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 typedef struct vsi_source {
-    raster__tiff_source_t base; /* first: the interface */
-    pthread_mutex_t mu;
-    pid_t pid;                  /* process the idle handles belong to */
-    VSILFILE **idle;            /* owned: handles not in use */
-    int idle_count, idle_cap;
+    raster__tiff_source_t base;     /* first: the interface */
+    raster__handle_stack_t handles; /* idle VSILFILE *, closed by vsi_close */
 } vsi_source_t;
-
-/* ------------------------------ GDAL messages -------------------------- */
-
-/* What GDAL said during a read, kept per thread instead of printed: its
- * first failure ("Request for A-B failed with response_code=500", "CURL
- * error: ...") and its last retry notice ("HTTP error code: 503 - URL.
- * Retrying again in 1.0 secs"), whichever names the cause. */
-typedef struct vsi_errs {
-    int failures, retries;
-    char first[384];
-    char retry[384];
-} vsi_errs_t;
-
-static _Thread_local vsi_errs_t vsi_errs;
-
-static void CPL_STDCALL
-vsi_errs_handler(CPLErr cls, CPLErrorNum no, const char *msg)
-{
-    (void)no;
-    msg = msg ? msg : "";
-    const char *again = cls == CE_Warning ? strstr(msg, ". Retrying") : NULL;
-    if (again != NULL) {
-        vsi_errs.retries++;
-        snprintf(vsi_errs.retry, sizeof vsi_errs.retry, "%.*s", (int)(again - msg), msg);
-    } else if (cls >= CE_Failure && vsi_errs.failures++ == 0) {
-        snprintf(vsi_errs.first, sizeof vsi_errs.first, "%s", msg);
-    }
-}
-
-static void
-capture_begin(void)
-{
-    memset(&vsi_errs, 0, sizeof vsi_errs);
-    CPLPushErrorHandler(vsi_errs_handler);
-}
-
-static void
-capture_end(void)
-{
-    CPLPopErrorHandler();
-}
-
-/* The cause of a failed read, for the message (valid until the next read). */
-static const char *
-capture_detail(void)
-{
-    static _Thread_local char d[900];
-    const char *cause = vsi_errs.first[0] ? vsi_errs.first
-                        : vsi_errs.retry[0] ? vsi_errs.retry
-                                            : "the request failed (GDAL gives no HTTP status for "
-                                              "it; CPL_CURL_VERBOSE=YES shows the exchange)";
-    if (vsi_errs.retries > 0)
-        snprintf(d, sizeof d, "%.500s (after %d retr%s, GDAL_HTTP_MAX_RETRY)", cause,
-                 vsi_errs.retries, vsi_errs.retries == 1 ? "y" : "ies");
-    else
-        snprintf(d, sizeof d, "%.500s", cause);
-    if (strstr(cause, RASTER__GDAL_NO_RANGE_MSG)) {
-        const size_t n = strlen(d);
-        snprintf(d + n, sizeof d - n, "%s", RASTER__GDAL_NO_RANGE_HINT);
-    }
-    return d;
-}
 
 /* ------------------------------ handles -------------------------------- */
 
 static VSILFILE *
 handle_open(const vsi_source_t *v)
 {
-    capture_begin();
+    const char *path = v->base.path;
+    raster__gdal_capture_begin();
     raster__gdal_enter();
-    VSILFILE *fp = VSIFOpenExL(v->base.path, "rb", TRUE);
+    VSILFILE *fp = VSIFOpenExL(path, "rb", TRUE);
     raster__gdal_leave();
-    capture_end();
+    raster__gdal_capture_end();
     if (fp == NULL)
-        raster__fail(RASTER_E_IO, "%s: cannot open it through GDAL's VSI: %s", v->base.path,
-                     capture_detail());
+        raster__fail(raster__gdal_capture_status(path, RASTER__GDAL_CALL_VSI, RASTER_E_IO),
+                     "%s: cannot open it through GDAL's VSI: %s", path, raster__gdal_capture_detail());
     return fp;
 }
 
 static VSILFILE *
 handle_acquire(vsi_source_t *v)
 {
-    VSILFILE *fp = NULL;
-    pthread_mutex_lock(&v->mu);
-    if (v->pid != getpid()) {
-        v->idle_count = 0;      /* the parent's: forget, never close */
-        v->pid = getpid();
-    }
-    if (v->idle_count > 0)
-        fp = v->idle[--v->idle_count];
-    pthread_mutex_unlock(&v->mu);
+    VSILFILE *fp = raster__handle_stack_pop(&v->handles);
     return fp != NULL ? fp : handle_open(v);
+}
+
+/* The stack's close: called outside the gate (pushes and the destroy here
+ * run outside it), so it enters the gate itself. */
+static void
+vsi_close(void *fp)
+{
+    raster__gdal_enter();
+    VSIFCloseL((VSILFILE *)fp);
+    raster__gdal_leave();
 }
 
 static void
 handle_release(vsi_source_t *v, VSILFILE *fp)
 {
-    pthread_mutex_lock(&v->mu);
-    if (v->pid == getpid()) {
-        if (v->idle_count == v->idle_cap) {
-            const int cap = v->idle_cap ? v->idle_cap * 2 : 4;
-            VSILFILE **p = realloc(v->idle, (size_t)cap * sizeof *p);
-            if (p != NULL)
-                v->idle = p, v->idle_cap = cap;
-        }
-        if (v->idle_count < v->idle_cap) {
-            v->idle[v->idle_count++] = fp;
-            fp = NULL;
-        }
-    }
-    pthread_mutex_unlock(&v->mu);
-    if (fp != NULL) {
-        raster__gdal_enter();
-        VSIFCloseL(fp);
-        raster__gdal_leave();
-    }
+    raster__handle_stack_push(&v->handles, fp);
 }
-
 
 /* ------------------------------ reads ---------------------------------- */
 
 /* Read one range with VSIFReadL (GDAL retries it as configured); inside
- * capture_begin()/capture_end(). */
+ * raster__gdal_capture_begin()/raster__gdal_capture_end(). */
 static raster_status_t
 read_one(const vsi_source_t *v, VSILFILE *fp, void *buf, size_t nbytes, uint64_t off, const char *what)
 {
@@ -183,7 +105,7 @@ read_one(const vsi_source_t *v, VSILFILE *fp, void *buf, size_t nbytes, uint64_t
         return RASTER_OK;
     return raster__fail(RASTER_E_IO, "%s: %s: reading %zu bytes at offset %llu over the network "
                         "failed: %s", v->base.path, what, nbytes, (unsigned long long)off,
-                        capture_detail());
+                        raster__gdal_capture_detail());
 }
 
 static int
@@ -210,7 +132,7 @@ vsi_read_ranges(raster__tiff_source_t *src, int n, void **bufs, const uint64_t *
     if (fp == NULL)
         return RASTER_E_IO;
     raster_status_t st = RASTER_OK;
-    capture_begin();
+    raster__gdal_capture_begin();
     if (n == 1) {
         st = read_one(v, fp, bufs[0], sizes[0], offs[0], what);
     } else if (multi_range(n, bufs, offs, sizes, fp) != 0) {
@@ -219,7 +141,7 @@ vsi_read_ranges(raster__tiff_source_t *src, int n, void **bufs, const uint64_t *
         for (int i = 0; i < n && st == RASTER_OK; i++)
             st = read_one(v, fp, bufs[i], sizes[i], offs[i], what);
     }
-    capture_end();
+    raster__gdal_capture_end();
     handle_release(v, fp);
     return st;
 }
@@ -252,7 +174,7 @@ vsi_read_rows(raster__tiff_source_t *src, uint8_t *dst, int64_t dst_stride, size
 
 /* ------------------------------ the source ----------------------------- */
 
-/* Handles follow fork's rule by themselves (handle_acquire). */
+/* Handles follow fork's rule by themselves (the handle stack). */
 static raster_status_t
 vsi_prepare(raster__tiff_source_t *src)
 {
@@ -261,22 +183,15 @@ vsi_prepare(raster__tiff_source_t *src)
 }
 
 static void
-vsi_close(raster__tiff_source_t *src)
+vsi_source_close(raster__tiff_source_t *src)
 {
     vsi_source_t *v = (vsi_source_t *)src;
-    if (v->pid == getpid() && v->idle_count > 0) {
-        raster__gdal_enter();
-        for (int i = 0; i < v->idle_count; i++)
-            VSIFCloseL(v->idle[i]);
-        raster__gdal_leave();
-    }
-    free(v->idle);
-    pthread_mutex_destroy(&v->mu);
+    raster__handle_stack_destroy(&v->handles);
     free(v);
 }
 
 static const raster__tiff_source_ops_t vsi_ops = {
-    vsi_prepare, vsi_read_ranges, vsi_read_rows, vsi_close,
+    vsi_prepare, vsi_read_ranges, vsi_read_rows, vsi_source_close,
 };
 
 raster_status_t
@@ -286,11 +201,10 @@ raster__tiff_source_open_vsi(const char *path, raster__tiff_source_t **out)
     vsi_source_t *v = calloc(1, sizeof *v);
     RASTER_CHECK(v != NULL, RASTER_E_NOMEM, "%s: out of memory", path);
     v->base = (raster__tiff_source_t){&vsi_ops, path, 0, 1, {0}};
-    pthread_mutex_init(&v->mu, NULL);
-    v->pid = getpid();
+    raster__handle_stack_init(&v->handles, vsi_close);
     VSILFILE *fp = handle_open(v);
     if (fp == NULL) {
-        vsi_close(&v->base);
+        vsi_source_close(&v->base);
         return RASTER_OK;       /* GDAL opened it, VSI does not: GDAL serves it */
     }
     /* /vsicurl/ knows the size from its HEAD (cached since GDAL's open). */
@@ -300,7 +214,7 @@ raster__tiff_source_open_vsi(const char *path, raster__tiff_source_t **out)
     raster__gdal_leave();
     handle_release(v, fp);
     if (!ok || size == 0) {
-        vsi_close(&v->base);
+        vsi_source_close(&v->base);
         return RASTER_OK;       /* no size: GDAL serves it */
     }
     v->base.nbytes = (uint64_t)size;
