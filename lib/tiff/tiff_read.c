@@ -757,7 +757,7 @@ raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq)
     p.ds = ds;
     p.t = ds->tiff;
     p.rq = rq;
-    RASTER_TRY(p.t->src->ops->prepare(p.t->src));   /* this process's descriptor */
+    RASTER_TRY(p.t->src->ops->prepare(p.t->src));   /* e.g. re-open after fork() */
     RASTER_TRY(plan_build(&p));
     p.prefetch = p.t->src->batch_reads;
     if (p.prefetch)             /* uncompressed rows come through prefetch() too */
