@@ -56,8 +56,14 @@ client_seek(thandle_t h, toff_t off, int whence)
         base = c->src->nbytes;
     else if (whence != SEEK_SET)
         return (toff_t)-1;
-    /* libtiff passes negative offsets as their two's complement. */
-    c->pos = base + (uint64_t)off;
+    /* As lseek(2), which libtiff's own descriptor client calls: a position
+     * that would be negative (libtiff passes negative offsets as their
+     * two's complement) fails and leaves the position as it was; one past
+     * the end is fine, and reads there return nothing. */
+    const uint64_t pos = base + (uint64_t)off;
+    if (pos > (uint64_t)INT64_MAX)
+        return (toff_t)-1;
+    c->pos = pos;
     return (toff_t)c->pos;
 }
 
