@@ -1,11 +1,15 @@
 /*
  * tiff_internal.h - the private contract between the files of lib/tiff/.
  *
- *   tiff_layout.c  walks the first IFD once at open (through libtiff) and
- *                  fills struct raster__tiff; it never decodes.
- *   tiff_io.c      the one descriptor per dataset and pread.
- *   tiff_vsi.c     the same for remote files (/vsicurl/, /vsis3/, ...):
- *                  GDAL VSI handles and multi-range reads.
+ *   tiff_layout.c  chooses the byte source, walks the first IFD once at
+ *                  open (through libtiff over that source) and fills
+ *                  struct raster__tiff; it never decodes.
+ *   tiff_source.h  the byte-source interface every read of file bytes
+ *                  goes through; tiff_source.c runs libtiff over it.
+ *   tiff_io.c      the local source: one descriptor per dataset, pread
+ *                  and preadv, the fault-injection hook.
+ *   tiff_vsi.c     the remote source (/vsicurl/, /vsis3/, ...): GDAL VSI
+ *                  handles and multi-range reads.
  *   tiff_codec.c   codecs, predictors and byte swapping on plain buffers;
  *                  it knows nothing about TIFF files, windows or views.
  *   tiff_read.c    joins them: plan -> fetch -> decode -> place.
@@ -16,6 +20,7 @@
 #define RASTER_TIFF_INTERNAL_H
 
 #include "../internal.h"
+#include "tiff_source.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,12 +38,8 @@ typedef enum raster__codec {
  * have been bound-checked before they got here (tiff_layout.c). */
 struct raster__tiff {
     const char *path;             /* view of ds->path */
-    _Atomic uint64_t fd_pid;      /* (pid << 32) | fd: the descriptor and the
-                                     process it belongs to (tiff_io.c) */
-    uint64_t dev, ino;            /* identity of the file opened at open time */
+    raster__tiff_source_t *src;   /* owned: where the file's bytes come from */
     uint64_t file_nbytes;         /* size at open; segments must end inside */
-    struct raster__tiff_vsi *vsi; /* owned: remote files only (tiff_vsi.c); then
-                                     there is no descriptor and fd_pid is unused */
     int64_t width, height;        /* pixels */
     int spp;                      /* samples per pixel = bands */
     int planar;                   /* 1: one plane per band (PlanarConfig 2) */
@@ -60,62 +61,6 @@ struct raster__tiff {
     uint8_t *fill_bands;          /* owned when spp > 64, else fill */
     uint64_t file_id[5];          /* the file's identity in tile-cache keys */
 };
-
-/* ------------------------------ io ------------------------------------- */
-
-/* raster__tiff_fd() gives this process's descriptor for 't', opening it
- * again after fork(); RASTER_E_IO if the file is gone or was replaced. */
-RASTER_HIDDEN raster_status_t raster__tiff_fd(struct raster__tiff *t, int *fd_out);
-
-/* raster__tiff_pread() reads exactly 'nbytes' at 'offset' (retrying short
- * reads and EINTR); a file that ends early is RASTER_E_CORRUPT, an OS error
- * RASTER_E_IO.  'what' names the segment(s) in the message. */
-RASTER_HIDDEN raster_status_t raster__tiff_pread(const struct raster__tiff *t, int fd, void *buf,
-                                                 size_t nbytes, uint64_t offset, const char *what);
-
-/* raster__tiff_pread_rows() reads 'nrows' consecutive rows of 'row_nbytes'
- * at 'offset' into rows 'dst_stride' bytes apart at 'dst', in one pread or
- * one preadv per 512 rows: uncompressed rows go from the page cache
- * straight into the destination, copied once, by the kernel. */
-RASTER_HIDDEN raster_status_t raster__tiff_pread_rows(const struct raster__tiff *t, int fd, uint8_t *dst,
-                                                      int64_t dst_stride, size_t row_nbytes,
-                                                      uint64_t offset, int64_t nrows, const char *what);
-
-RASTER_HIDDEN void raster__tiff_io_close(struct raster__tiff *t);
-
-/* Test hook (tests/unit/check_faults.c): when set, fn(ctx, path, offset,
- * &nbytes) runs before every pread/preadv of segment bytes of a local file.
- * It returns 0 to let the read happen (after lowering nbytes, if it wants a
- * short read; 0 bytes reads as the end of the file) or an errno value that
- * the read then fails with (EINTR is retried like a real one).  NULL turns
- * it off; unset, it costs one atomic load per read. */
-typedef int (*raster__io_fault_fn)(void *ctx, const char *path, uint64_t offset, size_t *nbytes);
-RASTER_HIDDEN void raster__io_set_fault_hook(raster__io_fault_fn fn, void *ctx);
-
-/* ------------------------------ remote io (tiff_vsi.c) ----------------- */
-
-/* raster__tiff_vsi_open() sets up t->vsi for the remote file t->path (a
- * GDAL path the open has just read through GDAL) and reports its size;
- * raster__tiff_vsi_close() drops it (NULL is fine).  tiff_io.c's functions
- * call the read functions below when t->vsi is set. */
-RASTER_HIDDEN raster_status_t raster__tiff_vsi_open(struct raster__tiff *t, uint64_t *nbytes_out);
-RASTER_HIDDEN void raster__tiff_vsi_close(struct raster__tiff *t);
-
-/* raster__tiff_vsi_tiff_open() opens libtiff over one of t's VSI handles
- * (t->file_nbytes must be set); TIFFClose() gives the handle back.  NULL if
- * libtiff refuses the file (its handler has the reason) or out of memory. */
-RASTER_HIDDEN TIFF *raster__tiff_vsi_tiff_open(const struct raster__tiff *t, TIFFOpenOptions *opts);
-
-/* raster__tiff_vsi_read_ranges() reads 'n' byte ranges (sizes[i] bytes at
- * offs[i] into bufs[i]) with one VSIFReadMultiRangeL, then range by range
- * (with GDAL's retries) if that fails; RASTER_E_IO naming the URL, the range
- * and GDAL's reason when a range cannot be read.  raster__tiff_vsi_read()
- * is the one-range case.  Thread-safe. */
-RASTER_HIDDEN raster_status_t raster__tiff_vsi_read_ranges(const struct raster__tiff *t, int n,
-                                                           void **bufs, const uint64_t *offs,
-                                                           const size_t *sizes, const char *what);
-RASTER_HIDDEN raster_status_t raster__tiff_vsi_read(const struct raster__tiff *t, void *buf,
-                                                    size_t nbytes, uint64_t off, const char *what);
 
 /* ------------------------------ codecs --------------------------------- */
 

@@ -2,8 +2,12 @@
  * tiff_layout.c - the first IFD of a TIFF, walked once at open through
  * libtiff, turned into the plain tables the native reader works from.
  *
- * libtiff parses the directory (classic or BigTIFF, either byte order) and
- * is closed again before open returns: reads never touch a libtiff handle,
+ * The file's byte source (tiff_source.h) is chosen here, once, and every
+ * byte the open reads comes through it: libtiff parses the directory
+ * (classic or BigTIFF, either byte order) reading through the source
+ * (tiff_source.c), so a local file's directory reads meet the same fault
+ * hook as its pixels, and a read that fails fails the open.  libtiff is
+ * closed again before open returns: reads never touch a libtiff handle,
  * so they need no lock and no per-thread TIFF.  libtiff reports through a
  * per-handle error handler (TIFFOpenOptionsSetErrorHandlerExtR), never the
  * process-wide one, so it never prints and never races with GDAL's handler.
@@ -16,7 +20,7 @@
  * normal fill order.  Everything else (JPEG, YCbCr, palettes, odd bit depths,
  * other formats, /vsi paths that are not remote) stays with the GDAL reader;
  * remote files (/vsicurl/, /vsis3/, ...) are read through GDAL's VSI
- * (tiff_vsi.c) instead of a descriptor; the metadata that only
+ * (tiff_vsi.c) instead of a descriptor (tiff_io.c); the metadata that only
  * libtiff knows (tiled, predictor) is corrected for every TIFF either way.
  *
  * Values from the file are untrusted: sizes are checked for overflow before
@@ -31,16 +35,11 @@
 #include "tiff_internal.h"
 
 #include <tiffio.h>
-#include <cpl_vsi.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_SEGMENTS ((int64_t)1 << 28)       /* 4 GiB of tables: beyond that, GDAL */
 #define MAX_SEGMENT_NBYTES ((size_t)1 << 31)  /* decoded size of one tile or strip */
@@ -66,7 +65,7 @@ tiff_free(struct raster__tiff *t)
 {
     if (t == NULL)
         return;
-    raster__tiff_io_close(t);
+    raster__tiff_source_close(t->src);
     free(t->offsets);
     free(t->counts);
     if (t->fill_bands != t->fill)
@@ -137,20 +136,21 @@ info_correct(raster_dataset_t *ds, TIFF *tif)
 
 /* A TIFF 6 LZW stream starts with a Clear code (0x80 0x00...); the old
  * LSB-first flavour starts with 0x00 and a set low bit.  Look at the first
- * stored segment: old-style files go to GDAL (libtiff decodes those). */
-static int
-lzw_old_style(const struct raster__tiff *t, int fd)
+ * stored segment: old-style files go to GDAL (libtiff decodes those).
+ * *old_out is 1 for an old-style file; a failed read fails the open. */
+static raster_status_t
+lzw_old_style(const struct raster__tiff *t, int *old_out)
 {
+    *old_out = 0;
     for (int64_t i = 0; i < t->nsegs; i++) {
         if (t->counts[i] < 2 || t->offsets[i] + 2 > t->file_nbytes)
             continue;
         uint8_t b[2];
-        if (t->vsi != NULL ? raster__tiff_vsi_read(t, b, 2, t->offsets[i], "first LZW segment") != RASTER_OK
-                           : pread(fd, b, 2, (off_t)t->offsets[i]) != 2)
-            return 0;
-        return b[0] == 0 && (b[1] & 1);
+        RASTER_TRY(raster__tiff_source_read(t->src, b, 2, t->offsets[i], "the first LZW segment"));
+        *old_out = b[0] == 0 && (b[1] & 1);
+        return RASTER_OK;
     }
-    return 0;
+    return RASTER_OK;
 }
 
 /* Fill 't' from the directory; 0 when the native reader does not serve
@@ -271,126 +271,95 @@ tables_read(TIFF *tif, struct raster__tiff *t)
     return 1;
 }
 
-static raster_status_t tiff_finish(raster_dataset_t *ds, TIFF *tif, struct raster__tiff *t, int fd);
-
-/* A remote file: libtiff parses the directory through a VSI handle (GDAL
- * has just read the same header, so /vsicurl/ serves it from its cache). */
+/* Choose the file's byte source, once: remote files (/vsicurl/, /vsis3/,
+ * ...) through GDAL's VSI (tiff_vsi.c), local ones through a descriptor
+ * (tiff_io.c); other /vsi paths and GDAL's own syntaxes stay with the
+ * GDAL reader (*out NULL).  Nothing after this asks which kind it got. */
 static raster_status_t
-tiff_open_remote(raster_dataset_t *ds)
+source_open(const char *path, raster__tiff_source_t **out)
 {
-    struct raster__tiff *t = calloc(1, sizeof *t);
-    RASTER_CHECK(t != NULL, RASTER_E_NOMEM, "%s: out of memory", ds->path);
-    t->path = ds->path;
-    atomic_init(&t->fd_pid, UINT64_MAX);
-    if (raster__tiff_vsi_open(t, &t->file_nbytes) != RASTER_OK) {
-        tiff_free(t);           /* GDAL opened it, VSI does not: GDAL serves it */
+    *out = NULL;
+    if (raster__path_is_remote(path))
+        return raster__tiff_source_open_vsi(path, out);
+    if (strncmp(path, "/vsi", 4) == 0 || strstr(path, "://") != NULL)
         return RASTER_OK;
-    }
-    /* The tile cache's file identity: URL, size and the Last-Modified time
-     * that GDAL parsed from the HEAD of its open (cached: no request). */
-    VSIStatBufL vst;
-    int64_t mtime_s = 0;
-    raster__gdal_enter();
-    if (VSIStatL(t->path, &vst) == 0)
-        mtime_s = (int64_t)vst.st_mtime;
-    raster__gdal_leave();
-    raster__tile_key_file_remote(t->path, t->file_nbytes, mtime_s, t->file_id);
-    tiff_msgs_t msgs = {{0}};
-    TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
-    if (opts == NULL) {
-        tiff_free(t);
-        return raster__fail(RASTER_E_NOMEM, "%s: out of memory", ds->path);
-    }
-    TIFFOpenOptionsSetErrorHandlerExtR(opts, tiff_handler, &msgs);
-    TIFFOpenOptionsSetWarningHandlerExtR(opts, tiff_handler, NULL);
-    TIFF *tif = raster__tiff_vsi_tiff_open(t, opts);
-    TIFFOpenOptionsFree(opts);
-    if (tif == NULL) {
-        tiff_free(t);
-        return RASTER_OK;
-    }
-    info_correct(ds, tif);
-    return tiff_finish(ds, tif, t, -1);
+    return raster__tiff_source_open_local(path, out);
 }
+
+static raster_status_t tiff_finish(raster_dataset_t *ds, TIFF *tif, raster__tiff_client_t *client,
+                                   struct raster__tiff *t);
 
 raster_status_t
 raster__tiff_open(raster_dataset_t *ds)
 {
     ds->tiff = NULL;
     /* Only GDAL's GTiff driver reads TIFF pixels the way the native reader
-     * does; remote files are read through GDAL's VSI (tiff_vsi.c), other
-     * /vsi paths stay with the GDAL reader. */
+     * does. */
     if (strcmp(ds->info.driver, "GTiff") != 0 && strcmp(ds->info.driver, "COG") != 0)
         return RASTER_OK;
-    if (raster__path_is_remote(ds->path))
-        return tiff_open_remote(ds);
-    if (strncmp(ds->path, "/vsi", 4) == 0 || strstr(ds->path, "://") != NULL)
-        return RASTER_OK;
-
-    const int fd = open(ds->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return RASTER_OK;       /* e.g. GTIFF_DIR:1:file.tif: GDAL's syntax */
-    struct stat sb;
-    const int tfd = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? dup(fd) : -1;
-    if (tfd < 0) {
-        close(fd);
-        return RASTER_OK;
+    raster__tiff_source_t *src = NULL;
+    RASTER_TRY(source_open(ds->path, &src));
+    if (src == NULL)
+        return RASTER_OK;       /* GDAL serves it */
+    struct raster__tiff *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        raster__tiff_source_close(src);
+        return raster__fail(RASTER_E_NOMEM, "%s: out of memory", ds->path);
     }
+    t->path = ds->path;
+    t->src = src;
+    t->file_nbytes = src->nbytes;
+    memcpy(t->file_id, src->file_id, sizeof t->file_id);
     tiff_msgs_t msgs = {{0}};
     TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
     if (opts == NULL) {
-        close(fd);
-        close(tfd);
+        tiff_free(t);
         return raster__fail(RASTER_E_NOMEM, "%s: out of memory", ds->path);
     }
     TIFFOpenOptionsSetErrorHandlerExtR(opts, tiff_handler, &msgs);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, tiff_handler, NULL);
-    /* "m": no memory mapping (the handle is closed before open returns);
-     * "O": offsets and byte counts loaded on demand, as GDAL opens TIFFs,
-     * so an entry missing from a short table is an error (tables_read
-     * then leaves the file to GDAL) instead of a zero, i.e. an empty tile. */
-    TIFF *tif = TIFFFdOpenExt(tfd, ds->path, "rmO", opts);
+    raster__tiff_client_t client;
+    TIFF *tif = raster__tiff_source_tiff_open(&client, src, opts);
     TIFFOpenOptionsFree(opts);
     if (tif == NULL) {
-        /* GDAL opened it, libtiff does not: GDAL serves it. */
-        close(tfd);
-        close(fd);
-        return RASTER_OK;
+        tiff_free(t);
+        /* A read that failed fails the open; otherwise GDAL opened the
+         * file and libtiff does not: GDAL serves it. */
+        return client.st;
     }
     info_correct(ds, tif);
-
-    struct raster__tiff *t = calloc(1, sizeof *t);
-    if (t == NULL) {
-        TIFFClose(tif);
-        close(fd);
-        return raster__fail(RASTER_E_NOMEM, "%s: out of memory", ds->path);
-    }
-    t->path = ds->path;
-    atomic_init(&t->fd_pid, ((uint64_t)(uint32_t)getpid() << 32) | (uint32_t)fd);
-    t->dev = (uint64_t)sb.st_dev;
-    t->ino = (uint64_t)sb.st_ino;
-    t->file_nbytes = (uint64_t)sb.st_size;
-    raster__tile_key_file_local(&sb, t->file_id);
-    return tiff_finish(ds, tif, t, fd);
+    return tiff_finish(ds, tif, &client, t);
 }
 
-/* The tables, after libtiff has opened the directory (either way): claim
- * the file for the native reader or leave it to GDAL.  Closes 'tif'. */
+/* The tables, after libtiff has opened the directory: claim the file for
+ * the native reader or leave it to GDAL.  Closes 'tif'. */
 static raster_status_t
-tiff_finish(raster_dataset_t *ds, TIFF *tif, struct raster__tiff *t, int fd)
+tiff_finish(raster_dataset_t *ds, TIFF *tif, raster__tiff_client_t *client, struct raster__tiff *t)
 {
     int ok = layout_read(ds, tif, t);
     if (ok)
         ok = tables_read(tif, t);
     TIFFClose(tif);
+    if (client->st != RASTER_OK) {
+        /* Offsets load on demand: a read of the tables failed. */
+        tiff_free(t);
+        return client->st;
+    }
     if (ok < 0) {
         const long long nsegs = (long long)t->nsegs;
         tiff_free(t);
         return raster__fail(RASTER_E_NOMEM, "%s: out of memory for %lld segment offsets", ds->path,
                             nsegs);
     }
-    if (ok && t->codec == RASTER__CODEC_LZW && lzw_old_style(t, fd))
-        ok = 0;
+    if (ok && t->codec == RASTER__CODEC_LZW) {
+        int old = 0;
+        const raster_status_t st = lzw_old_style(t, &old);
+        if (st != RASTER_OK) {
+            tiff_free(t);
+            return st;
+        }
+        ok = !old;
+    }
     if (ok && t->spp > 64) {
         if ((t->fill_bands = malloc((size_t)t->spp * 8)) == NULL) {
             tiff_free(t);

@@ -9,7 +9,10 @@
  * third of all decoding.
  *
  * Fetch: segments adjacent in the file (up to a small gap, e.g. COG
- * leaders and trailers) are read with one pread into per-thread scratch.
+ * leaders and trailers) are read with one call of the file's byte source
+ * (tiff_source.h; one pread for a local file) into per-thread scratch, on
+ * the decode threads; a source whose calls are requests fetches all of a
+ * read's ranges at once first (prefetch()).
  * Uncompressed segments are read only for the rows the window needs.
  *
  * Decode and place: a segment that maps exactly onto the destination (same
@@ -71,14 +74,13 @@ typedef struct group {
     int64_t first, count;       /* into plan.order */
     uint64_t off, nbytes;       /* one pread */
     uint64_t work;              /* decoded bytes, for ordering */
-    uint8_t *fetched;           /* remote files: the bytes, fetched up front */
+    uint8_t *fetched;           /* batching sources: the bytes, fetched up front */
 } group_t;
 
 typedef struct plan {
     raster_dataset_t *ds;
     struct raster__tiff *t;
     const raster__request_t *rq;
-    int fd;
     seg_job_t *segs;
     int64_t nsegs;
     int64_t *order;             /* segs sorted by file offset */
@@ -87,7 +89,7 @@ typedef struct plan {
     int *chan_map;              /* chunky: dst channel k reads sample chan_map[k] */
     int identity;               /* chunky: chan_map is 0..spp-1 */
     uint64_t raw_cap;           /* scratch size asked for every group */
-    int remote;                 /* groups' bytes come from prefetch_remote() */
+    int prefetch;               /* groups' bytes come from prefetch() (src->batch_reads) */
     int cache;                  /* decoded segments go through the tile cache */
 } plan_t;
 
@@ -528,8 +530,8 @@ segment_run_direct_none(const plan_t *p, const seg_job_t *s)
     seg_what(p, s, what, sizeof what);
     uint8_t *d = dst_at(p, s);
     const int64_t stride = p->rq->dst.row_stride;
-    RASTER_TRY(raster__tiff_pread_rows(t, p->fd, d, stride, t->seg_row_nbytes, s->fetch_off, s->y1 - s->y0,
-                                       what));
+    RASTER_TRY(t->src->ops->read_rows(t->src, d, stride, t->seg_row_nbytes, s->fetch_off, s->y1 - s->y0,
+                                      what));
     if (t->swap && t->sample_nbytes > 1)
         for (int64_t y = 0; y < s->y1 - s->y0; y++)
             raster__byteswap(d + y * stride, (size_t)((s->x1 - s->x0) * t->seg_samples), t->sample_nbytes);
@@ -679,7 +681,7 @@ group_run(void *ctx, int64_t gi)
     const group_t *g = &p->groups[gi];
     const seg_job_t *first = &p->segs[p->order[g->first]];
     uint8_t *raw = NULL;
-    if (g->nbytes > 0 && p->remote) {
+    if (g->nbytes > 0 && p->prefetch) {
         raw = g->fetched;
     } else if (g->nbytes > 0) {
         raw = raster__scratch(RASTER_SCRATCH_RAW, (size_t)p->raw_cap);
@@ -690,7 +692,7 @@ group_run(void *ctx, int64_t gi)
         if (g->count > 1 && n > 0 && (size_t)n < sizeof what)
             snprintf(what + n, sizeof what - (size_t)n, ", read with %lld adjacent segment(s)",
                      (long long)(g->count - 1));
-        RASTER_TRY(raster__tiff_pread(p->t, p->fd, raw, (size_t)g->nbytes, g->off, what));
+        RASTER_TRY(raster__tiff_source_read(p->t->src, raw, (size_t)g->nbytes, g->off, what));
     }
     for (int64_t k = 0; k < g->count; k++) {
         const seg_job_t *s = &p->segs[p->order[g->first + k]];
@@ -699,14 +701,14 @@ group_run(void *ctx, int64_t gi)
     return RASTER_OK;
 }
 
-/* ------------------------------ remote fetch --------------------------- */
+/* ------------------------------ batched fetch -------------------------- */
 
-/* Groups of a remote file closer than this share one range: a request
+/* Groups closer than this share one range of a batching source: a request
  * costs far more than the bytes between them (COG leaders and trailers,
  * a tile the window skips). */
-#define REMOTE_MAX_GAP ((uint64_t)64 << 10)
+#define BATCH_MAX_GAP ((uint64_t)64 << 10)
 /* One range never spans more than this (unless one group does). */
-#define REMOTE_MAX_RANGE ((uint64_t)16 << 20)
+#define BATCH_MAX_RANGE ((uint64_t)16 << 20)
 
 static int
 cmp_group_off(const void *a, const void *b, const void *ctx)
@@ -716,25 +718,27 @@ cmp_group_off(const void *a, const void *b, const void *ctx)
     return x < y ? -1 : x > y;
 }
 
-/* Remote files (tiff_vsi.c): fetch the raw bytes of every group before any
- * decoding, with one multi-range read, so all requests of a window are in
- * flight together and the read waits one round trip, not one per group.
+/* Sources whose calls are requests (src->batch_reads: remote files, whose
+ * read_ranges is one VSIFReadMultiRangeL): fetch the raw bytes of every
+ * group before any decoding, with one read_ranges call, so all requests of
+ * a window are in flight together and the read waits one round trip, not
+ * one per group.
  * The bytes live in the calling thread's scratch until the read returns
  * (workers decode from it while the caller waits).  Groups that overlap,
  * which only a hostile file has, get ranges of their own: decoding may
  * rewrite raw bytes in place. */
 static raster_status_t
-prefetch_remote(plan_t *p)
+prefetch(plan_t *p)
 {
     int64_t n = 0;
     uint64_t bound = 0;
     for (int64_t i = 0; i < p->ngroups; i++)
         if (p->groups[i].nbytes > 0)
-            n++, bound += p->groups[i].nbytes + REMOTE_MAX_GAP;
+            n++, bound += p->groups[i].nbytes + BATCH_MAX_GAP;
     if (n == 0)
         return RASTER_OK;
     RASTER_CHECK(n <= INT32_MAX && bound < ((uint64_t)1 << 40), RASTER_E_NOMEM,
-                 "%s: a read of %lld remote ranges is too large", p->t->path, (long long)n);
+                 "%s: a read of %lld ranges is too large", p->t->path, (long long)n);
     /* Scratch layout: group order, then per range buffer/offset/size, then bytes. */
     size_t head = (size_t)n * (sizeof(int64_t) + sizeof(void *) + sizeof(uint64_t) + sizeof(size_t));
     head = (head + 63) & ~(size_t)63;
@@ -755,8 +759,8 @@ prefetch_remote(plan_t *p)
     uint64_t used = 0, start = 0, end = 0;
     for (int64_t j = 0; j < n; j++) {
         group_t *g = &p->groups[order[j]];
-        const int join = nranges > 0 && g->off >= end && g->off - end <= REMOTE_MAX_GAP &&
-                         g->off + g->nbytes - start <= REMOTE_MAX_RANGE;
+        const int join = nranges > 0 && g->off >= end && g->off - end <= BATCH_MAX_GAP &&
+                         g->off + g->nbytes - start <= BATCH_MAX_RANGE;
         if (!join) {
             if (nranges > 0)
                 used += sizes[nranges - 1] = (size_t)(end - start);
@@ -772,7 +776,7 @@ prefetch_remote(plan_t *p)
     const raster_window_t w = p->rq->win;
     snprintf(what, sizeof what, "%d range(s) of window (col %lld, row %lld, %lldx%lld)", nranges,
              (long long)w.col_off, (long long)w.row_off, (long long)w.width, (long long)w.height);
-    return raster__tiff_vsi_read_ranges(p->t, nranges, bufs, offs, sizes, what);
+    return p->t->src->ops->read_ranges(p->t->src, nranges, bufs, offs, sizes, what);
 }
 
 raster_status_t
@@ -783,10 +787,10 @@ raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq)
     p.ds = ds;
     p.t = ds->tiff;
     p.rq = rq;
-    RASTER_TRY(raster__tiff_fd(p.t, &p.fd));
+    RASTER_TRY(p.t->src->ops->prepare(p.t->src));   /* e.g. re-open after fork() */
     RASTER_TRY(plan_build(&p));
-    p.remote = p.t->vsi != NULL;
-    if (p.remote)               /* uncompressed rows come through prefetch_remote() too */
+    p.prefetch = p.t->src->batch_reads;
+    if (p.prefetch)             /* uncompressed rows come through prefetch() too */
         for (int64_t i = 0; i < p.nsegs; i++)
             p.segs[i].direct &= p.t->codec != RASTER__CODEC_NONE;
     p.cache = p.t->codec != RASTER__CODEC_NONE && raster__tile_cache_enabled();
@@ -801,7 +805,7 @@ raster__tiff_read(raster_dataset_t *ds, const raster__request_t *rq)
     if (work < PARALLEL_MIN_NBYTES)
         threads = 1;
     plan_group(&p, threads);
-    raster_status_t st = p.remote ? prefetch_remote(&p) : RASTER_OK;
+    raster_status_t st = p.prefetch ? prefetch(&p) : RASTER_OK;
     if (st == RASTER_OK)
         st = raster__parallel_for(p.ngroups, threads, group_run, &p);
     cache_release_hits(&p);

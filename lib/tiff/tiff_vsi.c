@@ -1,11 +1,13 @@
 /*
- * tiff_vsi.c - raw segment bytes of remote files (/vsicurl/, /vsis3/, ...)
- * through GDAL's virtual file system, next to tiff_io.c's pread.
+ * tiff_vsi.c - the byte source of a remote file (tiff_source.h; /vsicurl/,
+ * /vsis3/, ...) through GDAL's virtual file system, next to tiff_io.c's
+ * pread.
  *
- * The directory is parsed once, at open, by libtiff reading through a VSI
- * handle: GDAL has just opened the same URL for the metadata, so the header
- * is already in /vsicurl/'s cache and costs no second request.  After that a
- * read fetches every byte range of its plan with one VSIFReadMultiRangeL:
+ * The directory is parsed once, at open, by libtiff reading through this
+ * source (tiff_source.c): GDAL has just opened the same URL for the
+ * metadata, so the header is already in /vsicurl/'s cache and costs no
+ * second request.  The source says it batches (batch_reads), so after that
+ * a read fetches every byte range of its plan with one VSIFReadMultiRangeL:
  * GDAL sends the ranges as parallel requests (GDAL_HTTP_MULTIRANGE), merging
  * consecutive ones (GDAL_HTTP_MERGE_CONSECUTIVE_RANGES), and tiff_read.c has
  * already joined neighbours separated by small gaps (a COG's tile leaders
@@ -43,32 +45,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct raster__tiff_vsi {
+typedef struct vsi_source {
+    raster__tiff_source_t base;     /* first: the interface */
     raster__handle_stack_t handles; /* idle VSILFILE *, closed by vsi_close */
-};
-
+} vsi_source_t;
 
 /* ------------------------------ handles -------------------------------- */
 
 static VSILFILE *
-handle_open(const struct raster__tiff *t)
+handle_open(const vsi_source_t *v)
 {
+    const char *path = v->base.path;
     raster__gdal_capture_begin();
     raster__gdal_enter();
-    VSILFILE *fp = VSIFOpenExL(t->path, "rb", TRUE);
+    VSILFILE *fp = VSIFOpenExL(path, "rb", TRUE);
     raster__gdal_leave();
     raster__gdal_capture_end();
     if (fp == NULL)
-        raster__fail(raster__gdal_capture_status(t->path, RASTER__GDAL_CALL_VSI, RASTER_E_IO),
-                     "%s: cannot open it through GDAL's VSI: %s", t->path, raster__gdal_capture_detail());
+        raster__fail(raster__gdal_capture_status(path, RASTER__GDAL_CALL_VSI, RASTER_E_IO),
+                     "%s: cannot open it through GDAL's VSI: %s", path, raster__gdal_capture_detail());
     return fp;
 }
 
 static VSILFILE *
-handle_acquire(const struct raster__tiff *t)
+handle_acquire(vsi_source_t *v)
 {
-    VSILFILE *fp = raster__handle_stack_pop(&t->vsi->handles);
-    return fp != NULL ? fp : handle_open(t);
+    VSILFILE *fp = raster__handle_stack_pop(&v->handles);
+    return fp != NULL ? fp : handle_open(v);
 }
 
 /* The stack's close: called outside the gate (pushes and the destroy here
@@ -82,127 +85,9 @@ vsi_close(void *fp)
 }
 
 static void
-handle_release(const struct raster__tiff *t, VSILFILE *fp)
+handle_release(vsi_source_t *v, VSILFILE *fp)
 {
-    raster__handle_stack_push(&t->vsi->handles, fp);
-}
-
-raster_status_t
-raster__tiff_vsi_open(struct raster__tiff *t, uint64_t *nbytes_out)
-{
-    struct raster__tiff_vsi *v = calloc(1, sizeof *v);
-    RASTER_CHECK(v != NULL, RASTER_E_NOMEM, "%s: out of memory", t->path);
-    raster__handle_stack_init(&v->handles, vsi_close);
-    t->vsi = v;
-    VSILFILE *fp = handle_open(t);
-    if (fp == NULL)
-        return RASTER_E_IO;
-    /* /vsicurl/ knows the size from its HEAD (cached since GDAL's open). */
-    raster__gdal_enter();
-    const int ok = VSIFSeekL(fp, 0, SEEK_END) == 0;
-    const vsi_l_offset size = ok ? VSIFTellL(fp) : 0;
-    raster__gdal_leave();
-    handle_release(t, fp);
-    RASTER_CHECK(ok && size > 0, RASTER_E_IO, "%s: GDAL's VSI reports no size for it", t->path);
-    *nbytes_out = (uint64_t)size;
-    return RASTER_OK;
-}
-
-void
-raster__tiff_vsi_close(struct raster__tiff *t)
-{
-    struct raster__tiff_vsi *v = t->vsi;
-    if (v == NULL)
-        return;
-    raster__handle_stack_destroy(&v->handles);
-    free(v);
-    t->vsi = NULL;
-}
-
-/* ------------------------------ libtiff over VSI ----------------------- */
-
-/* libtiff's client procedures over one VSI handle; the handle goes back to
- * the dataset's stack at TIFFClose(). */
-typedef struct tiff_client {
-    const struct raster__tiff *t;
-    VSILFILE *fp;
-} tiff_client_t;
-
-static tmsize_t
-client_read(thandle_t h, void *buf, tmsize_t n)
-{
-    const tiff_client_t *c = (const tiff_client_t *)h;
-    if (n <= 0)
-        return 0;
-    raster__gdal_enter();
-    const size_t got = VSIFReadL(buf, 1, (size_t)n, c->fp);
-    raster__gdal_leave();
-    return (tmsize_t)got;
-}
-
-static tmsize_t
-client_write(thandle_t h, void *buf, tmsize_t n)
-{
-    (void)h, (void)buf, (void)n;
-    return 0;
-}
-
-static toff_t
-client_seek(thandle_t h, toff_t off, int whence)
-{
-    const tiff_client_t *c = (const tiff_client_t *)h;
-    raster__gdal_enter();
-    const int ok = VSIFSeekL(c->fp, (vsi_l_offset)off, whence) == 0;
-    const toff_t pos = ok ? (toff_t)VSIFTellL(c->fp) : (toff_t)-1;
-    raster__gdal_leave();
-    return pos;
-}
-
-static toff_t
-client_size(thandle_t h)
-{
-    const tiff_client_t *c = (const tiff_client_t *)h;
-    return (toff_t)c->t->file_nbytes;
-}
-
-static int
-client_close(thandle_t h)
-{
-    tiff_client_t *c = (tiff_client_t *)h;
-    handle_release(c->t, c->fp);
-    free(c);
-    return 0;
-}
-
-static int
-client_map(thandle_t h, void **base, toff_t *size)
-{
-    (void)h, (void)base, (void)size;
-    return 0;
-}
-
-static void
-client_unmap(thandle_t h, void *base, toff_t size)
-{
-    (void)h, (void)base, (void)size;
-}
-
-TIFF *
-raster__tiff_vsi_tiff_open(const struct raster__tiff *t, TIFFOpenOptions *opts)
-{
-    tiff_client_t *c = malloc(sizeof *c);
-    if (c == NULL)
-        return NULL;
-    c->t = t;
-    if ((c->fp = handle_acquire(t)) == NULL || client_seek((thandle_t)c, 0, SEEK_SET) != 0) {
-        if (c->fp != NULL)
-            handle_release(t, c->fp);
-        free(c);
-        return NULL;
-    }
-    /* On failure libtiff calls the close procedure itself. */
-    return TIFFClientOpenExt(t->path, "rm", (thandle_t)c, client_read, client_write, client_seek,
-                             client_close, client_size, client_map, client_unmap, opts);
+    raster__handle_stack_push(&v->handles, fp);
 }
 
 /* ------------------------------ reads ---------------------------------- */
@@ -210,8 +95,7 @@ raster__tiff_vsi_tiff_open(const struct raster__tiff *t, TIFFOpenOptions *opts)
 /* Read one range with VSIFReadL (GDAL retries it as configured); inside
  * raster__gdal_capture_begin()/raster__gdal_capture_end(). */
 static raster_status_t
-read_one(const struct raster__tiff *t, VSILFILE *fp, void *buf, size_t nbytes, uint64_t off,
-         const char *what)
+read_one(const vsi_source_t *v, VSILFILE *fp, void *buf, size_t nbytes, uint64_t off, const char *what)
 {
     raster__gdal_enter();
     const int ok = VSIFSeekL(fp, (vsi_l_offset)off, SEEK_SET) == 0 &&
@@ -220,7 +104,7 @@ read_one(const struct raster__tiff *t, VSILFILE *fp, void *buf, size_t nbytes, u
     if (ok)
         return RASTER_OK;
     return raster__fail(RASTER_E_IO, "%s: %s: reading %zu bytes at offset %llu over the network "
-                        "failed: %s", t->path, what, nbytes, (unsigned long long)off,
+                        "failed: %s", v->base.path, what, nbytes, (unsigned long long)off,
                         raster__gdal_capture_detail());
 }
 
@@ -233,37 +117,116 @@ multi_range(int n, void **bufs, const uint64_t *offs, const size_t *sizes, VSILF
     return r;
 }
 
-raster_status_t
-raster__tiff_vsi_read_ranges(const struct raster__tiff *t, int n, void **bufs, const uint64_t *offs,
-                             const size_t *sizes, const char *what)
+/* All 'n' ranges with one VSIFReadMultiRangeL, then range by range (with
+ * GDAL's retries) if that fails; RASTER_E_IO naming the URL, the range and
+ * GDAL's reason when a range cannot be read. */
+static raster_status_t
+vsi_read_ranges(raster__tiff_source_t *src, int n, void **bufs, const uint64_t *offs, const size_t *sizes,
+                const char *what)
 {
     _Static_assert(sizeof(vsi_l_offset) == sizeof(uint64_t), "vsi_l_offset is 64-bit");
+    vsi_source_t *v = (vsi_source_t *)src;
     if (n <= 0)
         return RASTER_OK;
-    VSILFILE *fp = handle_acquire(t);
+    VSILFILE *fp = handle_acquire(v);
     if (fp == NULL)
         return RASTER_E_IO;
     raster_status_t st = RASTER_OK;
     raster__gdal_capture_begin();
     if (n == 1) {
-        st = read_one(t, fp, bufs[0], sizes[0], offs[0], what);
+        st = read_one(v, fp, bufs[0], sizes[0], offs[0], what);
     } else if (multi_range(n, bufs, offs, sizes, fp) != 0) {
         /* GDAL's parallel multi-range read does not retry: read each range
          * again on its own, which retries, and which names the range. */
         for (int i = 0; i < n && st == RASTER_OK; i++)
-            st = read_one(t, fp, bufs[i], sizes[i], offs[i], what);
+            st = read_one(v, fp, bufs[i], sizes[i], offs[i], what);
     }
     raster__gdal_capture_end();
-    handle_release(t, fp);
+    handle_release(v, fp);
     return st;
 }
 
-raster_status_t
-raster__tiff_vsi_read(const struct raster__tiff *t, void *buf, size_t nbytes, uint64_t off,
-                      const char *what)
+/* Rows: one range per row, which GDAL sends as one request (the ranges
+ * are consecutive).  The planner fetches a batching source's rows through
+ * prefetch() instead, so this is the interface's completeness, not a hot
+ * path. */
+static raster_status_t
+vsi_read_rows(raster__tiff_source_t *src, uint8_t *dst, int64_t dst_stride, size_t row_nbytes,
+              uint64_t offset, int64_t nrows, const char *what)
 {
-    void *b[1] = {buf};
-    const uint64_t o[1] = {off};
-    const size_t s[1] = {nbytes};
-    return raster__tiff_vsi_read_ranges(t, 1, b, o, s, what);
+    if ((size_t)dst_stride == row_nbytes)
+        return raster__tiff_source_read(src, dst, row_nbytes * (size_t)nrows, offset, what);
+    enum { ROWS_PER_CALL = 512 };
+    void *bufs[ROWS_PER_CALL];
+    uint64_t offs[ROWS_PER_CALL];
+    size_t sizes[ROWS_PER_CALL];
+    for (int64_t r0 = 0; r0 < nrows; r0 += ROWS_PER_CALL) {
+        const int n = nrows - r0 < ROWS_PER_CALL ? (int)(nrows - r0) : ROWS_PER_CALL;
+        for (int r = 0; r < n; r++) {
+            bufs[r] = dst + (r0 + r) * dst_stride;
+            offs[r] = offset + (uint64_t)(r0 + r) * row_nbytes;
+            sizes[r] = row_nbytes;
+        }
+        RASTER_TRY(vsi_read_ranges(src, n, bufs, offs, sizes, what));
+    }
+    return RASTER_OK;
+}
+
+/* ------------------------------ the source ----------------------------- */
+
+/* Handles follow fork's rule by themselves (the handle stack). */
+static raster_status_t
+vsi_prepare(raster__tiff_source_t *src)
+{
+    (void)src;
+    return RASTER_OK;
+}
+
+static void
+vsi_source_close(raster__tiff_source_t *src)
+{
+    vsi_source_t *v = (vsi_source_t *)src;
+    raster__handle_stack_destroy(&v->handles);
+    free(v);
+}
+
+static const raster__tiff_source_ops_t vsi_ops = {
+    vsi_prepare, vsi_read_ranges, vsi_read_rows, vsi_source_close,
+};
+
+raster_status_t
+raster__tiff_source_open_vsi(const char *path, raster__tiff_source_t **out)
+{
+    *out = NULL;
+    vsi_source_t *v = calloc(1, sizeof *v);
+    RASTER_CHECK(v != NULL, RASTER_E_NOMEM, "%s: out of memory", path);
+    v->base = (raster__tiff_source_t){&vsi_ops, path, 0, 1, {0}};
+    raster__handle_stack_init(&v->handles, vsi_close);
+    VSILFILE *fp = handle_open(v);
+    if (fp == NULL) {
+        vsi_source_close(&v->base);
+        return RASTER_OK;       /* GDAL opened it, VSI does not: GDAL serves it */
+    }
+    /* /vsicurl/ knows the size from its HEAD (cached since GDAL's open). */
+    raster__gdal_enter();
+    const int ok = VSIFSeekL(fp, 0, SEEK_END) == 0;
+    const vsi_l_offset size = ok ? VSIFTellL(fp) : 0;
+    raster__gdal_leave();
+    handle_release(v, fp);
+    if (!ok || size == 0) {
+        vsi_source_close(&v->base);
+        return RASTER_OK;       /* no size: GDAL serves it */
+    }
+    v->base.nbytes = (uint64_t)size;
+    /* The tile cache's file identity: URL, size and the Last-Modified time
+     * that GDAL parsed from the HEAD of its open (cached: no request). */
+    VSIStatBufL vst;
+    int64_t mtime_s = 0;
+    raster__gdal_enter();
+    if (VSIStatL(path, &vst) == 0)
+        mtime_s = (int64_t)vst.st_mtime;
+    raster__gdal_leave();
+    raster__tile_key_file_remote(path, v->base.nbytes, mtime_s, v->base.file_id);
+    *out = &v->base;
+    return RASTER_OK;
 }

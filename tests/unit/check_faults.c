@@ -15,7 +15,9 @@
  * in turn, with EIO (RASTER_E_IO) and with a premature end of file
  * (RASTER_E_CORRUPT), each followed by a right read; EINTR and short reads
  * must be retried into a right result; an I/O error inside a batch leaves
- * the pool as it was.  ASan and valgrind run this suite: a leak on any
+ * the pool as it was.  The same hook sees every read of an open (libtiff's
+ * directory parse, the LZW sniff): each failed in turn fails the open
+ * cleanly.  ASan and valgrind run this suite: a leak on any
  * failure path fails it.
  */
 #include "test_util.h"
@@ -421,6 +423,130 @@ START_TEST(io_fault_in_a_batch)
 }
 END_TEST
 
+/* ------------------------------ I/O at open ---------------------------- */
+
+/* Where the first IFD starts: the header's pointer (classic or BigTIFF,
+ * either byte order). */
+static uint64_t
+ifd_offset(const char *path)
+{
+    uint8_t h[16];
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(h, 1, sizeof h, f), sizeof h);
+    fclose(f);
+    const int le = h[0] == 'I';
+    const int big = (le ? h[2] | h[3] << 8 : h[3] | h[2] << 8) == 43;
+    const int at = big ? 8 : 4, n = big ? 8 : 4;
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)h[at + i] << (8 * (le ? i : n - 1 - i));
+    return v;
+}
+
+/* The open's reads, seen through io_hook: which one first covers the IFD,
+ * and the last one (the LZW sniff of an LZW file). */
+typedef struct open_watch {
+    io_fault_t f;
+    uint64_t ifd_off;
+    int ifd_call;                 /* -1: no read held the IFD's first byte */
+    uint64_t last_off;
+    size_t last_nbytes;
+} open_watch_t;
+
+static int
+open_hook(void *ctx, const char *path, uint64_t offset, size_t *nbytes)
+{
+    open_watch_t *w = ctx;
+    if (w->ifd_call < 0 && offset <= w->ifd_off && w->ifd_off < offset + *nbytes)
+        w->ifd_call = atomic_load(&w->f.calls);
+    w->last_off = offset;
+    w->last_nbytes = *nbytes;
+    return io_hook(&w->f, path, offset, nbytes);
+}
+
+static raster_status_t
+open_with_hook(const char *path, open_watch_t *w, raster_dataset_t **ds)
+{
+    atomic_store(&w->f.calls, 0);
+    atomic_store(&w->f.injected, 0);
+    w->ifd_call = -1;
+    w->last_off = 0;
+    w->last_nbytes = 0;
+    raster__io_set_fault_hook(open_hook, w);
+    const raster_status_t st = raster_open(path, ds);
+    raster__io_set_fault_hook(NULL, NULL);
+    return st;
+}
+
+/* Every read of an open goes through the I/O layer: libtiff's directory
+ * parse (the IFD among them) and, for LZW, the sniff of the first
+ * segment's two bytes.  Each of them failed in turn fails the open with
+ * RASTER_E_IO (EIO) or RASTER_E_CORRUPT (the file ends) naming the file,
+ * leaves nothing behind, and the next open reads right. */
+static void
+open_faults_on(const char *const *words, int nwords, int lzw)
+{
+    const char *found = find_fixture(words, nwords);
+    ck_assert_ptr_nonnull(found);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", found);
+    one_thread();
+    open_watch_t w = {.f = {.mode = IO_COUNT}, .ifd_off = ifd_offset(path)};
+    raster_dataset_t *ds = NULL;
+    ck_assert_int_eq(open_with_hook(path, &w, &ds), RASTER_OK);
+    ck_assert_msg(is_native(ds), "%s is not read natively", path);
+    const int n = atomic_load(&w.f.calls);
+    ck_assert_msg(n >= 2 && w.ifd_call >= 0, "%s: %d read(s) at open, IFD at %llu read by call %d", path, n,
+                  (unsigned long long)w.ifd_off, w.ifd_call);
+    if (lzw) {
+        /* The sniff reads last: two bytes at the first stored segment. */
+        const struct raster__tiff *t = ds->tiff;
+        int64_t i = 0;
+        while (i < t->nsegs && t->counts[i] < 2)
+            i++;
+        ck_assert_int_lt(i, t->nsegs);
+        ck_assert_uint_eq(w.last_nbytes, 2);
+        ck_assert_uint_eq(w.last_off, t->offsets[i]);
+    }
+    read_case_t c = case_make(ds, READ_IMAGE, (raster_window_t){3, 5, 60, 40}, RASTER_F32);
+    raster_close(ds);
+    uint8_t *out = malloc(c.nbytes);
+    for (int k = 0; k < n; k++) {
+        for (int m = 0; m < 2; m++) {
+            w.f = (io_fault_t){.mode = m == 0 ? IO_ERROR_AT : IO_EOF_AT, .at = k, .err = EIO};
+            ds = NULL;
+            const raster_status_t st = open_with_hook(path, &w, &ds);
+            ck_assert_int_eq(atomic_load(&w.f.injected), 1);
+            const raster_status_t want = m == 0 ? RASTER_E_IO : RASTER_E_CORRUPT;
+            ck_assert_msg(st == want && ds == NULL, "%s: fault %s at read %d of %d at open gave %s: %s", path,
+                          m == 0 ? "EIO" : "EOF", k + 1, n, raster_status_str(st), raster_last_error());
+            const char *msg = raster_last_error();
+            ck_assert_msg(strstr(msg, path) != NULL &&
+                              strstr(msg, m == 0 ? strerror(EIO) : "the file ends") != NULL,
+                          "%s: message: %s", path, msg);
+        }
+    }
+    /* Nothing left over: the next open is native and reads right. */
+    ds = open_with_reader(path, -1);
+    ck_assert(is_native(ds));
+    c.ds = ds;
+    memset(out, 0x3c, c.nbytes);
+    ck_assert_int_eq(do_read(&c, out), RASTER_OK);
+    ck_assert_msg(memcmp(out, c.reference, c.nbytes) == 0, "%s: wrong pixels after faults at open", path);
+    raster_close(ds);
+    free(out);
+    free(c.reference);
+}
+
+START_TEST(io_faults_at_open)
+{
+    open_faults_on((const char *const[]){"deflate", "tile256", "pixel", "3b"}, 4, 0);
+    open_faults_on((const char *const[]){"bigtiff", "zstd"}, 2, 0);
+    open_faults_on((const char *const[]){"u8", "lzw", "strip16", "pixel"}, 4, 1);
+}
+END_TEST
+
 /* ------------------------------ pool ----------------------------------- */
 
 START_TEST(pool_block_failure)
@@ -543,6 +669,7 @@ faults_suite(void)
     tcase_add_test(tc, io_faults_compressed_tiles);
     tcase_add_test(tc, io_faults_uncompressed);
     tcase_add_test(tc, io_fault_in_a_batch);
+    tcase_add_test(tc, io_faults_at_open);
     suite_add_tcase(s, tc);
     tc = tcase_create("pool");
     tcase_add_test(tc, pool_block_failure);
