@@ -32,12 +32,13 @@ LAYERS = [
     ("views", ["place.c"], "views, dtype conversion, placing pixels"),
     ("process services", ["gdal_config.c", "threads.c", "pool.c", "shm_arena.c", "tile_cache.c"],
      "GDAL options scoped to a call, worker threads, buffer pools, the shared arena and the tile cache"),
-    ("gdal env", ["gdal_env.c"],
-     "the fork gate, GDAL errors, idle-handle stack, URL mapping (issue 13, another branch)"),
+    ("gdal env", ["gdal_env.c"], "the fork gate, GDAL errors, idle-handle stack, URL mapping"),
     ("codecs", ["tiff/tiff_codec.c"], "decoders and predictors; know nothing of TIFF"),
-    ("byte sources", ["tiff/tiff_vsi.c", "tiff/tiff_io.c"], "file bytes: pread or GDAL VSI"),
-    ("readers", ["tiff/tiff_layout.c", "tiff/tiff_read.c", "gdal_reader.c", "mask.c"],
-     "the native TIFF reader, the GDAL reader, mask sources"),
+    ("byte sources", ["tiff/tiff_vsi.c", "tiff/tiff_io.c", "tiff/tiff_source.c"],
+     "file bytes: pread or GDAL VSI behind one interface, and libtiff's client over it"),
+    ("readers", ["tiff/tiff_layout.c", "tiff/tiff_read.c", "gdal_reader.c"],
+     "the native TIFF reader, the GDAL reader"),
+    ("mask rules", ["mask.c"], "rasterio's mask rules over both readers' pixels and GDAL's masks"),
     ("dataset", ["dataset.c"], "open/close, read entry points, the choice of reader"),
     ("entries", ["batch.c", "mosaic.c", "dlpack.c", "metadata.c", "warped_vrt.c"],
      "compositions of reads and exports on top of datasets and pools"),
@@ -48,8 +49,6 @@ LAYERS = [
 SAME_LAYER = {
     ("threads.c", "gdal_config.c"),   # workers adopt the caller's GDAL options
     ("tile_cache.c", "shm_arena.c"),  # the cache's shared mode is the arena
-    ("tiff/tiff_io.c", "tiff/tiff_vsi.c"),
-    ("mask.c", "gdal_reader.c"),      # masks are read through GDAL
 }
 
 LIB_OBJ_DIR = os.path.join("CMakeFiles", "rasterloader_obj.dir", "lib")
