@@ -158,15 +158,22 @@ test-python: python fixtures
 # Fuzzing: `make fuzz FUZZ_SECONDS=N` runs each harness for N seconds on its
 # seeds (small files made from the fixture specs, in $(BUILD_FUZZ)/seeds),
 # its saved regressions (tests/corpus/<harness>) and the corpus it grew
-# before; `make test-fuzz` is the short run that `make test` includes.
+# before; `make test-fuzz` is the smoke that `make test` includes: 20 s per
+# harness (two at a time) and 15 s of atheris, from the same seeds, saved
+# regressions and fixed libFuzzer seed (FUZZ_SEED=1), so a failure comes back
+# on the next run.  The campaign is `make fuzz` (FUZZ_SECONDS=300 each);
+# `make test-fuzz FUZZ_TEST_SECONDS=60 ATHERIS_TEST_SECONDS=30` is the smoke
+# at the length it had before.  Every input a fuzzer crashed on is replayed
+# by check_corpus in test-c, test-asan and test-valgrind.
 # The Python read API gets an atheris run of ATHERIS_SECONDS after them.
 FUZZ_SECONDS ?= 300
-FUZZ_TEST_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 20
 ATHERIS_SECONDS ?= 30
+ATHERIS_TEST_SECONDS ?= 15
 fuzz-seeds: venv fixtures
 	$(PY) tests/fuzz/make_seeds.py $(BUILD_FUZZ)/seeds
 
-ATHERIS := mkdir -p $(BUILD_FUZZ)/atheris && cd $(BUILD_FUZZ)/atheris && \
+ATHERIS = mkdir -p $(BUILD_FUZZ)/atheris && cd $(BUILD_FUZZ)/atheris && \
            RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(CURDIR)/$(PY) $(CURDIR)/tests/fuzz/atheris_read_api.py \
            -max_total_time=$(ATHERIS_SECONDS) -rss_limit_mb=4096 >atheris.log 2>&1 \
            && grep -E "DONE|Done" atheris.log | tail -2 | sed 's/^/atheris: /' \
@@ -176,6 +183,7 @@ fuzz: build-fuzz fuzz-seeds python
 	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZERS)
 	@$(ATHERIS)
 
+test-fuzz: ATHERIS_SECONDS = $(ATHERIS_TEST_SECONDS)
 test-fuzz: build-fuzz fuzz-seeds python
 	FUZZ_SEED=$${FUZZ_SEED:-1} tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_TEST_SECONDS) $(FUZZERS)
 	@$(ATHERIS)
