@@ -111,8 +111,29 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 
 # ---- tests ----------------------------------------------------------------
 
+# What `make test` runs, in order (figures: a fresh clone on 2 cores shared
+# with other builds, load average 10-12, so read them as shares):
+#   setup (apt packages if missing, the .venv)   ~9 min loaded, once per clone
+#   build + fixtures                             ~4 min, once
+#   test-c      every Check suite, full matrices, ctest -j$(JOBS); the two
+#               matrix suites (check_read_matrix, check_tiff_equiv) start first
+#   test-asan   the same suites under ASan+UBSan, every 8th matrix combination
+#   test-valgrind  every suite under memcheck, every 64th combination
+#   test-tsan   the threaded suites, every 16th combination
+#   test-python pytest tests/python (rasterio is the oracle)
+#   test-fuzz   a fuzz smoke: 20 s per libFuzzer harness + 15 s of atheris
+# Only repetition is sampled (every matrix axis value still appears in each
+# sampled run); the full versions: RASTER_MATRIX_SCALE=1 for any suite, the
+# plain test-c always; `make test-full` (the fuzz smoke at a minute per
+# harness); `make fuzz` (the campaign) and `make soak` (100k windows).
 test: setup build fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
 	@echo "make test: all suites passed"
+
+# `make test` with the fuzz smoke at the length it had before (60 s per
+# harness, 30 s of atheris).
+.PHONY: test-full
+test-full:
+	$(MAKE) test FUZZ_TEST_SECONDS=60 ATHERIS_TEST_SECONDS=30
 
 test-c: build fixtures
 	$(CTEST) --test-dir $(BUILD)
