@@ -112,8 +112,30 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 
 # ---- tests ----------------------------------------------------------------
 
+# What `make test` runs, in order (figures: a fresh clone on 2 cores shared
+# with other builds, load average 10-12, so read them as shares):
+#   setup (apt packages if missing, the .venv)   ~9 min loaded, once per clone
+#   build + fixtures                             ~4 min, once
+#   check-layers the layer order of lib/ (tools/check_layers.py), on nm of the build
+#   test-c      every Check suite, full matrices, ctest -j$(JOBS); the two
+#               matrix suites (check_read_matrix, check_tiff_equiv) start first
+#   test-asan   the same suites under ASan+UBSan, every 8th matrix combination
+#   test-valgrind  every suite under memcheck, every 64th combination
+#   test-tsan   the threaded suites, every 16th combination
+#   test-python pytest tests/python (rasterio is the oracle)
+#   test-fuzz   a fuzz smoke: 20 s per libFuzzer harness + 15 s of atheris
+# Only repetition is sampled (every matrix axis value still appears in each
+# sampled run); the full versions: RASTER_MATRIX_SCALE=1 for any suite, the
+# plain test-c always; `make test-full` (the fuzz smoke at a minute per
+# harness); `make fuzz` (the campaign) and `make soak` (100k windows).
 test: setup build check-layers fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
 	@echo "make test: all suites passed"
+
+# `make test` with the fuzz smoke at the length it had before (60 s per
+# harness, 30 s of atheris).
+.PHONY: test-full
+test-full:
+	$(MAKE) test FUZZ_TEST_SECONDS=60 ATHERIS_TEST_SECONDS=30
 
 # The layer order of lib/ (listed once, in tools/check_layers.py): nm of the
 # build's lib/ objects, no call from a file to a file above it, no cycle.
@@ -164,15 +186,22 @@ test-python: python fixtures
 # Fuzzing: `make fuzz FUZZ_SECONDS=N` runs each harness for N seconds on its
 # seeds (small files made from the fixture specs, in $(BUILD_FUZZ)/seeds),
 # its saved regressions (tests/corpus/<harness>) and the corpus it grew
-# before; `make test-fuzz` is the short run that `make test` includes.
+# before; `make test-fuzz` is the smoke that `make test` includes: 20 s per
+# harness (two at a time) and 15 s of atheris, from the same seeds, saved
+# regressions and fixed libFuzzer seed (FUZZ_SEED=1), so a failure comes back
+# on the next run.  The campaign is `make fuzz` (FUZZ_SECONDS=300 each);
+# `make test-fuzz FUZZ_TEST_SECONDS=60 ATHERIS_TEST_SECONDS=30` is the smoke
+# at the length it had before.  Every input a fuzzer crashed on is replayed
+# by check_corpus in test-c, test-asan and test-valgrind.
 # The Python read API gets an atheris run of ATHERIS_SECONDS after them.
 FUZZ_SECONDS ?= 300
-FUZZ_TEST_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 20
 ATHERIS_SECONDS ?= 30
+ATHERIS_TEST_SECONDS ?= 15
 fuzz-seeds: venv fixtures
 	$(PY) tests/fuzz/make_seeds.py $(BUILD_FUZZ)/seeds
 
-ATHERIS := mkdir -p $(BUILD_FUZZ)/atheris && cd $(BUILD_FUZZ)/atheris && \
+ATHERIS = mkdir -p $(BUILD_FUZZ)/atheris && cd $(BUILD_FUZZ)/atheris && \
            RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(CURDIR)/$(PY) $(CURDIR)/tests/fuzz/atheris_read_api.py \
            -max_total_time=$(ATHERIS_SECONDS) -rss_limit_mb=4096 >atheris.log 2>&1 \
            && grep -E "DONE|Done" atheris.log | tail -2 | sed 's/^/atheris: /' \
@@ -182,6 +211,7 @@ fuzz: build-fuzz fuzz-seeds python
 	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZERS)
 	@$(ATHERIS)
 
+test-fuzz: ATHERIS_SECONDS = $(ATHERIS_TEST_SECONDS)
 test-fuzz: build-fuzz fuzz-seeds python
 	FUZZ_SEED=$${FUZZ_SEED:-1} tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_TEST_SECONDS) $(FUZZERS)
 	@$(ATHERIS)

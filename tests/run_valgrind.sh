@@ -11,7 +11,17 @@ jobs=$1
 shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 
+# Each suite's wall time goes into its log's last line (the summary prints
+# it), so the slow ones can be seen without re-running.
 run_one() {
+  local t=$1 t0=$SECONDS
+  run_memcheck "$t"
+  local rc=$?
+  echo "wall ${t##*/}: $((SECONDS - t0)) s" >>"$t.valgrind.log"
+  return $rc
+}
+
+run_memcheck() {
   local t=$1
   CK_FORK=no RASTER_MATRIX_SCALE=64 RASTER_STRESS_SCALE=50 \
     valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
@@ -27,7 +37,8 @@ done
 failed=0
 for t in "$@"; do
   if wait "${pid_of[$t]}"; then
-    echo "valgrind $(basename "$t"): $(grep -E '^[0-9]+%: Checks' "$t.valgrind.log" || echo ok)"
+    echo "valgrind $(basename "$t"): $(grep -E '^[0-9]+%: Checks' "$t.valgrind.log" || echo ok)" \
+         "($(sed -n 's/^wall [^:]*: //p' "$t.valgrind.log"))"
   else
     echo "valgrind $(basename "$t"): FAILED (log $t.valgrind.log)"
     tail -50 "$t.valgrind.log"

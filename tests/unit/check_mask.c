@@ -65,9 +65,19 @@ START_TEST(masks_match_gdal)
     const int64_t W = in.width, H = in.height;
     const int64_t uw = W > 200 ? 173 : W, uh = H > 200 ? 151 : H;
     const raster_window_t wins[] = {{0, 0, W, H}, {(W - uw) / 2, (H - uh) / 3, uw, uh}, {W - 1, H - 1, 1, 1}};
+    /* Under ASan and valgrind (RASTER_MATRIX_SCALE > 1) the whole-raster
+     * window is read for the dataset mask and the last band only (under
+     * valgrind, every band's whole mask made this suite the slowest); every
+     * band still meets the other two windows, and every window both layouts. */
+    const char *scale = getenv("RASTER_MATRIX_SCALE");
+    const int sampled = scale != NULL && atoi(scale) > 1;
+    const int last = in.band_count < 4 ? in.band_count : 4;
     for (size_t wi = 0; wi < 3; wi++)
-        for (int band = 0; band <= in.band_count && band <= 4; band++)
+        for (int band = 0; band <= last; band++) {
+            if (sampled && wi == 0 && band != 0 && band != last)
+                continue;
             check_mask(ds, path, wins[wi], band, (int)(wi + band) % 2);
+        }
     raster_close(ds);
 }
 END_TEST

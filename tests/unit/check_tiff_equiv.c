@@ -111,7 +111,7 @@ oracle_compare(pair_t *p, const tiff_req_t *r)
                 const uint8_t *a = (const uint8_t *)got.v.data + y * got.v.row_stride +
                                    x * got.v.col_stride + k * got.v.chan_stride;
                 const uint8_t *b = (const uint8_t *)want + (((size_t)k * (size_t)H + (size_t)y) * (size_t)W + (size_t)x) * es;
-                if (memcmp(a, b, es) != 0) {
+                if (!elem_bytes_eq(a, b, es)) {
                     char label[256];
                     tiff_req_label(r, label, sizeof label);
                     ck_abort_msg("%s %s: differs from the GDAL oracle at band %d, row %lld, col %lld",
