@@ -14,11 +14,20 @@
 #include "internal.h"
 
 /* raster__shm_attach() opens (or creates, with 'capacity' bytes of entry
- * memory, sized down to what /dev/shm has) this user's arena and takes a
+ * memory, sized down by raster__shm_capacity_for()) this user's arena and takes a
  * process slot in it.  Returns 1, or 0 with the reason in 'why' (the caller
  * then uses a private cache).  'budget' > 0 also sets the arena's budget
  * (capped to its capacity); 0 keeps the budget it has.  Call once. */
 RASTER_HIDDEN int raster__shm_attach(size_t capacity, size_t budget, char *why, size_t why_nbytes);
+
+/* raster__shm_capacity_for() is the room rule of create(): the bytes of
+ * entry memory an arena made now gets for a budget of 'want' bytes, with
+ * /dev/shm 'shm_total' bytes large and 'shm_free' bytes free: at most a
+ * quarter of shm_total and half of shm_free, tables included (torch's
+ * worker batches live there too).  Returns 0, with the reason in 'why',
+ * when that room is under 32 MiB: the caller then uses a private cache. */
+RASTER_HIDDEN uint64_t raster__shm_capacity_for(uint64_t want, uint64_t shm_total, uint64_t shm_free, char *why,
+                                                size_t why_nbytes);
 
 /* The reader API of internal.h, against the arena. */
 RASTER_HIDDEN size_t raster__shm_budget(void);
