@@ -877,8 +877,13 @@ RASTER_API void raster_tile_cache_get_stats(raster_tile_cache_stats_t *stats_out
  * the arena is unlinked, which frees its memory.  It runs at exit(); a
  * process that ends with _exit() (multiprocessing children do; the Python
  * package calls it for them) should call it first, or its memory stays in
- * /dev/shm until the next process of the user reuses the arena.  Reads
- * after it attach again.  No-op in a private or off cache.
+ * /dev/shm until the next process of the user reuses the arena.  In a
+ * process that never attached (the parent of workers that did all the
+ * reading) it removes the arena when no live process is attached to it:
+ * the Python package calls it at interpreter exit, after multiprocessing
+ * has SIGTERMed the workers still running (torch's handler _exit()s them,
+ * so they cannot detach).  Reads after it attach again.  No-op in a
+ * private or off cache.
  */
 RASTER_API void raster_tile_cache_detach(void);
 

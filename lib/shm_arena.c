@@ -870,6 +870,30 @@ raster__shm_detach(void)
     pthread_mutex_unlock(&A.local);
 }
 
+void
+raster__shm_reap(void)
+{
+    pthread_mutex_lock(&A.local);
+    if (A.h == NULL) {          /* attached once: raster__shm_detach() decides */
+        name_init();
+        char why[192];
+        int stale = 0;
+        if (open_existing(why, sizeof why, &stale) == 1) {
+            lock();
+            const int live = sweep();
+            pthread_mutex_unlock(&A.h->mu);
+            if (live == 0)
+                shm_unlink(A.name);
+            munmap(A.base, A.map_nbytes);
+            close(A.fd);
+            A.h = NULL;
+            A.base = NULL;
+            A.fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&A.local);
+}
+
 static void
 detach_at_exit(void)
 {

@@ -61,6 +61,14 @@ RASTER_HIDDEN int raster__shm_check(char *why, size_t why_nbytes);
  * later use takes a slot again. */
 RASTER_HIDDEN void raster__shm_detach(void);
 
+/* In a process that never attached (the parent of DataLoader workers that
+ * did all the reading): removes the arena if no live process is attached
+ * to it any more.  Workers SIGTERMed by their parent (torch's handler then
+ * _exit()s, so they never detach) leave it otherwise.  No-op in a process
+ * that attached (raster__shm_detach() decides there) or when there is no
+ * arena. */
+RASTER_HIDDEN void raster__shm_reap(void);
+
 /* The arena's name for this user (for messages and tests). */
 RASTER_HIDDEN const char *raster__shm_name(void);
 

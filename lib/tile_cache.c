@@ -757,4 +757,5 @@ void
 raster_tile_cache_detach(void)
 {
     raster__shm_detach();
+    raster__shm_reap();
 }
