@@ -695,7 +695,8 @@ raster__shm_capacity_for(uint64_t want, uint64_t shm_total, uint64_t shm_free, c
     }
     const uint64_t meta = layout_for(room).off_data;
     const uint64_t fits = (room - meta) / UNIT * UNIT;   /* room >= 32 MiB > meta */
-    uint64_t capacity = want < fits ? want / UNIT * UNIT : fits;
+    /* Rounded up, so that a budget of 'want' bytes fits whole. */
+    uint64_t capacity = want < fits ? align_up(want, UNIT) : fits;
     if (capacity < MIN_CAPACITY)
         capacity = MIN_CAPACITY;    /* a tiny budget: room for it to be raised a little */
     return capacity;
