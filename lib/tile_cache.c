@@ -570,7 +570,8 @@ uint64_t
 raster__tile_cache_budget_for(uint64_t ram_nbytes, uint64_t cgroup_limit)
 {
     const uint64_t memory = cgroup_limit < ram_nbytes ? cgroup_limit : ram_nbytes;
-    return memory / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT;
+    /* Whole pages: the shared arena's capacity is the budget in 4 KiB units. */
+    return memory / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT / 4096 * 4096;
 }
 
 size_t

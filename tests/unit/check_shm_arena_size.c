@@ -119,6 +119,13 @@ fake_root_remove(void)
     ck_assert_int_eq(system(cmd), 0);
 }
 
+/* RASTER_TILE_CACHE_DEFAULT_PERCENT of 'memory', in whole 4 KiB pages. */
+static uint64_t
+share_of(uint64_t memory)
+{
+    return memory / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT / 4096 * 4096;
+}
+
 START_TEST(cgroup_v2_limits_nested_and_max)
 {
     fake_root_make();
@@ -169,7 +176,7 @@ START_TEST(cgroup_v1_memory_controller)
     fake_file("sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n");
     ck_assert_uint_eq(raster__cgroup_memory_limit(fake_root), 9223372036854771712ULL);
     ck_assert_uint_eq(raster__tile_cache_budget_for(16 * 1024 * MiB, 9223372036854771712ULL),
-                      16 * 1024 * MiB / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT);
+                      share_of(16 * 1024 * MiB));
     fake_file("sys/fs/cgroup/memory/docker/memory.limit_in_bytes", "536870912\n");
     ck_assert_uint_eq(raster__cgroup_memory_limit(fake_root), 536870912);
     /* Controllers mounted together ("cpu,memory") count too. */
@@ -207,9 +214,11 @@ END_TEST
 START_TEST(the_default_budget_is_a_share_of_the_lower_of_ram_and_the_limit)
 {
     const uint64_t ram = 24 * 1024 * MiB, limit = 160 * MiB;
-    ck_assert_uint_eq(raster__tile_cache_budget_for(ram, limit), limit / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT);
-    ck_assert_uint_eq(raster__tile_cache_budget_for(ram, UINT64_MAX), ram / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT);
-    ck_assert_uint_eq(raster__tile_cache_budget_for(limit, ram), limit / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT);
+    ck_assert_uint_eq(raster__tile_cache_budget_for(ram, limit), share_of(limit));
+    ck_assert_uint_eq(share_of(limit), 16 * MiB - 4096);
+    ck_assert_uint_eq(raster__tile_cache_budget_for(ram, UINT64_MAX), share_of(ram));
+    ck_assert_uint_eq(raster__tile_cache_budget_for(limit, ram), share_of(limit));
+    ck_assert_uint_eq(raster__tile_cache_budget_for(ram, 0), 0);
 }
 END_TEST
 
