@@ -828,9 +828,12 @@ RASTER_API raster_status_t raster_batch_read_into_ex(const raster_batch_item_t *
  * process reading through rasterloader attaches to (DataLoader workers of
  * any start method, torchrun ranks), with one byte budget for all of them:
  * RASTERLOADER_TILE_CACHE_BYTES (bytes, or "512M", "2G"; 0 = off), else
- * RASTER_TILE_CACHE_DEFAULT_PERCENT % of physical memory, within what
- * /dev/shm has free.  When the arena cannot be used (another owner, another
- * layout, a corrupted header, no room in /dev/shm, or
+ * RASTER_TILE_CACHE_DEFAULT_PERCENT % of the memory the process may use
+ * (physical memory, or its cgroup's memory limit when lower), within the
+ * arena's capacity: at most a quarter of /dev/shm's size and half of what
+ * it has free (torch's worker batches live there too).  When the arena
+ * cannot be used (another owner, another layout, a corrupted header, a
+ * /dev/shm too small to leave torch its room (under 128 MiB), or
  * RASTERLOADER_TILE_CACHE_SHARED=0) each process has a private cache of
  * that budget, and the stats say why.  Entries are evicted least recently
  * used first; a hit is copied out of the cache with no lock held.

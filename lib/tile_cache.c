@@ -19,7 +19,9 @@
  * - off: RASTERLOADER_TILE_CACHE_BYTES=0 or raster_tile_cache_set_budget(0).
  * The budget: RASTERLOADER_TILE_CACHE_BYTES (bytes, or with K/M/G), or
  * raster_tile_cache_set_budget(), else RASTER_TILE_CACHE_DEFAULT_PERCENT of
- * physical memory, for the whole machine.
+ * the memory this process may use (physical memory, or the memory limit of
+ * its cgroup when lower: see raster__tile_cache_default_budget), for the
+ * whole machine.
  *
  * The private cache: the reader asks get(key, bytes) for a decoded prefix
  * of at least 'bytes'; on a miss it reserve()s an entry, decodes into it
@@ -601,8 +603,8 @@ use_budget(size_t budget, int explicit_budget)
             const size_t b = raster__shm_budget();
             if (explicit_budget && b < budget)
                 snprintf(M.reason, sizeof M.reason,
-                         "budget capped to the arena's capacity (%zu bytes: what /dev/shm had free, or the "
-                         "size an earlier process made it)", b);
+                         "budget capped to the arena's capacity (%zu bytes: at most a quarter of /dev/shm and "
+                         "half of what it had free, or the size an earlier process made it)", b);
             return;
         }
     }
