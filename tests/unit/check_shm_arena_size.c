@@ -304,7 +304,7 @@ fills_up_child(void)
         printf("SKIP: unshare(CLONE_NEWNS): %s (needs root)\n", strerror(errno));
         return SKIP;
     }
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=256m") != 0) {
         printf("SKIP: a private tmpfs on /dev/shm: %s\n", strerror(errno));
         return SKIP;
