@@ -54,6 +54,15 @@ def scene(tmp_path_factory):
     return path
 
 
+def _default_cache_env():
+    """A subprocess environment with an arena of its own and the cache at its
+    defaults (what the tests measure), whatever this run's environment says."""
+    env = own_arena_env()
+    for k in ("RASTERLOADER_TILE_CACHE_BYTES", "RASTERLOADER_TILE_CACHE_SHARED"):
+        env.pop(k, None)
+    return env
+
+
 def _run(argv, env, timeout=300):
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -124,7 +133,7 @@ def test_torch_loaders_read_every_window_in_a_64mb_dev_shm(scene, kind):
     if refusal:
         print(f"SKIP: {refusal}")
         pytest.skip(refusal)
-    r = _run(_in_small_dev_shm() + [sys.executable, "-c", LOADER_RUN, scene, kind], own_arena_env())
+    r = _run(_in_small_dev_shm() + [sys.executable, "-c", LOADER_RUN, scene, kind], _default_cache_env())
     assert r.returncode == 0, r.stderr[-3000:]
     got = _last_json(r)
     assert got["seen"] == got["windows"] == 465 and got["bad"] == [], got
@@ -145,18 +154,21 @@ class _Cgroup:
 
     def __init__(self, tag):
         v2 = "/sys/fs/cgroup"
-        if "memory" in _read(os.path.join(v2, "cgroup.controllers")).split():
-            self.parent = os.path.join(v2, tag)
-            os.mkdir(self.parent)
-            _write(os.path.join(self.parent, "memory.max"), str(LIMIT))
-            _write(os.path.join(self.parent, "memory.swap.max"), "0", missing_ok=True)
-            _write(os.path.join(self.parent, "cgroup.subtree_control"), "+memory")
-        else:
-            self.parent = os.path.join(v2, "memory", tag)
-            os.mkdir(self.parent)
-            _write(os.path.join(self.parent, "memory.limit_in_bytes"), str(LIMIT))
+        unified = "memory" in _read(os.path.join(v2, "cgroup.controllers")).split()
+        self.parent = os.path.join(v2, tag) if unified else os.path.join(v2, "memory", tag)
         self.child = os.path.join(self.parent, "reader")
-        os.mkdir(self.child)
+        os.mkdir(self.parent)
+        try:
+            if unified:
+                _write(os.path.join(self.parent, "memory.max"), str(LIMIT))
+                _write(os.path.join(self.parent, "memory.swap.max"), "0", missing_ok=True)
+                _write(os.path.join(self.parent, "cgroup.subtree_control"), "+memory")
+            else:
+                _write(os.path.join(self.parent, "memory.limit_in_bytes"), str(LIMIT))
+            os.mkdir(self.child)
+        except OSError:
+            self.remove()
+            raise
 
     def enter(self):
         """preexec_fn: the subprocess moves itself into the child cgroup."""
@@ -216,8 +228,7 @@ def test_default_budget_follows_the_cgroup_memory_limit_and_the_reader_finishes(
     paths = [scene] + [str(tmp_path / f"copy{i}.tif") for i in (1, 2)]
     for p in paths[1:]:
         shutil.copyfile(scene, p)
-    env = own_arena_env()
-    env.pop("RASTERLOADER_TILE_CACHE_BYTES", None)
+    env = _default_cache_env()
     tag = f"rl-test-{os.getpid()}-{env['RASTERLOADER_TILE_CACHE_NAME']}"
     try:
         cg = _Cgroup(tag)
@@ -265,7 +276,7 @@ def test_a_dataloader_ending_in_a_worker_exception_leaves_no_arena(scene, tmp_pa
     workers wait for work, and multiprocessing's exit handler SIGTERMs them
     (torch's handler _exit()s: no detach).  The main process removes the
     arena at exit since no live process is attached to it."""
-    env = own_arena_env()
+    env = _default_cache_env()
     shm = f"/dev/shm/rasterloader-tc-v*-{os.getuid()}-{env['RASTERLOADER_TILE_CACHE_NAME']}"
     script = tmp_path / "raising.py"        # spawn re-imports the main module
     script.write_text(RAISING_RUN)
