@@ -1024,6 +1024,9 @@ raster__shm_reserve(size_t capacity)
     shm_entry_t *E = entries(), *e = NULL;
     if (!me_ready())
         goto out;
+    /* Larger than all the memory the arena can back: evicting would not help. */
+    if (!commit_upto(need))
+        goto out;
     int swept = 0;
     for (;;) {
         const uint64_t budget = atomic_load(&A.h->budget);

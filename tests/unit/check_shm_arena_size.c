@@ -347,6 +347,14 @@ fills_up_child(void)
     if (t.bytes_used > backed || t.evictions < 200 - 32 || strstr(t.reason, "ran out of space") == NULL)
         return child_fail("bytes used %zu, evictions %llu, reason '%s'", t.bytes_used,
                           (unsigned long long)t.evictions, t.reason);
+    /* An entry larger than all the arena has backed is not reserved, and
+     * nothing is evicted for it. */
+    if (raster__tile_cache_reserve(40 * MiB) != NULL)
+        return child_fail("a 40 MiB entry was reserved with %llu MiB backed", (unsigned long long)(backed >> 20));
+    raster_tile_cache_get_stats(&s);
+    if (s.evictions != t.evictions)
+        return child_fail("%llu entries evicted for an entry that cannot fit",
+                          (unsigned long long)(s.evictions - t.evictions));
     /* The newest entries are hits with their own bytes. */
     for (uint32_t i = 210; i < 220; i++) {
         const raster__tile_key_t k = key_of(i);
