@@ -10,7 +10,10 @@
  *   a private mount namespace, filled by another file): the cache keeps
  *   inserting by evicting within the memory it has backed, and the bytes
  *   it backs never grow.  Needs root (unshare, mount); skips with the
- *   reason otherwise.
+ *   reason otherwise;
+ * - leftovers: a process that never attached (a DataLoader's main process)
+ *   removes, at raster_tile_cache_detach(), an arena whose attached
+ *   processes all died without detaching, and never one in use.
  *
  * The DataLoader in a 64 MB /dev/shm and a reader in a real memory cgroup
  * are in tests/python/test_tile_cache_limits.py.
@@ -21,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,6 +394,71 @@ START_TEST(a_dev_shm_that_fills_up_keeps_the_cache_caching_within_its_memory)
 }
 END_TEST
 
+/* ------------------------------ leftovers ------------------------------ */
+
+static int
+arena_exists(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/dev/shm%s", raster__shm_name());
+    return access(path, F_OK) == 0;
+}
+
+/* A child that attaches, caches a tile, tells the parent through 'ready'
+ * and then waits for 'go' to be closed before it exits normally (or is
+ * SIGKILLed by the parent). */
+static pid_t
+attached_child(int ready[2], int go[2])
+{
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
+    fflush(NULL);
+    const pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(ready[0]);
+        close(go[1]);
+        raster_tile_cache_set_budget(8 * MiB);
+        const int ok = insert_one(1);
+        (void)!write(ready[1], ok ? "y" : "n", 1);
+        char c;
+        (void)!read(go[0], &c, 1);      /* EOF: the parent let go */
+        exit(0);                         /* exit(): the arena is detached */
+    }
+    close(ready[1]);
+    close(go[0]);
+    char c = 0;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    close(ready[0]);
+    return pid;
+}
+
+/* The main process of a DataLoader never reads: its workers, SIGTERMed by
+ * it, _exit() without detaching.  At its exit (the Python package calls
+ * raster_tile_cache_detach()) it removes the arena they left, but never one
+ * a live process still uses. */
+START_TEST(a_process_that_never_attached_removes_an_arena_left_by_dead_ones)
+{
+    int ready[2], go[2];
+    pid_t pid = attached_child(ready, go);
+    ck_assert(arena_exists());
+    raster_tile_cache_detach();         /* the child is alive: kept */
+    ck_assert_msg(arena_exists(), "removed while a live process was attached");
+    kill(pid, SIGKILL);                 /* dies attached, as a SIGTERMed worker does */
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    close(go[1]);
+    ck_assert(arena_exists());
+    raster_tile_cache_detach();
+    ck_assert_msg(!arena_exists(), "an arena with no live process left was kept");
+    /* A child ending normally still detaches and removes it itself. */
+    pid = attached_child(ready, go);
+    close(go[1]);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    ck_assert(!arena_exists());
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -404,6 +473,7 @@ suite(void)
     tcase_add_test(tc, cgroup_hybrid_and_malformed_files);
     tcase_add_test(tc, the_default_budget_is_a_share_of_the_lower_of_ram_and_the_limit);
     tcase_add_test(tc, a_dev_shm_that_fills_up_keeps_the_cache_caching_within_its_memory);
+    tcase_add_test(tc, a_process_that_never_attached_removes_an_arena_left_by_dead_ones);
     suite_add_tcase(s, tc);
     return s;
 }
