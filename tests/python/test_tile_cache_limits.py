@@ -2,7 +2,7 @@
 
 - a 64 MB /dev/shm (docker's default; a tmpfs mounted in a private mount
   namespace): each torch loader with 2 workers reads every window, equal to
-  rasterio's.  The arena used to take 3/4 of it, and torch's worker batches,
+  rasterio's.  The arena used to take 3/4 of what was free, and torch's worker batches,
   which live there too, failed ("unable to allocate shared memory") within
   the first 40 windows;
 - a memory cgroup limit of 160 MiB (a real child cgroup, v1 or v2): the
@@ -245,7 +245,8 @@ def test_default_budget_follows_the_cgroup_memory_limit_and_the_reader_finishes(
     assert r.returncode == 0, f"reader ended with {r.returncode} (-9: OOM-killed): {r.stderr[-2000:]}"
     got = _last_json(r)
     assert got["budget"] == LIMIT // 100 * DEFAULT_PERCENT // 4096 * 4096, got   # whole pages
-    assert got["mode"] == "shared" and got["evictions"] > 0, got     # the cache was full
+    # The cache was full.  (Private where the host's /dev/shm is too small to share.)
+    assert got["mode"] in ("shared", "private") and got["evictions"] > 0, got
     assert got["sha"] == _rasterio_digest(paths)
 
 
@@ -276,6 +277,10 @@ def test_a_dataloader_ending_in_a_worker_exception_leaves_no_arena(scene, tmp_pa
     workers wait for work, and multiprocessing's exit handler SIGTERMs them
     (torch's handler _exit()s: no detach).  The main process removes the
     arena at exit since no live process is attached to it."""
+    v = os.statvfs("/dev/shm")
+    if v.f_blocks * v.f_frsize < 128 << 20:
+        print("SKIP: /dev/shm is under 128 MiB: no shared arena is made")
+        pytest.skip("/dev/shm is under 128 MiB: no shared arena is made")
     env = _default_cache_env()
     shm = f"/dev/shm/rasterloader-tc-v*-{os.getuid()}-{env['RASTERLOADER_TILE_CACHE_NAME']}"
     script = tmp_path / "raising.py"        # spawn re-imports the main module
