@@ -885,8 +885,8 @@ RASTER_API void raster_tile_cache_get_stats(raster_tile_cache_stats_t *stats_out
  * reading) it removes the arena when no live process is attached to it:
  * the Python package calls it at interpreter exit, after multiprocessing
  * has SIGTERMed the workers still running (torch's handler _exit()s them,
- * so they cannot detach).  Reads after it attach again.  No-op in a
- * private or off cache.
+ * so they cannot detach).  Reads after it attach again.  Apart from that
+ * removal, a no-op in a private or off cache.
  */
 RASTER_API void raster_tile_cache_detach(void);
 
