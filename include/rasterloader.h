@@ -828,9 +828,12 @@ RASTER_API raster_status_t raster_batch_read_into_ex(const raster_batch_item_t *
  * process reading through rasterloader attaches to (DataLoader workers of
  * any start method, torchrun ranks), with one byte budget for all of them:
  * RASTERLOADER_TILE_CACHE_BYTES (bytes, or "512M", "2G"; 0 = off), else
- * RASTER_TILE_CACHE_DEFAULT_PERCENT % of physical memory, within what
- * /dev/shm has free.  When the arena cannot be used (another owner, another
- * layout, a corrupted header, no room in /dev/shm, or
+ * RASTER_TILE_CACHE_DEFAULT_PERCENT % of the memory the process may use
+ * (physical memory, or its cgroup's memory limit when lower), within the
+ * arena's capacity: at most a quarter of /dev/shm's size and half of what
+ * it has free (torch's worker batches live there too).  When the arena
+ * cannot be used (another owner, another layout, a corrupted header, a
+ * /dev/shm too small to leave torch its room (under 128 MiB), or
  * RASTERLOADER_TILE_CACHE_SHARED=0) each process has a private cache of
  * that budget, and the stats say why.  Entries are evicted least recently
  * used first; a hit is copied out of the cache with no lock held.
@@ -877,8 +880,13 @@ RASTER_API void raster_tile_cache_get_stats(raster_tile_cache_stats_t *stats_out
  * the arena is unlinked, which frees its memory.  It runs at exit(); a
  * process that ends with _exit() (multiprocessing children do; the Python
  * package calls it for them) should call it first, or its memory stays in
- * /dev/shm until the next process of the user reuses the arena.  Reads
- * after it attach again.  No-op in a private or off cache.
+ * /dev/shm until the next process of the user reuses the arena.  In a
+ * process that never attached (the parent of workers that did all the
+ * reading) it removes the arena when no live process is attached to it:
+ * the Python package calls it at interpreter exit, after multiprocessing
+ * has SIGTERMed the workers still running (torch's handler _exit()s them,
+ * so they cannot detach).  Reads after it attach again.  Apart from that
+ * removal, a no-op in a private or off cache.
  */
 RASTER_API void raster_tile_cache_detach(void);
 

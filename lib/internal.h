@@ -419,8 +419,22 @@ RASTER_HIDDEN void raster__tile_cache_release(const raster__tile_entry_t *e);
 RASTER_HIDDEN void *raster__tile_entry_data(const raster__tile_entry_t *e);
 RASTER_HIDDEN size_t raster__tile_entry_valid(const raster__tile_entry_t *e);
 
-/* The default budget: RASTER_TILE_CACHE_DEFAULT_PERCENT of physical memory. */
+/* The default budget: RASTER_TILE_CACHE_DEFAULT_PERCENT of the memory this
+ * process may use: physical memory, or the memory limit of its cgroup when
+ * that is lower (tmpfs pages, so the arena's, are charged to the cgroup of
+ * the process that touches them: a budget of a share of the host's RAM
+ * would get a container's reader OOM-killed).
+ * raster__tile_cache_budget_for() is that share of min(RAM, limit).
+ * raster__cgroup_memory_limit() is the lowest memory limit of this process's
+ * cgroups, UINT64_MAX for none: for each line of 'root'/proc/self/cgroup,
+ * v2 ("0::path") memory.max under 'root'/sys/fs/cgroup, v1 (a line naming
+ * the memory controller) memory.limit_in_bytes under 'root'/sys/fs/cgroup/
+ * memory, of the cgroup and of every parent up to the mount point; "max",
+ * missing or unreadable files are no limit.  'root' is "" (tests pass a
+ * directory holding a fake tree). */
 RASTER_HIDDEN size_t raster__tile_cache_default_budget(void);
+RASTER_HIDDEN uint64_t raster__tile_cache_budget_for(uint64_t ram_nbytes, uint64_t cgroup_limit);
+RASTER_HIDDEN uint64_t raster__cgroup_memory_limit(const char *root);
 
 /* GDAL's block cache in rasterloader's processes (dataset.c): unless the
  * user set GDAL_CACHEMAX, the first open sets it to RASTER__GDAL_CACHE_BYTES

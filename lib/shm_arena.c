@@ -39,10 +39,20 @@
  *   left to evict, and for the stats.
  * - Memory: entry memory is reserved in the shm file with posix_fallocate,
  *   in steps, before any unit of it is handed out, so no page is ever
- *   touched that tmpfs has not backed (no SIGBUS when /dev/shm fills up: a
- *   failed fallocate is a failed reserve, i.e. a decode into scratch).  The
- *   capacity is sized within what /dev/shm has free at creation.  The
+ *   touched that tmpfs has not backed (no SIGBUS when /dev/shm fills up).
+ *   A failed fallocate caps the arena at what it has backed: reserve
+ *   evicts cold entries and reuses their memory, so the cache keeps
+ *   caching within it (a decode into scratch only when everything backed
+ *   is pinned).  The
  *   budget is a hard ceiling on bytes of entries across all processes.
+ * - Room (raster__shm_capacity_for): /dev/shm is also where torch puts
+ *   every batch a DataLoader worker hands to the main process (2 workers x
+ *   prefetch 2 batches, plus the batch in use), so the arena, tables
+ *   included, takes at most a quarter of /dev/shm's size and half of what
+ *   is free when it is made; its capacity is the budget within that.  When
+ *   that room is under 32 MiB (a /dev/shm under 128 MiB, as docker's
+ *   default 64 MB), no arena is made: each process uses a private cache
+ *   (anonymous memory, not /dev/shm), with the reason in the stats.
  * - Trust: the object is opened O_NOFOLLOW, checked with fstat to belong
  *   to this user with no access for others, and its header is checked
  *   (magic, layout version, owner, sizes, offsets) before use; anything
@@ -84,6 +94,11 @@
 #define NPINS 256
 #define COMMIT_STEP ((uint64_t)32 << 20)
 #define MIN_CAPACITY ((size_t)4 << 20)
+/* /dev/shm room rule (raster__shm_capacity_for): the arena takes at most
+ * 1/SHM_SHARE_DIVISOR of /dev/shm's size and half of what is free, and is
+ * not made at all when that is under MIN_SHARED_ROOM. */
+#define SHM_SHARE_DIVISOR 4
+#define MIN_SHARED_ROOM ((uint64_t)32 << 20)
 
 enum { ST_FREE = 0, ST_RESERVED = 1, ST_PUBLISHED = 2, ST_RETIRED = 3 };
 
@@ -348,7 +363,11 @@ units_find(uint64_t n)
     return at != UINT64_MAX ? at : units_find_in(backed > n ? backed - n : 0, total, n);
 }
 
-/* Makes sure the data bytes up to 'end' are backed by tmpfs. */
+/* Makes sure the data bytes up to 'end' are backed by tmpfs, reserving a
+ * whole COMMIT_STEP at a time.  When /dev/shm says no, the step is not
+ * retried smaller: the last free bytes of /dev/shm are what torch's worker
+ * batches need, and the arena can evict within what it has; it asks again
+ * a second later (something may have been freed). */
 static int
 commit_upto(uint64_t end)
 {
@@ -660,6 +679,29 @@ fail(char *why, size_t n, const char *fmt, const char *arg, int err)
     return 0;
 }
 
+uint64_t
+raster__shm_capacity_for(uint64_t want, uint64_t shm_total, uint64_t shm_free, char *why, size_t n)
+{
+    uint64_t room = shm_total / SHM_SHARE_DIVISOR;
+    if (room > shm_free / 2)
+        room = shm_free / 2;
+    if (room < MIN_SHARED_ROOM) {
+        snprintf(why, n,
+                 "/dev/shm is small (%llu MiB, %llu MiB free): a shared arena may take at most a quarter of it "
+                 "and half of what is free (%llu MiB, under %llu), so each process uses a private cache",
+                 (unsigned long long)(shm_total >> 20), (unsigned long long)(shm_free >> 20),
+                 (unsigned long long)(room >> 20), (unsigned long long)(MIN_SHARED_ROOM >> 20));
+        return 0;
+    }
+    const uint64_t meta = layout_for(room).off_data;
+    const uint64_t fits = (room - meta) / UNIT * UNIT;   /* room >= 32 MiB > meta */
+    /* Rounded up, so that a budget of 'want' bytes fits whole. */
+    uint64_t capacity = want < fits ? align_up(want, UNIT) : fits;
+    if (capacity < MIN_CAPACITY)
+        capacity = MIN_CAPACITY;    /* a tiny budget: room for it to be raised a little */
+    return capacity;
+}
+
 /* Creates the object (O_EXCL) and lays it out: 1, or 0 with the reason,
  * or -1 if another process was first. */
 static int
@@ -667,17 +709,15 @@ create(uint64_t capacity, size_t budget, char *why, size_t n)
 {
     struct statvfs vfs;
     if (statvfs("/dev/shm", &vfs) == 0) {
-        /* Keep a quarter of what is free for everyone else. */
-        const uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize / 4 * 3;
-        if (avail < MIN_CAPACITY + (1u << 20))
-            return fail(why, n, "/dev/shm has too little free space (%s)", "under 5 MiB", 0);
-        const uint64_t meta = layout_for(capacity).off_data;
-        if (capacity + meta > avail)
-            capacity = avail > meta ? avail - meta : MIN_CAPACITY;
+        capacity = raster__shm_capacity_for(capacity, (uint64_t)vfs.f_blocks * vfs.f_frsize,
+                                            (uint64_t)vfs.f_bavail * vfs.f_frsize, why, n);
+        if (capacity == 0)
+            return 0;
+    } else {
+        capacity = capacity / UNIT * UNIT;
+        if (capacity < MIN_CAPACITY)
+            capacity = MIN_CAPACITY;
     }
-    capacity = capacity / UNIT * UNIT;
-    if (capacity < MIN_CAPACITY)
-        capacity = MIN_CAPACITY;
     const layout_t L = layout_for(capacity);
     const int fd = shm_open(A.name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -831,6 +871,30 @@ raster__shm_detach(void)
     pthread_mutex_unlock(&A.local);
 }
 
+void
+raster__shm_reap(void)
+{
+    pthread_mutex_lock(&A.local);
+    if (A.h == NULL) {          /* attached once: raster__shm_detach() decides */
+        name_init();
+        char why[192];
+        int stale = 0;
+        if (open_existing(why, sizeof why, &stale) == 1) {
+            lock();
+            const int live = sweep();
+            pthread_mutex_unlock(&A.h->mu);
+            if (live == 0)
+                shm_unlink(A.name);
+            munmap(A.base, A.map_nbytes);
+            close(A.fd);
+            A.h = NULL;
+            A.base = NULL;
+            A.fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&A.local);
+}
+
 static void
 detach_at_exit(void)
 {
@@ -960,6 +1024,9 @@ raster__shm_reserve(size_t capacity)
     shm_entry_t *E = entries(), *e = NULL;
     if (!me_ready())
         goto out;
+    /* Larger than all the memory the arena can back: evicting would not help. */
+    if (!commit_upto(need))
+        goto out;
     int swept = 0;
     for (;;) {
         const uint64_t budget = atomic_load(&A.h->budget);
@@ -969,9 +1036,12 @@ raster__shm_reserve(size_t capacity)
         const int have_desc = A.h->free_head >= 0 || A.h->entries_hw < A.h->nentries;
         if (have_desc && A.h->bytes_used + need <= budget)
             at = units_find(nunits);
+        /* units_find() looks inside the backed memory first, so a run past
+         * it means none is free inside.  When /dev/shm cannot back more,
+         * the arena lives within what it has: evict and look again. */
+        if (at != UINT64_MAX && !commit_upto((at + nunits) * UNIT))
+            at = UINT64_MAX;
         if (at != UINT64_MAX) {
-            if (!commit_upto((at + nunits) * UNIT))
-                goto out;       /* /dev/shm is full: decode into scratch */
             int32_t i;
             if (A.h->free_head >= 0) {
                 i = A.h->free_head;
@@ -1109,8 +1179,8 @@ raster__shm_stats(raster_tile_cache_stats_t *s)
     snprintf(s->name, sizeof s->name, "%s", A.name);
     if (failures > 0 && s->reason[0] == '\0')
         snprintf(s->reason, sizeof s->reason,
-                 "/dev/shm ran out of space with %llu MiB of the arena reserved: tiles beyond that are "
-                 "decoded into scratch, not cached (%llu failed reservations)",
+                 "/dev/shm ran out of space with %llu MiB of the arena reserved: the cache evicts within "
+                 "that (%llu failed reservations)",
                  (unsigned long long)(committed >> 20), (unsigned long long)failures);
 }
 

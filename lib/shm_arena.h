@@ -14,11 +14,20 @@
 #include "internal.h"
 
 /* raster__shm_attach() opens (or creates, with 'capacity' bytes of entry
- * memory, sized down to what /dev/shm has) this user's arena and takes a
+ * memory, sized down by raster__shm_capacity_for()) this user's arena and takes a
  * process slot in it.  Returns 1, or 0 with the reason in 'why' (the caller
  * then uses a private cache).  'budget' > 0 also sets the arena's budget
  * (capped to its capacity); 0 keeps the budget it has.  Call once. */
 RASTER_HIDDEN int raster__shm_attach(size_t capacity, size_t budget, char *why, size_t why_nbytes);
+
+/* raster__shm_capacity_for() is the room rule of create(): the bytes of
+ * entry memory an arena made now gets for a budget of 'want' bytes, with
+ * /dev/shm 'shm_total' bytes large and 'shm_free' bytes free: at most a
+ * quarter of shm_total and half of shm_free, tables included (torch's
+ * worker batches live there too).  Returns 0, with the reason in 'why',
+ * when that room is under 32 MiB: the caller then uses a private cache. */
+RASTER_HIDDEN uint64_t raster__shm_capacity_for(uint64_t want, uint64_t shm_total, uint64_t shm_free, char *why,
+                                                size_t why_nbytes);
 
 /* The reader API of internal.h, against the arena. */
 RASTER_HIDDEN size_t raster__shm_budget(void);
@@ -51,6 +60,14 @@ RASTER_HIDDEN int raster__shm_check(char *why, size_t why_nbytes);
  * object unlinked if no live process is attached any more.  Idempotent; a
  * later use takes a slot again. */
 RASTER_HIDDEN void raster__shm_detach(void);
+
+/* In a process that never attached (the parent of DataLoader workers that
+ * did all the reading): removes the arena if no live process is attached
+ * to it any more.  Workers SIGTERMed by their parent (torch's handler then
+ * _exit()s, so they never detach) leave it otherwise.  No-op in a process
+ * that attached (raster__shm_detach() decides there) or when there is no
+ * arena. */
+RASTER_HIDDEN void raster__shm_reap(void);
 
 /* The arena's name for this user (for messages and tests). */
 RASTER_HIDDEN const char *raster__shm_name(void);

@@ -19,7 +19,9 @@
  * - off: RASTERLOADER_TILE_CACHE_BYTES=0 or raster_tile_cache_set_budget(0).
  * The budget: RASTERLOADER_TILE_CACHE_BYTES (bytes, or with K/M/G), or
  * raster_tile_cache_set_budget(), else RASTER_TILE_CACHE_DEFAULT_PERCENT of
- * physical memory, for the whole machine.
+ * the memory this process may use (physical memory, or the memory limit of
+ * its cgroup when lower: see raster__tile_cache_default_budget), for the
+ * whole machine.
  *
  * The private cache: the reader asks get(key, bytes) for a decoded prefix
  * of at least 'bytes'; on a miss it reserve()s an entry, decodes into it
@@ -469,13 +471,117 @@ parse_bytes(const char *v)
     return (long long)(x * m);
 }
 
+/* ------------------------------ default budget ------------------------- */
+
+/* The limit in the cgroup file 'path': a number of bytes, or UINT64_MAX
+ * for "max", a missing file or anything else. */
+static uint64_t
+limit_in_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return UINT64_MAX;
+    char buf[64];
+    const int got = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    if (!got || buf[0] < '0' || buf[0] > '9')
+        return UINT64_MAX;
+    char *end = NULL;
+    errno = 0;
+    const unsigned long long v = strtoull(buf, &end, 10);
+    if (errno != 0 || (*end != '\n' && *end != '\0'))
+        return UINT64_MAX;
+    return (uint64_t)v;
+}
+
+/* The lowest 'file' limit of the cgroup 'cg' (a path from /proc/self/cgroup)
+ * and of each parent up to the hierarchy's mount point 'mount', included:
+ * a parent's limit bounds its children, and inside a container the mount
+ * point is the container's own cgroup (its path in /proc/self/cgroup may
+ * name directories the container does not see: those are skipped). */
+static uint64_t
+lowest_limit_up(const char *mount, const char *cg, const char *file)
+{
+    char dir[4096], path[4096 + 32];
+    if (strstr(cg, "/..") != NULL)
+        cg = "";            /* outside our cgroup namespace: only the mount point */
+    if (snprintf(dir, sizeof dir, "%s%s", mount, cg) >= (int)sizeof dir)
+        return UINT64_MAX;
+    const size_t floor = strlen(mount);
+    uint64_t lowest = UINT64_MAX;
+    for (;;) {
+        size_t len = strlen(dir);
+        while (len > floor && dir[len - 1] == '/')
+            dir[--len] = '\0';
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        const uint64_t v = limit_in_file(path);
+        lowest = v < lowest ? v : lowest;
+        char *slash = strrchr(dir, '/');
+        if (len <= floor || slash == NULL || (size_t)(slash - dir) < floor)
+            break;
+        *slash = '\0';
+    }
+    return lowest;
+}
+
+/* Whether the comma-separated list 'controllers' names "memory". */
+static int
+names_memory(const char *controllers)
+{
+    for (const char *p = controllers; (p = strstr(p, "memory")) != NULL; p += 6)
+        if ((p == controllers || p[-1] == ',') && (p[6] == ',' || p[6] == '\0'))
+            return 1;
+    return 0;
+}
+
+uint64_t
+raster__cgroup_memory_limit(const char *root)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/proc/self/cgroup", root);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return UINT64_MAX;
+    uint64_t lowest = UINT64_MAX;
+    char line[4096], mount[4096];
+    while (fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        /* "hierarchy-id:controllers:path"; v2 is "0::path". */
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 == NULL || c2[1] != '/')
+            continue;
+        *c1 = *c2 = '\0';
+        const char *controllers = c1 + 1, *cg = c2 + 1, *file;
+        if (strcmp(line, "0") == 0 && controllers[0] == '\0') {
+            snprintf(mount, sizeof mount, "%s/sys/fs/cgroup", root);
+            file = "memory.max";
+        } else if (names_memory(controllers)) {
+            snprintf(mount, sizeof mount, "%s/sys/fs/cgroup/memory", root);
+            file = "memory.limit_in_bytes";
+        } else {
+            continue;
+        }
+        const uint64_t v = lowest_limit_up(mount, cg, file);
+        lowest = v < lowest ? v : lowest;
+    }
+    fclose(f);
+    return lowest;
+}
+
+uint64_t
+raster__tile_cache_budget_for(uint64_t ram_nbytes, uint64_t cgroup_limit)
+{
+    const uint64_t memory = cgroup_limit < ram_nbytes ? cgroup_limit : ram_nbytes;
+    /* Whole pages: the shared arena's capacity is the budget in 4 KiB units. */
+    return memory / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT / 4096 * 4096;
+}
+
 size_t
 raster__tile_cache_default_budget(void)
 {
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || psize <= 0)
-        return (size_t)1 << 30;
-    return (size_t)((uint64_t)pages * (uint64_t)psize / 100 * RASTER_TILE_CACHE_DEFAULT_PERCENT);
+    const uint64_t ram = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : (uint64_t)10 << 30;
+    return (size_t)raster__tile_cache_budget_for(ram, raster__cgroup_memory_limit(""));
 }
 
 /* Under M.mu: attach to the shared arena or fall back to a private cache
@@ -497,8 +603,8 @@ use_budget(size_t budget, int explicit_budget)
             const size_t b = raster__shm_budget();
             if (explicit_budget && b < budget)
                 snprintf(M.reason, sizeof M.reason,
-                         "budget capped to the arena's capacity (%zu bytes: what /dev/shm had free, or the "
-                         "size an earlier process made it)", b);
+                         "budget capped to the arena's capacity (%zu bytes: at most a quarter of /dev/shm and "
+                         "half of what it had free, or the size an earlier process made it)", b);
             return;
         }
     }
@@ -654,4 +760,5 @@ void
 raster_tile_cache_detach(void)
 {
     raster__shm_detach();
+    raster__shm_reap();
 }

@@ -270,6 +270,14 @@ PyInit__core(void)
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
+    /* After Python's own atexit handlers, among them multiprocessing's, which
+     * SIGTERMs and joins daemonic children (DataLoader workers still running
+     * when the program ends, or whose shutdown timed out: torch's SIGTERM
+     * handler _exit()s them, so they never detach): leave the tile-cache arena,
+     * and remove it if this process never attached and no live one is left. */
+    static int at_exit_registered;
+    if (!at_exit_registered)
+        at_exit_registered = Py_AtExit(raster_tile_cache_detach) == 0;
     PyObject *dtypes = PyTuple_New(RASTER_DTYPE_COUNT);
     if (dtypes == NULL)
         goto fail;
