@@ -1,9 +1,12 @@
 """Every error case: exception class, built-in base class, .status and the C message."""
 
 import errno
+import json
 import os
 import pickle
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -298,3 +301,71 @@ def test_undecodable_path_in_a_message():
     with pytest.raises(FileNotFoundError) as ei:
         _core.Dataset(path)
     assert os.fsdecode(path) in str(ei.value)
+
+
+# ------------------------------------------------ the descriptor limit
+# A subprocess with RLIMIT_NOFILE at 256 opens datasets (and reads a pixel
+# of each) until an open fails, with rasterio and then rasterloader, closing
+# everything in between, so both start from the same descriptors (after one
+# dataset of each, for what each library opens once per process).  A dataset
+# the native reader serves holds one descriptor, as rasterio's does; an open
+# holds GDAL's and the reader's for a moment, hence the margin of one.
+_FD_LIMIT = 256
+_FD_MARGIN = 1
+_FD_SCRIPT = r"""
+import json, resource, sys
+import rasterio, rasterloader
+path, gdal_only = sys.argv[1], sys.argv[2]
+# What each library opens once per process (its PROJ database, the tile
+# cache's arena) is taken before the count starts.
+for open_ in (rasterio.open, rasterloader.open):
+    with open_(path) as ds:
+        ds.read(1, window=((0, 1), (0, 1)))
+resource.setrlimit(resource.RLIMIT_NOFILE, (%(limit)d, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+def fill(open_):
+    held = []
+    try:
+        while len(held) < 4 * %(limit)d:
+            ds = open_(path)
+            held.append(ds)
+            ds.read(1, window=((0, 1), (0, 1)))
+    except Exception as e:
+        return held, {"class": type(e).__module__ + "." + type(e).__name__, "text": str(e),
+                      "oserror": isinstance(e, OSError)}
+    return held, None
+
+out = {}
+for name, open_ in (("rasterio", rasterio.open), ("rasterloader", rasterloader.open)):
+    held, err = fill(open_)
+    out[name] = {"count": len(held), "error": err}
+    if name == "rasterloader":
+        try:
+            rasterloader.open(gdal_only)
+        except Exception as e:
+            out["gdal_only"] = {"class": type(e).__name__, "text": str(e)}
+    for ds in held:
+        ds.close()
+print(json.dumps(out))
+"""
+
+
+def test_descriptor_limit_matches_rasterio():
+    native = fixture_path(GOOD_NAME)
+    gdal_only = fixture_path("hfa_i16_1b_700x531.img")
+    with rasterloader.open(native) as ds:
+        assert ds._info["reader"] == "native"      # one descriptor: the reader's
+    res = subprocess.run([sys.executable, "-c", _FD_SCRIPT % {"limit": _FD_LIMIT}, native, gdal_only],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    rio, ours = got["rasterio"], got["rasterloader"]
+    print(f"under RLIMIT_NOFILE={_FD_LIMIT}: rasterio opened {rio['count']}, rasterloader {ours['count']}")
+    assert rio["error"] is not None and ours["error"] is not None
+    assert ours["count"] >= rio["count"] - _FD_MARGIN, got
+    assert ours["error"]["class"] == "rasterloader.errors.RasterIOError", ours["error"]
+    assert ours["error"]["oserror"]
+    for text in (ours["error"]["text"], got["gdal_only"]["text"]):
+        assert "RLIMIT_NOFILE" in text and f"limit of {_FD_LIMIT} open files" in text, text
+    assert native in ours["error"]["text"]
+    assert got["gdal_only"]["class"] == "RasterIOError" and gdal_only in got["gdal_only"]["text"]
