@@ -141,7 +141,8 @@ def own_arena_env(**extra):
 
 
 # ---------------------------------------------------------------- no timing
-# A test never depends on timing (README, "Tests"): it waits for events.
+# A test never depends on timing (README, "Tests never depend on timing"):
+# it waits for events.
 # wait_until() is the one polling loop: the condition is the event, the
 # sleep only paces the loop, and the timeout is a generous deadlock guard
 # that fails the test, never part of its outcome.

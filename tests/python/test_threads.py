@@ -1,9 +1,9 @@
 """Threads: C reads release the GIL, threads share one dataset, close() races reads.
 
-No test here depends on timing (README, "Tests").  That a read releases the
-GIL is shown by a read whose bytes only a Python thread of this process can
-serve (the python_httpd fixture): it completes only if the reading thread
-let that thread run.  Races (close during reads, a read waiting for a full
+No test here depends on timing (README, "Tests never depend on timing").
+That a read releases the GIL is shown by a read whose bytes only a Python
+thread of this process can serve (the python_httpd fixture): it completes
+only if the reading thread let that thread run.  Races (close during reads, a read waiting for a full
 pool) are driven by events the threads signal, with generous timeouts as
 deadlock guards only.
 """
