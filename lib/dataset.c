@@ -120,7 +120,8 @@ open_failure_reason(const char *path, raster_status_t st)
         return st;
     int fds[OPEN_PROBE_FDS], n = 0, err = 0;
     for (; n < OPEN_PROBE_FDS; n++) {
-        fds[n] = n == 0 ? open(path, O_RDONLY | O_CLOEXEC) : fcntl(fds[0], F_DUPFD_CLOEXEC, 0);
+        /* O_NONBLOCK: a FIFO's open must not wait for a writer. */
+        fds[n] = n == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : fcntl(fds[0], F_DUPFD_CLOEXEC, 0);
         if (fds[n] < 0) {
             err = errno;
             break;
@@ -138,8 +139,10 @@ open_failure_reason(const char *path, raster_status_t st)
  * It is closed here.  What still needs GDAL on such a dataset (masks of
  * bands with nodata or alpha, resampled reads, metadata calls) opens a
  * handle on first use, as a second thread does (gdal_reader.c, which
- * checks it is the same file), and keeps it idle from then on.  Remote
- * files keep theirs: no descriptor, and a re-open would cost a request.
+ * checks it is the same file), and keeps it idle from then on: one GDAL
+ * open more in the dataset's life, measured within noise of an
+ * open+read+read_masks+close (README, "File descriptors").  URLs keep
+ * theirs: no local file behind it, and a re-open would cost a request.
  * The handle is closed through the reader's own path: taken from the idle
  * stack and given back with a failure status, which closes it. */
 static void
