@@ -21,11 +21,14 @@
 #include <cpl_conv.h>
 #include <gdal.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static void
 dataset_free(raster_dataset_t *ds)
@@ -96,6 +99,62 @@ gdal_cache_budget(void)
     raster__gdal_leave();
 }
 
+/* GDALOpenEx reports a process out of descriptors as a file it cannot
+ * open ("not a raster GDAL can open: ... Too many open files", a format
+ * error; some drivers only say "File open of ... failed").  GDAL's open
+ * may hold a few descriptors at once (the file, a second handle some
+ * drivers take, a sidecar), so when GDAL failed on a local path, the
+ * probe asks for OPEN_PROBE_FDS of them: the path once, then duplicates.
+ * If one fails with EMFILE or ENFILE, the limit is the reason: an I/O
+ * error that names it (raster__fail_open); a file that is really not a
+ * raster, opened within OPEN_PROBE_FDS of the limit, is reported as the
+ * limit too, which raising it then tells apart.  Only on the failure path:
+ * a successful open never pays for the probe.  Otherwise GDAL's status and
+ * message stand. */
+enum { OPEN_PROBE_FDS = 4 };
+
+static raster_status_t
+open_failure_reason(const char *path, raster_status_t st)
+{
+    if (raster__path_is_remote(path) || strncmp(path, "/vsi", 4) == 0)
+        return st;
+    int fds[OPEN_PROBE_FDS], n = 0, err = 0;
+    for (; n < OPEN_PROBE_FDS; n++) {
+        /* O_NONBLOCK: a FIFO's open must not wait for a writer. */
+        fds[n] = n == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : fcntl(fds[0], F_DUPFD_CLOEXEC, 0);
+        if (fds[n] < 0) {
+            err = errno;
+            break;
+        }
+    }
+    while (n > 0)
+        close(fds[--n]);
+    return raster__errno_is_fd_limit(err) ? raster__fail_open(path, err, "cannot open") : st;
+}
+
+/* A local file the native reader serves reads its pixels through the
+ * reader's own descriptor (tiff_io.c); the GDAL handle that read the
+ * metadata would hold a second descriptor for the dataset's whole life
+ * (two per dataset: half of rasterio's datasets under one RLIMIT_NOFILE).
+ * It is closed here.  What still needs GDAL on such a dataset (masks of
+ * bands with nodata or alpha, resampled reads, metadata calls) opens a
+ * handle on first use, as a second thread does (gdal_reader.c, which
+ * checks it is the same file), and keeps it idle from then on: one GDAL
+ * open more in the dataset's life, measured within noise of an
+ * open+read+read_masks+close (README, "File descriptors").  URLs keep
+ * theirs: no local file behind it, and a re-open would cost a request.
+ * The handle is closed through the reader's own path: taken from the idle
+ * stack and given back with a failure status, which closes it. */
+static void
+gdal_handle_drop_if_native(raster_dataset_t *ds)
+{
+    if (ds->tiff == NULL || raster__path_is_remote(ds->path))
+        return;
+    void *h = raster__gdal_handle_take(ds);
+    if (h != NULL)
+        raster__gdal_handle_give(ds, h, RASTER_E_CLOSED);
+}
+
 raster_status_t
 raster_open(const char *path_or_url, raster_dataset_t **ds_out)
 {
@@ -128,12 +187,17 @@ raster_open_ex(const char *path_or_url, const raster_open_options_t *opt, raster
     }
     /* GDAL fills the metadata for every format; the native reader then
      * claims the TIFFs it can serve and adds what only libtiff knows. */
-    if ((st = raster__gdal_open(ds)) != RASTER_OK || (st = raster__tiff_open(ds)) != RASTER_OK)
+    if ((st = raster__gdal_open(ds)) != RASTER_OK) {
+        st = open_failure_reason(ds->path, st);
+        goto fail;
+    }
+    if ((st = raster__tiff_open(ds)) != RASTER_OK)
         goto fail;
     if (o.reader == RASTER_READER_GDAL && ds->tiff != NULL) {
         raster__tiff_close(ds->tiff);
         ds->tiff = NULL;
     }
+    gdal_handle_drop_if_native(ds);
     if (o.reader == RASTER_READER_NATIVE_TIFF && ds->tiff == NULL) {
         st = raster__fail(RASTER_E_UNSUPPORTED, "%s: the native TIFF reader cannot serve this file",
                           ds->path);

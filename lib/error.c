@@ -5,8 +5,11 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
 
 static _Thread_local char last_error[1024];
 /* Set with the message, so a binding tells a missing file or band from other
@@ -86,4 +89,42 @@ raster__fail_again(raster_status_t st, const char *fmt, ...)
     fail_v(st, cause, fmt, ap);
     va_end(ap);
     return st;
+}
+
+int
+raster__errno_is_fd_limit(int err)
+{
+    return err == EMFILE || err == ENFILE;
+}
+
+/* This process's soft RLIMIT_NOFILE, as words: "256", "unlimited". */
+static void
+nofile_limit_str(char *buf, size_t n)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        snprintf(buf, n, "unknown");
+    else if (rl.rlim_cur == RLIM_INFINITY)
+        snprintf(buf, n, "unlimited");
+    else
+        snprintf(buf, n, "%llu", (unsigned long long)rl.rlim_cur);
+}
+
+raster_status_t
+raster__fail_open(const char *path, int err, const char *doing)
+{
+    if (!raster__errno_is_fd_limit(err))
+        return raster__fail(RASTER_E_IO, "%s: %s: %s", path, doing, strerror(err));
+    char limit[32];
+    nofile_limit_str(limit, sizeof limit);
+    if (err == ENFILE)
+        return raster__fail(RASTER_E_IO,
+                            "%s: %s: the system's table of open files is full (ENFILE; fs.file-max); "
+                            "this process's own limit is %s open files (RLIMIT_NOFILE)",
+                            path, doing, limit);
+    return raster__fail(RASTER_E_IO,
+                        "%s: %s: too many open files (EMFILE): this process reached its limit of %s "
+                        "open files (RLIMIT_NOFILE); raise it (ulimit -n, resource.setrlimit) or "
+                        "close the datasets you no longer read",
+                        path, doing, limit);
 }

@@ -36,6 +36,15 @@ RASTER_HIDDEN raster_status_t raster__fail_cause(raster_status_t st, raster_caus
 RASTER_HIDDEN raster_status_t raster__fail_again(raster_status_t st, const char *fmt, ...)
     RASTER_PRINTF(2, 3);
 
+/* raster__fail_open() reports that opening 'path' failed with errno 'err'
+ * as RASTER_E_IO: "<path>: <doing>: <strerror>".  For the descriptor
+ * limits (raster__errno_is_fd_limit: EMFILE, ENFILE) the message names the
+ * limit instead, this process's RLIMIT_NOFILE and how to raise it, so that
+ * running out of descriptors is never taken for a bad file.  'doing' says
+ * which open it was ("cannot open", "cannot re-open after fork"). */
+RASTER_HIDDEN raster_status_t raster__fail_open(const char *path, int err, const char *doing);
+RASTER_HIDDEN int raster__errno_is_fd_limit(int err);
+
 #define RASTER_CHECK(cond, st, ...) \
     do { if (!(cond)) return raster__fail((st), __VA_ARGS__); } while (0)
 #define RASTER_CHECK_CAUSE(cond, st, cause, ...) \

@@ -134,7 +134,9 @@ PyObject *mod_pool_tile(PyObject *mod, PyObject *args);
  * right after the failing call, before any other rasterloader call on this
  * thread.  Returns NULL for 'return rl_raise(st);'. */
 PyObject *rl_raise(raster_status_t st);
-/* rl_raise_status() raises the class for 'st' with a message of our own. */
+/* rl_raise_status() raises the class for 'st' with a message of our own,
+ * formatted by PyUnicode_FromFormat: objects with %U/%R/%S, C values with
+ * its subset of printf (%s %d %ld %lld %zd %c %p %x; no %g or %f). */
 PyObject *rl_raise_status(raster_status_t st, const char *fmt, ...);
 /* rl_prefix_path() puts "<path>: " in front of a pending plain ValueError or
  * TypeError (argument checks that do not know the file); others unchanged. */

@@ -63,16 +63,17 @@ class_for(raster_status_t st, raster_cause_t cause)
     return cls != NULL ? cls : base_error;
 }
 
-/* exc = cls(message); exc.status = st; exc.status_name = "RASTER_E_..." */
+/* exc = cls(message); exc.status = st; exc.status_name = "RASTER_E_..."
+ * 'msg' is a str (borrowed). */
 static PyObject *
-raise_with(raster_status_t st, raster_cause_t cause, const char *msg)
+raise_with(raster_status_t st, raster_cause_t cause, PyObject *msg)
 {
     if (!classes_ready()) {   /* rasterloader.errors did not import: still report something */
-        PyErr_Format(PyExc_RuntimeError, "%s: %s", raster_status_str(st), msg);
+        PyErr_Format(PyExc_RuntimeError, "%s: %U", raster_status_str(st), msg);
         return NULL;
     }
     PyObject *cls = class_for(st, cause);
-    PyObject *exc = PyObject_CallFunction(cls, "si", msg, (int)st);
+    PyObject *exc = PyObject_CallFunction(cls, "Oi", msg, (int)st);
     if (exc == NULL)
         return NULL;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -83,19 +84,32 @@ raise_with(raster_status_t st, raster_cause_t cause, const char *msg)
 PyObject *
 rl_raise(raster_status_t st)
 {
-    const char *msg = raster_last_error();
-    return raise_with(st, raster_last_error_cause(), (msg != NULL && msg[0]) ? msg : raster_status_str(st));
+    const char *text = raster_last_error();
+    /* C's message is bytes of unknown encoding (a path, GDAL's words):
+     * decoded as file names are, so no byte is lost or refused. */
+    PyObject *msg = PyUnicode_DecodeFSDefault((text != NULL && text[0]) ? text : raster_status_str(st));
+    if (msg == NULL)
+        return NULL;
+    raise_with(st, raster_last_error_cause(), msg);
+    Py_DECREF(msg);
+    return NULL;
 }
 
+/* Python's own formatter (PyUnicode_FromFormatV), so the binding's messages
+ * take objects (%U, %R, %S, %A) as well as C values: the one formatting path
+ * of every rl_raise_status() call. */
 PyObject *
 rl_raise_status(raster_status_t st, const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    PyOS_vsnprintf(buf, sizeof buf, fmt, ap);
+    PyObject *msg = PyUnicode_FromFormatV(fmt, ap);
     va_end(ap);
-    return raise_with(st, RASTER_CAUSE_NONE, buf);
+    if (msg == NULL)
+        return NULL;
+    raise_with(st, RASTER_CAUSE_NONE, msg);
+    Py_DECREF(msg);
+    return NULL;
 }
 
 void

@@ -30,10 +30,9 @@ dtype_converter(PyObject *o, void *out)
         return 0;
     }
     if (!dtype_from_name(s, (raster_dtype_t *)out)) {
-        /* rl_raise_status() formats like printf: no %R there. */
         rl_raise_status(RASTER_E_INVALID_ARG,
-                        "dtype '%.100s' is not one of uint8, int8, uint16, int16, uint32, int32, "
-                        "float16, float32, float64", s);
+                        "dtype %.100R is not one of uint8, int8, uint16, int16, uint32, int32, "
+                        "float16, float32, float64", o);
         return 0;
     }
     return 1;

@@ -82,7 +82,8 @@ local_prepare(raster__tiff_source_t *src)
         return RASTER_OK;
     const char *path = l->base.path;
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    RASTER_CHECK(fd >= 0, RASTER_E_IO, "%s: cannot re-open after fork: %s", path, strerror(errno));
+    if (fd < 0)
+        return raster__fail_open(path, errno, "cannot re-open after fork");
     struct stat sb;
     if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_dev != l->dev || (uint64_t)sb.st_ino != l->ino) {
         close(fd);
@@ -197,8 +198,12 @@ raster__tiff_source_open_local(const char *path, raster__tiff_source_t **out)
 {
     *out = NULL;
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Out of descriptors is the process's failure, not the file's: report
+     * it (GDAL, which serves the paths open() cannot, would fail the same
+     * way at the first read, with a vaguer message).  Any other failure
+     * leaves the path to GDAL: e.g. GTIFF_DIR:1:file.tif, GDAL's syntax. */
     if (fd < 0)
-        return RASTER_OK;       /* e.g. GTIFF_DIR:1:file.tif: GDAL's syntax */
+        return raster__errno_is_fd_limit(errno) ? raster__fail_open(path, errno, "cannot open") : RASTER_OK;
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);

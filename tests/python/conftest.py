@@ -138,3 +138,41 @@ def own_arena_env(**extra):
     this test process and of every later test in it."""
     name = f"{os.environ.get('RASTERLOADER_TILE_CACHE_NAME', 'py')}s{next(_subprocess_arenas)}"
     return dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=name, **extra)
+
+
+# ---------------------------------------------------------------- no timing
+# A test never depends on timing (README, "Tests never depend on timing"):
+# it waits for events.
+# wait_until() is the one polling loop: the condition is the event, the
+# sleep only paces the loop, and the timeout is a generous deadlock guard
+# that fails the test, never part of its outcome.
+
+def wait_until(cond, what, timeout=60.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"deadlock guard: {what} not seen in {timeout:.0f} s"
+        time.sleep(0.002)
+
+
+_urls = iter(range(1 << 30))
+
+
+@pytest.fixture
+def python_httpd(monkeypatch):
+    """A loopback HTTP server whose answers come from a Python thread of this
+    process (tests/remote/httpd.py's Quirky, over the sample directory), with
+    the GDAL settings of a remote read.  A C read waiting for its bytes lets
+    that thread answer only if it released the GIL: a read that completes
+    proves it did, with no clock; GDAL_HTTP_TIMEOUT is the deadlock guard (a
+    read holding the GIL fails after it instead of hanging).  .url(name) is a
+    URL of a sample file that GDAL has not seen (its /vsicurl/ cache is keyed
+    by URL), so every read asks the server."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "remote"))
+    import httpd
+    for k, v in {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
+                 "GDAL_HTTP_MAX_RETRY": "0", "GDAL_HTTP_TIMEOUT": "60"}.items():
+        monkeypatch.setenv(k, v)
+    with httpd.Quirky(sample_dir()) as server:
+        server.sample_url = lambda name: f"{server.url('slow/0/0/' + name)}?n={next(_urls)}"
+        yield server

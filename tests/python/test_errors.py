@@ -1,14 +1,19 @@
 """Every error case: exception class, built-in base class, .status and the C message."""
 
 import errno
+import json
+import os
 import pickle
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import rasterloader
 from rasterloader import _core, errors
-from conftest import GOOD, MALFORMED, fixture_path
+from conftest import GOOD, MALFORMED, ROOT, fixture_path
 
 GOOD_NAME = next(e["name"] for e in GOOD if e["count"] >= 3 and e["dtype"] == "uint8")
 NEEDS_READ = [e["name"] for e in MALFORMED if e["dtype"]]           # open fine, read fails
@@ -188,3 +193,179 @@ def test_env_pool_budget(monkeypatch):
         _pool.default_pool_budget()
     monkeypatch.delenv("RASTERLOADER_POOL_BYTES")
     assert _pool.default_pool_budget() == rasterloader.DEFAULT_POOL_BYTES == 256 << 20
+
+
+# ------------------------------------------------ the binding's own messages
+# Every rl_raise_status() call of bindings/python that names a dataset
+# (%U: formatted by PyUnicode_FromFormatV), reached through _core where the
+# Python layer would check first.  Each message names the file and holds no
+# unformatted conversion (the issue: "image %U is closed").
+
+def _closed_core():
+    d = _core.Dataset(fixture_path(GOOD_NAME))
+    bands = d.info()["count"]
+    d.close()
+    return d, bands
+
+
+def _hwc(bands, lead=()):
+    return np.zeros(lead + (4, 4, bands), np.uint8)
+
+
+BINDING_CLOSED_CALLS = {
+    "read_into (dataset_type.c)": lambda d, b: d.read_into((0, 0, 4, 4), _hwc(b)),
+    "read_tile (dataset_type.c)": lambda d, b: d.read_tile((0, 0, 4, 4), rasterloader.default_pool(), "uint8"),
+    "file_list (dataset_meta.c)": lambda d, b: _core.file_list(d),
+    "batch sample (batch_read.c)": lambda d, b: _core.read_batch([(d, (0, 0, 4, 4), None, 1)],
+                                                                 out=_hwc(b, (1,))),
+    "open_warped (warped_vrt.c)": lambda d, b: _core.open_warped(d, crs="EPSG:4326"),
+    "warp_info (warped_vrt.c)": lambda d, b: _core.warp_info(d),
+    "mosaic_read (mosaic_read.c)": lambda d, b: _core.mosaic_read(
+        [(d, 1, (0.0, 0.0, 4.0, 4.0), np.zeros((4, 4), np.uint8), 0, 0, 0.0, None, 0)]),
+}
+
+
+def _assert_names_file(exc, path):
+    text = str(exc)
+    assert path in text, text
+    assert "%" not in text, text
+
+
+@pytest.mark.parametrize("call", sorted(BINDING_CLOSED_CALLS))
+def test_binding_closed_messages_name_the_file(call):
+    d, bands = _closed_core()
+    with pytest.raises(errors.ClosedError) as ei:
+        BINDING_CLOSED_CALLS[call](d, bands)
+    assert ei.value.status == _core.E_CLOSED
+    _assert_names_file(ei.value, fixture_path(GOOD_NAME))
+    if "batch" in call:
+        assert "batch sample 0: image" in str(ei.value)
+
+
+def test_closed_warped_vrt_message_names_its_source():
+    from rasterloader.vrt import WarpedVRT
+    with rasterloader.open(fixture_path(GOOD_NAME)) as src:
+        vrt = WarpedVRT(src, crs="EPSG:4326")
+        vrt.close()
+        with pytest.raises(errors.ClosedError) as ei:
+            vrt.read()
+    _assert_names_file(ei.value, f"WarpedVRT({fixture_path(GOOD_NAME)})")
+
+
+@pytest.mark.parametrize("window, out_hw, needle", [
+    ((0, 0, 0, 4), None, "window (col 0, row 0, 0x4) must have width and height >= 1"),
+    ((0, 0, 4, 4), (0, 5), "out_hw (0, 5) must be >= 1 each"),
+])
+def test_bad_window_and_out_hw_messages_name_the_file(rl, window, out_hw, needle):
+    ds = rl(GOOD_NAME)
+    with pytest.raises(errors.InvalidArgumentError) as ei:
+        ds._core.read_tile(window, rasterloader.default_pool(), "uint8", out_hw=out_hw)
+    _assert_names_file(ei.value, fixture_path(GOOD_NAME))
+    assert needle in str(ei.value)
+
+
+def test_bad_dtype_message_quotes_it(rl):
+    with pytest.raises(errors.InvalidArgumentError) as ei:
+        rl(GOOD_NAME)._core.read_tile((0, 0, 4, 4), rasterloader.default_pool(), "complex128")
+    assert str(ei.value).startswith("dtype 'complex128' is not one of uint8")
+
+
+# The conversions PyUnicode_FromFormatV knows (Python's C API docs); others
+# (%g, %f, %n, ...) print as they are or fail, depending on the version.
+_FROM_FORMAT = re.compile(r"%(?:%|[-0-9.]*(?:l|ll|z)?[cdiuxsp]|[-0-9.]*[AUSRV])")
+
+
+def _rl_raise_status_formats():
+    """(file, format) of every rl_raise_status() call in the binding's C."""
+    src_dir = os.path.join(ROOT, "bindings", "python")
+    for name in sorted(os.listdir(src_dir)):
+        if not name.endswith(".c") or name == "errors.c":
+            continue
+        text = open(os.path.join(src_dir, name)).read()
+        for m in re.finditer(r"rl_raise_status\(\s*RASTER_E_\w+\s*,((?:\s*\"(?:[^\"\\]|\\.)*\")+)", text):
+            yield name, "".join(re.findall(r"\"((?:[^\"\\]|\\.)*)\"", m.group(1)))
+
+
+def test_every_rl_raise_status_format_is_one_python_formats():
+    found = list(_rl_raise_status_formats())
+    assert len(found) >= 15, found          # the scan still finds the calls
+    for name, fmt in found:
+        rest = _FROM_FORMAT.sub("", fmt)
+        assert "%" not in rest, f"{name}: {fmt!r}: a conversion PyUnicode_FromFormat does not know"
+
+
+def test_undecodable_path_in_a_message():
+    """C's message is bytes: a path that is not UTF-8 comes back as the str
+    os.fsdecode gives it, not as a UnicodeDecodeError."""
+    path = b"/nonexistent/dir/\xff.tif"
+    with pytest.raises(FileNotFoundError) as ei:
+        _core.Dataset(path)
+    assert os.fsdecode(path) in str(ei.value)
+
+
+# ------------------------------------------------ the descriptor limit
+# A subprocess with RLIMIT_NOFILE at 256 opens datasets (and reads a pixel
+# of each) until an open fails, with rasterio and then rasterloader, closing
+# everything in between, so both start from the same descriptors (after one
+# dataset of each, for what each library opens once per process).  A dataset
+# the native reader serves holds one descriptor, as rasterio's does; an open
+# holds GDAL's and the reader's for a moment, hence the margin of one.
+_FD_LIMIT = 256
+_FD_MARGIN = 1
+_FD_SCRIPT = r"""
+import json, resource, sys
+import rasterio, rasterloader
+path, gdal_only = sys.argv[1], sys.argv[2]
+# What each library opens once per process (its PROJ database, the tile
+# cache's arena) is taken before the count starts.
+for open_ in (rasterio.open, rasterloader.open):
+    with open_(path) as ds:
+        ds.read(1, window=((0, 1), (0, 1)))
+resource.setrlimit(resource.RLIMIT_NOFILE, (%(limit)d, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+def fill(open_):
+    held = []
+    try:
+        while len(held) < 4 * %(limit)d:
+            ds = open_(path)
+            held.append(ds)
+            ds.read(1, window=((0, 1), (0, 1)))
+    except Exception as e:
+        return held, {"class": type(e).__module__ + "." + type(e).__name__, "text": str(e),
+                      "oserror": isinstance(e, OSError)}
+    return held, None
+
+out = {}
+for name, open_ in (("rasterio", rasterio.open), ("rasterloader", rasterloader.open)):
+    held, err = fill(open_)
+    out[name] = {"count": len(held), "error": err}
+    if name == "rasterloader":
+        try:
+            rasterloader.open(gdal_only)
+        except Exception as e:
+            out["gdal_only"] = {"class": type(e).__name__, "text": str(e)}
+    for ds in held:
+        ds.close()
+print(json.dumps(out))
+"""
+
+
+def test_descriptor_limit_matches_rasterio():
+    native = fixture_path(GOOD_NAME)
+    gdal_only = fixture_path("hfa_i16_1b_700x531.img")
+    with rasterloader.open(native) as ds:
+        assert ds._info["reader"] == "native"      # one descriptor: the reader's
+    res = subprocess.run([sys.executable, "-c", _FD_SCRIPT % {"limit": _FD_LIMIT}, native, gdal_only],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    rio, ours = got["rasterio"], got["rasterloader"]
+    print(f"under RLIMIT_NOFILE={_FD_LIMIT}: rasterio opened {rio['count']}, rasterloader {ours['count']}")
+    assert rio["error"] is not None and ours["error"] is not None
+    assert ours["count"] >= rio["count"] - _FD_MARGIN, got
+    assert ours["error"]["class"] == "rasterloader.errors.RasterIOError", ours["error"]
+    assert ours["error"]["oserror"]
+    for text in (ours["error"]["text"], got["gdal_only"]["text"]):
+        assert "RLIMIT_NOFILE" in text and f"limit of {_FD_LIMIT} open files" in text, text
+    assert native in ours["error"]["text"]
+    assert got["gdal_only"]["class"] == "RasterIOError" and gdal_only in got["gdal_only"]["text"]

@@ -25,7 +25,6 @@ import os
 import pickle
 import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -38,7 +37,7 @@ from rasterio.windows import Window  # noqa: E402
 
 import rasterloader  # noqa: E402
 from rasterloader import WarpedVRT  # noqa: E402
-from conftest import fixture_path  # noqa: E402
+from conftest import fixture_path, wait_until  # noqa: E402
 from utm_scenes import make_scenes  # noqa: E402
 
 # Largest share of pixels GDAL 3.6 and 3.10 may warp differently with the default
@@ -268,7 +267,7 @@ def _task_count():
     return len(os.listdir("/proc/self/task"))
 
 
-def _wait_threads_gone(count, timeout=10.0):
+def _wait_threads_gone(count):
     """Wait until the OS threads of joined Python threads have really ended.
 
     Thread.join() returns before the OS thread has run its thread-local
@@ -277,10 +276,9 @@ def _wait_threads_gone(count, timeout=10.0):
     gives a child whose first CRS lookup waits on that mutex forever (seen once
     in a full run).  No fork gate can cover another library's thread exit, so
     the README says: fork after reading threads have ended, as DataLoader does.
+    The thread count is the event (it used to fork anyway after 10 s).
     """
-    deadline = time.monotonic() + timeout
-    while _task_count() > count and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: _task_count() <= count, "the reading threads' OS threads ending")
 
 
 def test_threads_fork_and_pickle(scenes):

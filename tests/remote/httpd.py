@@ -41,6 +41,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 HOST = "127.0.0.1"
 
@@ -118,33 +120,36 @@ def range_count(header):
     return len(header[len("bytes="):].split(","))
 
 
+_SYNC_PATH = "/__rl_sync__"        # the sentinel request of Nginx.settle(), never counted
+
+
 class _LogMixin:
-    """mark() / requests(since): the request log as dicts, for counting."""
+    """mark() / requests(since): the request log as dicts, for counting.
+    Each server says when its log is complete without a clock: the Python
+    server logs a request before it answers it, and Nginx.settle() sends a
+    sentinel request (one worker, one event loop: every request answered
+    before it has been logged by the time it is served).  Timeouts here are
+    deadlock guards only."""
 
     def mark(self):
         """The number of requests logged so far; pass it to requests() later."""
-        return len(self.requests())
+        return len(self._entries())
 
-    def settle(self, quiet=0.05, timeout=1.0):
-        """Wait until no request has been logged for 'quiet' seconds (a server
-        logs just after it answers, so the last lines of a read that has
-        returned may still be on their way); returns mark()."""
-        deadline = time.monotonic() + timeout
-        n = self.mark()
-        while time.monotonic() < deadline:
-            time.sleep(quiet)
-            now = self.mark()
-            if now == n:
-                break
-            n = now
-        return n
+    def requests(self, since=0):
+        return [r for r in self._entries()[since:] if r["path"] != _SYNC_PATH]
 
-    def wait_logged(self, n, timeout=2.0):
-        """Wait until at least n requests are logged (a server logs after it
-        answers, so a client can be done a moment before the log is)."""
-        deadline = time.monotonic() + timeout
-        while len(self.requests()) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
+    def settle(self):
+        """Once every request answered so far is in the log: returns mark()."""
+        self._sync()
+        return self.mark()
+
+    def _sync(self):
+        pass
+
+    def wait_logged(self, n=None, timeout=None):
+        """Kept for its callers: the log holds every answered request once
+        settle() returns, so there is nothing to wait for (n, timeout unused)."""
+        self.settle()
 
 
 class Nginx(_LogMixin):
@@ -219,10 +224,19 @@ class Nginx(_LogMixin):
     def url(self, name=""):
         return f"http://{HOST}:{self.port}/{name.lstrip('/')}"
 
-    def requests(self, since=0):
+    def _entries(self):
         with open(self.access_log) as f:
             lines = f.readlines()
-        return [r for r in (parse_log_line(x) for x in lines[since:]) if r is not None]
+        return [r for r in (parse_log_line(x) for x in lines) if r is not None]
+
+    def _sync(self):
+        # nginx logs a request when it finishes answering it, in the same
+        # pass of its single event loop, so it has logged every request
+        # answered before it reads this one.
+        try:
+            urllib.request.urlopen(self.url(_SYNC_PATH), timeout=60).close()
+        except urllib.error.HTTPError:
+            pass                        # the 404 is the answer
 
 
 class _QuirkyHandler(http.server.BaseHTTPRequestHandler):
@@ -237,15 +251,18 @@ class _QuirkyHandler(http.server.BaseHTTPRequestHandler):
                                     "status": status, "range": self.headers.get("Range", ""),
                                     "nbytes": nbytes})
 
+    # Every answer is logged before it is sent: a client that has its answer
+    # finds its request in the log (see _LogMixin).
+
     def _error(self, status):
         body = f"{status}\n".encode()
+        self._log(status, len(body))
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "text/plain")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._log(status, len(body))
 
     def do_HEAD(self):
         self._serve()
@@ -289,6 +306,14 @@ class _QuirkyHandler(http.server.BaseHTTPRequestHandler):
         if start >= size:
             return self._error(416)
         n = end - start + 1
+        data = b""
+        if self.command == "GET":
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(n)
+            if truncate:
+                data = data[: n // 2]
+        self._log(206 if m else 200, len(data))
         self.send_response(206 if m else 200)
         self.send_header("Content-Length", str(n))
         self.send_header("Content-Type", "image/tiff")
@@ -298,19 +323,10 @@ class _QuirkyHandler(http.server.BaseHTTPRequestHandler):
         if truncate:
             self.send_header("Connection", "close")
         self.end_headers()
-        sent = 0
-        if self.command == "GET":
-            with open(path, "rb") as f:
-                f.seek(start)
-                data = f.read(n)
-            if truncate:
-                data = data[: n // 2]
-            try:
-                self.wfile.write(data)
-                sent = len(data)
-            except OSError:
-                pass
-        self._log(206 if m else 200, sent)
+        try:
+            self.wfile.write(data)
+        except OSError:
+            pass                            # the client gave up (a timeout test)
         if truncate:
             self.wfile.flush()
             self.close_connection = True
@@ -357,9 +373,9 @@ class Quirky(_LogMixin):
     def url(self, path):
         return f"http://{HOST}:{self.port}/{path.lstrip('/')}"
 
-    def requests(self, since=0):
+    def _entries(self):
         with self.server.lock:
-            return list(self.server.log[since:])
+            return list(self.server.log)
 
 
 def main(argv=None):

@@ -5,8 +5,14 @@
  */
 #include "test_util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static fixture_t *fixtures;
 static int fixture_count;
@@ -250,6 +256,105 @@ START_TEST(closed_dataset)
 }
 END_TEST
 
+/* ------------------------------ descriptor limit ----------------------- */
+
+/* Descriptors this process has open (/proc/self/fd, less the directory's). */
+static int
+open_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;
+}
+
+static void
+nofile_set(rlim_t soft)
+{
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = soft;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+#define FD_ROOM 40          /* descriptors left under the lowered limit */
+#define MAX_HELD 400
+
+/* Running out of descriptors is an I/O error naming the file and the
+ * limit (not a format error), and a dataset the native reader serves
+ * holds one descriptor: with FD_ROOM descriptors free, FD_ROOM - 1 datasets
+ * open (an open holds GDAL's descriptor and the reader's for a moment).
+ * Then the same limit meets GDAL's open of a file only GDAL reads (HFA),
+ * and the re-open of a forked child's first read. */
+START_TEST(descriptor_limit)
+{
+    char path[512], hfa[512];     /* fixture_path() reuses its buffer */
+    snprintf(path, sizeof path, "%s", some_fixture());
+    snprintf(hfa, sizeof hfa, "%s", fixture_path("hfa_i16_1b_700x531.img"));
+    raster_info_t in;
+    raster_dataset_t *warm = open_some(&in);   /* GDAL's and PROJ's own files, opened once */
+    ck_assert_int_eq(in.reader, RASTER_READER_NATIVE_TIFF);
+    raster_close(warm);
+    struct rlimit saved;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    /* The forked child's verdict comes back through a pipe, not its exit
+     * status: under valgrind (CK_FORK=no) the child's exit runs a leak
+     * check over what earlier tests left in the process. */
+    int verdict[2];
+    ck_assert_int_eq(pipe(verdict), 0);
+    const int base = open_fd_count();
+    char limit[32];
+    snprintf(limit, sizeof limit, "limit of %d open files", base + FD_ROOM);
+    nofile_set((rlim_t)(base + FD_ROOM));
+    static raster_dataset_t *held[MAX_HELD];
+    int n = 0;
+    raster_status_t st = RASTER_OK;
+    while (n < MAX_HELD && (st = raster_open(path, &held[n])) == RASTER_OK)
+        n++;
+    ck_assert_msg(st == RASTER_E_IO, "open %d: %s: %s", n, raster_status_str(st), raster_last_error());
+    ASSERT_MSG_HAS(path);
+    ASSERT_MSG_HAS("RLIMIT_NOFILE");
+    ASSERT_MSG_HAS(limit);
+    ck_assert_msg(n >= FD_ROOM - 1, "%d datasets opened with %d descriptors free", n, FD_ROOM);
+    raster_dataset_t *ds = NULL;
+    ck_assert_int_eq(raster_open(hfa, &ds), RASTER_E_IO);
+    ASSERT_MSG_HAS("hfa_i16_1b_700x531.img");
+    ASSERT_MSG_HAS("RLIMIT_NOFILE");
+    const pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* No descriptor free: the limit is on descriptor numbers, so it
+         * goes to the lowest free one.  The child's first read must open
+         * the file again. */
+        const int lowest_free = open("/dev/null", O_RDONLY);
+        close(lowest_free);
+        struct rlimit rl = {(rlim_t)lowest_free, saved.rlim_max};
+        double px[64];          /* one pixel of any dtype and band count */
+        raster_view_t v = raster_view_hwc(px, in.dtype, 1, 1, in.band_count);
+        const raster_status_t rs = setrlimit(RLIMIT_NOFILE, &rl) != 0
+                                       ? RASTER_E_INVALID_ARG
+                                       : raster_read_into(held[0], (raster_window_t){0, 0, 1, 1}, NULL, &v);
+        const char ok = rs == RASTER_E_IO && strstr(raster_last_error(), "after fork") != NULL &&
+                        strstr(raster_last_error(), "RLIMIT_NOFILE") != NULL;
+        if (!ok)
+            fprintf(stderr, "child: %s: %s\n", raster_status_str(rs), raster_last_error());
+        _exit(write(verdict[1], &ok, 1) == 1 ? 0 : 1);
+    }
+    close(verdict[1]);
+    char ok = 0;
+    ck_assert_int_eq(read(verdict[0], &ok, 1), 1);
+    close(verdict[0]);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    ck_assert_msg(ok, "the child's re-open at the limit: see its message above");
+    while (n > 0)
+        raster_close(held[--n]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+END_TEST
+
 /* Hostile files: open or read fails with a status, never a crash, and the
  * destination's guards survive.  Reads cover the whole raster. */
 START_TEST(malformed_files_fail_cleanly)
@@ -298,6 +403,7 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, unknown_bands_and_options);
     tcase_add_test(tc, closed_dataset);
     tcase_add_test(tc, error_causes);
+    tcase_add_test(tc, descriptor_limit);
     tcase_add_loop_test(tc, malformed_files_fail_cleanly, 0, fixture_count);
     suite_add_tcase(s, tc);
     return s;

@@ -9,6 +9,7 @@
 
 #include <cpl_conv.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,16 +57,32 @@ END_TEST
 typedef struct {
     char seen[64][16];
     pthread_t who[64];
+    atomic_int others_started;     /* items other than item 0 begun */
 } items_t;
+
+/* Item 0 waits until another item has begun: its thread is busy, so that
+ * item runs on another thread, and the helpers are certain to take part
+ * with no sleep to make room for them.  A pool whose helpers never help
+ * leaves item 0 waiting until the deadlock guard (60 s), and then
+ * threads_used() is 1. */
+static void
+wait_for_another_thread(items_t *it)
+{
+    for (int ms = 0; ms < 60000 && atomic_load(&it->others_started) == 0; ms++)
+        usleep(1000);
+}
 
 static raster_status_t
 record(void *ctx, int64_t i)
 {
     items_t *it = ctx;
+    if (i > 0)
+        atomic_fetch_add(&it->others_started, 1);
     const char *v = CPLGetConfigOption(KEY, "unset");
     snprintf(it->seen[i], sizeof it->seen[i], "%s", v);
     it->who[i] = pthread_self();
-    usleep(2000);                  /* long enough that the helpers take items */
+    if (i == 0)
+        wait_for_another_thread(it);
     return RASTER_OK;
 }
 

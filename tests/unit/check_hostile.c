@@ -19,9 +19,7 @@
  */
 #include "test_util.h"
 
-#include <libdeflate.h>
 #include <tiffio.h>
-#include <zstd.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +30,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define W 64
@@ -536,8 +533,11 @@ END_TEST
 /* ------------------------------ decompression bombs -------------------- */
 
 /* Tile 5 replaced by a stream that inflates to 'bomb_nbytes' (a 16x16x3
- * uint16 tile is 1536 bytes): reads cost one tile, and the tile reads as
- * the stream's first 1536 bytes, as libtiff reads it. */
+ * uint16 tile is 1536 bytes) and then is poisoned (test_util.h, bomb_zlib):
+ * reads stop at one tile, so they never meet the poison and succeed (a
+ * reader that inflated the whole stream, even throwing it away, would fail
+ * there: the bound on the work, with no clock), the tile reads as the
+ * stream's first 1536 bytes, as libtiff reads it, and memory stays flat. */
 static void
 check_bomb(uint16_t compression, const void *stream, size_t n)
 {
@@ -556,18 +556,14 @@ check_bomb(uint16_t compression, const void *stream, size_t n)
         raster_dataset_t *ds = NULL;
         ck_assert_int_eq(open_with(path, r, &ds), RASTER_OK);
         raster_view_t v = raster_view_hwc(out[r], RASTER_U16, TS, TS, NB);
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
         for (int k = 0; k < 20; k++)
             EXPECT_ST(raster_read_into(ds, tile5, NULL, &v), RASTER_OK, r);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        const double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-        /* Inflating the whole bomb 20 times would take seconds. */
-        ck_assert_msg(s < 2.0, "%s reader: 20 reads of a bomb tile took %.2f s", reader_name[r], s);
         ck_assert_int_eq(read_win(ds, tile0, 1), RASTER_OK);
         raster_close(ds);
     }
     ck_assert_msg(memcmp(out[0], out[1], sizeof out[0]) == 0, "the readers disagree on a bomb tile");
+    for (size_t i = 0; i < sizeof out[0] / sizeof out[0][0]; i++)
+        ck_assert_msg(out[0][i] == 0, "a bomb tile of zeros reads %u at %zu", out[0][i], i);
     ck_assert_int_lt(maxrss_kib() - before, 128 * 1024);
 }
 
@@ -585,12 +581,8 @@ START_TEST(deflate_bomb)
 {
     /* Zeros compress ~1000:1 with DEFLATE: 64 MiB become ~64 KiB. */
     uint8_t *zeros = calloc(1, BOMB_NBYTES);
-    struct libdeflate_compressor *c = libdeflate_alloc_compressor(9);
-    const size_t cap = libdeflate_zlib_compress_bound(c, BOMB_NBYTES);
-    uint8_t *z = malloc(cap);
-    const size_t n = libdeflate_zlib_compress(c, zeros, BOMB_NBYTES, z, cap);
-    ck_assert_uint_gt(n, 0);
-    libdeflate_free_compressor(c);
+    size_t n = 0;
+    uint8_t *z = bomb_zlib(zeros, BOMB_NBYTES, &n);
     free(zeros);
     check_bomb(COMPRESSION_ADOBE_DEFLATE, z, n);
     free(z);
@@ -600,10 +592,8 @@ END_TEST
 START_TEST(zstd_bomb)
 {
     uint8_t *zeros = calloc(1, BOMB_NBYTES);
-    const size_t cap = ZSTD_compressBound(BOMB_NBYTES);
-    uint8_t *z = malloc(cap);
-    const size_t n = ZSTD_compress(z, cap, zeros, BOMB_NBYTES, 3);
-    ck_assert(!ZSTD_isError(n));
+    size_t n = 0;
+    uint8_t *z = bomb_zstd(zeros, BOMB_NBYTES, &n);
     free(zeros);
     check_bomb(COMPRESSION_ZSTD, z, n);
     free(z);

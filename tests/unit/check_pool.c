@@ -230,11 +230,11 @@ START_TEST(huge_request_fails_at_once)
 {
     raster_pool_t *p = make_pool(1000);
     raster_buffer_t *buf = NULL;
-    const double t0 = now_ms();
     /* 1 x 7 x 11 x 13 u8 = 1001 bytes: one more than the budget; with a
-     * forever timeout it must still fail immediately. */
+     * forever timeout it must still fail without waiting (no wait counted:
+     * a wait here would never end). */
     ck_assert_int_eq(raster_pool_acquire(p, RASTER_U8, 1, 7, 11, 13, -1, &buf), RASTER_E_NOMEM);
-    ck_assert_double_lt(now_ms() - t0, 1000);
+    ck_assert_uint_eq(stats_of(p).waits, 0);
     ck_assert_ptr_null(buf);
     const char *msg = raster_last_error();
     ck_assert_msg(strstr(msg, "1001 bytes") && strstr(msg, "budget of 1000 bytes"),
@@ -332,9 +332,7 @@ START_TEST(timeout_zero_tries_once)
     raster_pool_t *p = make_pool(4096);
     raster_buffer_t *a = NULL, *b = NULL;
     ck_assert_int_eq(raster_pool_acquire(p, RASTER_U8, 1, 64, 64, 1, 0, &a), RASTER_OK);
-    const double t0 = now_ms();
     ck_assert_int_eq(raster_pool_acquire(p, RASTER_U8, 1, 1, 1, 1, 0, &b), RASTER_E_TIMEOUT);
-    ck_assert_double_lt(now_ms() - t0, 20);
     ck_assert_ptr_null(b);
     const raster_pool_stats_t s = stats_of(p);
     ck_assert_uint_eq(s.timeouts, 1);
@@ -353,7 +351,9 @@ START_TEST(timeout_50ms)
     const double t0 = now_ms();
     ck_assert_int_eq(raster_pool_acquire(p, RASTER_U16, 1, 8, 8, 1, 50, &b), RASTER_E_TIMEOUT);
     const double waited = now_ms() - t0;
-    ck_assert_msg(waited >= 45 && waited < 2000, "waited %.1f ms for a 50 ms timeout", waited);
+    /* At least the timeout (load can only lengthen a wait); the upper
+     * bound is a deadlock guard, not a measure. */
+    ck_assert_msg(waited >= 45 && waited < 60000, "waited %.1f ms for a 50 ms timeout", waited);
     ck_assert_ptr_null(b);
     const char *msg = raster_last_error();
     ck_assert_msg(strstr(msg, "within 50 ms") && strstr(msg, "budget 4096 bytes"), "message: %s", msg);
@@ -384,11 +384,12 @@ waiter_main(void *arg)
     return NULL;
 }
 
-/* Waits (up to 5 s) until 'n' acquires have started waiting. */
+/* Waits until 'n' acquires have started waiting (an event; the 60 s bound
+ * is a deadlock guard). */
 static void
 await_waits(raster_pool_t *p, uint64_t n)
 {
-    for (int i = 0; i < 5000 && stats_of(p).waits < n; i++)
+    for (int i = 0; i < 60000 && stats_of(p).waits < n; i++)
         sleep_ms(1);
     ck_assert_uint_ge(stats_of(p).waits, n);
 }
@@ -404,13 +405,14 @@ START_TEST(blocked_acquire_woken_by_release)
         pthread_t th;
         ck_assert_int_eq(pthread_create(&th, NULL, waiter_main, &wa), 0);
         await_waits(p, 1);
+        /* Still blocked a moment later: the pause can only hide a waiter
+         * that wakes early, never fail a correct one. */
         sleep_ms(20);
-        ck_assert_int_eq(stats_of(p).buffers_outstanding, 1);   /* still blocked */
+        ck_assert_int_eq(stats_of(p).buffers_outstanding, 1);
         raster_buffer_release(hold);                            /* from this thread */
         pthread_join(th, NULL);
         ck_assert_int_eq(wa.st, RASTER_OK);
-        ck_assert_ptr_nonnull(wa.buf);
-        ck_assert_double_lt(wa.waited_ms, 5000);
+        ck_assert_ptr_nonnull(wa.buf);        /* woken by the release: a timeout would fail */
         const raster_pool_stats_t s = stats_of(p);
         ck_assert_uint_eq(s.waits, 1);
         ck_assert_uint_eq(s.timeouts, 0);
@@ -717,8 +719,9 @@ START_TEST(fork_while_threads_use_the_pool)
         const pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
-            /* The child works with the inherited pool; a deadlock is SIGALRM. */
-            alarm(3);
+            /* The child works with the inherited pool; a deadlock is SIGALRM
+             * (a guard: generous, valgrind included). */
+            alarm(60);
             raster_buffer_t *buf = NULL;
             int ok = raster_pool_acquire(p, RASTER_U8, 2, 32, 32, 3, 1000, &buf) == RASTER_OK;
             raster_buffer_release(buf);

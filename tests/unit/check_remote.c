@@ -12,11 +12,15 @@
  */
 #include "test_util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,34 +118,45 @@ url_of(const char *name, const char *query)
     return buf;
 }
 
+#define SYNC_PATH "/__rl_sync__"     /* the sentinel request: never counted */
+
 static int
 log_lines(void)
 {
     FILE *f = fopen(server_log, "r");
     if (f == NULL)
         return -1;
-    int n = 0, c;
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
+    int n = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f) != NULL)
+        n += strstr(line, SYNC_PATH) == NULL;
     fclose(f);
     return n;
 }
 
-/* nginx writes its log line just after it answers, so the last lines of a
- * read that has returned may still be on their way: wait until there are at
- * least 'at_least' lines and none came for 50 ms (2 s at most). */
+/* nginx logs a request when it finishes answering it, in the same pass of
+ * its one event loop: once it has answered a request sent after them, every
+ * request answered before is in the log.  So the count waits for an answer,
+ * not for a quiet period (no clock; the receive timeout is a deadlock guard). */
 static int
-log_lines_settled(int at_least)
+log_lines_synced(void)
 {
-    int n = log_lines();
-    for (int i = 0; i < 40; i++) {
-        usleep(50 * 1000);
-        const int now = log_lines();
-        if (now == n && now >= at_least)
-            break;
-        n = now;
-    }
-    return n;
+    const int s = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s, 0);
+    const struct timeval guard = {60, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(s, (const struct sockaddr *)&a, sizeof a), 0);
+    static const char req[] = "GET " SYNC_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    ck_assert_int_eq(write(s, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    char buf[512];
+    ssize_t r;
+    while ((r = read(s, buf, sizeof buf)) > 0)
+        ;                           /* until nginx closes: the answer is complete */
+    ck_assert_msg(r == 0, "the sentinel request got no answer");
+    close(s);
+    return log_lines();
 }
 
 static void *
@@ -216,10 +231,10 @@ static int
 requests_for_window(int reader, const char *query)
 {
     raster_dataset_t *ds = open_with_reader(url_of(COGS[0], query), reader);
-    const int before = log_lines_settled(0);
+    const int before = log_lines_synced();
     size_t n;
     free(read_window(ds, (raster_window_t){300, 300, 256, 256}, &n));
-    const int after = log_lines_settled(before + 1);
+    const int after = log_lines_synced();
     raster_close(ds);
     return after - before;
 }

@@ -292,18 +292,12 @@ write_bomb_tiff(const char *path, uint16_t compression, const uint8_t *bomb, siz
     TIFFClose(t);
 }
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* 'tile0' is the first 64 KiB the bomb inflates to, 'tile1' the good tile:
  * the native read must give exactly those (libtiff, and so GDAL, may leave
  * the last partial DEFLATE item of tile 0 unwritten, so GDAL is only asked
- * to agree on success) and cost no more than a tile. */
+ * to agree on success) and cost no more than a tile: the bomb ends in a
+ * poison (test_util.h), which a reader decoding past tile 0's bytes, even
+ * throwing them away, would meet and fail on.  No clock decides it. */
 static void
 check_bomb(const char *path, const uint8_t *tile0, const uint8_t *tile1)
 {
@@ -314,9 +308,7 @@ check_bomb(const char *path, const uint8_t *tile0, const uint8_t *tile1)
     const raster_window_t wins[] = {{0, 0, 512, 256}, {10, 20, 30, 40}, {200, 100, 100, 50}};
     for (int i = 0; i < 3; i++) {
         dst_buf_t a, b;
-        const double t0 = now_s();
         const raster_status_t sa = read_guarded(nat, wins[i], &a);
-        const double dt = now_s() - t0;
         const raster_status_t sb = read_guarded(gd, wins[i], &b);
         ck_assert_msg(sa == RASTER_OK && sb == RASTER_OK, "%s: native %s, GDAL %s", path,
                       raster_status_str(sa), raster_status_str(sb));
@@ -329,8 +321,6 @@ check_bomb(const char *path, const uint8_t *tile0, const uint8_t *tile1)
                 ck_assert_msg(got == want, "%s: pixel (%lld,%lld) is %d, want %d", path, (long long)c,
                               (long long)r, got, want);
             }
-        /* One tile's worth of work, not the whole stream. */
-        ck_assert_msg(dt < 0.5 * tiff_matrix_scale(), "%s: a bomb read took %.3f s", path, dt);
         dst_free(&a);
         dst_free(&b);
     }
@@ -338,18 +328,28 @@ check_bomb(const char *path, const uint8_t *tile0, const uint8_t *tile1)
     raster_close(gd);
 }
 
-START_TEST(deflate_bomb_is_bounded)
+/* 64 MiB (scaled down under sanitizers) of a pattern: far more than a tile. */
+static uint8_t *
+bomb_plain(size_t *big_out)
 {
-    const size_t big = ((size_t)64 << 20) / (size_t)tiff_matrix_scale(), tile = 256 * 256;
+    const size_t big = ((size_t)64 << 20) / (size_t)tiff_matrix_scale();
     uint8_t *plain = calloc(1, big);
     for (size_t i = 0; i < big; i += 4093)
         plain[i] = (uint8_t)(i >> 12);
+    *big_out = big;
+    return plain;
+}
+
+START_TEST(deflate_bomb_is_bounded)
+{
+    const size_t tile = 256 * 256;
+    size_t big, bomb_n;
+    uint8_t *plain = bomb_plain(&big);
+    uint8_t *bomb = bomb_zlib(plain, big, &bomb_n);
     struct libdeflate_compressor *c = libdeflate_alloc_compressor(6);
-    const size_t cap = libdeflate_zlib_compress_bound(c, big);
-    uint8_t *bomb = malloc(cap), *good = malloc(libdeflate_zlib_compress_bound(c, tile));
-    const size_t bomb_n = libdeflate_zlib_compress(c, plain, big, bomb, cap);
+    uint8_t *good = malloc(libdeflate_zlib_compress_bound(c, tile));
     const size_t good_n = libdeflate_zlib_compress(c, plain, tile, good, libdeflate_zlib_compress_bound(c, tile));
-    ck_assert(bomb_n > 0 && good_n > 0);
+    ck_assert(good_n > 0);
     char path[512];
     snprintf(path, sizeof path, "%s/deflate_bomb.tif", tmpdir);
     write_bomb_tiff(path, COMPRESSION_ADOBE_DEFLATE, bomb, bomb_n, good, good_n);
@@ -363,15 +363,13 @@ END_TEST
 
 START_TEST(zstd_bomb_is_bounded)
 {
-    const size_t big = ((size_t)64 << 20) / (size_t)tiff_matrix_scale(), tile = 256 * 256;
-    uint8_t *plain = calloc(1, big);
-    for (size_t i = 0; i < big; i += 4093)
-        plain[i] = (uint8_t)(i >> 12);
-    const size_t cap = ZSTD_compressBound(big);
-    uint8_t *bomb = malloc(cap), *good = malloc(ZSTD_compressBound(tile));
-    const size_t bomb_n = ZSTD_compress(bomb, cap, plain, big, 3);
+    const size_t tile = 256 * 256;
+    size_t big, bomb_n;
+    uint8_t *plain = bomb_plain(&big);
+    uint8_t *bomb = bomb_zstd(plain, big, &bomb_n);
+    uint8_t *good = malloc(ZSTD_compressBound(tile));
     const size_t good_n = ZSTD_compress(good, ZSTD_compressBound(tile), plain, tile, 3);
-    ck_assert(!ZSTD_isError(bomb_n) && !ZSTD_isError(good_n));
+    ck_assert(!ZSTD_isError(good_n));
     char path[512];
     snprintf(path, sizeof path, "%s/zstd_bomb.tif", tmpdir);
     write_bomb_tiff(path, COMPRESSION_ZSTD, bomb, bomb_n, good, good_n);
@@ -384,13 +382,17 @@ END_TEST
 
 START_TEST(packbits_bomb_is_bounded)
 {
-    /* 2 bytes per 128 output bytes: 64 MiB (scaled down under sanitizers). */
-    const size_t runs = ((size_t)64 << 20) / 128 / (size_t)tiff_matrix_scale();
-    uint8_t *bomb = malloc(2 * runs);
+    /* 2 bytes per 128 output bytes: 64 MiB (scaled down under sanitizers),
+     * then the poison: a literal run whose bytes are missing.  One run
+     * short of 1 MiB in all, so the byte count is not cut (tiff_layout.c
+     * cuts counts above 1 MiB, as libtiff does), and the poison is read. */
+    const size_t runs = ((size_t)64 << 20) / 128 / (size_t)tiff_matrix_scale() - 1;
+    uint8_t *bomb = malloc(2 * runs + 1);
     for (size_t i = 0; i < runs; i++) {
         bomb[2 * i] = (uint8_t)(int8_t)-127;
         bomb[2 * i + 1] = (uint8_t)i;
     }
+    bomb[2 * runs] = BOMB_PACKBITS_POISON;
     uint8_t good[2 * 512];
     static uint8_t tile0[65536], tile1[65536];
     for (int i = 0; i < 512; i++) {
@@ -401,7 +403,7 @@ START_TEST(packbits_bomb_is_bounded)
     }
     char path[512];
     snprintf(path, sizeof path, "%s/packbits_bomb.tif", tmpdir);
-    write_bomb_tiff(path, COMPRESSION_PACKBITS, bomb, 2 * runs, good, sizeof good);
+    write_bomb_tiff(path, COMPRESSION_PACKBITS, bomb, 2 * runs + 1, good, sizeof good);
     check_bomb(path, tile0, tile1);
     free(bomb);
 }

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 /* The suites allocate and free many multi-megabyte buffers; keeping them in
  * the heap instead of fresh mmaps saves most of the page-fault time. */
@@ -232,4 +234,96 @@ test_cache_isolate(void)
     char tag[32];
     snprintf(tag, sizeof tag, "t%d", (int)getpid());
     setenv("RASTERLOADER_TILE_CACHE_NAME", tag, 1);
+}
+
+/* ------------------------------ poisoned bombs ------------------------- */
+
+/* 1 when zlib, inflating the whole stream into a reused 64 KiB buffer,
+ * fails before its end. */
+static int
+zlib_fails_to_the_end(const uint8_t *in, size_t n)
+{
+    static uint8_t sink[1 << 16];
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(inflateInit(&z), Z_OK);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    int st;
+    do {
+        z.next_out = sink;
+        z.avail_out = sizeof sink;
+        st = inflate(&z, Z_NO_FLUSH);
+    } while (st == Z_OK);
+    inflateEnd(&z);
+    return st == Z_DATA_ERROR;
+}
+
+uint8_t *
+bomb_zlib(const uint8_t *plain, size_t plain_n, size_t *n_out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(deflateInit(&z, Z_DEFAULT_COMPRESSION), Z_OK);
+    const size_t cap = deflateBound(&z, (uLong)plain_n) + 64;
+    uint8_t *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    z.next_in = (Bytef *)plain;
+    z.avail_in = (uInt)plain_n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    /* A full flush ends the last block on a byte boundary and does not end
+     * the stream (no final block, no Adler-32). */
+    ck_assert_int_eq(deflate(&z, Z_FULL_FLUSH), Z_OK);
+    ck_assert(z.avail_in == 0 && z.avail_out > 0);
+    size_t n = cap - z.avail_out;
+    deflateEnd(&z);
+    out[n++] = 0x07;            /* BFINAL 1, BTYPE 11: reserved (RFC 1951, 3.2.3) */
+    ck_assert_msg(zlib_fails_to_the_end(out, n), "the DEFLATE poison is not an error");
+    *n_out = n;
+    return out;
+}
+
+/* 1 when zstd, streaming the whole input into a reused 64 KiB buffer,
+ * fails before its end. */
+static int
+zstd_fails_to_the_end(const uint8_t *in, size_t n)
+{
+    static uint8_t sink[1 << 16];
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    ZSTD_inBuffer ib = {in, n, 0};
+    size_t r = 0;
+    while (ib.pos < ib.size) {
+        ZSTD_outBuffer ob = {sink, sizeof sink, 0};
+        r = ZSTD_decompressStream(d, &ob, &ib);
+        if (ZSTD_isError(r))
+            break;
+    }
+    ZSTD_freeDCtx(d);
+    return ZSTD_isError(r);
+}
+
+uint8_t *
+bomb_zstd(const uint8_t *plain, size_t plain_n, size_t *n_out)
+{
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    const size_t cap = ZSTD_compressBound(plain_n) + 64;
+    uint8_t *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    ZSTD_outBuffer ob = {out, cap, 0};
+    ZSTD_inBuffer ib = {plain, plain_n, 0};
+    size_t left;
+    /* A flush ends the blocks so far without ending the frame (no last
+     * block, no stated content size). */
+    do
+        left = ZSTD_compressStream2(cc, &ob, &ib, ZSTD_e_flush);
+    while (left != 0 && !ZSTD_isError(left));
+    ck_assert(!ZSTD_isError(left) && ib.pos == plain_n && ob.pos + 3 <= cap);
+    ZSTD_freeCCtx(cc);
+    /* Block header: Last_Block 1, Block_Type 3 (reserved, RFC 8878
+     * 3.1.1.2.2), Block_Size 0. */
+    memcpy(out + ob.pos, (const uint8_t[3]){0x07, 0x00, 0x00}, 3);
+    *n_out = ob.pos + 3;
+    ck_assert_msg(zstd_fails_to_the_end(out, *n_out), "the zstd poison is not an error");
+    return out;
 }

@@ -87,4 +87,18 @@ raster_dataset_t *open_with_reader(const char *path, int reader);
  * (raster_DLManagedTensorVersioned when 'versioned'). */
 void dlpack_delete(void *managed, int versioned);
 
+/* Decompression bombs that bound a read's work with no clock: 'plain'
+ * compressed into a stream that is not ended, followed by what no decoder
+ * accepts once it reaches it (DEFLATE's and zstd's reserved block type 3;
+ * for PackBits, a literal run with no bytes after it).  A reader that stops
+ * once it has a tile's bytes never meets the poison; one that goes on
+ * through the whole stream, even throwing the output away, fails the read.
+ * Each checks that a decoder running to the end does fail (so the test
+ * can), streaming into a small buffer so the check adds no resident
+ * memory.  malloc'd; the size in *n_out.  PackBits: append
+ * BOMB_PACKBITS_POISON to the runs. */
+uint8_t *bomb_zlib(const uint8_t *plain, size_t plain_n, size_t *n_out);
+uint8_t *bomb_zstd(const uint8_t *plain, size_t plain_n, size_t *n_out);
+#define BOMB_PACKBITS_POISON 0x7f       /* copy the next 128 bytes: there are none */
+
 #endif
