@@ -7,7 +7,9 @@ each attaches to the arena named by RASTERLOADER_TILE_CACHE_NAME, reads READS ra
 windows and ends (every other one leaves the arena first, the rest end with os._exit()
 as a killed worker would, leaving their slot to be swept).  Every read is compared with
 the oracle (rasterio, read once before any child starts).  Prints one JSON line:
-{"reads": n, "wrong": windows with a wrong pixel, "errors": failed reads, "pid": ...}.
+{"reads": n, "children": children that reported, "wrong": windows with a wrong pixel,
+"errors": failed reads, "hits": arena hits (machine-wide deltas, summed), "shared": children in
+shared mode, "pid": ...}.
 A bounded number of reads, not a duration; the environment's
 RASTERLOADER_TILE_CACHE_TEST_SLEEP_US widens the arena's race windows.
 """
@@ -29,6 +31,7 @@ def child(path, oracle, reads, seed, out_fd, leave):
     rng = random.Random(seed)
     h, w = oracle.shape[1:]
     wrong = errors = 0
+    s0 = rasterloader.tile_cache_stats()
     try:
         with rasterloader.open(path) as ds:
             for _ in range(reads):
@@ -42,7 +45,9 @@ def child(path, oracle, reads, seed, out_fd, leave):
                 wrong += not np.array_equal(got, oracle[:, r:r + wh, c:c + ww])
     except Exception:
         errors += 1
-    os.write(out_fd, b"%d %d\n" % (wrong, errors))
+    s1 = rasterloader.tile_cache_stats()
+    shared = s1["mode"] == "shared"
+    os.write(out_fd, b"%d %d %d %d\n" % (wrong, errors, s1["hits"] - s0["hits"] if shared else 0, shared))
     if leave:
         _core._tile_cache_detach()
     os._exit(0)
@@ -53,7 +58,7 @@ def main():
     with rasterio.open(path) as src:
         oracle = src.read()
     rd, wr = os.pipe()
-    alive, total_wrong, total_errors = set(), 0, 0
+    alive = set()
     for i in range(nchildren):
         while len(alive) >= 2:
             pid, _ = os.wait()
@@ -69,12 +74,10 @@ def main():
     os.close(wr)
     with os.fdopen(rd) as f:
         lines = f.read().split()
-    for i in range(0, len(lines), 2):
-        total_wrong += int(lines[i])
-        total_errors += int(lines[i + 1])
-    done = len(lines) // 2
-    print(json.dumps({"reads": nchildren * reads, "children": done, "wrong": total_wrong,
-                      "errors": total_errors, "pid": os.getpid()}))
+    rows = [[int(x) for x in lines[i:i + 4]] for i in range(0, len(lines), 4)]
+    print(json.dumps({"reads": nchildren * reads, "children": len(rows), "wrong": sum(r[0] for r in rows),
+                      "errors": sum(r[1] for r in rows), "hits": sum(r[2] for r in rows),
+                      "shared": sum(r[3] for r in rows), "pid": os.getpid()}))
 
 
 if __name__ == "__main__":
