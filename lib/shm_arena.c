@@ -95,8 +95,9 @@
  * by a live process stays attached without a slot and reads uncached
  * (hits none, inserts none: it never takes memory beyond the machine's
  * budget, where it used to get a private cache of the whole budget); it
- * asks again for a slot at its stats and at most once a second on reads,
- * and the stats' reason says so meanwhile.
+ * asks again for a slot at its stats, on a read after another process
+ * gave one back, and at most once a second else (a killed process's slot
+ * is found by a sweep), and the stats' reason says so meanwhile.
  *
  * Leaving: the last process to leave (at exit, or raster_tile_cache_detach(),
  * which the Python package calls when a multiprocessing child ends, as
@@ -181,6 +182,7 @@ typedef struct shm_hdr {
     uint64_t hits, misses, inserts, evictions, commits, repairs, reclaimed_pins;
     uint64_t commit_failures;     /* posix_fallocate said no (/dev/shm full) */
     uint64_t corruptions;         /* rebuilds for tables found inconsistent */
+    uint64_t slots_freed;         /* slots given back (a process left or was swept) */
     int32_t lru_head, lru_tail, free_head;
     uint32_t entries_hw;          /* descriptors ever used: [0, entries_hw) */
 } shm_hdr_t;
@@ -205,6 +207,7 @@ static struct {
     int corrupt;                  /* found inconsistent in this critical section */
     struct timespec commit_failed;/* last failed commit: retried a second later */
     struct timespec slot_failed;  /* last time every slot was taken (0: never) */
+    uint64_t slot_failed_gen;     /* slots_freed then */
     useconds_t test_sleep;
     char name[64];
     char note[168];               /* for the stats' reason: a leftover removed, a rebuild */
@@ -593,6 +596,7 @@ slot_reclaim(int s)
         pr->pins[i].count = 0;
     }
     pr->pid = 0;
+    A.h->slots_freed++;
 }
 
 /* Reclaims the slots of processes that are gone (their byte unlocked);
@@ -907,7 +911,8 @@ unlock(void)
 
 /* This process's slot: a new one after fork (the parent keeps its own).
  * When every slot is held by a live process, asks again only when
- * 'force' (stats) or a second later. */
+ * 'force' (stats), when a slot was given back since, or a second later
+ * (a dead process's slot is only found by a sweep). */
 static int
 slot_take(int force)
 {
@@ -917,7 +922,8 @@ slot_take(int force)
         return 0;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (!force && A.slot_failed.tv_sec != 0 && now.tv_sec - A.slot_failed.tv_sec < 1)
+    if (!force && A.slot_failed.tv_sec != 0 && now.tv_sec - A.slot_failed.tv_sec < 1 &&
+        A.h->slots_freed == A.slot_failed_gen)
         return 0;
     sweep();
     for (int s = 0; s < (int)A.g.nprocs; s++) {
@@ -931,6 +937,7 @@ slot_take(int force)
         return 1;
     }
     A.slot_failed = now;
+    A.slot_failed_gen = A.h->slots_freed;
     if (A.slot_failed.tv_sec == 0)
         A.slot_failed.tv_sec = 1;
     return 0;
@@ -1666,7 +1673,7 @@ stats_reason(raster_tile_cache_stats_t *s, uint64_t failures, uint64_t committed
     if (A.slot < 0 && A.slot_failed.tv_sec != 0)
         snprintf(s->reason, sizeof s->reason,
                  "all %llu process slots of the arena are held by live processes: this process reads "
-                 "uncached until one frees (asked again at stats, at most once a second on reads)",
+                 "uncached until one frees",
                  (unsigned long long)A.g.nprocs);
     else if (A.note[0] != '\0')
         snprintf(s->reason, sizeof s->reason, "%s", A.note);
