@@ -25,6 +25,7 @@ fuzz_one() {
   local h=$1 seeds
   case $h in
     fuzz_codec) seeds=$build/seeds/fuzz_codec ;;
+    fuzz_shm_tables) seeds=$build/seeds/fuzz_shm_tables; mkdir -p "$seeds" ;;   # starts from nothing
     *) seeds=$build/seeds/fuzz_tiff ;;
   esac
   local work=$build/corpus/$h art=$build/artifacts/$h log=$build/$h.log

@@ -7,16 +7,27 @@
  * while the survivor keeps reading pixels equal to the GDAL reader's; the
  * budget holds with several processes inserting at once.
  *
- * The suite has its own arena (test_util.h); spawned processes and the
- * refusal of foreign or corrupted arenas are in tests/python/test_tile_cache_shared.py.
+ * Tables corrupted by hand (a cycle in a hash chain or in the LRU list,
+ * indices and units out of range, a pin to a bad entry, the free list
+ * into an entry in use) are survived by the process that meets them and
+ * rebuilt by a process that attaches, with pixels still right; the fuzz
+ * harness of the tables (tests/fuzz/fuzz_shm_tables.h) runs on a few fixed
+ * inputs.
+ *
+ * The suite has its own arena (test_util.h); spawned processes, PID
+ * namespaces, leftovers, the last slot and the refusal of foreign or
+ * corrupted headers are in tests/python/test_tile_cache_shared.py and
+ * test_tile_cache_namespaces.py.
  */
 #include "test_util.h"
 #include "shm_arena.h"
+#include "../fuzz/fuzz_shm_tables.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -254,6 +265,65 @@ START_TEST(the_budget_holds_across_processes)
 }
 END_TEST
 
+static const char *const corruptions[] = {"hash-cycle",         "lru-cycle",     "index-out-of-range",
+                                          "units-out-of-range", "pin-bad-entry", "free-list-in-use"};
+
+/* One corruption: the process that meets it reads right pixels (the bad
+ * link is noticed, the operation misses, the tables are rebuilt); made
+ * again, a process attaching checks the tables whole and rebuilds them. */
+START_TEST(corrupted_tables_are_rebuilt_never_trusted)
+{
+    const char *what = corruptions[_i];
+    const char *path = fixture_path(FIXTURE);
+    raster_info_t in;
+    uint8_t *whole = whole_of(path, &in);
+    raster_tile_cache_set_budget(0);
+    raster_tile_cache_set_budget((size_t)64 << 20);
+    read_all(path);
+    raster_dataset_t *nat = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
+    ck_assert_msg(raster__shm_test_corrupt(what), "%s: not applied", what);
+    ck_assert_int_eq(read_random(nat, whole, &in, 11, 40), 0);
+    read_all(path);                                     /* two published entries again */
+    const uint64_t repairs = cstats().repairs;
+    ck_assert_msg(raster__shm_test_corrupt(what), "%s: not applied again", what);
+    char why[256] = "";
+    ck_assert_msg(raster__shm_test_reattach(why, sizeof why), "%s: %s", what, why);
+    assert_consistent(what);
+    const raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_gt(s.repairs, repairs);
+    ck_assert_msg(strstr(s.reason, "inconsistent") && strstr(s.reason, "rebuilt"), "%s: reason '%s'", what,
+                  s.reason);
+    ck_assert_int_eq(read_random(nat, whole, &in, 12, 40), 0);
+    assert_consistent(what);
+    raster_close(nat);
+    free(whole);
+}
+END_TEST
+
+/* The tables' fuzz harness on fixed inputs: zeros, ones, bytes from a
+ * generator (whole-region and spliced modes), in an arena of its own. */
+START_TEST(the_tables_fuzz_harness_on_fixed_inputs)
+{
+    char tag[32];
+    snprintf(tag, sizeof tag, "t%dfz", (int)getpid());
+    setenv("RASTERLOADER_TILE_CACHE_NAME", tag, 1);
+    setenv("RASTERLOADER_TILE_CACHE_TEST_NPROCS", "4", 1);
+    uint8_t in[4096];
+    unsigned seed = 99;
+    for (int round = 0; round < 24; round++) {
+        for (size_t i = 0; i < sizeof in; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = round < 2 ? (uint8_t)(round ? 0xff : 0) : round < 4 ? (uint8_t)(i % 7 == 0 ? 0xff : 1)
+                                                                       : (uint8_t)(seed >> 16);
+        }
+        in[0] = (uint8_t)(round & 1 ? in[0] | 1 : in[0] & ~1u);   /* both modes */
+        fuzz_shm_tables_one(in, round < 12 ? sizeof in : 64 + (size_t)round * 13);
+    }
+    raster__shm_detach();
+    ck_assert_int_eq(shm_unlink(raster__shm_name()), -1);      /* the last one left removed it */
+}
+END_TEST
+
 static Suite *
 shm_arena_suite(void)
 {
@@ -264,6 +334,12 @@ shm_arena_suite(void)
     tcase_add_test(tc, workers_killed_mid_insert_and_mid_read_leave_it_consistent);
     tcase_add_test(tc, the_budget_holds_across_processes);
     suite_add_tcase(s, tc);
+    TCase *tt = tcase_create("distrust");
+    tcase_set_timeout(tt, 300);
+    tcase_add_loop_test(tt, corrupted_tables_are_rebuilt_never_trusted, 0,
+                        (int)(sizeof corruptions / sizeof corruptions[0]));
+    tcase_add_test(tt, the_tables_fuzz_harness_on_fixed_inputs);
+    suite_add_tcase(s, tt);
     return s;
 }
 
