@@ -566,6 +566,12 @@ pin_add(shm_entry_t *e)
     shm_pin_t *p = pin_find(index_of(e), 1);
     if (p == NULL)
         return 0;
+    if (p->count < 0 || p->count >= PIN_MAX || e->refs < 0 || e->refs >= INT32_MAX / 2) {
+        if (p->count == 0)
+            p->entry = 0;
+        corrupt("a pin count out of range");
+        return 0;
+    }
     p->count++;
     e->refs++;
     return 1;
@@ -578,13 +584,14 @@ slot_reclaim(int s)
     shm_proc_t *pr = &procs()[s];
     shm_entry_t *E = entries();
     for (int i = 0; i < NPINS; i++) {
-        const int32_t idx = pr->pins[i].entry - 1;
+        const int64_t idx = (int64_t)pr->pins[i].entry - 1;
         const int32_t count = pr->pins[i].count;
-        if (idx >= 0 && (uint32_t)idx < hw() && count > 0 && count <= PIN_MAX) {
+        if (idx >= 0 && idx < (int64_t)hw() && count > 0 && count <= PIN_MAX) {
             shm_entry_t *e = &E[idx];
-            e->refs -= count;
+            const int64_t left = (int64_t)e->refs - count;
+            e->refs = (int32_t)(left > 0 ? left : 0);
             A.h->reclaimed_pins += (uint64_t)count;
-            if (e->refs <= 0) {
+            if (e->refs == 0) {
                 e->refs = 0;
                 if (e->state == ST_RESERVED || e->state == ST_RETIRED)
                     entry_free(e);
@@ -746,8 +753,10 @@ check_fail(checker_t *c, const char *fmt, long long a, long long b)
 
 enum { SEEN_HASH = 1, SEEN_LRU = 2, SEEN_FREE = 4 };
 
-/* Walks one list ('next' gives the link), every member in range, once,
- * in 'state'; returns how many it holds. */
+/* Walks one list ('lru': next, else hnext), every member in range, once,
+ * in 'state', ended by -1 exactly (another negative value is garbage the
+ * walks would stop at, and the unlinks would follow); returns how many it
+ * holds. */
 static int64_t
 check_list(checker_t *c, int32_t head, uint8_t *seen, uint8_t flag, uint32_t state, int lru)
 {
@@ -755,8 +764,8 @@ check_list(checker_t *c, int32_t head, uint8_t *seen, uint8_t flag, uint32_t sta
     const uint32_t n = hw();
     int64_t count = 0;
     int32_t prev = -1;
-    for (int32_t i = head; i >= 0 && c->ok; prev = i, i = lru ? E[i].next : E[i].hnext) {
-        if ((uint32_t)i >= n || (seen[i] & flag) || E[i].state != state) {
+    for (int32_t i = head; i != -1 && c->ok; prev = i, i = lru ? E[i].next : E[i].hnext) {
+        if (i < 0 || (uint32_t)i >= n || (seen[i] & flag) || E[i].state != state) {
             check_fail(c, "list %lld: entry %lld out of range, met twice or in the wrong state", flag, i);
             break;
         }
@@ -783,7 +792,7 @@ check_pins(checker_t *c, int64_t *refs)
                 continue;
             if (procs()[s].pid == 0 || p->entry <= 0 || (uint32_t)(p->entry - 1) >= n || p->count <= 0 ||
                 p->count > PIN_MAX || E[p->entry - 1].state == ST_FREE || E[p->entry - 1].state > ST_RETIRED)
-                check_fail(c, "slot %lld: a pin to entry %lld that cannot be pinned", (long long)s, p->entry - 1);
+                check_fail(c, "slot %lld: a pin to entry %lld that cannot be pinned", (long long)s, (long long)p->entry - 1);
             else
                 refs[p->entry - 1] += p->count;
         }
@@ -1612,9 +1621,12 @@ raster__shm_release(const raster__tile_entry_t *ce)
     shm_pin_t *p = A.slot >= 0 ? pin_find(index_of(e), 0) : NULL;
     /* No pin: this slot was reclaimed (at exit), and the count with it. */
     if (p != NULL) {
-        if (--p->count <= 0)
+        if (p->count <= 1)
             p->entry = p->count = 0;
-        if (--e->refs <= 0 && (e->state == ST_RESERVED || e->state == ST_RETIRED))
+        else
+            p->count--;
+        e->refs = e->refs > 1 ? e->refs - 1 : 0;
+        if (e->refs == 0 && (e->state == ST_RESERVED || e->state == ST_RETIRED))
             entry_free(e);
     }
     unlock();

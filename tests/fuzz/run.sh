@@ -66,5 +66,11 @@ for h in "$@"; do
   cov=$(echo "$done_line" | grep -oE "cov: [0-9]+ ft: [0-9]+" || true)
   summary+=("$h: ${execs:-?} runs, ${rate:-?} exec/s, $cov, corpus $(ls "$build/corpus/$h" | wc -l) files")
 done
+# fuzz_shm_tables' arenas (/dev/shm/rasterloader-tc-v*-<uid>-fz<pid>) stay behind when it
+# crashes: remove those whose process is gone.
+for f in /dev/shm/rasterloader-tc-v*-"$(id -u)"-fz*; do
+  [ -e "$f" ] || continue
+  kill -0 "${f##*-fz}" 2>/dev/null || rm -f "$f"
+done
 printf 'fuzz: %s\n' "${summary[@]}"
 exit $failed

@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <libgen.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -301,7 +303,8 @@ START_TEST(corrupted_tables_are_rebuilt_never_trusted)
 END_TEST
 
 /* The tables' fuzz harness on fixed inputs: zeros, ones, bytes from a
- * generator (whole-region and spliced modes), in an arena of its own. */
+ * generator (whole-region and spliced modes), and the saved crashes, in an
+ * arena of its own. */
 START_TEST(the_tables_fuzz_harness_on_fixed_inputs)
 {
     char tag[32];
@@ -319,6 +322,26 @@ START_TEST(the_tables_fuzz_harness_on_fixed_inputs)
         in[0] = (uint8_t)(round & 1 ? in[0] | 1 : in[0] & ~1u);   /* both modes */
         fuzz_shm_tables_one(in, round < 12 ? sizeof in : 64 + (size_t)round * 13);
     }
+    /* The inputs the fuzzer crashed on (tests/corpus/fuzz_shm_tables). */
+    char src[1024], dir[1200];
+    snprintf(src, sizeof src, "%s", __FILE__);
+    snprintf(dir, sizeof dir, "%s/../corpus/fuzz_shm_tables", dirname(src));
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "%s", dir);
+    int replayed = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char path[1500];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "rb");
+        if (f == NULL)
+            continue;
+        const size_t n = fread(in, 1, sizeof in, f);
+        fclose(f);
+        fuzz_shm_tables_one(in, n);
+        replayed++;
+    }
+    closedir(d);
+    ck_assert_int_ge(replayed, 2);
     raster__shm_detach();
     ck_assert_int_eq(shm_unlink(raster__shm_name()), -1);      /* the last one left removed it */
 }
