@@ -173,7 +173,9 @@ typedef struct shm_hdr {
     uint64_t unit, nunits, nentries, nbuckets, nprocs, npins;
     uint64_t off_procs, off_entries, off_buckets, off_bitmap, off_data;
     /* Under the arena lock: */
-    uint32_t dirty;               /* 1 while a process is inside a critical section */
+    _Atomic uint32_t dirty;       /* 1 while a process is inside a critical section (its
+                                     store and load also order the tables' words around
+                                     the lock, beside the system call's own barrier) */
     uint32_t abandoned;           /* 1: unlinked, open the name again */
     _Atomic uint64_t budget;      /* also read without the lock */
     uint64_t bytes_used;
@@ -889,12 +891,12 @@ lock(void)
         pthread_mutex_unlock(&A.threads);
         return 0;
     }
-    atomic_thread_fence(memory_order_seq_cst);
+    const uint32_t dirty = atomic_load(&A.h->dirty);
     if (!header_sane())
         corrupt("the header's table indices are out of range");
-    if (A.h->dirty || A.corrupt)
+    if (dirty || A.corrupt)
         repair();
-    A.h->dirty = 1;
+    atomic_store(&A.h->dirty, 1);
     return 1;
 }
 
@@ -903,8 +905,7 @@ unlock_now(void)
 {
     if (A.corrupt)
         repair();
-    A.h->dirty = 0;
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_store(&A.h->dirty, 0);
     ofd_lock(A.fd, F_UNLCK, LOCK_ARENA_BYTE, 1, 0);
     pthread_mutex_unlock(&A.threads);
 }
@@ -1813,8 +1814,7 @@ raster__shm_test_corrupt(const char *what)
     else
         done = 0;
     /* Leave without the rebuild the next lock would do for a dead holder. */
-    A.h->dirty = 0;
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_store(&A.h->dirty, 0);
     ofd_lock(A.fd, F_UNLCK, LOCK_ARENA_BYTE, 1, 0);
     pthread_mutex_unlock(&A.threads);
     return done;
