@@ -5,7 +5,7 @@ a time, 30 times over, with the arena's race windows widened
 (RASTERLOADER_TILE_CACHE_TEST_SLEEP_US) and a budget of three tiles (constant evictions).
 Every read is compared with rasterio's.  Liveness judged by pid in the caller's namespace
 made each job reclaim the other's live slots and overwrite the tiles they were copying: 10
-to 23 wrong windows per run of 600 reads before the OFD-lock liveness, none after.
+to 37 wrong windows per run of 600 reads before the OFD-lock liveness (8 runs), none after.
 
 Needs root (unshare); skipped with the reason where the kernel refuses."""
 
