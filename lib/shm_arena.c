@@ -1137,7 +1137,7 @@ header_fault(const shm_hdr_t *h, uint64_t size)
     if (h->total_nbytes != size || h->unit != UNIT || h->nprocs < 1 || h->nprocs > NPROCS || h->npins != NPINS)
         return "has inconsistent sizes in its header";
     const layout_t L = layout_with(h->capacity, h->nprocs);
-    if (h->capacity % UNIT != 0 || h->capacity < MIN_CAPACITY || L.nunits != h->nunits ||
+    if (h->capacity % UNIT != 0 || L.nunits != h->nunits ||
         L.nentries != h->nentries || L.nbuckets != h->nbuckets || L.off_procs != h->off_procs ||
         L.off_entries != h->off_entries || L.off_buckets != h->off_buckets || L.off_bitmap != h->off_bitmap ||
         L.off_data != h->off_data || L.total != h->total_nbytes)
@@ -1466,7 +1466,9 @@ raster__shm_get(const raster__tile_key_t *k, size_t min_valid)
     if (!lock())
         return NULL;
     shm_entry_t *e = me_ready() ? lookup(k) : NULL;
-    if (e != NULL && e->state == ST_PUBLISHED && units_ok(e) && e->valid >= min_valid && !A.corrupt &&
+    if (e != NULL && !units_ok(e))
+        corrupt("an entry's units outside the arena");
+    if (e != NULL && e->state == ST_PUBLISHED && !A.corrupt && e->valid >= min_valid &&
         pin_add(e)) {
         lru_unlink(e);
         lru_push_head(e);
