@@ -5,7 +5,9 @@
  * (critical sections widened by the test sleep) leave the arena unlocked,
  * consistent (every invariant checked) and with their pins reclaimed,
  * while the survivor keeps reading pixels equal to the GDAL reader's; the
- * budget holds with several processes inserting at once.
+ * budget holds with several processes inserting at once; a process killed
+ * while the child it forked lives on has its slot and pins reclaimed (the
+ * child does not keep the parent's slot lock).
  *
  * Tables corrupted by hand (a cycle in a hash chain or in the LRU list,
  * indices and units out of range, a pin to a bad entry, the free list
@@ -267,6 +269,56 @@ START_TEST(the_budget_holds_across_processes)
 }
 END_TEST
 
+/* A process killed while a child it forked lives on: the child shares
+ * the open file description the parent's slot lock is on, unless the fork
+ * hook gave it one of its own; the dead parent's slot must be reclaimed
+ * (and its pin dropped) while the child lives. */
+START_TEST(a_dead_parent_slot_is_reclaimed_while_its_child_lives)
+{
+    const char *path = fixture_path(FIXTURE);
+    raster_tile_cache_set_budget(0);
+    raster_tile_cache_set_budget((size_t)64 << 20);
+    read_all(path);
+    const raster_tile_cache_stats_t s0 = cstats();
+    ck_assert_int_eq(s0.attached_processes, 1);
+    int ready[2], hold[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(hold), 0);
+    const pid_t parent = fork();
+    if (parent == 0) {
+        raster__tile_key_t k;
+        memset(&k, 0, sizeof k);
+        k.file[0] = 4242;
+        raster__tile_entry_t *e = raster__tile_cache_reserve(4096);     /* takes a slot; pinned */
+        if (e == NULL || cstats().attached_processes != 2)
+            _exit(2);
+        if (fork() == 0) {                  /* the child: never uses the cache, lives on */
+            char c;
+            close(hold[1]);
+            _exit(read(hold[0], &c, 1) == 0 ? 0 : 1);
+        }
+        if (write(ready[1], "r", 1) != 1)
+            _exit(3);
+        pause();                            /* until SIGKILLed */
+        _exit(4);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    kill(parent, SIGKILL);
+    ck_assert_int_eq(child_status(parent), 100 + SIGKILL);
+    const raster_tile_cache_stats_t s1 = cstats();     /* the grandchild still runs */
+    close(hold[1]);                                     /* now it may end (reaped by init) */
+    ck_assert_int_eq(s1.attached_processes, 1);
+    ck_assert_uint_eq(s1.reclaimed_pins, s0.reclaimed_pins + 1);
+    raster_tile_cache_set_budget(0);
+    ck_assert_uint_eq(cstats().bytes_used, 0);          /* nothing is pinned any more */
+    assert_consistent("after the parent died");
+}
+END_TEST
+
 static const char *const corruptions[] = {"hash-cycle",         "lru-cycle",     "index-out-of-range",
                                           "units-out-of-range", "pin-bad-entry", "free-list-in-use"};
 
@@ -356,6 +408,7 @@ shm_arena_suite(void)
     tcase_add_test(tc, a_tile_decoded_in_one_process_is_a_hit_in_another);
     tcase_add_test(tc, workers_killed_mid_insert_and_mid_read_leave_it_consistent);
     tcase_add_test(tc, the_budget_holds_across_processes);
+    tcase_add_test(tc, a_dead_parent_slot_is_reclaimed_while_its_child_lives);
     suite_add_tcase(s, tc);
     TCase *tt = tcase_create("distrust");
     tcase_set_timeout(tt, 300);
