@@ -79,7 +79,7 @@ $(BUILD_FUZZ)/CMakeCache.txt:
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRASTER_FUZZ=ON \
 	  -DRASTER_BUILD_TESTS=OFF >/dev/null
 
-FUZZERS := fuzz_tiff_native fuzz_tiff_gdal fuzz_tiff_diff fuzz_codec
+FUZZERS := fuzz_tiff_native fuzz_tiff_gdal fuzz_tiff_diff fuzz_codec fuzz_shm_tables
 build-fuzz: sysdeps $(BUILD_FUZZ)/CMakeCache.txt
 	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target $(FUZZERS)
 

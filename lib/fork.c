@@ -20,9 +20,12 @@
  *                     (its threads are not in the child) and starts a new
  *                     one on its first parallel read.
  *     3. tile cache   hold the private cache's mutex.
- *     4. shm arena    nothing to hold (its lock is a robust process-shared
- *                     mutex another process may hold anyway); the child
- *                     gives up the parent's process slot and takes its own.
+ *     4. shm arena    nothing to hold (its lock is a lock on a byte of the
+ *                     arena that another process may hold anyway); the
+ *                     child replaces its inherited descriptor of the arena
+ *                     with one of its own (the inherited one would keep the
+ *                     parent's slot locked), re-initialises its local
+ *                     mutexes and takes a slot of its own on first use.
  *     5. pools        hold the registry and every pool's mutex; the child
  *                     clears the waiter counts and makes new condition
  *                     variables (the old ones count waiters it does not have).

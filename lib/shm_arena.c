@@ -11,32 +11,57 @@
  * 0600, laid out as:
  *
  *   header   magic, layout version, owner uid, sizes and offsets, the
- *            robust process-shared mutex, budget and counters
- *   procs    NPROCS process slots: pid, start time, and that process's
- *            pins (entry, count)
+ *            lock's dirty word, budget and counters
+ *   procs    nprocs process slots (NPROCS unless a test asked for fewer):
+ *            pid (for people; it is not used to judge liveness) and that
+ *            process's pins (entry, count)
  *   entries  fixed table of entry descriptors (key, units, state, refs,
  *            hash chain, LRU links)
  *   buckets  hash table heads (entry index or -1)
  *   bitmap   one bit per UNIT bytes of entry memory
  *   data     entry memory, UNIT-aligned (so 64-byte aligned)
  *
+ * Locks are open-file-description locks (fcntl F_OFD_SETLK) on bytes of
+ * the object itself (advisory byte ranges: they do not touch its
+ * contents): byte 0 is the arena's lock, byte 1 + s is process slot s's
+ * liveness lock.  The kernel keeps them per open file description, drops
+ * them when the last descriptor of it is closed (so when the process
+ * dies, however it dies) and answers F_OFD_GETLK the same in every PID
+ * namespace: nothing here depends on pids, which mean nothing across
+ * namespaces (two jobs in containers that share /dev/shm, docker
+ * --ipc=host, see the same arena; a pid judged with kill() in the
+ * caller's namespace reclaimed the other job's live slots, and the tiles
+ * those were copying were overwritten).  Neither is a pthread robust
+ * mutex: its owner is a thread id, which collide across namespaces (a
+ * waiter killed while blocked would have the kernel mark a lock held by
+ * another namespace's thread of the same tid "owner died").
+ *
  * Rules that make it safe against processes dying at any moment:
- * - One robust mutex guards every field but the entry memory.  A process
- *   killed while holding it leaves it EOWNERDEAD; the next locker rebuilds
- *   all derived state (hash chains, LRU list, free list, bitmap, refs and
- *   bytes in use) from the authoritative words (each descriptor's state,
- *   key and units; each process's pins) and marks it consistent.  So a
- *   critical section may be cut anywhere.
+ * - The arena's lock (byte 0, F_OFD_SETLKW; a process-local mutex first,
+ *   as the threads of a process share its descriptor) guards every field
+ *   but the entry memory.  The holder sets the header's dirty word while
+ *   it holds the lock; a process killed inside a critical section leaves
+ *   it set, and the next locker rebuilds all derived state (hash chains,
+ *   LRU list, free list, bitmap, refs and bytes in use) from the
+ *   authoritative words (each descriptor's state, key and units; each
+ *   process's pins).  So a critical section may be cut anywhere.
+ * - Liveness: a process holds its slot's byte locked for as long as it is
+ *   attached; a slot is live iff that byte is locked by another open file
+ *   description (F_OFD_GETLK).  After fork() the child shares the parent's
+ *   open file description, which would keep the parent's slot alive in
+ *   the child: the fork hook gives the child a descriptor of its own
+ *   (reopened through /proc/self/fd, else by name with the same inode) in
+ *   place of the inherited one, and the child takes a slot of its own on
+ *   first use.
  * - An entry is published (state PUBLISHED, linked) only by put(), after
  *   its bytes are decoded and finished; a reader only finds published
  *   entries.  A process killed while decoding leaves a RESERVED entry
  *   pinned by a dead process: never visible, reclaimed with its pins.
  * - Readers pin entries in their own process slot (refs counted per
  *   process), unlock, copy the pixels out with no lock held, then unpin.
- *   Pinned entries are never evicted or freed.  The pins of a process that
- *   is gone (its pid no longer runs, or runs with another start time) are
- *   dropped when the arena sweeps: at attach, when no unpinned entry is
- *   left to evict, and for the stats.
+ *   Pinned entries are never evicted or freed.  The pins of a dead process
+ *   (its slot's byte unlocked) are dropped when the arena sweeps: at
+ *   attach, when no unpinned entry is left to evict, and for the stats.
  * - Memory: entry memory is reserved in the shm file with posix_fallocate,
  *   in steps, before any unit of it is handed out, so no page is ever
  *   touched that tmpfs has not backed (no SIGBUS when /dev/shm fills up).
@@ -57,6 +82,17 @@
  *   to this user with no access for others, and its header is checked
  *   (magic, layout version, owner, sizes, offsets) before use; anything
  *   else is refused with the reason, and the process uses a private cache.
+ *   The tables are not trusted either (another process of the user may
+ *   have scribbled on them): the geometry is copied out of the checked
+ *   header at attach and every pointer is made from that copy; every index
+ *   read from the tables is bound-checked and every walk is bounded (a
+ *   cycle ends it); the tables are checked whole at attach.  Corruption
+ *   found either way is REBUILT (the same rebuild as after a killed lock
+ *   holder, which drops whatever it cannot make sense of) and said in the
+ *   stats' reason; the arena stays shared.  What a corrupting process
+ *   writes into entry memory or keys is not detectable (no checksums):
+ *   the promise is no crash and no hang, not protection from a process of
+ *   the same user that writes garbage on purpose.
  *
  * Allocation: lowest fit over the bitmap (4 KiB units), inside the memory
  * already backed before past it (see units_find); evict from the cold end of the LRU until the entry fits the
@@ -64,14 +100,30 @@
  * the units past its valid bytes (the decoder's margin), so the budget
  * counts decoded pixels, not the decoder's room.
  *
- * The last process to leave (at exit, or raster_tile_cache_detach(), which
- * the Python package calls when a multiprocessing child ends, as those end
- * with _exit()) unlinks the object, so no memory stays held once nothing
- * reads; a killed process leaves it for the next run, which reuses it.
+ * Processes: NPROCS slots (512: 8 ranks with 32 DataLoader workers each,
+ * and their main processes, fit).  A process that finds every slot taken
+ * by a live process stays attached without a slot and reads uncached
+ * (hits none, inserts none: it never takes memory beyond the machine's
+ * budget, where it used to get a private cache of the whole budget); it
+ * asks again for a slot at its stats, on a read after another process
+ * gave one back, and at most once a second else (a killed process's slot
+ * is found by a sweep), and the stats' reason says so meanwhile.
  *
- * Test hook: RASTERLOADER_TILE_CACHE_TEST_SLEEP_US=n sleeps n us inside
+ * Leaving: the last process to leave (at exit, or raster_tile_cache_detach(),
+ * which the Python package calls when a multiprocessing child ends, as
+ * those end with _exit()) unlinks the object, so no memory stays held once
+ * nothing reads.  An arena whose processes are all dead (killed, or ended
+ * with _exit) is a leftover: the next process to attach finds no slot
+ * locked, marks it abandoned, unlinks it and makes a new one sized for
+ * today (the stats' reason says so); a process that opened the old one
+ * meanwhile sees the mark under the lock and opens the name again.
+ *
+ * Test hooks: RASTERLOADER_TILE_CACHE_TEST_SLEEP_US=n sleeps n us inside
  * every critical section and after a pin is taken (before the copy), to
- * widen the windows in which tests SIGKILL processes.
+ * widen the windows in which tests SIGKILL processes;
+ * RASTERLOADER_TILE_CACHE_TEST_NPROCS=n makes an arena created by this
+ * process have n process slots (1..NPROCS), so that tests run out of slots
+ * with a few processes.
  */
 #include "shm_arena.h"
 
@@ -80,7 +132,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -88,10 +139,11 @@
 #include <unistd.h>
 
 #define SHM_MAGIC 0x4548434143544c52ULL       /* "RLTCACHE" */
-#define SHM_LAYOUT_VERSION 1u
+#define SHM_LAYOUT_VERSION 2u                 /* 2: OFD locks, no mutex, nprocs in the header */
 #define UNIT ((size_t)4096)
-#define NPROCS 128
+#define NPROCS 512
 #define NPINS 256
+#define PIN_MAX (1 << 20)                     /* more pins of one entry by one process: garbage */
 #define COMMIT_STEP ((uint64_t)32 << 20)
 #define MIN_CAPACITY ((size_t)4 << 20)
 /* /dev/shm room rule (raster__shm_capacity_for): the arena takes at most
@@ -99,6 +151,8 @@
  * not made at all when that is under MIN_SHARED_ROOM. */
 #define SHM_SHARE_DIVISOR 4
 #define MIN_SHARED_ROOM ((uint64_t)32 << 20)
+#define LOCK_ARENA_BYTE 0
+#define LOCK_SLOT_BYTE(s) ((off_t)1 + (off_t)(s))
 
 enum { ST_FREE = 0, ST_RESERVED = 1, ST_PUBLISHED = 2, ST_RETIRED = 3 };
 
@@ -108,9 +162,8 @@ typedef struct shm_pin {
 } shm_pin_t;
 
 typedef struct shm_proc {
-    int32_t pid;                  /* 0: free */
+    int32_t pid;                  /* 0: free; else who took it, in its namespace */
     uint32_t pad;
-    uint64_t start_time;          /* /proc/<pid>/stat field 22 */
     shm_pin_t pins[NPINS];
 } shm_proc_t;
 
@@ -134,58 +187,75 @@ typedef struct shm_hdr {
     uint64_t capacity;            /* bytes of entry memory */
     uint64_t unit, nunits, nentries, nbuckets, nprocs, npins;
     uint64_t off_procs, off_entries, off_buckets, off_bitmap, off_data;
-    pthread_mutex_t mu;
-    /* Under mu: */
+    /* Under the arena lock: */
+    _Atomic uint32_t dirty;       /* 1 while a process is inside a critical section (its
+                                     store and load also order the tables' words around
+                                     the lock, beside the system call's own barrier) */
+    uint32_t abandoned;           /* 1: unlinked, open the name again */
     _Atomic uint64_t budget;      /* also read without the lock */
     uint64_t bytes_used;
     uint64_t committed;           /* bytes of data fallocate'd */
     int64_t entries_linked;
     uint64_t hits, misses, inserts, evictions, commits, repairs, reclaimed_pins;
     uint64_t commit_failures;     /* posix_fallocate said no (/dev/shm full) */
+    uint64_t corruptions;         /* rebuilds for tables found inconsistent */
+    uint64_t slots_freed;         /* slots given back (a process left or was swept) */
     int32_t lru_head, lru_tail, free_head;
     uint32_t entries_hw;          /* descriptors ever used: [0, entries_hw) */
-    uint64_t cursor;              /* unused (was a rotating start; layout kept) */
 } shm_hdr_t;
+
+/* The geometry, copied from the header once it is checked: every pointer
+ * into the arena is made from this copy, never from the shared header. */
+typedef struct geometry {
+    uint64_t nunits, nentries, nbuckets, nprocs, capacity;
+    uint64_t off_procs, off_entries, off_buckets, off_bitmap, off_data;
+} geometry_t;
 
 static struct {
     shm_hdr_t *h;                 /* NULL: not attached */
     uint8_t *base;
     size_t map_nbytes;
-    int fd;
+    geometry_t g;
+    int fd;                       /* this process's own open file description:
+                                     its locks are this process's */
     int slot;                     /* this process's slot, -1 after fork (the
                                      child hook runs in every fork: it is
                                      registered before the first attach) */
+    int corrupt;                  /* found inconsistent in this critical section */
     struct timespec commit_failed;/* last failed commit: retried a second later */
-    pid_t pid;                    /* whose slot it is */
+    struct timespec slot_failed;  /* last time every slot was taken (0: never) */
+    uint64_t slot_failed_gen;     /* slots_freed then */
     useconds_t test_sleep;
     char name[64];
-    pthread_mutex_t local;        /* serialises re-attach after fork */
-} A = {.fd = -1, .slot = -1, .local = PTHREAD_MUTEX_INITIALIZER};
+    char note[168];               /* for the stats' reason: a leftover removed, a rebuild */
+    pthread_mutex_t local;        /* serialises attach and detach */
+    pthread_mutex_t threads;      /* the threads of this process, before the arena lock */
+} A = {.fd = -1, .slot = -1, .local = PTHREAD_MUTEX_INITIALIZER, .threads = PTHREAD_MUTEX_INITIALIZER};
 
 /* ------------------------------ layout --------------------------------- */
 
 static shm_proc_t *
 procs(void)
 {
-    return (shm_proc_t *)(A.base + A.h->off_procs);
+    return (shm_proc_t *)(A.base + A.g.off_procs);
 }
 
 static shm_entry_t *
 entries(void)
 {
-    return (shm_entry_t *)(A.base + A.h->off_entries);
+    return (shm_entry_t *)(A.base + A.g.off_entries);
 }
 
 static int32_t *
 buckets(void)
 {
-    return (int32_t *)(A.base + A.h->off_buckets);
+    return (int32_t *)(A.base + A.g.off_buckets);
 }
 
 static uint64_t *
 bitmap(void)
 {
-    return (uint64_t *)(A.base + A.h->off_bitmap);
+    return (uint64_t *)(A.base + A.g.off_bitmap);
 }
 
 static int32_t
@@ -201,65 +271,127 @@ test_pause(void)
         usleep(A.test_sleep);
 }
 
-/* ------------------------------ processes ------------------------------ */
+/* ------------------------------ trust (under the lock) ----------------- */
 
-/* Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or
- * 0 if the process is gone. */
-static uint64_t
-start_time_of(pid_t pid)
+/* Something read from the tables makes no sense: the operation gives up
+ * (a miss, no reservation) and the tables are rebuilt before the lock is
+ * released. */
+static void
+corrupt(const char *what)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    const ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');          /* the name may hold spaces */
-    if (p == NULL)
-        return 0;
-    int field = 2;
-    for (; *p && field < 22; p++)
-        if (*p == ' ')
-            field++;
-    return strtoull(p, NULL, 10);
+    if (!A.corrupt)
+        snprintf(A.note, sizeof A.note, "the arena's tables were inconsistent (%s): rebuilt", what);
+    A.corrupt = 1;
 }
+
+/* Descriptors in use, bounded by the table. */
+static uint32_t
+hw(void)
+{
+    const uint32_t v = A.h->entries_hw;
+    return v <= A.g.nentries ? v : (uint32_t)A.g.nentries;
+}
+
+/* An entry index read from the tables: in range, or corruption noted. */
+static int
+idx_ok(int32_t i)
+{
+    if (i >= 0 && (uint32_t)i < hw())
+        return 1;
+    corrupt("an entry index out of range");
+    return 0;
+}
+
+/* An entry's units lie inside the arena. */
+static int
+units_ok(const shm_entry_t *e)
+{
+    return e->nunits > 0 && e->unit_off < A.g.nunits && e->nunits <= A.g.nunits - e->unit_off &&
+           e->capacity <= (uint64_t)e->nunits * UNIT && e->valid <= e->capacity;
+}
+
+static void
+used_sub(uint64_t n)
+{
+    if (A.h->bytes_used < n) {
+        corrupt("bytes in use below an entry's size");
+        return;
+    }
+    A.h->bytes_used -= n;
+}
+
+/* ------------------------------ OFD locks ------------------------------ */
 
 static int
-proc_alive(const shm_proc_t *pr)
+ofd_lock(int fd, short type, off_t start, off_t len, int wait)
 {
-    if (pr->pid <= 0)
-        return 0;
-    if (kill(pr->pid, 0) != 0 && errno == ESRCH)
-        return 0;
-    return start_time_of(pr->pid) == pr->start_time;
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len, .l_pid = 0};
+    int rc;
+    do
+        rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+    while (rc != 0 && errno == EINTR);
+    return rc == 0;
 }
 
-/* ------------------------------ lists (under mu) ----------------------- */
+/* 1 if another open file description (another process, or a descriptor
+ * this process kept for a test) holds a lock in [start, start + len).
+ * When the kernel cannot say, the answer is "held": a live process is
+ * never reclaimed. */
+static int
+ofd_held(int fd, off_t start, off_t len)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = start, .l_len = len, .l_pid = 0};
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+        return 1;
+    return fl.l_type != F_UNLCK;
+}
+
+/* Some slot is held by a live process other than this one. */
+static int
+anyone_attached(void)
+{
+    return ofd_held(A.fd, LOCK_SLOT_BYTE(0), (off_t)A.g.nprocs);
+}
+
+/* ------------------------------ lists (under the lock) ----------------- */
 
 static uint64_t
 bucket_of(const raster__tile_key_t *k)
 {
-    return raster__tile_key_hash(k) & (A.h->nbuckets - 1);
+    return raster__tile_key_hash(k) & (A.g.nbuckets - 1);
 }
 
 static shm_entry_t *
 lookup(const raster__tile_key_t *k)
 {
     shm_entry_t *E = entries();
-    for (int32_t i = buckets()[bucket_of(k)]; i >= 0; i = E[i].hnext)
+    uint64_t steps = 0;
+    for (int32_t i = buckets()[bucket_of(k)]; i >= 0; i = E[i].hnext) {
+        if (!idx_ok(i))
+            return NULL;
+        if (++steps > A.g.nentries) {
+            corrupt("a cycle in a hash chain");
+            return NULL;
+        }
         if (raster__tile_key_equal(&E[i].key, k))
             return &E[i];
+    }
     return NULL;
+}
+
+/* The LRU neighbour index 'i' (-1: none) is usable. */
+static int
+link_ok(int32_t i)
+{
+    return i == -1 || idx_ok(i);
 }
 
 static void
 lru_unlink(shm_entry_t *e)
 {
     shm_entry_t *E = entries();
+    if (!link_ok(e->prev) || !link_ok(e->next))
+        return;
     if (e->prev >= 0)
         E[e->prev].next = e->next;
     else
@@ -276,6 +408,8 @@ lru_push_head(shm_entry_t *e)
 {
     shm_entry_t *E = entries();
     const int32_t i = index_of(e);
+    if (!link_ok(A.h->lru_head))
+        return;
     e->prev = -1;
     e->next = A.h->lru_head;
     if (A.h->lru_head >= 0)
@@ -299,8 +433,11 @@ hash_remove(shm_entry_t *e)
     shm_entry_t *E = entries();
     int32_t *pp = &buckets()[bucket_of(&e->key)];
     const int32_t i = index_of(e);
-    while (*pp >= 0 && *pp != i)
-        pp = &E[*pp].hnext;
+    for (uint64_t steps = 0; *pp >= 0 && *pp != i; pp = &E[*pp].hnext)
+        if (!idx_ok(*pp) || ++steps > A.g.nentries) {
+            corrupt("a cycle or a bad index in a hash chain");
+            return;
+        }
     if (*pp == i)
         *pp = e->hnext;
     e->hnext = -1;
@@ -309,6 +446,10 @@ hash_remove(shm_entry_t *e)
 static void
 bits_set(uint64_t off, uint64_t n, int on)
 {
+    if (off > A.g.nunits || n > A.g.nunits - off) {
+        corrupt("an entry's units outside the arena");
+        return;
+    }
     uint64_t *b = bitmap();
     for (uint64_t u = off; u < off + n; u++) {
         if (on)
@@ -353,7 +494,7 @@ units_find_in(uint64_t lo, uint64_t hi, uint64_t n)
 static uint64_t
 units_find(uint64_t n)
 {
-    const uint64_t total = A.h->nunits;
+    const uint64_t total = A.g.nunits;
     if (n > total)
         return UINT64_MAX;
     uint64_t backed = A.h->committed / UNIT;
@@ -374,13 +515,13 @@ commit_upto(uint64_t end)
     if (end <= A.h->committed)
         return 1;
     uint64_t to = (end + COMMIT_STEP - 1) / COMMIT_STEP * COMMIT_STEP;
-    if (to > A.h->capacity)
-        to = A.h->capacity;
+    if (to > A.g.capacity)
+        to = A.g.capacity;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (A.commit_failed.tv_sec != 0 && now.tv_sec - A.commit_failed.tv_sec < 1)
         return 0;           /* /dev/shm was full a moment ago: do not ask on every miss */
-    const int rc = posix_fallocate(A.fd, (off_t)(A.h->off_data + A.h->committed),
+    const int rc = posix_fallocate(A.fd, (off_t)(A.g.off_data + A.h->committed),
                                    (off_t)(to - A.h->committed));
     if (rc != 0) {
         A.commit_failed = now;
@@ -396,8 +537,12 @@ commit_upto(uint64_t end)
 static void
 entry_free(shm_entry_t *e)
 {
-    bits_set(e->unit_off, e->nunits, 0);
-    A.h->bytes_used -= (uint64_t)e->nunits * UNIT;
+    if (units_ok(e)) {
+        bits_set(e->unit_off, e->nunits, 0);
+        used_sub((uint64_t)e->nunits * UNIT);
+    } else {
+        corrupt("an entry's units outside the arena");
+    }
     e->state = ST_FREE;
     e->refs = 0;
     e->hnext = A.h->free_head;
@@ -417,7 +562,7 @@ entry_unlink(shm_entry_t *e)
         e->state = ST_RETIRED;
 }
 
-/* ------------------------------ pins (under mu) ------------------------ */
+/* ------------------------------ pins (under the lock) ------------------ */
 
 static shm_pin_t *
 pin_find(int32_t idx, int create)
@@ -442,6 +587,12 @@ pin_add(shm_entry_t *e)
     shm_pin_t *p = pin_find(index_of(e), 1);
     if (p == NULL)
         return 0;
+    if (p->count < 0 || p->count >= PIN_MAX || e->refs < 0 || e->refs >= INT32_MAX / 2) {
+        if (p->count == 0)
+            p->entry = 0;
+        corrupt("a pin count out of range");
+        return 0;
+    }
     p->count++;
     e->refs++;
     return 1;
@@ -454,39 +605,43 @@ slot_reclaim(int s)
     shm_proc_t *pr = &procs()[s];
     shm_entry_t *E = entries();
     for (int i = 0; i < NPINS; i++) {
-        const int32_t idx = pr->pins[i].entry - 1;
-        if (idx >= 0 && (uint32_t)idx < A.h->entries_hw) {
+        const int64_t idx = (int64_t)pr->pins[i].entry - 1;
+        const int32_t count = pr->pins[i].count;
+        if (idx >= 0 && idx < (int64_t)hw() && count > 0 && count <= PIN_MAX) {
             shm_entry_t *e = &E[idx];
-            e->refs -= pr->pins[i].count;
-            A.h->reclaimed_pins += (uint64_t)pr->pins[i].count;
-            if (e->refs <= 0) {
+            const int64_t left = (int64_t)e->refs - count;
+            e->refs = (int32_t)(left > 0 ? left : 0);
+            A.h->reclaimed_pins += (uint64_t)count;
+            if (e->refs == 0) {
                 e->refs = 0;
                 if (e->state == ST_RESERVED || e->state == ST_RETIRED)
                     entry_free(e);
             }
+        } else if (idx != -1 || count != 0) {
+            corrupt("a pin to a bad entry");
         }
         pr->pins[i].entry = 0;
         pr->pins[i].count = 0;
     }
     pr->pid = 0;
-    pr->start_time = 0;
+    A.h->slots_freed++;
 }
 
-/* Reclaims the slots of processes that are gone; returns how many live
- * ones are attached. */
+/* Reclaims the slots of processes that are gone (their byte unlocked);
+ * returns how many live ones are attached, this one included. */
 static int
 sweep(void)
 {
     int live = 0;
-    for (int s = 0; s < NPROCS; s++) {
+    for (int s = 0; s < (int)A.g.nprocs; s++) {
         shm_proc_t *pr = &procs()[s];
-        if (pr->pid == 0)
-            continue;
-        if (s == A.slot && pr->pid == A.pid) {
+        if (s == A.slot) {
             live++;
             continue;
         }
-        if (proc_alive(pr))
+        if (pr->pid == 0)
+            continue;
+        if (ofd_held(A.fd, LOCK_SLOT_BYTE(s), 1))
             live++;
         else
             slot_reclaim(s);
@@ -496,55 +651,70 @@ sweep(void)
 
 /* ------------------------------ repair --------------------------------- */
 
-/* After a process died holding the lock: rebuild everything derived from
- * the descriptors' (state, key, units) and the processes' pins. */
+/* Recounts every entry's refs from the slots' pins, dropping pins that
+ * make no sense (bad entry, count out of range, in a free slot). */
+static void
+repair_refs(void)
+{
+    shm_entry_t *E = entries();
+    const uint32_t n = hw();
+    for (uint32_t i = 0; i < n; i++)
+        E[i].refs = 0;
+    for (uint64_t s = 0; s < A.g.nprocs; s++)
+        for (int i = 0; i < NPINS; i++) {
+            shm_pin_t *p = &procs()[s].pins[i];
+            const int64_t idx = (int64_t)p->entry - 1;
+            if (idx < 0 || idx >= (int64_t)n || p->count <= 0 || p->count > PIN_MAX || procs()[s].pid == 0 ||
+                E[idx].state > ST_RETIRED || (int64_t)E[idx].refs + p->count > INT32_MAX / 2) {
+                p->entry = p->count = 0;
+                continue;
+            }
+            E[idx].refs += p->count;
+        }
+}
+
+/* Whether descriptor 'e' can stay (its units are free so far, and it has a
+ * reason to exist); RETIRED when only a reader's pin keeps it. */
+static int
+repair_keeps(shm_entry_t *e)
+{
+    if (e->state == ST_FREE || e->state > ST_RETIRED || !units_ok(e))
+        return 0;
+    for (uint64_t u = e->unit_off; u < e->unit_off + e->nunits; u++)
+        if (bit_get(u))
+            return 0;           /* overlaps one kept already */
+    if (e->state != ST_PUBLISHED)
+        return e->refs > 0;     /* reserved or retired: only while in use */
+    if (lookup(&e->key) == NULL)
+        return 1;
+    if (e->refs == 0)
+        return 0;               /* one of two: the other stays linked */
+    e->state = ST_RETIRED;      /* a reader copies from it: keep it, unlinked */
+    return 1;
+}
+
+/* After a process died holding the lock, or the tables were found
+ * inconsistent: rebuild everything derived from the descriptors' (state,
+ * key, units) and the processes' pins.  Total: any content of the tables
+ * gives consistent tables. */
 static void
 repair(void)
 {
     shm_hdr_t *h = A.h;
     shm_entry_t *E = entries();
-    if (h->entries_hw > h->nentries)
-        h->entries_hw = (uint32_t)h->nentries;
-    for (uint32_t i = 0; i < h->entries_hw; i++)
-        E[i].refs = 0;
-    for (int s = 0; s < NPROCS; s++)
-        for (int i = 0; i < NPINS; i++) {
-            shm_pin_t *p = &procs()[s].pins[i];
-            if (p->entry <= 0 || (uint32_t)(p->entry - 1) >= h->entries_hw || p->count <= 0 ||
-                procs()[s].pid == 0) {
-                p->entry = p->count = 0;
-                continue;
-            }
-            E[p->entry - 1].refs += p->count;
-        }
-    memset(bitmap(), 0, (size_t)((h->nunits + 63) / 64) * 8);
-    for (uint64_t b = 0; b < h->nbuckets; b++)
+    h->entries_hw = hw();
+    repair_refs();
+    memset(bitmap(), 0, (size_t)((A.g.nunits + 63) / 64) * 8);
+    for (uint64_t b = 0; b < A.g.nbuckets; b++)
         buckets()[b] = -1;
     h->lru_head = h->lru_tail = h->free_head = -1;
     h->bytes_used = 0;
     h->entries_linked = 0;
+    const int was_corrupt = A.corrupt;
     for (uint32_t i = h->entries_hw; i-- > 0;) {
         shm_entry_t *e = &E[i];
         e->hnext = e->prev = e->next = -1;
-        int keep = e->state != ST_FREE && e->nunits > 0 && e->unit_off + e->nunits <= h->nunits &&
-                   (uint64_t)e->nunits * UNIT >= e->capacity && e->valid <= e->capacity;
-        if (keep && (e->state == ST_RESERVED || e->state == ST_RETIRED) && e->refs == 0)
-            keep = 0;
-        for (uint64_t u = e->unit_off; keep && u < e->unit_off + e->nunits; u++)
-            keep = !bit_get(u);
-        if (keep && e->state == ST_PUBLISHED) {
-            shm_entry_t *dup = lookup(&e->key);
-            if (dup != NULL)
-                keep = 0;   /* one of two: the other stays linked */
-        }
-        if (!keep && e->refs > 0 && e->state == ST_PUBLISHED && e->nunits > 0 &&
-            e->unit_off + e->nunits <= h->nunits) {
-            keep = 1;       /* a reader copies from it: keep it, unlinked */
-            for (uint64_t u = e->unit_off; keep && u < e->unit_off + e->nunits; u++)
-                keep = !bit_get(u);
-            e->state = keep ? ST_RETIRED : e->state;
-        }
-        if (!keep) {
+        if (!repair_keeps(e)) {
             e->state = ST_FREE;
             e->refs = 0;
             e->hnext = h->free_head;
@@ -559,54 +729,255 @@ repair(void)
             h->entries_linked++;
         }
     }
+    for (uint64_t s = 0; s < A.g.nprocs; s++)      /* pins of what was dropped */
+        for (int i = 0; i < NPINS; i++) {
+            shm_pin_t *p = &procs()[s].pins[i];
+            if (p->entry > 0 && E[p->entry - 1].state == ST_FREE)
+                p->entry = p->count = 0;
+        }
+    if (h->committed > A.g.capacity)
+        h->committed = A.g.capacity;
+    if (atomic_load(&h->budget) > A.g.capacity)
+        atomic_store(&h->budget, A.g.capacity);
+    A.corrupt = 0;              /* what the rebuild itself walked is consistent now */
     h->repairs++;
+    h->corruptions += (uint64_t)was_corrupt;
+}
+
+/* The header's own words that index the tables are in range. */
+static int
+header_sane(void)
+{
+    const shm_hdr_t *h = A.h;
+    const int64_t n = h->entries_hw;
+    return h->entries_hw <= A.g.nentries && h->lru_head >= -1 && h->lru_head < n && h->lru_tail >= -1 &&
+           h->lru_tail < n && h->free_head >= -1 && h->free_head < n && h->committed <= A.g.capacity &&
+           atomic_load(&h->budget) <= A.g.capacity && h->bytes_used <= A.g.capacity &&
+           h->entries_linked >= 0 && h->entries_linked <= n;
+}
+
+/* ------------------------------ whole-table check ---------------------- */
+
+typedef struct checker {
+    char *why;
+    size_t n;
+    int ok;
+} checker_t;
+
+static void
+check_fail(checker_t *c, const char *fmt, long long a, long long b)
+{
+    if (c->ok)
+        snprintf(c->why, c->n, fmt, a, b);
+    c->ok = 0;
+}
+
+enum { SEEN_HASH = 1, SEEN_LRU = 2, SEEN_FREE = 4 };
+
+/* Walks one list ('lru': next, else hnext), every member in range, once,
+ * in 'state', ended by -1 exactly (another negative value is garbage the
+ * walks would stop at, and the unlinks would follow); returns how many it
+ * holds. */
+static int64_t
+check_list(checker_t *c, int32_t head, uint8_t *seen, uint8_t flag, uint32_t state, int lru)
+{
+    shm_entry_t *E = entries();
+    const uint32_t n = hw();
+    int64_t count = 0;
+    int32_t prev = -1;
+    for (int32_t i = head; i != -1 && c->ok; prev = i, i = lru ? E[i].next : E[i].hnext) {
+        if (i < 0 || (uint32_t)i >= n || (seen[i] & flag) || E[i].state != state) {
+            check_fail(c, "list %lld: entry %lld out of range, met twice or in the wrong state", flag, i);
+            break;
+        }
+        if (lru && E[i].prev != prev)
+            check_fail(c, "LRU list: entry %lld's back link is %lld", i, E[i].prev);
+        seen[i] |= flag;
+        count++;
+    }
+    if (lru && c->ok && A.h->lru_tail != prev)
+        check_fail(c, "LRU list: tail %lld but the list ends at %lld", A.h->lru_tail, prev);
+    return count;
+}
+
+/* Pins: in range, in live-looking slots, counted into refs[]. */
+static void
+check_pins(checker_t *c, int64_t *refs)
+{
+    const shm_entry_t *E = entries();
+    const uint32_t n = hw();
+    for (uint64_t s = 0; s < A.g.nprocs && c->ok; s++)
+        for (int i = 0; i < NPINS && c->ok; i++) {
+            const shm_pin_t *p = &procs()[s].pins[i];
+            if (p->entry == 0 && p->count == 0)
+                continue;
+            if (procs()[s].pid == 0 || p->entry <= 0 || (uint32_t)(p->entry - 1) >= n || p->count <= 0 ||
+                p->count > PIN_MAX || E[p->entry - 1].state == ST_FREE || E[p->entry - 1].state > ST_RETIRED)
+                check_fail(c, "slot %lld: a pin to entry %lld that cannot be pinned", (long long)s, (long long)p->entry - 1);
+            else
+                refs[p->entry - 1] += p->count;
+        }
+}
+
+/* One descriptor against its pins and the bitmap; adds its units. */
+static void
+check_entry(checker_t *c, uint32_t i, const int64_t *refs, uint64_t *units, int64_t *published, int64_t *nfree)
+{
+    const shm_entry_t *e = &entries()[i];
+    if (e->state == ST_FREE) {
+        (*nfree)++;
+        return;
+    }
+    if (e->state > ST_RETIRED || !units_ok(e)) {
+        check_fail(c, "entry %lld: state %lld or its units are out of range", i, e->state);
+        return;
+    }
+    if (e->refs != refs[i])
+        check_fail(c, "entry %lld: refs %lld but the processes hold other pins", i, e->refs);
+    if ((e->state == ST_RESERVED || e->state == ST_RETIRED) && e->refs == 0)
+        check_fail(c, "entry %lld: state %lld with no reference left (leaked)", i, e->state);
+    *units += e->nunits;
+    for (uint64_t u = e->unit_off; u < e->unit_off + e->nunits && c->ok; u++)
+        if (!bit_get(u))
+            check_fail(c, "entry %lld: unit %lld is not marked used", i, (long long)u);
+    if (e->state == ST_PUBLISHED)
+        (*published)++;
+}
+
+/* Every invariant of the tables, every walk bounded (what attach checks
+ * and raster__shm_check() reports).  Under the lock. */
+static int
+tables_valid(char *why, size_t why_nbytes)
+{
+    checker_t c = {why, why_nbytes, 1};
+    if (!header_sane()) {
+        check_fail(&c, "the header's table indices are out of range (%lld, %lld)", A.h->entries_hw,
+                   A.h->lru_head);
+        return 0;
+    }
+    const uint32_t n = hw();
+    int64_t *refs = calloc((size_t)n + 1, sizeof *refs);
+    uint8_t *seen = calloc((size_t)n + 1, 1);
+    if (refs == NULL || seen == NULL) {
+        free(refs);
+        free(seen);
+        check_fail(&c, "no memory to check %lld entries", n, 0);
+        return 0;
+    }
+    check_pins(&c, refs);
+    uint64_t units = 0;
+    int64_t published = 0, nfree = 0, hashed = 0;
+    for (uint32_t i = 0; i < n && c.ok; i++)
+        check_entry(&c, i, refs, &units, &published, &nfree);
+    for (uint64_t b = 0; b < A.g.nbuckets && c.ok; b++) {
+        const int64_t before = hashed;
+        hashed += check_list(&c, buckets()[b], seen, SEEN_HASH, ST_PUBLISHED, 0);
+        for (int32_t i = buckets()[b]; c.ok && hashed > before && i >= 0; i = entries()[i].hnext)
+            if (bucket_of(&entries()[i].key) != b)
+                check_fail(&c, "entry %lld is chained in bucket %lld, not its own", i, (long long)b);
+    }
+    const int64_t in_lru = c.ok ? check_list(&c, A.h->lru_head, seen, SEEN_LRU, ST_PUBLISHED, 1) : 0;
+    const int64_t freed = c.ok ? check_list(&c, A.h->free_head, seen, SEEN_FREE, ST_FREE, 0) : 0;
+    uint64_t marked = 0;
+    for (uint64_t u = 0; u < A.g.nunits; u++)
+        marked += (uint64_t)bit_get(u);
+    if (c.ok && (hashed != published || in_lru != published || published != A.h->entries_linked))
+        check_fail(&c, "%lld published, %lld in the table or the LRU list or counted", published,
+                   hashed != published ? hashed : in_lru != published ? in_lru : A.h->entries_linked);
+    if (c.ok && freed != nfree)
+        check_fail(&c, "%lld free descriptors, %lld on the free list", nfree, freed);
+    if (c.ok && marked != units)
+        check_fail(&c, "%lld units marked but entries hold %lld", (long long)marked, (long long)units);
+    if (c.ok && units * UNIT != A.h->bytes_used)
+        check_fail(&c, "bytes_used %lld but entries hold %lld", (long long)A.h->bytes_used,
+                   (long long)(units * UNIT));
+    free(refs);
+    free(seen);
+    return c.ok;
+}
+
+/* ------------------------------ the arena's lock ----------------------- */
+
+/* Takes the arena's lock: 1, or 0 when it cannot be had (no descriptor
+ * after a failed reopen at fork, or the kernel refused): the caller then
+ * acts as on a miss.  Repairs first if the last holder died inside, or if
+ * the header's indices are out of range. */
+static int
+lock(void)
+{
+    pthread_mutex_lock(&A.threads);
+    if (A.h == NULL || A.fd < 0 || !ofd_lock(A.fd, F_WRLCK, LOCK_ARENA_BYTE, 1, 1)) {
+        pthread_mutex_unlock(&A.threads);
+        return 0;
+    }
+    const uint32_t dirty = atomic_load(&A.h->dirty);
+    if (!header_sane())
+        corrupt("the header's table indices are out of range");
+    if (dirty || A.corrupt)
+        repair();
+    atomic_store(&A.h->dirty, 1);
+    return 1;
 }
 
 static void
-lock(void)
+unlock_now(void)
 {
-    const int rc = pthread_mutex_lock(&A.h->mu);
-    if (rc == EOWNERDEAD) {
+    if (A.corrupt)
         repair();
-        pthread_mutex_consistent(&A.h->mu);
-    }
+    atomic_store(&A.h->dirty, 0);
+    ofd_lock(A.fd, F_UNLCK, LOCK_ARENA_BYTE, 1, 0);
+    pthread_mutex_unlock(&A.threads);
 }
 
 static void
 unlock(void)
 {
     test_pause();
-    pthread_mutex_unlock(&A.h->mu);
+    unlock_now();
 }
 
-/* This process's slot: a new one after fork (the parent keeps its own). */
+/* ------------------------------ slots (under the lock) ----------------- */
+
+/* This process's slot: a new one after fork (the parent keeps its own).
+ * When every slot is held by a live process, asks again only when
+ * 'force' (stats), when a slot was given back since, or a second later
+ * (a dead process's slot is only found by a sweep). */
 static int
-slot_take(void)
+slot_take(int force)
 {
     if (A.slot >= 0)
         return 1;
-    const pid_t me = getpid();
-    const uint64_t st = start_time_of(me);
+    if (A.fd < 0)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!force && A.slot_failed.tv_sec != 0 && now.tv_sec - A.slot_failed.tv_sec < 1 &&
+        A.h->slots_freed == A.slot_failed_gen)
+        return 0;
     sweep();
-    for (int s = 0; s < NPROCS; s++) {
+    for (int s = 0; s < (int)A.g.nprocs; s++) {
         shm_proc_t *pr = &procs()[s];
-        if (pr->pid != 0)
+        if (pr->pid != 0 || !ofd_lock(A.fd, F_WRLCK, LOCK_SLOT_BYTE(s), 1, 0))
             continue;
         memset(pr->pins, 0, sizeof pr->pins);
-        pr->start_time = st;
-        pr->pid = (int32_t)me;
+        pr->pid = (int32_t)getpid();
         A.slot = s;
-        A.pid = me;
+        A.slot_failed.tv_sec = 0;
         return 1;
     }
+    A.slot_failed = now;
+    A.slot_failed_gen = A.h->slots_freed;
+    if (A.slot_failed.tv_sec == 0)
+        A.slot_failed.tv_sec = 1;
     return 0;
 }
 
-/* Under mu: this process has a slot (after fork, the child takes one). */
+/* Under the lock: this process has a slot (after fork, the child takes
+ * one; without one it reads uncached). */
 static int
 me_ready(void)
 {
-    return slot_take();
+    return slot_take(0);
 }
 
 /* ------------------------------ attach --------------------------------- */
@@ -637,9 +1008,13 @@ raster__shm_name(void)
 }
 
 typedef struct layout {
-    uint64_t nunits, nentries, nbuckets;
+    uint64_t nunits, nentries, nbuckets, nprocs;
     uint64_t off_procs, off_entries, off_buckets, off_bitmap, off_data, total;
 } layout_t;
+
+/* Process slots of an arena this process creates (the test knob, else
+ * NPROCS). */
+static uint64_t create_nprocs = NPROCS;
 
 static uint64_t
 align_up(uint64_t v, uint64_t a)
@@ -648,7 +1023,7 @@ align_up(uint64_t v, uint64_t a)
 }
 
 static layout_t
-layout_for(uint64_t capacity)
+layout_with(uint64_t capacity, uint64_t nprocs)
 {
     layout_t L;
     L.nunits = capacity / UNIT;
@@ -658,13 +1033,27 @@ layout_for(uint64_t capacity)
     L.nbuckets = 1;
     while (L.nbuckets < L.nentries)
         L.nbuckets <<= 1;
+    L.nprocs = nprocs;
     L.off_procs = align_up(sizeof(shm_hdr_t), 4096);
-    L.off_entries = align_up(L.off_procs + NPROCS * sizeof(shm_proc_t), 64);
+    L.off_entries = align_up(L.off_procs + nprocs * sizeof(shm_proc_t), 64);
     L.off_buckets = align_up(L.off_entries + L.nentries * sizeof(shm_entry_t), 64);
     L.off_bitmap = align_up(L.off_buckets + L.nbuckets * sizeof(int32_t), 64);
     L.off_data = align_up(L.off_bitmap + (L.nunits + 63) / 64 * 8, 4096);
     L.total = L.off_data + L.nunits * UNIT;
     return L;
+}
+
+static layout_t
+layout_for(uint64_t capacity)
+{
+    return layout_with(capacity, create_nprocs);
+}
+
+static void
+geometry_take(const shm_hdr_t *h)
+{
+    A.g = (geometry_t){h->nunits,      h->nentries,    h->nbuckets,   h->nprocs,     h->capacity,
+                       h->off_procs,   h->off_entries, h->off_buckets, h->off_bitmap, h->off_data};
 }
 
 static int
@@ -729,6 +1118,10 @@ create(uint64_t capacity, size_t budget, char *why, size_t n)
     int rc = ftruncate(fd, (off_t)L.total) == 0 ? 0 : errno;
     if (rc == 0)
         rc = posix_fallocate(fd, 0, (off_t)L.off_data);
+    /* The creator's slot (0) is locked before anyone can see the arena, so
+     * that it never looks abandoned. */
+    if (rc == 0 && !ofd_lock(fd, F_WRLCK, LOCK_SLOT_BYTE(0), 1, 0))
+        rc = errno;
     uint8_t *base = rc == 0 ? mmap(NULL, L.total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
     if (base == MAP_FAILED) {
         if (rc == 0)
@@ -747,31 +1140,49 @@ create(uint64_t capacity, size_t budget, char *why, size_t n)
     h->nunits = L.nunits;
     h->nentries = L.nentries;
     h->nbuckets = L.nbuckets;
-    h->nprocs = NPROCS;
+    h->nprocs = L.nprocs;
     h->npins = NPINS;
     h->off_procs = L.off_procs;
     h->off_entries = L.off_entries;
     h->off_buckets = L.off_buckets;
     h->off_bitmap = L.off_bitmap;
     h->off_data = L.off_data;
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&h->mu, &ma);
-    pthread_mutexattr_destroy(&ma);
     atomic_store(&h->budget, budget > 0 && budget < h->capacity ? budget : h->capacity);
     h->lru_head = h->lru_tail = h->free_head = -1;
     int32_t *b = (int32_t *)(base + L.off_buckets);
     for (uint64_t i = 0; i < L.nbuckets; i++)
         b[i] = -1;
+    ((shm_proc_t *)(base + L.off_procs))[0].pid = (int32_t)getpid();
     h->magic = SHM_MAGIC;
     atomic_store(&h->ready, 1);
     A.h = h;
     A.base = base;
     A.map_nbytes = L.total;
     A.fd = fd;
+    A.slot = 0;
+    geometry_take(h);
     return 1;
+}
+
+/* What is wrong with a header that is ready, or NULL. */
+static const char *
+header_fault(const shm_hdr_t *h, uint64_t size)
+{
+    if (h->magic != SHM_MAGIC)
+        return "has a bad magic number (corrupted or not an arena)";
+    if (h->layout_version != SHM_LAYOUT_VERSION || h->hdr_nbytes != sizeof *h)
+        return "has another layout version";
+    if (h->owner_uid != (uint32_t)getuid())
+        return "names another owner in its header";
+    if (h->total_nbytes != size || h->unit != UNIT || h->nprocs < 1 || h->nprocs > NPROCS || h->npins != NPINS)
+        return "has inconsistent sizes in its header";
+    const layout_t L = layout_with(h->capacity, h->nprocs);
+    if (h->capacity % UNIT != 0 || L.nunits != h->nunits ||
+        L.nentries != h->nentries || L.nbuckets != h->nbuckets || L.off_procs != h->off_procs ||
+        L.off_entries != h->off_entries || L.off_buckets != h->off_buckets || L.off_bitmap != h->off_bitmap ||
+        L.off_data != h->off_data || L.total != h->total_nbytes)
+        return "has inconsistent offsets in its header";
+    return NULL;
 }
 
 /* Opens an existing object and checks that it is ours and sane. */
@@ -810,6 +1221,13 @@ open_existing(char *why, size_t n, int *stale)
         snprintf(why, n, "%s is %lld bytes, smaller than its header: refused", A.name, (long long)sb.st_size);
         return 0;
     }
+    /* The kernel must answer liveness across namespaces, or no sharing. */
+    if (!ofd_lock(fd, F_UNLCK, LOCK_ARENA_BYTE, 1, 0)) {
+        const int err = errno;
+        close(fd);
+        return fail(why, n, "%s: open file description locks (F_OFD_SETLK) are needed to share it: refused",
+                    A.name, err);
+    }
     uint8_t *base = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         close(fd);
@@ -822,23 +1240,8 @@ open_existing(char *why, size_t n, int *stale)
     const char *bad = NULL;
     if (!atomic_load(&h->ready))
         bad = "was never finished by its creator", *stale = 1;
-    else if (h->magic != SHM_MAGIC)
-        bad = "has a bad magic number (corrupted or not an arena)";
-    else if (h->layout_version != SHM_LAYOUT_VERSION || h->hdr_nbytes != sizeof *h)
-        bad = "has another layout version";
-    else if (h->owner_uid != (uint32_t)getuid())
-        bad = "names another owner in its header";
-    else if (h->total_nbytes != (uint64_t)sb.st_size || h->unit != UNIT || h->nprocs != NPROCS ||
-             h->npins != NPINS)
-        bad = "has inconsistent sizes in its header";
-    else {
-        const layout_t L = layout_for(h->capacity);
-        if (h->capacity % UNIT != 0 || L.nunits != h->nunits || L.nentries != h->nentries ||
-            L.nbuckets != h->nbuckets || L.off_procs != h->off_procs || L.off_entries != h->off_entries ||
-            L.off_buckets != h->off_buckets || L.off_bitmap != h->off_bitmap || L.off_data != h->off_data ||
-            L.total != h->total_nbytes)
-            bad = "has inconsistent offsets in its header";
-    }
+    else
+        bad = header_fault(h, (uint64_t)sb.st_size);
     if (bad != NULL) {
         munmap(base, (size_t)sb.st_size);
         close(fd);
@@ -849,25 +1252,47 @@ open_existing(char *why, size_t n, int *stale)
     A.base = base;
     A.map_nbytes = (size_t)sb.st_size;
     A.fd = fd;
+    geometry_take(h);
     return 1;
+}
+
+/* This process lets go of its mapping (no slot held, nothing pinned). */
+static void
+unmap(void)
+{
+    munmap(A.base, A.map_nbytes);
+    close(A.fd);
+    A.h = NULL;
+    A.base = NULL;
+    A.fd = -1;
+    A.slot = -1;
+}
+
+/* Under the lock, with no live process attached: nobody can use it any
+ * more; whoever opened it meanwhile sees the mark and opens the name
+ * again (which the unlink frees for a new arena). */
+static void
+abandon(void)
+{
+    A.h->abandoned = 1;
+    shm_unlink(A.name);
 }
 
 void
 raster__shm_detach(void)
 {
     pthread_mutex_lock(&A.local);
-    if (A.h == NULL || A.slot < 0) {
+    if (A.h == NULL || A.slot < 0 || !lock()) {
         pthread_mutex_unlock(&A.local);
         return;
     }
-    lock();
-    if (A.slot >= 0)
-        slot_reclaim(A.slot);
+    slot_reclaim(A.slot);
+    ofd_lock(A.fd, F_UNLCK, LOCK_SLOT_BYTE(A.slot), 1, 0);
     A.slot = -1;
-    const int others = sweep();
-    pthread_mutex_unlock(&A.h->mu);
-    if (others == 0)
-        shm_unlink(A.name);
+    sweep();
+    if (!anyone_attached() && !A.h->abandoned)
+        abandon();
+    unlock_now();
     pthread_mutex_unlock(&A.local);
 }
 
@@ -880,16 +1305,13 @@ raster__shm_reap(void)
         char why[192];
         int stale = 0;
         if (open_existing(why, sizeof why, &stale) == 1) {
-            lock();
-            const int live = sweep();
-            pthread_mutex_unlock(&A.h->mu);
-            if (live == 0)
-                shm_unlink(A.name);
-            munmap(A.base, A.map_nbytes);
-            close(A.fd);
-            A.h = NULL;
-            A.base = NULL;
-            A.fd = -1;
+            /* Slot locks say who lives, in every PID namespace. */
+            if (lock()) {
+                if (!anyone_attached() && !A.h->abandoned)
+                    abandon();
+                unlock_now();
+            }
+            unmap();
         }
     }
     pthread_mutex_unlock(&A.local);
@@ -901,12 +1323,54 @@ detach_at_exit(void)
     raster__shm_detach();
 }
 
+/* A descriptor of the arena on an open file description of its own: the
+ * same inode opened again (through /proc, else by name, checked to be the
+ * same object); -1 if neither works. */
+static int
+reopen_own(int fd)
+{
+    struct stat was, now;
+    if (fstat(fd, &was) != 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int nfd = open(path, O_RDWR | O_CLOEXEC);
+    if (nfd < 0)
+        nfd = shm_open(A.name, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (nfd >= 0 && (fstat(nfd, &now) != 0 || now.st_ino != was.st_ino || now.st_dev != was.st_dev)) {
+        close(nfd);
+        nfd = -1;
+    }
+    return nfd;
+}
+
 /* Fork (hook run by fork.c): the parent keeps its slot; the child takes
- * its own on first use. */
+ * its own on first use, on a descriptor of its own: the inherited one
+ * shares the parent's open file description, whose locks (the parent's
+ * slot, and the arena's lock if a parent thread held it) would otherwise
+ * stay held as long as the child lives, and which the child's own locks
+ * would not be told apart from.  The local mutexes may have been held by
+ * threads that do not exist in the child. */
 void
 raster__shm_arena_fork_child(void)
 {
+    pthread_mutex_init(&A.local, NULL);
+    pthread_mutex_init(&A.threads, NULL);
     A.slot = -1;
+    A.slot_failed.tv_sec = 0;
+    if (A.fd < 0)
+        return;
+    const int nfd = reopen_own(A.fd);
+    if (nfd >= 0 && dup3(nfd, A.fd, O_CLOEXEC) >= 0) {
+        close(nfd);
+        return;
+    }
+    if (nfd >= 0)
+        close(nfd);
+    close(A.fd);                /* at least the parent's locks go */
+    A.fd = -1;
+    snprintf(A.note, sizeof A.note, "%s could not be opened again after fork: this process reads uncached",
+             A.name);
 }
 
 static void
@@ -916,54 +1380,111 @@ fork_hooks_register(void)
     raster__fork_hooks(RASTER__FORK_SHM_ARENA, &hooks);
 }
 
-int
-raster__shm_attach(size_t capacity, size_t budget, char *why, size_t n)
+/* The test knobs of the environment, read at attach. */
+static void
+test_knobs(void)
 {
-    static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-    pthread_once(&fork_once, fork_hooks_register);   /* before there is a slot to inherit */
-    name_init();
     const char *sl = getenv("RASTERLOADER_TILE_CACHE_TEST_SLEEP_US");
     A.test_sleep = sl ? (useconds_t)strtoul(sl, NULL, 10) : 0;
-    int got = 0;
-    for (int attempt = 0; attempt < 3 && !got; attempt++) {
+    const char *np = getenv("RASTERLOADER_TILE_CACHE_TEST_NPROCS");
+    const unsigned long v = np ? strtoul(np, NULL, 10) : 0;
+    create_nprocs = v >= 1 && v <= NPROCS ? v : NPROCS;
+}
+
+/* Under the lock, in an arena just opened: 1 to use it, 0 to open the
+ * name again (it was abandoned, or it is a leftover of dead processes,
+ * which this call removes and notes). */
+static int
+usable_after_open(void)
+{
+    if (A.h->abandoned)
+        return 0;
+    if (anyone_attached())
+        return 1;
+    snprintf(A.note, sizeof A.note,
+             "removed a leftover arena (%llu MiB, its processes all dead) and made a new one",
+             (unsigned long long)(A.g.capacity >> 20));
+    abandon();
+    return 0;
+}
+
+/* Under the lock, at attach: the tables are checked whole, and rebuilt if
+ * they are not consistent. */
+static void
+tables_trust(void)
+{
+    char why[96];
+    sweep();
+    if (tables_valid(why, sizeof why))
+        return;
+    snprintf(A.note, sizeof A.note, "the arena's tables were inconsistent at attach (%s): rebuilt", why);
+    A.h->corruptions++;
+    repair();
+}
+
+/* Opens or creates the arena: 1, or 0 with the reason. */
+static int
+open_or_create(size_t capacity, size_t budget, char *why, size_t n)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
         int stale = 0;
         const int r = open_existing(why, n, &stale);
         if (r == 1) {
-            got = 1;
-            break;
+            if (!lock()) {
+                unmap();
+                snprintf(why, n, "%s: its lock cannot be taken (%s): refused", A.name, strerror(errno));
+                return 0;
+            }
+            const int use = usable_after_open();
+            if (use)
+                tables_trust();
+            unlock_now();
+            if (use)
+                return 1;
+            unmap();
+            continue;
         }
         if (r == 0 && !stale)
             return 0;
         if (r == 0 && stale)
             shm_unlink(A.name);     /* ours, half made by a creator that died */
         const int c = create(capacity, budget, why, n);
-        if (c == 1) {
-            got = 1;
-            break;
-        }
-        if (c == 0)
-            return 0;
+        if (c >= 0)
+            return c;
     }
-    if (!got) {
-        if (why[0] == '\0')
-            snprintf(why, n, "%s: could not open or create it", A.name);
-        return 0;
-    }
-    lock();
-    const int ok = slot_take();
-    if (ok && budget > 0) {
-        atomic_store(&A.h->budget, budget < A.h->capacity ? budget : A.h->capacity);
-    }
-    pthread_mutex_unlock(&A.h->mu);
-    if (!ok) {
-        munmap(A.base, A.map_nbytes);
-        close(A.fd);
-        A.h = NULL;
-        snprintf(why, n, "%s: all %d process slots are taken by live processes", A.name, NPROCS);
-        return 0;
-    }
-    why[0] = '\0';
+    if (why[0] == '\0')
+        snprintf(why, n, "%s: could not open or create it", A.name);
+    return 0;
+}
+
+static void
+atexit_register(void)
+{
     atexit(detach_at_exit);
+}
+
+int
+raster__shm_attach(size_t capacity, size_t budget, char *why, size_t n)
+{
+    static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&fork_once, fork_hooks_register);   /* before there is a slot to inherit */
+    name_init();
+    test_knobs();
+    why[0] = '\0';
+    pthread_mutex_lock(&A.local);
+    const int got = A.h != NULL || open_or_create(capacity, budget, why, n);
+    if (got && lock()) {
+        slot_take(1);
+        if (budget > 0)
+            atomic_store(&A.h->budget, budget < A.g.capacity ? budget : A.g.capacity);
+        unlock_now();
+    }
+    pthread_mutex_unlock(&A.local);
+    if (!got)
+        return 0;
+    why[0] = '\0';
+    static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+    pthread_once(&exit_once, atexit_register);
     return 1;
 }
 
@@ -981,26 +1502,35 @@ raster__shm_budget(void)
     return A.h ? (size_t)atomic_load_explicit(&A.h->budget, memory_order_relaxed) : 0;
 }
 
+/* Read without the lock by the entry's pinner: bounded by the arena
+ * whatever the descriptor says now. */
 void *
 raster__shm_entry_data(const raster__tile_entry_t *te)
 {
     const shm_entry_t *e = (const shm_entry_t *)te;
-    return A.base + A.h->off_data + e->unit_off * UNIT;
+    const uint64_t off = e->unit_off;
+    return A.base + A.g.off_data + (off < A.g.nunits ? off : 0) * UNIT;
 }
 
 size_t
 raster__shm_entry_valid(const raster__tile_entry_t *te)
 {
     const shm_entry_t *e = (const shm_entry_t *)te;
-    return (size_t)e->valid;
+    const uint64_t off = e->unit_off, valid = e->valid;
+    const uint64_t room = off < A.g.nunits ? (A.g.nunits - off) * UNIT : 0;
+    return (size_t)(valid < room ? valid : room);
 }
 
 const raster__tile_entry_t *
 raster__shm_get(const raster__tile_key_t *k, size_t min_valid)
 {
-    lock();
+    if (!lock())
+        return NULL;
     shm_entry_t *e = me_ready() ? lookup(k) : NULL;
-    if (e != NULL && e->state == ST_PUBLISHED && e->valid >= min_valid && pin_add(e)) {
+    if (e != NULL && !units_ok(e))
+        corrupt("an entry's units outside the arena");
+    if (e != NULL && e->state == ST_PUBLISHED && !A.corrupt && e->valid >= min_valid &&
+        pin_add(e)) {
         lru_unlink(e);
         lru_push_head(e);
         A.h->hits++;
@@ -1014,14 +1544,54 @@ raster__shm_get(const raster__tile_key_t *k, size_t min_valid)
     return (const raster__tile_entry_t *)e;
 }
 
+/* A descriptor for a new entry (from the free list, else never used), or
+ * NULL. */
+static shm_entry_t *
+descriptor_take(void)
+{
+    shm_entry_t *E = entries();
+    const int32_t i = A.h->free_head;
+    if (i >= 0) {
+        if (!idx_ok(i) || E[i].state != ST_FREE) {
+            corrupt("the free list holds an entry in use");
+            return NULL;
+        }
+        A.h->free_head = E[i].hnext;
+        return &E[i];
+    }
+    if (A.h->entries_hw >= A.g.nentries)
+        return NULL;
+    return &E[A.h->entries_hw++];
+}
+
+/* The coldest published entry nobody is using, or -1 (also when the LRU
+ * list makes no sense). */
+static int32_t
+coldest_unused(void)
+{
+    shm_entry_t *E = entries();
+    uint64_t steps = 0;
+    int32_t v = A.h->lru_tail;
+    for (; v >= 0; v = E[v].prev) {
+        if (!idx_ok(v) || ++steps > A.g.nentries) {
+            corrupt("a cycle or a bad index in the LRU list");
+            return -1;
+        }
+        if (E[v].refs <= 0)
+            break;
+    }
+    return v;
+}
+
 raster__tile_entry_t *
 raster__shm_reserve(size_t capacity)
 {
     const uint64_t nunits = (capacity + UNIT - 1) / UNIT, need = nunits * UNIT;
     if (capacity == 0 || need > raster__shm_budget())
         return NULL;
-    lock();
-    shm_entry_t *E = entries(), *e = NULL;
+    if (!lock())
+        return NULL;
+    shm_entry_t *e = NULL;
     if (!me_ready())
         goto out;
     /* Larger than all the memory the arena can back: evicting would not help. */
@@ -1030,10 +1600,10 @@ raster__shm_reserve(size_t capacity)
     int swept = 0;
     for (;;) {
         const uint64_t budget = atomic_load(&A.h->budget);
-        if (need > budget)
+        if (need > budget || A.corrupt)
             goto out;
         uint64_t at = UINT64_MAX;
-        const int have_desc = A.h->free_head >= 0 || A.h->entries_hw < A.h->nentries;
+        const int have_desc = A.h->free_head >= 0 || A.h->entries_hw < A.g.nentries;
         if (have_desc && A.h->bytes_used + need <= budget)
             at = units_find(nunits);
         /* units_find() looks inside the backed memory first, so a run past
@@ -1042,14 +1612,8 @@ raster__shm_reserve(size_t capacity)
         if (at != UINT64_MAX && !commit_upto((at + nunits) * UNIT))
             at = UINT64_MAX;
         if (at != UINT64_MAX) {
-            int32_t i;
-            if (A.h->free_head >= 0) {
-                i = A.h->free_head;
-                A.h->free_head = E[i].hnext;
-            } else {
-                i = (int32_t)A.h->entries_hw++;
-            }
-            e = &E[i];
+            if ((e = descriptor_take()) == NULL)
+                goto out;
             memset(&e->key, 0, sizeof e->key);
             e->unit_off = at;
             e->nunits = (uint32_t)nunits;
@@ -1067,19 +1631,19 @@ raster__shm_reserve(size_t capacity)
             goto out;
         }
         /* Evict the coldest entry nobody is using. */
-        int32_t v = A.h->lru_tail;
-        while (v >= 0 && E[v].refs > 0)
-            v = E[v].prev;
+        const int32_t v = coldest_unused();
         if (v >= 0) {
-            entry_unlink(&E[v]);
+            entry_unlink(&entries()[v]);
             A.h->evictions++;
             continue;
         }
-        if (swept++)
+        if (swept++ || A.corrupt)
             goto out;
         sweep();        /* pins of dead processes may hold the rest */
     }
 out:
+    if (e != NULL && A.corrupt)
+        e = NULL;       /* rebuilt at unlock; a reserved entry unpublished is freed with its pin */
     unlock();
     return (raster__tile_entry_t *)e;
 }
@@ -1088,14 +1652,15 @@ void
 raster__shm_put(raster__tile_entry_t *te, const raster__tile_key_t *k, size_t valid)
 {
     shm_entry_t *e = (shm_entry_t *)te;
-    lock();
-    if (e->state == ST_RESERVED && me_ready() && atomic_load(&A.h->budget) > 0) {
+    if (!lock())
+        return;
+    if (e->state == ST_RESERVED && units_ok(e) && me_ready() && atomic_load(&A.h->budget) > 0) {
         e->key = *k;
         e->valid = valid < e->capacity ? valid : e->capacity;
         shm_entry_t *old = lookup(k);
         /* Another process may have published the same segment meanwhile;
          * the longer prefix wins, the loser stays valid for its reader. */
-        if (old == NULL || old->valid < e->valid) {
+        if (!A.corrupt && (old == NULL || old->valid < e->valid)) {
             if (old != NULL)
                 entry_unlink(old);
             /* The decoder's room past the valid bytes (the DEFLATE margin,
@@ -1103,7 +1668,7 @@ raster__shm_put(raster__tile_entry_t *te, const raster__tile_key_t *k, size_t va
             const uint64_t keep = e->valid > 0 ? (e->valid + UNIT - 1) / UNIT : 1;
             if (keep < e->nunits) {
                 bits_set(e->unit_off + keep, e->nunits - keep, 0);
-                A.h->bytes_used -= (e->nunits - keep) * UNIT;
+                used_sub((e->nunits - keep) * UNIT);
                 e->nunits = (uint32_t)keep;
                 e->capacity = keep * UNIT;
             }
@@ -1121,26 +1686,34 @@ void
 raster__shm_release(const raster__tile_entry_t *ce)
 {
     shm_entry_t *e = (shm_entry_t *)ce;   /* shared memory: ours to count */
-    lock();
+    if (!lock())
+        return;
     shm_pin_t *p = A.slot >= 0 ? pin_find(index_of(e), 0) : NULL;
     /* No pin: this slot was reclaimed (at exit), and the count with it. */
     if (p != NULL) {
-        if (--p->count == 0)
-            p->entry = 0;
-        if (--e->refs == 0 && (e->state == ST_RESERVED || e->state == ST_RETIRED))
+        if (p->count <= 1)
+            p->entry = p->count = 0;
+        else
+            p->count--;
+        e->refs = e->refs > 1 ? e->refs - 1 : 0;
+        if (e->refs == 0 && (e->state == ST_RESERVED || e->state == ST_RETIRED))
             entry_free(e);
     }
     unlock();
 }
 
-size_t
-raster__shm_set_budget(size_t budget)
+/* Evicts unused entries from the cold end while more than 'b' bytes are in
+ * use; with 'b' == 0, unlinks every entry (in use or not). */
+static void
+evict_to(uint64_t b)
 {
-    lock();
-    const uint64_t b = budget < A.h->capacity ? budget : A.h->capacity;
-    atomic_store(&A.h->budget, b);
     shm_entry_t *E = entries();
-    for (int32_t v = A.h->lru_tail; v >= 0 && A.h->bytes_used > b;) {
+    uint64_t steps = 0;
+    for (int32_t v = A.h->lru_tail; v >= 0 && A.h->bytes_used > b && !A.corrupt;) {
+        if (!idx_ok(v) || ++steps > A.g.nentries) {
+            corrupt("a cycle or a bad index in the LRU list");
+            return;
+        }
         const int32_t prev = E[v].prev;
         if (E[v].refs == 0) {
             entry_unlink(&E[v]);
@@ -1148,23 +1721,64 @@ raster__shm_set_budget(size_t budget)
         }
         v = prev;
     }
+    steps = 0;
     if (b == 0)         /* off: nothing stays linked, in use or not */
-        for (int32_t v = A.h->lru_head; v >= 0;) {
+        for (int32_t v = A.h->lru_head; v >= 0 && !A.corrupt;) {
+            if (!idx_ok(v) || ++steps > A.g.nentries) {
+                corrupt("a cycle or a bad index in the LRU list");
+                return;
+            }
             const int32_t nx = E[v].next;
             entry_unlink(&E[v]);
             v = nx;
         }
+}
+
+size_t
+raster__shm_set_budget(size_t budget)
+{
+    const uint64_t b = budget < A.g.capacity ? budget : A.g.capacity;
+    if (!lock())
+        return 0;
+    atomic_store(&A.h->budget, b);
+    evict_to(b);
     unlock();
     return (size_t)b;
+}
+
+/* The stats' reason from the arena, when tile_cache.c has none. */
+static void
+stats_reason(raster_tile_cache_stats_t *s, uint64_t failures, uint64_t committed)
+{
+    if (s->reason[0] != '\0')
+        return;
+    if (A.slot < 0 && A.slot_failed.tv_sec != 0)
+        snprintf(s->reason, sizeof s->reason,
+                 "all %llu process slots of the arena are held by live processes: this process reads "
+                 "uncached until one frees",
+                 (unsigned long long)A.g.nprocs);
+    else if (A.note[0] != '\0')
+        snprintf(s->reason, sizeof s->reason, "%s", A.note);
+    else if (failures > 0)
+        snprintf(s->reason, sizeof s->reason,
+                 "/dev/shm ran out of space with %llu MiB of the arena reserved: the cache evicts within "
+                 "that (%llu failed reservations)",
+                 (unsigned long long)(committed >> 20), (unsigned long long)failures);
 }
 
 void
 raster__shm_stats(raster_tile_cache_stats_t *s)
 {
-    lock();
+    snprintf(s->name, sizeof s->name, "%s", A.name);
+    if (!lock()) {
+        stats_reason(s, 0, 0);
+        return;
+    }
+    if (A.slot < 0 && A.slot_failed.tv_sec != 0)
+        slot_take(1);           /* a slot may have freed */
     s->attached_processes = sweep();
     s->budget_bytes = (size_t)atomic_load(&A.h->budget);
-    s->capacity_bytes = (size_t)A.h->capacity;
+    s->capacity_bytes = (size_t)A.g.capacity;
     s->bytes_used = (size_t)A.h->bytes_used;
     s->entries = A.h->entries_linked;
     s->hits = A.h->hits;
@@ -1175,13 +1789,8 @@ raster__shm_stats(raster_tile_cache_stats_t *s)
     s->repairs = A.h->repairs;
     s->reclaimed_pins = A.h->reclaimed_pins;
     const uint64_t failures = A.h->commit_failures, committed = A.h->committed;
-    pthread_mutex_unlock(&A.h->mu);
-    snprintf(s->name, sizeof s->name, "%s", A.name);
-    if (failures > 0 && s->reason[0] == '\0')
-        snprintf(s->reason, sizeof s->reason,
-                 "/dev/shm ran out of space with %llu MiB of the arena reserved: the cache evicts within "
-                 "that (%llu failed reservations)",
-                 (unsigned long long)(committed >> 20), (unsigned long long)failures);
+    unlock_now();
+    stats_reason(s, failures, committed);
 }
 
 /* ------------------------------ tests ---------------------------------- */
@@ -1195,84 +1804,87 @@ raster__shm_test_sleep(unsigned us)
 int
 raster__shm_check(char *why, size_t n)
 {
-    if (A.h == NULL) {
+    if (A.h == NULL || !lock()) {
         snprintf(why, n, "not attached");
         return 0;
     }
-    lock();
     sweep();
-    shm_hdr_t *h = A.h;
-    shm_entry_t *E = entries();
-    int ok = 1;
-    uint64_t used = 0, units = 0;
-    int64_t published = 0;
-    int32_t *refs = calloc(h->entries_hw + 1, sizeof *refs);
-    for (int s = 0; s < NPROCS && refs; s++)
-        for (int i = 0; i < NPINS; i++) {
-            const shm_pin_t *p = &procs()[s].pins[i];
-            if (p->entry > 0 && (uint32_t)(p->entry - 1) < h->entries_hw)
-                refs[p->entry - 1] += p->count;
-        }
-    for (uint32_t i = 0; i < h->entries_hw && ok; i++) {
-        const shm_entry_t *e = &E[i];
-        if (refs && e->state != ST_FREE && e->refs != refs[i]) {
-            snprintf(why, n, "entry %u: refs %d but the processes hold %d pins", i, e->refs, refs[i]);
-            ok = 0;
-        }
-        if (e->state == ST_FREE)
-            continue;
-        if ((e->state == ST_RESERVED || e->state == ST_RETIRED) && e->refs == 0) {
-            snprintf(why, n, "entry %u: state %u with no reference left (leaked)", i, e->state);
-            ok = 0;
-        }
-        used += (uint64_t)e->nunits * UNIT;
-        units += e->nunits;
-        for (uint64_t u = e->unit_off; u < e->unit_off + e->nunits && ok; u++)
-            if (!bit_get(u)) {
-                snprintf(why, n, "entry %u: unit %llu is not marked used", i, (unsigned long long)u);
-                ok = 0;
-            }
-        if (e->state == ST_PUBLISHED) {
-            published++;
-            if (ok && lookup(&e->key) != e) {
-                snprintf(why, n, "entry %u: published but not found in the table", i);
-                ok = 0;
-            }
-        }
-    }
-    uint64_t marked = 0;
-    for (uint64_t u = 0; u < h->nunits; u++)
-        marked += (uint64_t)bit_get(u);
-    int64_t in_lru = 0;
-    for (int32_t v = h->lru_head; v >= 0 && in_lru <= (int64_t)h->nentries; v = E[v].next)
-        in_lru++;
-    if (ok && used != h->bytes_used) {
-        snprintf(why, n, "bytes_used %llu but entries hold %llu", (unsigned long long)h->bytes_used,
-                 (unsigned long long)used);
-        ok = 0;
-    }
-    if (ok && marked != units) {
-        snprintf(why, n, "%llu units marked but entries hold %llu", (unsigned long long)marked,
-                 (unsigned long long)units);
-        ok = 0;
-    }
-    if (ok && (published != h->entries_linked || in_lru != published)) {
-        snprintf(why, n, "%lld published, %lld counted, %lld in the LRU list", (long long)published,
-                 (long long)h->entries_linked, (long long)in_lru);
-        ok = 0;
-    }
-    if (ok && h->bytes_used > atomic_load(&h->budget) && published > 0) {
+    int ok = tables_valid(why, n);
+    if (ok && A.h->bytes_used > atomic_load(&A.h->budget) && A.h->entries_linked > 0) {
         /* Entries in use may outlast a lowered budget; published ones not. */
         int64_t pinned = 0;
-        for (uint32_t i = 0; i < h->entries_hw; i++)
-            pinned += E[i].state != ST_FREE && E[i].refs > 0;
+        for (uint32_t i = 0; i < hw(); i++)
+            pinned += entries()[i].state != ST_FREE && entries()[i].refs > 0;
         if (pinned == 0) {
-            snprintf(why, n, "bytes_used %llu over the budget %llu", (unsigned long long)h->bytes_used,
-                     (unsigned long long)atomic_load(&h->budget));
+            snprintf(why, n, "bytes_used %llu over the budget %llu", (unsigned long long)A.h->bytes_used,
+                     (unsigned long long)atomic_load(&A.h->budget));
             ok = 0;
         }
     }
-    free(refs);
-    pthread_mutex_unlock(&h->mu);
+    unlock_now();
     return ok;
+}
+
+void *
+raster__shm_test_tables(size_t *nbytes)
+{
+    if (A.h == NULL) {
+        *nbytes = 0;
+        return NULL;
+    }
+    *nbytes = (size_t)(A.g.off_data - A.g.off_procs);
+    return A.base + A.g.off_procs;
+}
+
+int
+raster__shm_test_reattach(char *why, size_t n)
+{
+    pthread_mutex_lock(&A.local);
+    const int kept = A.fd;      /* holds the old slot's lock: a live process */
+    munmap(A.base, A.map_nbytes);
+    A.h = NULL;
+    A.base = NULL;
+    A.fd = -1;
+    A.slot = -1;
+    A.note[0] = '\0';
+    pthread_mutex_unlock(&A.local);
+    const int ok = raster__shm_attach(MIN_CAPACITY, 0, why, n);
+    close(kept);                /* the old slot is a dead process's now */
+    return ok;
+}
+
+/* Hand-made corruptions for check_shm_arena (names in shm_arena.h). */
+int
+raster__shm_test_corrupt(const char *what)
+{
+    if (A.h == NULL || !lock())
+        return 0;
+    shm_entry_t *E = entries();
+    int32_t pub = -1, pub2 = -1;
+    for (uint32_t i = 0; i < hw(); i++)
+        if (E[i].state == ST_PUBLISHED) {
+            pub2 = pub >= 0 && pub2 < 0 ? (int32_t)i : pub2;
+            pub = pub < 0 ? (int32_t)i : pub;
+        }
+    int done = 1;
+    if (strcmp(what, "hash-cycle") == 0 && pub >= 0)
+        E[pub].hnext = pub;                     /* a lookup of another key in its bucket loops */
+    else if (strcmp(what, "lru-cycle") == 0 && pub2 >= 0)
+        E[pub].next = pub2, E[pub2].next = pub, E[pub].prev = pub2, E[pub2].prev = pub,
+        A.h->lru_tail = pub;
+    else if (strcmp(what, "index-out-of-range") == 0 && pub >= 0)
+        E[pub].prev = (int32_t)A.g.nentries + 7, E[pub].hnext = (int32_t)A.g.nentries * 3;
+    else if (strcmp(what, "units-out-of-range") == 0 && pub >= 0)
+        E[pub].unit_off = A.g.nunits + 100;
+    else if (strcmp(what, "pin-bad-entry") == 0 && A.slot >= 0)
+        procs()[A.slot].pins[NPINS - 1] = (shm_pin_t){(int32_t)A.g.nentries + 50, 3};
+    else if (strcmp(what, "free-list-in-use") == 0 && pub >= 0)
+        A.h->free_head = pub;
+    else
+        done = 0;
+    /* Leave without the rebuild the next lock would do for a dead holder. */
+    atomic_store(&A.h->dirty, 0);
+    ofd_lock(A.fd, F_UNLCK, LOCK_ARENA_BYTE, 1, 0);
+    pthread_mutex_unlock(&A.threads);
+    return done;
 }

@@ -17,7 +17,9 @@
  * memory, sized down by raster__shm_capacity_for()) this user's arena and takes a
  * process slot in it.  Returns 1, or 0 with the reason in 'why' (the caller
  * then uses a private cache).  'budget' > 0 also sets the arena's budget
- * (capped to its capacity); 0 keeps the budget it has.  Call once. */
+ * (capped to its capacity); 0 keeps the budget it has.  Call once.
+ * Attached without a process slot (all held by live processes) is
+ * attached: every operation misses until a slot frees, the stats say so. */
 RASTER_HIDDEN int raster__shm_attach(size_t capacity, size_t budget, char *why, size_t why_nbytes);
 
 /* raster__shm_capacity_for() is the room rule of create(): the bytes of
@@ -55,6 +57,18 @@ RASTER_HIDDEN void raster__shm_stats(raster_tile_cache_stats_t *out);
  * returns 1, or 0 with what is wrong in 'why'. */
 RASTER_HIDDEN void raster__shm_test_sleep(unsigned us);
 RASTER_HIDDEN int raster__shm_check(char *why, size_t why_nbytes);
+
+/* Tests of distrust: raster__shm_test_tables() is the tables' region (from
+ * the process slots to the entry memory) for a fuzzer to overwrite;
+ * raster__shm_test_reattach() attaches again as a new process would (the
+ * tables checked whole, rebuilt if inconsistent) while the old slot stays
+ * held until it returns; raster__shm_test_corrupt() makes one hand-made
+ * corruption ("hash-cycle", "lru-cycle", "index-out-of-range",
+ * "units-out-of-range", "pin-bad-entry", "free-list-in-use"; the arena
+ * needs two published entries) and returns 1 if it could. */
+RASTER_HIDDEN void *raster__shm_test_tables(size_t *nbytes);
+RASTER_HIDDEN int raster__shm_test_reattach(char *why, size_t why_nbytes);
+RASTER_HIDDEN int raster__shm_test_corrupt(const char *what);
 
 /* This process leaves the arena: its pins dropped, its slot freed, and the
  * object unlinked if no live process is attached any more.  Idempotent; a

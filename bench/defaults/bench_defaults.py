@@ -25,6 +25,7 @@ process), with the peak RSS beside it.
 """
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -158,9 +159,8 @@ def spawn(kind, regime, workers, args, tag):
            "--data", args.data, "--samples", str(args.samples), "--epochs", str(args.epochs),
            "--corpus", str(args.corpus), "--size", str(args.size)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    shm = "/dev/shm/rasterloader-tc-v1-%d-%s" % (os.getuid(), tag)
-    if os.path.exists(shm):                # a worker outlived the run: never reuse it
-        os.unlink(shm)
+    for shm in glob.glob("/dev/shm/rasterloader-tc-v*-%d-%s" % (os.getuid(), tag)):
+        os.unlink(shm)                     # a worker outlived the run: never reuse it
     if p.returncode != 0:
         raise SystemExit(f"{kind} {regime} {workers}: {p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])

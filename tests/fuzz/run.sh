@@ -25,6 +25,7 @@ fuzz_one() {
   local h=$1 seeds
   case $h in
     fuzz_codec) seeds=$build/seeds/fuzz_codec ;;
+    fuzz_shm_tables) seeds=$build/seeds/fuzz_shm_tables; mkdir -p "$seeds" ;;   # starts from nothing
     *) seeds=$build/seeds/fuzz_tiff ;;
   esac
   local work=$build/corpus/$h art=$build/artifacts/$h log=$build/$h.log
@@ -64,6 +65,12 @@ for h in "$@"; do
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
   cov=$(echo "$done_line" | grep -oE "cov: [0-9]+ ft: [0-9]+" || true)
   summary+=("$h: ${execs:-?} runs, ${rate:-?} exec/s, $cov, corpus $(ls "$build/corpus/$h" | wc -l) files")
+done
+# fuzz_shm_tables' arenas (/dev/shm/rasterloader-tc-v*-<uid>-fz<pid>) stay behind when it
+# crashes: remove those whose process is gone.
+for f in /dev/shm/rasterloader-tc-v*-"$(id -u)"-fz*; do
+  [ -e "$f" ] || continue
+  kill -0 "${f##*-fz}" 2>/dev/null || rm -f "$f"
 done
 printf 'fuzz: %s\n' "${summary[@]}"
 exit $failed

@@ -131,6 +131,13 @@ def assert_same(a, b):
 _subprocess_arenas = iter(range(1 << 30))
 
 
+def arena_paths(tag):
+    """The /dev/shm objects of the arenas named with 'tag' (RASTERLOADER_TILE_CACHE_NAME), of any
+    layout version (the version is part of the name)."""
+    import glob
+    return glob.glob(f"/dev/shm/rasterloader-tc-v*-{os.getuid()}-{tag}")
+
+
 def own_arena_env(**extra):
     """os.environ for a subprocess (a bench or soak smoke) with a tile-cache arena
     of its own: the arena's budget is machine-wide, so a child that turns its

@@ -16,7 +16,7 @@ import pytest
 from rasterio.windows import Window
 
 import rasterloader
-from conftest import assert_same, fixture_path
+from conftest import arena_paths, assert_same, fixture_path
 
 NAME = "u16_deflate_pred2_tile256_pixel_3b_700x531.tif"
 OTHER = "u16_zstd_pred2_tile256_pixel_3b_700x531_bigtiff.tif"    # same shape, other pixels
@@ -108,14 +108,13 @@ def _stats_in_fresh_process(tag, extra_env=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _leave_an_arena(tag):
-    """A process that makes the arena and dies without unlinking it."""
-    env = dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=tag)
+def _leave_an_arena(tag, extra_env=None):
+    """A process that makes the arena and dies (SIGKILL) while attached."""
+    env = dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=tag, **(extra_env or {}))
     code = ("import os, signal, rasterloader; rasterloader.open(%r).read(); "
             "os.kill(os.getpid(), signal.SIGKILL)" % fixture_path(NAME))
     subprocess.run([sys.executable, "-c", code], env=env)
-    s = "/dev/shm/rasterloader-tc-v1-%d-%s" % (os.getuid(), tag)
-    assert os.path.exists(s)
+    [s] = arena_paths(tag)
     return s
 
 
@@ -123,7 +122,7 @@ def test_a_corrupted_header_is_refused_with_the_reason():
     tag = "corrupt%d" % os.getpid()
     shm = _leave_an_arena(tag)
     try:
-        assert _stats_in_fresh_process(tag)["mode"] == "shared"     # intact: used again
+        assert _stats_in_fresh_process(tag)["mode"] == "shared"     # intact: replaced
         _leave_an_arena(tag)
         with open(shm, "r+b") as f:
             f.write(b"garbage!")                                     # the magic number
@@ -162,9 +161,8 @@ def test_workers_that_end_with_os_exit_leave_no_arena_behind():
     """DataLoader workers end with os._exit(): the package's multiprocessing hook
     detaches them, and the last one unlinks the arena (the main process never read)."""
     tag = "exit%d" % os.getpid()
-    shm = "/dev/shm/rasterloader-tc-v1-%d-%s" % (os.getuid(), tag)
     code = f"""
-import os, torch, rasterloader
+import glob, os, torch, rasterloader
 from torch.utils.data import DataLoader, Dataset
 class D(Dataset):
     def __len__(self): return 8
@@ -172,11 +170,79 @@ class D(Dataset):
         with rasterloader.open({fixture_path(NAME)!r}) as ds:
             return torch.from_numpy(ds.read(window=((0, 64), (i * 64, i * 64 + 64))).astype('float32'))
 for x in DataLoader(D(), batch_size=2, num_workers=2, multiprocessing_context="fork"):
-    assert os.path.exists({shm!r})      # the workers made and share it
+    assert glob.glob({"/dev/shm/rasterloader-tc-v*-%d-%s" % (os.getuid(), tag)!r})  # the workers share it
 """
     env = dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=tag)
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
-    assert not os.path.exists(shm)
+    assert not arena_paths(tag)
+
+
+def test_a_leftover_arena_of_dead_processes_is_replaced_not_reused():
+    """A process SIGKILLed while attached leaves its arena; the next process to attach finds
+    no live process in it, unlinks it and makes a new one sized for its own budget (it was
+    reused with its old size and tiles), and its stats say so."""
+    tag = "left%d" % os.getpid()
+    shm = _leave_an_arena(tag, {"RASTERLOADER_TILE_CACHE_BYTES": "64M"})
+    try:
+        with open(shm, "rb") as old:            # the old object, held to see what becomes of it
+            s = _stats_in_fresh_process(tag, {"RASTERLOADER_TILE_CACHE_BYTES": "32M"})
+            assert os.fstat(old.fileno()).st_nlink == 0, s               # unlinked
+        assert s["mode"] == "shared", s
+        assert "removed a leftover arena (64 MiB" in s["reason"], s
+        assert s["capacity_bytes"] <= 32 << 20, s                        # made anew, for this budget
+        assert s["hits"] == 0 and s["misses"] > 0, s                     # none of the old tiles
+        assert s["attached_processes"] == 1, s
+        assert not arena_paths(tag)             # and that process, the last, removed its own
+    finally:
+        for p in arena_paths(tag):
+            os.unlink(p)
+
+
+_HOLDER = """
+import json, sys, rasterloader
+def stats():
+    print(json.dumps(rasterloader.tile_cache_stats()), flush=True)
+rasterloader.open(sys.argv[1]).read()
+stats()
+while sys.stdin.readline().strip() == "again":
+    rasterloader.open(sys.argv[1]).read()
+    stats()
+"""
+
+
+def test_past_the_last_process_slot_a_process_reads_uncached_within_the_budget():
+    """With every process slot held (two, by the test knob; 512 by default), one process more
+    stays attached without a slot: it reads uncached (no hit, no insert, no private cache of
+    the whole budget as before) with the reason in its stats, and gets a slot, and hits, once
+    a holder leaves."""
+    tag = "slots%d" % os.getpid()
+    env = dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=tag, RASTERLOADER_TILE_CACHE_TEST_NPROCS="2",
+               RASTERLOADER_TILE_CACHE_BYTES="64M")
+    import json
+    procs, seen = [], []
+    try:
+        for _ in range(3):      # one after the other: each has read and reported before the next
+            procs.append(subprocess.Popen([sys.executable, "-c", _HOLDER, fixture_path(NAME)], env=env,
+                                          text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+            seen.append(json.loads(procs[-1].stdout.readline()))
+        held, extra = seen[:2], seen[2]
+        assert [h["mode"] for h in held] == ["shared", "shared"] and held[1]["attached_processes"] == 2
+        assert extra["mode"] == "shared", extra
+        assert "all 2 process slots" in extra["reason"], extra
+        assert extra["inserts"] == held[1]["inserts"] and extra["hits"] == held[1]["hits"], extra
+        assert extra["bytes_used"] == held[1]["bytes_used"] and extra["budget_bytes"] == 64 << 20, extra
+        procs[0].communicate("stop\n", timeout=120)                    # a holder leaves
+        procs[2].stdin.write("again\n")
+        procs[2].stdin.flush()
+        after = json.loads(procs[2].stdout.readline())
+        assert after["reason"] == "" and after["attached_processes"] == 2, after
+        assert after["hits"] > extra["hits"] and after["misses"] == extra["misses"], after
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        for p in arena_paths(tag):
+            os.unlink(p)
 
 
 def test_gdal_block_cache_gets_a_small_budget_unless_the_user_set_one():

@@ -5,18 +5,33 @@
  * (critical sections widened by the test sleep) leave the arena unlocked,
  * consistent (every invariant checked) and with their pins reclaimed,
  * while the survivor keeps reading pixels equal to the GDAL reader's; the
- * budget holds with several processes inserting at once.
+ * budget holds with several processes inserting at once; a process killed
+ * while the child it forked lives on has its slot and pins reclaimed (the
+ * child does not keep the parent's slot lock).
  *
- * The suite has its own arena (test_util.h); spawned processes and the
- * refusal of foreign or corrupted arenas are in tests/python/test_tile_cache_shared.py.
+ * Tables corrupted by hand (a cycle in a hash chain or in the LRU list,
+ * indices and units out of range, a pin to a bad entry, the free list
+ * into an entry in use) are survived by the process that meets them and
+ * rebuilt by a process that attaches, with pixels still right; the fuzz
+ * harness of the tables (tests/fuzz/fuzz_shm_tables.h) runs on a few fixed
+ * inputs.
+ *
+ * The suite has its own arena (test_util.h); spawned processes, PID
+ * namespaces, leftovers, the last slot and the refusal of foreign or
+ * corrupted headers are in tests/python/test_tile_cache_shared.py and
+ * test_tile_cache_namespaces.py.
  */
 #include "test_util.h"
 #include "shm_arena.h"
+#include "../fuzz/fuzz_shm_tables.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <libgen.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -254,6 +269,136 @@ START_TEST(the_budget_holds_across_processes)
 }
 END_TEST
 
+/* A process killed while a child it forked lives on: the child shares
+ * the open file description the parent's slot lock is on, unless the fork
+ * hook gave it one of its own; the dead parent's slot must be reclaimed
+ * (and its pin dropped) while the child lives. */
+START_TEST(a_dead_parent_slot_is_reclaimed_while_its_child_lives)
+{
+    const char *path = fixture_path(FIXTURE);
+    raster_tile_cache_set_budget(0);
+    raster_tile_cache_set_budget((size_t)64 << 20);
+    read_all(path);
+    const raster_tile_cache_stats_t s0 = cstats();
+    ck_assert_int_eq(s0.attached_processes, 1);
+    int ready[2], hold[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(hold), 0);
+    const pid_t parent = fork();
+    if (parent == 0) {
+        raster__tile_key_t k;
+        memset(&k, 0, sizeof k);
+        k.file[0] = 4242;
+        raster__tile_entry_t *e = raster__tile_cache_reserve(4096);     /* takes a slot; pinned */
+        if (e == NULL || cstats().attached_processes != 2)
+            _exit(2);
+        if (fork() == 0) {                  /* the child: never uses the cache, lives on */
+            char c;
+            close(hold[1]);
+            _exit(read(hold[0], &c, 1) == 0 ? 0 : 1);
+        }
+        if (write(ready[1], "r", 1) != 1)
+            _exit(3);
+        pause();                            /* until SIGKILLed */
+        _exit(4);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    kill(parent, SIGKILL);
+    ck_assert_int_eq(child_status(parent), 100 + SIGKILL);
+    const raster_tile_cache_stats_t s1 = cstats();     /* the grandchild still runs */
+    close(hold[1]);                                     /* now it may end (reaped by init) */
+    ck_assert_int_eq(s1.attached_processes, 1);
+    ck_assert_uint_eq(s1.reclaimed_pins, s0.reclaimed_pins + 1);
+    raster_tile_cache_set_budget(0);
+    ck_assert_uint_eq(cstats().bytes_used, 0);          /* nothing is pinned any more */
+    assert_consistent("after the parent died");
+}
+END_TEST
+
+static const char *const corruptions[] = {"hash-cycle",         "lru-cycle",     "index-out-of-range",
+                                          "units-out-of-range", "pin-bad-entry", "free-list-in-use"};
+
+/* One corruption: the process that meets it reads right pixels (the bad
+ * link is noticed, the operation misses, the tables are rebuilt); made
+ * again, a process attaching checks the tables whole and rebuilds them. */
+START_TEST(corrupted_tables_are_rebuilt_never_trusted)
+{
+    const char *what = corruptions[_i];
+    const char *path = fixture_path(FIXTURE);
+    raster_info_t in;
+    uint8_t *whole = whole_of(path, &in);
+    raster_tile_cache_set_budget(0);
+    raster_tile_cache_set_budget((size_t)64 << 20);
+    read_all(path);
+    raster_dataset_t *nat = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
+    ck_assert_msg(raster__shm_test_corrupt(what), "%s: not applied", what);
+    ck_assert_int_eq(read_random(nat, whole, &in, 11, 40), 0);
+    read_all(path);                                     /* two published entries again */
+    const uint64_t repairs = cstats().repairs;
+    ck_assert_msg(raster__shm_test_corrupt(what), "%s: not applied again", what);
+    char why[256] = "";
+    ck_assert_msg(raster__shm_test_reattach(why, sizeof why), "%s: %s", what, why);
+    assert_consistent(what);
+    const raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_gt(s.repairs, repairs);
+    ck_assert_msg(strstr(s.reason, "inconsistent") && strstr(s.reason, "rebuilt"), "%s: reason '%s'", what,
+                  s.reason);
+    ck_assert_int_eq(read_random(nat, whole, &in, 12, 40), 0);
+    assert_consistent(what);
+    raster_close(nat);
+    free(whole);
+}
+END_TEST
+
+/* The tables' fuzz harness on fixed inputs: zeros, ones, bytes from a
+ * generator (whole-region and spliced modes), and the saved crashes, in an
+ * arena of its own. */
+START_TEST(the_tables_fuzz_harness_on_fixed_inputs)
+{
+    char tag[32];
+    snprintf(tag, sizeof tag, "t%dfz", (int)getpid());
+    setenv("RASTERLOADER_TILE_CACHE_NAME", tag, 1);
+    setenv("RASTERLOADER_TILE_CACHE_TEST_NPROCS", "4", 1);
+    uint8_t in[4096];
+    unsigned seed = 99;
+    for (int round = 0; round < 24; round++) {
+        for (size_t i = 0; i < sizeof in; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = round < 2 ? (uint8_t)(round ? 0xff : 0) : round < 4 ? (uint8_t)(i % 7 == 0 ? 0xff : 1)
+                                                                       : (uint8_t)(seed >> 16);
+        }
+        in[0] = (uint8_t)(round & 1 ? in[0] | 1 : in[0] & ~1u);   /* both modes */
+        fuzz_shm_tables_one(in, round < 12 ? sizeof in : 64 + (size_t)round * 13);
+    }
+    /* The inputs the fuzzer crashed on (tests/corpus/fuzz_shm_tables). */
+    char src[1024], dir[1200];
+    snprintf(src, sizeof src, "%s", __FILE__);
+    snprintf(dir, sizeof dir, "%s/../corpus/fuzz_shm_tables", dirname(src));
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "%s", dir);
+    int replayed = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char path[1500];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "rb");
+        if (f == NULL)
+            continue;
+        const size_t n = fread(in, 1, sizeof in, f);
+        fclose(f);
+        fuzz_shm_tables_one(in, n);
+        replayed++;
+    }
+    closedir(d);
+    ck_assert_int_ge(replayed, 2);
+    raster__shm_detach();
+    ck_assert_int_eq(shm_unlink(raster__shm_name()), -1);      /* the last one left removed it */
+}
+END_TEST
+
 static Suite *
 shm_arena_suite(void)
 {
@@ -263,7 +408,14 @@ shm_arena_suite(void)
     tcase_add_test(tc, a_tile_decoded_in_one_process_is_a_hit_in_another);
     tcase_add_test(tc, workers_killed_mid_insert_and_mid_read_leave_it_consistent);
     tcase_add_test(tc, the_budget_holds_across_processes);
+    tcase_add_test(tc, a_dead_parent_slot_is_reclaimed_while_its_child_lives);
     suite_add_tcase(s, tc);
+    TCase *tt = tcase_create("distrust");
+    tcase_set_timeout(tt, 300);
+    tcase_add_loop_test(tt, corrupted_tables_are_rebuilt_never_trusted, 0,
+                        (int)(sizeof corruptions / sizeof corruptions[0]));
+    tcase_add_test(tt, the_tables_fuzz_harness_on_fixed_inputs);
+    suite_add_tcase(s, tt);
     return s;
 }
 
