@@ -293,12 +293,14 @@ START_TEST(a_dead_parent_slot_is_reclaimed_while_its_child_lives)
         if (e == NULL || cstats().attached_processes != 2)
             _exit(2);
         if (fork() == 0) {                  /* the child: never uses the cache, lives on */
+            /* fork() returns here only after the fork hooks ran, so the
+             * child's own descriptor is in place when the test is told. */
             char c;
             close(hold[1]);
+            if (write(ready[1], "r", 1) != 1)
+                _exit(3);
             _exit(read(hold[0], &c, 1) == 0 ? 0 : 1);
         }
-        if (write(ready[1], "r", 1) != 1)
-            _exit(3);
         pause();                            /* until SIGKILLed */
         _exit(4);
     }
