@@ -16,7 +16,7 @@ FIXTURES := data/fixtures
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST := ctest --output-on-failure -j$(JOBS)
 
-DEB_PACKAGES := build-essential cmake pkg-config libgdal-dev gdal-bin libtiff-dev libzstd-dev \
+DEB_PACKAGES := build-essential cmake pkg-config libgdal-dev libcurl4-openssl-dev gdal-bin libtiff-dev libzstd-dev \
                 libdeflate-dev zlib1g-dev check valgrind clang libclang-rt-14-dev nginx-light
 TORCH_PIN := torch==2.13.0
 
