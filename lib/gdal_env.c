@@ -20,6 +20,7 @@
 
 #include <cpl_error.h>
 #include <cpl_vsi.h>
+#include <cpl_vsi_error.h>
 #include <gdal.h>
 
 #include <stdio.h>
@@ -270,6 +271,7 @@ raster__gdal_capture_begin(void)
     cap.first[0] = cap.retry[0] = '\0';
     CPLPushErrorHandler(capture_handler);
     CPLErrorReset();
+    VSIErrorReset();
 }
 
 void
@@ -284,28 +286,48 @@ raster__gdal_capture_said(raster__gdal_said_t what)
     return (cap.said >> what) & 1u;
 }
 
+/* GDAL's network layer also reports through VSIError (per thread), not
+ * always through CPLError: an HTTP status or curl's error of a HEAD
+ * ("HTTP response code: 403", "CURL error: ..."), the object stores'
+ * refusals.  NULL when it has nothing. */
+static const char *
+vsi_error(void)
+{
+    const char *msg = VSIGetLastErrorNo() != VSIE_None ? VSIGetLastErrorMsg() : NULL;
+    return msg != NULL && msg[0] != '\0' ? msg : NULL;
+}
+
+static void
+detail_append(capture_t *c, const char *fmt, const char *what)
+{
+    const size_t n = strlen(c->detail);
+    snprintf(c->detail + n, sizeof c->detail - n, fmt, what);
+}
+
 const char *
 raster__gdal_capture_detail(void)
 {
     capture_t *c = &cap;
     const char *last = CPLGetLastErrorMsg();
+    const char *vsi = vsi_error();
     last = (last && last[0]) ? last
            : c->retry[0]     ? c->retry
+           : vsi             ? vsi
                              : "no detail from GDAL (for a network read, CPL_CURL_VERBOSE=YES shows "
                                "the exchange)";
     if (c->failures > 1 && c->first[0] && strcmp(c->first, last) != 0)
         snprintf(c->detail, sizeof c->detail, "%.319s; then: %.640s", c->first, last);
     else
         snprintf(c->detail, sizeof c->detail, "%.960s", c->first[0] ? c->first : last);
+    if (vsi != NULL && strstr(c->detail, vsi) == NULL)
+        detail_append(c, " (%.400s)", vsi);
     if (c->retries > 0) {
         const size_t n = strlen(c->detail);
         snprintf(c->detail + n, sizeof c->detail - n,
                  " (after %d retr%s, GDAL_HTTP_MAX_RETRY)", c->retries, c->retries == 1 ? "y" : "ies");
     }
-    if (raster__gdal_capture_said(RASTER__GDAL_SAID_NO_RANGE)) {
-        const size_t n = strlen(c->detail);
-        snprintf(c->detail + n, sizeof c->detail - n, "%s", NO_RANGE_HINT);
-    }
+    if (raster__gdal_capture_said(RASTER__GDAL_SAID_NO_RANGE))
+        detail_append(c, "%s", NO_RANGE_HINT);
     return c->detail;
 }
 
