@@ -1,4 +1,5 @@
-"""HTTP failures are RasterIOError (an OSError) naming the URL and the cause.
+"""HTTP failures are RasterIOError (an OSError) naming the URL and the cause;
+transient ones are retried and never left stuck.
 
 A server that ignores Range requests answers every GET with the whole file
 and 200; GDAL refuses to read it ("Range downloading not supported by this
@@ -16,10 +17,11 @@ import rasterio
 
 import rasterloader
 from rasterloader import errors
-from conftest import FIXTURE_DIR, ROOT
+from conftest import FIXTURE_DIR, ROOT, assert_same
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "remote"))
 from recording_httpd import RecordingServer  # noqa: E402
+import httpd  # noqa: E402
 
 COG = "cog_u16_deflate_pred2_tile256_pixel_3b_1024x1024.tif"
 ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "0"}
@@ -59,3 +61,115 @@ def test_loader_sample_on_a_server_without_range(no_range):
         with pytest.raises(errors.RasterIOError) as ei:
             rasterloader.BatchLoader([(url, None, (0, 0, 64, 64))], 1, prefetch=0)
     _check(ei.value, url)
+
+
+# ------------------------------------------------- causes, retries, never stuck
+#
+# The quirky loopback server (tests/remote/httpd.py): /fail/<code>/<from>/ answers
+# every ranged request from byte <from> with <code>; /once/<how>/<from>/ fails the
+# first such request of a URL once ("reset": a TCP reset after the headers,
+# "short": half the body, then close; or a status) and serves the rest.  65536
+# is past the COG's header, so the open succeeds and the pixel reads meet the
+# fault.  The default reader (the native one, for a COG) is used.
+
+WIN = ((512, 768), (512, 768))
+
+
+@pytest.fixture(scope="module")
+def quirky():
+    with httpd.Quirky(FIXTURE_DIR) as s:
+        yield s
+
+
+@pytest.fixture
+def retries(monkeypatch):
+    """Sets GDAL_HTTP_MAX_RETRY (None: unset) with a short delay."""
+    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.05")
+
+    def set_retries(n):
+        if n is None:
+            monkeypatch.delenv("GDAL_HTTP_MAX_RETRY", raising=False)
+        else:
+            monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", str(n))
+    return set_retries
+
+
+def _range_requests(srv, url):
+    path = "/" + url.split("/", 3)[3]
+    return [r for r in srv.requests() if r["path"] == path and r["method"] == "GET" and r["range"]
+            and int(r["range"][6:].split("-")[0]) >= 65536]
+
+
+@pytest.mark.parametrize("code,words", [(404, "404 Not Found"), (403, "403 Forbidden"),
+                                        (500, "500 Internal Server Error"),
+                                        (503, "503 Service Unavailable")])
+def test_status_during_read_is_named(quirky, retries, code, words):
+    retries(0)
+    url = quirky.url(f"fail/{code}/65536/{COG}?named")
+    with rasterloader.open(url) as ds:
+        with pytest.raises(errors.RasterIOError) as ei:
+            ds.read(window=WIN)
+    msg = str(ei.value)
+    assert url in msg and f"HTTP {words}" in msg, msg
+    assert "no detail from GDAL" not in msg, msg
+
+
+@pytest.mark.parametrize("code", [403, 404])
+def test_status_on_open_is_named(quirky, retries, code):
+    retries(0)
+    url = quirky.url(f"fail/{code}/0/{COG}?open")
+    with pytest.raises(errors.RasterIOError) as ei:
+        rasterloader.open(url)
+    assert url in str(ei.value) and str(code) in str(ei.value), str(ei.value)
+
+
+@pytest.mark.parametrize("how,words", [("reset", "Connection reset by peer"),
+                                       ("short", "transfer closed with"),
+                                       ("503", "HTTP 503 Service Unavailable")])
+def test_transient_fault_fails_once_then_reads(quirky, retries, rl, how, words):
+    """Without retries the fault is the read's error, naming the cause; the
+    next read of the same window succeeds: nothing of the failure is kept."""
+    retries(0)
+    url = quirky.url(f"once/{how}/65536/{COG}?no-retry")
+    with rasterloader.open(url) as ds:
+        with pytest.raises(errors.RasterIOError) as ei:
+            ds.read(window=WIN)
+        assert words in str(ei.value), str(ei.value)
+        assert_same(ds.read(window=WIN), rl(COG).read(window=WIN))
+
+
+@pytest.mark.parametrize("how", ["reset", "short", "503"])
+@pytest.mark.parametrize("setting", [1, None])
+def test_transient_fault_is_retried(quirky, retries, rl, how, setting):
+    """With GDAL_HTTP_MAX_RETRY (or unset: 2 retries) the read succeeds by
+    sending the failed range again."""
+    retries(setting)
+    url = quirky.url(f"once/{how}/65536/{COG}?retry-{setting}")
+    with rasterloader.open(url) as ds:
+        assert_same(ds.read(window=WIN), rl(COG).read(window=WIN))
+    quirky.settle()
+    reqs = _range_requests(quirky, url)
+    assert len(reqs) == 2 and reqs[0]["range"] == reqs[1]["range"], reqs
+
+
+def test_permanent_failure_fails_after_the_retries(quirky, retries):
+    retries(1)
+    url = quirky.url(f"fail/503/65536/{COG}?permanent")
+    with rasterloader.open(url) as ds:
+        with pytest.raises(errors.RasterIOError) as ei:
+            ds.read(window=WIN)
+    msg = str(ei.value)
+    assert "HTTP 503 Service Unavailable" in msg and "after 1 retry, GDAL_HTTP_MAX_RETRY" in msg, msg
+    quirky.settle()
+    assert len(_range_requests(quirky, url)) == 2
+
+
+def test_not_found_is_not_retried(quirky, retries):
+    retries(None)
+    url = quirky.url(f"fail/404/65536/{COG}?not-retried")
+    with rasterloader.open(url) as ds:
+        with pytest.raises(errors.RasterIOError):
+            ds.read(window=WIN)
+    quirky.settle()
+    assert len(_range_requests(quirky, url)) == 1
