@@ -44,6 +44,14 @@
  * Not a pthread_rwlock: its state after fork() counts the parent's waiting
  * readers, and unlocking it in the child left the child's reads blocked.
  * Here the child simply starts with a fresh, open gate.
+ *
+ * What the gate must not hold is a wait on the network: a GDAL read of
+ * /vsicurl/ is one call for as long as the server takes, so a stalled
+ * server held every fork().  GDAL takes process-wide mutexes for moments
+ * inside that call, so it cannot leave the gate; the native reader's http(s)
+ * reads are made with libcurl in tiff/tiff_http.c instead, inside the gate
+ * for every libcurl call and outside it for the wait itself
+ * (curl_multi_wait, back-off sleeps), where it holds no lock at all.
  */
 static struct {
     pthread_mutex_t mu;

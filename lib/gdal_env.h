@@ -25,7 +25,8 @@
  * and raster__gdal_leave(), so that fork() (which closes the gate first)
  * never copies a GDAL mutex held by another thread into the child.  The
  * first enter also registers GDAL's drivers.  Not recursive: never enter
- * twice on one thread. */
+ * twice on one thread.  libcurl calls of lib/tiff/tiff_http.c run inside it
+ * too; its waits on the network run outside (it leaves and re-enters). */
 RASTER_HIDDEN void raster__gdal_enter(void);
 RASTER_HIDDEN void raster__gdal_leave(void);
 
