@@ -414,6 +414,59 @@ START_TEST(fork_while_a_read_is_stalled)
 }
 END_TEST
 
+/* ------------------------------ threads -------------------------------- */
+
+enum { READ_THREADS = 4, WINDOWS_PER_THREAD = 6 };
+
+typedef struct thread_reads {
+    raster_dataset_t *remote, *local;
+    int k;                      /* this thread's share of the windows */
+    int wrong;                  /* windows whose bytes differ, or failed */
+} thread_reads_t;
+
+static void *
+thread_reads_run(void *p)
+{
+    thread_reads_t *t = p;
+    for (int i = 0; i < WINDOWS_PER_THREAD; i++) {
+        const int64_t off = 64 * ((t->k * WINDOWS_PER_THREAD + i) % 12);   /* 0 .. 704 */
+        window_read_t a = {t->remote, {off, 704 - off, 256, 256}, NULL, 0, RASTER_OK};
+        window_read_t b = {t->local, a.win, NULL, 0, RASTER_OK};
+        window_read_run(&a);
+        window_read_run(&b);
+        if (a.st != RASTER_OK || b.st != RASTER_OK)
+            fprintf(stderr, "check_remote: %s\n", raster_last_error());
+        t->wrong += a.st != RASTER_OK || b.st != RASTER_OK || a.nbytes != b.nbytes ||
+                    memcmp(a.buf, b.buf, a.nbytes) != 0;
+        free(a.buf);
+        free(b.buf);
+    }
+    return NULL;
+}
+
+/* Threads share one remote dataset of the native reader (its HTTP
+ * transfers, one connection set per handle): every window equals the local
+ * file's.  Under TSan (make test-tsan) it checks the transfers' sharing. */
+START_TEST(threads_share_a_remote_dataset)
+{
+    NEED_SERVER();
+    raster_dataset_t *remote = open_with_reader(url_of(COGS[0], "?threads"), RASTER_READER_NATIVE_TIFF);
+    raster_dataset_t *local = open_with_reader(fixture_path(COGS[0]), RASTER_READER_NATIVE_TIFF);
+    pthread_t th[READ_THREADS];
+    thread_reads_t t[READ_THREADS];
+    for (int k = 0; k < READ_THREADS; k++) {
+        t[k] = (thread_reads_t){remote, local, k, 0};
+        ck_assert_int_eq(pthread_create(&th[k], NULL, thread_reads_run, &t[k]), 0);
+    }
+    for (int k = 0; k < READ_THREADS; k++) {
+        pthread_join(th[k], NULL);
+        ck_assert_msg(t[k].wrong == 0, "thread %d: %d windows wrong or failed", k, t[k].wrong);
+    }
+    raster_close(remote);
+    raster_close(local);
+}
+END_TEST
+
 static Suite *
 remote_suite(void)
 {
@@ -425,6 +478,7 @@ remote_suite(void)
     tcase_add_test(tc, native_reads_equal_local);
     tcase_add_test(tc, requests_per_window);
     tcase_add_test(tc, missing_url_is_io_error);
+    tcase_add_test(tc, threads_share_a_remote_dataset);
     suite_add_tcase(s, tc);
     TCase *tf = tcase_create("fork");
     tcase_add_unchecked_fixture(tf, quirky_start, quirky_stop);
