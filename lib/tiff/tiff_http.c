@@ -35,8 +35,11 @@
  * is outside the gate, and when its data arrives it has to re-enter the
  * gate (waiting there while a fork() is under way) before libcurl may take
  * a lock.  The child never touches the parent's transfers or connections:
- * they belong to VSI handles that tiff_vsi.c's handle stack forgets in a
- * child; a child opens its own connections.
+ * each thread has its own set (a curl multi handle: connections kept alive
+ * between reads, shared by every file the thread reads, as GDAL's /vsicurl/
+ * keeps one per thread), marked with the process that made it; a child
+ * forgets the set it inherits (never closes it: closing a TLS connection
+ * writes to a socket its parent still uses) and opens its own.
  *
  * The options are GDAL's: each request's easy handle is set up by GDAL's
  * own CPLHTTPSetOptions() (what /vsicurl/ uses: GDAL_HTTP_TIMEOUT, proxies,
@@ -64,11 +67,13 @@
 #include <curl/curl.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 /* cpl_http.h declares CPLHTTPSetOptions() for C++ only (GDAL's HTTP users
  * call it: /vsicurl/, CPLHTTPFetch); this is that symbol, GDAL 3.x's
@@ -76,9 +81,11 @@
 extern void *raster__cpl_http_set_options(void *curl, const char *url, const char *const *options)
     __asm__("_Z17CPLHTTPSetOptionsPvPKcPKS1_");
 
-struct raster__http {
-    CURLM *multi;               /* keeps the connections between reads */
-};
+/* A thread's connections: a multi handle keeps them between reads. */
+typedef struct conn_set {
+    CURLM *multi;
+    pid_t pid;                  /* the process that made it */
+} conn_set_t;
 
 enum {
     MAX_CONNECTIONS = 16,       /* more requests of one read wait for a connection */
@@ -129,33 +136,53 @@ raster__http_url_of(const char *path)
     return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0 ? url : NULL;
 }
 
-raster__http_t *
-raster__http_new(void)
+static pthread_key_t conn_key;
+static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
+
+/* Thread exit: the thread's connections close (inside the gate, as every
+ * libcurl call).  Not a forked child's inherited set: its sockets are the
+ * parent's too (closing a TLS one would write to it). */
+static void
+conn_set_free(void *p)
 {
-    raster__http_t *h = calloc(1, sizeof *h);
-    if (h == NULL)
-        return NULL;
+    conn_set_t *c = p;
+    if (c->pid != getpid())
+        return;                 /* forgotten, as its parent's */
     raster__gdal_enter();
-    h->multi = curl_multi_init();
-    if (h->multi != NULL)
-        curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)MAX_CONNECTIONS);
+    curl_multi_cleanup(c->multi);
     raster__gdal_leave();
-    if (h->multi == NULL) {
-        free(h);
-        return NULL;
-    }
-    return h;
+    free(c);
 }
 
-void
-raster__http_free(raster__http_t *h)
+static void
+conn_key_create(void)
 {
-    if (h == NULL)
-        return;
+    (void)pthread_key_create(&conn_key, conn_set_free);
+}
+
+/* This thread's connection set (made on its first use, and again in a
+ * forked child, which forgets its parent's); NULL when out of memory.
+ * Outside the gate. */
+static conn_set_t *
+conn_set_of_thread(void)
+{
+    pthread_once(&conn_once, conn_key_create);
+    conn_set_t *c = pthread_getspecific(conn_key);
+    if (c != NULL && c->pid == getpid())
+        return c;
+    if ((c = calloc(1, sizeof *c)) == NULL)
+        return NULL;
+    c->pid = getpid();
     raster__gdal_enter();
-    curl_multi_cleanup(h->multi);
+    c->multi = curl_multi_init();
+    if (c->multi != NULL)
+        curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)MAX_CONNECTIONS);
     raster__gdal_leave();
-    free(h);
+    if (c->multi == NULL || pthread_setspecific(conn_key, c) != 0) {
+        conn_set_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 /* ------------------------------ callbacks ------------------------------ */
@@ -249,7 +276,7 @@ on_body(char *p, size_t size, size_t nmemb, void *ud)
 
 /* Inside the gate: a fresh attempt of 'r' added to the multi handle. */
 static raster_status_t
-request_start(raster__http_t *h, const char *url, request_t *r)
+request_start(conn_set_t *h, const char *url, request_t *r)
 {
     r->got = 0;
     r->cursor = 0;
@@ -283,7 +310,7 @@ request_start(raster__http_t *h, const char *url, request_t *r)
 
 /* Inside the gate: record the requests libcurl has finished. */
 static void
-collect_finished(raster__http_t *h)
+collect_finished(conn_set_t *h)
 {
     CURLMsg *m;
     int left;
@@ -299,7 +326,7 @@ collect_finished(raster__http_t *h)
 
 /* Inside the gate: the attempt's easy handle and headers go. */
 static void
-request_end(raster__http_t *h, request_t *r)
+request_end(conn_set_t *h, request_t *r)
 {
     if (r->easy == NULL)
         return;
@@ -319,7 +346,7 @@ request_end(raster__http_t *h, request_t *r)
  * gate is held around libcurl's work and left for the network wait (the
  * file's comment says why that wait holds no lock). */
 static raster_status_t
-transfer_round(raster__http_t *h, const char *url, request_t *reqs, int nreq)
+transfer_round(conn_set_t *h, const char *url, request_t *reqs, int nreq)
 {
     raster_status_t st = RASTER_OK;
     raster__gdal_enter();
@@ -445,11 +472,13 @@ requests_of(int n, void **bufs, const uint64_t *offs, const size_t *sizes, uint6
 }
 
 raster_status_t
-raster__http_read_ranges(raster__http_t *h, const char *url, const char *name, uint64_t file_nbytes, int n,
-                         void **bufs, const uint64_t *offs, const size_t *sizes, const char *what)
+raster__http_read_ranges(const char *url, const char *name, uint64_t file_nbytes, int n, void **bufs,
+                         const uint64_t *offs, const size_t *sizes, const char *what)
 {
     if (n <= 0)
         return RASTER_OK;
+    conn_set_t *h = conn_set_of_thread();
+    RASTER_CHECK(h != NULL, RASTER_E_NOMEM, "%s: out of memory for HTTP connections", name);
     int nreq = 0;
     request_t *reqs = requests_of(n, bufs, offs, sizes, file_nbytes, &nreq);
     RASTER_CHECK(reqs != NULL, RASTER_E_NOMEM, "%s: out of memory for %d range requests", name, n);

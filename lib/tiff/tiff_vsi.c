@@ -64,10 +64,10 @@ typedef struct vsi_source {
     atomic_int pixel_reads;         /* a read has prepared: the open is over */
 } vsi_source_t;
 
-/* One reader's way to the bytes, each opened when a read first needs it. */
+/* One reader's GDAL VSI handle, opened when a read first needs it (http
+ * reads after the open need none: tiff_http.c keeps connections per thread). */
 typedef struct vsi_handle {
-    VSILFILE *fp;                   /* GDAL's VSI handle */
-    raster__http_t *http;           /* the connections of tiff_http.c (url set) */
+    VSILFILE *fp;
 } vsi_handle_t;
 
 /* ------------------------------ handles -------------------------------- */
@@ -88,7 +88,6 @@ vsi_close(void *p)
     vsi_handle_t *vh = p;
     if (vh->fp != NULL)
         fp_close(vh->fp);
-    raster__http_free(vh->http);
     free(vh);
 }
 
@@ -115,14 +114,11 @@ handle_acquire(vsi_source_t *v)
     return vh;
 }
 
-/* Opens what a read of 'vh' needs, if it is not open yet: tiff_http.c's
- * connections ('http') or GDAL's VSI handle. */
+/* Opens the VSI handle of 'vh' if it is not open yet. */
 static raster_status_t
-handle_ready(const vsi_source_t *v, vsi_handle_t *vh, int http)
+handle_ready(const vsi_source_t *v, vsi_handle_t *vh)
 {
-    if (http && vh->http == NULL && (vh->http = raster__http_new()) == NULL)
-        return raster__fail(RASTER_E_NOMEM, "%s: out of memory for an HTTP connection set", v->base.path);
-    if (!http && vh->fp == NULL && (vh->fp = vsi_open(v->base.path)) == NULL)
+    if (vh->fp == NULL && (vh->fp = vsi_open(v->base.path)) == NULL)
         return RASTER_E_IO;     /* the message is set */
     return RASTER_OK;
 }
@@ -205,15 +201,14 @@ vsi_read_ranges(raster__tiff_source_t *src, int n, void **bufs, const uint64_t *
     /* The directory, parsed at open by libtiff in many small reads, is
      * in GDAL's /vsicurl/ cache since GDAL's open: GDAL serves it, without
      * a request.  Pixel reads (after the first prepare()) fetch their own. */
-    const int http = v->url != NULL && atomic_load_explicit(&v->pixel_reads, memory_order_relaxed);
+    if (v->url != NULL && atomic_load_explicit(&v->pixel_reads, memory_order_relaxed))
+        return raster__http_read_ranges(v->url, v->base.path, v->base.nbytes, n, bufs, offs, sizes, what);
     vsi_handle_t *vh = handle_acquire(v);
     if (vh == NULL)
         return RASTER_E_NOMEM;
-    raster_status_t st = handle_ready(v, vh, http);
+    raster_status_t st = handle_ready(v, vh);
     if (st == RASTER_OK)
-        st = http ? raster__http_read_ranges(vh->http, v->url, v->base.path, v->base.nbytes, n, bufs, offs,
-                                             sizes, what)
-                  : gdal_read_ranges(v, vh->fp, n, bufs, offs, sizes, what);
+        st = gdal_read_ranges(v, vh->fp, n, bufs, offs, sizes, what);
     handle_release(v, vh);
     return st;
 }
