@@ -31,6 +31,7 @@ def main():
     a = ap.parse_args()
     os.environ.update({"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "0",
                        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif", "GDAL_HTTP_TIMEOUT": a.timeout})
+    os.environ.setdefault("RASTERLOADER_TILE_CACHE_SHARED", "0")     # a private cache: no /dev/shm
     import rasterloader
     root = os.environ.get("RASTER_FIXTURES", os.path.join(HERE, "..", "..", "data", "fixtures"))
     with httpd.Quirky(root) as srv:
