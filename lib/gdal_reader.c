@@ -395,7 +395,7 @@ rasterio_into(raster_dataset_t *ds, GDALDatasetH h, raster_window_t win, const i
 {
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
-    raster__gdal_capture_begin();
+    raster__gdal_capture_begin_read(ds->path);
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)win.col_off, (int)win.row_off,
                                              (int)win.width, (int)win.height, v->data,
                                              (int)win.width, (int)win.height, gdal_type_of(v->dtype),
@@ -574,7 +574,7 @@ resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_requ
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
     resampling_extra(&extra, w, rr->alg);
-    raster__gdal_capture_begin();
+    raster__gdal_capture_begin_read(ds->path);
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, int_len(w.width),
                                              int_len(w.height), v->data, (int)v->width, (int)v->height,
                                              gdal_type_of(v->dtype), rr->band_count, (int *)rr->bands,
@@ -642,7 +642,7 @@ mask_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
     const mask_request_t *mr = ctx;
     const raster_window_f_t w = mr->win;
     const raster_view_t *dst = mr->dst;
-    raster__gdal_capture_begin();
+    raster__gdal_capture_begin_read(ds->path);
     GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(h, mr->band));
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);

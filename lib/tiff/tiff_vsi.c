@@ -173,7 +173,7 @@ gdal_read_ranges(const vsi_source_t *v, VSILFILE *fp, int n, void **bufs, const 
                  const size_t *sizes, const char *what)
 {
     raster_status_t st = RASTER_OK;
-    raster__gdal_capture_begin();
+    raster__gdal_capture_begin_read(v->base.path);
     if (n == 1) {
         st = read_one(v, fp, bufs[0], sizes[0], offs[0], what);
     } else if (multi_range(n, bufs, offs, sizes, fp) != 0) {

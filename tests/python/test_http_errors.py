@@ -101,18 +101,31 @@ def _range_requests(srv, url):
             and int(r["range"][6:].split("-")[0]) >= 65536]
 
 
-@pytest.mark.parametrize("code,words", [(404, "404 Not Found"), (403, "403 Forbidden"),
-                                        (500, "500 Internal Server Error"),
-                                        (503, "503 Service Unavailable")])
-def test_status_during_read_is_named(quirky, retries, code, words):
+@pytest.mark.parametrize("reader", [None, "gdal"])
+@pytest.mark.parametrize("code,reason", [(404, " Not Found"), (403, " Forbidden"),
+                                         (500, " Internal Server Error"),
+                                         (503, " Service Unavailable")])
+def test_status_during_read_is_named(quirky, retries, code, reason, reader):
+    """The native reader names the status line; the GDAL reader the status
+    GDAL's /vsicurl/ says in its debug output (its error is libtiff's)."""
     retries(0)
-    url = quirky.url(f"fail/{code}/65536/{COG}?named")
-    with rasterloader.open(url) as ds:
+    url = quirky.url(f"fail/{code}/65536/{COG}?named-{reader}")
+    with rasterloader.open(url, reader=reader) as ds:
         with pytest.raises(errors.RasterIOError) as ei:
             ds.read(window=WIN)
     msg = str(ei.value)
-    assert url in msg and f"HTTP {words}" in msg, msg
+    assert url in msg and f"HTTP {code}{reason if reader is None else ''}" in msg, msg
     assert "no detail from GDAL" not in msg, msg
+
+
+@pytest.mark.parametrize("reader", [None, "gdal"])
+def test_short_body_during_read_is_named(quirky, retries, reader):
+    retries(0)
+    url = quirky.url(f"truncate/65536/{COG}?short-{reader}")
+    with rasterloader.open(url, reader=reader) as ds:
+        with pytest.raises(errors.RasterIOError) as ei:
+            ds.read(window=WIN)
+    assert "transfer closed with" in str(ei.value), str(ei.value)
 
 
 @pytest.mark.parametrize("code", [403, 404])
