@@ -72,8 +72,6 @@ typedef struct vsi_handle {
 
 /* ------------------------------ handles -------------------------------- */
 
-/* The stack's close: called outside the gate (pushes and the destroy here
- * run outside it); each close enters the gate itself. */
 static void
 fp_close(VSILFILE *fp)
 {
@@ -82,6 +80,8 @@ fp_close(VSILFILE *fp)
     raster__gdal_leave();
 }
 
+/* The stack's close: called outside the gate (pushes and the destroy here
+ * run outside it), so it enters the gate itself. */
 static void
 vsi_close(void *p)
 {
