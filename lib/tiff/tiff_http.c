@@ -471,6 +471,33 @@ requests_of(int n, void **bufs, const uint64_t *offs, const size_t *sizes, uint6
     return reqs;
 }
 
+/* Marks the requests whose attempt brought every byte done; the first that
+ * failed (its cause in 'cause'), or NULL; *all_transient: whether every
+ * failure may do better on another attempt. */
+static const request_t *
+judge_round(request_t *reqs, int nreq, char *cause, size_t cause_n, int *all_transient)
+{
+    const request_t *failed = NULL;
+    *all_transient = 1;
+    for (int i = 0; i < nreq; i++) {
+        request_t *r = &reqs[i];
+        char buf[512];
+        int transient;
+        if (r->done)
+            continue;
+        if (attempt_failure(r, buf, sizeof buf, &transient) == NULL) {
+            r->done = 1;
+            continue;
+        }
+        if (failed == NULL) {
+            failed = r;
+            snprintf(cause, cause_n, "%s", buf);
+        }
+        *all_transient &= transient;
+    }
+    return failed;
+}
+
 raster_status_t
 raster__http_read_ranges(const char *url, const char *name, uint64_t file_nbytes, int n, void **bufs,
                          const uint64_t *offs, const size_t *sizes, const char *what)
@@ -493,22 +520,8 @@ raster__http_read_ranges(const char *url, const char *name, uint64_t file_nbytes
             break;
         }
         char cause[512];
-        const request_t *failed = NULL;
-        int all_transient = 1;
-        for (int i = 0; i < nreq; i++) {
-            int transient;
-            request_t *r = &reqs[i];
-            if (r->done)
-                continue;
-            char buf[512];
-            if (attempt_failure(r, buf, sizeof buf, &transient) == NULL) {
-                r->done = 1;
-                continue;
-            }
-            if (failed == NULL)
-                failed = r, snprintf(cause, sizeof cause, "%s", buf);
-            all_transient &= transient;
-        }
+        int all_transient;
+        const request_t *failed = judge_round(reqs, nreq, cause, sizeof cause, &all_transient);
         if (failed == NULL)
             break;
         if (!all_transient || round >= rule.max_retry) {
