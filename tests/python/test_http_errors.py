@@ -186,3 +186,16 @@ def test_not_found_is_not_retried(quirky, retries):
             ds.read(window=WIN)
     quirky.settle()
     assert len(_range_requests(quirky, url)) == 1
+
+
+def test_other_bytes_than_asked_never_reach_a_pixel(quirky, retries):
+    """A 206 whose Content-Range is not the range asked (a proxy or cache
+    that mixed answers up) is refused, retried, and fails naming it."""
+    retries(1)
+    url = quirky.url(f"shift/65536/{COG}?shift")
+    with rasterloader.open(url) as ds:
+        with pytest.raises(errors.RasterIOError) as ei:
+            ds.read(window=WIN)
+    assert "other bytes than the range asked" in str(ei.value), str(ei.value)
+    quirky.settle()
+    assert len(_range_requests(quirky, url)) == 2

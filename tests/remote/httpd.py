@@ -24,6 +24,9 @@ connects anywhere else.
                                  are served at once.  stalled (an Event) is
                                  set when it holds one (the command line
                                  prints "stalled <path>")
+    /shift/<from>/<file>         answers such a request with 206 and the
+                                 bytes one further on, Content-Range saying so
+                                 (a proxy that mixed up answers: never pixels)
     /once/<how>/<from>/<file>    fails the first such request of that path
                                  once, then serves it: <how> is "reset" (the
                                  connection is reset after the headers),
@@ -312,6 +315,10 @@ class _QuirkyHandler(http.server.BaseHTTPRequestHandler):
                 if m is not None and start >= int(parts[1]) and self._first_time():
                     self.server.on_stall(self.path)
                     self.server.release_event.wait()
+            elif mode == "shift" and len(parts) == 3:
+                if m is not None and start >= int(parts[1]):
+                    start += 1
+                    m = re.fullmatch(r"bytes=(\d+)-(\d*)", f"bytes={start}-{int(m.group(2)) + 1 if m.group(2) else ''}")
             elif mode == "once" and len(parts) == 4:
                 if m is not None and start >= int(parts[2]) and self._first_time():
                     how = parts[1]
