@@ -284,7 +284,8 @@ blocks_measure(raster_dataset_t *ds)
  * caches of it (file properties, downloaded regions) are dropped, so the
  * next call asks the server again.  GDAL 3.6 keeps what a failure left
  * there: a body cut short is cached as a short region of the file (every
- * later read of that tile then fails without a request), and a HEAD that
+ * later read of a tile under its 16 KiB chunk then fails without a request:
+ * test_http_errors.py's small-tile test), and a HEAD that
  * failed is cached as "the file does not exist".  A transient fault must not
  * outlive its request. */
 static void

@@ -199,3 +199,38 @@ def test_other_bytes_than_asked_never_reach_a_pixel(quirky, retries):
     assert "other bytes than the range asked" in str(ei.value), str(ei.value)
     quirky.settle()
     assert len(_range_requests(quirky, url)) == 2
+
+
+def _smallest_tile(name):
+    """(its byte offset, its window) of the smallest tile of a fixture: a
+    tile under GDAL's 16 KiB download chunk."""
+    tifffile = pytest.importorskip("tifffile")
+    with tifffile.TiffFile(os.path.join(FIXTURE_DIR, name)) as tf:
+        page = tf.pages[0]
+        offs, counts = page.tags["TileOffsets"].value, page.tags["TileByteCounts"].value
+        w, h, tw, th = page.imagewidth, page.imagelength, page.tilewidth, page.tilelength
+    i = min((k for k in range(len(counts)) if counts[k]), key=lambda k: counts[k])
+    r, c = divmod(i, (w + tw - 1) // tw)
+    return offs[i], ((r * th, min(h, r * th + th)), (c * tw, min(w, c * tw + tw)))
+
+
+@pytest.mark.parametrize("reader", [None, "gdal"])
+def test_short_body_of_a_small_tile_is_not_stuck(quirky, retries, rl, reader):
+    """The regression: GDAL 3.6's /vsicurl/ cached the half body of a tile
+    smaller than its 16 KiB chunk as the file's bytes, so every later read of
+    that tile failed without a request, whatever GDAL_HTTP_MAX_RETRY said.
+    Now the native reader retries it (GDAL_HTTP_MAX_RETRY=3: the first read
+    succeeds) and the GDAL reader's next read asks the server again."""
+    name = "cog_i16_zstd_pred2_tile256_pixel_1b_1000x777.tif"
+    off, win = _smallest_tile(name)
+    retries(3)
+    url = quirky.url(f"once/short/{off // 16384 * 16384}/{name}?small-{reader}")
+    want = rl(name).read(window=win)
+    with rasterloader.open(url, reader=reader) as ds:
+        if reader is None:
+            assert_same(ds.read(window=win), want)
+        else:
+            with pytest.raises(errors.RasterIOError):
+                ds.read(window=win)
+        assert_same(ds.read(window=win), want)
+        assert_same(ds.read(window=win), want)
