@@ -16,7 +16,7 @@ FIXTURES := data/fixtures
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST := ctest --output-on-failure -j$(JOBS)
 
-DEB_PACKAGES := build-essential cmake pkg-config libgdal-dev gdal-bin libtiff-dev libzstd-dev \
+DEB_PACKAGES := build-essential cmake pkg-config libgdal-dev libcurl4-openssl-dev gdal-bin libtiff-dev libzstd-dev \
                 libdeflate-dev zlib1g-dev check valgrind clang libclang-rt-14-dev nginx-light
 TORCH_PIN := torch==2.13.0
 
@@ -166,7 +166,8 @@ test-valgrind: build fixtures
 # decode workers (check_read_threads, check_tiff_threads' "threads" case),
 # batch reads, pool churn and concurrent releases, DLPack exports, the tile
 # cache (both suites run in the shared-memory arena, the default mode) and
-# the fault-injection suite.  check_shm_arena (processes killed in a loop) is
+# the fault-injection suite, remote reads from threads (check_remote's "http"
+# case, against nginx).  check_shm_arena (processes killed in a loop) is
 # not here: it forks, as check_fork does.  tests/tsan.supp holds only GDAL's
 # internal lock order.  check_fork is not here: TSan does not support threads
 # started after a fork.
@@ -179,6 +180,9 @@ TSAN_RUN = log=$(BUILD_TSAN)/$(1).tsan.log; echo "tsan $(1) $(2)"; \
 test-tsan: build-tsan fixtures
 	@set -e; for t in $(TSAN_SUITES); do $(call TSAN_RUN,$$t,); done
 	@set -e; if [ -x $(BUILD_TSAN)/check_tiff_threads ]; then $(call TSAN_RUN,check_tiff_threads,CK_RUN_CASE=threads); fi
+	@# Remote reads from threads (the native reader's HTTP transfers and the fork
+	@# gate they leave and re-enter); not its "fork" case (threads, then fork).
+	@set -e; $(call TSAN_RUN,check_remote,CK_RUN_CASE=http)
 
 test-python: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) -m pytest -q tests/python

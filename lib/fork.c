@@ -9,8 +9,9 @@
  * the order is fixed, and written once:
  *
  *   prepare runs 1 to 5:
- *     1. GDAL gate    close it and wait until no thread is inside a GDAL or
- *                     VSI call (raster__gdal_fork_*).  First, because this
+ *     1. GDAL gate    close it and wait until no thread is inside a GDAL,
+ *                     VSI or libcurl call (raster__gdal_fork_*); a thread
+ *                     waiting on the network in tiff/tiff_http.c is not.  First, because this
  *                     is the one hook that waits for other threads: no
  *                     thread waits at the gate while holding one of the
  *                     locks below, so none of them may be held by fork()

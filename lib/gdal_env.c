@@ -18,8 +18,10 @@
  */
 #include "internal.h"
 
+#include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_vsi.h>
+#include <cpl_vsi_error.h>
 #include <gdal.h>
 
 #include <stdio.h>
@@ -43,6 +45,14 @@
  * Not a pthread_rwlock: its state after fork() counts the parent's waiting
  * readers, and unlocking it in the child left the child's reads blocked.
  * Here the child simply starts with a fresh, open gate.
+ *
+ * What the gate must not hold is a wait on the network: a GDAL read of
+ * /vsicurl/ is one call for as long as the server takes, so a stalled
+ * server held every fork().  GDAL takes process-wide mutexes for moments
+ * inside that call, so it cannot leave the gate; the native reader's http(s)
+ * reads are made with libcurl in tiff/tiff_http.c instead, inside the gate
+ * for every libcurl call and outside it for the wait itself
+ * (curl_multi_wait, back-off sleeps), where it holds no lock at all.
  */
 static struct {
     pthread_mutex_t mu;
@@ -198,6 +208,10 @@ static const struct gdal_words {
     {RASTER__GDAL_SAID_RETRY, CE_Warning, ". Retrying"},
     /* gdalrasterband.cpp: "Failed to compute statistics, no valid pixels found in sampling." */
     {RASTER__GDAL_SAID_NO_VALID_PIXELS, CE_Failure, "no valid pixels"},
+    /* cpl_vsil_curl.cpp's debug output (raster__gdal_capture_begin_read()):
+     * "Got response_code=%ld", "DownloadRegion(%s): response_code=%d, msg=%s",
+     * "ReadMultiRange(%s), %s: response_code=%d, msg=%s" */
+    {RASTER__GDAL_SAID_HTTP, CE_Debug, "response_code="},
 };
 
 /* What rasterloader adds when a server ignored Range requests: every read
@@ -219,7 +233,11 @@ typedef struct capture {
     CPLErrorNum first_no;       /* the first failure's number */
     char first[320];            /* the first failure's text */
     char retry[320];            /* the last retry notice, up to ". Retrying" */
+    char http[320];             /* the last failed response /vsicurl/'s debug output named */
     char detail[1024];          /* raster__gdal_capture_detail()'s result */
+    int depth;                  /* begin/end pairs open */
+    int debug_depth;            /* the depth that set CPL_DEBUG, or 0 */
+    char *debug_was;            /* CPL_DEBUG of this thread before (owned), or NULL */
 } capture_t;
 
 static _Thread_local capture_t cap;
@@ -231,6 +249,31 @@ static int
 is_network_no(CPLErrorNum no)
 {
     return no == CPLE_HttpResponse || (no >= CPLE_AWSBucketNotFound && no <= CPLE_AWSError);
+}
+
+/* A response that /vsicurl/'s debug output names after "response_code=":
+ * kept when it failed (not 2xx, or with curl's message), as "HTTP 503" or
+ * curl's words (with the status when there was one that is not 2xx). */
+static void
+note_http(const char *after_fragment)
+{
+    const int code = atoi(after_fragment);
+    const char *m = strstr(after_fragment, "msg=");
+    const char *text = m != NULL && m[4] != '\0' ? m + 4 : NULL;
+    const int ok = code >= 200 && code < 300;
+    if (ok && text == NULL)
+        return;
+    if (code == 0 && text == NULL) {    /* no response: curl's words came first, if any */
+        if (cap.http[0] == '\0')
+            snprintf(cap.http, sizeof cap.http, "no HTTP response");
+        return;
+    }
+    if (text == NULL)
+        snprintf(cap.http, sizeof cap.http, "HTTP %d", code);
+    else if (code == 0 || ok)
+        snprintf(cap.http, sizeof cap.http, "%.300s", text);
+    else
+        snprintf(cap.http, sizeof cap.http, "HTTP %d: %.290s", code, text);
 }
 
 static void CPL_STDCALL
@@ -246,6 +289,8 @@ capture_handler(CPLErr cls, CPLErrorNum no, const char *msg)
                 cap.retries++;
                 snprintf(cap.retry, sizeof cap.retry, "%.*s", (int)(at - msg), msg);
             }
+            if (w->said == RASTER__GDAL_SAID_HTTP)
+                note_http(at + strlen(w->fragment));
             break;
         }
     }
@@ -267,14 +312,35 @@ raster__gdal_capture_begin(void)
     cap.failures = cap.retries = cap.network = cap.nomem = cap.not_supported = cap.file_io = 0;
     cap.said = 0;
     cap.first_no = CPLE_None;
-    cap.first[0] = cap.retry[0] = '\0';
+    cap.first[0] = cap.retry[0] = cap.http[0] = '\0';
+    cap.depth++;
     CPLPushErrorHandler(capture_handler);
     CPLErrorReset();
+    VSIErrorReset();
+}
+
+void
+raster__gdal_capture_begin_read(const char *path)
+{
+    raster__gdal_capture_begin();
+    if (cap.debug_depth != 0 || !raster__path_is_remote(path))
+        return;
+    const char *was = CPLGetThreadLocalConfigOption("CPL_DEBUG", NULL);
+    cap.debug_was = was != NULL ? strdup(was) : NULL;
+    cap.debug_depth = cap.depth;
+    CPLSetThreadLocalConfigOption("CPL_DEBUG", "ON");
 }
 
 void
 raster__gdal_capture_end(void)
 {
+    if (cap.debug_depth == cap.depth) {
+        CPLSetThreadLocalConfigOption("CPL_DEBUG", cap.debug_was);
+        free(cap.debug_was);
+        cap.debug_was = NULL;
+        cap.debug_depth = 0;
+    }
+    cap.depth--;
     CPLPopErrorHandler();
 }
 
@@ -284,28 +350,50 @@ raster__gdal_capture_said(raster__gdal_said_t what)
     return (cap.said >> what) & 1u;
 }
 
+/* GDAL's network layer also reports through VSIError (per thread), not
+ * always through CPLError: an HTTP status or curl's error of a HEAD
+ * ("HTTP response code: 403", "CURL error: ..."), the object stores'
+ * refusals.  NULL when it has nothing. */
+static const char *
+vsi_error(void)
+{
+    const char *msg = VSIGetLastErrorNo() != VSIE_None ? VSIGetLastErrorMsg() : NULL;
+    return msg != NULL && msg[0] != '\0' ? msg : NULL;
+}
+
+static void
+detail_append(capture_t *c, const char *fmt, const char *what)
+{
+    const size_t n = strlen(c->detail);
+    snprintf(c->detail + n, sizeof c->detail - n, fmt, what);
+}
+
 const char *
 raster__gdal_capture_detail(void)
 {
     capture_t *c = &cap;
     const char *last = CPLGetLastErrorMsg();
+    const char *vsi = vsi_error();
     last = (last && last[0]) ? last
            : c->retry[0]     ? c->retry
+           : vsi             ? vsi
                              : "no detail from GDAL (for a network read, CPL_CURL_VERBOSE=YES shows "
                                "the exchange)";
     if (c->failures > 1 && c->first[0] && strcmp(c->first, last) != 0)
         snprintf(c->detail, sizeof c->detail, "%.319s; then: %.640s", c->first, last);
     else
         snprintf(c->detail, sizeof c->detail, "%.960s", c->first[0] ? c->first : last);
+    if (vsi != NULL && strstr(c->detail, vsi) == NULL)
+        detail_append(c, " (%.400s)", vsi);
+    if (c->http[0] != '\0' && strstr(c->detail, c->http) == NULL)
+        detail_append(c, " (GDAL's network layer: %.320s)", c->http);
     if (c->retries > 0) {
         const size_t n = strlen(c->detail);
         snprintf(c->detail + n, sizeof c->detail - n,
                  " (after %d retr%s, GDAL_HTTP_MAX_RETRY)", c->retries, c->retries == 1 ? "y" : "ies");
     }
-    if (raster__gdal_capture_said(RASTER__GDAL_SAID_NO_RANGE)) {
-        const size_t n = strlen(c->detail);
-        snprintf(c->detail + n, sizeof c->detail - n, "%s", NO_RANGE_HINT);
-    }
+    if (raster__gdal_capture_said(RASTER__GDAL_SAID_NO_RANGE))
+        detail_append(c, "%s", NO_RANGE_HINT);
     return c->detail;
 }
 

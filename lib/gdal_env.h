@@ -25,7 +25,8 @@
  * and raster__gdal_leave(), so that fork() (which closes the gate first)
  * never copies a GDAL mutex held by another thread into the child.  The
  * first enter also registers GDAL's drivers.  Not recursive: never enter
- * twice on one thread. */
+ * twice on one thread.  libcurl calls of lib/tiff/tiff_http.c run inside it
+ * too; its waits on the network run outside (it leaves and re-enters). */
 RASTER_HIDDEN void raster__gdal_enter(void);
 RASTER_HIDDEN void raster__gdal_leave(void);
 
@@ -64,6 +65,14 @@ RASTER_HIDDEN int raster__path_is_remote(const char *path);
 RASTER_HIDDEN void raster__gdal_capture_begin(void);
 RASTER_HIDDEN void raster__gdal_capture_end(void);
 
+/* raster__gdal_capture_begin(), and for a remote 'path' (borrowed) GDAL's
+ * debug output too, until the matching end: GDAL 3.6's /vsicurl/ names the
+ * HTTP status or curl's error of a failed range read only there (a failed
+ * read is otherwise libtiff's "Read error"), and the detail then says it.
+ * Sets CPL_DEBUG for this thread (restored at the end); its messages go into
+ * the record like the others, never to stderr. */
+RASTER_HIDDEN void raster__gdal_capture_begin_read(const char *path);
+
 /* What GDAL said, for a message (valid until the next capture on this
  * thread): the first failure, then the last when it differs, the retries
  * spent, and a hint when a server ignored HTTP Range requests. */
@@ -75,7 +84,8 @@ typedef enum raster__gdal_said {
     RASTER__GDAL_SAID_UNSUPPORTED = 0,  /* libtiff/GTiff: a feature it does not implement */
     RASTER__GDAL_SAID_RETRY = 1,        /* /vsicurl/ retried (GDAL_HTTP_MAX_RETRY) */
     RASTER__GDAL_SAID_NO_RANGE = 2,     /* a server answered a Range request with the whole file */
-    RASTER__GDAL_SAID_NO_VALID_PIXELS = 3 /* statistics: every sampled pixel is nodata */
+    RASTER__GDAL_SAID_NO_VALID_PIXELS = 3, /* statistics: every sampled pixel is nodata */
+    RASTER__GDAL_SAID_HTTP = 4          /* /vsicurl/'s debug output named a response (remote reads) */
 } raster__gdal_said_t;
 
 /* 1 when a message of the capture matched 'what' in the table, else 0. */

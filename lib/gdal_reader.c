@@ -280,10 +280,25 @@ blocks_measure(raster_dataset_t *ds)
     }
 }
 
+/* Inside the gate: after a failed call on a remote path, GDAL's /vsicurl/
+ * caches of it (file properties, downloaded regions) are dropped, so the
+ * next call asks the server again.  GDAL 3.6 keeps what a failure left
+ * there: a body cut short is cached as a short region of the file (every
+ * later read of a tile under its 16 KiB chunk then fails without a request:
+ * test_http_errors.py's small-tile test), and a HEAD that
+ * failed is cached as "the file does not exist".  A transient fault must not
+ * outlive its request. */
+static void
+forget_remote_failure(const char *path)
+{
+    if (raster__path_is_remote(path))
+        VSICurlPartialClearCache(path);
+}
+
 /* Why GDALOpenEx gave NULL: the status from gdal_env.c, the message
  * worded for it. */
 static raster_status_t
-open_failure(const raster_dataset_t *ds)
+open_failure_reported(const raster_dataset_t *ds)
 {
     const raster_status_t st = raster__gdal_capture_status(ds->path, RASTER__GDAL_CALL_OPEN, RASTER_E_FORMAT);
     const char *msg = raster__gdal_capture_detail();
@@ -302,6 +317,16 @@ open_failure(const raster_dataset_t *ds)
     default:
         return raster__fail(st, "%s: GDAL could not open it: %s", ds->path, msg);
     }
+}
+
+/* The status and message of a failed open (asked before GDAL's caches of
+ * the path are dropped: its stat must not be a new request). */
+static raster_status_t
+open_failure(const raster_dataset_t *ds)
+{
+    const raster_status_t st = open_failure_reported(ds);
+    forget_remote_failure(ds->path);
+    return st;
 }
 
 static raster_status_t
@@ -371,7 +396,7 @@ rasterio_into(raster_dataset_t *ds, GDALDatasetH h, raster_window_t win, const i
 {
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
-    raster__gdal_capture_begin();
+    raster__gdal_capture_begin_read(ds->path);
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)win.col_off, (int)win.row_off,
                                              (int)win.width, (int)win.height, v->data,
                                              (int)win.width, (int)win.height, gdal_type_of(v->dtype),
@@ -483,6 +508,8 @@ raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st)
         handle_release(ds->gdal, (GDALDatasetH)h);
     else
         handle_close(h);
+    if (st != RASTER_OK)
+        forget_remote_failure(ds->path);
     raster__gdal_leave();
 }
 
@@ -548,7 +575,7 @@ resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_requ
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);
     resampling_extra(&extra, w, rr->alg);
-    raster__gdal_capture_begin();
+    raster__gdal_capture_begin_read(ds->path);
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, int_len(w.width),
                                              int_len(w.height), v->data, (int)v->width, (int)v->height,
                                              gdal_type_of(v->dtype), rr->band_count, (int *)rr->bands,
@@ -616,7 +643,7 @@ mask_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
     const mask_request_t *mr = ctx;
     const raster_window_f_t w = mr->win;
     const raster_view_t *dst = mr->dst;
-    raster__gdal_capture_begin();
+    raster__gdal_capture_begin_read(ds->path);
     GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(h, mr->band));
     GDALRasterIOExtraArg extra;
     INIT_RASTERIO_EXTRA_ARG(extra);

@@ -34,6 +34,7 @@ LAYERS = [
      "GDAL options scoped to a call, worker threads, buffer pools, the shared arena and the tile cache"),
     ("gdal env", ["gdal_env.c"], "the fork gate, GDAL errors, idle-handle stack, URL mapping"),
     ("codecs", ["tiff/tiff_codec.c"], "decoders and predictors; know nothing of TIFF"),
+    ("http", ["tiff/tiff_http.c"], "HTTP range transfers with libcurl, waiting outside the fork gate"),
     ("byte sources", ["tiff/tiff_vsi.c", "tiff/tiff_io.c", "tiff/tiff_source.c"],
      "file bytes: pread or GDAL VSI behind one interface, and libtiff's client over it"),
     ("readers", ["tiff/tiff_layout.c", "tiff/tiff_read.c", "gdal_reader.c"],

@@ -9,7 +9,9 @@
  *   tiff_io.c      the local source: one descriptor per dataset, pread
  *                  and preadv, the fault-injection hook.
  *   tiff_vsi.c     the remote source (/vsicurl/, /vsis3/, ...): GDAL VSI
- *                  handles and multi-range reads.
+ *                  handles and multi-range reads, or (http(s) pixel reads)
+ *   tiff_http.c    HTTP range transfers with libcurl, waiting on the
+ *                  network outside the fork gate, with the retry rule.
  *   tiff_codec.c   codecs, predictors and byte swapping on plain buffers;
  *                  it knows nothing about TIFF files, windows or views.
  *   tiff_read.c    joins them: plan -> fetch -> decode -> place.

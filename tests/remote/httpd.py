@@ -18,13 +18,28 @@ connects anywhere else.
     /fail/<code>/<from>/<file>   answers such a request with status <code>
     /flaky/<n>/<file>            answers 503 to the first <n> requests for
                                  that path, then serves it (retries that win)
+    /stall/<from>/<file>         holds the first such request of that path
+                                 (query included) until release() (or the
+                                 command line's "release" line); later ones
+                                 are served at once.  stalled (an Event) is
+                                 set when it holds one (the command line
+                                 prints "stalled <path>")
+    /shift/<from>/<file>         answers such a request with 206 and the
+                                 bytes one further on, Content-Range saying so
+                                 (a proxy that mixed up answers: never pixels)
+    /once/<how>/<from>/<file>    fails the first such request of that path
+                                 once, then serves it: <how> is "reset" (the
+                                 connection is reset after the headers),
+                                 "short" (half the body, then close) or a
+                                 status code
   With <from> 0 every request is affected; with <from> past the header
   (e.g. 65536) the open succeeds and the pixel reads misbehave.
   It keeps its own request log in memory, in the same shape as Nginx's.
 
 Command line (for the Check suites and shell use):
     python3 tests/remote/httpd.py nginx --root data/fixtures
-prints "port <N>" and serves until its stdin closes or it gets SIGTERM.
+prints "port <N>" and serves until its stdin closes or it gets SIGTERM; the
+quirky server also reads commands from stdin, one a line ("release").
 Standard library only, so the system python3 can run it.
 """
 
@@ -36,6 +51,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import tempfile
@@ -270,6 +286,31 @@ class _QuirkyHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self._serve()
 
+    def _first_time(self):
+        """True for the first ranged GET of this path (query included)."""
+        if self.command != "GET":
+            return False
+        with self.server.lock:
+            seen = self.server.once.get(self.path, 0)
+            self.server.once[self.path] = seen + 1
+        return seen == 0
+
+    def _reset(self, path, start, m):
+        """Headers of a good answer, a few body bytes, then a TCP reset
+        (SO_LINGER 0: the close sends RST, not FIN)."""
+        size = os.path.getsize(path)
+        end = min(int(m.group(2) or size - 1), size - 1)
+        self.send_response(206)
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        self.wfile.write(b"\0" * min(16, end - start))
+        self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._log(0, 0)           # 0: reset, no status sent complete
+        self.close_connection = True
+        self.connection.close()
+
     def _serve(self):
         parts = self.path.split("?", 1)[0].strip("/").split("/")
         mode, name = parts[0], parts[-1]
@@ -287,6 +328,23 @@ class _QuirkyHandler(http.server.BaseHTTPRequestHandler):
             elif mode == "fail" and len(parts) == 4:
                 if start >= int(parts[2]):
                     return self._error(int(parts[1]))
+            elif mode == "stall" and len(parts) == 3:
+                if m is not None and start >= int(parts[1]) and self._first_time():
+                    self.server.on_stall(self.path)
+                    self.server.release_event.wait()
+            elif mode == "shift" and len(parts) == 3:
+                if m is not None and start >= int(parts[1]):
+                    start += 1
+                    m = re.fullmatch(r"bytes=(\d+)-(\d*)", f"bytes={start}-{int(m.group(2)) + 1 if m.group(2) else ''}")
+            elif mode == "once" and len(parts) == 4:
+                if m is not None and start >= int(parts[2]) and self._first_time():
+                    how = parts[1]
+                    if how == "reset":
+                        return self._reset(path, start, m)
+                    if how == "short":
+                        truncate = True
+                    else:
+                        return self._error(int(how))
             elif mode == "flaky" and len(parts) == 3:
                 with self.server.lock:
                     seen = self.server.flaky.get(self.path, 0)
@@ -350,15 +408,34 @@ class Quirky(_LogMixin):
     def start(self):
         self.server = _QuirkyServer((HOST, 0), _QuirkyHandler)
         self.server.root, self.server.log, self.server.flaky = self.root, [], {}
+        self.server.once = {}
         self.server.lock = threading.Lock()
+        self.server.release_event = threading.Event()
+        self.server.on_stall = self._on_stall
+        self.stalled = threading.Event()
+        self.stalled_paths = []
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="quirky-httpd",
                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         return self
 
+    def _on_stall(self, path):
+        with self.server.lock:
+            self.stalled_paths.append(path)
+        self.stalled.set()
+        if self.stall_hook is not None:
+            self.stall_hook(path)
+
+    stall_hook = None       # called with the path when a /stall/ request is held
+
+    def release(self):
+        """Let every held /stall/ request (and any later first one) go."""
+        self.server.release_event.set()
+
     def stop(self):
         if self.server is not None:
+            self.release()
             self.server.shutdown()
             self.server.server_close()
             self.thread.join(5)
@@ -389,15 +466,19 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
 
-    def stdin_eof():
+    def stdin_commands():
+        # One command a line ("release": let held /stall/ requests go); EOF stops.
         try:
-            while sys.stdin.buffer.read(4096):
-                pass
+            for line in sys.stdin:
+                if line.strip() == "release" and isinstance(srv, Quirky):
+                    srv.release()
         except (OSError, ValueError):
             pass
         done.set()
 
-    threading.Thread(target=stdin_eof, daemon=True).start()
+    if isinstance(srv, Quirky):
+        srv.stall_hook = lambda path: print(f"stalled {path}", flush=True)
+    threading.Thread(target=stdin_commands, daemon=True).start()
     print(f"port {srv.port}", flush=True)
     if isinstance(srv, Nginx):
         print(f"log {srv.access_log}", flush=True)
