@@ -19,7 +19,8 @@
  *   float32, anything into float64, float64 into float32) are one C cast,
  *   which rounds to nearest even exactly as the double detour does (an
  *   integer of 32 bits is exact in double, so (float)(double)x == (float)x).
- * - Everything else into an integer goes through double with RASTER__D2INT's
+ * - An integer into a narrower one is clamped (in int64: exact).
+ * - A float into an integer goes through double with RASTER__D2INT's
  *   rule (internal.h) written branch-free: NaN 0, clamp, then +-0.5 and
  *   truncation (the clamp first is the same: a clamped value rounds to
  *   itself).
@@ -88,11 +89,30 @@ FROM_DOUBLE_INT(i32, int32_t)
 static inline f32 from_double_f32(double v) { return (f32)v; }
 static inline f64 from_double_f64(double v) { return v; }
 
-/* One element S -> D without parameters.  The condition is a constant per
+/* integer -> narrower integer: clamp in int64, which gcc narrows to the
+ * lanes the values need. */
+#define FROM_INT(D)                                                    \
+    static inline D from_int_##D(int64_t v)                            \
+    {                                                                  \
+        v = v > (int64_t)LO_##D ? v : (int64_t)LO_##D;                 \
+        v = v < (int64_t)HI_##D ? v : (int64_t)HI_##D;                 \
+        return (D)v;                                                   \
+    }
+FROM_INT(u8)
+FROM_INT(i8)
+FROM_INT(u16)
+FROM_INT(i16)
+FROM_INT(u32)
+FROM_INT(i32)
+static inline f32 from_int_f32(int64_t v) { return (f32)v; }     /* never used: float pairs are casts */
+static inline f64 from_int_f64(int64_t v) { return (f64)v; }
+
+/* One element S -> D without parameters.  The conditions are constants per
  * pair, folded away before vectorisation. */
 #define CONVERT(S, D, x)                                                       \
     ((FLOAT_##D || (LO_##S >= LO_##D && HI_##S <= HI_##D)) ? (D)(x)            \
-                                                            : from_double_##D((double)(x)))
+     : FLOAT_##S ? from_double_##D((double)(x))                                \
+                 : from_int_##D((int64_t)(x)))
 
 #define PLAIN_KERNEL(S, D)                                                       \
     static void plain_##S##_##D(const void *src, void *dst, int64_t n)           \

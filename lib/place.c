@@ -398,6 +398,39 @@ is_compact_chunky(const raster_view_t *v)
     return v->chan_stride == size && v->col_stride == size * v->channels;
 }
 
+static int
+planes_unit_aligned(const raster_view_t *v)
+{
+    const int64_t size = (int64_t)raster_dtype_size(v->dtype);
+    return v->col_stride == size && (uintptr_t)v->data % (uintptr_t)size == 0 && v->row_stride % size == 0 &&
+           v->chan_stride % size == 0;
+}
+
+/* Compact pixels into aligned planes, every channel in order (read() of a
+ * pixel-interleaved tile): a chunk of each row is deinterleaved in the
+ * source dtype into stack planes (the narrow side, and SSE2 for uint16 x 4),
+ * then each plane is one kernel run straight into its destination plane.
+ * kn[k] holds channel k's parameters. */
+static void
+place_deinterleaved(const kernel_t *kn, deinterleave_fn de, const raster_view_t *src, const raster_view_t *dst)
+{
+    const int64_t s_size = (int64_t)raster_dtype_size(src->dtype), d_size = (int64_t)raster_dtype_size(dst->dtype);
+    const int64_t chunk = STAGE_ELEMS / dst->channels;
+    _Alignas(64) uint8_t buf[STAGE_ELEMS * 8];
+    uint8_t *planes[4];
+    for (int64_t k = 0; k < dst->channels; k++)
+        planes[k] = buf + k * chunk * s_size;
+    const uint8_t *s0 = src->data;
+    uint8_t *d0 = dst->data;
+    for (int64_t r = 0; r < dst->height; r++)
+        for (int64_t x = 0; x < dst->width; x += chunk) {
+            const int64_t m = dst->width - x < chunk ? dst->width - x : chunk;
+            de(s0 + r * src->row_stride + x * src->col_stride, planes, m);
+            for (int64_t k = 0; k < dst->channels; k++)
+                kernel_run(&kn[k], planes[k], d0 + r * dst->row_stride + k * dst->chan_stride + x * d_size, m);
+        }
+}
+
 /* Converts through the kernels; 0 (nothing written) where there is no
  * kernel for the pair (float16). */
 static int
@@ -422,6 +455,19 @@ place_converted_fast(const raster_view_t *src, const raster_view_t *dst, const r
         for (int64_t r = 0; r < dst->height; r++)
             convert_run(&kn, s0 + r * src->row_stride, (int64_t)s_size, s_size, d0 + r * dst->row_stride,
                         (int64_t)d_size, d_size, dst->width * dst->channels);
+        return 1;
+    }
+    const deinterleave_fn de = src->channels == dst->channels && is_compact_chunky(src) &&
+                                       planes_unit_aligned(dst) && channels_in_order(dst, opts)
+                                   ? deinterleave_for(s_size, dst->channels)
+                                   : NULL;
+    if (de != NULL) {
+        kernel_t per_channel[4];
+        for (int64_t k = 0; k < dst->channels; k++) {
+            per_channel[k] = kn;
+            kernel_params(&per_channel[k], opts, &k, 1);
+        }
+        place_deinterleaved(per_channel, de, src, dst);
         return 1;
     }
     /* Otherwise one run per row and channel, strided sides staged. */

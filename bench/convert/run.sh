@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# run.sh BUILD_DIR - the conversion benchmark (`make bench-convert`): the
+# per-pair throughput table (bench_convert, C) and the warm read_hwc table
+# (bench_read_hwc.py), written together to bench/results/conversion.md with
+# the figures from before the kernels (bench/convert/before.md) beside them.
+# SMOKE=1: a few seconds of both, nothing written.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+build="${1:?usage: run.sh BUILD_DIR}"
+py="$here/.venv/bin/python"
+[ -x "$py" ] || py=python3
+# The read bench uses a tile-cache arena of its own, never the default one.
+export RASTERLOADER_TILE_CACHE_NAME="${RASTERLOADER_TILE_CACHE_NAME:-rl-bench-convert-$$}"
+if [ -n "${SMOKE:-}" ]; then
+  "$build/bench/bench_convert" --smoke >/dev/null
+  "$py" "$here/bench/convert/bench_read_hwc.py" --smoke >/dev/null
+  echo "bench-convert smoke: OK"
+  exit 0
+fi
+out="$here/bench/results/conversion.md"
+tmp="$(mktemp)"
+trap 'rm -f "$tmp"' EXIT
+{
+  echo "# Conversion at memory speed (issue 22, item 3)"
+  echo
+  echo "\`make bench-convert\` (bench/convert/run.sh). Throughput per dtype pair: the vectorised kernels"
+  echo "(lib/convert.c) against the scalar path they replace (raster__place_scalar, the code before),"
+  echo "GDALCopyWords for the same pair and memcpy of the same bytes written, in one run. \"M/s\" is values"
+  echo "per second, GB/s bytes written per second."
+  echo
+  "$build/bench/bench_convert"
+  echo
+  echo "## Warm read_hwc, after"
+  echo
+  "$py" "$here/bench/convert/bench_read_hwc.py" --label ", this build"
+  echo "## Warm read_hwc, before (the same script on main a183976, the scalar path)"
+  echo
+  cat "$here/bench/convert/before.md"
+} >"$tmp"
+mkdir -p "$here/bench/results"
+mv "$tmp" "$out"
+trap - EXIT
+cat "$out"
