@@ -7,7 +7,14 @@
  * written once (mean/std as (x - mean) / std, scale/offset as x*scale +
  * offset, both in double).  The common case, same dtype and no scaling, is
  * a memcpy per row when both sides are compact HWC, and a typed strided
- * copy otherwise.
+ * copy otherwise.  A conversion runs the vectorised kernels of convert.c
+ * over contiguous runs: a compact HWC row is one run (per-channel
+ * parameters as a repeating lane pattern), pixels into planes are
+ * deinterleaved in the source dtype then converted plane by plane, and any
+ * other layout converts per row and channel through small stack buffers
+ * (strided copies in and out).  The scalar path (row_table, one element at
+ * a time through double) stays for float16, which has no kernels, and is
+ * the oracle the kernels are tested against (raster__place_scalar).
  * This file knows views and dtypes, nothing about files.
  */
 #include "internal.h"
@@ -89,7 +96,7 @@ raster__view_sub(const raster_view_t *v, int64_t r0, int64_t c0, int64_t h, int6
     return s;
 }
 
-/* ---- typed row converters: one per (source, destination) dtype pair ---- */
+/* ---- the scalar path: one strided row converter per (source, destination) pair ---- */
 
 /* What a converter computes per element, in double before the one rounding
  * to the destination: the value, in*scale + offset, or (in - mean) / std. */
