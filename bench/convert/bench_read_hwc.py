@@ -3,10 +3,12 @@
 
 The issue-22 case: random 256x256 windows of a 4-band uint16 DEFLATE pixel-
 interleaved file with 512x512 tiles, read twice in one process; the second
-pass (every tile in the tile cache) is timed.  Each window is read in the
-file's dtype, as float32, and as float32 with per-band mean/std, in turn, so
-all three see the same windows and the same cache state.  NumPy's astype of
-the same uint16 window is the reference for the conversion alone.
+pass (every tile in the tile cache, GDAL's block cache for rasterio) is
+timed.  Each window is read in every way in turn (read_hwc in the file's
+dtype, as float32, as float32 with per-band mean/std; read() CHW in uint16
+and float32; rasterio's read(out_dtype="float32")), so all see the same
+windows and cache state.  NumPy's copyto of the same uint16 HWC window into
+float32 is the reference for the conversion alone.
 
 Prints one markdown table (to stdout, and to --out if given).
 --smoke: a small file and a few windows, a few seconds; writes nothing.
@@ -46,23 +48,35 @@ def windows(size, n, seed=7):
             for c, r in zip(rng.integers(0, size - WIN + 1, n), rng.integers(0, size - WIN + 1, n))]
 
 
+# (name, method, keywords, bytes per value written)
 READS = [
-    ("read_hwc(window=w) uint16", {}),
-    ('read_hwc(window=w, out_dtype="float32")', {"out_dtype": "float32"}),
-    ("read_hwc(window=w, mean=, std=) float32", {"mean": MEAN, "std": STD}),
+    ("read_hwc(window=w) uint16", "read_hwc", {}, 2),
+    ('read_hwc(window=w, out_dtype="float32")', "read_hwc", {"out_dtype": "float32"}, 4),
+    ("read_hwc(window=w, mean=, std=) float32", "read_hwc", {"mean": MEAN, "std": STD}, 4),
+    ("read(window=w) uint16, CHW", "read", {}, 2),
+    ('read(window=w, out_dtype="float32"), CHW', "read", {"out_dtype": "float32"}, 4),
+    ('rasterio read(window=w, out_dtype="float32"), CHW', "rasterio", {"out_dtype": "float32"}, 4),
 ]
 
 
-def timed_pass(ds, wins, pool):
+def one_read(ds, rio, method, w, pool, kw):
+    if method == "read_hwc":
+        t = ds.read_hwc(window=w, pool=pool, **kw)
+        t.release()
+    elif method == "read":
+        ds.read(window=w, **kw)
+    else:
+        rio.read(window=w, **kw)
+
+
+def timed_pass(ds, rio, wins, pool):
     """Per read shape, the wall us of every window (reads interleaved per window)."""
-    us = {name: [] for name, _ in READS}
+    us = {name: [] for name, *_ in READS}
     for w in wins:
-        for name, kw in READS:
+        for name, method, kw, _ in READS:
             t0 = time.perf_counter()
-            t = ds.read_hwc(window=w, pool=pool, **kw)
-            t1 = time.perf_counter()
-            t.release()
-            us[name].append((t1 - t0) * 1e6)
+            one_read(ds, rio, method, w, pool, kw)
+            us[name].append((time.perf_counter() - t0) * 1e6)
     return us
 
 
@@ -93,18 +107,18 @@ def main():
         make_file(path, a.size)
         wins = windows(a.size, a.windows)
         pool = None                                    # the default pool, as users read
-        with rasterloader.open(path) as ds:
-            timed_pass(ds, wins, pool)                 # cold: fills the tile cache
-            warm = timed_pass(ds, wins, pool)
+        with rasterloader.open(path) as ds, rasterio.open(path) as rio:
+            timed_pass(ds, rio, wins, pool)            # cold: fills the tile cache, GDAL's block cache
+            warm = timed_pass(ds, rio, wins, pool)
             npy = numpy_astype_us(ds, wins)
     load = os.getloadavg()
     L = [f"Warm read_hwc, {a.windows} random {WIN}x{WIN} windows of a {a.size}x{a.size} 4-band uint16 "
          f"DEFLATE pixel-interleaved file (512x512 tiles), second pass, 1 thread{a.label}; "
          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", "",
          "| read | median us | mean us | MB/s written |", "|---|---:|---:|---:|"]
-    for name, kw in READS:
+    for name, _, _, value_nbytes in READS:
         v = warm[name]
-        nbytes = WIN * WIN * 4 * (2 if not kw else 4)
+        nbytes = WIN * WIN * 4 * value_nbytes
         L.append(f"| {name} | {statistics.median(v):.0f} | {statistics.fmean(v):.0f} | "
                  f"{nbytes / statistics.median(v):.0f} |")
     L.append(f"| NumPy: copyto(float32 HWC, uint16 HWC), the conversion alone | "

@@ -2,7 +2,7 @@
 # run.sh BUILD_DIR - the conversion benchmark (`make bench-convert`): the
 # per-pair throughput table (bench_convert, C) and the warm read_hwc table
 # (bench_read_hwc.py), written together to bench/results/conversion.md with
-# the figures from before the kernels (bench/convert/before.md) beside them.
+# the figures from before the kernels beside them (BEFORE_PY, below).
 # SMOKE=1: a few seconds of both, nothing written.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -30,12 +30,21 @@ trap 'rm -f "$tmp"' EXIT
   echo
   "$build/bench/bench_convert"
   echo
-  echo "## Warm read_hwc, after"
+  echo "## Warm reads, after"
   echo
   "$py" "$here/bench/convert/bench_read_hwc.py" --label ", this build"
-  echo "## Warm read_hwc, before (the same script on main a183976, the scalar path)"
-  echo
-  cat "$here/bench/convert/before.md"
+  # BEFORE_PY: a Python whose rasterloader is the build before the kernels
+  # (e.g. another checkout's .venv/bin/python), run now, on the same windows;
+  # otherwise the figures recorded with it (bench/convert/before.md).
+  if [ -n "${BEFORE_PY:-}" ]; then
+    echo "## Warm reads, before (the same script with $BEFORE_PY, run just after)"
+    echo
+    "$BEFORE_PY" "$here/bench/convert/bench_read_hwc.py" --label ", before: $BEFORE_PY"
+  else
+    echo "## Warm reads, before (recorded: bench/convert/before.md)"
+    echo
+    cat "$here/bench/convert/before.md"
+  fi
 } >"$tmp"
 mkdir -p "$here/bench/results"
 mv "$tmp" "$out"
