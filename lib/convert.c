@@ -20,7 +20,9 @@
  *   which rounds to nearest even exactly as the double detour does (an
  *   integer of 32 bits is exact in double, so (float)(double)x == (float)x).
  * - An integer into a narrower one is clamped (in int64: exact).
- * - A float into an integer goes through double with RASTER__D2INT's
+ * - A float32 into an integer of at most 16 bits: the same rule in float,
+ *   exactly (from_float_*).
+ * - Other floats into an integer go through double with RASTER__D2INT's
  *   rule (internal.h) written branch-free: NaN 0, clamp, then +-0.5 and
  *   truncation (the clamp first is the same: a clamped value rounds to
  *   itself).
@@ -68,6 +70,14 @@ typedef double f64;
 #define FLOAT_i32 0
 #define FLOAT_f32 1
 #define FLOAT_f64 1
+#define F32_u8 0
+#define F32_i8 0
+#define F32_u16 0
+#define F32_i16 0
+#define F32_u32 0
+#define F32_i32 0
+#define F32_f32 1
+#define F32_f64 0
 
 /* double -> integer: RASTER__D2INT's rule, as selects.  The truncation goes
  * through int32 (int64 for uint32), which SIMD has; the clamped value fits. */
@@ -88,6 +98,31 @@ FROM_DOUBLE_INT(u32, int64_t)
 FROM_DOUBLE_INT(i32, int32_t)
 static inline f32 from_double_f32(double v) { return (f32)v; }
 static inline f64 from_double_f64(double v) { return v; }
+
+/* float32 -> integer of at most 16 bits: the same rule in float, four lanes
+ * where double has two.  Exact: the bounds are floats, and so are the
+ * truncation t and t +- 0.5 (|t| < 2^17); rounding half away from zero is
+ * t +- 1 when x reaches t +- 0.5.  (x + 0.5f would round in float, see
+ * dtype.c; x - t would be subnormal for a subnormal x, slow on x86.) */
+#define FROM_FLOAT_INT(D)                                              \
+    static inline D from_float_##D(float x)                            \
+    {                                                                  \
+        x = x == x ? x : 0.0f;                                         \
+        x = x > (float)LO_##D ? x : (float)LO_##D;                     \
+        x = x < (float)HI_##D ? x : (float)HI_##D;                     \
+        int32_t t = (int32_t)x;                                        \
+        t += (x >= (float)t + 0.5f) - (x <= (float)t - 0.5f);          \
+        return (D)t;                                                   \
+    }
+FROM_FLOAT_INT(u8)
+FROM_FLOAT_INT(i8)
+FROM_FLOAT_INT(u16)
+FROM_FLOAT_INT(i16)
+/* Wider destinations have bounds that are not floats: the double rule. */
+static inline u32 from_float_u32(float x) { return from_double_u32(x); }
+static inline i32 from_float_i32(float x) { return from_double_i32(x); }
+static inline f32 from_float_f32(float x) { return x; }      /* never used: float pairs are casts */
+static inline f64 from_float_f64(float x) { return x; }
 
 /* integer -> narrower integer: clamp in int64, which gcc narrows to the
  * lanes the values need. */
@@ -111,6 +146,7 @@ static inline f64 from_int_f64(int64_t v) { return (f64)v; }
  * pair, folded away before vectorisation. */
 #define CONVERT(S, D, x)                                                       \
     ((FLOAT_##D || (LO_##S >= LO_##D && HI_##S <= HI_##D)) ? (D)(x)            \
+     : F32_##S   ? from_float_##D((float)(x))                                  \
      : FLOAT_##S ? from_double_##D((double)(x))                                \
                  : from_int_##D((int64_t)(x)))
 

@@ -113,7 +113,33 @@ static void cell(char *out, size_t cap, double vps, size_t dsize)
     snprintf(out, cap, "%.0f M/s, %.2f GB/s", vps / 1e6, vps * (double)dsize / 1e9);
 }
 
-static void row(FILE *f, const bench_t *b, raster_dtype_t s, raster_dtype_t d, mode_t_ mode)
+/* The source in dtype s: random bits for integers (every value, so the
+ * saturating pairs saturate about half the time); for floats, values of
+ * imagery, -1000 to 5000 with fractions (random bits would be mostly huge,
+ * NaN or subnormal, which no raster holds and which cost microcode assists). */
+static void fill_source(bench_t *b, raster_dtype_t s)
+{
+    const int64_t n = b->h * b->w * b->c;
+    uint32_t x = 12345;
+    for (int64_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        const double v = -1000.0 + (double)(x >> 8) / (double)(1u << 24) * 6000.0;
+        if (s == RASTER_F32) {
+            const float f = (float)v;
+            memcpy((uint8_t *)b->src + i * 4, &f, 4);
+        } else if (s == RASTER_F64) {
+            memcpy((uint8_t *)b->src + i * 8, &v, 8);
+        } else if (s == RASTER_F16) {
+            const uint16_t h = raster__f16_from_f64(v);
+            memcpy((uint8_t *)b->src + i * 2, &h, 2);
+        } else {
+            const size_t size = raster_dtype_size(s);
+            memcpy((uint8_t *)b->src + (size_t)i * size, &x, size);
+        }
+    }
+}
+
+static void row(FILE *f, bench_t *b, raster_dtype_t s, raster_dtype_t d, mode_t_ mode)
 {
     static const char *const mode_names[] = {"", " scale/offset", " mean/std"};
     const size_t ds = raster_dtype_size(d);
@@ -122,6 +148,7 @@ static void row(FILE *f, const bench_t *b, raster_dtype_t s, raster_dtype_t d, m
                             : mode == MODE_AFFINE ? (void *)raster__cvt_affine(s, d)
                                                   : (void *)raster__cvt_divide(s, d)) != NULL;
     char c[6][48];
+    fill_source(b, s);
     const double kc = values_per_s(b, WAY_KERNELS, s, d, 0, mode), sc = values_per_s(b, WAY_SCALAR, s, d, 0, mode);
     const double kp = values_per_s(b, WAY_KERNELS, s, d, 1, mode), sp = values_per_s(b, WAY_SCALAR, s, d, 1, mode);
     cell(c[0], sizeof c[0], kc, ds);
@@ -152,18 +179,6 @@ static void load_line(char *out, size_t cap)
         pclose(p);
     }
     out[strcspn(out, "\n")] = 0;
-}
-
-static void fill_source(bench_t *b)
-{
-    /* uint16-like values in every width: small integers, so no pair saturates everywhere. */
-    uint8_t *p = b->src;
-    const int64_t nbytes = b->h * b->w * b->c * 8;
-    uint32_t x = 12345;
-    for (int64_t i = 0; i < nbytes; i++) {
-        x = x * 1103515245u + 12345u;
-        p[i] = (uint8_t)(x >> 16);
-    }
 }
 
 int main(int argc, char **argv)
@@ -197,7 +212,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_convert: out of memory\n");
         return 1;
     }
-    fill_source(&b);
     memset(b.dst, 0, nbytes);
     FILE *f = stdout;
     char load[256];
