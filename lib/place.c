@@ -349,13 +349,14 @@ kernel_run(const kernel_t *kn, const void *src, void *dst, int64_t n)
         kn->param(src, dst, n, kn->a, kn->b);
 }
 
-/* Lane j of a run takes channel j % channels' parameters. */
+/* Lane j of a run takes channel (first + j % nchans)'s parameters: a
+ * compact pixel row is (0, channels), one channel's run (k, 1). */
 static void
-kernel_params(kernel_t *kn, const raster__place_opts_t *opts, const int64_t *chans, int64_t nchans)
+kernel_params(kernel_t *kn, const raster__place_opts_t *opts, int64_t first, int64_t nchans)
 {
     for (int j = 0; j < RASTER__CVT_PERIOD; j++) {
-        kn->a[j] = scale_of(opts, chans[j % nchans]);
-        kn->b[j] = offset_of(opts, chans[j % nchans]);
+        kn->a[j] = scale_of(opts, first + j % nchans);
+        kn->b[j] = offset_of(opts, first + j % nchans);
     }
 }
 
@@ -413,20 +414,53 @@ planes_unit_aligned(const raster_view_t *v)
            v->chan_stride % size == 0;
 }
 
+/* Compact pixels on both sides, channels in order, a channel count that
+ * divides the period: each row is one run. */
+static int
+is_row_run(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    return src->channels == dst->channels && is_compact_chunky(src) && is_compact_chunky(dst) &&
+           channels_in_order(dst, opts) && dst->channels > 0 && RASTER__CVT_PERIOD % dst->channels == 0;
+}
+
+static void
+place_row_runs(kernel_t *kn, const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    const size_t s_size = raster_dtype_size(src->dtype), d_size = raster_dtype_size(dst->dtype);
+    kernel_params(kn, opts, 0, dst->channels);
+    for (int64_t r = 0; r < dst->height; r++)
+        convert_run(kn, (const uint8_t *)src->data + r * src->row_stride, (int64_t)s_size, s_size,
+                    (uint8_t *)dst->data + r * dst->row_stride, (int64_t)d_size, d_size,
+                    dst->width * dst->channels);
+}
+
 /* Compact pixels into aligned planes, every channel in order (read() of a
  * pixel-interleaved tile): a chunk of each row is deinterleaved in the
  * source dtype into stack planes (the narrow side, and SSE2 for uint16 x 4),
- * then each plane is one kernel run straight into its destination plane.
- * kn[k] holds channel k's parameters. */
+ * then each plane is one kernel run straight into its destination plane. */
+static deinterleave_fn
+planes_deinterleave(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    if (src->channels != dst->channels || !is_compact_chunky(src) || !planes_unit_aligned(dst) ||
+        !channels_in_order(dst, opts))
+        return NULL;
+    return deinterleave_for(raster_dtype_size(src->dtype), dst->channels);
+}
+
 static void
-place_deinterleaved(const kernel_t *kn, deinterleave_fn de, const raster_view_t *src, const raster_view_t *dst)
+place_deinterleaved(const kernel_t *kn, deinterleave_fn de, const raster_view_t *src, const raster_view_t *dst,
+                    const raster__place_opts_t *opts)
 {
     const int64_t s_size = (int64_t)raster_dtype_size(src->dtype), d_size = (int64_t)raster_dtype_size(dst->dtype);
     const int64_t chunk = STAGE_ELEMS / dst->channels;
+    kernel_t per_channel[4];
     _Alignas(64) uint8_t buf[STAGE_ELEMS * 8];
     uint8_t *planes[4];
-    for (int64_t k = 0; k < dst->channels; k++)
+    for (int64_t k = 0; k < dst->channels; k++) {
+        per_channel[k] = *kn;
+        kernel_params(&per_channel[k], opts, k, 1);
         planes[k] = buf + k * chunk * s_size;
+    }
     const uint8_t *s0 = src->data;
     uint8_t *d0 = dst->data;
     for (int64_t r = 0; r < dst->height; r++)
@@ -434,8 +468,26 @@ place_deinterleaved(const kernel_t *kn, deinterleave_fn de, const raster_view_t 
             const int64_t m = dst->width - x < chunk ? dst->width - x : chunk;
             de(s0 + r * src->row_stride + x * src->col_stride, planes, m);
             for (int64_t k = 0; k < dst->channels; k++)
-                kernel_run(&kn[k], planes[k], d0 + r * dst->row_stride + k * dst->chan_stride + x * d_size, m);
+                kernel_run(&per_channel[k], planes[k],
+                           d0 + r * dst->row_stride + k * dst->chan_stride + x * d_size, m);
         }
+}
+
+/* Any other layout: one run per row and channel, strided sides staged. */
+static void
+place_channel_runs(kernel_t *kn, const raster_view_t *src, const raster_view_t *dst,
+                   const raster__place_opts_t *opts)
+{
+    const size_t s_size = raster_dtype_size(src->dtype), d_size = raster_dtype_size(dst->dtype);
+    const uint8_t *s0 = src->data;
+    uint8_t *d0 = dst->data;
+    for (int64_t k = 0; k < dst->channels; k++) {
+        const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
+        kernel_params(kn, opts, k, 1);
+        for (int64_t r = 0; r < dst->height; r++)
+            convert_run(kn, s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride, s_size,
+                        d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride, d_size, dst->width);
+    }
 }
 
 /* Converts through the kernels; 0 (nothing written) where there is no
@@ -450,41 +502,15 @@ place_converted_fast(const raster_view_t *src, const raster_view_t *dst, const r
                                  : raster__cvt_affine(src->dtype, dst->dtype);
     if (kn.plain == NULL && kn.param == NULL)
         return 0;
-    const size_t s_size = raster_dtype_size(src->dtype), d_size = raster_dtype_size(dst->dtype);
-    const uint8_t *s0 = src->data;
-    uint8_t *d0 = dst->data;
-    /* Compact pixels on both sides, channels in order: a row is one run. */
-    if (src->channels == dst->channels && is_compact_chunky(src) && is_compact_chunky(dst) &&
-        channels_in_order(dst, opts) && dst->channels > 0 && RASTER__CVT_PERIOD % dst->channels == 0) {
-        const int64_t chans[RASTER__CVT_PERIOD] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-                                                   12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
-        kernel_params(&kn, opts, chans, dst->channels);
-        for (int64_t r = 0; r < dst->height; r++)
-            convert_run(&kn, s0 + r * src->row_stride, (int64_t)s_size, s_size, d0 + r * dst->row_stride,
-                        (int64_t)d_size, d_size, dst->width * dst->channels);
+    if (is_row_run(src, dst, opts)) {
+        place_row_runs(&kn, src, dst, opts);
         return 1;
     }
-    const deinterleave_fn de = src->channels == dst->channels && is_compact_chunky(src) &&
-                                       planes_unit_aligned(dst) && channels_in_order(dst, opts)
-                                   ? deinterleave_for(s_size, dst->channels)
-                                   : NULL;
-    if (de != NULL) {
-        kernel_t per_channel[4];
-        for (int64_t k = 0; k < dst->channels; k++) {
-            per_channel[k] = kn;
-            kernel_params(&per_channel[k], opts, &k, 1);
-        }
-        place_deinterleaved(per_channel, de, src, dst);
-        return 1;
-    }
-    /* Otherwise one run per row and channel, strided sides staged. */
-    for (int64_t k = 0; k < dst->channels; k++) {
-        const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
-        kernel_params(&kn, opts, &k, 1);
-        for (int64_t r = 0; r < dst->height; r++)
-            convert_run(&kn, s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride, s_size,
-                        d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride, d_size, dst->width);
-    }
+    const deinterleave_fn de = planes_deinterleave(src, dst, opts);
+    if (de != NULL)
+        place_deinterleaved(&kn, de, src, dst, opts);
+    else
+        place_channel_runs(&kn, src, dst, opts);
     return 1;
 }
 
