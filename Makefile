@@ -276,6 +276,15 @@ soak: python
 bench-remote: sysdeps python
 	$(PY) bench/remote/bench_remote.py
 
+# Conversion benchmark (issue 22): throughput per dtype pair, kernels vs the
+# scalar path vs GDALCopyWords vs memcpy, and warm read_hwc float32 vs uint16;
+# writes bench/results/conversion.md (about 2 min; SMOKE=1: seconds, writes
+# nothing; BEFORE_PY=path/to/python runs the read table with another build's
+# rasterloader too, e.g. main's .venv before a change).
+.PHONY: bench-convert
+bench-convert: build python
+	SMOKE=$(SMOKE) BEFORE_PY=$(BEFORE_PY) bench/convert/run.sh $(CURDIR)/$(BUILD)
+
 # Fast-path benchmark: native reader vs GDAL vs codec limit; writes
 # bench/results/fast_path.md (bench data cached in bench/data/).
 .PHONY: bench-c

@@ -10,6 +10,14 @@
  * destination (GDAL's SSE2 float32->int16 path gives -32768 for NaN in
  * 8-element chunks but 0 in the scalar tail); float16, which GDAL 3.6 cannot
  * produce, rounds to nearest even straight from double, as numpy's astype.
+ * And one place where we are exact and GDAL is not: a float32 rounds into
+ * an integer here as its double value +- 0.5 (exact), where GDALCopyWords
+ * adds 0.5f in float, which rounds when the sum is not a float: GDAL (and
+ * so rasterio's read(out_dtype=...) of a float32 file) gives 1 for
+ * 0.49999997f into uint8/int16/..., and 8388610 for 8388609.0f (any odd
+ * integer in [2^23, 2^24)) into int32/uint32; tests/unit/check_convert.c
+ * names that set of values.  The vectorised kernels (convert.c) follow these
+ * rules bit for bit.
  */
 #include "internal.h"
 

@@ -7,10 +7,18 @@
  * written once (mean/std as (x - mean) / std, scale/offset as x*scale +
  * offset, both in double).  The common case, same dtype and no scaling, is
  * a memcpy per row when both sides are compact HWC, and a typed strided
- * copy otherwise.
+ * copy otherwise.  A conversion runs the vectorised kernels of convert.c
+ * over contiguous runs: a compact HWC row is one run (per-channel
+ * parameters as a repeating lane pattern), pixels into planes are
+ * deinterleaved in the source dtype then converted plane by plane, and any
+ * other layout converts per row and channel through small stack buffers
+ * (strided copies in and out).  The scalar path (row_table, one element at
+ * a time through double) stays for float16, which has no kernels, and is
+ * the oracle the kernels are tested against (raster__place_scalar).
  * This file knows views and dtypes, nothing about files.
  */
 #include "internal.h"
+#include "convert.h"
 
 #include <string.h>
 #ifdef __SSE2__
@@ -88,7 +96,7 @@ raster__view_sub(const raster_view_t *v, int64_t r0, int64_t c0, int64_t h, int6
     return s;
 }
 
-/* ---- typed row converters: one per (source, destination) dtype pair ---- */
+/* ---- the scalar path: one strided row converter per (source, destination) pair ---- */
 
 /* What a converter computes per element, in double before the one rounding
  * to the destination: the value, in*scale + offset, or (in - mean) / std. */
@@ -256,51 +264,272 @@ is_identity_compact(const raster_view_t *src, const raster_view_t *dst, const ra
            channels_in_order(dst, o);
 }
 
-void
-raster__place(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+/* Same dtype, no scaling: whole rows, a deinterleave, or element copies. */
+static void
+place_same_dtype(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
 {
-    const int has_affine = opts && (opts->scale || opts->offset);
+    const size_t size = raster_dtype_size(dst->dtype);
     const uint8_t *s0 = src->data;
     uint8_t *d0 = dst->data;
-    if (!has_affine && src->dtype == dst->dtype) {
-        const size_t size = raster_dtype_size(dst->dtype);
-        if (is_identity_compact(src, dst, opts)) {
-            const size_t row_nbytes = (size_t)(dst->width * dst->channels) * size;
-            for (int64_t r = 0; r < dst->height; r++)
-                memcpy(d0 + r * dst->row_stride, s0 + r * src->row_stride, row_nbytes);
-            return;
-        }
-        const deinterleave_fn de = is_deinterleave(src, dst, opts) ? deinterleave_for(size, dst->channels)
-                                                                    : NULL;
-        if (de != NULL) {
-            uint8_t *planes[4];
-            for (int64_t r = 0; r < dst->height; r++) {
-                for (int64_t k = 0; k < dst->channels; k++)
-                    planes[k] = d0 + r * dst->row_stride + k * dst->chan_stride;
-                de(s0 + r * src->row_stride, planes, dst->width);
-            }
-            return;
-        }
+    if (is_identity_compact(src, dst, opts)) {
+        const size_t row_nbytes = (size_t)(dst->width * dst->channels) * size;
         for (int64_t r = 0; r < dst->height; r++)
-            for (int64_t k = 0; k < dst->channels; k++) {
-                const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
-                copy_elems(s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride,
-                           d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride,
-                           dst->width, size);
-            }
+            memcpy(d0 + r * dst->row_stride, s0 + r * src->row_stride, row_nbytes);
         return;
     }
-    const row_fn fn = row_table[src->dtype][dst->dtype];
-    const int mode = !has_affine ? ROW_PLAIN : opts->divide ? ROW_DIVIDE : ROW_AFFINE;
+    const deinterleave_fn de = is_deinterleave(src, dst, opts) ? deinterleave_for(size, dst->channels) : NULL;
+    if (de != NULL) {
+        uint8_t *planes[4];
+        for (int64_t r = 0; r < dst->height; r++) {
+            for (int64_t k = 0; k < dst->channels; k++)
+                planes[k] = d0 + r * dst->row_stride + k * dst->chan_stride;
+            de(s0 + r * src->row_stride, planes, dst->width);
+        }
+        return;
+    }
     for (int64_t r = 0; r < dst->height; r++)
         for (int64_t k = 0; k < dst->channels; k++) {
             const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
-            const double scale = opts && opts->scale ? opts->scale[k] : 1.0;
-            const double offset = opts && opts->offset ? opts->offset[k] : 0.0;
+            copy_elems(s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride,
+                       d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride, dst->width, size);
+        }
+}
+
+static int
+has_affine(const raster__place_opts_t *opts)
+{
+    return opts && (opts->scale || opts->offset);
+}
+
+/* Channel k's (scale, offset), or (std, mean) with 'divide'. */
+static double
+scale_of(const raster__place_opts_t *opts, int64_t k)
+{
+    return opts && opts->scale ? opts->scale[k] : 1.0;
+}
+
+static double
+offset_of(const raster__place_opts_t *opts, int64_t k)
+{
+    return opts && opts->offset ? opts->offset[k] : 0.0;
+}
+
+/* The element-by-element path: any layout, any pair, through double. */
+static void
+place_converted_scalar(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    const uint8_t *s0 = src->data;
+    uint8_t *d0 = dst->data;
+    const row_fn fn = row_table[src->dtype][dst->dtype];
+    const int mode = !has_affine(opts) ? ROW_PLAIN : opts->divide ? ROW_DIVIDE : ROW_AFFINE;
+    for (int64_t r = 0; r < dst->height; r++)
+        for (int64_t k = 0; k < dst->channels; k++) {
+            const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
             fn(s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride,
                d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride, dst->width,
-               scale, offset, mode);
+               scale_of(opts, k), offset_of(opts, k), mode);
         }
+}
+
+/* ---- the kernels' path (convert.c): contiguous runs, strided ones staged ---- */
+
+/* A kernel with its lane parameters (a, b: RASTER__CVT_PERIOD each). */
+typedef struct kernel {
+    raster__cvt_plain_fn plain;    /* or NULL and: */
+    raster__cvt_param_fn param;
+    double a[RASTER__CVT_PERIOD], b[RASTER__CVT_PERIOD];
+} kernel_t;
+
+static void
+kernel_run(const kernel_t *kn, const void *src, void *dst, int64_t n)
+{
+    if (kn->plain)
+        kn->plain(src, dst, n);
+    else
+        kn->param(src, dst, n, kn->a, kn->b);
+}
+
+/* Lane j of a run takes channel (first + j % nchans)'s parameters: a
+ * compact pixel row is (0, channels), one channel's run (k, 1). */
+static void
+kernel_params(kernel_t *kn, const raster__place_opts_t *opts, int64_t first, int64_t nchans)
+{
+    for (int j = 0; j < RASTER__CVT_PERIOD; j++) {
+        kn->a[j] = scale_of(opts, first + j % nchans);
+        kn->b[j] = offset_of(opts, first + j % nchans);
+    }
+}
+
+static int
+unit_aligned(const uint8_t *p, int64_t step, size_t size)
+{
+    return step == (int64_t)size && (uintptr_t)p % size == 0;
+}
+
+/* Elements per staging chunk: a multiple of the period, so lane parameters
+ * line up in every chunk; 480 elements of 8 bytes fit two buffers in 8 KiB
+ * of stack (L1). */
+enum { STAGE_ELEMS = 20 * RASTER__CVT_PERIOD };
+
+/* n elements from src (step ss bytes) to dst (step ds): the kernel straight
+ * on both when they are unit-stride and aligned, else through aligned stack
+ * buffers, a strided copy on the way in or out. */
+static void
+convert_run(const kernel_t *kn, const uint8_t *src, int64_t ss, size_t s_size, uint8_t *dst, int64_t ds,
+            size_t d_size, int64_t n)
+{
+    const int s_direct = unit_aligned(src, ss, s_size), d_direct = unit_aligned(dst, ds, d_size);
+    if (s_direct && d_direct) {
+        kernel_run(kn, src, dst, n);
+        return;
+    }
+    _Alignas(64) uint8_t s_buf[STAGE_ELEMS * 8];
+    _Alignas(64) uint8_t d_buf[STAGE_ELEMS * 8];
+    for (int64_t i = 0; i < n; i += STAGE_ELEMS) {
+        const int64_t m = n - i < STAGE_ELEMS ? n - i : STAGE_ELEMS;
+        const uint8_t *in = src + i * ss;
+        if (!s_direct) {
+            copy_elems(in, ss, s_buf, (int64_t)s_size, m, s_size);
+            in = s_buf;
+        }
+        uint8_t *out = d_direct ? dst + i * ds : d_buf;
+        kernel_run(kn, in, out, m);
+        if (!d_direct)
+            copy_elems(d_buf, (int64_t)d_size, dst + i * ds, ds, m, d_size);
+    }
+}
+
+static int
+is_compact_chunky(const raster_view_t *v)
+{
+    const int64_t size = (int64_t)raster_dtype_size(v->dtype);
+    return v->chan_stride == size && v->col_stride == size * v->channels;
+}
+
+static int
+planes_unit_aligned(const raster_view_t *v)
+{
+    const int64_t size = (int64_t)raster_dtype_size(v->dtype);
+    return v->col_stride == size && (uintptr_t)v->data % (uintptr_t)size == 0 && v->row_stride % size == 0 &&
+           v->chan_stride % size == 0;
+}
+
+/* Compact pixels on both sides, channels in order, a channel count that
+ * divides the period: each row is one run. */
+static int
+is_row_run(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    return src->channels == dst->channels && is_compact_chunky(src) && is_compact_chunky(dst) &&
+           channels_in_order(dst, opts) && dst->channels > 0 && RASTER__CVT_PERIOD % dst->channels == 0;
+}
+
+static void
+place_row_runs(kernel_t *kn, const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    const size_t s_size = raster_dtype_size(src->dtype), d_size = raster_dtype_size(dst->dtype);
+    kernel_params(kn, opts, 0, dst->channels);
+    for (int64_t r = 0; r < dst->height; r++)
+        convert_run(kn, (const uint8_t *)src->data + r * src->row_stride, (int64_t)s_size, s_size,
+                    (uint8_t *)dst->data + r * dst->row_stride, (int64_t)d_size, d_size,
+                    dst->width * dst->channels);
+}
+
+/* Compact pixels into aligned planes, every channel in order (read() of a
+ * pixel-interleaved tile): a chunk of each row is deinterleaved in the
+ * source dtype into stack planes (the narrow side, and SSE2 for uint16 x 4),
+ * then each plane is one kernel run straight into its destination plane. */
+static deinterleave_fn
+planes_deinterleave(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    if (src->channels != dst->channels || !is_compact_chunky(src) || !planes_unit_aligned(dst) ||
+        !channels_in_order(dst, opts))
+        return NULL;
+    return deinterleave_for(raster_dtype_size(src->dtype), dst->channels);
+}
+
+static void
+place_deinterleaved(const kernel_t *kn, deinterleave_fn de, const raster_view_t *src, const raster_view_t *dst,
+                    const raster__place_opts_t *opts)
+{
+    const int64_t s_size = (int64_t)raster_dtype_size(src->dtype), d_size = (int64_t)raster_dtype_size(dst->dtype);
+    const int64_t chunk = STAGE_ELEMS / dst->channels;
+    kernel_t per_channel[4];
+    _Alignas(64) uint8_t buf[STAGE_ELEMS * 8];
+    uint8_t *planes[4];
+    for (int64_t k = 0; k < dst->channels; k++) {
+        per_channel[k] = *kn;
+        kernel_params(&per_channel[k], opts, k, 1);
+        planes[k] = buf + k * chunk * s_size;
+    }
+    const uint8_t *s0 = src->data;
+    uint8_t *d0 = dst->data;
+    for (int64_t r = 0; r < dst->height; r++)
+        for (int64_t x = 0; x < dst->width; x += chunk) {
+            const int64_t m = dst->width - x < chunk ? dst->width - x : chunk;
+            de(s0 + r * src->row_stride + x * src->col_stride, planes, m);
+            for (int64_t k = 0; k < dst->channels; k++)
+                kernel_run(&per_channel[k], planes[k],
+                           d0 + r * dst->row_stride + k * dst->chan_stride + x * d_size, m);
+        }
+}
+
+/* Any other layout: one run per row and channel, strided sides staged. */
+static void
+place_channel_runs(kernel_t *kn, const raster_view_t *src, const raster_view_t *dst,
+                   const raster__place_opts_t *opts)
+{
+    const size_t s_size = raster_dtype_size(src->dtype), d_size = raster_dtype_size(dst->dtype);
+    const uint8_t *s0 = src->data;
+    uint8_t *d0 = dst->data;
+    for (int64_t k = 0; k < dst->channels; k++) {
+        const int64_t sk = opts && opts->chan_map ? opts->chan_map[k] : k;
+        kernel_params(kn, opts, k, 1);
+        for (int64_t r = 0; r < dst->height; r++)
+            convert_run(kn, s0 + r * src->row_stride + sk * src->chan_stride, src->col_stride, s_size,
+                        d0 + r * dst->row_stride + k * dst->chan_stride, dst->col_stride, d_size, dst->width);
+    }
+}
+
+/* Converts through the kernels; 0 (nothing written) where there is no
+ * kernel for the pair (float16). */
+static int
+place_converted_fast(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    kernel_t kn;
+    kn.plain = has_affine(opts) ? NULL : raster__cvt_plain(src->dtype, dst->dtype);
+    kn.param = !has_affine(opts) ? NULL
+               : opts->divide    ? raster__cvt_divide(src->dtype, dst->dtype)
+                                 : raster__cvt_affine(src->dtype, dst->dtype);
+    if (kn.plain == NULL && kn.param == NULL)
+        return 0;
+    if (is_row_run(src, dst, opts)) {
+        place_row_runs(&kn, src, dst, opts);
+        return 1;
+    }
+    const deinterleave_fn de = planes_deinterleave(src, dst, opts);
+    if (de != NULL)
+        place_deinterleaved(&kn, de, src, dst, opts);
+    else
+        place_channel_runs(&kn, src, dst, opts);
+    return 1;
+}
+
+void
+raster__place(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    if (!has_affine(opts) && src->dtype == dst->dtype)
+        place_same_dtype(src, dst, opts);
+    else if (!place_converted_fast(src, dst, opts))
+        place_converted_scalar(src, dst, opts);
+}
+
+void
+raster__place_scalar(const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    if (!has_affine(opts) && src->dtype == dst->dtype)
+        place_same_dtype(src, dst, opts);
+    else
+        place_converted_scalar(src, dst, opts);
 }
 
 void

@@ -26,8 +26,8 @@ import sys
 # Bottom to top.  (name, files relative to lib/, what the layer is)
 LAYERS = [
     ("errors", ["error.c"], "status codes, the thread-local message"),
-    ("base", ["dtype.c", "options.c", "fork.c", "scratch.c"],
-     "dtypes, the struct_size rule, the one fork handler (layers register their hooks with it), "
+    ("base", ["dtype.c", "convert.c", "options.c", "fork.c", "scratch.c"],
+     "dtypes and their conversion kernels, the struct_size rule, the one fork handler (layers register their hooks with it), "
      "per-thread scratch"),
     ("views", ["place.c"], "views, dtype conversion, placing pixels"),
     ("process services", ["gdal_config.c", "threads.c", "pool.c", "shm_arena.c", "tile_cache.c"],

@@ -44,3 +44,15 @@ def test_mosaic_bench_smoke_runs_every_way():
                 "BatchDataset over the Mosaic in DataLoader, 2 workers"):
         assert row in proc.stdout, row
     assert "| NO |" not in proc.stdout
+
+
+def test_convert_bench_smoke_reads_every_way():
+    """`make bench-convert SMOKE=1`'s Python half (the C half, bench_convert
+    --smoke, is a ctest): warm read_hwc in uint16, float32 and mean/std."""
+    env = own_arena_env(RASTER_FIXTURES=FIXTURE_DIR)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "convert", "bench_read_hwc.py"),
+                           "--smoke"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("read_hwc(window=w) uint16", 'read_hwc(window=w, out_dtype="float32")',
+                "read_hwc(window=w, mean=, std=) float32", "NumPy: copyto"):
+        assert row in proc.stdout, row
