@@ -185,7 +185,7 @@ test-tsan: build-tsan fixtures
 	@set -e; $(call TSAN_RUN,check_remote,CK_RUN_CASE=http)
 
 test-python: python fixtures
-	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) -m pytest -q tests/python
+	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) -m pytest -q -rs tests/python
 
 # Fuzzing: `make fuzz FUZZ_SECONDS=N` runs each harness for N seconds on its
 # seeds (small files made from the fixture specs, in $(BUILD_FUZZ)/seeds),

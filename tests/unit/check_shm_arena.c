@@ -212,7 +212,11 @@ START_TEST(workers_killed_mid_insert_and_mid_read_leave_it_consistent)
     const raster_tile_cache_stats_t s = cstats();
     ck_assert_int_eq(s.attached_processes, 1);          /* the dead were swept */
     ck_assert_uint_gt(s.inserts - s0.inserts, 0);
-    ck_assert_uint_gt(s.reclaimed_pins + s.repairs - s0.reclaimed_pins - s0.repairs, 0);
+    /* Where a kill lands is up to the scheduler, so how many kills hit a
+     * critical section or a pin is only reported, never asserted (a test
+     * must not depend on timing): the assertions are the invariants and
+     * pixels after every kill.  That a dead process's pin is reclaimed is
+     * proven deterministically by a_dead_parent_slot_is_reclaimed_while_its_child_lives. */
     fprintf(stderr, "killed %d workers: %llu lock repairs, %llu pins reclaimed, %llu inserts\n", 2 * rounds,
             (unsigned long long)(s.repairs - s0.repairs), (unsigned long long)(s.reclaimed_pins - s0.reclaimed_pins),
             (unsigned long long)(s.inserts - s0.inserts));
