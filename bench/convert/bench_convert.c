@@ -205,7 +205,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_convert: --reps and --iters must be >= 1\n");
         return 2;
     }
-    const size_t nbytes = (size_t)(b.h * b.w * b.c) * 8;
+    /* aligned_alloc wants a multiple of the alignment (C11; ASan checks it). */
+    const size_t nbytes = ((size_t)(b.h * b.w * b.c) * 8 + 63) / 64 * 64;
     b.src = aligned_alloc(64, nbytes);
     b.dst = aligned_alloc(64, nbytes);
     if (!b.src || !b.dst) {
