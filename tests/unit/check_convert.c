@@ -211,20 +211,6 @@ START_TEST(kernels_equal_scalar_path)
 }
 END_TEST
 
-static GDALDataType gdt_of(raster_dtype_t dt)
-{
-    switch (dt) {
-    case RASTER_U8: return GDT_Byte;
-    case RASTER_U16: return GDT_UInt16;
-    case RASTER_I16: return GDT_Int16;
-    case RASTER_U32: return GDT_UInt32;
-    case RASTER_I32: return GDT_Int32;
-    case RASTER_F32: return GDT_Float32;
-    case RASTER_F64: return GDT_Float64;
-    default: return GDT_Unknown;
-    }
-}
-
 static double load_double(raster_dtype_t dt, const uint8_t *p)
 {
     switch (dt) {
@@ -256,7 +242,7 @@ START_TEST(plain_kernels_equal_gdal_copy_words)
     int pairs = 0, n_gdal_differs = 0;
     for (int s = 0; s < RASTER_DTYPE_COUNT; s++)
         for (int d = 0; d < RASTER_DTYPE_COUNT; d++) {
-            if (s == d || gdt_of((raster_dtype_t)s) == GDT_Unknown || gdt_of((raster_dtype_t)d) == GDT_Unknown)
+            if (s == d || test_gdal_type((raster_dtype_t)s) == GDT_Unknown || test_gdal_type((raster_dtype_t)d) == GDT_Unknown)
                 continue;
             const size_t ss = raster_dtype_size((raster_dtype_t)s), ds = raster_dtype_size((raster_dtype_t)d);
             uint8_t *src = malloc(N * ss), *got = malloc(N * ds), *want = malloc(N * ds);
@@ -266,7 +252,7 @@ START_TEST(plain_kernels_equal_gdal_copy_words)
             const raster_view_t sv = raster_view_hwc(src, (raster_dtype_t)s, 1, N, 1);
             const raster_view_t dv = raster_view_hwc(got, (raster_dtype_t)d, 1, N, 1);
             raster__place(&sv, &dv, NULL);
-            GDALCopyWords(src, gdt_of((raster_dtype_t)s), (int)ss, want, gdt_of((raster_dtype_t)d), (int)ds, N);
+            GDALCopyWords(src, test_gdal_type((raster_dtype_t)s), (int)ss, want, test_gdal_type((raster_dtype_t)d), (int)ds, N);
             for (size_t i = 0; i < N; i++) {
                 const double x = load_double((raster_dtype_t)s, src + i * ss);
                 if (!is_float((raster_dtype_t)d) && (isnan(x) || float_rounding_differs((raster_dtype_t)s, x))) {

@@ -44,20 +44,6 @@ static inline double load_elem(const uint8_t *p, raster_dtype_t dt)
     return 0;
 }
 
-static GDALDataType gdt_of(raster_dtype_t dt)
-{
-    switch (dt) {
-    case RASTER_U8: return GDT_Byte;
-    case RASTER_U16: return GDT_UInt16;
-    case RASTER_I16: return GDT_Int16;
-    case RASTER_U32: return GDT_UInt32;
-    case RASTER_I32: return GDT_Int32;
-    case RASTER_F32: return GDT_Float32;
-    case RASTER_F64: return GDT_Float64;
-    default: return GDT_Unknown;
-    }
-}
-
 /* The oracle's conversion of one double to 'dt', written to 'out'. */
 static void expect_elem(double v, raster_dtype_t dt, uint8_t *out)
 {
@@ -69,7 +55,7 @@ static void expect_elem(double v, raster_dtype_t dt, uint8_t *out)
         const int8_t x = (int8_t)r;
         memcpy(out, &x, 1);
     } else {
-        GDALCopyWords(&v, GDT_Float64, 0, out, gdt_of(dt), 0, 1);
+        GDALCopyWords(&v, GDT_Float64, 0, out, test_gdal_type(dt), 0, 1);
     }
 }
 

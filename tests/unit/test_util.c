@@ -327,3 +327,18 @@ bomb_zstd(const uint8_t *plain, size_t plain_n, size_t *n_out)
     ck_assert_msg(zstd_fails_to_the_end(out, *n_out), "the zstd poison is not an error");
     return out;
 }
+
+GDALDataType
+test_gdal_type(raster_dtype_t dt)
+{
+    switch (dt) {
+    case RASTER_U8: return GDT_Byte;
+    case RASTER_U16: return GDT_UInt16;
+    case RASTER_I16: return GDT_Int16;
+    case RASTER_U32: return GDT_UInt32;
+    case RASTER_I32: return GDT_Int32;
+    case RASTER_F32: return GDT_Float32;
+    case RASTER_F64: return GDT_Float64;
+    default: return GDT_Unknown;     /* RASTER_I8, RASTER_F16: GDAL 3.6 has no such type */
+    }
+}

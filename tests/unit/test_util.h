@@ -11,6 +11,8 @@
 
 #include "rasterloader.h"
 
+#include <gdal.h>
+
 /* RASTER_SUITE_MAIN(fn) defines main() running the Suite that fn() builds,
  * in CK_FORK mode so a crash fails only its own test.  The suite gets a
  * tile-cache arena of its own (test_cache_isolate()), so test runs never
@@ -100,5 +102,9 @@ void dlpack_delete(void *managed, int versioned);
 uint8_t *bomb_zlib(const uint8_t *plain, size_t plain_n, size_t *n_out);
 uint8_t *bomb_zstd(const uint8_t *plain, size_t plain_n, size_t *n_out);
 #define BOMB_PACKBITS_POISON 0x7f       /* copy the next 128 bytes: there are none */
+
+/* The GDAL data type of a raster dtype (the oracle's GDALCopyWords);
+ * GDT_Unknown where GDAL 3.6 has none. */
+GDALDataType test_gdal_type(raster_dtype_t dt);
 
 #endif
