@@ -139,7 +139,7 @@
 #include <unistd.h>
 
 #define SHM_MAGIC 0x4548434143544c52ULL       /* "RLTCACHE" */
-#define SHM_LAYOUT_VERSION 2u                 /* 2: OFD locks, no mutex, nprocs in the header */
+#define SHM_LAYOUT_VERSION 3u                 /* 2: OFD locks, no mutex, nprocs in the header; 3: entries of pixel-interleaved segments hold planes */
 #define UNIT ((size_t)4096)
 #define NPROCS 512
 #define NPINS 256

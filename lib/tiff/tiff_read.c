@@ -448,10 +448,12 @@ postprocess(const plan_t *p, const seg_job_t *s, uint8_t *base)
     return RASTER_OK;
 }
 
-/* Place rows [y0, y1), cols [x0, x1) of a segment (row y at base + y*row,
- * or the band fill values when base is NULL) into the destination. */
+/* Place rows [y0, y1), cols [x0, x1) of a segment into the destination:
+ * as decoded (row y at base + y*row), or from a tile-cache entry of
+ * 'entry_rows' rows held as planes (entries_planar()), or the band fill
+ * values when base is NULL. */
 static void
-place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
+place_from(const plan_t *p, const seg_job_t *s, const uint8_t *base, int64_t entry_rows)
 {
     const struct raster__tiff *t = p->t;
     const raster__request_t *rq = p->rq;
@@ -461,7 +463,12 @@ place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
     src.height = s->y1 - s->y0;
     src.width = s->x1 - s->x0;
     src.channels = t->seg_samples;
-    if (base != NULL) {
+    if (base != NULL && entry_rows > 0) {
+        src.row_stride = t->seg_w * size;
+        src.col_stride = size;
+        src.chan_stride = entry_rows * src.row_stride;
+        src.data = (void *)(base + s->y0 * src.row_stride + s->x0 * size);
+    } else if (base != NULL) {
         src.data = (void *)(base + (size_t)s->y0 * t->seg_row_nbytes + (size_t)(s->x0 * t->seg_samples * size));
         src.row_stride = (int64_t)t->seg_row_nbytes;
         src.col_stride = size * t->seg_samples;
@@ -491,6 +498,12 @@ place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
                                          rq->offset ? rq->offset + k : NULL, rq->divide};
         raster__place(&src, &dk, &po);
     }
+}
+
+static void
+place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
+{
+    place_from(p, s, base, 0);
 }
 
 static uint8_t *
@@ -539,6 +552,28 @@ segment_run_direct_none(const plan_t *p, const seg_job_t *s)
 }
 
 /* ------------------------------ tile cache ----------------------------- */
+
+/* The layout of entries (README, "Tile cache"): a segment of one sample per
+ * pixel (a band-interleaved file's plane, a mask) as decoded; a segment of
+ * pixel-interleaved samples as one plane per sample, each of the entry's
+ * rows (valid bytes / decoded row bytes) by the segment's width.  Reads
+ * then touch only the bytes they return: read() CHW and a band subset copy
+ * rows of planes, converted reads run the kernels on contiguous rows, and
+ * read_hwc interleaves (one SSE2 pass for uint16 x 4).  The file's layout
+ * would make every CHW hit a deinterleave and a one-band hit a strided
+ * gather over all the bands. */
+static int
+entries_planar(const struct raster__tiff *t)
+{
+    return !t->planar && t->seg_samples > 1;
+}
+
+/* The rows an entry holds (its valid bytes are whole decoded rows). */
+static int64_t
+entry_rows(const struct raster__tiff *t, const raster__tile_entry_t *e)
+{
+    return (int64_t)(raster__tile_entry_valid(e) / t->seg_row_nbytes);
+}
 
 /* One entry's room: the decoder's, for a whole segment judged in one shot
  * (the most any segment of the file asks for). */
@@ -589,6 +624,19 @@ cache_release_hits(plan_t *p)
         }
 }
 
+/* 'rows' whole decoded rows of pixel-interleaved samples at 'pixels' into
+ * one plane per sample at 'planes' (the entry layout, entries_planar()). */
+static void
+split_planes(const struct raster__tiff *t, const uint8_t *pixels, uint8_t *planes, int64_t rows)
+{
+    const int64_t size = t->sample_nbytes;
+    const raster_view_t src = {(void *)pixels, t->dtype, rows, t->seg_w, t->seg_samples,
+                               (int64_t)t->seg_row_nbytes, size * t->seg_samples, size};
+    const raster_view_t dst = {planes, t->dtype, rows, t->seg_w, t->seg_samples, t->seg_w * size, size,
+                               rows * t->seg_w * size};
+    raster__place(&src, &dst, NULL);
+}
+
 /* Decode a segment into tile-cache entry 'e' and place this window's part.
  * All the rows GDAL would decode (s->ref: the whole segment but at the
  * bottom edge), not only the window's, so that the windows below it hit
@@ -599,7 +647,13 @@ static raster_status_t
 segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, raster__tile_entry_t *e)
 {
     const struct raster__tiff *t = p->t;
-    uint8_t *base = raster__tile_entry_data(e);
+    uint8_t *const entry = raster__tile_entry_data(e);
+    /* Planes: decoded (and finished) in scratch first, then split into the entry. */
+    uint8_t *base = entries_planar(t) ? raster__scratch(RASTER_SCRATCH_DECODE, cache_capacity(t)) : entry;
+    if (base == NULL) {
+        raster__tile_cache_release(e);
+        return RASTER_E_NOMEM;
+    }
     const size_t asked = s->ref.out_nbytes;
     const raster__decode_status_t ds =
         raster__decode(t->codec, raw, (size_t)s->fetch_n, base, asked, cache_capacity(t), &s->ref);
@@ -614,9 +668,11 @@ segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, 
         whole.x1 = t->seg_w;
         st = postprocess(p, &whole, base);
         if (st == RASTER_OK) {
+            if (base != entry)
+                split_planes(t, base, entry, whole.y1);
             const raster__tile_key_t k = cache_key(t, s);
             raster__tile_cache_put(e, &k, asked);
-            place(p, s, base);
+            place_from(p, s, entry, base != entry ? whole.y1 : 0);
         }
     }
     raster__tile_cache_release(e);
@@ -632,7 +688,7 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
     const struct raster__tiff *t = p->t;
     const size_t row = t->seg_row_nbytes;
     if (s->hit != NULL) {
-        place(p, s, raster__tile_entry_data(s->hit));
+        place_from(p, s, raster__tile_entry_data(s->hit), entries_planar(t) ? entry_rows(t, s->hit) : 0);
         return RASTER_OK;
     }
     if (s->fetch_n == 0) {
