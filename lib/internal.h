@@ -424,6 +424,13 @@ RASTER_HIDDEN raster__tile_entry_t *raster__tile_cache_reserve(size_t capacity);
 RASTER_HIDDEN void raster__tile_cache_put(raster__tile_entry_t *e, const raster__tile_key_t *k,
                                           size_t valid);
 RASTER_HIDDEN void raster__tile_cache_release(const raster__tile_entry_t *e);
+/* get() of n keys into out[0..n), and release() of n entries (NULL skipped),
+ * each under one acquisition of the cache's lock: a window's segments are
+ * looked up and let go together (in the shared arena a lock and an unlock
+ * are two system calls). */
+RASTER_HIDDEN void raster__tile_cache_get_many(const raster__tile_key_t *keys, const size_t *min_valid,
+                                               int64_t n, const raster__tile_entry_t **out);
+RASTER_HIDDEN void raster__tile_cache_release_many(const raster__tile_entry_t *const *es, int64_t n);
 /* The entry's first decoded byte (64-byte aligned) and how many are good. */
 RASTER_HIDDEN void *raster__tile_entry_data(const raster__tile_entry_t *e);
 RASTER_HIDDEN size_t raster__tile_entry_valid(const raster__tile_entry_t *e);

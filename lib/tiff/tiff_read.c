@@ -600,28 +600,51 @@ cache_key(const struct raster__tiff *t, const seg_job_t *s)
  * from there (nothing read, nothing decoded), and no segment is decoded
  * straight into dst: a miss is decoded into a new entry, which any later
  * window can use, and placed from it. */
+enum { CACHE_BATCH = 32 };      /* segments looked up (or let go) per lock */
+
+/* The segments [first, first + n) that have bytes (sparse ones are never
+ * cached), looked up together. */
 static void
-cache_lookup(plan_t *p)
+cache_lookup_batch(plan_t *p, int64_t first, int64_t n)
 {
-    const size_t row = p->t->seg_row_nbytes;
-    for (int64_t i = 0; i < p->nsegs; i++) {
+    raster__tile_key_t keys[CACHE_BATCH];
+    size_t need[CACHE_BATCH];
+    const raster__tile_entry_t *got[CACHE_BATCH];
+    seg_job_t *which[CACHE_BATCH];
+    int64_t m = 0;
+    for (int64_t i = first; i < first + n; i++) {
         seg_job_t *s = &p->segs[i];
         if (s->fetch_n == 0)
             continue;
         s->direct = 0;
-        const raster__tile_key_t k = cache_key(p->t, s);
-        s->hit = raster__tile_cache_get(&k, (size_t)s->y1 * row);
+        keys[m] = cache_key(p->t, s);
+        need[m] = (size_t)s->y1 * p->t->seg_row_nbytes;
+        which[m++] = s;
     }
+    raster__tile_cache_get_many(keys, need, m, got);
+    for (int64_t j = 0; j < m; j++)
+        which[j]->hit = got[j];
+}
+
+static void
+cache_lookup(plan_t *p)
+{
+    for (int64_t i = 0; i < p->nsegs; i += CACHE_BATCH)
+        cache_lookup_batch(p, i, p->nsegs - i < CACHE_BATCH ? p->nsegs - i : CACHE_BATCH);
 }
 
 static void
 cache_release_hits(plan_t *p)
 {
-    for (int64_t i = 0; i < p->nsegs; i++)
-        if (p->segs[i].hit != NULL) {
-            raster__tile_cache_release(p->segs[i].hit);
-            p->segs[i].hit = NULL;
+    for (int64_t i = 0; i < p->nsegs; i += CACHE_BATCH) {
+        const raster__tile_entry_t *hits[CACHE_BATCH];
+        const int64_t n = p->nsegs - i < CACHE_BATCH ? p->nsegs - i : CACHE_BATCH;
+        for (int64_t j = 0; j < n; j++) {
+            hits[j] = p->segs[i + j].hit;
+            p->segs[i + j].hit = NULL;
         }
+        raster__tile_cache_release_many(hits, n);
+    }
 }
 
 /* 'rows' whole decoded rows of pixel-interleaved samples at 'pixels' into
