@@ -400,6 +400,10 @@ RASTER_HIDDEN uint64_t raster__tiff_allocations(void);
  *   }
  *   place from raster__tile_entry_data(e);  raster__tile_cache_release(e);
  *
+ * (The native TIFF reader decodes a pixel-interleaved segment into scratch
+ * and stores it as one plane per sample, tiff_read.c entries_planar(); the
+ * valid bytes are still whole rows, row_nbytes each.)
+ *
  * get() returns an entry holding at least 'min_valid' decoded bytes (a
  * prefix of the segment), referenced (pinned) for the caller, or NULL.
  * reserve() returns an unpublished entry with room for 'capacity' bytes,

@@ -189,9 +189,13 @@ def main():
         assert all(len(v[0]) == len(v[1]) == a.windows for v in us.values())
         return 0
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    before = os.path.join(ROOT, "bench", "warm", "before.md")
     with open(a.out, "w") as f:
         f.write(f"# Warm reads per read shape (issue 22, items 1 and 5)\n\n`make bench-warm` "
-                f"(bench/warm/bench_warm.py).\n\n{text}")
+                f"(bench/warm/bench_warm.py).\n\n## This build\n\n{text}")
+        if os.path.exists(before):
+            with open(before) as b:
+                f.write(f"\n## Before (bench/warm/before.md)\n\n{b.read()}")
     return 0
 
 
