@@ -2,7 +2,8 @@
 """bench_warm.py - warm reads (every tile cached) per read shape: rasterio, rasterloader, memcpy.
 
     python bench/warm/bench_warm.py [--data bench/data] [--out bench/results/warm_reads.md]
-    python bench/warm/bench_warm.py --smoke        # a small file, a few windows; writes nothing
+    python bench/warm/bench_warm.py --smoke        # a small file, a few windows, pixels checked
+                                                   # against rasterio; writes nothing
 
 Issue 22, items 1 and 5: one process, N random 256x256 windows of the bench
 image (4096x4096, 4-band uint16 DEFLATE, pixel-interleaved, 512x512 tiles:
@@ -125,6 +126,21 @@ def memcpy_us(src, wins):
     return out
 
 
+def same_pixels(paths, wins):
+    """Smoke: every shape's warm rasterloader read equals rasterio's, pixel for pixel."""
+    with rasterio.open(paths["img"]) as ri, rasterio.open(paths["mask"]) as rm, \
+            rasterloader.open(paths["img"]) as li, rasterloader.open(paths["mask"]) as lm:
+        for w in wins:
+            chw = ri.read(window=w)
+            assert np.array_equal(li.read(window=w), chw)
+            assert np.array_equal(li.read(2, window=w), chw[1])
+            assert np.array_equal(li.read(window=w, out_dtype="float32"), ri.read(window=w, out_dtype="float32"))
+            t = li.read_hwc(window=w)
+            assert np.array_equal(t.numpy(), chw.transpose(1, 2, 0))
+            t.release()
+            assert np.array_equal(lm.read(1, window=w), rm.read(1, window=w))
+
+
 def cell(v):
     return f"{statistics.median(v):.0f} ({statistics.fmean(v):.0f})"
 
@@ -161,13 +177,13 @@ def main():
     ap.add_argument("--windows", type=int, default=2000)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "warm_reads.md"))
     ap.add_argument("--label", default="", help="a note for the header (e.g. before/after)")
-    ap.add_argument("--smoke", action="store_true", help="512x512 data in a temporary directory, 20 windows; "
+    ap.add_argument("--smoke", action="store_true", help="1024x1024 data in a temporary directory, 20 windows; "
                     "writes nothing")
     a = ap.parse_args()
     if a.smoke:
         import tempfile
         tmp = tempfile.TemporaryDirectory(prefix="rl-bench-warm-")
-        a.data, a.size, a.windows, a.out = tmp.name, 512, 20, None
+        a.data, a.size, a.windows, a.out = tmp.name, 1024, 20, None
         make_small(a.data, a.size)
     else:
         ensure_data(a.data, a.size)
@@ -187,6 +203,8 @@ def main():
     print(text)
     if a.smoke:
         assert all(len(v[0]) == len(v[1]) == a.windows for v in us.values())
+        same_pixels(paths, wins)
+        print("warm bench smoke: OK")
         return 0
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     before = os.path.join(ROOT, "bench", "warm", "before.md")
