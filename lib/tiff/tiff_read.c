@@ -553,7 +553,7 @@ segment_run_direct_none(const plan_t *p, const seg_job_t *s)
 
 /* ------------------------------ tile cache ----------------------------- */
 
-/* The layout of entries (README, "Tile cache"): a segment of one sample per
+/* The layout of entries (README, "Decoded-tile cache"): a segment of one sample per
  * pixel (a band-interleaved file's plane, a mask) as decoded; a segment of
  * pixel-interleaved samples as one plane per sample, each of the entry's
  * rows (valid bytes / decoded row bytes) by the segment's width.  Reads
@@ -568,11 +568,15 @@ entries_planar(const struct raster__tiff *t)
     return !t->planar && t->seg_samples > 1;
 }
 
-/* The rows an entry holds (its valid bytes are whole decoded rows). */
+/* The rows a hit for 's' holds (its valid bytes are whole decoded rows):
+ * at least the s->y1 that get() checked under the lock.  Fewer now would
+ * mean another process scribbled on the arena since; reading as if it held
+ * y1 rows never reads past the bytes get() vouched for. */
 static int64_t
-entry_rows(const struct raster__tiff *t, const raster__tile_entry_t *e)
+entry_rows(const struct raster__tiff *t, const seg_job_t *s)
 {
-    return (int64_t)(raster__tile_entry_valid(e) / t->seg_row_nbytes);
+    const int64_t rows = (int64_t)(raster__tile_entry_valid(s->hit) / t->seg_row_nbytes);
+    return rows > s->y1 ? rows : s->y1;
 }
 
 /* One entry's room: the decoder's, for a whole segment judged in one shot
@@ -596,10 +600,6 @@ cache_key(const struct raster__tiff *t, const seg_job_t *s)
     return k;
 }
 
-/* With the cache on, every segment whose needed rows are cached is served
- * from there (nothing read, nothing decoded), and no segment is decoded
- * straight into dst: a miss is decoded into a new entry, which any later
- * window can use, and placed from it. */
 enum { CACHE_BATCH = 32 };      /* segments looked up (or let go) per lock */
 
 /* The segments [first, first + n) that have bytes (sparse ones are never
@@ -626,6 +626,11 @@ cache_lookup_batch(plan_t *p, int64_t first, int64_t n)
         which[j]->hit = got[j];
 }
 
+/* With the cache on, every segment whose needed rows are cached is served
+ * from there (nothing read, nothing decoded), and no segment is decoded
+ * straight into dst: a miss is decoded into a new entry, which any later
+ * window can use, and placed from it.  The segments of a window are
+ * looked up, and let go, CACHE_BATCH at a time under one lock. */
 static void
 cache_lookup(plan_t *p)
 {
@@ -711,7 +716,7 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
     const struct raster__tiff *t = p->t;
     const size_t row = t->seg_row_nbytes;
     if (s->hit != NULL) {
-        place_from(p, s, raster__tile_entry_data(s->hit), entries_planar(t) ? entry_rows(t, s->hit) : 0);
+        place_from(p, s, raster__tile_entry_data(s->hit), entries_planar(t) ? entry_rows(t, s) : 0);
         return RASTER_OK;
     }
     if (s->fetch_n == 0) {
