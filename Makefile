@@ -285,6 +285,15 @@ bench-remote: sysdeps python
 bench-convert: build python
 	SMOKE=$(SMOKE) BEFORE_PY=$(BEFORE_PY) bench/convert/run.sh $(CURDIR)/$(BUILD)
 
+# Warm-read benchmark (issue 22): 2,000 random 256x256 windows of the bench
+# image and mask, second pass (every tile cached), per read shape: rasterio
+# at its defaults, rasterloader, and NumPy's memcpy of the bytes returned;
+# writes bench/results/warm_reads.md (about 2 min; SMOKE=1: seconds, writes
+# nothing).  An arena of its own, never the default one.
+.PHONY: bench-warm
+bench-warm: python fixtures
+	RASTERLOADER_TILE_CACHE_NAME=rl-bench-warm-$$$$ RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/warm/bench_warm.py $(if $(SMOKE),--smoke,)
+
 # Fast-path benchmark: native reader vs GDAL vs codec limit; writes
 # bench/results/fast_path.md (bench data cached in bench/data/).
 .PHONY: bench-c

@@ -400,6 +400,10 @@ RASTER_HIDDEN uint64_t raster__tiff_allocations(void);
  *   }
  *   place from raster__tile_entry_data(e);  raster__tile_cache_release(e);
  *
+ * (The native TIFF reader decodes a pixel-interleaved segment into scratch
+ * and stores it as one plane per sample, tiff_read.c entries_planar(); the
+ * valid bytes are still whole rows, row_nbytes each.)
+ *
  * get() returns an entry holding at least 'min_valid' decoded bytes (a
  * prefix of the segment), referenced (pinned) for the caller, or NULL.
  * reserve() returns an unpublished entry with room for 'capacity' bytes,
@@ -424,6 +428,13 @@ RASTER_HIDDEN raster__tile_entry_t *raster__tile_cache_reserve(size_t capacity);
 RASTER_HIDDEN void raster__tile_cache_put(raster__tile_entry_t *e, const raster__tile_key_t *k,
                                           size_t valid);
 RASTER_HIDDEN void raster__tile_cache_release(const raster__tile_entry_t *e);
+/* get() of n keys into out[0..n), and release() of n entries (NULL skipped),
+ * each under one acquisition of the cache's lock: a window's segments are
+ * looked up and let go together (in the shared arena a lock and an unlock
+ * are two system calls). */
+RASTER_HIDDEN void raster__tile_cache_get_many(const raster__tile_key_t *keys, const size_t *min_valid,
+                                               int64_t n, const raster__tile_entry_t **out);
+RASTER_HIDDEN void raster__tile_cache_release_many(const raster__tile_entry_t *const *es, int64_t n);
 /* The entry's first decoded byte (64-byte aligned) and how many are good. */
 RASTER_HIDDEN void *raster__tile_entry_data(const raster__tile_entry_t *e);
 RASTER_HIDDEN size_t raster__tile_entry_valid(const raster__tile_entry_t *e);

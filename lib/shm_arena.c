@@ -139,7 +139,7 @@
 #include <unistd.h>
 
 #define SHM_MAGIC 0x4548434143544c52ULL       /* "RLTCACHE" */
-#define SHM_LAYOUT_VERSION 2u                 /* 2: OFD locks, no mutex, nprocs in the header */
+#define SHM_LAYOUT_VERSION 3u                 /* 2: OFD locks, no mutex, nprocs in the header; 3: entries of pixel-interleaved segments hold planes */
 #define UNIT ((size_t)4096)
 #define NPROCS 512
 #define NPINS 256
@@ -1521,27 +1521,78 @@ raster__shm_entry_valid(const raster__tile_entry_t *te)
     return (size_t)(valid < room ? valid : room);
 }
 
-const raster__tile_entry_t *
-raster__shm_get(const raster__tile_key_t *k, size_t min_valid)
+/* Under the lock: the published entry of 'k' with 'min_valid' bytes,
+ * pinned and made the most recent, or NULL (a miss). */
+static shm_entry_t *
+hit_take(const raster__tile_key_t *k, size_t min_valid)
 {
-    if (!lock())
-        return NULL;
-    shm_entry_t *e = me_ready() ? lookup(k) : NULL;
+    shm_entry_t *e = lookup(k);
     if (e != NULL && !units_ok(e))
         corrupt("an entry's units outside the arena");
-    if (e != NULL && e->state == ST_PUBLISHED && !A.corrupt && e->valid >= min_valid &&
-        pin_add(e)) {
+    if (e != NULL && e->state == ST_PUBLISHED && !A.corrupt && e->valid >= min_valid && pin_add(e)) {
         lru_unlink(e);
         lru_push_head(e);
         A.h->hits++;
-    } else {
-        e = NULL;
-        A.h->misses++;
+        return e;
+    }
+    A.h->misses++;
+    return NULL;
+}
+
+/* Under the lock: drops one of this process's pins of 'e' (none: this
+ * slot was reclaimed, at exit, and the count with it). */
+static void
+hit_drop(shm_entry_t *e)
+{
+    shm_pin_t *p = A.slot >= 0 ? pin_find(index_of(e), 0) : NULL;
+    if (p == NULL)
+        return;
+    if (p->count <= 1)
+        p->entry = p->count = 0;
+    else
+        p->count--;
+    e->refs = e->refs > 1 ? e->refs - 1 : 0;
+    if (e->refs == 0 && (e->state == ST_RESERVED || e->state == ST_RETIRED))
+        entry_free(e);
+}
+
+/* Every segment of a window under one acquisition of the lock (each lock
+ * and unlock is a system call, fcntl): a window over four tiles took four. */
+void
+raster__shm_get_many(const raster__tile_key_t *keys, const size_t *min_valid, int64_t n,
+                     const raster__tile_entry_t **out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (n <= 0 || !lock())
+        return;
+    int hits = 0;
+    if (me_ready())
+        for (int64_t i = 0; i < n; i++)
+            hits += (out[i] = (const raster__tile_entry_t *)hit_take(&keys[i], min_valid[i])) != NULL;
+    else
+        A.h->misses += (uint64_t)n;
+    if (A.corrupt && hits > 0) {
+        /* Found inconsistent after some pins were taken: the rebuild at
+         * unlock may drop what it cannot make sense of, so none is a hit. */
+        for (int64_t i = 0; i < n; i++)
+            if (out[i] != NULL)
+                hit_drop((shm_entry_t *)out[i]);
+        for (int64_t i = 0; i < n; i++)
+            out[i] = NULL;
+        hits = 0;
     }
     unlock();
-    if (e != NULL)
+    if (hits > 0)
         test_pause();   /* pinned, unlocked: the copy-out window */
-    return (const raster__tile_entry_t *)e;
+}
+
+const raster__tile_entry_t *
+raster__shm_get(const raster__tile_key_t *k, size_t min_valid)
+{
+    const raster__tile_entry_t *e;
+    raster__shm_get_many(k, &min_valid, 1, &e);
+    return e;
 }
 
 /* A descriptor for a new entry (from the free list, else never used), or
@@ -1682,24 +1733,26 @@ raster__shm_put(raster__tile_entry_t *te, const raster__tile_key_t *k, size_t va
     unlock();
 }
 
+/* Entries of this arena among es[0..n) (NULL and others skipped) under
+ * one acquisition of the lock. */
+void
+raster__shm_release_many(const raster__tile_entry_t *const *es, int64_t n)
+{
+    int64_t mine = 0;
+    for (int64_t i = 0; i < n; i++)
+        mine += es[i] != NULL && raster__shm_owns(es[i]);
+    if (mine == 0 || !lock())
+        return;
+    for (int64_t i = 0; i < n; i++)
+        if (es[i] != NULL && raster__shm_owns(es[i]))
+            hit_drop((shm_entry_t *)es[i]);   /* shared memory: ours to count */
+    unlock();
+}
+
 void
 raster__shm_release(const raster__tile_entry_t *ce)
 {
-    shm_entry_t *e = (shm_entry_t *)ce;   /* shared memory: ours to count */
-    if (!lock())
-        return;
-    shm_pin_t *p = A.slot >= 0 ? pin_find(index_of(e), 0) : NULL;
-    /* No pin: this slot was reclaimed (at exit), and the count with it. */
-    if (p != NULL) {
-        if (p->count <= 1)
-            p->entry = p->count = 0;
-        else
-            p->count--;
-        e->refs = e->refs > 1 ? e->refs - 1 : 0;
-        if (e->refs == 0 && (e->state == ST_RESERVED || e->state == ST_RETIRED))
-            entry_free(e);
-    }
-    unlock();
+    raster__shm_release_many(&ce, 1);
 }
 
 /* Evicts unused entries from the cold end while more than 'b' bytes are in

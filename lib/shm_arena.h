@@ -37,6 +37,11 @@ RASTER_HIDDEN const raster__tile_entry_t *raster__shm_get(const raster__tile_key
 RASTER_HIDDEN raster__tile_entry_t *raster__shm_reserve(size_t capacity);
 RASTER_HIDDEN void raster__shm_put(raster__tile_entry_t *e, const raster__tile_key_t *k, size_t valid);
 RASTER_HIDDEN void raster__shm_release(const raster__tile_entry_t *e);
+/* get() of n keys and release() of n entries (NULL, and entries of a
+ * private cache, skipped), each under one acquisition of the arena's lock. */
+RASTER_HIDDEN void raster__shm_get_many(const raster__tile_key_t *keys, const size_t *min_valid, int64_t n,
+                                        const raster__tile_entry_t **out);
+RASTER_HIDDEN void raster__shm_release_many(const raster__tile_entry_t *const *es, int64_t n);
 RASTER_HIDDEN void *raster__shm_entry_data(const raster__tile_entry_t *e);
 RASTER_HIDDEN size_t raster__shm_entry_valid(const raster__tile_entry_t *e);
 RASTER_HIDDEN int raster__shm_owns(const void *e);

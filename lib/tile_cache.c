@@ -296,24 +296,29 @@ evict_for(size_t need, size_t budget, size_t reuse_capacity, raster__tile_entry_
 
 /* ------------------------------ private cache --------------------------- */
 
-static const raster__tile_entry_t *
-private_get(const raster__tile_key_t *k, size_t min_valid)
+/* get() of n keys under one lock (out[i] NULL: a miss). */
+static void
+private_get_many(const raster__tile_key_t *keys, const size_t *min_valid, int64_t n,
+                 const raster__tile_entry_t **out)
 {
-    if (atomic_load_explicit(&cache.budget, memory_order_relaxed) == 0)
-        return NULL;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (n <= 0 || atomic_load_explicit(&cache.budget, memory_order_relaxed) == 0)
+        return;
     pthread_mutex_lock(&cache.mu);
-    raster__tile_entry_t *e = lookup(k);
-    if (e != NULL && e->valid >= min_valid) {
-        e->refs++;
-        lru_unlink(e);
-        lru_push_head(e);
-        cache.hits++;
-    } else {
-        e = NULL;
-        cache.misses++;
+    for (int64_t i = 0; i < n; i++) {
+        raster__tile_entry_t *e = lookup(&keys[i]);
+        if (e != NULL && e->valid >= min_valid[i]) {
+            e->refs++;
+            lru_unlink(e);
+            lru_push_head(e);
+            cache.hits++;
+            out[i] = e;
+        } else {
+            cache.misses++;
+        }
     }
     pthread_mutex_unlock(&cache.mu);
-    return e;
 }
 
 static raster__tile_entry_t *
@@ -382,15 +387,24 @@ private_put(raster__tile_entry_t *e, const raster__tile_key_t *k, size_t valid)
     free_chain(to_free);
 }
 
+/* release() of the private entries among es[0..n) under one lock (NULL
+ * and the shared arena's entries skipped). */
 static void
-private_release(const raster__tile_entry_t *ce)
+private_release_many(const raster__tile_entry_t *const *es, int64_t n)
 {
-    raster__tile_entry_t *const e = (raster__tile_entry_t *)ce;   /* ours to count */
     raster__tile_entry_t *to_free = NULL;
-    pthread_mutex_lock(&cache.mu);
-    if (--e->refs == 0 && !e->linked)
-        retire(e, &to_free);
-    pthread_mutex_unlock(&cache.mu);
+    int locked = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (es[i] == NULL || raster__shm_owns(es[i]))
+            continue;
+        if (!locked++)
+            pthread_mutex_lock(&cache.mu);
+        raster__tile_entry_t *const e = (raster__tile_entry_t *)es[i];   /* ours to count */
+        if (--e->refs == 0 && !e->linked)
+            retire(e, &to_free);
+    }
+    if (locked)
+        pthread_mutex_unlock(&cache.mu);
     free_chain(to_free);
 }
 
@@ -652,12 +666,27 @@ raster__tile_cache_enabled(void)
     }
 }
 
+void
+raster__tile_cache_get_many(const raster__tile_key_t *keys, const size_t *min_valid, int64_t n,
+                            const raster__tile_entry_t **out)
+{
+    if (!raster__tile_cache_enabled()) {
+        for (int64_t i = 0; i < n; i++)
+            out[i] = NULL;
+        return;
+    }
+    if (atomic_load(&M.mode) == MODE_SHARED)
+        raster__shm_get_many(keys, min_valid, n, out);
+    else
+        private_get_many(keys, min_valid, n, out);
+}
+
 const raster__tile_entry_t *
 raster__tile_cache_get(const raster__tile_key_t *k, size_t min_valid)
 {
-    if (!raster__tile_cache_enabled())
-        return NULL;
-    return atomic_load(&M.mode) == MODE_SHARED ? raster__shm_get(k, min_valid) : private_get(k, min_valid);
+    const raster__tile_entry_t *e;
+    raster__tile_cache_get_many(k, &min_valid, 1, &e);
+    return e;
 }
 
 raster__tile_entry_t *
@@ -680,14 +709,16 @@ raster__tile_cache_put(raster__tile_entry_t *e, const raster__tile_key_t *k, siz
 }
 
 void
+raster__tile_cache_release_many(const raster__tile_entry_t *const *es, int64_t n)
+{
+    raster__shm_release_many(es, n);
+    private_release_many(es, n);
+}
+
+void
 raster__tile_cache_release(const raster__tile_entry_t *e)
 {
-    if (e == NULL)
-        return;
-    if (raster__shm_owns(e))
-        raster__shm_release(e);
-    else
-        private_release(e);
+    raster__tile_cache_release_many(&e, 1);
 }
 
 void *

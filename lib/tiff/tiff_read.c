@@ -448,10 +448,12 @@ postprocess(const plan_t *p, const seg_job_t *s, uint8_t *base)
     return RASTER_OK;
 }
 
-/* Place rows [y0, y1), cols [x0, x1) of a segment (row y at base + y*row,
- * or the band fill values when base is NULL) into the destination. */
+/* Place rows [y0, y1), cols [x0, x1) of a segment into the destination:
+ * as decoded (row y at base + y*row), or from a tile-cache entry of
+ * 'entry_rows' rows held as planes (entries_planar()), or the band fill
+ * values when base is NULL. */
 static void
-place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
+place_from(const plan_t *p, const seg_job_t *s, const uint8_t *base, int64_t entry_rows)
 {
     const struct raster__tiff *t = p->t;
     const raster__request_t *rq = p->rq;
@@ -461,7 +463,12 @@ place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
     src.height = s->y1 - s->y0;
     src.width = s->x1 - s->x0;
     src.channels = t->seg_samples;
-    if (base != NULL) {
+    if (base != NULL && entry_rows > 0) {
+        src.row_stride = t->seg_w * size;
+        src.col_stride = size;
+        src.chan_stride = entry_rows * src.row_stride;
+        src.data = (void *)(base + s->y0 * src.row_stride + s->x0 * size);
+    } else if (base != NULL) {
         src.data = (void *)(base + (size_t)s->y0 * t->seg_row_nbytes + (size_t)(s->x0 * t->seg_samples * size));
         src.row_stride = (int64_t)t->seg_row_nbytes;
         src.col_stride = size * t->seg_samples;
@@ -491,6 +498,12 @@ place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
                                          rq->offset ? rq->offset + k : NULL, rq->divide};
         raster__place(&src, &dk, &po);
     }
+}
+
+static void
+place(const plan_t *p, const seg_job_t *s, const uint8_t *base)
+{
+    place_from(p, s, base, 0);
 }
 
 static uint8_t *
@@ -540,6 +553,32 @@ segment_run_direct_none(const plan_t *p, const seg_job_t *s)
 
 /* ------------------------------ tile cache ----------------------------- */
 
+/* The layout of entries (README, "Decoded-tile cache"): a segment of one sample per
+ * pixel (a band-interleaved file's plane, a mask) as decoded; a segment of
+ * pixel-interleaved samples as one plane per sample, each of the entry's
+ * rows (valid bytes / decoded row bytes) by the segment's width.  Reads
+ * then touch only the bytes they return: read() CHW and a band subset copy
+ * rows of planes, converted reads run the kernels on contiguous rows, and
+ * read_hwc interleaves (one SSE2 pass for uint16 x 4).  The file's layout
+ * would make every CHW hit a deinterleave and a one-band hit a strided
+ * gather over all the bands. */
+static int
+entries_planar(const struct raster__tiff *t)
+{
+    return !t->planar && t->seg_samples > 1;
+}
+
+/* The rows a hit for 's' holds (its valid bytes are whole decoded rows):
+ * at least the s->y1 that get() checked under the lock.  Fewer now would
+ * mean another process scribbled on the arena since; reading as if it held
+ * y1 rows never reads past the bytes get() vouched for. */
+static int64_t
+entry_rows(const struct raster__tiff *t, const seg_job_t *s)
+{
+    const int64_t rows = (int64_t)(raster__tile_entry_valid(s->hit) / t->seg_row_nbytes);
+    return rows > s->y1 ? rows : s->y1;
+}
+
 /* One entry's room: the decoder's, for a whole segment judged in one shot
  * (the most any segment of the file asks for). */
 static size_t
@@ -561,32 +600,69 @@ cache_key(const struct raster__tiff *t, const seg_job_t *s)
     return k;
 }
 
-/* With the cache on, every segment whose needed rows are cached is served
- * from there (nothing read, nothing decoded), and no segment is decoded
- * straight into dst: a miss is decoded into a new entry, which any later
- * window can use, and placed from it. */
+enum { CACHE_BATCH = 32 };      /* segments looked up (or let go) per lock */
+
+/* The segments [first, first + n) that have bytes (sparse ones are never
+ * cached), looked up together. */
 static void
-cache_lookup(plan_t *p)
+cache_lookup_batch(plan_t *p, int64_t first, int64_t n)
 {
-    const size_t row = p->t->seg_row_nbytes;
-    for (int64_t i = 0; i < p->nsegs; i++) {
+    raster__tile_key_t keys[CACHE_BATCH];
+    size_t need[CACHE_BATCH];
+    const raster__tile_entry_t *got[CACHE_BATCH];
+    seg_job_t *which[CACHE_BATCH];
+    int64_t m = 0;
+    for (int64_t i = first; i < first + n; i++) {
         seg_job_t *s = &p->segs[i];
         if (s->fetch_n == 0)
             continue;
         s->direct = 0;
-        const raster__tile_key_t k = cache_key(p->t, s);
-        s->hit = raster__tile_cache_get(&k, (size_t)s->y1 * row);
+        keys[m] = cache_key(p->t, s);
+        need[m] = (size_t)s->y1 * p->t->seg_row_nbytes;
+        which[m++] = s;
     }
+    raster__tile_cache_get_many(keys, need, m, got);
+    for (int64_t j = 0; j < m; j++)
+        which[j]->hit = got[j];
+}
+
+/* With the cache on, every segment whose needed rows are cached is served
+ * from there (nothing read, nothing decoded), and no segment is decoded
+ * straight into dst: a miss is decoded into a new entry, which any later
+ * window can use, and placed from it.  The segments of a window are
+ * looked up, and let go, CACHE_BATCH at a time under one lock. */
+static void
+cache_lookup(plan_t *p)
+{
+    for (int64_t i = 0; i < p->nsegs; i += CACHE_BATCH)
+        cache_lookup_batch(p, i, p->nsegs - i < CACHE_BATCH ? p->nsegs - i : CACHE_BATCH);
 }
 
 static void
 cache_release_hits(plan_t *p)
 {
-    for (int64_t i = 0; i < p->nsegs; i++)
-        if (p->segs[i].hit != NULL) {
-            raster__tile_cache_release(p->segs[i].hit);
-            p->segs[i].hit = NULL;
+    for (int64_t i = 0; i < p->nsegs; i += CACHE_BATCH) {
+        const raster__tile_entry_t *hits[CACHE_BATCH];
+        const int64_t n = p->nsegs - i < CACHE_BATCH ? p->nsegs - i : CACHE_BATCH;
+        for (int64_t j = 0; j < n; j++) {
+            hits[j] = p->segs[i + j].hit;
+            p->segs[i + j].hit = NULL;
         }
+        raster__tile_cache_release_many(hits, n);
+    }
+}
+
+/* 'rows' whole decoded rows of pixel-interleaved samples at 'pixels' into
+ * one plane per sample at 'planes' (the entry layout, entries_planar()). */
+static void
+split_planes(const struct raster__tiff *t, const uint8_t *pixels, uint8_t *planes, int64_t rows)
+{
+    const int64_t size = t->sample_nbytes;
+    const raster_view_t src = {(void *)pixels, t->dtype, rows, t->seg_w, t->seg_samples,
+                               (int64_t)t->seg_row_nbytes, size * t->seg_samples, size};
+    const raster_view_t dst = {planes, t->dtype, rows, t->seg_w, t->seg_samples, t->seg_w * size, size,
+                               rows * t->seg_w * size};
+    raster__place(&src, &dst, NULL);
 }
 
 /* Decode a segment into tile-cache entry 'e' and place this window's part.
@@ -599,7 +675,13 @@ static raster_status_t
 segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, raster__tile_entry_t *e)
 {
     const struct raster__tiff *t = p->t;
-    uint8_t *base = raster__tile_entry_data(e);
+    uint8_t *const entry = raster__tile_entry_data(e);
+    /* Planes: decoded (and finished) in scratch first, then split into the entry. */
+    uint8_t *base = entries_planar(t) ? raster__scratch(RASTER_SCRATCH_DECODE, cache_capacity(t)) : entry;
+    if (base == NULL) {
+        raster__tile_cache_release(e);
+        return RASTER_E_NOMEM;
+    }
     const size_t asked = s->ref.out_nbytes;
     const raster__decode_status_t ds =
         raster__decode(t->codec, raw, (size_t)s->fetch_n, base, asked, cache_capacity(t), &s->ref);
@@ -614,9 +696,11 @@ segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, 
         whole.x1 = t->seg_w;
         st = postprocess(p, &whole, base);
         if (st == RASTER_OK) {
+            if (base != entry)
+                split_planes(t, base, entry, whole.y1);
             const raster__tile_key_t k = cache_key(t, s);
             raster__tile_cache_put(e, &k, asked);
-            place(p, s, base);
+            place_from(p, s, entry, base != entry ? whole.y1 : 0);
         }
     }
     raster__tile_cache_release(e);
@@ -632,7 +716,7 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
     const struct raster__tiff *t = p->t;
     const size_t row = t->seg_row_nbytes;
     if (s->hit != NULL) {
-        place(p, s, raster__tile_entry_data(s->hit));
+        place_from(p, s, raster__tile_entry_data(s->hit), entries_planar(t) ? entry_rows(t, s) : 0);
         return RASTER_OK;
     }
     if (s->fetch_n == 0) {

@@ -8,7 +8,10 @@
  *   contiguous runs of every length 1..40 and an odd long one (the vector
  *   tails), compact pixel rows of 1 to 5 channels, pixels to planes, planes
  *   to pixels, a strided sub-view with channels reordered and dropped, and
- *   misaligned views;
+ *   misaligned views; planes (the tile cache's entries) into pixels and
+ *   planes, with channel subsets, one band of four and a 1-channel mask;
+ *   the same dtype against an element-by-element copy (the scalar path
+ *   shares place.c's copy paths there);
  * - plain conversion against GDALCopyWords (GDAL's rules, what rasterio's
  *   read(out_dtype=...) does) for every pair GDAL 3.6 has (no int8, no
  *   float16), except NaN into an integer: 0 here by choice (lib/dtype.c);
@@ -115,6 +118,23 @@ typedef struct layout {
 } layout_t;
 
 static const int MAP_SUBSET[] = {2, 0, 3};
+static const int MAP_LAST[] = {3};
+
+/* The oracle for the same dtype with no scaling (raster__place_scalar()
+ * shares place.c's copy paths there): element by element, raw bytes. */
+static void place_elementwise(const raster_view_t *src, const raster_view_t *dst, const int *chan_map)
+{
+    const size_t size = raster_dtype_size(dst->dtype);
+    for (int64_t r = 0; r < dst->height; r++)
+        for (int64_t c = 0; c < dst->width; c++)
+            for (int64_t k = 0; k < dst->channels; k++) {
+                const int64_t sk = chan_map ? chan_map[k] : k;
+                memcpy((uint8_t *)dst->data + r * dst->row_stride + c * dst->col_stride + k * dst->chan_stride,
+                       (const uint8_t *)src->data + r * src->row_stride + c * src->col_stride +
+                           sk * src->chan_stride,
+                       size);
+            }
+}
 
 /* The buffer a view of layout l needs (dst: the padded one). */
 static size_t layout_nbytes(raster_dtype_t dt, const layout_t *l, int dst)
@@ -161,7 +181,10 @@ static void check_against_scalar(raster_dtype_t s, raster_dtype_t d, mode_t_ mod
         po.offset = OFFSETS;
     }
     raster__place(&sv, &fast_v, &po);
-    raster__place_scalar(&sv, &slow_v, &po);
+    if (s == d && mode == MODE_PLAIN)
+        place_elementwise(&sv, &slow_v, l->chan_map);
+    else
+        raster__place_scalar(&sv, &slow_v, &po);
     if (memcmp(fast, slow, d_nbytes) != 0) {
         size_t at = 0;
         while (fast[at] == slow[at])
@@ -190,6 +213,17 @@ static void check_pair_all_layouts(raster_dtype_t s, raster_dtype_t d)
         {"hwc misaligned by 1 byte", 3, 37, 3, 3, 0, 0, 0, 1, NULL},
         {"hwc one long row", 1, 1037, 4, 4, 0, 0, 0, 0, NULL},
         {"chw 2 planes, staged long run", 2, 1111, 2, 2, 0, 1, 0, 0, NULL},
+        /* Planes as tile-cache entries hold them (tiff_read.c), into every shape a read asks for. */
+        {"chw to hwc 4 channels", 3, 37, 4, 4, 1, 0, 0, 0, NULL},
+        {"chw to hwc 2 channels", 2, 41, 2, 2, 1, 0, 0, 0, NULL},
+        {"chw to hwc, channels 3,1,4", 4, 23, 4, 3, 1, 0, 0, 0, MAP_SUBSET},
+        {"chw to chw, channels 3,1,4", 4, 23, 4, 3, 1, 1, 0, 0, MAP_SUBSET},
+        {"chw to chw, band 4 of 4", 3, 37, 4, 1, 1, 1, 0, 0, MAP_LAST},
+        {"hwc to chw, band 4 of 4", 3, 37, 4, 1, 0, 1, 0, 0, MAP_LAST},
+        {"chw 1 channel to chw (a mask)", 3, 37, 1, 1, 1, 1, 0, 0, NULL},
+        {"chw to hwc misaligned by 1 byte", 3, 37, 4, 4, 1, 0, 0, 1, NULL},
+        {"chw to hwc one long row", 1, 1037, 4, 4, 1, 0, 0, 0, NULL},
+        {"chw to hwc 3 channels one long row", 1, 1037, 3, 3, 1, 0, 0, 0, NULL},
     };
     for (mode_t_ m = MODE_PLAIN; m <= MODE_DIVIDE; m++) {
         for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)

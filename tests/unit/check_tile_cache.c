@@ -2,8 +2,9 @@
  * check_tile_cache.c - the decoded-segment cache: off by default, hits and
  * misses by (dataset id, segment) and decoded prefix, least-recently-used
  * eviction within the byte budget, entries in use never freed under a
- * reader, budget changes, keys that tell every field apart, no allocation in a steady full
- * cache, and a threaded stress that checks every byte it reads.
+ * reader, batches of keys pinned and let go together, budget changes, keys
+ * that tell every field apart, no allocation in a steady full cache, and
+ * threaded stresses (single and batched readers) that check every byte they read.
  *
  * The cache is on by default in the suite's own shared arena (test_util.h),
  * so these run against shm_arena.c (and with RASTERLOADER_TILE_CACHE_SHARED=0
@@ -202,6 +203,48 @@ START_TEST(entries_in_use_are_never_freed)
 }
 END_TEST
 
+/* get_many() pins every hit of a batch under one lock (a key twice: two
+ * pins of one entry) and counts misses one by one; the pinned entries
+ * survive eviction; release_many() (NULLs skipped) drops every pin. */
+START_TEST(batches_pin_and_release_together)
+{
+    reset(4 * SEG);
+    const raster_tile_cache_stats_t s0 = cstats();
+    const uint64_t id = new_id();
+    for (int64_t seg = 0; seg < 4; seg++)
+        ck_assert(insert(id, seg, SEG, SEG / 2));
+    const raster__tile_key_t keys[6] = {key(id, 0), key(id, 9), key(id, 1), key(id, 2), key(id, 0), key(id, 3)};
+    const size_t need[6] = {SEG / 2, 1, SEG, 1, 1, SEG / 2};    /* seg 1: more than decoded */
+    const raster__tile_entry_t *got[6];
+    raster__tile_cache_get_many(keys, need, 6, got);
+    const int hit[6] = {1, 0, 0, 1, 1, 1};
+    for (int i = 0; i < 6; i++) {
+        ck_assert_msg((got[i] != NULL) == hit[i], "key %d: %s", i, got[i] ? "hit" : "miss");
+        if (got[i] != NULL)
+            ck_assert_uint_eq(((const uint8_t *)raster__tile_entry_data(got[i]))[SEG / 2 - 1],
+                              (id * 31 + (uint64_t)keys[i].seg) & 0xff);
+    }
+    ck_assert_ptr_eq(got[0], got[4]);
+    raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_eq(s.hits - s0.hits, 4);
+    ck_assert_uint_eq(s.misses - s0.misses, 2);
+    /* Full, and all pinned but seg 1: inserts evict seg 1, then each other (never a pinned one). */
+    ck_assert(insert(id, 10, SEG, SEG));
+    ck_assert(insert(id, 11, SEG, SEG));
+    ck_assert(!present(id, 1, 1) && !present(id, 10, 1));
+    ck_assert(present(id, 0, 1) && present(id, 2, 1) && present(id, 3, 1));
+    /* One release_many drops all five pins (seg 0 twice). */
+    raster__tile_cache_release_many(got, 6);
+    raster_tile_cache_set_budget(SEG);
+    s = cstats();
+    ck_assert_uint_le(s.bytes_used, SEG);
+    raster__tile_cache_release_many(NULL, 0);
+    raster__tile_cache_get_many(NULL, NULL, 0, NULL);
+    raster_tile_cache_set_budget(0);
+    ck_assert_uint_eq(cstats().bytes_used, 0);
+}
+END_TEST
+
 START_TEST(lower_budget_evicts_at_once)
 {
     reset(8 * SEG);
@@ -318,7 +361,49 @@ stress_thread(void *arg)
     return NULL;
 }
 
-START_TEST(threads_read_only_what_was_written)
+/* As a window's read does: a batch of keys looked up together, the misses
+ * filled one by one, every byte checked, the batch let go together. */
+static void *
+stress_batch_thread(void *arg)
+{
+    enum { BATCH = 4 };
+    stress_t *st = arg;
+    for (int round = 0; round < 1000; round++) {
+        raster__tile_key_t keys[BATCH];
+        size_t need[BATCH];
+        const raster__tile_entry_t *got[BATCH];
+        for (int j = 0; j < BATCH; j++) {
+            keys[j] = key(st->ids[rand_r(&st->seed) & 1], rand_r(&st->seed) % STRESS_KEYS);
+            need[j] = SEG / 4 * (size_t)(1 + rand_r(&st->seed) % 4);
+        }
+        raster__tile_cache_get_many(keys, need, BATCH, got);
+        for (int j = 0; j < BATCH; j++) {
+            const uint64_t id = keys[j].file[0];
+            const int64_t seg = keys[j].seg;
+            if (got[j] == NULL) {
+                raster__tile_entry_t *n = raster__tile_cache_reserve(SEG);
+                if (n == NULL)
+                    continue;
+                uint8_t *d = raster__tile_entry_data(n);
+                for (size_t i = 0; i < need[j]; i++)
+                    d[i] = pattern(id, seg, i);
+                put(n, id, seg, need[j]);
+                got[j] = n;
+            }
+            const uint8_t *d = raster__tile_entry_data(got[j]);
+            st->bad += raster__tile_entry_valid(got[j]) < need[j];
+            for (size_t i = 0; i < need[j]; i += 97)
+                st->bad += d[i] != pattern(id, seg, i);
+        }
+        raster__tile_cache_release_many(got, BATCH);
+    }
+    return NULL;
+}
+
+/* Single and batched readers at once (the batched ones pin up to 4 entries
+ * each, in a budget of 24 entries: eviction never frees a pinned one). */
+static void
+stress_run(void *(*even)(void *), void *(*odd)(void *))
 {
     reset(24 * SEG);      /* well under the key space: constant eviction */
     const raster_tile_cache_stats_t s0 = cstats();
@@ -327,7 +412,7 @@ START_TEST(threads_read_only_what_was_written)
     const uint64_t ids[2] = {new_id(), new_id()};
     for (int i = 0; i < STRESS_THREADS; i++) {
         st[i] = (stress_t){{ids[0], ids[1]}, (unsigned)(1234 + i), 0};
-        ck_assert_int_eq(pthread_create(&tid[i], NULL, stress_thread, &st[i]), 0);
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, i % 2 ? odd : even, &st[i]), 0);
     }
     for (int i = 0; i < STRESS_THREADS; i++) {
         pthread_join(tid[i], NULL);
@@ -344,6 +429,17 @@ START_TEST(threads_read_only_what_was_written)
     raster_tile_cache_set_budget(0);
     ck_assert_uint_eq(cstats().bytes_used, 0);
 }
+
+START_TEST(threads_read_batches_only_what_was_written)
+{
+    stress_run(stress_batch_thread, stress_thread);
+}
+END_TEST
+
+START_TEST(threads_read_only_what_was_written)
+{
+    stress_run(stress_thread, stress_thread);
+}
 END_TEST
 
 static Suite *
@@ -356,6 +452,7 @@ tile_cache_suite(void)
     tcase_add_test(tc, hit_miss_and_prefixes);
     tcase_add_test(tc, least_recently_used_goes_first);
     tcase_add_test(tc, entries_in_use_are_never_freed);
+    tcase_add_test(tc, batches_pin_and_release_together);
     tcase_add_test(tc, lower_budget_evicts_at_once);
     tcase_add_test(tc, every_key_field_tells_entries_apart);
     tcase_add_test(tc, steady_full_cache_does_not_allocate);
@@ -363,6 +460,7 @@ tile_cache_suite(void)
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, threads_read_only_what_was_written);
+    tcase_add_test(tc, threads_read_batches_only_what_was_written);
     suite_add_tcase(s, tc);
     return s;
 }

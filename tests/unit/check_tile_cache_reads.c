@@ -35,11 +35,43 @@ cache_reset(size_t budget)
     raster_tile_cache_set_budget(budget);
 }
 
-/* Reads 'win' through both datasets with the same options; fails the test
- * on any difference of status or bytes. */
+/* How a window is read: the destination's dtype (-1: the file's), CHW
+ * planes instead of HWC pixels, mean/std.  Entries hold planes for
+ * pixel-interleaved files, so every shape takes another path out of them. */
+typedef struct shape {
+    int dtype;
+    int chw;
+    int normalise;
+    const char *name;
+} shape_t;
+
+static const shape_t SHAPE_HWC = {-1, 0, 0, "hwc"};
+static const shape_t SHAPES_MORE[] = {
+    {-1, 1, 0, "chw"},
+    {RASTER_F32, 1, 0, "chw float32"},
+    {RASTER_F32, 0, 1, "hwc float32 mean/std"},
+};
+static const double MEANS[8] = {10, 20, 30, 40, 50, 60, 70, 80};
+static const double STDS[8] = {3, 5, 7, 9, 11, 13, 15, 17};
+
+static raster_view_t
+shape_view(const shape_t *sh, uint8_t *data, raster_dtype_t dt, raster_window_t win, int nch)
+{
+    raster_view_t v = raster_view_hwc(data, dt, win.height, win.width, nch);
+    if (sh->chw) {
+        const int64_t size = (int64_t)raster_dtype_size(dt);
+        v.col_stride = size;
+        v.row_stride = win.width * size;
+        v.chan_stride = win.height * win.width * size;
+    }
+    return v;
+}
+
+/* Reads 'win' through both datasets with the same options and shape; fails
+ * the test on any difference of status or bytes. */
 static void
-read_same(raster_dataset_t *nat, raster_dataset_t *gd, raster_window_t win, const int *bands, int nbands,
-          const char *what)
+read_same_shape(raster_dataset_t *nat, raster_dataset_t *gd, raster_window_t win, const int *bands, int nbands,
+                const shape_t *sh, const char *what)
 {
     raster_info_t in;
     raster_dataset_info(nat, &in);
@@ -48,13 +80,18 @@ read_same(raster_dataset_t *nat, raster_dataset_t *gd, raster_window_t win, cons
     opt.bands = bands;
     opt.band_count = nbands;
     const int nch = bands ? nbands : in.band_count;
-    const size_t n = raster_view_nbytes(in.dtype, win.height, win.width, nch);
+    if (sh->normalise && nch <= 8) {
+        opt.mean = MEANS;
+        opt.std = STDS;
+    }
+    const raster_dtype_t dt = sh->dtype < 0 ? in.dtype : (raster_dtype_t)sh->dtype;
+    const size_t n = raster_view_nbytes(dt, win.height, win.width, nch);
     uint8_t *a = malloc(n), *b = malloc(n);
     ck_assert(a != NULL && b != NULL);
     memset(a, 0x5a, n);
     memset(b, 0xa5, n);
-    raster_view_t va = raster_view_hwc(a, in.dtype, win.height, win.width, nch);
-    raster_view_t vb = raster_view_hwc(b, in.dtype, win.height, win.width, nch);
+    raster_view_t va = shape_view(sh, a, dt, win, nch);
+    raster_view_t vb = shape_view(sh, b, dt, win, nch);
     const raster_status_t sa = raster_read_into(nat, win, &opt, &va);
     if (sa != RASTER_OK)
         ck_abort_msg("%s: native read of (%lld,%lld %lldx%lld): %s", what, (long long)win.col_off,
@@ -66,18 +103,39 @@ read_same(raster_dataset_t *nat, raster_dataset_t *gd, raster_window_t win, cons
         size_t i = 0;
         while (a[i] == b[i])
             i++;
-        ck_abort_msg("%s: window (%lld,%lld %lldx%lld), %d band(s): byte %zu of %zu differs (%02x vs GDAL %02x)",
-                     what, (long long)win.col_off, (long long)win.row_off, (long long)win.width,
+        ck_abort_msg("%s, %s: window (%lld,%lld %lldx%lld), %d band(s): byte %zu of %zu differs (%02x vs GDAL "
+                     "%02x)", what, sh->name, (long long)win.col_off, (long long)win.row_off, (long long)win.width,
                      (long long)win.height, nch, i, n, a[i], b[i]);
     }
     free(a);
     free(b);
 }
 
+static void
+read_same(raster_dataset_t *nat, raster_dataset_t *gd, raster_window_t win, const int *bands, int nbands,
+          const char *what)
+{
+    read_same_shape(nat, gd, win, bands, nbands, &SHAPE_HWC, what);
+}
+
+/* Every other shape, with all bands, one band (the last: the widest
+ * stride) and the bands reversed. */
+static void
+read_same_more_shapes(raster_dataset_t *nat, raster_dataset_t *gd, raster_window_t win, const int *rev, int nrev,
+                      const char *what)
+{
+    const int last = nrev;
+    for (size_t i = 0; i < sizeof SHAPES_MORE / sizeof SHAPES_MORE[0]; i++) {
+        read_same_shape(nat, gd, win, NULL, 0, &SHAPES_MORE[i], what);
+        read_same_shape(nat, gd, win, &last, 1, &SHAPES_MORE[i], what);
+        read_same_shape(nat, gd, win, rev, nrev, &SHAPES_MORE[i], what);
+    }
+}
+
 /* Overlapping windows (stride half their size) over the whole raster, with
  * all bands and with the bands reversed. */
 static int
-grid_pass(raster_dataset_t *nat, raster_dataset_t *gd, const char *name)
+grid_pass(raster_dataset_t *nat, raster_dataset_t *gd, const char *name, int more_shapes)
 {
     raster_info_t in;
     raster_dataset_info(nat, &in);
@@ -95,6 +153,10 @@ grid_pass(raster_dataset_t *nat, raster_dataset_t *gd, const char *name)
             read_same(nat, gd, w, NULL, 0, name);
             read_same(nat, gd, w, rev, nrev, name);
             reads += 2;
+            if (more_shapes) {
+                read_same_more_shapes(nat, gd, w, rev, nrev, name);
+                reads += 3 * (int)(sizeof SHAPES_MORE / sizeof SHAPES_MORE[0]);
+            }
         }
     return reads;
 }
@@ -123,9 +185,9 @@ START_TEST(every_compressed_fixture_cold_and_warm)
         raster_dataset_t *nat = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
         raster_dataset_t *gd = open_with_reader(path, RASTER_READER_GDAL);
         const raster_tile_cache_stats_t s0 = cstats();
-        grid_pass(nat, gd, fx[i].name);
+        grid_pass(nat, gd, fx[i].name, 1);
         const raster_tile_cache_stats_t s1 = cstats();
-        const int reads = grid_pass(nat, gd, fx[i].name);
+        const int reads = grid_pass(nat, gd, fx[i].name, 1);
         const raster_tile_cache_stats_t s2 = cstats();
         /* Cold: decoded and published; warm: every segment is a hit. */
         ck_assert_msg(s1.inserts > s0.inserts, "%s: nothing was cached", fx[i].name);
@@ -176,7 +238,7 @@ START_TEST(a_budget_below_one_segment_reads_right)
     raster_dataset_t *gd = open_with_reader(path, RASTER_READER_GDAL);
     cache_reset(4096);
     const raster_tile_cache_stats_t s0 = cstats();
-    grid_pass(nat, gd, "tiny budget");
+    grid_pass(nat, gd, "tiny budget", 0);
     const raster_tile_cache_stats_t s1 = cstats();
     ck_assert_uint_eq(s1.inserts, s0.inserts);
     ck_assert_uint_eq(s1.bytes_used, 0);
@@ -256,13 +318,13 @@ START_TEST(a_reopened_file_hits_the_entries_of_its_last_open)
     raster_dataset_t *gd = open_with_reader(path, RASTER_READER_GDAL);
     raster_dataset_t *nat = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
     const raster_tile_cache_stats_t s0 = cstats();
-    grid_pass(nat, gd, "first open");
+    grid_pass(nat, gd, "first open", 0);
     raster_close(nat);
     const raster_tile_cache_stats_t s1 = cstats();
     ck_assert_uint_gt(s1.misses, s0.misses);
     ck_assert_int_gt(s1.entries, 0);                   /* kept after the close */
     nat = open_with_reader(path, RASTER_READER_NATIVE_TIFF);
-    const int reads = grid_pass(nat, gd, "second open");
+    const int reads = grid_pass(nat, gd, "second open", 0);
     const raster_tile_cache_stats_t s2 = cstats();
     ck_assert_uint_eq(s2.misses, s1.misses);
     ck_assert_uint_ge(s2.hits - s1.hits, (uint64_t)reads);
@@ -289,7 +351,7 @@ START_TEST(a_file_rewritten_in_place_misses)
     copy_file(pa, tmp);
     raster_dataset_t *nat = open_with_reader(tmp, RASTER_READER_NATIVE_TIFF);
     raster_dataset_t *gd = open_with_reader(pa, RASTER_READER_GDAL);
-    grid_pass(nat, gd, "before the rewrite");
+    grid_pass(nat, gd, "before the rewrite", 0);
     raster_close(nat);
     raster_close(gd);
     struct stat before, after;
@@ -300,7 +362,7 @@ START_TEST(a_file_rewritten_in_place_misses)
     const raster_tile_cache_stats_t s0 = cstats();
     nat = open_with_reader(tmp, RASTER_READER_NATIVE_TIFF);
     gd = open_with_reader(pb, RASTER_READER_GDAL);
-    grid_pass(nat, gd, "after the rewrite");
+    grid_pass(nat, gd, "after the rewrite", 0);
     const raster_tile_cache_stats_t s1 = cstats();
     ck_assert_uint_gt(s1.misses, s0.misses);
     raster_close(nat);
