@@ -51,6 +51,14 @@ def _np_dtype_name(dt):
     return np.dtype(dt).name
 
 
+def _band_number(i, indexes):
+    """One band of a sequence of ``indexes``: int() would take "1", 1.5 and
+    True, but a band number is an integer."""
+    if not isinstance(i, numbers.Integral) or isinstance(i, bool):
+        raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
+    return int(i)
+
+
 def _clipped_nodata(band_info):
     """rasterio clips a band's nodata to its dtype's range before using it."""
     ndv = band_info["nodata"]
@@ -88,6 +96,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         # What every read derives from the bands, derived once (a warm read costs a few us).
         self._indexes = tuple(range(1, info["count"] + 1))
         self._band_dtypes = tuple(np.dtype(b["dtype"]) for b in self._bands)
+        dtypes = set(self._band_dtypes)
+        self._one_dtype = dtypes.pop() if len(dtypes) == 1 else None    # None: bands differ
         self._clipped_nodatas = tuple(_clipped_nodata(b) for b in self._bands)
         gt = info["geotransform"]
         self._transform = Affine.from_gdal(*(gt if gt is not None else (0, 1, 0, 0, 0, 1)))
@@ -309,13 +319,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     def _resolve_indexes(self, indexes):
         if indexes is None:
             return list(self._indexes), False
-
-        def band(i):
-            # int() would take "1", 1.5 and True: a band number is an integer.
-            if not isinstance(i, numbers.Integral) or isinstance(i, bool):
-                raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
-            return int(i)
-
         # type() first: the common int without the ABC check (bool is not int here).
         if type(indexes) is int or (isinstance(indexes, numbers.Integral)
                                     and not isinstance(indexes, bool)):
@@ -323,7 +326,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         elif isinstance(indexes, (str, bytes)) or not hasattr(indexes, "__iter__"):
             raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
         else:
-            bands, return2d = [band(i) for i in indexes], False
+            bands, return2d = [_band_number(i, indexes) for i in indexes], False
         if not bands:
             raise ValueError(f"{self.name}: No indexes to read")
         count = self._info["count"]
@@ -336,6 +339,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
 
     def _common_dtype(self, bands):
         """The np.dtype of the bands, which must have one."""
+        if self._one_dtype is not None:
+            return self._one_dtype
         dts = {self._band_dtypes[b - 1] for b in bands}
         if len(dts) > 1:
             raise ValueError(f"{self.name}: more than one 'dtype' found")
@@ -386,8 +391,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             return self._read_resampled(core, bands, return2d, dtype, fbox or box, out, out_hw,
                                         masked, boundless, resampling, fill_value)
         if out is None:
-            arr = np.empty((n, h, w), dtype=dtype)
-            layout = "chw"
+            # One band read as 2-D is allocated 2-D: no 3-D array and view of it to squeeze.
+            layout = "hw" if return2d else "chw"
+            arr = np.empty((h, w) if return2d else (n, h, w), dtype)
         boundless_read = bool(boundless) and window is not None
         if boundless_read:
             if fill_value is not None:
@@ -398,9 +404,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         else:
             fill = 0
         if h > 0 and w > 0:
-            core.read_into(box, arr, layout, bands=bands, boundless=boundless_read,
-                           fill_value=float(fill))
-        result = arr if out is None or layout == "chw" else out
+            # Positional: the C call parses keywords at a cost comparable to a small read's copy.
+            core.read_into(box, arr, layout, bands, boundless_read, float(fill))
+        result = arr
         want_mask = masked if boundless_read else (masked or fill_value is not None)
         if want_mask:
             # rasterio's boundless VRT takes fill_value, else the last band's nodata, as nodata.
@@ -414,7 +420,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                                            pixels_layout=layout)
             result = self._as_masked(result, bands, np.ma.nomask if no_mask else m == 0, masked,
                                      fill_value)
-        return self._squeezed(result, return2d)
+        return self._squeezed(result, return2d) if result.ndim == 3 else result
 
     def _as_masked(self, result, bands, mask, masked, fill_value):
         """rasterio's masked result: a MaskedArray whose fill value is fill_value or the

@@ -155,9 +155,15 @@ def _whole_pixel_box(window, height, width, boundless):
         return None
     if boundless:
         return (col, row, w, h)
-    row_start, col_start = min(max(row, 0), height), min(max(col, 0), width)
-    row_stop, col_stop = max(0, min(row + h, height)), max(0, min(col + w, width))
-    return (col_start, row_start, col_stop - col_start, row_stop - row_start)
+    col_start, row_start = _clamp(col, width), _clamp(row, height)
+    return (col_start, row_start, _clamp(col + w, width) - col_start,
+            _clamp(row + h, height) - row_start)
+
+
+def _clamp(v, hi):
+    """min(max(v, 0), hi) of ints (_crop's rule) in comparisons, which cost
+    a fraction of the builtins' calls."""
+    return 0 if v < 0 else hi if v > hi else v
 
 
 def _float_box(window, height, width, boundless):
