@@ -39,6 +39,7 @@ from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._normalise import norm_kwargs
+from ._pool import default_pool
 from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
 
 __all__ = ["Dataset", "open"]
@@ -413,8 +414,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             value = None
             if boundless_read:
                 value = fill_value if fill_value is not None else self._clipped_nodata(bands[-1])
-            m = np.empty((n, h, w), np.uint8)
-            no_mask = core.read_masks_into(box, m, "chw", rule=_core.MASKS_READ,
+            m = np.empty(arr.shape, np.uint8)      # the pixels' shape: no 3-D detour for one band
+            no_mask = core.read_masks_into(box, m, layout, rule=_core.MASKS_READ,
                                            bands=bands, boundless=boundless_read, nodata=value,
                                            pixels=arr if h > 0 and w > 0 else None,
                                            pixels_layout=layout)
@@ -431,7 +432,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             kwds["fill_value"] = fill_value
         elif len(set(nodatavals)) == 1 and nodatavals[0] is not None:
             kwds["fill_value"] = nodatavals[0]
-        result = np.ma.array(result if result.ndim == 3 else result[np.newaxis], **kwds)
+        result = np.ma.array(result, **kwds)     # mask: the shape of result
         return result if masked else result.filled(fill_value)
 
     @staticmethod
@@ -469,8 +470,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         result = arr
         if masked or fill_value is not None:
             # rasterio: each band's mask resampled the same way, valid where nonzero.
-            m = np.empty((len(bands), oh, ow), np.uint8)
-            no_mask = core.read_masks_resampled_into(wf, m, (oh, ow), "chw", rule=_core.MASKS_READ,
+            m = np.empty(arr.shape, np.uint8)
+            no_mask = core.read_masks_resampled_into(wf, m, (oh, ow), layout, rule=_core.MASKS_READ,
                                                      bands=bands, resampling=alg)
             result = self._as_masked(result, bands, np.ma.nomask if no_mask else m == 0, masked,
                                      fill_value)
@@ -600,7 +601,10 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         core = self._live()
         bands, _ = self._resolve_indexes(indexes)
         n = len(bands)
-        norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
+        if mean is None and std is None and scale is None and offset is None:
+            norm = {}           # what norm_kwargs() gives, without building its message
+        else:
+            norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
         normalised = bool(norm)
         box = _windows.resolve_window(window, self.height, self.width, boundless)
         col, row, w, h = box
@@ -637,15 +641,15 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             if resampled:
                 return core.read_resampled_into((float(col), float(row), float(w), float(h)), out,
                                                 out_hw, layout, bands=bands, resampling=alg, **norm)
-            return core.read_into(box, out, layout, bands=bands,
-                                  boundless=boundless_read, fill_value=float(fill_value), **norm)
+            # Positional: the C call parses keywords at a cost comparable to a small read's copy.
+            return core.read_into(box, out, layout, bands, boundless_read, float(fill_value),
+                                  **norm)
         if out_dtype is None:
             dtype = "float32" if normalised else self._common_dtype(bands).name
         else:
             dtype = _np_dtype_name(out_dtype)
         own_pool = pool is None
         if own_pool:
-            from ._pool import default_pool
             pool = default_pool()
         if timeout is not None:
             if not isinstance(timeout, numbers.Real) or isinstance(timeout, bool):
@@ -657,8 +661,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
         extra = {"out_hw": out_hw, "resampling": alg} if resampled else {}
         try:
-            return core.read_tile(box, pool, dtype, bands=bands,
-                                  boundless=boundless_read, fill_value=float(fill_value),
+            return core.read_tile(box, pool, dtype, bands, boundless_read, float(fill_value),
                                   timeout_ms=timeout_ms, **norm, **extra)
         except RasterMemoryError as e:
             if e.message.startswith(self.name):
