@@ -68,10 +68,11 @@ def read_window(window, height, width, boundless):
     or None when the window was given in whole pixels, so that it IS ``box``.
 
     The common windows (None, a Window of ints, a slice tuple of ints) take
-    a fast path that builds no Window objects; everything else goes through
-    the general path (:func:`_float_box`), which gives the same result for
-    them: the fast path exists only because a warm read costs a few us, and
-    each Window rasterio builds costs one."""
+    a fast path (:func:`_whole_pixel_box`) that builds no Window objects;
+    everything else goes through the general path (:func:`_float_box`), which
+    would give the same box for the common windows too.  The fast path exists
+    because a warm read costs a few us, and the general path's checks and
+    Window objects cost as much again."""
     box = _whole_pixel_box(window, height, width, boundless)
     if box is not None:
         return box, None
