@@ -36,9 +36,10 @@ from affine import Affine
 
 from . import _compat, _core, _windows
 from ._env import with_gdal_env
-from ._compat import Resampling
+from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._normalise import norm_kwargs
+from ._pool import default_pool
 from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
 
 __all__ = ["Dataset", "open"]
@@ -49,6 +50,24 @@ DEFAULT_TIMEOUT_S = 30.0
 
 def _np_dtype_name(dt):
     return np.dtype(dt).name
+
+
+def _band_number(i, indexes):
+    """One band of a sequence of ``indexes``: int() would take "1", 1.5 and
+    True, but a band number is an integer."""
+    if not isinstance(i, numbers.Integral) or isinstance(i, bool):
+        raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
+    return int(i)
+
+
+def _clipped_nodata(band_info):
+    """rasterio clips a band's nodata to its dtype's range before using it."""
+    ndv = band_info["nodata"]
+    if ndv is None or math.isnan(ndv):
+        return ndv
+    dt = np.dtype(band_info["dtype"])
+    info = np.iinfo(dt) if dt.kind in "iu" else np.finfo(dt)
+    return min(max(ndv, float(info.min)), float(info.max))
 
 
 class Dataset(DatasetMetaMixin, *reader_bases()):
@@ -75,6 +94,12 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         info = self._core.info()
         self._info = info
         self._bands = tuple(self._core.band_info(b) for b in range(1, info["count"] + 1))
+        # What every read derives from the bands, derived once (a warm read costs a few us).
+        self._indexes = tuple(range(1, info["count"] + 1))
+        self._band_dtypes = tuple(np.dtype(b["dtype"]) for b in self._bands)
+        dtypes = set(self._band_dtypes)
+        self._one_dtype = dtypes.pop() if len(dtypes) == 1 else None    # None: bands differ
+        self._clipped_nodatas = tuple(_clipped_nodata(b) for b in self._bands)
         gt = info["geotransform"]
         self._transform = Affine.from_gdal(*(gt if gt is not None else (0, 1, 0, 0, 0, 1)))
         self._crs_wkt = info["crs_wkt"]
@@ -123,7 +148,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
 
     @property
     def indexes(self):
-        return tuple(range(1, self.count + 1))
+        return self._indexes
 
     @property
     def dtypes(self):
@@ -294,43 +319,37 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     # ------------------------------------------------------------ bands
     def _resolve_indexes(self, indexes):
         if indexes is None:
-            return list(self.indexes), False
-
-        def band(i):
-            # int() would take "1", 1.5 and True: a band number is an integer.
-            if not isinstance(i, numbers.Integral) or isinstance(i, bool):
-                raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
-            return int(i)
-
-        if isinstance(indexes, numbers.Integral) and not isinstance(indexes, bool):
+            return list(self._indexes), False
+        # type() first: the common int without the ABC check (bool is not int here).
+        if type(indexes) is int or (isinstance(indexes, numbers.Integral)
+                                    and not isinstance(indexes, bool)):
             bands, return2d = [int(indexes)], True
         elif isinstance(indexes, (str, bytes)) or not hasattr(indexes, "__iter__"):
             raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
         else:
-            bands, return2d = [band(i) for i in indexes], False
+            bands, return2d = [_band_number(i, indexes) for i in indexes], False
         if not bands:
             raise ValueError(f"{self.name}: No indexes to read")
+        count = self._info["count"]
         for b in bands:
-            if not 1 <= b <= self.count:
+            if not 1 <= b <= count:
                 raise BandIndexError(
                     f"{self.name}: band index {b} out of range (not in {self.indexes})",
                     _core.E_BOUNDS)
         return bands, return2d
 
     def _common_dtype(self, bands):
-        dts = {self._bands[b - 1]["dtype"] for b in bands}
+        """The np.dtype of the bands, which must have one."""
+        if self._one_dtype is not None:
+            return self._one_dtype
+        dts = {self._band_dtypes[b - 1] for b in bands}
         if len(dts) > 1:
             raise ValueError(f"{self.name}: more than one 'dtype' found")
         return dts.pop()
 
     def _clipped_nodata(self, band):
         """rasterio clips a band's nodata to its dtype's range before using it."""
-        ndv = self._bands[band - 1]["nodata"]
-        if ndv is None or math.isnan(ndv):
-            return ndv
-        dt = np.dtype(self._bands[band - 1]["dtype"])
-        info = np.iinfo(dt) if dt.kind in "iu" else np.finfo(dt)
-        return min(max(ndv, float(info.min)), float(info.max))
+        return self._clipped_nodatas[band - 1]
 
     # ------------------------------------------------------------ reads
     @with_gdal_env
@@ -343,10 +362,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         ``resampling``, as for rasterio."""
         core = self._live()
         bands, return2d = self._resolve_indexes(indexes)
-        dtype = np.dtype(self._common_dtype(bands) if out_dtype is None else out_dtype)
-        fw = _windows.float_window(window, self.height, self.width, boundless)
-        fractional = _windows.fractional_lengths(fw)
-        h, w = _compat.floor_half(fw.height), _compat.floor_half(fw.width)
+        dtype = self._common_dtype(bands) if out_dtype is None else np.dtype(out_dtype)
+        box, fbox = _windows.read_window(window, self.height, self.width, boundless)
+        w, h = box[2], box[3]
         n = len(bands)
         if out is not None and out_shape is not None:
             raise ValueError("out and out_shape are exclusive")
@@ -370,13 +388,13 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             out_hw = out_shape[1:]
         else:
             out_hw = (h, w)
-        if fractional or out_hw != (h, w):
-            return self._read_resampled(core, bands, return2d, dtype, fw, out, out_hw, masked,
-                                        boundless, resampling, fill_value)
-        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
+        if out_hw != (h, w) or _windows.fractional_lengths(fbox):
+            return self._read_resampled(core, bands, return2d, dtype, fbox or box, out, out_hw,
+                                        masked, boundless, resampling, fill_value)
         if out is None:
-            arr = np.empty((n, h, w), dtype=dtype)
-            layout = "chw"
+            # One band read as 2-D is allocated 2-D: no 3-D array and view of it to squeeze.
+            layout = "hw" if return2d else "chw"
+            arr = np.empty((h, w) if return2d else (n, h, w), dtype)
         boundless_read = bool(boundless) and window is not None
         if boundless_read:
             if fill_value is not None:
@@ -387,23 +405,23 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         else:
             fill = 0
         if h > 0 and w > 0:
-            core.read_into((col, row, w, h), arr, layout, bands=bands, boundless=boundless_read,
-                           fill_value=float(fill))
-        result = arr if out is None or layout == "chw" else out
+            # Positional: the C call parses keywords at a cost comparable to a small read's copy.
+            core.read_into(box, arr, layout, bands, boundless_read, float(fill))
+        result = arr
         want_mask = masked if boundless_read else (masked or fill_value is not None)
         if want_mask:
             # rasterio's boundless VRT takes fill_value, else the last band's nodata, as nodata.
             value = None
             if boundless_read:
                 value = fill_value if fill_value is not None else self._clipped_nodata(bands[-1])
-            m = np.empty((n, h, w), np.uint8)
-            no_mask = core.read_masks_into((col, row, w, h), m, "chw", rule=_core.MASKS_READ,
+            m = np.empty(arr.shape, np.uint8)      # the pixels' shape: no 3-D detour for one band
+            no_mask = core.read_masks_into(box, m, layout, rule=_core.MASKS_READ,
                                            bands=bands, boundless=boundless_read, nodata=value,
                                            pixels=arr if h > 0 and w > 0 else None,
                                            pixels_layout=layout)
             result = self._as_masked(result, bands, np.ma.nomask if no_mask else m == 0, masked,
                                      fill_value)
-        return self._squeezed(result, return2d)
+        return self._squeezed(result, return2d) if result.ndim == 3 else result
 
     def _as_masked(self, result, bands, mask, masked, fill_value):
         """rasterio's masked result: a MaskedArray whose fill value is fill_value or the
@@ -414,7 +432,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             kwds["fill_value"] = fill_value
         elif len(set(nodatavals)) == 1 and nodatavals[0] is not None:
             kwds["fill_value"] = nodatavals[0]
-        result = np.ma.array(result if result.ndim == 3 else result[np.newaxis], **kwds)
+        result = np.ma.array(result, **kwds)     # mask: the shape of result
         return result if masked else result.filled(fill_value)
 
     @staticmethod
@@ -424,9 +442,11 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 result.shape[1:])
         return result
 
-    def _read_resampled(self, core, bands, return2d, dtype, fw, out, out_hw, masked, boundless,
+    def _read_resampled(self, core, bands, return2d, dtype, fbox, out, out_hw, masked, boundless,
                         resampling, fill_value):
-        """read() with GDAL resampling the float window ``fw`` to ``out_hw``."""
+        """read() with GDAL resampling the float window ``fbox`` (read_window()'s
+        four fields) to ``out_hw``."""
+        fw = Window(*fbox)
         what = (f"a resampled read (window {fw.width}x{fw.height} to {out_hw[1]}x{out_hw[0]} "
                 f"pixels)")
         if boundless:
@@ -440,7 +460,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             arr, layout = np.empty((len(bands), oh, ow), dtype=dtype), "chw"
         else:
             arr, layout = out, ("hw" if out.ndim == 2 else "chw")
-        wf = (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height))
+        wf = tuple(float(v) for v in fbox)
         if oh > 0 and ow > 0 and (fw.width <= 0 or fw.height <= 0):
             # rasterio: GDAL fails to fill a non-empty array from an empty window.
             raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
@@ -450,22 +470,23 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         result = arr
         if masked or fill_value is not None:
             # rasterio: each band's mask resampled the same way, valid where nonzero.
-            m = np.empty((len(bands), oh, ow), np.uint8)
-            no_mask = core.read_masks_resampled_into(wf, m, (oh, ow), "chw", rule=_core.MASKS_READ,
+            m = np.empty(arr.shape, np.uint8)
+            no_mask = core.read_masks_resampled_into(wf, m, (oh, ow), layout, rule=_core.MASKS_READ,
                                                      bands=bands, resampling=alg)
             result = self._as_masked(result, bands, np.ma.nomask if no_mask else m == 0, masked,
                                      fill_value)
         return self._squeezed(result, return2d)
 
-    def _mask_resampling(self, window, boundless, out_hw, resampling):
-        """(float window, resampling) when a mask read is resampled (an output of
-        another size than the window, or fractional window lengths), else None."""
-        fw = _windows.float_window(window, self.height, self.width, boundless)
-        hw = (_compat.floor_half(fw.height), _compat.floor_half(fw.width))
-        if not _windows.fractional_lengths(fw) and (out_hw is None or tuple(out_hw) == hw):
+    def _mask_resampling(self, box, fbox, boundless, out_hw, resampling):
+        """(float window, resampling) when a mask read of read_window()'s
+        ``box, fbox`` is resampled (an output of another size than the window,
+        or fractional window lengths), else None."""
+        hw = (box[3], box[2])
+        if not _windows.fractional_lengths(fbox) and (out_hw is None or tuple(out_hw) == hw):
             return None
         if boundless:
             raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
+        fw = Window(*(fbox or box))
         if (fw.width <= 0 or fw.height <= 0) and out_hw is not None and min(out_hw) > 0:
             raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
                                 f"{out_hw[0]}x{out_hw[1]} pixels", _core.E_IO)   # as rasterio (GDAL)
@@ -473,7 +494,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             alg = int(resampling)
         except (TypeError, ValueError):
             raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
-        return (float(fw.col_off), float(fw.row_off), float(fw.width), float(fw.height)), alg, hw
+        return tuple(float(v) for v in (fbox or box)), alg
 
     @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
@@ -490,12 +511,13 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if out_shape is not None:
             out_shape = tuple(int(s) for s in out_shape)
         want = out.shape[-2:] if out is not None else out_shape[-2:] if out_shape else None
-        rs = self._mask_resampling(window, boundless, want, resampling)
+        box, fbox = _windows.read_window(window, self.height, self.width, boundless)
+        w, h = box[2], box[3]
+        rs = self._mask_resampling(box, fbox, boundless, want, resampling)
         if rs is not None:
-            wf, alg, (h, w) = rs
+            wf, alg = rs
             oh, ow = want if want is not None else (h, w)
         else:
-            col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
             oh, ow = h, w
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
@@ -510,7 +532,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 core.read_masks_resampled_into(wf, arr, (oh, ow), "chw", rule=_core.MASKS_BANDS,
                                                bands=bands, resampling=alg)
             else:
-                core.read_masks_into((col, row, w, h), arr, "chw", rule=_core.MASKS_BANDS,
+                core.read_masks_into(box, arr, "chw", rule=_core.MASKS_BANDS,
                                      bands=bands, boundless=boundless_read)
         result = out if out is not None else arr
         if return2d and result.ndim == 3:
@@ -527,19 +549,20 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
         want = out.shape[-2:] if out is not None else \
             tuple(int(v) for v in out_shape)[-2:] if out_shape is not None else None
-        rs = self._mask_resampling(window, boundless, want, resampling)
+        box, fbox = _windows.read_window(window, self.height, self.width, boundless)
+        rs = self._mask_resampling(box, fbox, boundless, want, resampling)
         if rs is not None:
-            wf, alg, hw = rs
-            oh, ow = want if want is not None else hw
+            wf, alg = rs
+            oh, ow = want if want is not None else (box[3], box[2])
             arr = np.empty((oh, ow), np.uint8) if out is None else out
             if oh > 0 and ow > 0:
                 core.read_masks_resampled_into(wf, arr, (oh, ow), "hw", rule=_core.MASKS_DATASET,
                                                resampling=alg)
             return arr
-        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
+        w, h = box[2], box[3]
         arr = np.empty((h, w), np.uint8) if out is None else out
         if h > 0 and w > 0:
-            core.read_masks_into((col, row, w, h), arr, "hw", rule=_core.MASKS_DATASET,
+            core.read_masks_into(box, arr, "hw", rule=_core.MASKS_DATASET,
                                  boundless=bool(boundless) and window is not None)
         return arr
 
@@ -578,9 +601,13 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         core = self._live()
         bands, _ = self._resolve_indexes(indexes)
         n = len(bands)
-        norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
+        if mean is None and std is None and scale is None and offset is None:
+            norm = {}           # what norm_kwargs() gives, without building its message
+        else:
+            norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
         normalised = bool(norm)
-        col, row, w, h = _windows.resolve_window(window, self.height, self.width, boundless)
+        box = _windows.resolve_window(window, self.height, self.width, boundless)
+        col, row, w, h = box
         if w < 1 or h < 1:
             raise WindowError(f"{self.name}: window {window!r} is empty", _core.E_BOUNDS)
         out_hw = (h, w)
@@ -614,15 +641,15 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             if resampled:
                 return core.read_resampled_into((float(col), float(row), float(w), float(h)), out,
                                                 out_hw, layout, bands=bands, resampling=alg, **norm)
-            return core.read_into((col, row, w, h), out, layout, bands=bands,
-                                  boundless=boundless_read, fill_value=float(fill_value), **norm)
+            # Positional: the C call parses keywords at a cost comparable to a small read's copy.
+            return core.read_into(box, out, layout, bands, boundless_read, float(fill_value),
+                                  **norm)
         if out_dtype is None:
-            dtype = "float32" if normalised else self._common_dtype(bands)
+            dtype = "float32" if normalised else self._common_dtype(bands).name
         else:
             dtype = _np_dtype_name(out_dtype)
         own_pool = pool is None
         if own_pool:
-            from ._pool import default_pool
             pool = default_pool()
         if timeout is not None:
             if not isinstance(timeout, numbers.Real) or isinstance(timeout, bool):
@@ -634,15 +661,14 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
         extra = {"out_hw": out_hw, "resampling": alg} if resampled else {}
         try:
-            return core.read_tile((col, row, w, h), pool, dtype, bands=bands,
-                                  boundless=boundless_read, fill_value=float(fill_value),
+            return core.read_tile(box, pool, dtype, bands, boundless_read, float(fill_value),
                                   timeout_ms=timeout_ms, **norm, **extra)
         except RasterMemoryError as e:
             if e.message.startswith(self.name):
                 raise
             hint = (" (the default pool: RASTERLOADER_POOL_BYTES or 256 MiB; pass pool= a "
                     "BufferPool with room for it, or out= an array)") if own_pool else ""
-            raise RasterMemoryError(f"{self.name}: window {(col, row, w, h)}: {e.message}{hint}",
+            raise RasterMemoryError(f"{self.name}: window {box}: {e.message}{hint}",
                                     e.status) from None
 
 

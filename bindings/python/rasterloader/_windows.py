@@ -19,10 +19,12 @@ They open each file once for its size and block shape (metadata only) and
 hold no file handles afterwards.  Everything is plain Python and NumPy, so
 samplers pickle into DataLoader workers cheaply.
 
-Window resolution lives here too, once, for every reader: :func:`resolve_window`
+Window resolution lives here too, once, for every reader: :func:`read_window`
 turns a rasterio window (a ``Window`` or a ``((row_start, row_stop),
 (col_start, col_stop))`` tuple) into the integer window of a read exactly as
-rasterio computes it; :class:`rasterloader.Dataset` and the loaders call it.
+rasterio computes it, and the float window a resampled read needs;
+:class:`rasterloader.Dataset` and the loaders call it (or
+:func:`resolve_window`, its integer-only form).
 """
 
 import collections.abc
@@ -54,11 +56,120 @@ def to_window(window, height, width, boundless=False):
                         f"((row_start, row_stop), (col_start, col_stop)), not {window!r}")
 
 
-def float_window(window, height, width, boundless):
-    """The window as rasterio evaluates it, in floats: tuples via
-    Window.from_slices, checked, cropped unless boundless."""
+def read_window(window, height, width, boundless):
+    """The window of a read, resolved once, as rasterio computes it:
+    ``(box, fbox)``.
+
+    ``box`` is the integer ``(col_off, row_off, width, height)`` of the pixels
+    read: tuples via Window.from_slices, cropped unless boundless, lengths
+    rounded half up, fractional offsets to the pixel GDAL's nearest rule picks.
+    ``fbox`` is the float window rasterio evaluates, the same four fields
+    (checked, cropped unless boundless; what a resampled read passes GDAL),
+    or None when the window was given in whole pixels, so that it IS ``box``.
+
+    The common windows (None, a Window of ints, a slice tuple of ints) take
+    a fast path (:func:`_whole_pixel_box`) that builds no Window objects;
+    everything else goes through the general path (:func:`_float_box`), which
+    would give the same box for the common windows too.  The fast path exists
+    because a warm read costs a few us, and the general path's checks and
+    Window objects cost as much again."""
+    box = _whole_pixel_box(window, height, width, boundless)
+    if box is not None:
+        return box, None
+    fbox = _float_box(window, height, width, boundless)
+    col, row, w, h = fbox
+    return (_compat.floor_half(col), _compat.floor_half(row), _compat.floor_half(w),
+            _compat.floor_half(h)), fbox
+
+
+def fractional_lengths(fbox):
+    """True when a read_window() float box's width or height is not a whole
+    number of pixels (a resampled read); False for None (whole pixels)."""
+    if fbox is None:
+        return False
+    _, _, w, h = fbox
+    return abs(w - _compat.floor_half(w)) > 1e-9 or abs(h - _compat.floor_half(h)) > 1e-9
+
+
+def resolve_window(window, height, width, boundless):
+    """Integer (col_off, row_off, width, height) of a read (read_window()'s
+    ``box``), for readers that do not resample: a window with fractional
+    lengths is NotImplementedError."""
+    box, fbox = read_window(window, height, width, boundless)
+    if fractional_lengths(fbox):
+        col, row, w, h = fbox
+        raise NotImplementedError(
+            f"window (col_off={col}, row_off={row}, width={w}, height={h}) has fractional "
+            "width/height: that is a resampled read, which only read() does (use whole-pixel "
+            "lengths here)")
+    return box
+
+
+def _int_bounds(s):
+    """(start, stop) of one axis of a slice tuple when both are ints, else None."""
+    t = type(s)
+    if t is slice:
+        start, stop = s.start, s.stop
+    elif (t is tuple or t is list) and len(s) == 2:
+        start, stop = s
+    else:
+        return None
+    if type(start) is not int or type(stop) is not int:
+        return None
+    return start, stop
+
+
+def _whole_pixel_box(window, height, width, boundless):
+    """read_window()'s fast path: the box of None, of a Window whose fields
+    are ints, or of ``((row_start, row_stop), (col_start, col_stop))`` of
+    ints (tuples, lists or slices) with stop >= start after the negative
+    index wrap; None for any other window.  Exactly the general path's
+    arithmetic on ints (which keeps every value an int, so that box and float
+    window are one), without its Window objects and checks, which ints pass."""
     if window is None:
-        return Window(0, 0, width, height)
+        return (0, 0, width, height)
+    t = type(window)
+    if t is Window:
+        col, row, w, h = window.col_off, window.row_off, window.width, window.height
+        # bool is a subclass of int, not int: type() keeps it on the general path.
+        if type(col) is not int or type(row) is not int or type(w) is not int \
+                or type(h) is not int or w < 0 or h < 0:
+            return None
+    elif t is tuple and len(window) == 2:
+        rows, cols = _int_bounds(window[0]), _int_bounds(window[1])
+        if rows is None or cols is None:
+            return None
+        (row, row_stop), (col, col_stop) = rows, cols
+        if not boundless:          # Window.from_slices: negative indexes from the end
+            if row < 0:
+                row += height
+            if row_stop < 0:
+                row_stop += height
+            if col < 0:
+                col += width
+            if col_stop < 0:
+                col_stop += width
+        w, h = col_stop - col, row_stop - row
+        if w < 0 or h < 0:         # the general path makes these 0.0: a float window
+            return None
+    else:
+        return None
+    if boundless:
+        return (col, row, w, h)
+    col_start, row_start = _clamp(col, width), _clamp(row, height)
+    return (col_start, row_start, _clamp(col + w, width) - col_start,
+            _clamp(row + h, height) - row_start)
+
+
+def _clamp(v, hi):
+    """min(max(v, 0), hi) of ints (_crop's rule) in comparisons, which cost
+    a fraction of the builtins' calls."""
+    return 0 if v < 0 else hi if v > hi else v
+
+
+def _float_box(window, height, width, boundless):
+    """read_window()'s general path: the window as rasterio evaluates it, in
+    floats: tuples via Window.from_slices, checked, cropped unless boundless."""
     w = to_window(window, height, width, boundless)
     for name in ("col_off", "row_off", "width", "height"):
         v = getattr(w, name)
@@ -68,29 +179,7 @@ def float_window(window, height, width, boundless):
             raise WindowError(f"window {name} is NaN (in {window!r})", _core.E_BOUNDS)
     if not boundless:
         w = _crop(w, height, width)
-    return w
-
-
-def fractional_lengths(w):
-    """True when a float window's width or height is not a whole number of pixels."""
-    return (abs(w.width - _compat.floor_half(w.width)) > 1e-9
-            or abs(w.height - _compat.floor_half(w.height)) > 1e-9)
-
-
-def resolve_window(window, height, width, boundless):
-    """Integer (col_off, row_off, width, height) of a read, as rasterio computes
-    it: tuples via Window.from_slices, cropped unless boundless, lengths
-    rounded half up, fractional offsets to the pixel GDAL's nearest rule picks."""
-    if window is None:
-        return (0, 0, width, height)
-    w = float_window(window, height, width, boundless)
-    if fractional_lengths(w):
-        raise NotImplementedError(
-            f"window (col_off={w.col_off}, row_off={w.row_off}, width={w.width}, "
-            f"height={w.height}) has fractional width/height: that is a resampled read, "
-            "which only read() does (use whole-pixel lengths here)")
-    return (_compat.floor_half(w.col_off), _compat.floor_half(w.row_off),
-            _compat.floor_half(w.width), _compat.floor_half(w.height))
+    return (w.col_off, w.row_off, w.width, w.height)
 
 
 def _crop(w, height, width):
