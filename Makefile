@@ -241,6 +241,7 @@ bench: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/loader/bench_loader.py $(if $(SMOKE),--smoke,)
 	$(MAKE) bench-torchgeo $(if $(SMOKE),SMOKE=1,)
 	$(MAKE) bench-defaults $(if $(SMOKE),SMOKE=1,)
+	$(MAKE) bench-breakdown $(if $(SMOKE),SMOKE=1,)
 	$(MAKE) bench-mosaic $(if $(SMOKE),SMOKE=1,)
 
 # TorchGeo-style RasterDataset (tests/python/torchgeo_style.py: rasterio.open,

@@ -242,7 +242,7 @@ def table_rows(rows, args):
     by = {(r["kind"], r["regime"], r["workers"]): r for r in rows}
     out = []
     for regime, label in REGIMES:
-        for w in args.workers:
+        for w in args.workers if regime in args.regimes else []:
             base = by.get(("rasterio", regime, w))
             for kind, name in KINDS:
                 r = by.get((kind, regime, w))
@@ -339,6 +339,7 @@ def main():
     ap.add_argument("--corpus", type=int, default=12)
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--workers", type=int, nargs="*", default=[2])
+    ap.add_argument("--regimes", nargs="*", default=[g for g, _ in REGIMES], choices=[g for g, _ in REGIMES])
     ap.add_argument("--smoke", action="store_true", help="tiny data and counts; writes nothing")
     ap.add_argument("--child", nargs=3, metavar=("KIND", "REGIME", "WORKERS"))
     ap.add_argument("--child-samples", type=int, help=argparse.SUPPRESS)
@@ -362,7 +363,7 @@ def main():
         t0, up0 = time.time(), uptime()
         print("uptime before:", up0, flush=True)
         rows = []
-        for regime, _ in REGIMES:
+        for regime in a.regimes:
             for w in a.workers:
                 best = {}
                 for rep in range(a.repeat):
