@@ -146,6 +146,11 @@ def in_process(samples, nbatches):
             frees.append(t3 - t2)
         res["shared-tensor allocation (image 32 MiB + mask 2 MiB)"] = allocs
         res["first-touch page faults of those tensors"] = faults
+        img, m = shared_empty((BATCH, h, w, c), torch.float32), shared_empty((BATCH, h, w), torch.uint8)
+        touch(img), touch(m)
+        res["touching them again (mapped: what a reused buffer pays)"] = timed(
+            lambda b: (touch(img), touch(m)), batches)
+        del img, m
         res["freeing them (munmap, close)"] = frees
         img, m = torch.empty((BATCH, h, w, c)), torch.empty((BATCH, h, w), dtype=torch.uint8)
         img16 = torch.empty((BATCH, h, w, c), dtype=torch.uint16)
