@@ -331,6 +331,15 @@ def report(res, rows, rate, args, up0, up1):
             f"ceiling is {args.workers * BATCH * 1000 / (g('read') + g('worker_send')):.0f} samples/s on "
             f"{args.workers} free cores; the in-process iteration alone gives {BATCH * 1000 / total:.0f} samples/s "
             "per core.",
+            "",
+            "Fresh shared memory for every batch, added up (CPU ms per batch): allocation "
+            f"{per('shared-tensor allocation (image 32 MiB + mask 2 MiB)'):.1f} + the worker's first touch "
+            f"{per('first-touch page faults of those tensors'):.1f} + the worker's free "
+            f"{per('freeing them (munmap, close)'):.1f} + the hand-off proper {g('handoff'):.1f} + the main's first "
+            f"touch {g('step') - per(STEP):.1f} + the main's munmap {g('free'):.1f} = "
+            f"**{per('shared-tensor allocation (image 32 MiB + mask 2 MiB)') + per('first-touch page faults of those tensors') + per('freeing them (munmap, close)') + g('handoff') + g('step') - per(STEP) + g('free'):.1f}**"
+            f", against {c_f32:.1f} for the float32 read itself into mapped memory; touching mapped pages "
+            f"again costs {per('touching them again (mapped: what a reused buffer pays)'):.2f}.",
         ]
     return "\n".join(lines) + "\n"
 
