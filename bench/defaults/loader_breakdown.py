@@ -332,7 +332,7 @@ def report(res, rows, rate, args, up0, up1):
             f"{args.workers} free cores; the in-process iteration alone gives {BATCH * 1000 / total:.0f} samples/s "
             "per core.",
             "",
-            "Fresh shared memory for every batch, added up (CPU ms per batch): allocation "
+            "Fresh shared memory for every batch, added up (wall ms per batch; section 2's figures are inflated by the 3 processes sharing 2 cores): allocation "
             f"{per('shared-tensor allocation (image 32 MiB + mask 2 MiB)'):.1f} + the worker's first touch "
             f"{per('first-touch page faults of those tensors'):.1f} + the worker's free "
             f"{per('freeing them (munmap, close)'):.1f} + the hand-off proper {g('handoff'):.1f} + the main's first "
