@@ -257,7 +257,7 @@ bench-torchgeo: python
 # rasterloader.open (drop-in) and the native BatchDataset (float32 HWC batches
 # into shared tensors), GDAL_CACHEMAX unset and the tile cache at its default,
 # DataLoader with 2 workers, three regimes (one scene: 8,192 samples x 3
-# epochs; a corpus of distinct scenes; open per item); first epoch and warm
+# epochs, 2 runs each; a corpus of distinct scenes; open per item); first epoch and warm
 # epochs apart, samples/s and peak PSS of the process tree, the load before and
 # after each run; writes bench/results/defaults.md (about 10 min on 2 cores;
 # SMOKE=1 writes nothing).

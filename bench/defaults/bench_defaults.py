@@ -328,7 +328,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.path.join(ROOT, "bench", "data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "defaults.md"))
-    ap.add_argument("--repeat", type=int, default=1,
+    ap.add_argument("--repeat", type=int, default=2,
                     help="runs per configuration, interleaved; the fastest warm rate is reported")
     ap.add_argument("--samples", type=int, default=8192, help="samples per epoch, one scene")
     ap.add_argument("--epochs", type=int, default=3, help="epochs, one scene (the first is cold)")
