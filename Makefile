@@ -241,6 +241,7 @@ bench: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/loader/bench_loader.py $(if $(SMOKE),--smoke,)
 	$(MAKE) bench-torchgeo $(if $(SMOKE),SMOKE=1,)
 	$(MAKE) bench-defaults $(if $(SMOKE),SMOKE=1,)
+	$(MAKE) bench-breakdown $(if $(SMOKE),SMOKE=1,)
 	$(MAKE) bench-mosaic $(if $(SMOKE),SMOKE=1,)
 
 # TorchGeo-style RasterDataset (tests/python/torchgeo_style.py: rasterio.open,
@@ -252,14 +253,24 @@ bench: python fixtures
 bench-torchgeo: python
 	$(PY) bench/torchgeo/bench_torchgeo.py $(if $(SMOKE),--smoke,)
 
-# Users' defaults: the usual rasterio Dataset against the same code with
-# rasterloader.open, GDAL_CACHEMAX unset and the tile cache at its default,
-# DataLoader with 0, 2 and 4 workers, three regimes (one scene, a corpus of
-# distinct scenes, open per item); samples/s and peak PSS of the process tree;
-# writes bench/results/defaults.md (about 10 min; SMOKE=1 writes nothing).
-.PHONY: bench-defaults
+# Users' defaults: the usual rasterio Dataset, the same code with
+# rasterloader.open (drop-in) and the native BatchDataset (float32 HWC batches
+# into shared tensors), GDAL_CACHEMAX unset and the tile cache at its default,
+# DataLoader with 2 workers, three regimes (one scene: 8,192 samples x 3
+# epochs, 2 runs each; a corpus of distinct scenes; open per item); first epoch and warm
+# epochs apart, samples/s and peak PSS of the process tree, the load before and
+# after each run; writes bench/results/defaults.md (about 10 min on 2 cores;
+# SMOKE=1 writes nothing).
+.PHONY: bench-defaults bench-breakdown
 bench-defaults: python fixtures
 	RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/defaults/bench_defaults.py $(if $(SMOKE),--smoke,)
+
+# Where the native loader's time goes per batch (issue 22): each step timed in
+# one process made to look like a worker, and a 2-worker DataLoader's
+# hand-off stamped; writes bench/results/loader_breakdown.md (about 1 min;
+# SMOKE=1: seconds, writes nothing).
+bench-breakdown: python fixtures
+	RASTERLOADER_TILE_CACHE_NAME=rl-bench-breakdown-$$$$ RASTER_FIXTURES=$(CURDIR)/$(FIXTURES) $(PY) bench/defaults/loader_breakdown.py $(if $(SMOKE),--smoke,)
 
 # Soak: 100k 256x256 windows of data/sample (read(), pooled tiles through
 # torch.from_dlpack, BatchLoader batches), RSS every 1k windows, about 5 min;
