@@ -68,8 +68,8 @@
  *   A failed fallocate caps the arena at what it has backed: reserve
  *   evicts cold entries and reuses their memory, so the cache keeps
  *   caching within it (a decode into scratch only when everything backed
- *   is pinned).  The
- *   budget is a hard ceiling on bytes of entries across all processes.
+ *   is pinned).  The budget is a hard ceiling on bytes of entries across
+ *   all processes.
  * - Room (raster__shm_capacity_for): /dev/shm is also where torch puts
  *   every batch a DataLoader worker hands to the main process (2 workers x
  *   prefetch 2 batches, plus the batch in use), so the arena, tables
@@ -95,8 +95,9 @@
  *   the same user that writes garbage on purpose.
  *
  * Allocation: lowest fit over the bitmap (4 KiB units), inside the memory
- * already backed before past it (see units_find); evict from the cold end of the LRU until the entry fits the
- * budget and a run of free units is found.  A published entry gives back
+ * already backed before past it (see units_find); evict from the cold end
+ * of the LRU until the entry fits the budget and a run of free units is
+ * found.  A published entry gives back
  * the units past its valid bytes (the decoder's margin), so the budget
  * counts decoded pixels, not the decoder's room.
  *
