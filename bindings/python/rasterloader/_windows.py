@@ -140,15 +140,8 @@ def _whole_pixel_box(window, height, width, boundless):
         if rows is None or cols is None:
             return None
         (row, row_stop), (col, col_stop) = rows, cols
-        if not boundless:          # Window.from_slices: negative indexes from the end
-            if row < 0:
-                row += height
-            if row_stop < 0:
-                row_stop += height
-            if col < 0:
-                col += width
-            if col_stop < 0:
-                col_stop += width
+        if not boundless:
+            row, row_stop, col, col_stop = _from_end(row, row_stop, col, col_stop, height, width)
         w, h = col_stop - col, row_stop - row
         if w < 0 or h < 0:         # the general path makes these 0.0: a float window
             return None
@@ -159,6 +152,13 @@ def _whole_pixel_box(window, height, width, boundless):
     col_start, row_start = _clamp(col, width), _clamp(row, height)
     return (col_start, row_start, _clamp(col + w, width) - col_start,
             _clamp(row + h, height) - row_start)
+
+
+def _from_end(row, row_stop, col, col_stop, height, width):
+    """Window.from_slices' rule, for both paths: negative indexes count from
+    the end (not boundless only)."""
+    return (row + height if row < 0 else row, row_stop + height if row_stop < 0 else row_stop,
+            col + width if col < 0 else col, col_stop + width if col_stop < 0 else col_stop)
 
 
 def _clamp(v, hi):
@@ -218,14 +218,8 @@ def _window_from_slices(window, height, width, boundless):
     col_off = 0.0 if cols.start is None else cols.start
     col_stop = width if cols.stop is None else cols.stop
     if not boundless:
-        if row_off < 0:
-            row_off += height
-        if row_stop < 0:
-            row_stop += height
-        if col_off < 0:
-            col_off += width
-        if col_stop < 0:
-            col_stop += width
+        row_off, row_stop, col_off, col_stop = _from_end(row_off, row_stop, col_off, col_stop,
+                                                         height, width)
     return Window(col_off, row_off, max(col_stop - col_off, 0.0), max(row_stop - row_off, 0.0))
 
 
