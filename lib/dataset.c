@@ -142,17 +142,12 @@ open_failure_reason(const char *path, raster_status_t st)
  * checks it is the same file), and keeps it idle from then on: one GDAL
  * open more in the dataset's life, measured within noise of an
  * open+read+read_masks+close (README, "File descriptors").  URLs keep
- * theirs: no local file behind it, and a re-open would cost a request.
- * The handle is closed through the reader's own path: taken from the idle
- * stack and given back with a failure status, which closes it. */
+ * theirs: no local file behind it, and a re-open would cost a request. */
 static void
 gdal_handle_drop_if_native(raster_dataset_t *ds)
 {
-    if (ds->tiff == NULL || raster__path_is_remote(ds->path))
-        return;
-    void *h = raster__gdal_handle_take(ds);
-    if (h != NULL)
-        raster__gdal_handle_give(ds, h, RASTER_E_CLOSED);
+    if (ds->tiff != NULL && !raster__path_is_remote(ds->path))
+        raster__gdal_close_idle(ds);
 }
 
 raster_status_t

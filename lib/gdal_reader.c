@@ -513,6 +513,19 @@ raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st)
     raster__gdal_leave();
 }
 
+/* Closes the dataset's idle handles, opening none: a later call that needs
+ * GDAL opens one again, as a second thread would. */
+void
+raster__gdal_close_idle(raster_dataset_t *ds)
+{
+    if (ds->gdal == NULL)
+        return;
+    raster__gdal_enter();
+    for (void *h; (h = raster__handle_stack_pop(&ds->gdal->handles)) != NULL;)
+        handle_close(h);
+    raster__gdal_leave();
+}
+
 /* A read on one of the dataset's handles: the block check, then fn(ctx)
  * between take and give. */
 typedef raster_status_t (*handle_fn)(raster_dataset_t *ds, GDALDatasetH h, const void *ctx);

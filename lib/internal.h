@@ -287,6 +287,9 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_mask_resampled(raster_dataset_t 
  * the two the caller is inside the gate: it must not enter again. */
 RASTER_HIDDEN void *raster__gdal_handle_take(raster_dataset_t *ds);
 RASTER_HIDDEN void raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st);
+/* Closes the dataset's idle GDAL handles and opens none (dataset.c: a local
+ * file the native reader serves keeps one descriptor, not two). */
+RASTER_HIDDEN void raster__gdal_close_idle(raster_dataset_t *ds);
 
 /* Native TIFF reader (tiff/).  raster__tiff_open() runs after
  * raster__gdal_open() for every dataset: for a TIFF it corrects the metadata
