@@ -2,8 +2,9 @@
 """rasterloader demo: the three ways a PyTorch user reads raster windows, side by side.
 
 Random 256x256 windows of the scenes in data/sample (4-band uint16 image + its 1-band
-uint8 label raster on the same grid) go to a DataLoader (batches of 16, 2 workers),
-read three ways, each at its defaults (GDAL_CACHEMAX unset, the tile cache on):
+uint8 label raster on the same grid) go to a DataLoader (batches of 16, 2 persistent
+workers, so that a worker's caches live across epochs, as in `make bench-defaults`), read
+three ways, each at its defaults (GDAL_CACHEMAX unset, the tile cache on):
 
   rasterio      the usual map-style Dataset: rasterio.open per worker, read(),
                 astype(float32), torch.from_numpy; default_collate makes the batch;
@@ -97,7 +98,7 @@ def dataset_loader(open_, picks, workers, batch):
             y = torch.from_numpy(self.handles[label].read(1, window=w))
             return x, y
 
-    return DataLoader(Windows(), batch_size=batch, num_workers=workers)
+    return DataLoader(Windows(), batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
 
 
 def native_loader(picks, workers, batch):
@@ -106,7 +107,7 @@ def native_loader(picks, workers, batch):
     from rasterloader.torch import BatchDataset
     samples = [(image, label, (col, row, WIN, WIN)) for image, label, col, row in picks]
     ds = BatchDataset(samples, batch, return_type="tuple")
-    return DataLoader(ds, batch_size=None, num_workers=workers)
+    return DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
 
 
 def make_loader(way, picks, workers, batch):
@@ -135,12 +136,17 @@ def run_one(way, n, workers, batch):
                 acc += float(x.mean()) + float(y.float().mean())   # the "training step"
                 seen += x.shape[0]
             rates.append(seen / (time.perf_counter() - t0))
+    hits = None
+    if way != "rasterio":                  # the arena's counters, summed over its processes
+        import rasterloader
+        c = rasterloader.tile_cache_stats()
+        hits = c["hits"] / max(1, c["hits"] + c["misses"])
     digest = hashlib.sha1()
     for x, y in loader:
         digest.update(x.contiguous().numpy().tobytes())
         digest.update(y.contiguous().numpy().tobytes())
     print(json.dumps({"way": way, "first": rates[0], "warm": rates[1], "pss": mem.pss,
-                      "sha1": digest.hexdigest()}))
+                      "hits": hits, "sha1": digest.hexdigest()}))
 
 
 def spawn(way, args):
@@ -158,14 +164,15 @@ def spawn(way, args):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def report(results, args):
+def report(results):
     base = results["rasterio"]
-    print(f"{'way':<28}{'epoch 1':>10}{'epoch 2':>10}{'vs rasterio':>13}{'peak PSS MiB':>14}")
-    print(f"{'':<28}{'samples/s':>10}{'samples/s':>10}{'(epoch 2)':>13}")
+    print(f"{'way':<28}{'epoch 1':>10}{'epoch 2':>10}{'vs rasterio':>13}{'peak PSS':>10}{'tile cache':>12}")
+    print(f"{'':<28}{'samples/s':>10}{'samples/s':>10}{'(epoch 2)':>13}{'MiB':>10}{'hit rate':>12}")
     for way, name in WAYS:
         r = results[way]
+        hits = "-" if r["hits"] is None else f"{r['hits']:.2f}"
         print(f"{name:<28}{r['first']:>10.0f}{r['warm']:>10.0f}{r['warm'] / base['warm']:>12.2f}x"
-              f"{r['pss'] / 2**20:>14.0f}")
+              f"{r['pss'] / 2**20:>10.0f}{hits:>12}")
     same = len({r["sha1"] for r in results.values()}) == 1
     print("pixels: " + " ".join(f"{way} {r['sha1'][:12]}" for way, r in results.items())
           + (" -> identical on every window" if same else " -> PIXELS DIFFER"))
@@ -196,11 +203,12 @@ def main():
     pairs = scenes()
     print(f"rasterloader demo: {args.samples} random {WIN}x{WIN} windows (image + label) of "
           f"{len(pairs)} scenes in {os.path.relpath(SAMPLE, ROOT)}, DataLoader batch {args.batch}, "
-          f"{args.workers} workers, each way at its defaults in a fresh process tree", flush=True)
+          f"{args.workers} persistent workers, each way at its defaults in a fresh process tree",
+          flush=True)
     results = {}
     for way, name in WAYS:
         results[way] = spawn(way, args)
-    same = report(results, args)
+    same = report(results)
     print(NOTE)
     sys.exit(0 if same else 1)
 
