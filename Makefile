@@ -94,7 +94,7 @@ fixtures: venv
 # The ways a PyTorch user would choose between, each at its defaults: a rasterio
 # Dataset, the same Dataset with rasterloader.open (drop-in) and the native
 # rasterloader.torch.BatchDataset in DataLoader workers; samples/s, peak PSS of
-# the process tree, identical pixels (about a minute; the bench targets below
+# the process tree, identical pixels (a minute or two; the bench targets below
 # are the real measurements).
 demo: setup python
 	$(PY) examples/demo.py
