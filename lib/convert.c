@@ -20,12 +20,11 @@
  *   which rounds to nearest even exactly as the double detour does (an
  *   integer of 32 bits is exact in double, so (float)(double)x == (float)x).
  * - An integer into a narrower one is clamped (in int64: exact).
- * - A float32 into an integer of at most 16 bits: the same rule in float,
- *   exactly (from_float_*).
- * - Other floats into an integer go through double with RASTER__D2INT's
- *   rule (internal.h) written branch-free: NaN 0, clamp, then +-0.5 and
- *   truncation (the clamp first is the same: a clamped value rounds to
- *   itself).
+ * - A float32 into an integer: GDAL's float rules (raster__f2*, internal.h,
+ *   the functions the scalar path calls), inlined.
+ * - A float64 into an integer: RASTER__D2INT's rule (internal.h) written
+ *   branch-free: NaN 0, clamp, then +-0.5 and truncation (the clamp first
+ *   is the same: a clamped value rounds to itself).
  * - scale/offset and mean/std are the same double expressions in the same
  *   order, and the build has -ffp-contract=off (no fused multiply-add).
  * tests/unit/check_convert.c compares every pair and mode against the
@@ -99,28 +98,14 @@ FROM_DOUBLE_INT(i32, int32_t)
 static inline f32 from_double_f32(double v) { return (f32)v; }
 static inline f64 from_double_f64(double v) { return v; }
 
-/* float32 -> integer of at most 16 bits: the same rule in float, four lanes
- * where double has two.  Exact: the bounds are floats, and so are the
- * truncation t and t +- 0.5 (|t| < 2^17); rounding half away from zero is
- * t +- 1 when x reaches t +- 0.5.  (x + 0.5f would round in float, see
- * dtype.c; x - t would be subnormal for a subnormal x, slow on x86.) */
-#define FROM_FLOAT_INT(D)                                              \
-    static inline D from_float_##D(float x)                            \
-    {                                                                  \
-        x = x == x ? x : 0.0f;                                         \
-        x = x > (float)LO_##D ? x : (float)LO_##D;                     \
-        x = x < (float)HI_##D ? x : (float)HI_##D;                     \
-        int32_t t = (int32_t)x;                                        \
-        t += (x >= (float)t + 0.5f) - (x <= (float)t - 0.5f);          \
-        return (D)t;                                                   \
-    }
-FROM_FLOAT_INT(u8)
-FROM_FLOAT_INT(i8)
-FROM_FLOAT_INT(u16)
-FROM_FLOAT_INT(i16)
-/* Wider destinations have bounds that are not floats: the double rule. */
-static inline u32 from_float_u32(float x) { return from_double_u32(x); }
-static inline i32 from_float_i32(float x) { return from_double_i32(x); }
+/* float32 -> integer: GDAL's float rules (internal.h), written as selects
+ * in float, four lanes where double has two. */
+static inline u8 from_float_u8(float x) { return raster__f2u8(x); }
+static inline i8 from_float_i8(float x) { return raster__f2i8(x); }
+static inline u16 from_float_u16(float x) { return raster__f2u16(x); }
+static inline i16 from_float_i16(float x) { return raster__f2i16(x); }
+static inline u32 from_float_u32(float x) { return raster__f2u32(x); }
+static inline i32 from_float_i32(float x) { return raster__f2i32(x); }
 static inline f32 from_float_f32(float x) { return x; }      /* never used: float pairs are casts */
 static inline f64 from_float_f64(float x) { return x; }
 

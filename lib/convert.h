@@ -8,10 +8,10 @@
  * overlapping.  There is one kernel per (source, destination) dtype pair and
  * per mode, each a plain loop with the types known, no branch per value and
  * no call, so the compiler vectorises it (convert.c is built with -O3, see
- * CMakeLists.txt).  The rules are raster__convert_scalar()'s (dtype.c):
- * float to integer rounds half away from zero, NaN gives 0, everything
- * saturates; scale/offset and mean/std are computed in double and rounded
- * once.  float16 has no kernels (NULL): it takes the scalar path.
+ * CMakeLists.txt).  The rules are GDAL's, listed in dtype.c: float to
+ * integer adds +-0.5 (in float for a float32 source, as GDAL) and
+ * truncates, everything saturates; scale/offset and mean/std are computed
+ * in double and rounded once by the float64 rule.  float16 has no kernels (NULL): it takes the scalar path.
  */
 #ifndef RASTERLOADER_CONVERT_H
 #define RASTERLOADER_CONVERT_H

@@ -2,22 +2,32 @@
  * dtype.c - element sizes and names, and the scalar conversion rules every
  * reader shares.
  *
- * The rules are GDAL's (GDALCopyWords), so that a read with a destination
- * dtype equals rasterio's read(out_dtype=...): float to integer rounds half
- * away from zero and saturates; integer to narrower integer saturates; double
- * to float32 rounds to nearest even and overflows to inf.  Two deliberate
- * choices where GDAL has no single answer: NaN becomes 0 for every integer
- * destination (GDAL's SSE2 float32->int16 path gives -32768 for NaN in
- * 8-element chunks but 0 in the scalar tail); float16, which GDAL 3.6 cannot
- * produce, rounds to nearest even straight from double, as numpy's astype.
- * And one place where we are exact and GDAL is not: a float32 rounds into
- * an integer here as its double value +- 0.5 (exact), where GDALCopyWords
- * adds 0.5f in float, which rounds when the sum is not a float: GDAL (and
- * so rasterio's read(out_dtype=...) of a float32 file) gives 1 for
- * 0.49999997f into uint8/int16/..., and 8388610 for 8388609.0f (any odd
- * integer in [2^23, 2^24)) into int32/uint32; tests/unit/check_convert.c
- * names that set of values.  The vectorised kernels (convert.c) follow these
- * rules bit for bit.
+ * The rules are GDAL's (GDALCopyWords of GDAL 3.6, the GDAL the library
+ * links), so that a read with a destination dtype equals rasterio's
+ * read(out_dtype=...): integer to narrower integer saturates; double to
+ * float32 rounds to nearest even and overflows to inf; float16, which GDAL
+ * 3.6 cannot produce, rounds to nearest even straight from double, as
+ * numpy's astype.  Float to integer, measured against GDALCopyWords
+ * (tests/unit/check_convert.c) and rasterio (tests/python/
+ * test_convert_gdal_rules.py):
+ * - float64 (and every scaled or normalised value, which is a double):
+ *   NaN 0, x +- 0.5 in double by sign, saturate, truncate (raster__d2*).
+ * - float32 (raster__f2*, internal.h): x +- 0.5f added IN FLOAT by sign, so
+ *   it rounds where the sum is not a float: 0.49999997f gives 1 (-1), an
+ *   odd integer in [2^23, 2^24) goes one further from zero (8388609.0f ->
+ *   8388610); then saturate and truncate.  NaN gives 0, except into int32:
+ *   INT32_MIN in GDAL 3.6 (0 in GDAL 3.7+, rasterio's wheel; issue 24).
+ *   uint32: 2^32 and up saturate (4294967040.0f, the last float below,
+ *   stays).  int32: 2^31 and up give INT32_MAX (2147483520.0f stays).
+ * - float32 -> int16: GDAL has two rules.  Its SSE2 path, which takes each
+ *   copy call in chunks of 8 (every column of a read but a tail of fewer
+ *   than 8 per row), clamps first (NaN gives -32768) and adds +0.5f from
+ *   0.5 up, -0.5f below (0.49999997f gives 0); its scalar path (that tail,
+ *   and 1-value calls) is the general float32 rule (NaN 0, 0.49999997f 1).
+ *   Ours is the SSE2 rule everywhere, GDAL's for nearly every value; only
+ *   those two values in GDAL's tail columns differ.  Same in GDAL 3.10.
+ * - int8 (GDAL 3.7+; 3.6 has no int8 buffers): the general float32 rule,
+ *   what rasterio's GDAL 3.10 gives.  int64/uint64: not rasterloader dtypes.
  */
 #include "internal.h"
 

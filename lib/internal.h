@@ -180,6 +180,54 @@ RASTER__D2INT(raster__d2i16, int16_t, -32768, 32767)
 RASTER__D2INT(raster__d2u32, uint32_t, 0, 4294967295.0)
 RASTER__D2INT(raster__d2i32, int32_t, -2147483648.0, 2147483647)
 
+/* GDAL's float32 -> integer rules (GDALCopyWords in GDAL 3.6, the one the
+ * library links; lib/dtype.c lists them and where GDAL 3.10 differs).  The
+ * +-0.5f is added in float, as GDAL does, so it rounds where the sum is not
+ * a float: 0.49999997f gives 1, an odd integer in [2^23, 2^24) goes one
+ * further from zero.  Written as selects: convert.c vectorises these same
+ * functions, place.c's scalar path calls them. */
+static inline float raster__f_half_away(float x) { return x >= 0.0f ? x + 0.5f : x - 0.5f; }
+#define RASTER__F2SMALL(name, T, lo, hi)                                  \
+    static inline T name(float x)                                       \
+    {                                                                   \
+        float v = raster__f_half_away(x == x ? x : 0.0f);               \
+        v = v > (float)(lo) ? v : (float)(lo);                          \
+        v = v < (float)(hi) ? v : (float)(hi);                          \
+        return (T)(int32_t)v;                                           \
+    }
+RASTER__F2SMALL(raster__f2u8, uint8_t, 0, 255)
+RASTER__F2SMALL(raster__f2i8, int8_t, -128, 127)
+RASTER__F2SMALL(raster__f2u16, uint16_t, 0, 65535)
+/* int16 is GDAL's SSE2 rule (8-value chunks, which is nearly every value of
+ * a read): clamp first (NaN gives -32768), then +0.5f from 0.5 up, else
+ * -0.5f (so 0.49999997f gives 0). */
+static inline int16_t raster__f2i16(float x)
+{
+    float c = x > -32768.0f ? x : -32768.0f;
+    c = c < 32767.0f ? c : 32767.0f;
+    return (int16_t)(int32_t)(c >= 0.5f ? c + 0.5f : c - 0.5f);
+}
+/* int32: 2^31 and up INT32_MAX; NaN, -2^31 and below INT32_MIN (what x86's
+ * truncation gives GDAL 3.6 for NaN). */
+static inline int32_t raster__f2i32(float x)
+{
+    const float v = raster__f_half_away(x);
+    const float c = v > -2147483648.0f ? v : -2147483648.0f;
+    const int32_t t = (int32_t)(c < 2147483648.0f ? c : 0.0f);
+    return c < 2147483648.0f ? t : INT32_MAX;
+}
+/* uint32: 2^32 and up UINT32_MAX; NaN and up to 0 give 0; else x + 0.5f
+ * truncated, through int32 in two halves (what SIMD has). */
+static inline uint32_t raster__f2u32(float x)
+{
+    float c = x > 0.0f ? x + 0.5f : 0.0f;
+    const int sat = c >= 4294967296.0f;
+    c = sat ? 0.0f : c;
+    const int high = c >= 2147483648.0f;
+    const uint32_t t = (uint32_t)(int32_t)(high ? c - 2147483648.0f : c) + (high ? 0x80000000u : 0u);
+    return sat ? UINT32_MAX : t;
+}
+
 /* ------------------------------ scratch -------------------------------- */
 
 /* Per-thread scratch buffers, one per slot, 64-byte aligned, grown to the

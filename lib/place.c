@@ -125,6 +125,22 @@ static inline void store_f32(uint8_t *p, double v) { const float x = (float)v; m
 static inline void store_f64(uint8_t *p, double v) { memcpy(p, &v, 8); }
 static inline void store_f16(uint8_t *p, double v) { const uint16_t x = raster__f16_from_f64(v); memcpy(p, &x, 2); }
 
+/* Plain conversion of one element: through double, except float32 into an
+ * integer, which takes GDAL's float rules (internal.h). */
+#define PLAIN_VIA_DOUBLE(S, D) \
+    static inline void plain_##S##_##D(uint8_t *p, const uint8_t *q) { store_##D(p, load_##S(q)); }
+#define PLAIN_FROM_F32(D, conv) \
+    static inline void plain_f32_##D(uint8_t *p, const uint8_t *q) \
+    { float x; memcpy(&x, q, 4); const D y = conv(x); memcpy(p, &y, sizeof y); }
+#define PLAIN_ROW(S) PLAIN_VIA_DOUBLE(S, u8) PLAIN_VIA_DOUBLE(S, i8) PLAIN_VIA_DOUBLE(S, u16) \
+    PLAIN_VIA_DOUBLE(S, i16) PLAIN_VIA_DOUBLE(S, u32) PLAIN_VIA_DOUBLE(S, i32) PLAIN_VIA_DOUBLE(S, f16) \
+    PLAIN_VIA_DOUBLE(S, f32) PLAIN_VIA_DOUBLE(S, f64)
+PLAIN_ROW(u8) PLAIN_ROW(i8) PLAIN_ROW(u16) PLAIN_ROW(i16) PLAIN_ROW(u32) PLAIN_ROW(i32) PLAIN_ROW(f16)
+PLAIN_ROW(f64)
+PLAIN_FROM_F32(u8, raster__f2u8) PLAIN_FROM_F32(i8, raster__f2i8) PLAIN_FROM_F32(u16, raster__f2u16)
+PLAIN_FROM_F32(i16, raster__f2i16) PLAIN_FROM_F32(u32, raster__f2u32) PLAIN_FROM_F32(i32, raster__f2i32)
+PLAIN_VIA_DOUBLE(f32, f16) PLAIN_VIA_DOUBLE(f32, f32) PLAIN_VIA_DOUBLE(f32, f64)
+
 /* ROW_AFFINE: a = scale, b = offset.  ROW_DIVIDE: a = std, b = mean; the
  * subtraction comes first and the division is a division (not a product
  * with 1/std), so x == mean gives exactly 0 and the result is NumPy's
@@ -141,7 +157,7 @@ static inline void store_f16(uint8_t *p, double v) { const uint16_t x = raster__
                 store_##D(dst + i * ds, (load_##S(src + i * ss) - b) / a);              \
         else                                                                            \
             for (int64_t i = 0; i < n; i++)                                             \
-                store_##D(dst + i * ds, load_##S(src + i * ss));                        \
+                plain_##S##_##D(dst + i * ds, src + i * ss);                            \
     }
 #define ROW_FNS(S) ROW_FN(S, u8) ROW_FN(S, i8) ROW_FN(S, u16) ROW_FN(S, i16) ROW_FN(S, u32) \
                    ROW_FN(S, i32) ROW_FN(S, f16) ROW_FN(S, f32) ROW_FN(S, f64)

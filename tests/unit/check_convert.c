@@ -12,9 +12,11 @@
  *   planes, with channel subsets, one band of four and a 1-channel mask;
  *   the same dtype against an element-by-element copy (the scalar path
  *   shares place.c's copy paths there);
- * - plain conversion against GDALCopyWords (GDAL's rules, what rasterio's
- *   read(out_dtype=...) does) for every pair GDAL 3.6 has (no int8, no
- *   float16), except NaN into an integer: 0 here by choice (lib/dtype.c);
+ * - plain conversion against GDALCopyWords of the GDAL the library links
+ *   (3.6; what rasterio's read(out_dtype=...) does) for every pair it has
+ *   (no int8, no float16), bit for bit, in runs of 8 (GDAL's SSE2 chunks);
+ *   one value at a time (GDAL's scalar path) too, where GDAL itself differs
+ *   in exactly two values of one pair (float32 -> int16, lib/dtype.c);
  * - mean/std against the expression NumPy computes, (double(x) - mean) / std
  *   rounded once (tests/python/test_normalise.py checks NumPy itself).
  * The source values are every saturation edge of every dtype and +-1 of it,
@@ -49,7 +51,11 @@ static const double FLOAT_EDGES[] = {
     -0.49999999999999994, 127.5, 127.49999, -128.5, -128.49999, 254.5, 255.4999, 255.5, 256.0, -0.75,
     32767.5, -32768.5, -32768.49, 65535.49, 65535.5, 65536.0, 2147483647.4, 2147483647.5, -2147483648.5,
     -2147483648.6, 4294967295.4, 4294967295.5, 4294967296.0, 1e10, -1e10, 16777217.0, 3.4028234663852886e38,
-    3.5e38, -3.5e38, 1e-40, -1e-40, 5e-324, 1e300, -1e300, 1.0 / 3.0, 65504.0, 65520.0, 6e-8};
+    3.5e38, -3.5e38, 1e-40, -1e-40, 5e-324, 1e300, -1e300, 1.0 / 3.0, 65504.0, 65520.0, 6e-8,
+    /* Where GDAL's x +- 0.5f rounds in float (odd integers in [2^23, 2^24)),
+     * and the last floats below 2^31 and 2^32. */
+    8388609.0, -8388609.0, 8388611.0, 16777215.0, -16777215.0, 2147483520.0, -2147483520.0, 4294967040.0,
+    2147483648.0, 1.17549435e-38, -1.17549435e-38};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 static uint64_t next_rand(void)
@@ -261,22 +267,34 @@ static double load_double(raster_dtype_t dt, const uint8_t *p)
     return 0;
 }
 
-/* GDAL rounds a float32 into an integer as x +- 0.5f in float, which is not
- * x +- 0.5 where that sum is not a float: 0.49999997f gives 1, 8388609.0f
- * gives 8388610.  We round in double (exact; lib/dtype.c). */
-static int float_rounding_differs(raster_dtype_t s, double x)
+static int skip_for_gdal(int s, int d)
 {
-    return s == RASTER_F32 && ((double)(float)(x + 0.5) != x + 0.5 || (double)(float)(x - 0.5) != x - 0.5);
+    return s == d || test_gdal_type((raster_dtype_t)s) == GDT_Unknown ||
+           test_gdal_type((raster_dtype_t)d) == GDT_Unknown;
 }
 
-/* A contiguous run (the kernels' own case) against GDALCopyWords. */
+/* The element of dtype d at p as text, for a failure message. */
+static double elem_at(raster_dtype_t d, const uint8_t *p, size_t i)
+{
+    return load_double(d, p + i * raster_dtype_size(d));
+}
+
+/* Both NaN (a float destination: GDAL and we may carry other payloads). */
+static int both_nan(raster_dtype_t d, const uint8_t *a, const uint8_t *b)
+{
+    return is_float(d) && isnan(load_double(d, a)) && isnan(load_double(d, b));
+}
+
+/* A contiguous run (the kernels' own case) against GDALCopyWords over the
+ * same run, whose length is a multiple of 8 so that every value takes
+ * GDAL's SSE2 chunks where it has them: no exceptions. */
 START_TEST(plain_kernels_equal_gdal_copy_words)
 {
-    enum { N = 1037 };
-    int pairs = 0, n_gdal_differs = 0;
+    enum { N = 1040 };
+    int pairs = 0;
     for (int s = 0; s < RASTER_DTYPE_COUNT; s++)
         for (int d = 0; d < RASTER_DTYPE_COUNT; d++) {
-            if (s == d || test_gdal_type((raster_dtype_t)s) == GDT_Unknown || test_gdal_type((raster_dtype_t)d) == GDT_Unknown)
+            if (skip_for_gdal(s, d))
                 continue;
             const size_t ss = raster_dtype_size((raster_dtype_t)s), ds = raster_dtype_size((raster_dtype_t)d);
             uint8_t *src = malloc(N * ss), *got = malloc(N * ds), *want = malloc(N * ds);
@@ -286,35 +304,58 @@ START_TEST(plain_kernels_equal_gdal_copy_words)
             const raster_view_t sv = raster_view_hwc(src, (raster_dtype_t)s, 1, N, 1);
             const raster_view_t dv = raster_view_hwc(got, (raster_dtype_t)d, 1, N, 1);
             raster__place(&sv, &dv, NULL);
-            GDALCopyWords(src, test_gdal_type((raster_dtype_t)s), (int)ss, want, test_gdal_type((raster_dtype_t)d), (int)ds, N);
-            for (size_t i = 0; i < N; i++) {
-                const double x = load_double((raster_dtype_t)s, src + i * ss);
-                if (!is_float((raster_dtype_t)d) && (isnan(x) || float_rounding_differs((raster_dtype_t)s, x))) {
-                    /* Our rules where GDAL differs (lib/dtype.c): NaN -> 0,
-                     * float32 rounded in double. */
-                    uint8_t rule[8];
-                    raster__convert_scalar(x, (raster_dtype_t)d, rule);
-                    if (memcmp(got + i * ds, rule, ds) != 0)
-                        ck_abort_msg("%s -> %s: %.17g gave %.17g, not %.17g", NAMES[s], NAMES[d], x,
-                                     load_double((raster_dtype_t)d, got + i * ds),
-                                     load_double((raster_dtype_t)d, rule));
-                    n_gdal_differs++;
-                    continue;
-                }
-                if (memcmp(got + i * ds, want + i * ds, ds) != 0 &&
-                    !(isnan(load_double((raster_dtype_t)d, got + i * ds)) &&
-                      isnan(load_double((raster_dtype_t)d, want + i * ds))))
-                    ck_abort_msg("%s -> %s: %.17g gave %.17g, GDALCopyWords %.17g", NAMES[s], NAMES[d], x,
-                                 load_double((raster_dtype_t)d, got + i * ds),
-                                 load_double((raster_dtype_t)d, want + i * ds));
-            }
+            GDALCopyWords(src, test_gdal_type((raster_dtype_t)s), (int)ss, want, test_gdal_type((raster_dtype_t)d),
+                          (int)ds, N);
+            for (size_t i = 0; i < N; i++)
+                if (memcmp(got + i * ds, want + i * ds, ds) != 0 && !both_nan((raster_dtype_t)d, got + i * ds, want + i * ds))
+                    ck_abort_msg("%s -> %s: %.17g gave %.17g, GDALCopyWords %.17g", NAMES[s], NAMES[d],
+                                 elem_at((raster_dtype_t)s, src, i), elem_at((raster_dtype_t)d, got, i),
+                                 elem_at((raster_dtype_t)d, want, i));
             pairs++;
             free(src);
             free(got);
             free(want);
         }
     ck_assert_int_eq(pairs, 7 * 6);
-    ck_assert_int_lt(n_gdal_differs, pairs * N / 4);      /* the exceptions stay exceptions */
+}
+END_TEST
+
+/* GDAL's own two rules for float32 -> int16: its SSE2 chunks (ours) clamp
+ * first and add -0.5f below 0.5, its scalar path (one value, or the tail of
+ * a copy after the last chunk of 8) adds +-0.5f by sign and maps NaN to 0. */
+static int gdal_scalar_differs(int s, int d, float x)
+{
+    return s == RASTER_F32 && d == RASTER_I16 && (isnan(x) || x == 0.49999997f);
+}
+
+/* Value by value (GDAL's scalar path): equal too, except the two values
+ * where GDAL's own paths disagree, which must differ exactly as named. */
+START_TEST(plain_kernels_equal_gdal_scalar_path)
+{
+    enum { N = 1040 };
+    int differs = 0;
+    for (int s = 0; s < RASTER_DTYPE_COUNT; s++)
+        for (int d = 0; d < RASTER_DTYPE_COUNT; d++) {
+            if (skip_for_gdal(s, d))
+                continue;
+            const size_t ss = raster_dtype_size((raster_dtype_t)s), ds = raster_dtype_size((raster_dtype_t)d);
+            uint8_t src[8], got[8], want[8];
+            for (size_t i = 0; i < N; i++) {
+                source_elem((raster_dtype_t)s, i, src);
+                const raster_view_t sv = raster_view_hwc(src, (raster_dtype_t)s, 1, 1, 1);
+                const raster_view_t dv = raster_view_hwc(got, (raster_dtype_t)d, 1, 1, 1);
+                raster__place(&sv, &dv, NULL);
+                GDALCopyWords(src, test_gdal_type((raster_dtype_t)s), 0, want, test_gdal_type((raster_dtype_t)d), 0, 1);
+                const int same = memcmp(got, want, ds) == 0 || both_nan((raster_dtype_t)d, got, want);
+                const int expect_differ = gdal_scalar_differs(s, d, (float)load_double((raster_dtype_t)s, src));
+                if (same == expect_differ)
+                    ck_abort_msg("%s -> %s: %.17g gave %.17g, GDAL's scalar path %.17g", NAMES[s], NAMES[d],
+                                 load_double((raster_dtype_t)s, src), load_double((raster_dtype_t)d, got),
+                                 load_double((raster_dtype_t)d, want));
+                differs += expect_differ;
+            }
+        }
+    ck_assert_int_ge(differs, 3);     /* 0.49999997f, NaN, -NaN are in the pattern */
 }
 END_TEST
 
@@ -357,6 +398,7 @@ static Suite *convert_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, kernels_equal_scalar_path, 0, RASTER_DTYPE_COUNT);
     tcase_add_test(tc, plain_kernels_equal_gdal_copy_words);
+    tcase_add_test(tc, plain_kernels_equal_gdal_scalar_path);
     tcase_add_test(tc, mean_std_is_numpys_expression);
     suite_add_tcase(s, tc);
     return s;
