@@ -116,8 +116,10 @@ _main_lock = threading.RLock()      # reentrant: a finalizer may run in any allo
 
 
 def stats(token):
-    """The main process's counts for the dataset ``token`` (a copy)."""
+    """The main process's counts for the dataset ``token`` (a copy), after
+    unmapping the rings nobody uses any more."""
     with _main_lock:
+        _sweep()
         c = _counts.get(token)
         out = {"ring_batches": 0, "fresh_batches": 0, "fresh_reasons": {}} if c is None else \
             {"ring_batches": c["ring_batches"], "fresh_batches": c["fresh_batches"],
