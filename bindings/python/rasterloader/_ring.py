@@ -128,6 +128,16 @@ def stats(token):
     return out
 
 
+def in_ring(tensor):
+    """Whether ``tensor``'s memory is in a worker ring this process maps: a batch
+    that came by slot (torch's is_shared() says False for it: the storage is a
+    view of the ring's mapping, not a torch shared-memory allocation)."""
+    ptr = tensor.untyped_storage().data_ptr()
+    with _main_lock:
+        return any(0 <= ptr - r.base.ctypes.data < len(r.mm) for r in _main_rings.values()
+                   if r.base is not None)
+
+
 def _count(token, kind, reason=None):
     with _main_lock:
         c = _counts[token]
