@@ -9,9 +9,10 @@ Three ways to feed a training loop, by where the reading happens (README,
 
 2. In DataLoader workers, whole batches: :class:`BatchDataset`, an
    IterableDataset that shards batches by worker (``get_worker_info``) and by
-   rank, and reads each batch straight into tensors allocated in shared memory,
-   so the decode is the only write and the tensors cross to the main process
-   by handle::
+   rank, and reads each batch straight into a slot of the worker's batch ring
+   (shared memory mapped once in the worker and in the main process, reused;
+   rasterloader._ring), so the decode is the only write and the batch crosses
+   to the main process as a slot number::
 
        ds = BatchDataset(samples, batch_size=16, mean=..., std=..., shuffle=True)
        loader = DataLoader(ds, batch_size=None, num_workers=2)
@@ -216,7 +217,9 @@ class WindowDataset(_RingOwner, Dataset):
     ``ds[[i, j, ...]]`` (a list of indices) reads a whole batch in one call,
     on ``threads`` threads (default: 1 inside DataLoader workers, every core
     outside), into [B, ...] tensors, in shared memory inside workers: see
-    :func:`dataloader`.  Other parameters are :class:`rasterloader.BatchLoader`'s.
+    :func:`dataloader`; there the batches go through a ring as in
+    :class:`BatchDataset` (``ring_slots``, :meth:`ring_stats`), its slots sized
+    for the first batch.  Other parameters are :class:`rasterloader.BatchLoader`'s.
     """
 
     def __init__(self, samples, *, layout="chw", return_type="dict", threads=None,
@@ -336,8 +339,16 @@ class BatchDataset(_RingOwner, IterableDataset):
     ``i % num_workers``, so the DataLoader yields them in plan order.  Each
     batch is read in one parallel call (``threads``; default 1 in a worker,
     where the workers are the parallelism, every core without workers)
-    straight into tensors allocated in
-    shared memory (:func:`shared_empty`): dicts ``{"image": [B,C,H,W] (or
+    straight into a slot of the worker's batch ring: ``ring_slots`` (default 4:
+    DataLoader's prefetch_factor 2, the batch the loop holds and the previous
+    one) batch buffers in /dev/shm, mapped once in the worker and in the main
+    process and reused once the main process dropped every tensor of the
+    batch in it; the main process gets views of its mapping.  When no slot is
+    free (the user keeps batches) or /dev/shm has no room for 2 slots (the
+    rings take at most half of its size and of what is free, shared between
+    the workers) the batch goes to fresh shared tensors (:func:`shared_empty`);
+    :meth:`ring_stats` counts both, with the reasons.  ``ring_slots=0``: no
+    ring.  Batches are dicts ``{"image": [B,C,H,W] (or
     [B,H,W,C] with layout="hwc"), "mask": [B,H,W] (label_dtype, uint8 by
     default), "index": [B]}`` plus ``"validity": [B,H,W] uint8`` with
     ``with_validity=True``, or tuples with ``return_type="tuple"``.
