@@ -152,6 +152,12 @@ def in_process(samples, nbatches):
             lambda b: (touch(img), touch(m)), batches)
         del img, m
         res["freeing them (munmap, close)"] = frees
+        import rasterloader.torch as rt
+        if hasattr(rt, "_batch_buffers"):                             # a rasterloader with batch rings
+            ring_ds = dataset(samples)
+            rt._batch_buffers(ring_ds, lo, BATCH, "hwc", False, BATCH)  # makes the ring (once)
+            res["a batch ring slot instead (take a free slot, make its views)"] = timed(
+                lambda b: rt._batch_buffers(ring_ds, lo, BATCH, "hwc", False, BATCH), batches)
         img, m = torch.empty((BATCH, h, w, c)), torch.empty((BATCH, h, w), dtype=torch.uint8)
         img16 = torch.empty((BATCH, h, w, c), dtype=torch.uint16)
         touch(img), touch(m), touch(img16)
@@ -211,6 +217,7 @@ def handoff(samples, nbatches, workers):
 
     loader = DataLoader(Stamped(), batch_size=None, num_workers=workers, multiprocessing_context="fork",
                         persistent_workers=True)
+    handoff.ring_stats = getattr(base, "ring_stats", lambda: {})
     rows = []
     for epoch in range(2):                                  # the first is cold; the second is measured
         rows = []
@@ -234,6 +241,7 @@ def handoff(samples, nbatches, workers):
                 break
         seconds = (time.monotonic_ns() - t_start) / 1e9
     del it, loader
+    handoff.ring = handoff.ring_stats()
     return rows, len(rows) * BATCH / seconds, acc
 
 
@@ -306,7 +314,8 @@ def report(res, rows, rate, args, up0, up1):
             f"## 2. DataLoader, {args.workers} workers, second epoch ({len(rows)} batches)",
             "",
             f"{rate:.0f} samples/s in the main process. Stamps: CLOCK_MONOTONIC in the worker when its read "
-            "starts and when it yields the batch, in the main process when `next()` returns it.",
+            "starts and when it yields the batch, in the main process when `next()` returns it. "
+            f"Batch rings (both epochs): {ring_note()}.",
             "",
             "| per batch | median ms | max ms |",
             "|---|---:|---:|",
@@ -342,6 +351,14 @@ def report(res, rows, rate, args, up0, up1):
             f"again costs {per('touching them again (mapped: what a reused buffer pays)'):.2f}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def ring_note():
+    st = getattr(handoff, "ring", None)
+    if not st:
+        return "none (a rasterloader without them)"
+    return (f"{st['ring_batches']} batches by ring slot, {st['fresh_batches']} in fresh shared tensors "
+            f"{st['fresh_reasons'] or ''}, {st['ring_slots']} slots per worker")
 
 
 def uptime():
