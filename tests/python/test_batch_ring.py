@@ -50,8 +50,13 @@ def rasterio_sample(sample):
     return x, mask
 
 
-def assert_batch_is_rasterios(batch, windows):
-    """A dict batch (image [B,H,W,C], mask, index) equals rasterio's reads."""
+def assert_batch_is_rasterios(batch, windows, indices=None):
+    """A dict batch (image [B,H,W,C], mask, index) equals rasterio's reads of
+    ``indices`` (the plan's, known apart from the batch: the index tensor is
+    in the slot too, so a slot overwritten by another batch would carry
+    matching indices), or of its own indices."""
+    if indices is not None:
+        assert batch["index"].tolist() == list(indices)
     for k, i in enumerate(batch["index"].tolist()):
         x, m = rasterio_sample(windows[i])
         assert np.array_equal(batch["image"][k].numpy(), x), f"image of sample {i}"
@@ -86,8 +91,8 @@ def test_every_batch_is_rasterios_and_comes_through_the_ring(windows, method):
     seen = []
     for epoch in range(2):
         ds.set_epoch(epoch)
-        for batch in loader:
-            assert_batch_is_rasterios(batch, windows)
+        for batch, indices in zip(loader, ds.loader.plan(0)):
+            assert_batch_is_rasterios(batch, windows, indices)
             seen.append(batch["index"].tolist())
         assert ds.ring_stats()["rings_mapped"] == 2
     assert sorted(sum(seen, [])) == sorted(list(range(len(windows))) * 2)
@@ -106,8 +111,10 @@ def test_held_batches_stay_correct_and_the_ring_falls_back(windows):
     ds = BatchDataset(windows, BATCH, layout="hwc", mean=MEAN, std=STD, ring_slots=3)
     loader = loader_for(ds, "fork", persistent_workers=True)
     kept = [b for _ in range(2) for b in loader]
-    for batch in kept:
-        assert_batch_is_rasterios(batch, windows)
+    plan = ds.loader.plan(0) * 2                    # persistent workers stay at epoch 0
+    assert len(kept) == len(plan)
+    for batch, indices in zip(kept, plan):
+        assert_batch_is_rasterios(batch, windows, indices)
     st = ds.ring_stats()
     assert st["ring_batches"] == 2 * 3, st                     # workers x slots, then dry
     assert st["fresh_batches"] == len(kept) - 6, st
