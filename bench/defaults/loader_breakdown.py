@@ -251,10 +251,13 @@ def report(res, rows, rate, args, up0, up1):
     c_f32 = per("read_into, float32 normalised + mask (pre-faulted)")
     items = per("resolving the samples (WindowReader._items)")
     wrapper = c_f32 - items - per("the C call alone (_core.read_batch, items resolved)")
+    ring = "a batch ring slot instead (take a free slot, make its views)"
+    buffers = [("the batch's buffers: a ring slot (take, views)", per(ring))] if ring in res else [
+        ("shared-tensor allocation", per("shared-tensor allocation (image 32 MiB + mask 2 MiB)")),
+        ("first-touch page faults", per("first-touch page faults of those tensors"))]
     parts = [
         ("sampler (epoch plan, per batch)", per("sampler: the epoch's plan (BatchLoader.plan), per batch")),
-        ("shared-tensor allocation", per("shared-tensor allocation (image 32 MiB + mask 2 MiB)")),
-        ("first-touch page faults", per("first-touch page faults of those tensors")),
+    ] + buffers + [
         ("resolving samples (Python)", per("resolving the samples (WindowReader._items)")),
         ("C read, uint16 + mask (cache hits, place)", per("read_into, uint16 + mask (pre-faulted)") - items - wrapper),
         ("conversion to float32 + normalisation (float32 read - uint16 read)",
@@ -300,7 +303,10 @@ def report(res, rows, rate, args, up0, up1):
         f"{100 * (total - explained) / total:.0f} % |",
         f"| **whole iteration** | **{total:.2f}** | 100 % |",
         "",
-        "Not in the iteration: freeing the batch's tensors (the row above), paid in the worker once the "
+        ("With batch rings the iteration reads into a slot of the worker's ring, mapped and pre-faulted "
+         "once: allocation, first touch and freeing (the rows above, what a fresh shared tensor costs: the "
+         "fallback when no slot is free) are not paid per batch. " if ring in res else "")
+        + "Without a ring slot, freeing the batch's tensors (the row above) is paid in the worker once the "
         "batch is sent and again in the main process when it drops the batch (section 2).",
         "",
         f"The mask read within the C read (float32 with mask - float32 without): {mask:.2f} ms per batch "
@@ -322,17 +328,23 @@ def report(res, rows, rate, args, up0, up1):
             f"| worker: BatchDataset step (alloc + read + pack) | {g('read'):.2f} | {mx('read'):.2f} |",
             f"| worker: from yield until it asks for the next batch (pickle, put on the queue) | "
             f"{g('worker_send'):.2f} | {mx('worker_send'):.2f} |",
-            f"| hand-off latency: worker yield to main's `next()` returning (queue, unpickle, fd passing, mmap) | "
+            f"| hand-off latency: worker yield to main's `next()` returning (queue, unpickle; without a ring "
+            "slot also fd passing, mmap) | "
             f"{g('latency'):.2f} | {mx('latency'):.2f} |",
             f"| hand-off proper: from the later of (worker yield, main calling `next()`) to `next()` returning | "
             f"{g('handoff'):.2f} | {mx('handoff'):.2f} |",
             f"| main: waiting in `next()` | {g('wait'):.2f} | {mx('wait'):.2f} |",
             f"| main: the training step (x.mean(), y.float().mean()), the main's first touch of the batch | "
             f"{g('step'):.2f} | {mx('step'):.2f} |",
-            f"| main: dropping the batch (munmap) | {g('free'):.2f} | {mx('free'):.2f} |",
+            f"| main: dropping the batch (munmap; a ring slot: its release into the pipe) | {g('free'):.2f} | "
+            f"{mx('free'):.2f} |",
             "",
             f"The same training step on tensors already mapped (section 1) takes {per(STEP):.2f} ms: the rest "
-            f"of the main's step, {g('step') - per(STEP):.2f} ms, is its first touch of the batch's shared pages. "
+            f"of the main's step, {g('step') - per(STEP):.2f} ms, is "
+            + ("not a first touch when the batch came by ring slot (mapped and faulted in once per ring): "
+               "cache misses on a batch another core wrote, and the load. "
+               if (getattr(handoff, "ring", None) or {}).get("ring_batches") else
+               "its first touch of the batch's shared pages. ") +
             "The worker's put is asynchronous (a feeder thread pickles the batch), so the time from its yield "
             "until it asks for the next batch is mostly waiting for the main to request one (DataLoader keeps "
             "2 batches per worker in flight).",
@@ -341,7 +353,8 @@ def report(res, rows, rate, args, up0, up1):
             f"{args.workers} free cores; the in-process iteration alone gives {BATCH * 1000 / total:.0f} samples/s "
             "per core.",
             "",
-            "Fresh shared memory for every batch, added up (wall ms per batch; section 2's figures are inflated by the 3 processes sharing 2 cores): allocation "
+            "Fresh shared memory for every batch (the loader before batch rings; now the fallback when no slot "
+            "is free), added up (wall ms per batch; section 2's figures are inflated by the 3 processes sharing 2 cores): allocation "
             f"{per('shared-tensor allocation (image 32 MiB + mask 2 MiB)'):.1f} + the worker's first touch "
             f"{per('first-touch page faults of those tensors'):.1f} + the worker's free "
             f"{per('freeing them (munmap, close)'):.1f} + the hand-off proper {g('handoff'):.1f} + the main's first "
