@@ -282,7 +282,7 @@ def report(rows, args, seconds, up0, up1):
         "- **native**: `rasterloader.torch.BatchDataset(..., layout=\"hwc\", out_dtype=\"float32\", mean, std)` "
         "in `DataLoader(batch_size=None)`: each worker reads whole float32 HWC batches (normalised in the read) "
         "and their masks into the slots of its batch ring (shared memory mapped once in the worker and in the "
-        "main process, reused; README, \"Batch rings\").
+        "main process, reused; README, \"Batch rings\").",
         "",
         "Nothing tuned: `GDAL_CACHEMAX` unset "
         + (f"(GDAL's default: {gd:.0f} MiB per process here)" if gd else "(GDAL's default, 5 % of RAM per process)")
