@@ -572,7 +572,7 @@ RASTER_API void raster_pool_get_stats(const raster_pool_t *pool,
 /*
  * Structs compatible with DLPack 1.x (dlpack.h v1.0/v1.1), defined here so
  * that nobody needs dlpack.h.  Layouts are checked with static asserts in
- * lib/dlpack.c.
+ * lib/api/dlpack.c.
  */
 typedef struct { uint32_t major, minor; } raster_DLPackVersion;
 typedef struct { int32_t device_type, device_id; } raster_DLDevice;   /* CPU {1,0} */

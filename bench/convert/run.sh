@@ -24,7 +24,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "# Conversion at memory speed (issue 22, item 3)"
   echo
   echo "\`make bench-convert\` (bench/convert/run.sh). Throughput per dtype pair: the vectorised kernels"
-  echo "(lib/convert.c) against the scalar path they replace (raster__place_scalar, the code before),"
+  echo "(lib/common/convert.c) against the scalar path they replace (raster__place_scalar, the code before),"
   echo "GDALCopyWords for the same pair and memcpy of the same bytes written, in one run. \"M/s\" is values"
   echo "per second, GB/s bytes written per second."
   echo
@@ -33,7 +33,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "mean/std is bounded by double division (about 2 G values/s: the expression must stay NumPy's, in double),"
   echo "scale/offset by two-lane double arithmetic, float into integer by the selects of GDAL's rule plus NaN"
   echo "(about 1 G values/s; GDALCopyWords is faster there but rounds 0.49999997f to 1 and 8388609.0f to"
-  echo "8388610 into int32, see lib/dtype.c), pixels to planes from 1-byte sources by the generic deinterleave,"
+  echo "8388610 into int32, see lib/common/dtype.c), pixels to planes from 1-byte sources by the generic deinterleave,"
   echo "and float16, which has no kernels (the scalar path)."
   echo
   "$build/bench/bench_convert"

@@ -70,7 +70,7 @@ def test_read_equals_rasterio(rio, rl, name, window, indexes, out_dtype):
         src = rio(name).read(indexes=indexes, window=window)
         if src.dtype.kind == "f" and np.isnan(src).any():
             # NaN -> integer: GDAL's SSE2 path gives INT_MIN in 8-element chunks and 0 in
-            # the scalar tail; the C library always gives 0 (lib/dtype.c).  Everything
+            # the scalar tail; the C library always gives 0 (lib/common/dtype.c).  Everything
             # else is bit-identical.
             nan = np.isnan(src)
             assert (got[nan] == 0).all()
