@@ -7,9 +7,9 @@
  * same GDAL calls, so rasterloader's answers are rasterio's (the Python
  * class only turns them into rasterio's types).  None of it is on the read
  * path: every call borrows one of the dataset's GDAL handles
- * (raster__dataset_gdal_take/give of the dataset layer, which enter the
- * fork gate of gdal_env.c, so forks and replaced files follow the reader's rules),
- * captures GDAL's messages with gdal_env.c, and copies what it needs into one allocation the
+ * in a call frame of gdal_env.c (raster__dataset_gdal_frame() of the
+ * dataset layer: the fork gate, GDAL's messages captured, so forks and
+ * replaced files follow the reader's rules), and copies what it needs into one allocation the
  * caller frees with raster_free(): no pointer into a GDAL handle ever
  * leaves the call, because the handle goes back to the stack (and to other
  * threads) when the call returns.
@@ -39,6 +39,7 @@ raster_free(void *p)
 typedef struct meta_call {
     raster_dataset_t *ds;
     GDALDatasetH h;
+    raster__gdal_frame_t frame;
 } meta_call_t;
 
 static raster_status_t
@@ -57,20 +58,19 @@ call_begin(raster_dataset_t *ds, int band, int band0_ok, const char *fn, meta_ca
 {
     RASTER_TRY(args_check(ds, band, band0_ok, fn));
     c->ds = raster_dataset_retain(ds);
-    c->h = raster__dataset_gdal_take(ds);     /* enters the gate */
-    if (c->h == NULL) {
+    const raster_status_t st = raster__dataset_gdal_frame(ds, &c->frame);
+    if (st != RASTER_OK) {
         raster_dataset_release(ds);
-        return RASTER_E_IO;      /* the message names the file and GDAL's cause */
+        return st;               /* the message names the file and GDAL's cause */
     }
-    raster__gdal_capture_begin();
+    c->h = c->frame.handle;
     return RASTER_OK;
 }
 
 static raster_status_t
 call_end(meta_call_t *c, raster_status_t st)
 {
-    raster__gdal_capture_end();
-    raster__dataset_gdal_give(c->ds, c->h, st);   /* leaves the gate */
+    raster__gdal_frame_leave(&c->frame, st);
     raster_dataset_release(c->ds);
     return st;
 }
@@ -526,11 +526,9 @@ raster_to_lnglat(raster_dataset_t *ds, double x, double y, double *lng_out, doub
     RASTER_CHECK(raster__dataset_info(ds)->crs_wkt[0] != '\0', RASTER_E_INVALID_ARG,
                  "%s: the dataset has no CRS, so no longitude/latitude", raster__dataset_path(ds));
     raster_dataset_retain(ds);
-    raster__gdal_enter();
-    raster__gdal_capture_begin();
-    const raster_status_t st = lnglat_gated(ds, x, y, lng_out, lat_out);
-    raster__gdal_capture_end();
-    raster__gdal_leave();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
+    const raster_status_t st = raster__gdal_frame_leave(&f, lnglat_gated(ds, x, y, lng_out, lat_out));
     raster_dataset_release(ds);
     return st;
 }

@@ -92,19 +92,13 @@ warp_free(struct raster__warp *w)
 
 /* ------------------------------ options -------------------------------- */
 
+/* A working type GDAL computes in: the one table's type of the same
+ * values (gdal_env.c), GDT_Unknown where GDAL has none (int8 before 3.7,
+ * float16) or 'dt' is no dtype. */
 static GDALDataType
 gdal_type(int dt)
 {
-    switch (dt) {
-    case RASTER_U8: return GDT_Byte;
-    case RASTER_U16: return GDT_UInt16;
-    case RASTER_I16: return GDT_Int16;
-    case RASTER_U32: return GDT_UInt32;
-    case RASTER_I32: return GDT_Int32;
-    case RASTER_F32: return GDT_Float32;
-    case RASTER_F64: return GDT_Float64;
-    default: return GDT_Unknown;
-    }
+    return (GDALDataType)raster__gdal_type((raster_dtype_t)dt);
 }
 
 /* WKT (CPLMalloc'd) of any CRS text OSRSetFromUserInput takes. */
@@ -489,12 +483,9 @@ options_copy(const raster_dataset_t *src, const raster_warp_options_t *opt, rast
 static raster_status_t
 warped_resolve(raster_dataset_t *src, const raster_warp_options_t *o, struct raster__warp *w)
 {
-    raster__gdal_enter();
-    raster__gdal_capture_begin();
-    const raster_status_t st = warp_resolve(src, o, w);
-    raster__gdal_capture_end();
-    raster__gdal_leave();
-    return st;
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
+    return raster__gdal_frame_leave(&f, warp_resolve(src, o, w));
 }
 
 raster_status_t

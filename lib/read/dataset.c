@@ -92,11 +92,12 @@ static pthread_once_t gdal_cache_once = PTHREAD_ONCE_INIT;
 static void
 gdal_cache_budget(void)
 {
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     if (CPLGetConfigOption("GDAL_CACHEMAX", NULL) == NULL)
         GDALSetCacheMax64(RASTER__GDAL_CACHE_BYTES);
     raster__tile_cache_note_gdal((int64_t)GDALGetCacheMax64());
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
 }
 
 /* GDALOpenEx reports a process out of descriptors as a file it cannot
@@ -287,16 +288,10 @@ raster__dataset_crs_same(const raster_dataset_t *a, const raster_dataset_t *b)
     return raster__gdal_crs_same(a->info.crs_wkt, b->info.crs_wkt);
 }
 
-void *
-raster__dataset_gdal_take(raster_dataset_t *ds)
+raster_status_t
+raster__dataset_gdal_frame(raster_dataset_t *ds, raster__gdal_frame_t *f)
 {
-    return raster__gdal_handle_take(ds);
-}
-
-void
-raster__dataset_gdal_give(raster_dataset_t *ds, void *h, raster_status_t st)
-{
-    raster__gdal_handle_give(ds, h, st);
+    return raster__gdal_frame_of(ds, f);
 }
 
 raster_status_t

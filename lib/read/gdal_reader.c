@@ -9,8 +9,8 @@
  * GDAL dataset handles are not safe to share between threads, so each
  * dataset keeps a stack of idle handles (gdal_env.c's): a call takes one
  * (opening a new one only when all are busy), uses it, and gives it back;
- * the one sequence for that, with the gate around it, is handle_take /
- * handle_give (with_handle for the readers here).  After fork() the parent's
+ * the one sequence for that, with the gate and GDAL's error capture around
+ * it, is gdal_env.c's call frame (raster__gdal_frame_of() here).  After fork() the parent's
  * handles are forgotten (their file offsets and caches belong to the parent)
  * and the child opens its own.
  *
@@ -96,29 +96,17 @@ handle_new(struct raster__gdal *g, GDALDatasetH *h_out)
     return RASTER_OK;
 }
 
+/* handle_new() as the frame's opener (raster__handle_open_fn). */
+static raster_status_t
+handle_new_fn(void *g, void **h_out)
+{
+    return handle_new(g, (GDALDatasetH *)h_out);
+}
+
 raster_status_t
 raster__gdal_handle_new(raster_dataset_t *ds, void **handle_out)
 {
-    GDALDatasetH h = NULL;
-    raster__gdal_capture_begin();
-    const raster_status_t st = handle_new(ds->gdal, &h);
-    raster__gdal_capture_end();
-    *handle_out = h;
-    return st;
-}
-
-/* Take an idle handle or open a new one; NULL with the error set on failure.
- * Inside the gate. */
-static GDALDatasetH
-handle_acquire(struct raster__gdal *g)
-{
-    GDALDatasetH h = raster__handle_stack_pop(&g->handles);
-    if (h != NULL)
-        return h;
-    raster__gdal_capture_begin();
-    (void)handle_new(g, &h);
-    raster__gdal_capture_end();
-    return h;
+    return handle_new_fn(ds->gdal, handle_out);
 }
 
 /* Inside the gate. */
@@ -133,52 +121,21 @@ raster__gdal_close(struct raster__gdal *g)
 {
     if (g == NULL)
         return;
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     raster__handle_stack_destroy(&g->handles);
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
     free(g);
 }
 
 /* ------------------------------ metadata ------------------------------- */
 
+/* The band's dtype by the one table (gdal_env.c); 0 when there is none. */
 static int
 dtype_from_gdal(GDALRasterBandH b, raster_dtype_t *out)
 {
-    switch (GDALGetRasterDataType(b)) {
-    case GDT_Byte: {
-        /* GDAL < 3.7 has no Int8: signed bytes are Byte with PIXELTYPE=SIGNEDBYTE. */
-        const char *pt = GDALGetMetadataItem(b, "PIXELTYPE", "IMAGE_STRUCTURE");
-        *out = (pt && strcmp(pt, "SIGNEDBYTE") == 0) ? RASTER_I8 : RASTER_U8;
-        return 1;
-    }
-#if GDAL_VERSION_NUM >= 3070000
-    case GDT_Int8: *out = RASTER_I8; return 1;
-#endif
-    case GDT_UInt16: *out = RASTER_U16; return 1;
-    case GDT_Int16: *out = RASTER_I16; return 1;
-    case GDT_UInt32: *out = RASTER_U32; return 1;
-    case GDT_Int32: *out = RASTER_I32; return 1;
-    case GDT_Float32: *out = RASTER_F32; return 1;
-    case GDT_Float64: *out = RASTER_F64; return 1;
-    default: return 0;
-    }
-}
-
-/* The GDAL buffer type that holds 'dt' bit for bit (signed bytes travel as Byte). */
-static GDALDataType
-gdal_type_of(raster_dtype_t dt)
-{
-    switch (dt) {
-    case RASTER_U8: case RASTER_I8: return GDT_Byte;
-    case RASTER_U16: return GDT_UInt16;
-    case RASTER_I16: return GDT_Int16;
-    case RASTER_U32: return GDT_UInt32;
-    case RASTER_I32: return GDT_Int32;
-    case RASTER_F32: return GDT_Float32;
-    case RASTER_F64: return GDT_Float64;
-    case RASTER_F16: break;
-    }
-    return GDT_Unknown;
+    return raster__dtype_of_gdal(GDALGetRasterDataType(b),
+                                 GDALGetMetadataItem(b, "PIXELTYPE", "IMAGE_STRUCTURE"), out);
 }
 
 static char *
@@ -280,20 +237,14 @@ blocks_measure(raster_dataset_t *ds)
     }
 }
 
-/* Inside the gate: after a failed call on a remote path, GDAL's /vsicurl/
- * caches of it (file properties, downloaded regions) are dropped, so the
- * next call asks the server again.  GDAL 3.6 keeps what a failure left
- * there: a body cut short is cached as a short region of the file (every
- * later read of a tile under its 16 KiB chunk then fails without a request:
- * test_http_errors.py's small-tile test), and a HEAD that
- * failed is cached as "the file does not exist".  A transient fault must not
- * outlive its request. */
-static void
-forget_remote_failure(const char *path)
-{
-    if (raster__path_is_remote(path))
-        VSICurlPartialClearCache(path);
-}
+/* After a failed call on a remote path, GDAL's /vsicurl/ caches of it
+ * (file properties, downloaded regions) are dropped (raster__gdal_forget(),
+ * which a handle's frame calls itself), so the next call asks the server
+ * again.  GDAL 3.6 keeps what a failure left there: a body cut short is
+ * cached as a short region of the file (every later read of a tile under
+ * its 16 KiB chunk then fails without a request: test_http_errors.py's
+ * small-tile test), and a HEAD that failed is cached as "the file does not
+ * exist".  A transient fault must not outlive its request. */
 
 /* Why GDALOpenEx gave NULL: the status from gdal_env.c, the message
  * worded for it. */
@@ -325,7 +276,7 @@ static raster_status_t
 open_failure(const raster_dataset_t *ds)
 {
     const raster_status_t st = open_failure_reported(ds);
-    forget_remote_failure(ds->path);
+    raster__gdal_forget(ds->path);
     return st;
 }
 
@@ -340,7 +291,6 @@ gdal_open_gated(raster_dataset_t *ds, raster__dataset_opener_fn opener, void *op
     g->opener_ctx = opener_ctx;
     ds->gdal = g;
 
-    raster__gdal_capture_begin();
     GDALDatasetH h = NULL;
     raster_status_t st = RASTER_OK;
     if (opener != NULL) {
@@ -350,10 +300,8 @@ gdal_open_gated(raster_dataset_t *ds, raster__dataset_opener_fn opener, void *op
     } else if ((h = handle_open(ds->path)) == NULL) {
         st = open_failure(ds);
     }
-    if (st != RASTER_OK) {
-        raster__gdal_capture_end();
+    if (st != RASTER_OK)
         return st;
-    }
     /* Remember which file a local path named, for handles opened later. */
     struct stat sb;
     if (opener == NULL && stat(ds->path, &sb) == 0 && S_ISREG(sb.st_mode)) {
@@ -364,7 +312,6 @@ gdal_open_gated(raster_dataset_t *ds, raster__dataset_opener_fn opener, void *op
     /* Metadata calls parse lazily (GeoKeys, masks, overviews) and report
      * damage through CPLError: keep them off stderr too. */
     st = info_fill(ds, h);
-    raster__gdal_capture_end();
     if (st == RASTER_OK)
         blocks_measure(ds);
     handle_release(g, h);
@@ -380,10 +327,9 @@ raster__gdal_open(raster_dataset_t *ds)
 raster_status_t
 raster__gdal_open_with(raster_dataset_t *ds, raster__dataset_opener_fn open, void *ctx)
 {
-    raster__gdal_enter();
-    const raster_status_t st = gdal_open_gated(ds, open, ctx);
-    raster__gdal_leave();
-    return st;
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
+    return raster__gdal_frame_leave(&f, gdal_open_gated(ds, open, ctx));
 }
 
 /* ------------------------------ reads ---------------------------------- */
@@ -399,7 +345,8 @@ rasterio_into(raster_dataset_t *ds, GDALDatasetH h, raster_window_t win, const i
     raster__gdal_capture_begin_read(ds->path);
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)win.col_off, (int)win.row_off,
                                              (int)win.width, (int)win.height, v->data,
-                                             (int)win.width, (int)win.height, gdal_type_of(v->dtype),
+                                             (int)win.width, (int)win.height,
+                                             (GDALDataType)raster__gdal_carrier(v->dtype),
                                              nbands, (int *)bands, v->col_stride, v->row_stride,
                                              v->chan_stride, &extra);
     raster_status_t st = RASTER_OK;
@@ -487,30 +434,19 @@ blocks_check(const raster_dataset_t *ds)
 
 /* ------------------------------ one call on a handle -------------------- */
 
-void *
-raster__gdal_handle_take(raster_dataset_t *ds)
-{
-    raster__gdal_enter();
-    GDALDatasetH h = handle_acquire(ds->gdal);
-    if (h == NULL)
-        raster__gdal_leave();
-    return h;
-}
-
-/* A handle whose call failed is closed instead of going back to the idle
+/* A call on one of the dataset's GDAL handles (f->handle) in one frame of
+ * gdal_env.c: its idle stack, a new handle made as handle_new() makes them,
+ * and GDAL's /vsicurl/ caches of a remote path dropped after a failed call.
+ * A handle whose call failed is closed instead of going back to the idle
  * stack: libtiff and GDAL keep state from a failed decode (a raw tile
  * buffer, read-ahead bytes of a file that has changed since), and the next
- * call must start from the file as it is. */
-void
-raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st)
+ * call must start from the file as it is.  RASTER_E_IO when no handle can
+ * be had (the message names the file and GDAL's cause). */
+raster_status_t
+raster__gdal_frame_of(raster_dataset_t *ds, raster__gdal_frame_t *f)
 {
-    if (st == RASTER_OK)
-        handle_release(ds->gdal, (GDALDatasetH)h);
-    else
-        handle_close(h);
-    if (st != RASTER_OK)
-        forget_remote_failure(ds->path);
-    raster__gdal_leave();
+    const raster_status_t st = raster__gdal_frame_take(f, &ds->gdal->handles, handle_new_fn, ds->gdal, ds->path);
+    return st == RASTER_OK ? RASTER_OK : RASTER_E_IO;
 }
 
 /* Closes the dataset's idle handles, opening none: a later call that needs
@@ -520,38 +456,27 @@ raster__gdal_close_idle(raster_dataset_t *ds)
 {
     if (ds->gdal == NULL)
         return;
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     for (void *h; (h = raster__handle_stack_pop(&ds->gdal->handles)) != NULL;)
         handle_close(h);
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
 }
 
-/* A read on one of the dataset's handles: the block check, then fn(ctx)
- * between take and give. */
-typedef raster_status_t (*handle_fn)(raster_dataset_t *ds, GDALDatasetH h, const void *ctx);
-
+/* A read's frame: the block check, then one of the dataset's handles. */
 static raster_status_t
-with_handle(raster_dataset_t *ds, handle_fn fn, const void *ctx)
+read_frame(raster_dataset_t *ds, raster__gdal_frame_t *f)
 {
     RASTER_TRY(blocks_check(ds));
-    GDALDatasetH h = raster__gdal_handle_take(ds);
-    if (h == NULL)
-        return RASTER_E_IO;         /* the message names the file and GDAL's cause */
-    const raster_status_t st = fn(ds, h, ctx);
-    raster__gdal_handle_give(ds, h, st);
-    return st;
-}
-
-static raster_status_t
-read_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
-{
-    return read_with_handle(ds, h, ctx);
+    return raster__gdal_frame_of(ds, f);
 }
 
 raster_status_t
 raster__gdal_read(raster_dataset_t *ds, const raster__request_t *rq)
 {
-    return with_handle(ds, read_fn, rq);
+    raster__gdal_frame_t f;
+    RASTER_TRY(read_frame(ds, &f));
+    return raster__gdal_frame_leave(&f, read_with_handle(ds, f.handle, rq));
 }
 
 /* ------------------------------ resampled ------------------------------ */
@@ -591,7 +516,7 @@ resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_requ
     raster__gdal_capture_begin_read(ds->path);
     const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, (int)w.col_off, (int)w.row_off, int_len(w.width),
                                              int_len(w.height), v->data, (int)v->width, (int)v->height,
-                                             gdal_type_of(v->dtype), rr->band_count, (int *)rr->bands,
+                                             (GDALDataType)raster__gdal_carrier(v->dtype), rr->band_count, (int *)rr->bands,
                                              v->col_stride, v->row_stride, v->chan_stride, &extra);
     raster_status_t st = RASTER_OK;
     if (err != CE_None)
@@ -604,20 +529,50 @@ resampled_into(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_requ
     return st;
 }
 
+/* GDAL before 3.7 has no Int8: an int8 band is a Byte band (SIGNEDBYTE) and
+ * GDAL resamples its bytes as unsigned values.  Nearest only picks pixels,
+ * so what it writes into a Byte buffer (the carrier, gdal_env.c's table) are
+ * the int8 values; every other method mixes 0..255 where the pixels are
+ * -128..127, so those are refused rather than read wrong.  Returns the
+ * dtype to resample in: RASTER_I8 for int8 bands carried as bytes, else
+ * RASTER_F64 (GDAL's own arithmetic, our conversion after). */
+static raster_status_t
+resample_stage_dtype(const raster_dataset_t *ds, const raster__resample_request_t *rr, raster_dtype_t *out)
+{
+    *out = RASTER_F64;
+    if (raster__gdal_type(RASTER_I8) != GDT_Unknown)
+        return RASTER_OK;
+    int n_i8 = 0;
+    for (int i = 0; i < rr->band_count; i++)
+        n_i8 += ds->bands[rr->bands[i] - 1].info.dtype == RASTER_I8;
+    if (n_i8 == 0)
+        return RASTER_OK;
+    RASTER_CHECK(rr->alg == RASTER_RESAMPLE_NEAREST && n_i8 == rr->band_count, RASTER_E_UNSUPPORTED,
+                 "%s: GDAL %s resamples int8 bands as unsigned bytes (it has no Int8 before 3.7): "
+                 "only nearest resampling of int8 bands alone reads them right",
+                 ds->path, GDALVersionInfo("RELEASE_NAME"));
+    *out = RASTER_I8;
+    return RASTER_OK;
+}
+
 static raster_status_t
 resampled_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__resample_request_t *rr)
 {
     const raster_view_t *d = &rr->dst;
-    /* GDAL writes the destination's dtype itself when it has it, as for
+    raster_dtype_t stage_dt;
+    RASTER_TRY(resample_stage_dtype(ds, rr, &stage_dt));
+    /* GDAL writes the destination's dtype itself when it has it (a GDAL type
+     * of the same values: not float16, nor int8 before GDAL 3.7), as for
      * rasterio's out_dtype; otherwise, or with scale/offset, resample into
-     * float64 and convert by our rules. */
-    if (rr->scale == NULL && rr->offset == NULL && d->dtype != RASTER_I8 && d->dtype != RASTER_F16)
+     * the stage dtype and convert by our rules. */
+    const int unscaled = rr->scale == NULL && rr->offset == NULL;
+    if (unscaled && (stage_dt == RASTER_I8 ? d->dtype == RASTER_I8 : raster__gdal_type(d->dtype) != GDT_Unknown))
         return resampled_into(ds, h, rr, d);
-    const size_t n = raster_view_nbytes(RASTER_F64, d->height, d->width, d->channels);
+    const size_t n = raster_view_nbytes(stage_dt, d->height, d->width, d->channels);
     void *stage = malloc(n ? n : 1);
     RASTER_CHECK(stage != NULL, RASTER_E_NOMEM, "%s: out of memory for a %zu-byte resampling stage",
                  ds->path, n);
-    raster_view_t sv = raster_view_hwc(stage, RASTER_F64, d->height, d->width, d->channels);
+    raster_view_t sv = raster_view_hwc(stage, stage_dt, d->height, d->width, d->channels);
     const raster_status_t st = resampled_into(ds, h, rr, &sv);
     if (st == RASTER_OK) {
         const raster__place_opts_t po = {NULL, rr->scale, rr->offset, rr->divide};
@@ -627,16 +582,12 @@ resampled_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__resamp
     return st;
 }
 
-static raster_status_t
-resampled_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
-{
-    return resampled_with_handle(ds, h, ctx);
-}
-
 raster_status_t
 raster__gdal_read_resampled(raster_dataset_t *ds, const raster__resample_request_t *rr)
 {
-    return with_handle(ds, resampled_fn, rr);
+    raster__gdal_frame_t f;
+    RASTER_TRY(read_frame(ds, &f));
+    return raster__gdal_frame_leave(&f, resampled_with_handle(ds, f.handle, rr));
 }
 
 /* A mask read: one band's GDAL mask for window 'win' (GDAL's integer
@@ -651,9 +602,8 @@ typedef struct mask_request {
 } mask_request_t;
 
 static raster_status_t
-mask_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
+mask_with_handle(raster_dataset_t *ds, GDALDatasetH h, const mask_request_t *mr)
 {
-    const mask_request_t *mr = ctx;
     const raster_window_f_t w = mr->win;
     const raster_view_t *dst = mr->dst;
     raster__gdal_capture_begin_read(ds->path);
@@ -677,13 +627,21 @@ mask_fn(raster_dataset_t *ds, GDALDatasetH h, const void *ctx)
     return st;
 }
 
+static raster_status_t
+mask_read(raster_dataset_t *ds, const mask_request_t *mr)
+{
+    raster__gdal_frame_t f;
+    RASTER_TRY(read_frame(ds, &f));
+    return raster__gdal_frame_leave(&f, mask_with_handle(ds, f.handle, mr));
+}
+
 raster_status_t
 raster__gdal_read_mask(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
 {
     const mask_request_t mr = {{(double)win.col_off, (double)win.row_off, (double)win.width,
                                 (double)win.height},
                                0, RASTER_RESAMPLE_NEAREST, band, dst};
-    return with_handle(ds, mask_fn, &mr);
+    return mask_read(ds, &mr);
 }
 
 raster_status_t
@@ -691,7 +649,7 @@ raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win, ra
                                  int band, const raster_view_t *dst)
 {
     const mask_request_t mr = {win, 1, alg, band, dst};
-    return with_handle(ds, mask_fn, &mr);
+    return mask_read(ds, &mr);
 }
 
 /* ------------------------------ CRS ------------------------------------ */
@@ -705,13 +663,12 @@ raster__gdal_crs_same(const char *wkt_a, const char *wkt_b)
         return 0;
     /* Two spellings of one CRS (an EPSG code and its WKT, other axis
      * wording): ask OSR, as rasterio's CRS equality does. */
-    raster__gdal_enter();
-    raster__gdal_capture_begin();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     OGRSpatialReferenceH a = OSRNewSpatialReference(wkt_a), b = OSRNewSpatialReference(wkt_b);
     const int same = a != NULL && b != NULL && OSRIsSame(a, b);
     OSRDestroySpatialReference(a);
     OSRDestroySpatialReference(b);
-    raster__gdal_capture_end();
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
     return same;
 }

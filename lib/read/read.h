@@ -27,14 +27,12 @@ RASTER_HIDDEN const char *raster__dataset_color_interp(const raster_dataset_t *d
  * on both), 0 otherwise; no CRS is only the same as no CRS. */
 RASTER_HIDDEN int raster__dataset_crs_same(const raster_dataset_t *a, const raster_dataset_t *b);
 
-/* One of the dataset's GDAL handles (GDALDatasetH) for a call on it
- * (metadata.c): take enters the fork gate and pops an idle handle (or opens
- * one); NULL, with the gate left and the error set, when none can be
- * opened.  Give puts it back and leaves the gate; 'st' is the call's
- * result: a handle whose call failed is closed, not reused.  Between the two
- * the caller is inside the gate: it must not enter again. */
-RASTER_HIDDEN void *raster__dataset_gdal_take(raster_dataset_t *ds);
-RASTER_HIDDEN void raster__dataset_gdal_give(raster_dataset_t *ds, void *h, raster_status_t st);
+/* A call frame (runtime.h) on one of the dataset's GDAL handles,
+ * f->handle (GDALDatasetH), for a call on it (metadata.c): RASTER_OK, or
+ * RASTER_E_IO with the frame left and the message set when none can be
+ * had.  End it with raster__gdal_frame_leave(f, st): a handle whose call
+ * failed is closed, not reused. */
+RASTER_HIDDEN raster_status_t raster__dataset_gdal_frame(raster_dataset_t *ds, raster__gdal_frame_t *f);
 /* A new GDAL handle of 'ds' (owned by the caller, never put on the idle
  * stack), made as the reader makes its own.  Inside the gate only. */
 RASTER_HIDDEN raster_status_t raster__dataset_gdal_handle_new(raster_dataset_t *ds, void **handle_out);

@@ -85,14 +85,12 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_mask_resampled(raster_dataset_t 
                                                                raster_resampling_t alg, int band,
                                                                const raster_view_t *dst);
 
-/* One of the dataset's GDAL handles for a call on it (dataset.c's
- * raster__dataset_gdal_take for metadata.c, and the reads of gdal_reader.c): take enters the fork gate and pops an idle
- * handle (or opens one); NULL, with the gate left and the error set, when
- * none can be opened.  Give puts it back and leaves the gate; 'st' is the
- * call's result: a handle whose call failed is closed, not reused.  Between
- * the two the caller is inside the gate: it must not enter again. */
-RASTER_HIDDEN void *raster__gdal_handle_take(raster_dataset_t *ds);
-RASTER_HIDDEN void raster__gdal_handle_give(raster_dataset_t *ds, void *h, raster_status_t st);
+/* A frame (runtime.h) for a call on one of the dataset's GDAL handles,
+ * f->handle (GDALDatasetH): RASTER_OK, or RASTER_E_IO with the frame left
+ * and the message set when none can be had.  End it with
+ * raster__gdal_frame_leave(f, st): a handle whose call failed is closed,
+ * not reused, and GDAL's caches of a remote path are dropped. */
+RASTER_HIDDEN raster_status_t raster__gdal_frame_of(raster_dataset_t *ds, raster__gdal_frame_t *f);
 /* Closes the dataset's idle GDAL handles and opens none (dataset.c: a local
  * file the native reader serves keeps one descriptor, not two). */
 RASTER_HIDDEN void raster__gdal_close_idle(raster_dataset_t *ds);

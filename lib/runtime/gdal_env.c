@@ -119,6 +119,53 @@ raster__gdal_leave(void)
     pthread_mutex_unlock(&gate.mu);
 }
 
+/* ------------------------------ dtypes --------------------------------- */
+
+/* Every dtype with a GDAL type of the same values (runtime.h). */
+static const struct {
+    raster_dtype_t dt;
+    GDALDataType gdt;
+} dtype_table[] = {
+    {RASTER_U8, GDT_Byte},
+#if GDAL_VERSION_NUM >= 3070000
+    {RASTER_I8, GDT_Int8},
+#endif
+    {RASTER_U16, GDT_UInt16}, {RASTER_I16, GDT_Int16}, {RASTER_U32, GDT_UInt32},
+    {RASTER_I32, GDT_Int32},  {RASTER_F32, GDT_Float32}, {RASTER_F64, GDT_Float64},
+};
+#define DTYPE_TABLE_N (sizeof dtype_table / sizeof dtype_table[0])
+
+int
+raster__gdal_type(raster_dtype_t dt)
+{
+    for (size_t i = 0; i < DTYPE_TABLE_N; i++)
+        if (dtype_table[i].dt == dt)
+            return dtype_table[i].gdt;
+    return GDT_Unknown;
+}
+
+int
+raster__gdal_carrier(raster_dtype_t dt)
+{
+    const int gdt = raster__gdal_type(dt);
+    return gdt == GDT_Unknown && dt == RASTER_I8 ? GDT_Byte : gdt;   /* a SIGNEDBYTE band's bytes */
+}
+
+int
+raster__dtype_of_gdal(int gdt, const char *pixeltype, raster_dtype_t *out)
+{
+    if (gdt == GDT_Byte && pixeltype != NULL && strcmp(pixeltype, "SIGNEDBYTE") == 0) {
+        *out = RASTER_I8;
+        return 1;
+    }
+    for (size_t i = 0; i < DTYPE_TABLE_N; i++)
+        if ((int)dtype_table[i].gdt == gdt) {
+            *out = dtype_table[i].dt;
+            return 1;
+        }
+    return 0;
+}
+
 /* ------------------------------ paths ---------------------------------- */
 
 /* URL schemes GDAL does not take as they are, and the virtual file system
@@ -306,17 +353,24 @@ capture_handler(CPLErr cls, CPLErrorNum no, const char *msg)
     cap.file_io |= no == CPLE_FileIO;
 }
 
-void
-raster__gdal_capture_begin(void)
+/* An empty record (the handler stays). */
+static void
+capture_reset(void)
 {
     cap.failures = cap.retries = cap.network = cap.nomem = cap.not_supported = cap.file_io = 0;
     cap.said = 0;
     cap.first_no = CPLE_None;
     cap.first[0] = cap.retry[0] = cap.http[0] = '\0';
-    cap.depth++;
-    CPLPushErrorHandler(capture_handler);
     CPLErrorReset();
     VSIErrorReset();
+}
+
+void
+raster__gdal_capture_begin(void)
+{
+    cap.depth++;
+    CPLPushErrorHandler(capture_handler);
+    capture_reset();
 }
 
 void
@@ -460,6 +514,75 @@ raster__gdal_capture_status(const char *path, raster__gdal_call_t call, raster_s
     if (remote)
         return RASTER_E_IO;
     return otherwise;
+}
+
+/* ------------------------------ call frame ----------------------------- */
+
+void
+raster__gdal_frame_enter(raster__gdal_frame_t *f)
+{
+    *f = (raster__gdal_frame_t){NULL, NULL, NULL, cap.depth == 0};
+    if (f->captured)
+        raster__gdal_capture_begin();
+    raster__gdal_enter();
+}
+
+raster_status_t
+raster__gdal_frame_take(raster__gdal_frame_t *f, raster__handle_stack_t *stack, raster__handle_open_fn open,
+                        void *ctx, const char *forget)
+{
+    raster__gdal_frame_enter(f);
+    void *h = raster__handle_stack_pop(stack);
+    if (h == NULL) {
+        const raster_status_t st = open(ctx, &h);
+        if (st != RASTER_OK)
+            return raster__gdal_frame_leave(f, st);
+    }
+    f->stack = stack;
+    f->handle = h;
+    f->forget = forget;
+    if (f->captured)
+        capture_reset();        /* the call's record, not the open's */
+    return RASTER_OK;
+}
+
+raster_status_t
+raster__gdal_frame_leave(raster__gdal_frame_t *f, raster_status_t st)
+{
+    if (f->handle != NULL) {
+        if (st == RASTER_OK)
+            raster__handle_stack_push(f->stack, f->handle);
+        else
+            f->stack->close(f->handle);
+        f->handle = NULL;
+    }
+    if (st != RASTER_OK && f->forget != NULL)
+        raster__gdal_forget(f->forget);
+    raster__gdal_leave();
+    if (f->captured)
+        raster__gdal_capture_end();
+    return st;
+}
+
+void
+raster__gdal_frame_pause(raster__gdal_frame_t *f)
+{
+    (void)f;
+    raster__gdal_leave();
+}
+
+void
+raster__gdal_frame_resume(raster__gdal_frame_t *f)
+{
+    (void)f;
+    raster__gdal_enter();
+}
+
+void
+raster__gdal_forget(const char *path)
+{
+    if (raster__path_is_remote(path))
+        VSICurlPartialClearCache(path);
 }
 
 /* ------------------------------ idle handles --------------------------- */

@@ -20,7 +20,7 @@
 /* ------------------------------ fork gate ------------------------------ */
 
 /* Every GDAL or VSI call of the library runs between raster__gdal_enter()
- * and raster__gdal_leave(), so that fork() (which closes the gate first)
+ * and raster__gdal_leave() (through a call frame, below), so that fork() (which closes the gate first)
  * never copies a GDAL mutex held by another thread into the child.  The
  * first enter also registers GDAL's drivers.  Not recursive: never enter
  * twice on one thread.  libcurl calls of lib/source/tiff_http.c run inside it
@@ -34,6 +34,28 @@ RASTER_HIDDEN void raster__gdal_leave(void);
 RASTER_HIDDEN void raster__gdal_fork_prepare(void);
 RASTER_HIDDEN void raster__gdal_fork_parent(void);
 RASTER_HIDDEN void raster__gdal_fork_child(void);
+
+/* ------------------------------ dtypes --------------------------------- */
+
+/* The one table between raster dtypes and GDAL's data types (gdal_env.c);
+ * GDALDataType values travel as int so that this header needs no GDAL
+ * header.  GDAL before 3.7 has no Int8: a signed-byte band is a Byte band
+ * with IMAGE_STRUCTURE PIXELTYPE=SIGNEDBYTE, whose bytes are the int8
+ * values.  float16 has no GDAL type here.
+ *
+ * raster__gdal_type() is the GDAL type whose values are dt's, or
+ * GDT_Unknown (0) where this GDAL has none (float16; int8 before 3.7): what
+ * GDAL computes in (a warp's working type) or converts into (a resampled
+ * read straight into the destination) must be this one.
+ * raster__gdal_carrier() is the buffer type that carries the bytes of a
+ * band of dtype dt unchanged (a RasterIO with no conversion): the type
+ * above, or Byte for int8 before 3.7.
+ * raster__dtype_of_gdal() is the dtype of a band of GDAL type 'gdt' whose
+ * PIXELTYPE item is 'pixeltype' (NULL: none): 1 and *out, or 0 when the
+ * library has no dtype for it. */
+RASTER_HIDDEN int raster__gdal_type(raster_dtype_t dt);
+RASTER_HIDDEN int raster__gdal_carrier(raster_dtype_t dt);
+RASTER_HIDDEN int raster__dtype_of_gdal(int gdt, const char *pixeltype, raster_dtype_t *out);
 
 /* ------------------------------ paths ---------------------------------- */
 
@@ -138,6 +160,53 @@ RASTER_HIDDEN void raster__handle_stack_push(raster__handle_stack_t *s, void *h)
 /* Closes the idle handles (only in the process that opened them) and frees
  * the stack's memory; no handle may be out. */
 RASTER_HIDDEN void raster__handle_stack_destroy(raster__handle_stack_t *s);
+
+/* ------------------------------ call frame ----------------------------- */
+
+/*
+ * The one way lib/ calls GDAL, VSI or libcurl: a frame.  Entering one
+ * captures this thread's GDAL messages (raster__gdal_capture_begin(); a
+ * frame opened while a capture is already open on this thread, such as a
+ * remote read's, captures into that one) and enters the fork gate; leaving
+ * it leaves the gate and ends the capture, so the capture's answers
+ * (raster__gdal_capture_status(), _detail(), _said()) hold until the next
+ * begin.  Frames do not nest on one thread (the gate is not recursive).
+ *
+ * raster__gdal_frame_take() is a frame for a call on one of an object's
+ * idle handles (a GDAL dataset's): it pops one from 'stack', or makes one
+ * with open(ctx) inside the frame; if that fails, the frame is left and
+ * open's status returned (its message set).  Once it has the handle the
+ * capture starts afresh, so what the call captures is the call's alone.
+ * raster__gdal_frame_leave() gives the handle back when 'st' is RASTER_OK
+ * and closes it otherwise (GDAL and libtiff keep state from a failed call:
+ * the next call starts from the file as it is), and for a failed call on a
+ * remote 'forget' path (NULL: none) clears GDAL's /vsicurl/ caches of it
+ * (raster__gdal_forget()).  It returns 'st', so a call ends with
+ * `return raster__gdal_frame_leave(&f, st);`.
+ *
+ * raster__gdal_frame_pause() / _resume() leave and re-enter the gate in the
+ * middle of a frame, keeping its capture and handle: for waits that hold no
+ * GDAL or libcurl state (the network wait of tiff_http.c, a retry's sleep).
+ */
+typedef raster_status_t (*raster__handle_open_fn)(void *ctx, void **handle_out);
+typedef struct raster__gdal_frame {
+    raster__handle_stack_t *stack;  /* the handle's stack; NULL: no handle */
+    void *handle;                   /* the call's handle, between take and leave */
+    const char *forget;             /* a remote path a failed call forgets; NULL: none */
+    int captured;                   /* 1: this frame began the capture */
+} raster__gdal_frame_t;
+RASTER_HIDDEN void raster__gdal_frame_enter(raster__gdal_frame_t *f);
+RASTER_HIDDEN raster_status_t raster__gdal_frame_take(raster__gdal_frame_t *f, raster__handle_stack_t *stack,
+                                                      raster__handle_open_fn open, void *ctx,
+                                                      const char *forget);
+RASTER_HIDDEN raster_status_t raster__gdal_frame_leave(raster__gdal_frame_t *f, raster_status_t st);
+RASTER_HIDDEN void raster__gdal_frame_pause(raster__gdal_frame_t *f);
+RASTER_HIDDEN void raster__gdal_frame_resume(raster__gdal_frame_t *f);
+
+/* Clears GDAL's /vsicurl/ caches of 'path' (regions, the file's properties)
+ * when it is remote, so that the next read after a failure asks the server.
+ * Inside a frame. */
+RASTER_HIDDEN void raster__gdal_forget(const char *path);
 
 /* ----------------------------- GDAL config ----------------------------- */
 

@@ -141,7 +141,10 @@ static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
 
 /* Thread exit: the thread's connections close (inside the gate, as every
  * libcurl call).  Not a forked child's inherited set: its sockets are the
- * parent's too (closing a TLS one would write to it). */
+ * parent's too (closing a TLS one would write to it).  The one libcurl call
+ * not in a call frame (gdal_env.c): a thread-exit destructor may run after
+ * GDAL's own per-thread state is gone, so it touches no GDAL error handler,
+ * only the gate. */
 static void
 conn_set_free(void *p)
 {
@@ -173,11 +176,12 @@ conn_set_of_thread(void)
     if ((c = calloc(1, sizeof *c)) == NULL)
         return NULL;
     c->pid = getpid();
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     c->multi = curl_multi_init();
     if (c->multi != NULL)
         curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)MAX_CONNECTIONS);
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
     if (c->multi == NULL || pthread_setspecific(conn_key, c) != 0) {
         conn_set_free(c);
         return NULL;
@@ -342,14 +346,14 @@ request_end(conn_set_t *h, request_t *r)
     r->headers = NULL;
 }
 
-/* Runs an attempt of every request not done until all have finished.  The
- * gate is held around libcurl's work and left for the network wait (the
- * file's comment says why that wait holds no lock). */
+/* Runs an attempt of every request not done until all have finished, in
+ * the caller's frame 'f': the gate is held around libcurl's work and left
+ * for the network wait (the file's comment says why that wait holds no
+ * lock). */
 static raster_status_t
-transfer_round(conn_set_t *h, const char *url, request_t *reqs, int nreq)
+transfer_round(raster__gdal_frame_t *f, conn_set_t *h, const char *url, request_t *reqs, int nreq)
 {
     raster_status_t st = RASTER_OK;
-    raster__gdal_enter();
     for (int i = 0; i < nreq && st == RASTER_OK; i++)
         if (!reqs[i].done)
             st = request_start(h, url, &reqs[i]);
@@ -359,15 +363,14 @@ transfer_round(conn_set_t *h, const char *url, request_t *reqs, int nreq)
         collect_finished(h);
         if (mc != CURLM_OK || running == 0)
             break;
-        raster__gdal_leave();
+        raster__gdal_frame_pause(f);
         mc = curl_multi_wait(h->multi, NULL, 0, WAIT_MS, NULL);   /* the network wait */
-        raster__gdal_enter();
+        raster__gdal_frame_resume(f);
         if (mc != CURLM_OK)
             break;
     }
     for (int i = 0; i < nreq; i++)
         request_end(h, &reqs[i]);
-    raster__gdal_leave();
     return st;
 }
 
@@ -426,18 +429,17 @@ typedef struct retry_rule {
     double delay_s;
 } retry_rule_t;
 
+/* In a frame. */
 static retry_rule_t
 retry_rule(void)
 {
     retry_rule_t rule = {DEFAULT_MAX_RETRY, DEFAULT_RETRY_DELAY_S};
-    raster__gdal_enter();
     const char *n = CPLGetConfigOption("GDAL_HTTP_MAX_RETRY", NULL);
     const char *d = CPLGetConfigOption("GDAL_HTTP_RETRY_DELAY", NULL);
     if (n != NULL)
         rule.max_retry = atoi(n) > 0 ? atoi(n) : 0;
     if (d != NULL)
         rule.delay_s = CPLAtof(d) > 0 ? CPLAtof(d) : 0;
-    raster__gdal_leave();
     return rule;
 }
 
@@ -509,12 +511,13 @@ raster__http_read_ranges(const char *url, const char *name, uint64_t file_nbytes
     int nreq = 0;
     request_t *reqs = requests_of(n, bufs, offs, sizes, file_nbytes, &nreq);
     RASTER_CHECK(reqs != NULL, RASTER_E_NOMEM, "%s: out of memory for %d range requests", name, n);
-    raster__gdal_capture_begin();   /* CPLHTTPSetOptions may say something: not on stderr */
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);   /* CPLHTTPSetOptions may say something: not on stderr */
     const retry_rule_t rule = retry_rule();
     double delay_s = rule.delay_s;
     raster_status_t st = RASTER_OK;
     for (int round = 0;; round++) {
-        st = transfer_round(h, url, reqs, nreq);
+        st = transfer_round(&f, h, url, reqs, nreq);
         if (st != RASTER_OK) {
             st = raster__fail(st, "%s: %s: out of memory for an HTTP request", name, what);
             break;
@@ -533,10 +536,12 @@ raster__http_read_ranges(const char *url, const char *name, uint64_t file_nbytes
                               name, what, failed->total, (unsigned long long)failed->start, cause, retries);
             break;
         }
+        raster__gdal_frame_pause(&f);   /* the retry's wait holds no lock either */
         sleep_s(delay_s);
+        raster__gdal_frame_resume(&f);
         delay_s *= 2;
     }
-    raster__gdal_capture_end();
+    raster__gdal_frame_leave(&f, st);
     free(reqs);
     return st;
 }

@@ -75,13 +75,14 @@ typedef struct vsi_handle {
 static void
 fp_close(VSILFILE *fp)
 {
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     VSIFCloseL(fp);
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
 }
 
 /* The stack's close: called outside the gate (pushes and the destroy here
- * run outside it), so it enters the gate itself. */
+ * run outside it), so it opens a frame itself. */
 static void
 vsi_close(void *p)
 {
@@ -94,11 +95,10 @@ vsi_close(void *p)
 static VSILFILE *
 vsi_open(const char *path)
 {
-    raster__gdal_capture_begin();
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     VSILFILE *fp = VSIFOpenExL(path, "rb", TRUE);
-    raster__gdal_leave();
-    raster__gdal_capture_end();
+    raster__gdal_frame_leave(&f, RASTER_OK);
     if (fp == NULL)
         raster__fail(raster__gdal_capture_status(path, RASTER__GDAL_CALL_VSI, RASTER_E_IO),
                      "%s: cannot open it through GDAL's VSI: %s", path, raster__gdal_capture_detail());
@@ -131,15 +131,16 @@ handle_release(vsi_source_t *v, vsi_handle_t *vh)
 
 /* ------------------------------ reads ---------------------------------- */
 
-/* Read one range with VSIFReadL (GDAL retries it as configured); inside
- * raster__gdal_capture_begin()/raster__gdal_capture_end(). */
+/* Read one range with VSIFReadL (GDAL retries it as configured), inside a
+ * read's capture (its frame captures into it). */
 static raster_status_t
 read_one(const vsi_source_t *v, VSILFILE *fp, void *buf, size_t nbytes, uint64_t off, const char *what)
 {
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     const int ok = VSIFSeekL(fp, (vsi_l_offset)off, SEEK_SET) == 0 &&
                    VSIFReadL(buf, 1, nbytes, fp) == nbytes;
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
     if (ok)
         return RASTER_OK;
     return raster__fail(RASTER_E_IO, "%s: %s: reading %zu bytes at offset %llu over the network "
@@ -150,9 +151,10 @@ read_one(const vsi_source_t *v, VSILFILE *fp, void *buf, size_t nbytes, uint64_t
 static int
 multi_range(int n, void **bufs, const uint64_t *offs, const size_t *sizes, VSILFILE *fp)
 {
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     const int r = VSIFReadMultiRangeL(n, bufs, (const vsi_l_offset *)offs, sizes, fp);
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
     return r;
 }
 
@@ -161,9 +163,10 @@ multi_range(int n, void **bufs, const uint64_t *offs, const size_t *sizes, VSILF
 static void
 forget_failure(const vsi_source_t *v)
 {
-    raster__gdal_enter();
-    VSICurlPartialClearCache(v->base.path);
-    raster__gdal_leave();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
+    raster__gdal_forget(v->base.path);
+    raster__gdal_frame_leave(&f, RASTER_OK);
 }
 
 /* GDAL's VSI: all 'n' ranges with one VSIFReadMultiRangeL, then range by
@@ -278,10 +281,11 @@ raster__tiff_source_open_vsi(const char *path, raster__tiff_source_t **out)
         return RASTER_OK;       /* GDAL opened it, VSI does not: GDAL serves it */
     }
     /* /vsicurl/ knows the size from its HEAD (cached since GDAL's open). */
-    raster__gdal_enter();
+    raster__gdal_frame_t f;
+    raster__gdal_frame_enter(&f);
     const int ok = VSIFSeekL(fp, 0, SEEK_END) == 0;
     const vsi_l_offset size = ok ? VSIFTellL(fp) : 0;
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
     /* The first handle: the directory's reads follow at once. */
     vsi_handle_t *vh = calloc(1, sizeof *vh);
     if (vh != NULL) {
@@ -299,10 +303,10 @@ raster__tiff_source_open_vsi(const char *path, raster__tiff_source_t **out)
      * that GDAL parsed from the HEAD of its open (cached: no request). */
     VSIStatBufL vst;
     int64_t mtime_s = 0;
-    raster__gdal_enter();
+    raster__gdal_frame_enter(&f);
     if (VSIStatL(path, &vst) == 0)
         mtime_s = (int64_t)vst.st_mtime;
-    raster__gdal_leave();
+    raster__gdal_frame_leave(&f, RASTER_OK);
     raster__tile_key_file_remote(path, v->base.nbytes, mtime_s, v->base.file_id);
     *out = &v->base;
     return RASTER_OK;

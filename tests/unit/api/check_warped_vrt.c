@@ -3,7 +3,8 @@
  * GDAL's own warped VRT built with rasterio's options (the oracle below
  * builds it with GDAL calls directly), read through every entry (image,
  * mask, resampled) from several threads and from a forked child; bad
- * arguments and closed sources are named errors.
+ * arguments and closed sources are named errors; int8 takes the one GDAL
+ * dtype table's rule on the reader's and the warp's path.
  * (tests/python/test_warpedvrt.py compares with rasterio itself.)
  */
 #include "test_util.h"
@@ -206,6 +207,98 @@ START_TEST(bad_arguments_are_named)
 }
 END_TEST
 
+/* RASTER_I8 through the one GDAL dtype table (lib/runtime/gdal_env.c) on
+ * both GDAL paths.  GDAL 3.6 has no Int8: a signed-byte band is a Byte band
+ * with PIXELTYPE=SIGNEDBYTE.  The GDAL reader carries its bytes as Byte
+ * (plain reads equal the native reader's, negative values included) and
+ * resamples it as bytes, nearest only (a resampled read equals the plain
+ * one; before, GDAL 3.6 resampled it into float64 as 0..255 and every
+ * negative pixel came back 127); a warp cannot compute in int8, so
+ * working_dtype=RASTER_I8 is RASTER_E_UNSUPPORTED there, and opens from
+ * GDAL 3.7 on (GDT_Int8). */
+#define I8 "i8_none_strip16_pixel_1b_700x531.tif"
+
+static void
+read_i8(int reader, int8_t *out, int64_t h, int64_t w, int resampled)
+{
+    raster_open_options_t oo;
+    raster_open_options_init(&oo);
+    oo.reader = reader;
+    raster_dataset_t *ds = NULL;
+    ck_assert_msg(raster_open_ex(fixture_path(I8), &oo, &ds) == RASTER_OK, "%s", raster_last_error());
+    raster_band_info_t bi;
+    ck_assert_int_eq(raster_band_info(ds, 1, &bi), RASTER_OK);
+    ck_assert_int_eq(bi.dtype, RASTER_I8);
+    const raster_view_t v = raster_view_hwc(out, RASTER_I8, h, w, 1);
+    const raster_status_t st =
+        resampled ? raster_read_resampled_into(ds, (raster_window_f_t){0, 0, (double)w, (double)h},
+                                               RASTER_RESAMPLE_NEAREST, NULL, &v)
+                  : raster_read_into(ds, (raster_window_t){0, 0, w, h}, NULL, &v);
+    ck_assert_msg(st == RASTER_OK, "%s", raster_last_error());
+    raster_close(ds);
+}
+
+/* The resampled GDAL path beyond int8 into int8: into int16 (the int8
+ * stage, then our conversion) the values are the same numbers; a method
+ * that mixes pixels is refused before GDAL 3.7 (it would mix 0..255). */
+static void
+resampled_i8_other_ways(const int8_t *native, int64_t h, int64_t w)
+{
+    raster_dataset_t *ds = NULL;
+    ck_assert_int_eq(raster_open(fixture_path(I8), &ds), RASTER_OK);
+    const raster_window_f_t win = {0, 0, (double)w, (double)h};
+    int16_t *wide = malloc((size_t)(h * w) * sizeof *wide);
+    const raster_view_t v16 = raster_view_hwc(wide, RASTER_I16, h, w, 1);
+    ck_assert_msg(raster_read_resampled_into(ds, win, RASTER_RESAMPLE_NEAREST, NULL, &v16) == RASTER_OK, "%s",
+                  raster_last_error());
+    for (int64_t i = 0; i < h * w; i++)
+        ck_assert_int_eq(wide[i], native[i]);
+    int8_t one[4];
+    const raster_view_t v8 = raster_view_hwc(one, RASTER_I8, 2, 2, 1);
+    const raster_status_t st = raster_read_resampled_into(ds, win, RASTER_RESAMPLE_BILINEAR, NULL, &v8);
+#if GDAL_VERSION_NUM >= 3070000
+    ck_assert_msg(st == RASTER_OK, "%s", raster_last_error());
+#else
+    ck_assert_int_eq(st, RASTER_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(raster_last_error(), "only nearest"));
+#endif
+    free(wide);
+    raster_close(ds);
+}
+
+START_TEST(int8_on_the_reader_and_the_warp_paths)
+{
+    enum { H = 64, W = 700 };
+    static int8_t native[H * W], gdal[H * W], resampled[H * W];
+    read_i8(RASTER_READER_NATIVE_TIFF, native, H, W, 0);
+    read_i8(RASTER_READER_GDAL, gdal, H, W, 0);
+    read_i8(RASTER_READER_GDAL, resampled, H, W, 1);
+    int negative = 0;
+    for (int i = 0; i < H * W; i++)
+        negative += native[i] < 0;
+    ck_assert_int_gt(negative, 0);    /* the window tells signed from unsigned bytes */
+    ck_assert_mem_eq(gdal, native, sizeof native);
+    ck_assert_mem_eq(resampled, native, sizeof native);
+    resampled_i8_other_ways(native, H, W);
+
+    raster_dataset_t *src = NULL, *ds = NULL;
+    ck_assert_int_eq(raster_open(fixture_path(I8), &src), RASTER_OK);
+    raster_warp_options_t o;
+    raster_warp_options_init(&o);
+    o.working_dtype = RASTER_I8;
+    const raster_status_t st = raster_open_warped(src, &o, &ds);
+#if GDAL_VERSION_NUM >= 3070000
+    ck_assert_msg(st == RASTER_OK, "%s", raster_last_error());
+#else
+    ck_assert_int_eq(st, RASTER_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(raster_last_error(), "working dtype"));
+    ck_assert_ptr_null(ds);
+#endif
+    raster_close(ds);
+    raster_close(src);
+}
+END_TEST
+
 static Suite *
 warped_vrt_suite(void)
 {
@@ -215,6 +308,7 @@ warped_vrt_suite(void)
     tcase_add_test(tc, pixels_masks_and_grid_equal_gdal);
     tcase_add_test(tc, threads_and_forked_child_rebuild_their_own);
     tcase_add_test(tc, bad_arguments_are_named);
+    tcase_add_test(tc, int8_on_the_reader_and_the_warp_paths);
     suite_add_tcase(s, tc);
     return s;
 }

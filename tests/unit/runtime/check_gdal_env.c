@@ -2,7 +2,7 @@
  * check_gdal_env.c - the GDAL environment layer (lib/runtime/gdal_env.c) on its own:
  * the idle-handle stack and its fork rule, the status table of the error
  * capture fed with GDAL's own CPLError (class and number, as GDAL's drivers
- * and /vsicurl/ send them), and the URL mapping.  The readers' statuses on
+ * and /vsicurl/ send them), the URL mapping and the dtype table.  The readers' statuses on
  * real files and servers are checked in check_errors, check_hostile and
  * check_remote; this suite pins the rules those rely on.
  */
@@ -11,6 +11,7 @@
 #include "runtime/runtime.h"
 
 #include <cpl_error.h>
+#include <gdal.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,45 @@ START_TEST(urls_map_to_gdal_paths)
 }
 END_TEST
 
+/* ------------------------------ dtype table ---------------------------- */
+
+/* The one table: every dtype with a GDAL type comes back from it, int8 is
+ * GDAL's Int8 from 3.7 and before that has no GDAL type to compute in but
+ * travels as Byte (a SIGNEDBYTE band's bytes), float16 has none. */
+START_TEST(dtype_table_round_trips_and_pins_int8)
+{
+    const raster_dtype_t all[] = {RASTER_U8, RASTER_I8, RASTER_U16, RASTER_I16, RASTER_U32,
+                                  RASTER_I32, RASTER_F16, RASTER_F32, RASTER_F64};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const int gdt = raster__gdal_type(all[i]);
+        raster_dtype_t back;
+        if (gdt != GDT_Unknown) {
+            ck_assert_int_eq(raster__dtype_of_gdal(gdt, NULL, &back), 1);
+            ck_assert_int_eq(back, all[i]);
+            ck_assert_int_eq(GDALGetDataTypeSizeBytes(gdt), raster_dtype_size(all[i]));
+            ck_assert_int_eq(raster__gdal_carrier(all[i]), gdt);
+        }
+    }
+    ck_assert_int_eq(raster__gdal_type(RASTER_F16), GDT_Unknown);
+    ck_assert_int_eq(raster__gdal_carrier(RASTER_F16), GDT_Unknown);
+    ck_assert_int_eq(raster__gdal_type(RASTER_U8), GDT_Byte);
+#if GDAL_VERSION_NUM >= 3070000
+    ck_assert_int_eq(raster__gdal_type(RASTER_I8), GDT_Int8);
+    ck_assert_int_eq(raster__gdal_carrier(RASTER_I8), GDT_Int8);
+#else
+    ck_assert_int_eq(raster__gdal_type(RASTER_I8), GDT_Unknown);
+    ck_assert_int_eq(raster__gdal_carrier(RASTER_I8), GDT_Byte);
+#endif
+    raster_dtype_t dt = RASTER_F64;
+    ck_assert_int_eq(raster__dtype_of_gdal(GDT_Byte, "SIGNEDBYTE", &dt), 1);
+    ck_assert_int_eq(dt, RASTER_I8);
+    ck_assert_int_eq(raster__dtype_of_gdal(GDT_Byte, "", &dt), 1);
+    ck_assert_int_eq(dt, RASTER_U8);
+    ck_assert_int_eq(raster__dtype_of_gdal(GDT_CInt16, NULL, &dt), 0);
+    ck_assert_int_eq(raster__dtype_of_gdal(GDT_Unknown, NULL, &dt), 0);
+}
+END_TEST
+
 static Suite *
 gdal_env_suite(void)
 {
@@ -204,6 +244,7 @@ gdal_env_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("paths");
     tcase_add_test(tc, urls_map_to_gdal_paths);
+    tcase_add_test(tc, dtype_table_round_trips_and_pins_int8);
     suite_add_tcase(s, tc);
     return s;
 }
