@@ -20,11 +20,14 @@
 /* ------------------------------ fork gate ------------------------------ */
 
 /* Every GDAL or VSI call of the library runs between raster__gdal_enter()
- * and raster__gdal_leave() (through a call frame, below), so that fork() (which closes the gate first)
+ * and raster__gdal_leave(), so that fork() (which closes the gate first)
  * never copies a GDAL mutex held by another thread into the child.  The
  * first enter also registers GDAL's drivers.  Not recursive: never enter
- * twice on one thread.  libcurl calls of lib/source/tiff_http.c run inside it
- * too; its waits on the network run outside (it leaves and re-enters). */
+ * twice on one thread.  libcurl calls of lib/source/tiff_http.c run inside
+ * it too; its waits on the network run outside (it pauses its frame).
+ * Callers outside gdal_env.c enter through a call frame (below), which
+ * also captures GDAL's messages; the one exception is a thread-exit
+ * destructor of tiff_http.c (it says why). */
 RASTER_HIDDEN void raster__gdal_enter(void);
 RASTER_HIDDEN void raster__gdal_leave(void);
 
@@ -78,9 +81,11 @@ RASTER_HIDDEN int raster__path_is_remote(const char *path);
  * per-thread record instead of stderr, until raster__gdal_capture_end(): the
  * first failure, the last failure, each failure's class and number, and the
  * retries GDAL spent (GDAL_HTTP_MAX_RETRY).  A begin resets the record (an
- * inner begin/end pair, such as a warped VRT's opener re-opening its source,
- * leaves the inner call's record).  Call inside or outside the gate, as the
- * GDAL call it wraps; pairs nest like CPLPushErrorHandler.
+ * inner begin/end pair leaves the inner call's record).  Call inside or
+ * outside the gate, as the GDAL call it wraps; pairs nest like
+ * CPLPushErrorHandler.  lib/ begins captures through the call frame below;
+ * a read's own capture (raster__gdal_capture_begin_read(): its status is
+ * the read's alone) nests inside a frame, or holds frames that join it.
  */
 RASTER_HIDDEN void raster__gdal_capture_begin(void);
 RASTER_HIDDEN void raster__gdal_capture_end(void);
