@@ -120,7 +120,7 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 # with other builds, load average 10-12, so read them as shares):
 #   setup (apt packages if missing, the .venv)   ~9 min loaded, once per clone
 #   build + fixtures                             ~4 min, once
-#   check-layers the layer order of lib/ (tools/check_layers.py), on nm of the build
+#   check-layers the layers of lib/ (tools/check_layers.py): includes, and nm of the build
 #   test-c      every Check suite, full matrices, ctest -j$(JOBS); the two
 #               matrix suites (check_read_matrix, check_tiff_equiv) start first
 #   test-asan   the same suites under ASan+UBSan, every 8th matrix combination
@@ -141,10 +141,15 @@ test: setup build check-layers fixtures test-c test-asan test-valgrind test-tsan
 test-full:
 	$(MAKE) test FUZZ_TEST_SECONDS=60 ATHERIS_TEST_SECONDS=30
 
-# The layer order of lib/ (listed once, in tools/check_layers.py): nm of the
-# build's lib/ objects, no call from a file to a file above it, no cycle.
+# The layers of lib/ (its folders, listed once in tools/check_layers.py and
+# shown in lib/README.md): the #include lines of the sources (a folder's own
+# headers and the folder headers of the folders it uses, no circle) and nm
+# of the build's lib/ objects (no call up, into another folder only through
+# its face, no cycle); then the checker's own test (copies of lib/ with a
+# header or a call that goes up must fail it).
 check-layers: build
 	$(PY_SYS) tools/check_layers.py $(BUILD)
+	$(PY_SYS) tools/test_check_layers.py
 
 test-c: build fixtures
 	$(CTEST) --test-dir $(BUILD)

@@ -327,7 +327,9 @@ RASTER_API raster_status_t raster_read_mask_into(raster_dataset_t *ds, raster_wi
  * out_dtype, except int8 and float16 (not GDAL 3.6 types) and reads with
  * scale/offset: those are resampled into float64, then converted and
  * scaled by the rules of raster_read_into() (a staging copy, allocated per
- * read).  Band selection as in raster_read_into(); boundless is
+ * read).  Int8 bands with a GDAL before 3.7 (which has no Int8 and resamples
+ * them as unsigned bytes) are resampled as bytes, nearest only: another
+ * method is RASTER_E_UNSUPPORTED.  Band selection as in raster_read_into(); boundless is
  * RASTER_E_UNSUPPORTED.  The window must lie inside the raster and be at
  * least one pixel wide and high.  raster_resampling_t values are rasterio's
  * Resampling values (and GDAL's GRIORA_* ones); a warp-only method is
@@ -572,7 +574,7 @@ RASTER_API void raster_pool_get_stats(const raster_pool_t *pool,
 /*
  * Structs compatible with DLPack 1.x (dlpack.h v1.0/v1.1), defined here so
  * that nobody needs dlpack.h.  Layouts are checked with static asserts in
- * lib/dlpack.c.
+ * lib/api/dlpack.c.
  */
 typedef struct { uint32_t major, minor; } raster_DLPackVersion;
 typedef struct { int32_t device_type, device_id; } raster_DLDevice;   /* CPU {1,0} */

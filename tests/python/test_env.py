@@ -3,7 +3,7 @@
 rasterloader links its own GDAL (Debian's 3.6), rasterio bundles 3.10, so
 options set with ``rasterio.Env(...)`` would not reach rasterloader by
 themselves.  While an Env is active in the calling thread, every entry pushes
-its options as thread-local GDAL config for the call (lib/gdal_config.c,
+its options as thread-local GDAL config for the call (lib/runtime/gdal_config.c,
 rasterloader/_env.py), on every thread that works for it: the loader's
 prefetch thread and the C worker threads of a batch read.
 

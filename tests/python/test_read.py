@@ -69,7 +69,7 @@ def test_read_equals_rasterio(rio, rl, name, window, indexes, out_dtype):
     if out_dtype is not None and np.dtype(out_dtype).kind in "iu":
         src = rio(name).read(indexes=indexes, window=window)
         if src.dtype.kind == "f" and np.isnan(src).any():
-            # NaN -> integer (lib/dtype.c): 0, except from float32 into int16 (-32768,
+            # NaN -> integer (lib/common/dtype.c): 0, except from float32 into int16 (-32768,
             # GDAL's SSE2 rule; its scalar tail, a row's last width % 8 columns, gives 0)
             # and into int32 (INT32_MIN in the linked GDAL 3.6; rasterio's GDAL 3.10
             # gives 0).  Everything else is bit-identical (tests/python/

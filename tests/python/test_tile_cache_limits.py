@@ -13,7 +13,7 @@
 
 The namespace and cgroup tests need root (as CI runs) and skip with the
 kernel's reason otherwise.  The room rule, the cgroup file parsing and a
-/dev/shm filling up mid-run are in tests/unit/check_shm_arena_size.c.
+/dev/shm filling up mid-run are in tests/unit/cache/check_shm_arena_size.c.
 """
 
 import glob

@@ -4,7 +4,7 @@ Blocks, sample(), tags, color tables, overviews, band descriptions, GCPs,
 RPCs, files, checksums, statistics, lnglat() and the small properties
 rasterio's own helpers (merge, mask, sample, windows, plot, features) touch:
 same names, arguments, return types and errors as rasterio 1.4.  What GDAL
-knows comes from the C library (lib/metadata.c through _core); this module
+knows comes from the C library (lib/api/metadata.c through _core); this module
 only turns it into rasterio's types.
 
 When rasterio is importable, rasterloader.Dataset is also a subclass of

@@ -15,7 +15,7 @@ rounding (win_align), merge's nodata (the first source's, else 0).
 
 What runs where.  This module computes merge's windows (which source window,
 which destination rectangle) and picks the scenes a query touches; the pixels
-are read and composed in C (lib/mosaic.c, raster_mosaic_read_source(), all the
+are read and composed in C (lib/api/mosaic.c, raster_mosaic_read_source(), all the
 sources of a query in one _core.mosaic_read() call with the GIL released):
 - every source writes straight into its channel slice of the destination (a
   strided view of the CHW array or the pooled HWC tile): no per-band
@@ -26,7 +26,7 @@ sources of a query in one _core.mosaic_read() call with the GIL released):
   ``rasterloader.WarpedVRT`` made once at construction (GDAL's warper);
 - a source whose rectangle overlaps an earlier source's is composed "first":
   read into per-thread scratch and placed where the destination is still
-  nodata (those pixels are written twice; see lib/mosaic.c for why);
+  nodata (those pixels are written twice; see lib/api/mosaic.c for why);
 - pixels no source covers get the nodata value (only those: the rectangles
   a source writes directly are not pre-filled).
 Datasets (and warped datasets) stay open across queries.
