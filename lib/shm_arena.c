@@ -342,13 +342,13 @@ used_sub(uint64_t n)
 static void
 gen_open(shm_entry_t *e)
 {
-    const uint64_t g = atomic_load_explicit(&e->gen, memory_order_relaxed);
-    if (g & 1)
+    if (atomic_load_explicit(&e->gen, memory_order_relaxed) & 1)
         return;
-    atomic_store_explicit(&e->gen, g + 1, memory_order_relaxed);
-    /* The odd word is seen before any change, and before the hazards
-     * are read (the other half of the readers' store-then-load). */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* A sequentially consistent read-modify-write: the odd word is seen
+     * before any change, and before the hazards are read (the other half
+     * of the readers' store-then-load).  No fences: TSan (gcc) does not
+     * model them. */
+    atomic_fetch_add_explicit(&e->gen, 1, memory_order_seq_cst);
 }
 
 static void
@@ -374,14 +374,13 @@ slots_hw(void)
 static int
 hazarded(int32_t idx)
 {
-    atomic_thread_fence(memory_order_seq_cst);
     const uint32_t want = (uint32_t)idx + 1, n = slots_hw();
     for (uint32_t s = 0; s < n; s++) {
         shm_proc_t *pr = &procs()[s];
         if (pr->pid == 0)
             continue;
         for (int j = 0; j < NHAZ; j++)
-            if (atomic_load_explicit(&pr->hz[j], memory_order_relaxed) == want)
+            if (atomic_load_explicit(&pr->hz[j], memory_order_seq_cst) == want)
                 return 1;
     }
     return 0;
@@ -819,13 +818,12 @@ repair_hazards(uint32_t n)
     A.h->slots_hw = top;
     for (uint32_t i = 0; i < n; i++)
         gen_open(&entries()[i]);
-    atomic_thread_fence(memory_order_seq_cst);
     uint8_t *hz = calloc((size_t)n + 1, 1);
     if (hz == NULL)
         return NULL;
     for (uint32_t s = 0; s < top; s++)
         for (int j = 0; j < NHAZ && procs()[s].pid != 0; j++) {
-            const uint32_t v = atomic_load_explicit(&procs()[s].hz[j], memory_order_relaxed);
+            const uint32_t v = atomic_load_explicit(&procs()[s].hz[j], memory_order_seq_cst);
             if (v > 0 && v <= n)
                 hz[v - 1] = 1;
         }
@@ -1884,8 +1882,9 @@ hit_lockless(int s, const raster__tile_key_t *k, size_t min_valid, shm_entry_t *
         _Atomic uint32_t *w = hazard_take(s, i);
         if (w == NULL)
             return LF_LOCKED;
-        atomic_thread_fence(memory_order_seq_cst);      /* hazard, then the generation (Dekker) */
-        if (atomic_load_explicit(&e->gen, memory_order_acquire) != g1) {
+        /* The hazard (a seq_cst read-modify-write, after the snapshot's
+         * reads), then the generation again (Dekker with gen_open). */
+        if (atomic_load_explicit(&e->gen, memory_order_seq_cst) != g1) {
             atomic_store_explicit(w, 0, memory_order_release);
             return LF_LOCKED;
         }
@@ -2275,7 +2274,8 @@ raster__shm_check(char *why, size_t n)
         /* Entries in use may outlast a lowered budget; published ones not. */
         int64_t pinned = 0;
         for (uint32_t i = 0; i < hw(); i++)
-            pinned += entries()[i].state != ST_FREE && (entries()[i].refs > 0 || entries()[i].state == ST_RETIRED);
+            pinned += entries()[i].state != ST_FREE &&
+                      (entries()[i].refs > 0 || entries()[i].state == ST_RETIRED || hazarded((int32_t)i));
         if (pinned == 0) {
             snprintf(why, n, "bytes_used %llu over the budget %llu", (unsigned long long)A.h->bytes_used,
                      (unsigned long long)atomic_load(&A.h->budget));
