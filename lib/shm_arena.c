@@ -2045,6 +2045,7 @@ raster__shm_reserve(size_t capacity)
             e->valid = 0;
             e->refs = 0;
             e->hnext = e->prev = e->next = -1;
+            atomic_store_explicit(&e->referenced, 0, memory_order_relaxed);   /* a new entry: not hit yet */
             bits_set(at, nunits, 1);
             A.h->bytes_used += need;
             e->state = ST_RESERVED;

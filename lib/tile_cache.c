@@ -88,7 +88,7 @@ struct raster__tile_entry {
 };
 _Static_assert(sizeof(raster__tile_entry_t) <= ENTRY_HDR, "tile entry header outgrew ENTRY_HDR");
 
-enum { NSTRIPES = 64 };         /* a power of two, at most INITIAL_BUCKETS */
+enum { NSTRIPES = 32 };         /* a power of two, at most INITIAL_BUCKETS; TSan follows at most 64 locks held at once (the table grows under all of them) */
 
 typedef struct stripe {
     _Alignas(64) pthread_mutex_t mu;
