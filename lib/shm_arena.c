@@ -13,10 +13,11 @@
  *   header   magic, layout version, owner uid, sizes and offsets, the
  *            lock's dirty word, budget and counters
  *   procs    nprocs process slots (NPROCS unless a test asked for fewer):
- *            pid (for people; it is not used to judge liveness) and that
- *            process's pins (entry, count)
+ *            pid (for people; it is not used to judge liveness), that
+ *            process's pins (entry, count), its lock-free hit and miss
+ *            counts and its hazard words
  *   entries  fixed table of entry descriptors (key, units, state, refs,
- *            hash chain, LRU links)
+ *            hash chain, LRU links, generation, referenced)
  *   buckets  hash table heads (entry index or -1)
  *   bitmap   one bit per UNIT bytes of entry memory
  *   data     entry memory, UNIT-aligned (so 64-byte aligned)
@@ -42,9 +43,12 @@
  *   but the entry memory.  The holder sets the header's dirty word while
  *   it holds the lock; a process killed inside a critical section leaves
  *   it set, and the next locker rebuilds all derived state (hash chains,
- *   LRU list, free list, bitmap, refs and bytes in use) from the
+ *   LRU list, free list, bitmap, refs and bytes in use, slots_hw) from the
  *   authoritative words (each descriptor's state, key and units; each
- *   process's pins).  So a critical section may be cut anywhere.
+ *   process's pins and hazards: an entry a hazard names is kept), with
+ *   every generation opened first and closed after.  So a critical
+ *   section may be cut anywhere (a generation left odd only makes readers
+ *   take the lock).
  * - Liveness: a process holds its slot's byte locked for as long as it is
  *   attached; a slot is live iff that byte is locked by another open file
  *   description (F_OFD_GETLK).  After fork() the child shares the parent's
@@ -57,11 +61,39 @@
  *   its bytes are decoded and finished; a reader only finds published
  *   entries.  A process killed while decoding leaves a RESERVED entry
  *   pinned by a dead process: never visible, reclaimed with its pins.
- * - Readers pin entries in their own process slot (refs counted per
- *   process), unlock, copy the pixels out with no lock held, then unpin.
- *   Pinned entries are never evicted or freed.  The pins of a dead process
- *   (its slot's byte unlocked) are dropped when the arena sweeps: at
- *   attach, when no unpinned entry is left to evict, and for the stats.
+ * - A hit takes no lock (hit_lockless): the reader walks the hash chain
+ *   without it (every index bound-checked, at most 64 steps: a walk torn
+ *   by a concurrent change may miss, never leave the table), reads the
+ *   entry's generation (even: stable), its state, key, valid bytes and
+ *   units, publishes a hazard (the entry's index) in one of its slot's
+ *   NHAZ hazard words (threads of a process claim words by compare-and-
+ *   swap; only that process writes them), then reads the generation
+ *   again: unchanged means the entry was published, whole, and is now
+ *   held.  The lock holder opens an entry's generation (odd, a seq_cst
+ *   read-modify-write) before it changes any word readers look at, and
+ *   closes it (even) after; before it frees or evicts an entry it reads
+ *   every hazard of the slots below slots_hw.  Both sides store then
+ *   load (Dekker): either the evictor sees the hazard (the entry is not
+ *   evicted, or is RETIRED, not freed) or the reader sees the new
+ *   generation (it lets go and asks again under the lock).  A RETIRED
+ *   entry that only hazards hold is freed by a later locked operation
+ *   (retired_collect: at reserve and at every sweep).  Release is a
+ *   compare-and-swap of the hazard word back to 0, no lock.  Anything in
+ *   doubt (no slot yet, no free hazard word, an entry being changed, a
+ *   long chain, units out of range) is asked again under the lock, which
+ *   pins as below and finds corruption.  Hits only set the entry's
+ *   'referenced' word, they do not move it: eviction gives a referenced
+ *   entry a second chance (CLOCK over the LRU list); hit and miss counts
+ *   are per slot (summed for the stats, added to the header's when the
+ *   slot is freed).
+ * - Under the lock, readers pin entries in their own process slot (refs
+ *   counted per process), unlock, copy the pixels out with no lock held,
+ *   then unpin.  Pinned and hazarded entries are never freed (nor evicted,
+ *   except a hazard published while the evictor decides: then RETIRED).
+ *   The pins and hazards of a dead process (its slot's byte unlocked) are
+ *   dropped when the arena sweeps: at attach, when no unpinned entry is
+ *   left to evict, and for the stats; hazards of a slot with no pid are
+ *   never looked at.
  * - Memory: entry memory is reserved in the shm file with posix_fallocate,
  *   in steps, before any unit of it is handed out, so no page is ever
  *   touched that tmpfs has not backed (no SIGBUS when /dev/shm fills up).
