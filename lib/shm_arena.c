@@ -658,7 +658,9 @@ entry_free_unless_used(shm_entry_t *e)
     if (e->refs != 0 || (e->state != ST_RESERVED && e->state != ST_RETIRED))
         return;
     gen_open(e);
-    if (!hazarded(index_of(e)))
+    /* A hazard on a reserved entry is a reader's that failed its check
+     * (it never reads one): only a retired entry waits for hazards. */
+    if (e->state == ST_RESERVED || !hazarded(index_of(e)))
         entry_free(e);
     else
         A.h->retired_waiting++;
@@ -825,8 +827,10 @@ repair_keeps(shm_entry_t *e, int used)
     for (uint64_t u = e->unit_off; u < e->unit_off + e->nunits; u++)
         if (bit_get(u))
             return 0;           /* overlaps one kept already */
+    if (e->state == ST_RESERVED)
+        return e->refs > 0;     /* only while its reserver's pin holds it (see entry_free_unless_used) */
     if (e->state != ST_PUBLISHED)
-        return used;            /* reserved or retired: only while in use */
+        return used;            /* retired: only while a pin or a hazard holds it */
     if (lookup(&e->key) == NULL)
         return 1;
     if (!used)

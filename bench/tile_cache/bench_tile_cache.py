@@ -171,7 +171,7 @@ def main():
     ap.add_argument("--hit-cost", action="store_true", help="only the 'Hit cost by readers' section")
     ap.add_argument("--hit-cost-bin", default=os.path.join(ROOT, "build", "bench", "bench_hit_cost"))
     ap.add_argument("--hit-cost-before", help="bench_hit_cost built against the tree to compare with")
-    ap.add_argument("--hit-cost-iters", type=int, default=1000000)
+    ap.add_argument("--hit-cost-iters", type=int, default=200000)
     args = ap.parse_args()
     if args.hit_cost:
         hit_cost(args)
