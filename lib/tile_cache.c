@@ -83,6 +83,7 @@ struct raster__tile_entry {
     int refs;                     /* readers using it now (under its key's stripe) */
     int linked;                   /* in the table and the LRU list (under both locks) */
     atomic_int referenced;        /* hit since the evictor last passed it */
+    int stripe;                   /* its key's stripe, from put() on (0 before: only its reserver holds it) */
     raster__tile_entry_t *hnext;  /* hash chain */
     raster__tile_entry_t *prev, *next;   /* LRU list, head = most recent */
 };
@@ -210,15 +211,23 @@ bucket_of(const raster__tile_key_t *k, size_t nbuckets)
     return (size_t)raster__tile_key_hash(k) & (nbuckets - 1);
 }
 
+/* The entry of 'k', whose hash is 'h' (a hit hashes once: its stripe and
+ * its bucket are both bits of it). */
 static raster__tile_entry_t *
-lookup(const raster__tile_key_t *k)
+lookup_hashed(const raster__tile_key_t *k, uint64_t h)
 {
     if (cache.nbuckets == 0)
         return NULL;
-    for (raster__tile_entry_t *e = cache.buckets[bucket_of(k, cache.nbuckets)]; e; e = e->hnext)
+    for (raster__tile_entry_t *e = cache.buckets[h & (cache.nbuckets - 1)]; e; e = e->hnext)
         if (raster__tile_key_equal(&e->key, k))
             return e;
     return NULL;
+}
+
+static raster__tile_entry_t *
+lookup(const raster__tile_key_t *k)
+{
+    return lookup_hashed(k, raster__tile_key_hash(k));
 }
 
 /* Doubles the table when it holds more entries than buckets; an allocation
@@ -377,10 +386,12 @@ private_get_many(const raster__tile_key_t *keys, const size_t *min_valid, int64_
         out[i] = NULL;
     if (n <= 0 || atomic_load_explicit(&cache.budget, memory_order_relaxed) == 0)
         return;
+    pthread_once(&stripes_once, stripes_init);
     for (int64_t i = 0; i < n; i++) {
-        stripe_t *st = stripe_of(&keys[i]);
+        const uint64_t h = raster__tile_key_hash(&keys[i]);
+        stripe_t *st = &stripes[h & (NSTRIPES - 1)];
         pthread_mutex_lock(&st->mu);
-        raster__tile_entry_t *e = lookup(&keys[i]);
+        raster__tile_entry_t *e = lookup_hashed(&keys[i], h);
         if (e != NULL && e->valid >= min_valid[i]) {
             e->refs++;
             if (!atomic_load_explicit(&e->referenced, memory_order_relaxed))
@@ -439,6 +450,7 @@ private_put(raster__tile_entry_t *e, const raster__tile_key_t *k, size_t valid)
     stripe_t *st = stripe_of(k);
     pthread_mutex_lock(&st->mu);
     e->key = *k;
+    e->stripe = (int)(st - stripes);
     e->valid = valid < e->capacity ? valid : e->capacity;
     raster__tile_entry_t *old = lookup(k);
     /* Another reader may have published the same segment meanwhile; keep
@@ -473,7 +485,8 @@ private_release_many(const raster__tile_entry_t *const *es, int64_t n)
         if (es[i] == NULL || raster__shm_owns(es[i]))
             continue;
         raster__tile_entry_t *const e = (raster__tile_entry_t *)es[i];   /* ours to count */
-        stripe_t *st = stripe_of(&e->key);
+        pthread_once(&stripes_once, stripes_init);
+        stripe_t *st = &stripes[e->stripe & (NSTRIPES - 1)];
         pthread_mutex_lock(&st->mu);
         const int last = --e->refs == 0 && !e->linked;
         pthread_mutex_unlock(&st->mu);

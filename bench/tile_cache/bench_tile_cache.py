@@ -124,9 +124,9 @@ def hit_cost(args):
     if args.hit_cost_before:
         bins.insert(0, ("before", args.hit_cost_before))
     res = {}
-    for label, binary in bins:
-        for mode in ("shared", "private"):
-            for p, t in configs:
+    for mode in ("shared", "private"):          # before and after side by side: the load drifts
+        for p, t in configs:
+            for label, binary in bins:
                 res[label, mode, p, t] = hit_cost_run(binary, mode, p, t, args.hit_cost_iters)
                 hs, ns = res[label, mode, p, t]
                 print(f"{label:6s} {mode:7s} procs {p} threads {t}: {hs / 1e3:8.0f}K hits/s "
