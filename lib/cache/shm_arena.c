@@ -13,10 +13,11 @@
  *   header   magic, layout version, owner uid, sizes and offsets, the
  *            lock's dirty word, budget and counters
  *   procs    nprocs process slots (NPROCS unless a test asked for fewer):
- *            pid (for people; it is not used to judge liveness) and that
- *            process's pins (entry, count)
+ *            pid (for people; it is not used to judge liveness), that
+ *            process's pins (entry, count), its lock-free hit and miss
+ *            counts and its hazard words
  *   entries  fixed table of entry descriptors (key, units, state, refs,
- *            hash chain, LRU links)
+ *            hash chain, LRU links, generation, referenced)
  *   buckets  hash table heads (entry index or -1)
  *   bitmap   one bit per UNIT bytes of entry memory
  *   data     entry memory, UNIT-aligned (so 64-byte aligned)
@@ -42,9 +43,12 @@
  *   but the entry memory.  The holder sets the header's dirty word while
  *   it holds the lock; a process killed inside a critical section leaves
  *   it set, and the next locker rebuilds all derived state (hash chains,
- *   LRU list, free list, bitmap, refs and bytes in use) from the
+ *   LRU list, free list, bitmap, refs and bytes in use, slots_hw) from the
  *   authoritative words (each descriptor's state, key and units; each
- *   process's pins).  So a critical section may be cut anywhere.
+ *   process's pins and hazards: an entry a hazard names is kept), with
+ *   every generation opened first and closed after.  So a critical
+ *   section may be cut anywhere (a generation left odd only makes readers
+ *   take the lock).
  * - Liveness: a process holds its slot's byte locked for as long as it is
  *   attached; a slot is live iff that byte is locked by another open file
  *   description (F_OFD_GETLK).  After fork() the child shares the parent's
@@ -57,11 +61,39 @@
  *   its bytes are decoded and finished; a reader only finds published
  *   entries.  A process killed while decoding leaves a RESERVED entry
  *   pinned by a dead process: never visible, reclaimed with its pins.
- * - Readers pin entries in their own process slot (refs counted per
- *   process), unlock, copy the pixels out with no lock held, then unpin.
- *   Pinned entries are never evicted or freed.  The pins of a dead process
- *   (its slot's byte unlocked) are dropped when the arena sweeps: at
- *   attach, when no unpinned entry is left to evict, and for the stats.
+ * - A hit takes no lock (hit_lockless): the reader walks the hash chain
+ *   without it (every index bound-checked, at most 64 steps: a walk torn
+ *   by a concurrent change may miss, never leave the table), reads the
+ *   entry's generation (even: stable), its state, key, valid bytes and
+ *   units, publishes a hazard (the entry's index) in one of its slot's
+ *   NHAZ hazard words (threads of a process claim words by compare-and-
+ *   swap; only that process writes them), then reads the generation
+ *   again: unchanged means the entry was published, whole, and is now
+ *   held.  The lock holder opens an entry's generation (odd, a seq_cst
+ *   read-modify-write) before it changes any word readers look at, and
+ *   closes it (even) after; before it frees or evicts an entry it reads
+ *   every hazard of the slots below slots_hw.  Both sides store then
+ *   load (Dekker): either the evictor sees the hazard (the entry is not
+ *   evicted, or is RETIRED, not freed) or the reader sees the new
+ *   generation (it lets go and asks again under the lock).  A RETIRED
+ *   entry that only hazards hold is freed by a later locked operation
+ *   (retired_collect: at reserve and at every sweep).  Release is a
+ *   compare-and-swap of the hazard word back to 0, no lock.  Anything in
+ *   doubt (no slot yet, no free hazard word, an entry being changed, a
+ *   long chain, units out of range) is asked again under the lock, which
+ *   pins as below and finds corruption.  Hits only set the entry's
+ *   'referenced' word, they do not move it: eviction gives a referenced
+ *   entry a second chance (CLOCK over the LRU list); hit and miss counts
+ *   are per slot (summed for the stats, added to the header's when the
+ *   slot is freed).
+ * - Under the lock, readers pin entries in their own process slot (refs
+ *   counted per process), unlock, copy the pixels out with no lock held,
+ *   then unpin.  Pinned and hazarded entries are never freed (nor evicted,
+ *   except a hazard published while the evictor decides: then RETIRED).
+ *   The pins and hazards of a dead process (its slot's byte unlocked) are
+ *   dropped when the arena sweeps: at attach, when no unpinned entry is
+ *   left to evict, and for the stats; hazards of a slot with no pid are
+ *   never looked at.
  * - Memory: entry memory is reserved in the shm file with posix_fallocate,
  *   in steps, before any unit of it is handed out, so no page is ever
  *   touched that tmpfs has not backed (no SIGBUS when /dev/shm fills up).
@@ -140,10 +172,11 @@
 #include <unistd.h>
 
 #define SHM_MAGIC 0x4548434143544c52ULL       /* "RLTCACHE" */
-#define SHM_LAYOUT_VERSION 3u                 /* 2: OFD locks, no mutex, nprocs in the header; 3: entries of pixel-interleaved segments hold planes */
+#define SHM_LAYOUT_VERSION 4u                 /* 2: OFD locks, no mutex, nprocs in the header; 3: entries of pixel-interleaved segments hold planes; 4: lock-free hits (hazards, generations) */
 #define UNIT ((size_t)4096)
 #define NPROCS 512
 #define NPINS 256
+#define NHAZ 64                               /* hazard words per process slot */
 #define PIN_MAX (1 << 20)                     /* more pins of one entry by one process: garbage */
 #define COMMIT_STEP ((uint64_t)32 << 20)
 #define MIN_CAPACITY ((size_t)4 << 20)
@@ -165,7 +198,11 @@ typedef struct shm_pin {
 typedef struct shm_proc {
     int32_t pid;                  /* 0: free; else who took it, in its namespace */
     uint32_t pad;
-    shm_pin_t pins[NPINS];
+    shm_pin_t pins[NPINS];        /* pins taken under the lock (count per entry) */
+    /* Written by this process's threads without the lock: */
+    _Alignas(64) _Atomic uint64_t hits, misses;     /* lock-free lookups; added into the header's
+                                                       when the slot is freed */
+    _Alignas(64) _Atomic uint32_t hz[NHAZ];         /* hazards: entry index + 1, 0: free */
 } shm_proc_t;
 
 typedef struct shm_entry {        /* the shared descriptor */
@@ -176,6 +213,9 @@ typedef struct shm_entry {        /* the shared descriptor */
     uint64_t capacity, valid;
     int32_t refs;                 /* pins, all processes (derived) */
     int32_t hnext, prev, next;    /* hash chain, LRU (derived) */
+    _Atomic uint64_t gen;         /* odd while the lock holder changes it, even when stable */
+    _Atomic uint32_t referenced;  /* set by hits: a second chance at eviction */
+    uint32_t pad;
 } shm_entry_t;
 
 typedef struct shm_hdr {
@@ -203,6 +243,8 @@ typedef struct shm_hdr {
     uint64_t slots_freed;         /* slots given back (a process left or was swept) */
     int32_t lru_head, lru_tail, free_head;
     uint32_t entries_hw;          /* descriptors ever used: [0, entries_hw) */
+    uint32_t slots_hw;            /* slots ever taken: [0, slots_hw) hold every hazard */
+    uint32_t retired_waiting;     /* RETIRED entries without pins, waiting for hazards (a hint) */
 } shm_hdr_t;
 
 /* The geometry, copied from the header once it is checked: every pointer
@@ -219,7 +261,7 @@ static struct {
     geometry_t g;
     int fd;                       /* this process's own open file description:
                                      its locks are this process's */
-    int slot;                     /* this process's slot, -1 after fork (the
+    _Atomic int slot;             /* this process's slot, -1 after fork (the
                                      child hook runs in every fork: it is
                                      registered before the first attach) */
     int corrupt;                  /* found inconsistent in this critical section */
@@ -319,6 +361,61 @@ used_sub(uint64_t n)
         return;
     }
     A.h->bytes_used -= n;
+}
+
+/* ------------------------------ generations and hazards ---------------- */
+
+/* The lock holder opens an entry's generation (odd) before it changes
+ * any word a lock-free reader looks at (state, key, valid, units, the
+ * hash chain's link) and closes it (even, one more) after: a reader that
+ * reads the same even generation before and after its reads saw a
+ * stable entry.  Nested opens are one.  A holder killed with it open
+ * leaves it odd (readers miss) until the rebuild closes it. */
+static void
+gen_open(shm_entry_t *e)
+{
+    if (atomic_load_explicit(&e->gen, memory_order_relaxed) & 1)
+        return;
+    /* A sequentially consistent read-modify-write: the odd word is seen
+     * before any change, and before the hazards are read (the other half
+     * of the readers' store-then-load).  No fences: TSan (gcc) does not
+     * model them. */
+    atomic_fetch_add_explicit(&e->gen, 1, memory_order_seq_cst);
+}
+
+static void
+gen_close(shm_entry_t *e)
+{
+    const uint64_t g = atomic_load_explicit(&e->gen, memory_order_relaxed);
+    if (g & 1)
+        atomic_store_explicit(&e->gen, g + 1, memory_order_release);
+}
+
+/* Slots that may hold hazards: every slot ever taken lies below. */
+static uint32_t
+slots_hw(void)
+{
+    const uint32_t v = A.h->slots_hw;
+    return v <= A.g.nprocs ? v : (uint32_t)A.g.nprocs;
+}
+
+/* Whether some process's hazard names entry 'idx' (under the lock, after
+ * gen_open of it: a reader that publishes its hazard later sees the new
+ * generation and lets go).  Slots of dead processes count until the
+ * sweep frees them. */
+static int
+hazarded(int32_t idx)
+{
+    const uint32_t want = (uint32_t)idx + 1, n = slots_hw();
+    for (uint32_t s = 0; s < n; s++) {
+        shm_proc_t *pr = &procs()[s];
+        if (pr->pid == 0)
+            continue;
+        for (int j = 0; j < NHAZ; j++)
+            if (atomic_load_explicit(&pr->hz[j], memory_order_seq_cst) == want)
+                return 1;
+    }
+    return 0;
 }
 
 /* ------------------------------ OFD locks ------------------------------ */
@@ -544,23 +641,57 @@ entry_free(shm_entry_t *e)
     } else {
         corrupt("an entry's units outside the arena");
     }
+    gen_open(e);
     e->state = ST_FREE;
     e->refs = 0;
     e->hnext = A.h->free_head;
     A.h->free_head = index_of(e);
+    gen_close(e);
 }
 
-/* Out of the table and the LRU list; freed now or by its last unpin. */
+/* A reserved or retired entry whose last pin went: freed, unless a
+ * hazard still names it (then a later locked operation frees it, see
+ * retired_collect). */
+static void
+entry_free_unless_used(shm_entry_t *e)
+{
+    if (e->refs != 0 || (e->state != ST_RESERVED && e->state != ST_RETIRED))
+        return;
+    gen_open(e);
+    /* A hazard on a reserved entry is a reader's that failed its check
+     * (it never reads one): only a retired entry waits for hazards. */
+    if (e->state == ST_RESERVED || !hazarded(index_of(e)))
+        entry_free(e);
+    else
+        A.h->retired_waiting++;
+    gen_close(e);
+}
+
+/* Out of the table and the LRU list; freed now or once unused. */
 static void
 entry_unlink(shm_entry_t *e)
 {
+    gen_open(e);
     hash_remove(e);
     lru_unlink(e);
     A.h->entries_linked--;
-    if (e->refs == 0)
-        entry_free(e);
-    else
-        e->state = ST_RETIRED;
+    e->state = ST_RETIRED;
+    entry_free_unless_used(e);
+    gen_close(e);
+}
+
+/* Frees the retired entries no pin and no hazard holds any more (their
+ * readers let go without the lock). */
+static void
+retired_collect(void)
+{
+    if (A.h->retired_waiting == 0)
+        return;
+    A.h->retired_waiting = 0;
+    shm_entry_t *E = entries();
+    for (uint32_t i = 0; i < hw(); i++)
+        if (E[i].state == ST_RETIRED && E[i].refs == 0)
+            entry_free_unless_used(&E[i]);
 }
 
 /* ------------------------------ pins (under the lock) ------------------ */
@@ -599,6 +730,20 @@ pin_add(shm_entry_t *e)
     return 1;
 }
 
+/* Drops slot 'pr''s hazards and moves its lock-free counts into the
+ * header's (the slot is being freed or taken). */
+static void
+slot_clear_hazards(shm_proc_t *pr)
+{
+    for (int j = 0; j < NHAZ; j++)
+        if (atomic_load_explicit(&pr->hz[j], memory_order_relaxed) != 0) {
+            atomic_store_explicit(&pr->hz[j], 0, memory_order_relaxed);
+            A.h->retired_waiting++;     /* what it named may be freeable now */
+        }
+    A.h->hits += atomic_exchange_explicit(&pr->hits, 0, memory_order_relaxed);
+    A.h->misses += atomic_exchange_explicit(&pr->misses, 0, memory_order_relaxed);
+}
+
 /* Drops every pin of slot 's' (a dead process, or this one leaving). */
 static void
 slot_reclaim(int s)
@@ -613,17 +758,14 @@ slot_reclaim(int s)
             const int64_t left = (int64_t)e->refs - count;
             e->refs = (int32_t)(left > 0 ? left : 0);
             A.h->reclaimed_pins += (uint64_t)count;
-            if (e->refs == 0) {
-                e->refs = 0;
-                if (e->state == ST_RESERVED || e->state == ST_RETIRED)
-                    entry_free(e);
-            }
+            entry_free_unless_used(e);
         } else if (idx != -1 || count != 0) {
             corrupt("a pin to a bad entry");
         }
         pr->pins[i].entry = 0;
         pr->pins[i].count = 0;
     }
+    slot_clear_hazards(pr);
     pr->pid = 0;
     A.h->slots_freed++;
 }
@@ -647,6 +789,7 @@ sweep(void)
         else
             slot_reclaim(s);
     }
+    retired_collect();
     return live;
 }
 
@@ -677,21 +820,50 @@ repair_refs(void)
 /* Whether descriptor 'e' can stay (its units are free so far, and it has a
  * reason to exist); RETIRED when only a reader's pin keeps it. */
 static int
-repair_keeps(shm_entry_t *e)
+repair_keeps(shm_entry_t *e, int used)
 {
     if (e->state == ST_FREE || e->state > ST_RETIRED || !units_ok(e))
         return 0;
     for (uint64_t u = e->unit_off; u < e->unit_off + e->nunits; u++)
         if (bit_get(u))
             return 0;           /* overlaps one kept already */
+    if (e->state == ST_RESERVED)
+        return e->refs > 0;     /* only while its reserver's pin holds it (see entry_free_unless_used) */
     if (e->state != ST_PUBLISHED)
-        return e->refs > 0;     /* reserved or retired: only while in use */
+        return used;            /* retired: only while a pin or a hazard holds it */
     if (lookup(&e->key) == NULL)
         return 1;
-    if (e->refs == 0)
+    if (!used)
         return 0;               /* one of two: the other stays linked */
     e->state = ST_RETIRED;      /* a reader copies from it: keep it, unlinked */
     return 1;
+}
+
+/* For the rebuild: slots_hw recounted from the slots, every generation
+ * opened (readers in flight let go), then which entries a hazard names
+ * (hz[i]; NULL when there is no memory for it: all count as named). */
+static uint8_t *
+repair_hazards(uint32_t n)
+{
+    uint32_t top = 0;
+    for (uint32_t s = 0; s < A.g.nprocs; s++)
+        if (procs()[s].pid != 0)
+            top = s + 1;
+    if (A.slot >= 0 && (uint32_t)A.slot + 1 > top)
+        top = (uint32_t)A.slot + 1;
+    A.h->slots_hw = top;
+    for (uint32_t i = 0; i < n; i++)
+        gen_open(&entries()[i]);
+    uint8_t *hz = calloc((size_t)n + 1, 1);
+    if (hz == NULL)
+        return NULL;
+    for (uint32_t s = 0; s < top; s++)
+        for (int j = 0; j < NHAZ && procs()[s].pid != 0; j++) {
+            const uint32_t v = atomic_load_explicit(&procs()[s].hz[j], memory_order_seq_cst);
+            if (v > 0 && v <= n)
+                hz[v - 1] = 1;
+        }
+    return hz;
 }
 
 /* After a process died holding the lock, or the tables were found
@@ -712,10 +884,13 @@ repair(void)
     h->bytes_used = 0;
     h->entries_linked = 0;
     const int was_corrupt = A.corrupt;
+    uint8_t *hz = repair_hazards(h->entries_hw);
+    h->retired_waiting = 0;
     for (uint32_t i = h->entries_hw; i-- > 0;) {
         shm_entry_t *e = &E[i];
         e->hnext = e->prev = e->next = -1;
-        if (!repair_keeps(e)) {
+        const int named = hz == NULL || hz[i];
+        if (!repair_keeps(e, e->refs > 0 || named)) {
             e->state = ST_FREE;
             e->refs = 0;
             e->hnext = h->free_head;
@@ -728,8 +903,13 @@ repair(void)
             hash_insert(e);
             lru_push_head(e);
             h->entries_linked++;
+        } else if (e->refs == 0) {
+            h->retired_waiting++;       /* only a hazard holds it */
         }
     }
+    free(hz);
+    for (uint32_t i = 0; i < h->entries_hw; i++)
+        gen_close(&E[i]);
     for (uint64_t s = 0; s < A.g.nprocs; s++)      /* pins of what was dropped */
         for (int i = 0; i < NPINS; i++) {
             shm_pin_t *p = &procs()[s].pins[i];
@@ -754,7 +934,7 @@ header_sane(void)
     return h->entries_hw <= A.g.nentries && h->lru_head >= -1 && h->lru_head < n && h->lru_tail >= -1 &&
            h->lru_tail < n && h->free_head >= -1 && h->free_head < n && h->committed <= A.g.capacity &&
            atomic_load(&h->budget) <= A.g.capacity && h->bytes_used <= A.g.capacity &&
-           h->entries_linked >= 0 && h->entries_linked <= n;
+           h->entries_linked >= 0 && h->entries_linked <= n && h->slots_hw <= A.g.nprocs;
 }
 
 /* ------------------------------ whole-table check ---------------------- */
@@ -813,7 +993,7 @@ check_pins(checker_t *c, int64_t *refs)
             const shm_pin_t *p = &procs()[s].pins[i];
             if (p->entry == 0 && p->count == 0)
                 continue;
-            if (procs()[s].pid == 0 || p->entry <= 0 || (uint32_t)(p->entry - 1) >= n || p->count <= 0 ||
+            if (procs()[s].pid == 0 || s >= A.h->slots_hw || p->entry <= 0 || (uint32_t)(p->entry - 1) >= n || p->count <= 0 ||
                 p->count > PIN_MAX || E[p->entry - 1].state == ST_FREE || E[p->entry - 1].state > ST_RETIRED)
                 check_fail(c, "slot %lld: a pin to entry %lld that cannot be pinned", (long long)s, (long long)p->entry - 1);
             else
@@ -836,7 +1016,9 @@ check_entry(checker_t *c, uint32_t i, const int64_t *refs, uint64_t *units, int6
     }
     if (e->refs != refs[i])
         check_fail(c, "entry %lld: refs %lld but the processes hold other pins", i, e->refs);
-    if ((e->state == ST_RESERVED || e->state == ST_RETIRED) && e->refs == 0)
+    /* A retired entry without pins may wait for a lock-free reader's
+     * hazard (retired_collect frees it after). */
+    if (e->state == ST_RESERVED && e->refs == 0)
         check_fail(c, "entry %lld: state %lld with no reference left (leaked)", i, e->state);
     *units += e->nunits;
     /* Each unit held by one entry at most: with the count of marked units
@@ -973,6 +1155,9 @@ slot_take(int force)
         if (pr->pid != 0 || !ofd_lock(A.fd, F_WRLCK, LOCK_SLOT_BYTE(s), 1, 0))
             continue;
         memset(pr->pins, 0, sizeof pr->pins);
+        slot_clear_hazards(pr);
+        if ((uint32_t)s >= A.h->slots_hw)
+            A.h->slots_hw = (uint32_t)s + 1;    /* before the pid: hazards are looked for below it */
         pr->pid = (int32_t)getpid();
         A.slot = s;
         A.slot_failed.tv_sec = 0;
@@ -1162,6 +1347,7 @@ create(uint64_t capacity, size_t budget, char *why, size_t n)
     h->off_data = L.off_data;
     atomic_store(&h->budget, budget > 0 && budget < h->capacity ? budget : h->capacity);
     h->lru_head = h->lru_tail = h->free_head = -1;
+    h->slots_hw = 1;
     int32_t *b = (int32_t *)(base + L.off_buckets);
     for (uint64_t i = 0; i < L.nbuckets; i++)
         b[i] = -1;
@@ -1565,39 +1751,228 @@ hit_drop(shm_entry_t *e)
     else
         p->count--;
     e->refs = e->refs > 1 ? e->refs - 1 : 0;
-    if (e->refs == 0 && (e->state == ST_RESERVED || e->state == ST_RETIRED))
-        entry_free(e);
+    entry_free_unless_used(e);
 }
 
-/* Every segment of a window under one acquisition of the lock (each lock
- * and unlock is a system call, fcntl): a window over four tiles took four. */
+/* The keys not done[] (all when done is NULL) under the lock, pinned in
+ * this process's slot. */
+static void
+get_locked(const raster__tile_key_t *keys, const size_t *min_valid, int64_t n, const raster__tile_entry_t **out,
+           const int *done)
+{
+    if (!lock())
+        return;
+    int hits = 0;
+    const int ready = me_ready();
+    for (int64_t i = 0; i < n; i++) {
+        if (done != NULL && done[i])
+            continue;
+        if (ready)
+            hits += (out[i] = (const raster__tile_entry_t *)hit_take(&keys[i], min_valid[i])) != NULL;
+        else
+            A.h->misses++;
+    }
+    if (A.corrupt && hits > 0) {
+        /* Found inconsistent after some pins were taken: the rebuild at
+         * unlock may drop what it cannot make sense of, so none is a hit. */
+        for (int64_t i = 0; i < n; i++)
+            if ((done == NULL || !done[i]) && out[i] != NULL) {
+                hit_drop((shm_entry_t *)out[i]);
+                out[i] = NULL;
+            }
+        hits = 0;
+    }
+    unlock();
+    if (hits > 0)
+        test_pause();   /* pinned, unlocked: the copy-out window */
+}
+
+/* ------------------------------ lock-free hits ------------------------ */
+
+/* What a lock-free reader reads of a descriptor the lock holder may be
+ * changing: single loads of each word (a torn snapshot is caught by the
+ * generation check that follows, see hit_lockless).  A seqlock's reads
+ * race with the writer by design, so ThreadSanitizer is told not to
+ * report these plain reads (the generation and hazard words stay atomic
+ * and instrumented). */
+typedef struct snapshot {
+    raster__tile_key_t key;
+    uint64_t unit_off, capacity, valid;
+    uint32_t nunits, state;
+    int32_t hnext;
+} snapshot_t;
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RACY_READS __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#if !defined(RACY_READS) && defined(__SANITIZE_THREAD__)
+#define RACY_READS __attribute__((no_sanitize_thread))
+#endif
+#ifndef RACY_READS
+#define RACY_READS
+#endif
+
+static RACY_READS void
+snapshot_take(const shm_entry_t *e, snapshot_t *out)
+{
+    const uint64_t *kw = (const uint64_t *)(const void *)&e->key;
+    uint64_t *ow = (uint64_t *)(void *)&out->key;
+    for (size_t i = 0; i < sizeof e->key / sizeof *kw; i++)
+        ow[i] = __atomic_load_n(&kw[i], __ATOMIC_RELAXED);
+    out->unit_off = __atomic_load_n(&e->unit_off, __ATOMIC_RELAXED);
+    out->capacity = __atomic_load_n(&e->capacity, __ATOMIC_RELAXED);
+    out->valid = __atomic_load_n(&e->valid, __ATOMIC_RELAXED);
+    out->nunits = __atomic_load_n(&e->nunits, __ATOMIC_RELAXED);
+    out->state = __atomic_load_n(&e->state, __ATOMIC_RELAXED);
+    out->hnext = __atomic_load_n(&e->hnext, __ATOMIC_RELAXED);
+}
+
+static RACY_READS int32_t
+bucket_head(uint64_t b)
+{
+    return __atomic_load_n(&buckets()[b], __ATOMIC_RELAXED);
+}
+
+/* Where this thread starts looking for a free hazard word (threads of a
+ * process spread over the slot's words). */
+static _Thread_local uint32_t hz_hint = UINT32_MAX;
+
+static uint32_t
+hz_start(void)
+{
+    if (hz_hint == UINT32_MAX) {
+        static _Atomic uint32_t next_thread;
+        hz_hint = (atomic_fetch_add_explicit(&next_thread, 1, memory_order_relaxed) * 8u) % NHAZ;
+    }
+    return hz_hint;
+}
+
+/* Publishes a hazard on entry 'idx' in slot 's': the word, or NULL when
+ * every word is taken (the caller takes the lock instead). */
+static _Atomic uint32_t *
+hazard_take(int s, int32_t idx)
+{
+    _Atomic uint32_t *hz = procs()[s].hz;
+    const uint32_t start = hz_start();
+    for (uint32_t t = 0; t < NHAZ; t++) {
+        _Atomic uint32_t *w = &hz[(start + t) % NHAZ];
+        uint32_t zero = 0;
+        if (atomic_load_explicit(w, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong_explicit(w, &zero, (uint32_t)idx + 1, memory_order_seq_cst,
+                                                    memory_order_relaxed))
+            return w;
+    }
+    return NULL;
+}
+
+/* Drops one hazard of this process on entry 'idx': 1, or 0 if it holds
+ * none (the entry was pinned under the lock). */
+static int
+hazard_drop(int s, int32_t idx)
+{
+    _Atomic uint32_t *hz = procs()[s].hz;
+    const uint32_t start = hz_start();
+    for (uint32_t t = 0; t < NHAZ; t++) {
+        uint32_t want = (uint32_t)idx + 1;
+        if (atomic_compare_exchange_strong_explicit(&hz[(start + t) % NHAZ], &want, 0, memory_order_release,
+                                                    memory_order_relaxed))
+            return 1;
+    }
+    return 0;
+}
+
+enum { LF_HIT, LF_MISS, LF_LOCKED };
+
+/* A hit without the lock (the rule is in the header comment): walks the
+ * hash chain with every index bound-checked and the walk bounded (a torn
+ * walk may miss, never leave the table), reads the entry between two
+ * reads of its generation with its hazard published in between.  LF_HIT
+ * with *out pinned by a hazard, LF_MISS, or LF_LOCKED when in doubt (no
+ * slot, no free hazard word, a chain too long, an entry being changed):
+ * the caller asks under the lock, which also finds any corruption. */
+static int
+hit_lockless(int s, const raster__tile_key_t *k, size_t min_valid, shm_entry_t **out)
+{
+    shm_entry_t *E = entries();
+    const uint64_t n = A.g.nentries;
+    int32_t i = bucket_head(bucket_of(k));
+    for (uint64_t steps = 0; i >= 0; steps++) {
+        if ((uint64_t)i >= n || steps > 64)
+            return LF_LOCKED;
+        shm_entry_t *e = &E[i];
+        const uint64_t g1 = atomic_load_explicit(&e->gen, memory_order_acquire);
+        snapshot_t sn;
+        snapshot_take(e, &sn);
+        if (!raster__tile_key_equal(&sn.key, k)) {
+            i = sn.hnext;
+            continue;
+        }
+        const shm_entry_t units = {.unit_off = sn.unit_off, .nunits = sn.nunits, .capacity = sn.capacity,
+                                   .valid = sn.valid};
+        if ((g1 & 1) || sn.state != ST_PUBLISHED || !units_ok(&units))
+            return LF_LOCKED;       /* being changed, or nonsense the locked path rebuilds */
+        if (sn.valid < min_valid)
+            return LF_MISS;
+        _Atomic uint32_t *w = hazard_take(s, i);
+        if (w == NULL)
+            return LF_LOCKED;
+        /* The hazard (a seq_cst read-modify-write, after the snapshot's
+         * reads), then the generation again (Dekker with gen_open). */
+        if (atomic_load_explicit(&e->gen, memory_order_seq_cst) != g1) {
+            atomic_store_explicit(w, 0, memory_order_release);
+            return LF_LOCKED;
+        }
+        if (!atomic_load_explicit(&e->referenced, memory_order_relaxed))
+            atomic_store_explicit(&e->referenced, 1, memory_order_relaxed);
+        *out = e;
+        return LF_HIT;
+    }
+    return LF_MISS;
+}
+
+enum { CHUNK = 64 };            /* segments looked up (or let go) together */
+
+/* Up to CHUNK segments: lock-free where it can, the rest under one
+ * acquisition of the lock. */
+static void
+get_chunk(const raster__tile_key_t *keys, const size_t *min_valid, int64_t n, const raster__tile_entry_t **out)
+{
+    const int s = atomic_load(&A.slot);
+    int64_t locked = 0, hits_lf = 0, misses_lf = 0;
+    int done[CHUNK];
+    for (int64_t i = 0; i < n; i++) {
+        shm_entry_t *e = NULL;
+        const int r = s >= 0 ? hit_lockless(s, &keys[i], min_valid[i], &e) : LF_LOCKED;
+        done[i] = r != LF_LOCKED;
+        out[i] = (const raster__tile_entry_t *)e;
+        hits_lf += r == LF_HIT;
+        misses_lf += r == LF_MISS;
+        locked += r == LF_LOCKED;
+    }
+    if (hits_lf)
+        atomic_fetch_add_explicit(&procs()[s].hits, (uint64_t)hits_lf, memory_order_relaxed);
+    if (misses_lf)
+        atomic_fetch_add_explicit(&procs()[s].misses, (uint64_t)misses_lf, memory_order_relaxed);
+    if (locked > 0)
+        get_locked(keys, min_valid, n, out, done);
+    else if (hits_lf > 0)
+        test_pause();   /* pinned: the copy-out window */
+}
+
+/* Every segment of a window (each lock and unlock of the arena is a
+ * system call, fcntl: the common hit takes none, the rest one per chunk). */
 void
 raster__shm_get_many(const raster__tile_key_t *keys, const size_t *min_valid, int64_t n,
                      const raster__tile_entry_t **out)
 {
     for (int64_t i = 0; i < n; i++)
         out[i] = NULL;
-    if (n <= 0 || !lock())
+    if (A.h == NULL)
         return;
-    int hits = 0;
-    if (me_ready())
-        for (int64_t i = 0; i < n; i++)
-            hits += (out[i] = (const raster__tile_entry_t *)hit_take(&keys[i], min_valid[i])) != NULL;
-    else
-        A.h->misses += (uint64_t)n;
-    if (A.corrupt && hits > 0) {
-        /* Found inconsistent after some pins were taken: the rebuild at
-         * unlock may drop what it cannot make sense of, so none is a hit. */
-        for (int64_t i = 0; i < n; i++)
-            if (out[i] != NULL)
-                hit_drop((shm_entry_t *)out[i]);
-        for (int64_t i = 0; i < n; i++)
-            out[i] = NULL;
-        hits = 0;
-    }
-    unlock();
-    if (hits > 0)
-        test_pause();   /* pinned, unlocked: the copy-out window */
+    for (int64_t at = 0; at < n; at += CHUNK)
+        get_chunk(keys + at, min_valid + at, n - at < CHUNK ? n - at : CHUNK, out + at);
 }
 
 const raster__tile_entry_t *
@@ -1628,6 +2003,14 @@ descriptor_take(void)
     return &E[A.h->entries_hw++];
 }
 
+/* Nobody uses 'e': no pin, no hazard (a reader that publishes one after
+ * this look sees the generation its eviction opens, and lets go). */
+static int
+entry_unused(const shm_entry_t *e)
+{
+    return e->refs <= 0 && !hazarded(index_of(e));
+}
+
 /* The coldest published entry nobody is using, or -1 (also when the LRU
  * list makes no sense). */
 static int32_t
@@ -1635,16 +2018,28 @@ coldest_unused(void)
 {
     shm_entry_t *E = entries();
     uint64_t steps = 0;
-    int32_t v = A.h->lru_tail;
-    for (; v >= 0; v = E[v].prev) {
-        if (!idx_ok(v) || ++steps > A.g.nentries) {
+    for (int32_t v = A.h->lru_tail; v >= 0;) {
+        /* Each entry is passed at most twice (once moved, once cleared). */
+        if (!idx_ok(v) || ++steps > 2 * A.g.nentries + 2) {
             corrupt("a cycle or a bad index in the LRU list");
             return -1;
         }
-        if (E[v].refs <= 0)
-            break;
+        const int32_t prev = E[v].prev;
+        if (E[v].refs <= 0) {
+            /* Lock-free hits only mark the entry: its second chance is a
+             * move to the hot end now (CLOCK over the LRU list). */
+            if (!atomic_exchange_explicit(&E[v].referenced, 0, memory_order_relaxed)) {
+                if (entry_unused(&E[v]))
+                    return v;
+                v = prev;
+                continue;
+            }
+            lru_unlink(&E[v]);
+            lru_push_head(&E[v]);
+        }
+        v = prev;
     }
-    return v;
+    return -1;
 }
 
 raster__tile_entry_t *
@@ -1678,6 +2073,7 @@ raster__shm_reserve(size_t capacity)
         if (at != UINT64_MAX) {
             if ((e = descriptor_take()) == NULL)
                 goto out;
+            gen_open(e);
             memset(&e->key, 0, sizeof e->key);
             e->unit_off = at;
             e->nunits = (uint32_t)nunits;
@@ -1685,16 +2081,20 @@ raster__shm_reserve(size_t capacity)
             e->valid = 0;
             e->refs = 0;
             e->hnext = e->prev = e->next = -1;
+            atomic_store_explicit(&e->referenced, 0, memory_order_relaxed);   /* a new entry: not hit yet */
             bits_set(at, nunits, 1);
             A.h->bytes_used += need;
             e->state = ST_RESERVED;
+            gen_close(e);
             if (!pin_add(e)) {
                 entry_free(e);
                 e = NULL;
             }
             goto out;
         }
-        /* Evict the coldest entry nobody is using. */
+        /* Memory lock-free readers let go of, then the coldest entry
+         * nobody is using. */
+        retired_collect();
         const int32_t v = coldest_unused();
         if (v >= 0) {
             entry_unlink(&entries()[v]);
@@ -1719,6 +2119,7 @@ raster__shm_put(raster__tile_entry_t *te, const raster__tile_key_t *k, size_t va
     if (!lock())
         return;
     if (e->state == ST_RESERVED && units_ok(e) && me_ready() && atomic_load(&A.h->budget) > 0) {
+        gen_open(e);
         e->key = *k;
         e->valid = valid < e->capacity ? valid : e->capacity;
         shm_entry_t *old = lookup(k);
@@ -1742,24 +2143,49 @@ raster__shm_put(raster__tile_entry_t *te, const raster__tile_key_t *k, size_t va
             A.h->inserts++;
             e->state = ST_PUBLISHED;    /* last: what repair() trusts */
         }
+        gen_close(e);
     }
     unlock();
 }
 
 /* Entries of this arena among es[0..n) (NULL and others skipped) under
  * one acquisition of the lock. */
+/* An entry of this arena among es[] that a hazard of this process does
+ * not cover (a pin under the lock, or one taken before fork). */
+static int
+release_lockless(const raster__tile_entry_t *te, int s)
+{
+    if (te == NULL || !raster__shm_owns(te))
+        return 1;
+    return s >= 0 && hazard_drop(s, index_of((const shm_entry_t *)te));
+}
+
+/* Up to CHUNK entries: hazards dropped without the lock, pins under one
+ * acquisition of it. */
+static void
+release_chunk(const raster__tile_entry_t *const *es, int64_t n, int s)
+{
+    int64_t pinned = 0;
+    uint8_t left[CHUNK];
+    for (int64_t i = 0; i < n; i++)
+        pinned += left[i] = !release_lockless(es[i], s);
+    if (pinned == 0 || !lock())
+        return;
+    for (int64_t i = 0; i < n; i++)
+        if (left[i])
+            hit_drop((shm_entry_t *)es[i]);   /* shared memory: ours to count */
+    unlock();
+}
+
+/* Entries of this arena among es[0..n) (NULL and others skipped). */
 void
 raster__shm_release_many(const raster__tile_entry_t *const *es, int64_t n)
 {
-    int64_t mine = 0;
-    for (int64_t i = 0; i < n; i++)
-        mine += es[i] != NULL && raster__shm_owns(es[i]);
-    if (mine == 0 || !lock())
+    if (A.h == NULL)
         return;
-    for (int64_t i = 0; i < n; i++)
-        if (es[i] != NULL && raster__shm_owns(es[i]))
-            hit_drop((shm_entry_t *)es[i]);   /* shared memory: ours to count */
-    unlock();
+    const int s = atomic_load(&A.slot);
+    for (int64_t at = 0; at < n; at += CHUNK)
+        release_chunk(es + at, n - at < CHUNK ? n - at : CHUNK, s);
 }
 
 void
@@ -1781,7 +2207,7 @@ evict_to(uint64_t b)
             return;
         }
         const int32_t prev = E[v].prev;
-        if (E[v].refs == 0) {
+        if (entry_unused(&E[v])) {
             entry_unlink(&E[v]);
             A.h->evictions++;
         }
@@ -1849,6 +2275,11 @@ raster__shm_stats(raster_tile_cache_stats_t *s)
     s->entries = A.h->entries_linked;
     s->hits = A.h->hits;
     s->misses = A.h->misses;
+    for (uint32_t p = 0; p < slots_hw(); p++)       /* lock-free counts of live slots */
+        if (procs()[p].pid != 0) {
+            s->hits += atomic_load_explicit(&procs()[p].hits, memory_order_relaxed);
+            s->misses += atomic_load_explicit(&procs()[p].misses, memory_order_relaxed);
+        }
     s->inserts = A.h->inserts;
     s->evictions = A.h->evictions;
     s->block_mallocs = A.h->commits;
@@ -1880,7 +2311,8 @@ raster__shm_check(char *why, size_t n)
         /* Entries in use may outlast a lowered budget; published ones not. */
         int64_t pinned = 0;
         for (uint32_t i = 0; i < hw(); i++)
-            pinned += entries()[i].state != ST_FREE && entries()[i].refs > 0;
+            pinned += entries()[i].state != ST_FREE &&
+                      (entries()[i].refs > 0 || entries()[i].state == ST_RETIRED || hazarded((int32_t)i));
         if (pinned == 0) {
             snprintf(why, n, "bytes_used %llu over the budget %llu", (unsigned long long)A.h->bytes_used,
                      (unsigned long long)atomic_load(&A.h->budget));

@@ -7,7 +7,7 @@
  * (epochs, overlapping windows, several workers over the same files), and
  * without a cache every read decodes every tile again, where GDAL keeps
  * decoded blocks (5 % of RAM per process by default).  The cache is keyed
- * by the file (identity at open, see internal.h), not by the open dataset,
+ * by the file (identity at open, see cache.h), not by the open dataset,
  * so a file opened again (per worker, or in every __getitem__) hits.
  *
  * Modes (raster_tile_cache_get_stats().mode), decided at first use:
@@ -46,10 +46,20 @@
  * arenas it rarely returns, so RSS crept past the budget (+5 MiB on a 2 MiB
  * budget in the soak).  An unmapped block leaves RSS at once.
  *
- * Threads: one mutex guards the table, the LRU list and the counters; the
+ * Threads: a hit takes no global lock.  The table's buckets are split in
+ * NSTRIPES stripes (bucket index modulo NSTRIPES, so a key's stripe does
+ * not change when the table grows), each with its own mutex, which guards
+ * its buckets' chains, the refs of the entries chained there (and of an
+ * entry being released: the stripe of its key) and its hit and miss
+ * counts.  The cache's mutex guards the LRU list, the budget's
+ * bookkeeping and the other counters; it is taken before a stripe's,
+ * never after, and all stripes are held to grow the table.  A hit locks
+ * one stripe, takes a ref and marks the entry referenced; it does not
+ * move it: the evictor gives a referenced entry a second chance (clears
+ * the mark and moves it to the hot end: CLOCK over the LRU list).  The
  * budget is also an atomic so a disabled cache costs readers one load.
- * Fork: the mutex is held across fork() and released in both processes, so
- * the child never inherits it locked.  Entries in use by the parent's other
+ * Fork: every mutex is held across fork() and released in both
+ * processes, so the child never inherits one locked.  Entries in use by the parent's other
  * threads are never released in the child; their bytes stay counted there.
  */
 #include "cache.h"
@@ -70,19 +80,60 @@ struct raster__tile_entry {
     raster__tile_key_t key;       /* file identity, IFD, segment */
     size_t capacity;              /* decoded bytes it has room for (budget charge) */
     size_t valid;                 /* decoded bytes that are good (a prefix) */
-    int refs;                     /* readers using it now */
-    int linked;                   /* in the table and the LRU list */
+    int refs;                     /* readers using it now (under its key's stripe) */
+    int linked;                   /* in the table and the LRU list (under both locks) */
+    atomic_int referenced;        /* hit since the evictor last passed it */
+    int stripe;                   /* its key's stripe, from put() on (0 before: only its reserver holds it) */
     raster__tile_entry_t *hnext;  /* hash chain */
     raster__tile_entry_t *prev, *next;   /* LRU list, head = most recent */
 };
 _Static_assert(sizeof(raster__tile_entry_t) <= ENTRY_HDR, "tile entry header outgrew ENTRY_HDR");
+
+enum { NSTRIPES = 32 };         /* a power of two, at most INITIAL_BUCKETS; TSan follows at most 64 locks held at once (the table grows under all of them) */
+
+typedef struct stripe {
+    _Alignas(64) pthread_mutex_t mu;
+    uint64_t hits, misses;
+} stripe_t;
+
+static stripe_t stripes[NSTRIPES];
+static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
+
+static void
+stripes_init(void)
+{
+    for (int i = 0; i < NSTRIPES; i++)
+        pthread_mutex_init(&stripes[i].mu, NULL);
+}
+
+static void
+stripes_lock_all(void)
+{
+    pthread_once(&stripes_once, stripes_init);
+    for (int i = 0; i < NSTRIPES; i++)
+        pthread_mutex_lock(&stripes[i].mu);
+}
+
+static void
+stripes_unlock_all(void)
+{
+    for (int i = NSTRIPES; i-- > 0;)
+        pthread_mutex_unlock(&stripes[i].mu);
+}
+
+static stripe_t *
+stripe_of(const raster__tile_key_t *k)
+{
+    pthread_once(&stripes_once, stripes_init);
+    return &stripes[raster__tile_key_hash(k) & (NSTRIPES - 1)];
+}
 
 static struct {
     pthread_mutex_t mu;
     atomic_size_t budget;         /* 0: off */
     size_t bytes_used;
     int64_t entries;
-    uint64_t hits, misses, inserts, evictions, block_mallocs;
+    uint64_t inserts, evictions, block_mallocs;
     raster__tile_entry_t **buckets;
     size_t nbuckets;              /* power of two, or 0 before first use */
     raster__tile_entry_t *head, *tail;
@@ -101,9 +152,9 @@ raster__tile_cache_note_gdal(int64_t gdal_cache_bytes)
  * fork(), so the child inherits the table whole and the mutex free. */
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-void raster__tile_cache_fork_prepare(void) { pthread_mutex_lock(&cache.mu); }
-void raster__tile_cache_fork_parent(void) { pthread_mutex_unlock(&cache.mu); }
-void raster__tile_cache_fork_child(void) { pthread_mutex_unlock(&cache.mu); }
+void raster__tile_cache_fork_prepare(void) { pthread_mutex_lock(&cache.mu); stripes_lock_all(); }
+void raster__tile_cache_fork_parent(void) { stripes_unlock_all(); pthread_mutex_unlock(&cache.mu); }
+void raster__tile_cache_fork_child(void) { stripes_unlock_all(); pthread_mutex_unlock(&cache.mu); }
 
 static void
 fork_hooks_register(void)
@@ -160,19 +211,28 @@ bucket_of(const raster__tile_key_t *k, size_t nbuckets)
     return (size_t)raster__tile_key_hash(k) & (nbuckets - 1);
 }
 
+/* The entry of 'k', whose hash is 'h' (a hit hashes once: its stripe and
+ * its bucket are both bits of it). */
 static raster__tile_entry_t *
-lookup(const raster__tile_key_t *k)
+lookup_hashed(const raster__tile_key_t *k, uint64_t h)
 {
     if (cache.nbuckets == 0)
         return NULL;
-    for (raster__tile_entry_t *e = cache.buckets[bucket_of(k, cache.nbuckets)]; e; e = e->hnext)
+    for (raster__tile_entry_t *e = cache.buckets[h & (cache.nbuckets - 1)]; e; e = e->hnext)
         if (raster__tile_key_equal(&e->key, k))
             return e;
     return NULL;
 }
 
+static raster__tile_entry_t *
+lookup(const raster__tile_key_t *k)
+{
+    return lookup_hashed(k, raster__tile_key_hash(k));
+}
+
 /* Doubles the table when it holds more entries than buckets; an allocation
- * failure just leaves longer chains. */
+ * failure just leaves longer chains.  Under the cache's mutex; takes every
+ * stripe to move the chains. */
 static void
 table_grow(void)
 {
@@ -182,6 +242,8 @@ table_grow(void)
     raster__tile_entry_t **b = calloc(n, sizeof *b);
     if (b == NULL)
         return;
+    stripes_lock_all();
+    raster__tile_entry_t **const old = cache.buckets;
     for (size_t i = 0; i < cache.nbuckets; i++)
         for (raster__tile_entry_t *e = cache.buckets[i], *nx; e; e = nx) {
             nx = e->hnext;
@@ -189,9 +251,10 @@ table_grow(void)
             e->hnext = b[k];
             b[k] = e;
         }
-    free(cache.buckets);
     cache.buckets = b;
     cache.nbuckets = n;
+    stripes_unlock_all();
+    free(old);
 }
 
 static void
@@ -233,6 +296,19 @@ unlink_entry(raster__tile_entry_t *e)
     lru_unlink(e);
     e->linked = 0;
     cache.entries--;
+}
+
+/* Unlinks 'e' if no reader holds it (its refs are its stripe's). */
+static int
+unlink_if_unused(raster__tile_entry_t *e)
+{
+    stripe_t *st = stripe_of(&e->key);
+    pthread_mutex_lock(&st->mu);
+    const int unused = e->refs == 0;
+    if (unused)
+        unlink_entry(e);
+    pthread_mutex_unlock(&st->mu);
+    return unused;
 }
 
 /* Bookkeeping for an entry leaving memory; the caller frees it outside the
@@ -279,8 +355,13 @@ evict_for(size_t need, size_t budget, size_t reuse_capacity, raster__tile_entry_
     raster__tile_entry_t *e = cache.tail;
     while (e != NULL && cache.bytes_used + need > budget) {
         raster__tile_entry_t *const prev = e->prev;
-        if (e->refs == 0) {
-            unlink_entry(e);
+        if (atomic_exchange_explicit(&e->referenced, 0, memory_order_relaxed)) {
+            lru_unlink(e);      /* hit since last time: a second chance (each entry once) */
+            lru_push_head(e);
+            e = prev;
+            continue;
+        }
+        if (unlink_if_unused(e)) {
             cache.evictions++;
             if (reuse != NULL && *reuse == NULL && e->capacity == reuse_capacity) {
                 /* Keep its budget charge: it becomes the new reservation. */
@@ -296,7 +377,7 @@ evict_for(size_t need, size_t budget, size_t reuse_capacity, raster__tile_entry_
 
 /* ------------------------------ private cache --------------------------- */
 
-/* get() of n keys under one lock (out[i] NULL: a miss). */
+/* get() of n keys, each under its stripe's lock (out[i] NULL: a miss). */
 static void
 private_get_many(const raster__tile_key_t *keys, const size_t *min_valid, int64_t n,
                  const raster__tile_entry_t **out)
@@ -305,20 +386,23 @@ private_get_many(const raster__tile_key_t *keys, const size_t *min_valid, int64_
         out[i] = NULL;
     if (n <= 0 || atomic_load_explicit(&cache.budget, memory_order_relaxed) == 0)
         return;
-    pthread_mutex_lock(&cache.mu);
+    pthread_once(&stripes_once, stripes_init);
     for (int64_t i = 0; i < n; i++) {
-        raster__tile_entry_t *e = lookup(&keys[i]);
+        const uint64_t h = raster__tile_key_hash(&keys[i]);
+        stripe_t *st = &stripes[h & (NSTRIPES - 1)];
+        pthread_mutex_lock(&st->mu);
+        raster__tile_entry_t *e = lookup_hashed(&keys[i], h);
         if (e != NULL && e->valid >= min_valid[i]) {
             e->refs++;
-            lru_unlink(e);
-            lru_push_head(e);
-            cache.hits++;
+            if (!atomic_load_explicit(&e->referenced, memory_order_relaxed))
+                atomic_store_explicit(&e->referenced, 1, memory_order_relaxed);
+            st->hits++;
             out[i] = e;
         } else {
-            cache.misses++;
+            st->misses++;
         }
+        pthread_mutex_unlock(&st->mu);
     }
-    pthread_mutex_unlock(&cache.mu);
 }
 
 static raster__tile_entry_t *
@@ -362,12 +446,15 @@ private_put(raster__tile_entry_t *e, const raster__tile_key_t *k, size_t valid)
 {
     raster__tile_entry_t *to_free = NULL;
     pthread_mutex_lock(&cache.mu);
+    table_grow();
+    stripe_t *st = stripe_of(k);
+    pthread_mutex_lock(&st->mu);
     e->key = *k;
+    e->stripe = (int)(st - stripes);
     e->valid = valid < e->capacity ? valid : e->capacity;
     raster__tile_entry_t *old = lookup(k);
     /* Another reader may have published the same segment meanwhile; keep
      * the longer prefix.  The loser stays valid for its reader. */
-    table_grow();
     if (!e->linked && cache.nbuckets > 0 && atomic_load(&cache.budget) > 0 &&
         (old == NULL || old->valid < e->valid)) {
         if (old != NULL) {
@@ -383,28 +470,37 @@ private_put(raster__tile_entry_t *e, const raster__tile_key_t *k, size_t valid)
         cache.entries++;
         cache.inserts++;
     }
+    pthread_mutex_unlock(&st->mu);
     pthread_mutex_unlock(&cache.mu);
     free_chain(to_free);
 }
 
-/* release() of the private entries among es[0..n) under one lock (NULL
- * and the shared arena's entries skipped). */
+/* release() of the private entries among es[0..n), each under its key's
+ * stripe (NULL and the shared arena's entries skipped). */
 static void
 private_release_many(const raster__tile_entry_t *const *es, int64_t n)
 {
     raster__tile_entry_t *to_free = NULL;
-    int locked = 0;
     for (int64_t i = 0; i < n; i++) {
         if (es[i] == NULL || raster__shm_owns(es[i]))
             continue;
-        if (!locked++)
-            pthread_mutex_lock(&cache.mu);
         raster__tile_entry_t *const e = (raster__tile_entry_t *)es[i];   /* ours to count */
-        if (--e->refs == 0 && !e->linked)
-            retire(e, &to_free);
+        pthread_once(&stripes_once, stripes_init);
+        stripe_t *st = &stripes[e->stripe & (NSTRIPES - 1)];
+        pthread_mutex_lock(&st->mu);
+        const int last = --e->refs == 0 && !e->linked;
+        pthread_mutex_unlock(&st->mu);
+        if (last) {             /* unlinked and unused: nobody else can reach it */
+            e->hnext = to_free;
+            to_free = e;
+        }
     }
-    if (locked)
-        pthread_mutex_unlock(&cache.mu);
+    if (to_free == NULL)
+        return;
+    pthread_mutex_lock(&cache.mu);
+    for (raster__tile_entry_t *e = to_free; e != NULL; e = e->hnext)
+        cache.bytes_used -= e->capacity;
+    pthread_mutex_unlock(&cache.mu);
     free_chain(to_free);
 }
 
@@ -421,8 +517,12 @@ private_set_budget(size_t budget_bytes)
         /* Off: drop the whole table; entries in use go with their release. */
         for (raster__tile_entry_t *e = cache.head, *nx; e; e = nx) {
             nx = e->next;
+            stripe_t *st = stripe_of(&e->key);
+            pthread_mutex_lock(&st->mu);
             unlink_entry(e);
-            if (e->refs == 0)
+            const int unused = e->refs == 0;
+            pthread_mutex_unlock(&st->mu);
+            if (unused)
                 retire(e, &to_free);
         }
     } else {
@@ -439,8 +539,14 @@ private_stats(raster_tile_cache_stats_t *s)
     s->budget_bytes = atomic_load(&cache.budget);
     s->bytes_used = cache.bytes_used;
     s->entries = cache.entries;
-    s->hits = cache.hits;
-    s->misses = cache.misses;
+    s->hits = s->misses = 0;
+    pthread_once(&stripes_once, stripes_init);
+    for (int i = 0; i < NSTRIPES; i++) {
+        pthread_mutex_lock(&stripes[i].mu);
+        s->hits += stripes[i].hits;
+        s->misses += stripes[i].misses;
+        pthread_mutex_unlock(&stripes[i].mu);
+    }
     s->inserts = cache.inserts;
     s->evictions = cache.evictions;
     s->block_mallocs = cache.block_mallocs;

@@ -7,7 +7,10 @@
  * while the survivor keeps reading pixels equal to the GDAL reader's; the
  * budget holds with several processes inserting at once; a process killed
  * while the child it forked lives on has its slot and pins reclaimed (the
- * child does not keep the parent's slot lock).
+ * child does not keep the parent's slot lock); reader threads that hit
+ * without the lock while another process evicts and reinserts get every
+ * byte of their own key; a process SIGKILLed while its lock-free hits hold
+ * hazards keeps its entries from eviction until the sweep finds it dead.
  *
  * Tables corrupted by hand (a cycle in a hash chain or in the LRU list,
  * indices and units out of range, a pin to a bad entry, the free list
@@ -30,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <libgen.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -325,6 +330,181 @@ START_TEST(a_dead_parent_slot_is_reclaimed_while_its_child_lives)
 }
 END_TEST
 
+/* ------------------------------ lock-free hits across processes -------- */
+
+#define SEG 4096
+
+static raster__tile_key_t
+seg_key(uint64_t id, int64_t seg)
+{
+    raster__tile_key_t k;
+    memset(&k, 0, sizeof k);
+    k.file[0] = id;
+    k.seg = seg;
+    return k;
+}
+
+static uint8_t
+seg_byte(uint64_t id, int64_t seg, size_t i)
+{
+    return (uint8_t)(id * 131 + (uint64_t)seg * 7 + i);
+}
+
+/* Publishes segment 'seg' of 'id', every byte its own (as a decode does);
+ * 1 if there was room. */
+static int
+seg_insert(uint64_t id, int64_t seg)
+{
+    raster__tile_entry_t *e = raster__tile_cache_reserve(SEG);
+    if (e == NULL)
+        return 0;
+    uint8_t *d = raster__tile_entry_data(e);
+    for (size_t i = 0; i < SEG; i++)
+        d[i] = seg_byte(id, seg, i);
+    const raster__tile_key_t k = seg_key(id, seg);
+    raster__tile_cache_put(e, &k, SEG);
+    raster__tile_cache_release(e);
+    return 1;
+}
+
+static const raster__tile_entry_t *
+seg_get(uint64_t id, int64_t seg)
+{
+    const raster__tile_key_t k = seg_key(id, seg);
+    return raster__tile_cache_get(&k, SEG);
+}
+
+/* 1 if every byte of hit 'e' is segment 'seg' of 'id''s. */
+static int
+seg_right(const raster__tile_entry_t *e, uint64_t id, int64_t seg)
+{
+    const uint8_t *d = raster__tile_entry_data(e);
+    for (size_t i = 0; i < SEG; i++)
+        if (d[i] != seg_byte(id, seg, i))
+            return 0;
+    return raster__tile_entry_valid(e) >= SEG;
+}
+
+enum { XP_READERS = 2, XP_HITS = 3000, XP_KEYS = 32, XP_HELD = 6 };
+
+typedef struct xp_reader {
+    uint64_t id;
+    unsigned seed;
+    long bad, hits;
+} xp_reader_t;
+
+static void *
+xp_read(void *arg)
+{
+    xp_reader_t *r = arg;
+    while (r->hits < XP_HITS) {         /* the other process inserts until told */
+        const int64_t seg = rand_r(&r->seed) % XP_KEYS;
+        const raster__tile_entry_t *e = seg_get(r->id, seg);
+        if (e == NULL)
+            continue;
+        r->bad += !seg_right(e, r->id, seg);
+        r->hits++;
+        raster__tile_cache_release(e);
+    }
+    return NULL;
+}
+
+/* Reader threads of this process hit without the lock while another
+ * process evicts and reinserts the keys round and round in a budget that
+ * holds a few: every hit holds exactly its own key's bytes. */
+START_TEST(hits_hold_their_own_bytes_while_another_process_evicts)
+{
+    raster_tile_cache_set_budget(0);
+    raster_tile_cache_set_budget(XP_HELD * SEG);
+    const uint64_t id = 0x5eed0000u + (uint64_t)getpid();
+    int stop[2];
+    ck_assert_int_eq(pipe(stop), 0);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        close(stop[1]);
+        fcntl(stop[0], F_SETFL, O_NONBLOCK);
+        char c;
+        for (int64_t n = 0; read(stop[0], &c, 1) < 0; n++) {    /* EOF: the parent is done */
+            const raster__tile_entry_t *e = seg_get(id, n % XP_KEYS);
+            if (e != NULL)
+                raster__tile_cache_release(e);
+            else
+                seg_insert(id, n % XP_KEYS);
+        }
+        _exit(0);
+    }
+    close(stop[0]);
+    xp_reader_t r[XP_READERS];
+    pthread_t tid[XP_READERS];
+    for (int i = 0; i < XP_READERS; i++) {
+        r[i] = (xp_reader_t){id, (unsigned)(5 + i), 0, 0};
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, xp_read, &r[i]), 0);
+    }
+    for (int i = 0; i < XP_READERS; i++) {
+        pthread_join(tid[i], NULL);
+        ck_assert_int_eq(r[i].bad, 0);
+    }
+    close(stop[1]);
+    ck_assert_int_eq(child_status(pid), 0);
+    ck_assert_uint_le(cstats().bytes_used, XP_HELD * SEG);
+    assert_consistent("after the churn");
+    raster_tile_cache_set_budget(0);
+    ck_assert_uint_eq(cstats().bytes_used, 0);
+}
+END_TEST
+
+/* A process SIGKILLed while its hits hold hazards (not pins): its entries
+ * survive a lower budget while it lives, and become evictable once the
+ * sweep finds its slot unlocked. */
+START_TEST(a_process_killed_holding_hazards_lets_its_entries_go)
+{
+    enum { HELD = 8 };
+    raster_tile_cache_set_budget(0);
+    raster_tile_cache_set_budget(64 * SEG);
+    const uint64_t id = 0x4a2a0000u + (uint64_t)getpid();
+    for (int64_t seg = 0; seg < HELD; seg++)
+        ck_assert(seg_insert(id, seg));
+    const raster_tile_cache_stats_t s0 = cstats();
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        close(ready[0]);
+        /* The first lookup after fork takes a slot (under the lock); the
+         * hits after it are lock-free. */
+        const raster__tile_entry_t *none = seg_get(id, 999);
+        for (int64_t seg = 0; seg < HELD; seg++) {
+            const raster__tile_entry_t *e = seg_get(id, seg);
+            if (none != NULL || e == NULL || !seg_right(e, id, seg))
+                _exit(2);
+        }
+        if (write(ready[1], "r", 1) != 1)
+            _exit(3);
+        pause();                            /* until SIGKILLed, never released */
+        _exit(4);
+    }
+    close(ready[1]);
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    raster_tile_cache_set_budget(SEG);      /* nothing it holds may go */
+    raster_tile_cache_stats_t s = cstats();
+    ck_assert_int_eq(s.entries, HELD);
+    ck_assert_uint_eq(s.bytes_used, HELD * SEG);
+    assert_consistent("while it holds hazards");
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(child_status(pid), 100 + SIGKILL);
+    s = cstats();                           /* sweeps: its slot and hazards go */
+    ck_assert_int_eq(s.attached_processes, 1);
+    ck_assert_uint_eq(s.reclaimed_pins, s0.reclaimed_pins);     /* hazards, not pins */
+    raster_tile_cache_set_budget(SEG);
+    ck_assert_uint_le(cstats().bytes_used, SEG);
+    assert_consistent("after it died");
+    raster_tile_cache_set_budget(0);
+    ck_assert_uint_eq(cstats().bytes_used, 0);
+}
+END_TEST
+
 static const char *const corruptions[] = {"hash-cycle",         "lru-cycle",     "index-out-of-range",
                                           "units-out-of-range", "pin-bad-entry", "free-list-in-use"};
 
@@ -415,6 +595,8 @@ shm_arena_suite(void)
     tcase_add_test(tc, workers_killed_mid_insert_and_mid_read_leave_it_consistent);
     tcase_add_test(tc, the_budget_holds_across_processes);
     tcase_add_test(tc, a_dead_parent_slot_is_reclaimed_while_its_child_lives);
+    tcase_add_test(tc, hits_hold_their_own_bytes_while_another_process_evicts);
+    tcase_add_test(tc, a_process_killed_holding_hazards_lets_its_entries_go);
     suite_add_tcase(s, tc);
     TCase *tt = tcase_create("distrust");
     tcase_set_timeout(tt, 300);

@@ -3,8 +3,10 @@
  * misses by (dataset id, segment) and decoded prefix, least-recently-used
  * eviction within the byte budget, entries in use never freed under a
  * reader, batches of keys pinned and let go together, budget changes, keys
- * that tell every field apart, no allocation in a steady full cache, and
- * threaded stresses (single and batched readers) that check every byte they read.
+ * that tell every field apart, no allocation in a steady full cache,
+ * threaded stresses (single and batched readers) that check every byte they
+ * read, and readers that only hit while a writer evicts and reinserts other
+ * keys into the same memory (every byte of a hit is its own key's).
  *
  * The cache is on by default in the suite's own shared arena (test_util.h),
  * so these run against shm_arena.c (and with RASTERLOADER_TILE_CACHE_SHARED=0
@@ -16,6 +18,7 @@
 #include "cache/shm_arena.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -442,6 +445,102 @@ START_TEST(threads_read_only_what_was_written)
 }
 END_TEST
 
+/* ------------------------------ hits under churn ------------------------ */
+
+/* Readers that only look up (the lock-free path of both caches), while one
+ * thread evicts and reinserts other keys into the same descriptors and
+ * memory: a hit holds every byte of its own key, never another key's. */
+enum { CHURN_READERS = 3, CHURN_HITS = 3000, CHURN_KEYS = 32, CHURN_HELD = 6 };
+
+typedef struct churn {
+    uint64_t id;
+    unsigned seed;
+    atomic_int *readers_left;
+    long bad, hits;
+} churn_t;
+
+/* Segment 'seg' of 'id' as the writer decodes it: every byte its own. */
+static void
+churn_fill(uint8_t *d, uint64_t id, int64_t seg)
+{
+    for (size_t i = 0; i < SEG; i++)
+        d[i] = pattern(id, seg, i);
+}
+
+static void *
+churn_reader(void *arg)
+{
+    churn_t *c = arg;
+    uint8_t *want = malloc(SEG);
+    while (c->hits < CHURN_HITS) {     /* the writer goes on until then */
+        const int64_t seg = rand_r(&c->seed) % CHURN_KEYS;
+        const raster__tile_entry_t *e = get(c->id, seg, SEG);
+        if (e == NULL)
+            continue;
+        churn_fill(want, c->id, seg);
+        c->bad += raster__tile_entry_valid(e) < SEG || memcmp(raster__tile_entry_data(e), want, SEG) != 0;
+        c->hits++;
+        raster__tile_cache_release(e);
+    }
+    free(want);
+    atomic_fetch_sub(c->readers_left, 1);
+    return NULL;
+}
+
+/* Inserts the keys round and round (the budget holds CHURN_HELD of them)
+ * until every reader is done. */
+static void *
+churn_writer(void *arg)
+{
+    churn_t *c = arg;
+    for (int64_t n = 0; atomic_load(c->readers_left) > 0; n++) {
+        const int64_t seg = n % CHURN_KEYS;
+        const raster__tile_entry_t *e = get(c->id, seg, SEG);
+        if (e != NULL) {
+            raster__tile_cache_release(e);
+            continue;
+        }
+        raster__tile_entry_t *w = raster__tile_cache_reserve(SEG);
+        if (w == NULL)
+            continue;
+        churn_fill(raster__tile_entry_data(w), c->id, seg);
+        put(w, c->id, seg, SEG);
+        raster__tile_cache_release(w);
+    }
+    return NULL;
+}
+
+START_TEST(hits_hold_their_own_bytes_while_others_evict)
+{
+    reset(CHURN_HELD * SEG);
+    const raster_tile_cache_stats_t s0 = cstats();
+    atomic_int left = CHURN_READERS;
+    const uint64_t id = new_id();
+    churn_t c[CHURN_READERS + 1];
+    pthread_t tid[CHURN_READERS + 1];
+    for (int i = 0; i <= CHURN_READERS; i++) {
+        c[i] = (churn_t){id, (unsigned)(77 + i), &left, 0, 0};
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, i == CHURN_READERS ? churn_writer : churn_reader, &c[i]), 0);
+    }
+    long hits = 0;
+    for (int i = 0; i <= CHURN_READERS; i++) {
+        pthread_join(tid[i], NULL);
+        ck_assert_int_eq(c[i].bad, 0);
+        hits += c[i].hits;
+    }
+    const raster_tile_cache_stats_t s = cstats();
+    ck_assert_uint_ge(s.hits - s0.hits, (uint64_t)hits);
+    ck_assert_uint_gt(s.evictions - s0.evictions, 0);
+    ck_assert_uint_le(s.bytes_used, CHURN_HELD * SEG);
+    if (s.mode == RASTER_TILE_CACHE_SHARED) {
+        char why[256] = "";
+        ck_assert_msg(raster__shm_check(why, sizeof why), "arena after the churn: %s", why);
+    }
+    raster_tile_cache_set_budget(0);
+    ck_assert_uint_eq(cstats().bytes_used, 0);
+}
+END_TEST
+
 static Suite *
 tile_cache_suite(void)
 {
@@ -461,6 +560,7 @@ tile_cache_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, threads_read_only_what_was_written);
     tcase_add_test(tc, threads_read_batches_only_what_was_written);
+    tcase_add_test(tc, hits_hold_their_own_bytes_while_others_evict);
     suite_add_tcase(s, tc);
     return s;
 }
