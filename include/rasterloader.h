@@ -454,6 +454,35 @@ RASTER_API raster_status_t raster_read_masks_resampled_into(raster_dataset_t *ds
                                                             const raster_masks_options_t *opt,
                                                             const raster_view_t *dst, int *no_mask_out);
 
+/*
+ * The one read of a window as rasterio gives it (Python's read(), read_hwc(),
+ * read_masks() and dataset_mask() call only these two): 'win' in floats,
+ * the output size dst's, and the library decides how to read it:
+ *   - a plain read (raster_read_into() / raster_read_masks_into()) of the
+ *     window rounded to whole pixels, floor(x + 0.5) for each field, when
+ *     its width and height are whole (within 1e-9) and equal to dst's, and
+ *     its offsets are whole too, or 'resampling' is nearest (GDAL's nearest
+ *     rule picks exactly those pixels), or opt->boundless is set (a boundless
+ *     read is never resampled: RASTER_E_UNSUPPORTED there);
+ *   - otherwise a resampled read (raster_read_resampled_into() /
+ *     raster_read_masks_resampled_into()) of the float window itself, so a
+ *     fractional offset with bilinear, cubic, ... interpolates at the
+ *     sub-pixel position as rasterio's GDAL call does, even when the size
+ *     does not change.
+ * Arguments, results and failures are those of the call it makes; 'pixels'
+ * is used by a plain masks read only.  raster_mosaic_read_source() reads
+ * each source through raster_read_window_into().
+ */
+RASTER_API raster_status_t raster_read_window_into(raster_dataset_t *ds, raster_window_f_t win,
+                                                   raster_resampling_t resampling,
+                                                   const raster_read_options_t *opt,
+                                                   const raster_view_t *dst);
+RASTER_API raster_status_t raster_read_masks_window_into(raster_dataset_t *ds, raster_window_f_t win,
+                                                         raster_resampling_t resampling,
+                                                         const raster_masks_options_t *opt,
+                                                         const raster_view_t *pixels,
+                                                         const raster_view_t *dst, int *no_mask_out);
+
 /* ================================ Threads ================================ */
 
 /*

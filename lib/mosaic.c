@@ -33,14 +33,7 @@ read_source(raster_dataset_t *ds, int band, raster_window_f_t win, raster_resamp
     raster_read_options_init(&opt);
     opt.bands = &band;
     opt.band_count = 1;
-    const int integral = win.col_off == floor(win.col_off) && win.row_off == floor(win.row_off) &&
-                         win.width == (double)dst->width && win.height == (double)dst->height;
-    if (integral) {
-        const raster_window_t w = {(int64_t)win.col_off, (int64_t)win.row_off, dst->width,
-                                   dst->height};
-        return raster_read_into(ds, w, &opt, dst);
-    }
-    return raster_read_resampled_into(ds, win, rs, &opt, dst);
+    return raster_read_window_into(ds, win, rs, &opt, dst);
 }
 
 /* copy_first for one element type: dst = src where dst is still nodata and
