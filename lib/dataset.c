@@ -660,13 +660,12 @@ whole_length(double v)
 /* 1 and the whole-pixel window in *plain when 'w' read at dst's size is a
  * plain read (the rule in rasterloader.h), 0 when it is resampled. */
 static int
-window_plan(raster_window_f_t w, raster_resampling_t alg, int boundless, const raster_view_t *dst,
-            raster_window_t *plain)
+window_plan(raster_window_f_t w, raster_resampling_t alg, const raster_view_t *dst, raster_window_t *plain)
 {
     if (!(isfinite(w.col_off) && isfinite(w.row_off) && whole_length(w.width) && whole_length(w.height)))
         return 0;
     const int whole_offsets = w.col_off == floor(w.col_off) && w.row_off == floor(w.row_off);
-    if (!whole_offsets && alg != RASTER_RESAMPLE_NEAREST && !boundless)
+    if (!whole_offsets && alg != RASTER_RESAMPLE_NEAREST)
         return 0;
     /* |values| < 2^62: the casts below are defined; window_check bounds them further. */
     const double lim = 4.6e18;
@@ -674,7 +673,7 @@ window_plan(raster_window_f_t w, raster_resampling_t alg, int boundless, const r
         return 0;
     *plain = (raster_window_t){(int64_t)floor(w.col_off + 0.5), (int64_t)floor(w.row_off + 0.5),
                                (int64_t)floor(w.width + 0.5), (int64_t)floor(w.height + 0.5)};
-    return dst == NULL || (dst->width == plain->width && dst->height == plain->height);
+    return dst->width == plain->width && dst->height == plain->height;
 }
 
 raster_status_t
@@ -683,10 +682,8 @@ raster_read_window_into(raster_dataset_t *ds, raster_window_f_t win, raster_resa
 {
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_read_window_into: NULL dataset");
     RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL destination", ds->path);
-    raster_read_options_t o;
-    RASTER_TRY(raster__read_options_take(&o, opt, ds->path));
     raster_window_t plain;
-    if (window_plan(win, resampling, o.boundless, dst, &plain))
+    if (window_plan(win, resampling, dst, &plain))
         return raster_read_into(ds, plain, opt, dst);
     return raster_read_resampled_into(ds, win, resampling, opt, dst);
 }
@@ -698,12 +695,8 @@ raster_read_masks_window_into(raster_dataset_t *ds, raster_window_f_t win, raste
 {
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_read_masks_window_into: NULL dataset");
     RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL mask destination", ds->path);
-    raster_masks_options_t o;
-    raster_masks_options_init(&o);
-    RASTER_TRY(raster__options_take(&o, sizeof o, opt, RASTER__FIELD_END(raster_masks_options_t, rule),
-                                    "raster_masks_options", ds->path));
     raster_window_t plain;
-    if (window_plan(win, resampling, o.boundless, dst, &plain))
+    if (window_plan(win, resampling, dst, &plain))
         return raster_read_masks_into(ds, plain, opt, pixels, dst, no_mask_out);
     return raster_read_masks_resampled_into(ds, win, resampling, opt, dst, no_mask_out);
 }

@@ -1,4 +1,6 @@
-"""Samples by geography over a Mosaic (issue 16): samplers and the batch read.
+"""Samples by geography over a Mosaic (issue 16): the batch read (the
+samplers are in rasterloader._samplers, with the pixel ones; this module
+still exports them).
 
 A geo sample is ``(mosaic, label or None, bounds)``: a :class:`Mosaic`, a
 label (a one-band Mosaic, or a raster path read as one on the image mosaic's
@@ -17,13 +19,11 @@ compositing needs the raw values); the validity mask is computed from the
 read pixels (NumPy), not read from mask bands.
 """
 
-import math
-import random
-
 import numpy as np
 
 from . import _core
 from ._normalise import normalise_in_place
+from ._samplers import GridGeoWindows, RandomGeoWindows  # noqa: F401  (public here too)
 from .mosaic import Mosaic, fill_empty, query_grid, query_items
 
 __all__ = ["RandomGeoWindows", "GridGeoWindows", "is_geo_sample"]
@@ -34,98 +34,6 @@ def is_geo_sample(sample):
         return isinstance(sample[0], Mosaic)
     except (TypeError, IndexError, KeyError):
         return False
-
-
-class _GeoSampler:
-    def __init__(self, mosaic, size, label=None):
-        if not isinstance(mosaic, Mosaic):
-            raise TypeError(f"a geo sampler needs a rasterloader.Mosaic, not {type(mosaic).__name__}")
-        h, w = (size, size) if isinstance(size, int) else tuple(int(v) for v in size)
-        if h < 1 or w < 1:
-            raise ValueError(f"size {size!r} must be >= 1 pixels")
-        self.mosaic, self.label, self.size = mosaic, label, (h, w)
-        rx, ry = mosaic.res
-        self.span = (w * rx, h * ry)
-        self.sources = [(mosaic, label)]
-
-    def set_epoch(self, epoch):
-        pass
-
-    def __getitem__(self, i):
-        return (self.mosaic, self.label, self._boxes()[i])
-
-    def __len__(self):
-        return len(self._boxes())
-
-
-class RandomGeoWindows(_GeoSampler):
-    """``count`` boxes of ``size`` pixels (an int or (h, w)) of the mosaic's
-    grid, as TorchGeo's RandomGeoSampler draws them: a scene chosen with
-    probability proportional to its footprint's area, then a box at a
-    whole-pixel offset (from the footprint's corner) inside the footprint
-    (at its corner when the footprint is smaller).  Seeded by ``(seed,
-    epoch)``; ``set_epoch`` draws the epoch's boxes."""
-
-    def __init__(self, mosaic, size, count, seed=0, label=None):
-        super().__init__(mosaic, size, label)
-        self.count, self.seed, self.epoch = int(count), int(seed), 0
-        self._cache = None
-
-    def set_epoch(self, epoch):
-        if int(epoch) != self.epoch:
-            self.epoch, self._cache = int(epoch), None
-
-    def _boxes(self):
-        if self._cache is None:
-            rng = random.Random(self.seed * 1_000_003 + self.epoch)
-            fps = self.mosaic.footprints
-            areas = [(f.right - f.left) * (f.top - f.bottom) for f in fps]
-            (sw, sh), (rx, ry) = self.span, self.mosaic.res
-            boxes = []
-            for _ in range(self.count):
-                f = rng.choices(fps, weights=areas)[0]
-                cols = int((f.right - f.left - sw) // rx)
-                rows = int((f.top - f.bottom - sh) // ry)
-                x = f.left + (rng.randrange(cols + 1) if cols > 0 else 0) * rx
-                y = f.bottom + (rng.randrange(rows + 1) if rows > 0 else 0) * ry
-                boxes.append((x, y, x + sw, y + sh))
-            self._cache = boxes
-        return self._cache
-
-
-class GridGeoWindows(_GeoSampler):
-    """Boxes of ``size`` pixels every ``stride`` pixels over each scene's
-    footprint, from its top-left corner; the last row and column are shifted
-    to end at the footprint's right and bottom edge (so the whole footprint is
-    covered, as GridWindows(edges="shift")).  A footprint smaller than a box
-    gives one box at its top-left corner."""
-
-    def __init__(self, mosaic, size, stride=None, label=None):
-        super().__init__(mosaic, size, label)
-        stride = self.size if stride is None else \
-            (stride, stride) if isinstance(stride, int) else tuple(int(v) for v in stride)
-        if stride[0] < 1 or stride[1] < 1:
-            raise ValueError(f"stride {stride!r} must be >= 1 pixels")
-        self.stride = stride
-        (sw, sh), (rx, ry) = self.span, mosaic.res
-        boxes = []
-        for f in mosaic.footprints:
-            ncol = max(int(math.floor((f.right - f.left) / rx)) - self.size[1], 0)
-            nrow = max(int(math.floor((f.top - f.bottom) / ry)) - self.size[0], 0)
-            cols = list(range(0, ncol + 1, stride[1]))
-            rows = list(range(0, nrow + 1, stride[0]))
-            if cols[-1] != ncol:
-                cols.append(ncol)
-            if rows[-1] != nrow:
-                rows.append(nrow)
-            for r in rows:
-                for c in cols:
-                    x, top = f.left + c * rx, f.top - r * ry
-                    boxes.append((x, top - sh, x + sw, top))
-        self._list = boxes
-
-    def _boxes(self):
-        return self._list
 
 
 # ------------------------------------------------------------------ batch reads

@@ -46,7 +46,9 @@ import numpy as np
 from . import _compat, _core
 from ._compat import Resampling
 from ._dataset import Dataset, live_core, open as _open
-from ._normalise import norm_kwargs, normalise_in_place
+from ._args import norm_kwargs, resampling_code, timeout_ms
+from ._normalise import normalise_in_place
+from ._windows import bounds_window
 from .vrt import WarpedVRT, _crs_text
 
 __all__ = ["Mosaic"]
@@ -57,38 +59,11 @@ except ImportError:                    # pragma: no cover
     Affine = None
 
 
-def _resampling(value):
-    if isinstance(value, str):
-        try:
-            return Resampling[value]
-        except KeyError:
-            raise ValueError(f"unknown resampling {value!r}") from None
-    try:
-        return Resampling(int(value))
-    except (TypeError, ValueError):
-        raise ValueError(f"unknown resampling {value!r}") from None
-
-
 def _win_align(w):
     """rasterio.merge's win_align on (col_off, row_off, width, height):
     offsets floor(x + 0.1), lengths floor(x + 0.5); returns (row, col, h, w)."""
     return (math.floor(w[1] + 0.1), math.floor(w[0] + 0.1),
             math.floor(w[3] + 0.5), math.floor(w[2] + 0.5))
-
-
-def _window(inv, left, bottom, right, top):
-    """rasterio.windows.from_bounds(left, bottom, right, top, transform) with
-    inv = ~transform, as (col_off, row_off, width, height): the same products
-    and sums as rasterio's (its AffineTransformer does inv . (x, y, 1) on the
-    four corners), without building numpy arrays per call.
-    tests/python/test_mosaic.py checks it against rasterio's."""
-    ia, ib, ic, id_, ie, if_ = inv[:6]
-    cols = (ia * left + ib * top + ic, ia * right + ib * top + ic,
-            ia * right + ib * bottom + ic, ia * left + ib * bottom + ic)
-    rows = (id_ * left + ie * top + if_, id_ * right + ie * top + if_,
-            id_ * right + ie * bottom + if_, id_ * left + ie * bottom + if_)
-    c0, r0 = min(cols), min(rows)
-    return c0, r0, max(max(cols) - c0, 0.0), max(max(rows) - r0, 0.0)
 
 
 def _same_crs(a, b):
@@ -119,7 +94,7 @@ class Mosaic:
                  bands=None, threads=None):
         if isinstance(sources, (str, os.PathLike, Dataset)) or not len(sources):
             raise ValueError("Mosaic needs a list of scenes (each a path or a list of band paths)")
-        self.resampling = _resampling(resampling)
+        self.resampling = Resampling(resampling_code(resampling, names=True))
         self.threads = 0 if threads is None else int(threads)   # 0: rasterloader.get_threads()
         self._args = (sources, dict(crs=crs, res=res, resampling=resampling, nodata=nodata,
                                     bands=bands, threads=threads))
@@ -306,8 +281,8 @@ class Mosaic:
                 i_s, i_n = max(sb[1], chunk[1]), min(sb[3], chunk[3])
                 if iw >= ie or i_s >= i_n:
                     continue
-                sw = _window(src_inv, iw, i_s, ie, i_n)
-                r0, c0, h, w = _win_align(_window(inv, iw, i_s, ie, i_n))
+                sw = bounds_window(src_inv, iw, i_s, ie, i_n)
+                r0, c0, h, w = _win_align(bounds_window(inv, iw, i_s, ie, i_n))
                 # numpy slicing clips to the destination, as merge's dest[:, rows, cols]
                 r1, c1 = min(max(r0 + h, 0), height), min(max(c0 + w, 0), width)
                 r0, c0 = min(max(r0, 0), height), min(max(c0, 0), width)
@@ -375,13 +350,13 @@ class Mosaic:
         if pool is None:
             from ._pool import default_pool
             pool = default_pool()
-        timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
+        wait_ms = timeout_ms(timeout)
         tile, view = None, None
 
         def channel(c, h, w):
             nonlocal tile, view
             if tile is None:
-                tile = _core.pool_tile(pool, dtype.name, h, w, self.count, timeout_ms)
+                tile = _core.pool_tile(pool, dtype.name, h, w, self.count, wait_ms)
                 view = np.from_dlpack(tile)
             return view[:, :, c]
 
