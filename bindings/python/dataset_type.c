@@ -339,10 +339,13 @@ Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
     if (out_hw_parse(out_hw, win, &oh, &ow) < 0 || open_or_raise(self) == NULL)
         return NULL;
     /* A pooled Tile is never empty: refuse what would be one before waiting for the pool. */
-    if (!(win.width >= 1 && win.height >= 1))
-        return rl_raise_status(RASTER_E_INVALID_ARG,
-                               "%U: window (col %g, row %g, %gx%g) must have width and height >= 1",
-                               self->path, win.col_off, win.row_off, win.width, win.height);
+    if (!(win.width >= 1 && win.height >= 1)) {
+        char text[160];     /* PyUnicode_FromFormat has no %g */
+        PyOS_snprintf(text, sizeof text, "(col %g, row %g, %gx%g)", win.col_off, win.row_off, win.width,
+                      win.height);
+        return rl_raise_status(RASTER_E_INVALID_ARG, "%U: window %s must have width and height >= 1",
+                               self->path, text);
+    }
     if (oh < 1 || ow < 1)
         return rl_raise_status(RASTER_E_INVALID_ARG, "%U: out_hw (%lld, %lld) must be >= 1 each",
                                self->path, oh, ow);
