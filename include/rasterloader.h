@@ -1195,6 +1195,47 @@ typedef struct raster_mosaic_source {
 RASTER_API raster_status_t raster_mosaic_read_sources(const raster_mosaic_source_t *items, int64_t n,
                                                       int max_threads);
 
+/*
+ * raster_mosaic_read() is a whole query with what a read does around its
+ * sources, so that no pass over the pixels is left to the caller:
+ *   1. each lane's plane (lanes[l], the whole output channel l) is filled
+ *      with its nodata, except the rectangles its DIRECT sources write
+ *      (those pixels are written once); then its items run as in
+ *      raster_mosaic_read_sources() (lanes in parallel, a lane's items in
+ *      order).  Items must be sub-views of their lane's plane.
+ *   2. each validity view (validity[k], one channel of the planes' size, any
+ *      dtype) is 255 where any of lanes [first_lane, first_lane +
+ *      lane_count) holds another value than that lane's nodata (NaN: a
+ *      number), else 0: the geo loaders' validity mask (and rasterio's
+ *      dataset_mask of a merge), on the raw values.
+ *   3. each lane with 'normalise' set is normalised in place, in double,
+ *      rounded once to its dtype as a read's normalisation is (see
+ *      raster_read_options_t): x * scale + offset, or with 'divide',
+ *      (x - offset) / scale (offset the mean, scale the std).
+ * 'n' items, 'nlanes' lanes (every item's lane < nlanes), 'nvalidity'
+ * validity views, all borrowed; max_threads as raster_mosaic_read_sources().
+ * RASTER_E_INVALID_ARG for a lane out of range, a plane or validity view of
+ * more than one channel or of another size, an item that is not inside its
+ * lane's plane, a std of 0.
+ */
+typedef struct raster_mosaic_lane {
+    raster_view_t plane;          /* the whole output channel (one channel) */
+    double nodata;                /* the fill, and "no data" for validity */
+    int normalise;                /* 1: normalise after the sources */
+    int divide;                   /* 1: (x - offset) / scale; 0: x * scale + offset */
+    double scale, offset;
+} raster_mosaic_lane_t;
+
+typedef struct raster_mosaic_validity {
+    raster_view_t dst;            /* one channel, the planes' height and width */
+    int first_lane, lane_count;
+} raster_mosaic_validity_t;
+
+RASTER_API raster_status_t raster_mosaic_read(const raster_mosaic_source_t *items, int64_t n,
+                                              const raster_mosaic_lane_t *lanes, int nlanes,
+                                              const raster_mosaic_validity_t *validity, int nvalidity,
+                                              int max_threads);
+
 #ifdef __cplusplus
 }
 #endif

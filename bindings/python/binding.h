@@ -125,7 +125,7 @@ PyObject *mod_open_warped(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *mod_warp_info(PyObject *mod, PyObject *arg);
 
 /* mosaic_read(items): one Mosaic query's source reads (mosaic_read.c). */
-PyObject *mod_mosaic_read(PyObject *mod, PyObject *args);
+PyObject *mod_mosaic_read(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *mod_pool_tile(PyObject *mod, PyObject *args);
 
 /* ------------------------------ errors --------------------------------- */

@@ -13,18 +13,13 @@ bands in parallel with the other samples' bands, on the library's threads),
 each source written straight into its channel slice of the pooled
 ``[B,H,W,C]`` buffer (or the caller's tensor), the label into ``[B,H,W]``.
 
-Not fused (yet): mean/std or scale/offset are applied after the read, in
-place, one pass per batch in double (the "still nodata" test of "first"
-compositing needs the raw values); the validity mask is computed from the
-read pixels (NumPy), not read from mask bands.
+Fill, validity and normalisation are done by the same C call
+(raster_mosaic_read): no pass over the pixels in Python.
 """
 
-import numpy as np
-
 from . import _core
-from ._normalise import normalise_in_place
 from ._samplers import GridGeoWindows, RandomGeoWindows  # noqa: F401  (public here too)
-from .mosaic import Mosaic, fill_empty, query_grid, query_items
+from .mosaic import Mosaic, lane_specs, query_grid, query_items
 
 __all__ = ["RandomGeoWindows", "GridGeoWindows", "is_geo_sample"]
 
@@ -62,10 +57,12 @@ def geo_shape(sample, out_shape):
 def read_geo_batch(reader, indices, image, mask, validity, layout, *, labels, norm):
     """Read the geo samples ``indices`` of reader.samples into ``image``
     ([B,H,W,C] or [B,C,H,W] numpy views), ``mask`` ([B,H,W] or None) and
-    ``validity`` ([B,H,W] uint8 or None): one mosaic_read for the batch.
-    ``labels`` is the loader's cache of label mosaics, ``norm`` its
-    normalisation keywords (norm_kwargs)."""
-    items, fills, norm_after = [], [], []
+    ``validity`` ([B,H,W] uint8 or None): one mosaic_read for the batch,
+    which also fills, computes the validity masks (255 where any band is not
+    nodata: the mask too of a sample without a label) and normalises
+    (``norm``, the loader's norm_kwargs) in C.  ``labels`` is the loader's
+    cache of label mosaics."""
+    items, lanes, valid = [], [], []
     lane = 0
     out_shape = (reader.height, reader.width)
     for k, i in enumerate(indices):
@@ -79,31 +76,21 @@ def read_geo_batch(reader, indices, image, mask, validity, layout, *, labels, no
         def channel(c, h, w, k=k):
             return image[k, :, :, c] if layout == "bhwc" else image[k, c]
 
-        h, w, its, fl = query_items(mosaic, bounds, out_shape, channel, lane0=lane)
+        h, w, its, planes = query_items(mosaic, bounds, out_shape, channel, lane0=lane)
+        first = lane
         lane += mosaic.count
         items += its
-        fills += [(mosaic, f) for f in fl]
+        lanes += lane_specs(planes, mosaic.nodata, norm)
+        if validity is not None:
+            valid.append((validity[k], first, mosaic.count))
         if mask is not None:
             lab = _label_mosaic(reader, labels, mosaic, label)
-            if lab is not None:
-                _, _, its, fl = query_items(lab, bounds, out_shape, lambda c, h, w, k=k: mask[k],
-                                            lane0=lane)
+            if lab is None:
+                valid.append((mask[k], first, mosaic.count))
+            else:
+                _, _, its, planes = query_items(lab, bounds, out_shape, lambda c, h, w, k=k: mask[k],
+                                                lane0=lane)
                 lane += 1
                 items += its
-                fills += [(lab, f) for f in fl]
-    for m, (plane, direct) in fills:
-        fill_empty(plane, direct, m.nodata)
-    _core.mosaic_read(items, reader.threads)
-    for k, i in enumerate(indices):
-        mosaic, label, _ = reader.samples[i]
-        img = image[k] if layout == "bhwc" else np.moveaxis(image[k], 0, -1)
-        nd = mosaic.nodata
-        if validity is not None or (mask is not None and label is None):
-            valid = (img != nd) if nd == nd else ~np.isnan(img)
-            v = np.where(valid.any(axis=-1), 255, 0)
-            if validity is not None:
-                validity[k] = v
-            if mask is not None and label is None:
-                mask[k] = v
-    if norm:   # loaders' rule: in double, rounded once (see the module doc)
-        normalise_in_place(image, norm, axis=-1 if layout == "bhwc" else 1)
+                lanes += lane_specs(planes, lab.nodata)
+    _core.mosaic_read(items, reader.threads, lanes=lanes, validity=valid)

@@ -47,7 +47,6 @@ from . import _compat, _core
 from ._compat import Resampling
 from ._dataset import Dataset, live_core, open as _open
 from ._args import norm_kwargs, resampling_code, timeout_ms
-from ._normalise import normalise_in_place
 from ._windows import bounds_window
 from .vrt import WarpedVRT, _crs_text
 
@@ -264,10 +263,11 @@ class Mosaic:
         return np.nonzero(hit.any(axis=1))[0]
 
     def _items(self, bounds, out_shape, dest_channel, lane0=0):
-        """The source reads of one query, in merge's order, and what to fill."""
+        """The source reads of one query, in merge's order, and its planes (each
+        output channel's 2-D destination; C fills what no source writes)."""
         height, width, transform, chunk = self._grid(bounds, out_shape)
         inv = tuple(~transform)[:6]
-        items, fills = [], []
+        items, planes = [], []
         nodata = float(self._nodata)
         alg = int(self.resampling)
         touching = self._touching(chunk)
@@ -294,21 +294,39 @@ class Mosaic:
                     raise ValueError(f"{src.name}: merge's rounded window {h}x{w} at ({r0}, {c0}) "
                                      f"leaves the {height}x{width} output")
                 overlaps = any(r0 < b1 and b0 < r1 and c0 < d1 and d0 < c1
-                               for b0, d0, b1, d1, _ in rects)
+                               for b0, d0, b1, d1 in rects)
                 same_nd = src_nd is None or src_nd == self._nodata or (
                     src_nd != src_nd and self._nodata != self._nodata)
                 direct = not overlaps and same_nd
-                rects.append((r0, c0, r1, c1, direct))
+                rects.append((r0, c0, r1, c1))
                 items.append((live_core(src), band, tuple(float(v) for v in sw),
                               plane[r0:r1, c0:c1], alg, 0 if direct else 1, nodata,
                               None if src_nd is None else float(src_nd), lane0 + c))
-            fills.append((plane, [r[:4] for r in rects if r[4]]))
-        return height, width, items, fills
+            planes.append(plane)
+        return height, width, items, planes
 
-    def _run(self, items, fills):
-        for plane, direct in fills:
-            fill_empty(plane, direct, self._nodata)
-        _core.mosaic_read(items, self.threads)
+    def _run(self, items, planes, norm=None, validity=None):
+        """One mosaic_read: the fill, the sources, ``validity`` ([(dst, first
+        lane, lane count)]) and the normalisation ``norm`` (norm_kwargs'), all
+        in C (raster_mosaic_read)."""
+        _core.mosaic_read(items, self.threads, lanes=lane_specs(planes, self._nodata, norm),
+                          validity=validity or [])
+
+    def _read_chw(self, bounds, out_shape, dtype, with_validity=False):
+        """(count, height, width) of the query in a new array, and its uint8
+        validity (255 where any band is not nodata) with ``with_validity``."""
+        dest = None
+
+        def channel(c, h, w):
+            nonlocal dest
+            if dest is None:
+                dest = np.empty((self.count, h, w), dtype=dtype)
+            return dest[c]
+
+        h, w, items, planes = self._items(bounds, out_shape, channel)
+        valid = np.empty((h, w), np.uint8) if with_validity else None
+        self._run(items, planes, validity=[(valid, 0, self.count)] if with_validity else None)
+        return dest, valid
 
     # ------------------------------------------------------------ reads
     def read(self, bounds, out_shape=None, out_dtype=None, masked=False):
@@ -318,17 +336,7 @@ class Mosaic:
         ``out_shape`` ((h, w) or (c, h, w)) reads at the resolution that
         gives that size; ``out_dtype`` is merge's dtype; ``masked=True``
         returns a masked array masked where the value is nodata, as merge."""
-        dtype = np.dtype(out_dtype or self._dtype)
-        dest = None
-
-        def channel(c, h, w):
-            nonlocal dest
-            if dest is None:
-                dest = np.empty((self.count, h, w), dtype=dtype)
-            return dest[c]
-
-        h, w, items, fills = self._items(bounds, out_shape, channel)
-        self._run(items, fills)
+        dest, _ = self._read_chw(bounds, out_shape, np.dtype(out_dtype or self._dtype))
         if masked:
             return np.ma.masked_equal(dest, self._nodata, copy=False)
         return dest
@@ -340,8 +348,8 @@ class Mosaic:
         channel slice of the tile.  ``mean``/``std`` (a number or one per band;
         out_dtype then defaults to float32) give ``(x - mean) / std`` in
         double, rounded once to out_dtype, as the loaders; applied in place
-        after the read (one more pass over the tile, with a float64
-        temporary: the "still nodata" test of "first" needs the raw values)."""
+        by C after the sources (the "still nodata" test of "first" needs the
+        raw values), in the same call."""
         norm = {}
         if mean is not None or std is not None:
             norm = norm_kwargs(self.count, mean, std, where=repr(self))
@@ -360,10 +368,8 @@ class Mosaic:
                 view = np.from_dlpack(tile)
             return view[:, :, c]
 
-        _, _, items, fills = self._items(bounds, out_shape, channel)
-        self._run(items, fills)
-        if norm:
-            normalise_in_place(view, norm, axis=-1)
+        _, _, items, planes = self._items(bounds, out_shape, channel)
+        self._run(items, planes, norm=norm)
         return tile
 
     def dataset_mask(self, bounds, out_shape=None):
@@ -371,10 +377,7 @@ class Mosaic:
         (not nodata), 0 elsewhere; merge's mask (its masked=True) reduced over
         the bands as rasterio's dataset_mask does.  Reads the bands (no mask
         band is kept per file)."""
-        data = self.read(bounds, out_shape=out_shape)
-        nd = self._nodata
-        valid = ~np.isnan(data) if nd != nd else data != nd
-        return np.where(valid.any(axis=0), np.uint8(255), np.uint8(0))
+        return self._read_chw(bounds, out_shape, self._dtype, with_validity=True)[1]
 
 
 # ------------------------------------------------------------ for the loaders
@@ -388,29 +391,25 @@ def query_grid(mosaic, bounds, out_shape):
 
 
 def query_items(mosaic, bounds, out_shape, dest_channel, lane0=0):
-    """(height, width, source reads, fills) of a query, in merge's order; lanes
+    """(height, width, source reads, planes) of a query, in merge's order; lanes
     (output channels) numbered from lane0.  dest_channel(c, h, w) is the 2-D
     destination of channel c."""
     return mosaic._items(bounds, out_shape, dest_channel, lane0)
 
 
-def fill_empty(plane, direct, value):
-    """Write 'value' where no direct source writes: the whole plane minus
-    the (disjoint) direct rectangles, so those pixels are written once."""
-    if not direct:
-        plane[...] = value
-        return
-    if len(direct) == 1:
-        r0, c0, r1, c1 = direct[0]
-        plane[:r0] = value
-        plane[r1:] = value
-        plane[r0:r1, :c0] = value
-        plane[r0:r1, c1:] = value
-        return
-    keep = np.ones(plane.shape, dtype=bool)       # a bool per pixel, not a pixel copy
-    for r0, c0, r1, c1 in direct:
-        keep[r0:r1, c0:c1] = False
-    plane[keep] = value
+def lane_specs(planes, nodata, norm=None):
+    """mosaic_read's lanes for a query's planes (channel c's 2-D destination
+    at index c): the plane, the nodata C fills it with where no source
+    writes, and channel c's normalisation from ``norm`` (norm_kwargs'
+    result: mean/std or scale/offset, one value per channel) or None."""
+    nodata = float(nodata)
+    if not norm:
+        return [(p, nodata, None) for p in planes]
+    divide = "mean" in norm or "std" in norm
+    n = len(planes)
+    scale = norm.get("std" if divide else "scale", [1.0] * n)
+    offset = norm.get("mean" if divide else "offset", [0.0] * n)
+    return [(p, nodata, (divide, float(scale[c]), float(offset[c]))) for c, p in enumerate(planes)]
 
 
 def _rebuild(sources, kwargs):
