@@ -22,9 +22,10 @@
 #include <math.h>
 #include <string.h>
 
-/* Read 'band' of 'win' into 'dst': a plain read when the window is whole
- * pixels of dst's size (no resampling to do: the native fast path), else
- * GDAL's resampled read with merge's float window. */
+/* Read 'band' of 'win' into 'dst' through the one window read
+ * (raster_read_window_into): a plain read when the window is whole pixels of
+ * dst's size (the native fast path), else GDAL's resampled read with merge's
+ * float window. */
 static raster_status_t
 read_source(raster_dataset_t *ds, int band, raster_window_f_t win, raster_resampling_t rs,
             const raster_view_t *dst)
