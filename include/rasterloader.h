@@ -1139,11 +1139,11 @@ RASTER_API raster_status_t raster_warp_info(const raster_dataset_t *ds, raster_w
  * (merge's source window), written into 'dst' (borrowed; one channel, any
  * strides: the source's channel slice of a CHW or HWC destination, the
  * rectangle merge rounds for it).
- *   - An integral window of dst's size is a plain raster_read_into() (the
- *     native fast path: a file already on the grid); any other window is a
- *     raster_read_resampled_into() with 'resampling' (another resolution, or
- *     the sliver a warped dataset's edge leaves), exactly as merge's
- *     src.read(out_shape=..., window=...).
+ *   - The read is raster_read_window_into() with 'resampling': an integral
+ *     window of dst's size is a plain read (the native fast path: a file
+ *     already on the grid); another window is resampled (another
+ *     resolution, or the sliver a warped dataset's edge leaves), exactly as
+ *     merge's src.read(out_shape=..., window=...).
  *   - composite RASTER_COMPOSITE_DIRECT writes the source straight into dst:
  *     right when no earlier source wrote into this rectangle and the
  *     source's invalid pixels hold 'nodata' (it has no nodata value, or that
