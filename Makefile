@@ -22,7 +22,7 @@ TORCH_PIN := torch==2.13.0
 
 .PHONY: all setup sysdeps venv build build-asan build-tsan fixtures demo test test-c test-asan \
         test-valgrind test-tsan test-python python clean distclean build-fuzz fuzz-seeds fuzz test-fuzz \
-        check-layers
+        check-layers check-py-imports
 
 all: build
 
@@ -121,6 +121,8 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 #   setup (apt packages if missing, the .venv)   ~9 min loaded, once per clone
 #   build + fixtures                             ~4 min, once
 #   check-layers the layers of lib/ (tools/check_layers.py): includes, and nm of the build
+#   check-py-imports no import circle among the Python package's modules
+#               (tools/check_py_imports.py, on the sources; a second)
 #   test-c      every Check suite, full matrices, ctest -j$(JOBS); the two
 #               matrix suites (check_read_matrix, check_tiff_equiv) start first
 #   test-asan   the same suites under ASan+UBSan, every 8th matrix combination
@@ -132,7 +134,7 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 # sampled run); the full versions: RASTER_MATRIX_SCALE=1 for any suite, the
 # plain test-c always; `make test-full` (the fuzz smoke at a minute per
 # harness); `make fuzz` (the campaign) and `make soak` (100k windows).
-test: setup build check-layers fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
+test: setup build check-layers check-py-imports fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
 	@echo "make test: all suites passed"
 
 # `make test` with the fuzz smoke at the length it had before (60 s per
@@ -150,6 +152,11 @@ test-full:
 check-layers: build
 	$(PY_SYS) tools/check_layers.py $(BUILD)
 	$(PY_SYS) tools/test_check_layers.py
+
+# No import circle in the Python package (tools/check_py_imports.py reads the
+# sources with ast: every import, at module level or in a function, counts).
+check-py-imports:
+	$(PY_SYS) tools/check_py_imports.py bindings/python/rasterloader
 
 test-c: build fixtures
 	$(CTEST) --test-dir $(BUILD)

@@ -187,9 +187,12 @@ static PyMethodDef module_methods[] = {
      "GDAL's warper over src with rasterio's WarpedVRT options (raster_open_warped)"},
     {"warp_info", mod_warp_info, METH_O,
      "warp_info(ds) -> dict of what open_warped resolved (src_nodata, nodata, init_dest, alpha)"},
-    {"mosaic_read", mod_mosaic_read, METH_VARARGS,
-     "mosaic_read(items, threads=0): a Mosaic query's source reads, the GIL released once\n"
-     "(raster_mosaic_read_sources: a lane's items in order, lanes in parallel)"},
+    {"mosaic_read", (PyCFunction)(void (*)(void))mod_mosaic_read, METH_VARARGS | METH_KEYWORDS,
+     "mosaic_read(items, threads=0, lanes=None, validity=None): a Mosaic query's source reads,\n"
+     "the GIL released once (raster_mosaic_read_sources: a lane's items in order, lanes in\n"
+     "parallel); with lanes=[(plane, nodata, None or (divide, scale, offset))] and\n"
+     "validity=[(dst, first_lane, lane_count)], raster_mosaic_read: the fill, validity masks\n"
+     "and normalisation too."},
     {"pool_tile", mod_pool_tile, METH_VARARGS,
      "pool_tile(pool, dtype, h, w, c, timeout_ms) -> an unwritten pooled Tile (Mosaic.read_hwc)"},
     {"set_threads", mod_set_threads, METH_O,

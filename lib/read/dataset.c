@@ -744,3 +744,57 @@ raster_read_resampled_into(raster_dataset_t *ds, raster_window_f_t win, raster_r
     return read_entry(ds, "raster_read_resampled_into", read_resampled,
                       &(read_args_t){.win_f = win, .alg = resampling, .opt = opt, .dst = dst});
 }
+
+/* ------------------------------ the one window read -------------------- */
+
+/* Whole within the tolerance Python's window arithmetic leaves (a float
+ * window from bounds is 256.00000000003 wide where 256 was meant). */
+static int
+whole_length(double v)
+{
+    return fabs(v - floor(v + 0.5)) <= 1e-9;
+}
+
+/* 1 and the whole-pixel window in *plain when 'w' read at dst's size is a
+ * plain read (the rule in rasterloader.h), 0 when it is resampled. */
+static int
+window_plan(raster_window_f_t w, raster_resampling_t alg, const raster_view_t *dst, raster_window_t *plain)
+{
+    if (!(isfinite(w.col_off) && isfinite(w.row_off) && whole_length(w.width) && whole_length(w.height)))
+        return 0;
+    const int whole_offsets = w.col_off == floor(w.col_off) && w.row_off == floor(w.row_off);
+    if (!whole_offsets && alg != RASTER_RESAMPLE_NEAREST)
+        return 0;
+    /* |values| < 2^62: the casts below are defined; window_check bounds them further. */
+    const double lim = 4.6e18;
+    if (fabs(w.col_off) > lim || fabs(w.row_off) > lim || fabs(w.width) > lim || fabs(w.height) > lim)
+        return 0;
+    *plain = (raster_window_t){(int64_t)floor(w.col_off + 0.5), (int64_t)floor(w.row_off + 0.5),
+                               (int64_t)floor(w.width + 0.5), (int64_t)floor(w.height + 0.5)};
+    return dst->width == plain->width && dst->height == plain->height;
+}
+
+raster_status_t
+raster_read_window_into(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t resampling,
+                        const raster_read_options_t *opt, const raster_view_t *dst)
+{
+    RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_read_window_into: NULL dataset");
+    RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL destination", ds->path);
+    raster_window_t plain;
+    if (window_plan(win, resampling, dst, &plain))
+        return raster_read_into(ds, plain, opt, dst);
+    return raster_read_resampled_into(ds, win, resampling, opt, dst);
+}
+
+raster_status_t
+raster_read_masks_window_into(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t resampling,
+                              const raster_masks_options_t *opt, const raster_view_t *pixels,
+                              const raster_view_t *dst, int *no_mask_out)
+{
+    RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_read_masks_window_into: NULL dataset");
+    RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL mask destination", ds->path);
+    raster_window_t plain;
+    if (window_plan(win, resampling, dst, &plain))
+        return raster_read_masks_into(ds, plain, opt, pixels, dst, no_mask_out);
+    return raster_read_masks_resampled_into(ds, win, resampling, opt, dst, no_mask_out);
+}

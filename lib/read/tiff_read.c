@@ -15,6 +15,10 @@
  * read's ranges at once first (prefetch()).
  * Uncompressed segments are read only for the rows the window needs.
  *
+ * Each of the four steps is one function that every segment goes through in
+ * order (plan_build/cache_lookup/plan_group once per read, then per segment
+ * group_fetch, segment_decode, segment_place: see "a segment's path").
+ *
  * Decode and place: a segment that maps exactly onto the destination (same
  * dtype, no scale, all of its samples in order, destination rows exactly
  * one segment row apart, starting at the segment's first column) is decoded
@@ -387,7 +391,7 @@ plan_group(plan_t *p, int threads)
         const seg_job_t *s = &p->segs[p->order[i]];
         /* Sparse segments and cache hits read nothing; uncompressed ones
          * that go straight into dst read their own rows
-         * (segment_run_direct_none). */
+         * (decode_uncompressed_into_dst). */
         const int alone =
             s->fetch_n == 0 || s->hit != NULL || (s->direct && p->t->codec == RASTER__CODEC_NONE);
         const uint64_t work = (uint64_t)s->y1 * p->t->seg_row_nbytes;
@@ -533,24 +537,6 @@ finish_rows(const plan_t *p, const seg_job_t *s, uint8_t *base)
     return RASTER_OK;
 }
 
-/* An uncompressed segment read straight into dst (it maps onto it): only
- * the byte order may be left to fix. */
-static raster_status_t
-segment_run_direct_none(const plan_t *p, const seg_job_t *s)
-{
-    const struct raster__tiff *t = p->t;
-    char what[256];
-    seg_what(p, s, what, sizeof what);
-    uint8_t *d = dst_at(p, s);
-    const int64_t stride = p->rq->dst.row_stride;
-    RASTER_TRY(t->src->ops->read_rows(t->src, d, stride, t->seg_row_nbytes, s->fetch_off, s->y1 - s->y0,
-                                      what));
-    if (t->swap && t->sample_nbytes > 1)
-        for (int64_t y = 0; y < s->y1 - s->y0; y++)
-            raster__byteswap(d + y * stride, (size_t)((s->x1 - s->x0) * t->seg_samples), t->sample_nbytes);
-    return RASTER_OK;
-}
-
 /* ------------------------------ tile cache ----------------------------- */
 
 /* The layout of entries (README, "Decoded-tile cache"): a segment of one sample per
@@ -665,83 +651,146 @@ split_planes(const struct raster__tiff *t, const uint8_t *pixels, uint8_t *plane
     raster__place(&src, &dst, NULL);
 }
 
-/* Decode a segment into tile-cache entry 'e' and place this window's part.
- * All the rows GDAL would decode (s->ref: the whole segment but at the
- * bottom edge), not only the window's, so that the windows below it hit
- * too instead of decoding again, and with GDAL's verdict on damage; every
- * column finished (byte order, predictor).  Then publish it and drop our
- * reference. */
+/* ------------------------------ a segment's path ---------------------- */
+
+/* Every segment of a read goes through four steps, in this order, each one
+ * function:
+ *   plan    plan_build(), cache_lookup(), plan_group(): once per read, which
+ *           segments, which of them the cache holds, which bytes to read;
+ *   fetch   group_fetch(): its group's raw bytes (one pread into scratch, or
+ *           what prefetch() read for a batching source);
+ *   decode  segment_decode(): its rows decoded, into dst itself, a tile-cache
+ *           entry or scratch (or found in the cache, or sparse: none);
+ *   place   segment_place(): byte order and predictor undone where still to
+ *           do, and the window's part placed into dst.
+ * What decode leaves for place is a decoded_t. */
+typedef struct decoded {
+    uint8_t *rows;              /* row y at rows + y * seg_row_nbytes, not yet
+                                   finished (byte order, predictor); NULL: none */
+    int in_dst;                 /* 'rows' are dst itself: finish in place only */
+    int uncompressed_in_dst;    /* rows read straight into dst at its row
+                                   stride: only the byte order is left */
+    const uint8_t *entry;       /* or finished rows in a tile-cache entry */
+    int64_t entry_rows;         /* its planes' rows (entries_planar()), else 0 */
+    raster__tile_entry_t *held; /* an entry this read reserved: released by place */
+} decoded_t;
+
+/* fetch: the raw bytes of group 'gi' into *raw_out (NULL when its segments
+ * read nothing from the file: cache hits, sparse, uncompressed rows read
+ * straight into dst). */
 static raster_status_t
-segment_run_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, raster__tile_entry_t *e)
+group_fetch(const plan_t *p, int64_t gi, uint8_t **raw_out)
+{
+    const group_t *g = &p->groups[gi];
+    *raw_out = NULL;
+    if (g->nbytes == 0)
+        return RASTER_OK;
+    if (p->prefetch) {
+        *raw_out = g->fetched;
+        return RASTER_OK;
+    }
+    uint8_t *raw = raster__scratch(RASTER_SCRATCH_RAW, (size_t)p->raw_cap);
+    if (raw == NULL)
+        return RASTER_E_NOMEM;
+    char what[300];
+    const int n = seg_what(p, &p->segs[p->order[g->first]], what, sizeof what);
+    if (g->count > 1 && n > 0 && (size_t)n < sizeof what)
+        snprintf(what + n, sizeof what - (size_t)n, ", read with %lld adjacent segment(s)",
+                 (long long)(g->count - 1));
+    RASTER_TRY(raster__tiff_source_read(p->t->src, raw, (size_t)g->nbytes, g->off, what));
+    *raw_out = raw;
+    return RASTER_OK;
+}
+
+/* decode, an uncompressed segment that maps onto dst: its rows read straight
+ * into it (there is nothing to decode, so no copy through scratch). */
+static raster_status_t
+decode_uncompressed_into_dst(const plan_t *p, const seg_job_t *s, decoded_t *d)
+{
+    const struct raster__tiff *t = p->t;
+    char what[256];
+    seg_what(p, s, what, sizeof what);
+    RASTER_TRY(t->src->ops->read_rows(t->src, dst_at(p, s), p->rq->dst.row_stride, t->seg_row_nbytes,
+                                      s->fetch_off, s->y1 - s->y0, what));
+    d->uncompressed_in_dst = 1;
+    return RASTER_OK;
+}
+
+/* decode into tile-cache entry 'e': all the rows GDAL would decode (s->ref:
+ * the whole segment but at the bottom edge), not only the window's, so that
+ * the windows below it hit too instead of decoding again, and with GDAL's
+ * verdict on damage; every column finished (byte order, predictor), then
+ * published.  place() reads the window's part from it and lets it go. */
+static raster_status_t
+decode_into_cache(const plan_t *p, const seg_job_t *s, const uint8_t *raw, raster__tile_entry_t *e,
+                  decoded_t *d)
 {
     const struct raster__tiff *t = p->t;
     uint8_t *const entry = raster__tile_entry_data(e);
     /* Planes: decoded (and finished) in scratch first, then split into the entry. */
     uint8_t *base = entries_planar(t) ? raster__scratch(RASTER_SCRATCH_DECODE, cache_capacity(t)) : entry;
-    if (base == NULL) {
-        raster__tile_cache_release(e);
-        return RASTER_E_NOMEM;
-    }
-    const size_t asked = s->ref.out_nbytes;
-    const raster__decode_status_t ds =
-        raster__decode(t->codec, raw, (size_t)s->fetch_n, base, asked, cache_capacity(t), &s->ref);
-    raster_status_t st;
-    if (ds != RASTER__DECODE_OK) {
-        st = decode_fail(p, s, ds);
-    } else {
+    raster_status_t st = RASTER_E_NOMEM;
+    if (base != NULL) {
+        const size_t asked = s->ref.out_nbytes;
+        const raster__decode_status_t ds =
+            raster__decode(t->codec, raw, (size_t)s->fetch_n, base, asked, cache_capacity(t), &s->ref);
         seg_job_t whole = *s;
         whole.y0 = 0;
         whole.y1 = (int64_t)(asked / t->seg_row_nbytes);
         whole.x0 = 0;
         whole.x1 = t->seg_w;
-        st = postprocess(p, &whole, base);
+        st = ds != RASTER__DECODE_OK ? decode_fail(p, s, ds) : postprocess(p, &whole, base);
         if (st == RASTER_OK) {
             if (base != entry)
                 split_planes(t, base, entry, whole.y1);
             const raster__tile_key_t k = cache_key(t, s);
             raster__tile_cache_put(e, &k, asked);
-            place_from(p, s, entry, base != entry ? whole.y1 : 0);
+            d->entry = entry;
+            d->entry_rows = base != entry ? whole.y1 : 0;
+            d->held = e;
+            return RASTER_OK;
         }
     }
     raster__tile_cache_release(e);
     return st;
 }
 
-/* ------------------------------ segments ------------------------------- */
-
-/* Decode one segment whose raw bytes are at 'raw' and place it. */
+/* decode: segment 's', whose raw bytes are at 'raw', into *d. */
 static raster_status_t
-segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
+segment_decode(const plan_t *p, const seg_job_t *s, uint8_t *raw, decoded_t *d)
 {
     const struct raster__tiff *t = p->t;
-    const size_t row = t->seg_row_nbytes;
-    if (s->hit != NULL) {
-        place_from(p, s, raster__tile_entry_data(s->hit), entries_planar(t) ? entry_rows(t, s) : 0);
+    memset(d, 0, sizeof *d);
+    if (s->hit != NULL) {           /* decoded by an earlier read */
+        d->entry = raster__tile_entry_data(s->hit);
+        d->entry_rows = entries_planar(t) ? entry_rows(t, s) : 0;
         return RASTER_OK;
     }
-    if (s->fetch_n == 0) {
-        place(p, s, NULL);
+    if (s->fetch_n == 0)            /* sparse: place() writes the band fill values */
         return RASTER_OK;
-    }
     if (t->codec == RASTER__CODEC_NONE) {
         if (s->direct)
-            return segment_run_direct_none(p, s);
-        return finish_rows(p, s, raw - (size_t)s->y0 * row);   /* raw holds rows [y0, y1) */
+            return decode_uncompressed_into_dst(p, s, d);
+        d->rows = raw - (size_t)s->y0 * t->seg_row_nbytes;    /* raw holds rows [y0, y1) */
+        return RASTER_OK;
     }
     /* Straight into dst with no room to spare; DEFLATE may need more room
      * to be sure of the prefix, and then goes through scratch. */
     raster__decode_status_t ds = RASTER__DECODE_NEED_ROOM;
     if (s->direct) {
         ds = raster__decode(t->codec, raw, (size_t)s->fetch_n, dst_at(p, s), s->needed, s->needed, &s->ref);
-        if (ds == RASTER__DECODE_OK)
-            return finish_rows(p, s, dst_at(p, s));
+        if (ds == RASTER__DECODE_OK) {
+            d->rows = dst_at(p, s);
+            d->in_dst = 1;
+            return RASTER_OK;
+        }
     }
     if (ds != RASTER__DECODE_NEED_ROOM)
         return decode_fail(p, s, ds);
     if (p->cache) {
         raster__tile_entry_t *e = raster__tile_cache_reserve(cache_capacity(t));
         if (e != NULL)      /* else off meanwhile, or all in use: scratch */
-            return segment_run_into_cache(p, s, raw, e);
+            return decode_into_cache(p, s, raw, e, d);
     }
     /* Through scratch, with all the room any codec needs: a whole segment
      * plus the DEFLATE margin (a constant per dataset, so the per-thread
@@ -753,34 +802,51 @@ segment_run(const plan_t *p, const seg_job_t *s, uint8_t *raw)
     ds = raster__decode(t->codec, raw, (size_t)s->fetch_n, base, s->needed, avail, &s->ref);
     if (ds != RASTER__DECODE_OK)
         return decode_fail(p, s, ds);
-    seg_job_t c = *s;
-    c.direct = 0;               /* a direct decode that needed more room */
-    return finish_rows(p, &c, base);
+    d->rows = base;
+    return RASTER_OK;
 }
 
+/* place: what segment_decode() left in *d into the window's part of dst. */
+static raster_status_t
+segment_place(const plan_t *p, const seg_job_t *s, const decoded_t *d)
+{
+    const struct raster__tiff *t = p->t;
+    raster_status_t st = RASTER_OK;
+    if (d->uncompressed_in_dst) {
+        const int64_t stride = p->rq->dst.row_stride;
+        uint8_t *const rows = dst_at(p, s);
+        if (t->swap && t->sample_nbytes > 1)
+            for (int64_t y = 0; y < s->y1 - s->y0; y++)
+                raster__byteswap(rows + y * stride, (size_t)((s->x1 - s->x0) * t->seg_samples),
+                                 t->sample_nbytes);
+    } else if (d->entry != NULL) {
+        place_from(p, s, d->entry, d->entry_rows);
+    } else if (d->rows != NULL) {
+        seg_job_t c = *s;
+        c.direct = d->in_dst;       /* a direct decode that needed more room is not */
+        st = finish_rows(p, &c, d->rows);
+    } else {
+        place(p, s, NULL);
+    }
+    if (d->held != NULL)
+        raster__tile_cache_release(d->held);
+    return st;
+}
+
+/* One group: fetch, then each of its segments decoded and placed in turn
+ * (the decoded rows are still in cache when they are placed). */
 static raster_status_t
 group_run(void *ctx, int64_t gi)
 {
     const plan_t *p = ctx;
     const group_t *g = &p->groups[gi];
-    const seg_job_t *first = &p->segs[p->order[g->first]];
-    uint8_t *raw = NULL;
-    if (g->nbytes > 0 && p->prefetch) {
-        raw = g->fetched;
-    } else if (g->nbytes > 0) {
-        raw = raster__scratch(RASTER_SCRATCH_RAW, (size_t)p->raw_cap);
-        if (raw == NULL)
-            return RASTER_E_NOMEM;
-        char what[300];
-        const int n = seg_what(p, first, what, sizeof what);
-        if (g->count > 1 && n > 0 && (size_t)n < sizeof what)
-            snprintf(what + n, sizeof what - (size_t)n, ", read with %lld adjacent segment(s)",
-                     (long long)(g->count - 1));
-        RASTER_TRY(raster__tiff_source_read(p->t->src, raw, (size_t)g->nbytes, g->off, what));
-    }
+    uint8_t *raw;
+    RASTER_TRY(group_fetch(p, gi, &raw));
     for (int64_t k = 0; k < g->count; k++) {
         const seg_job_t *s = &p->segs[p->order[g->first + k]];
-        RASTER_TRY(segment_run(p, s, raw ? raw + (s->fetch_off - g->off) : NULL));
+        decoded_t d;
+        RASTER_TRY(segment_decode(p, s, raw ? raw + (s->fetch_off - g->off) : NULL, &d));
+        RASTER_TRY(segment_place(p, s, &d));
     }
     return RASTER_OK;
 }

@@ -23,10 +23,10 @@ from ._compat import CRS, Resampling, Window
 from ._dataset import Dataset, open
 from ._pool import DEFAULT_POOL_BYTES, default_pool, default_pool_budget
 from ._loader import Batch, BatchLoader, WindowReader
-from ._windows import GridWindows, RandomWindows, TileWindows
+from ._samplers import GridWindows, RandomWindows, TileWindows
 from .vrt import WarpedVRT
 from .mosaic import Mosaic
-from .geo import GridGeoWindows, RandomGeoWindows
+from ._samplers import GridGeoWindows, RandomGeoWindows
 
 __version__ = _c_version
 

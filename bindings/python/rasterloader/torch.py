@@ -46,7 +46,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset,
 from . import _core, _ring
 from ._loader import (BatchLoader, WindowReader, _dist_rank_world, epoch_order,
                       shard_indices)
-from ._windows import GridWindows, RandomWindows, TileWindows
+from ._samplers import GridWindows, RandomWindows, TileWindows
 from .errors import RasterError, _attributes_note
 
 __all__ = ["WindowDataset", "BatchDataset", "ShardedSampler", "dataloader", "shared_empty",

@@ -8,7 +8,9 @@
  *     nodata and the source is valid (merge's copy_first);
  *   - a fractional window takes the resampled read (= raster_read_resampled_into);
  *   - lanes in parallel equal lanes one after another;
- *   - bad input: several channels, float16 compositing, unknown mode.
+ *   - bad input: several channels, float16 compositing, unknown mode;
+ *   - raster_mosaic_read(): the fill around the direct rectangles, the
+ *     validity masks and the normalisation of a whole query.
  * The whole mosaic (merge's windows, warped sources) is compared with rasterio
  * in tests/python/test_mosaic.py.
  */
@@ -169,6 +171,85 @@ START_TEST(bad_input_is_an_error_naming_the_file)
 }
 END_TEST
 
+/* raster_mosaic_read(): each lane's plane filled with its nodata where no
+ * DIRECT source writes (and only there: a sentinel under a direct rectangle
+ * would survive a fill that skipped it, but the source overwrites it; the
+ * fill itself is checked outside), the validity (any lane not nodata, on the
+ * raw values), then (x - mean) / std per lane, against a computation here
+ * from GDAL's pixels; and the checks on lanes, items and validity. */
+START_TEST(whole_query_fills_masks_and_normalises)
+{
+    raster_dataset_t *ds = open_with_reader(fixture_path(B02), RASTER_READER_NATIVE_TIFF);
+    enum { H = 40, W = 60, C = 2 };
+    float *img = malloc((size_t)H * W * C * sizeof(float));
+    float *raw = malloc((size_t)H * W * C * sizeof(float));
+    uint8_t valid[H * W];
+    float valid_f[H * W];
+    for (int pass = 0; pass < 2; pass++) {    /* pass 0: no normalisation, the raw values */
+        for (int64_t i = 0; i < (int64_t)H * W * C; i++)
+            img[i] = -12345.0f;               /* what the fill must replace */
+        /* lane 0: one DIRECT rectangle (rows 5..29, cols 10..49); lane 1: none. */
+        const raster_window_t src = {900, 450, 40, 25};
+        raster_mosaic_source_t item = {
+            .ds = ds, .band = 1, .lane = 0,
+            .win = {src.col_off, src.row_off, src.width, src.height},
+            .resampling = RASTER_RESAMPLE_NEAREST, .composite = RASTER_COMPOSITE_DIRECT,
+            .nodata = 0, .has_src_nodata = 1, .src_nodata = 0,
+            .dst = {img + (5 * W + 10) * C, RASTER_F32, src.height, src.width, 1, W * C * 4, C * 4, 4}};
+        raster_mosaic_lane_t lanes[C];
+        for (int c = 0; c < C; c++)
+            lanes[c] = (raster_mosaic_lane_t){
+                .plane = {img + c, RASTER_F32, H, W, 1, W * C * 4, C * 4, 4},
+                .nodata = c == 0 ? 0.0 : -1.0,
+                .normalise = pass, .divide = 1, .scale = 2.0 + c, .offset = 100.0 * (c + 1)};
+        const raster_mosaic_validity_t vds[2] = {
+            {{valid, RASTER_U8, H, W, 1, W, 1, 1}, 0, C},
+            {{valid_f, RASTER_F32, H, W, 1, W * 4, 4, 4}, 0, 1}};
+        ck_assert_int_eq(raster_mosaic_read(&item, 1, lanes, C, vds, 2, 2), RASTER_OK);
+        if (pass == 0) {
+            memcpy(raw, img, (size_t)H * W * C * sizeof(float));
+            uint16_t *want = oracle(src);
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++) {
+                    const int inside = y >= 5 && y < 30 && x >= 10 && x < 50;
+                    const float v0 = img[(y * W + x) * C], v1 = img[(y * W + x) * C + 1];
+                    ck_assert(inside ? v0 == (float)want[(y - 5) * src.width + (x - 10)] : v0 == 0.0f);
+                    ck_assert(v1 == -1.0f);        /* no source: all nodata */
+                    const uint8_t v = v0 != 0.0f ? 255 : 0;   /* lane 1 is all nodata */
+                    ck_assert_uint_eq(valid[y * W + x], v);
+                    ck_assert(valid_f[y * W + x] == (float)v);
+                }
+            free(want);
+        } else {
+            for (int64_t i = 0; i < (int64_t)H * W; i++)
+                for (int c = 0; c < C; c++) {
+                    const double x = raw[i * C + c];
+                    ck_assert(img[i * C + c] == (float)((x - 100.0 * (c + 1)) / (2.0 + c)));
+                }
+            for (int64_t i = 0; i < (int64_t)H * W; i++)      /* validity of the raw values */
+                ck_assert_uint_eq(valid[i], raw[i * C] != 0.0f ? 255 : 0);
+        }
+    }
+    /* bad input */
+    raster_mosaic_lane_t ln = {.plane = {img, RASTER_F32, H, W, 1, W * C * 4, C * 4, 4}, .nodata = 0};
+    raster_mosaic_source_t bad = {.ds = ds, .band = 1, .lane = 1, .win = {0, 0, 4, 4},
+                                  .dst = {img, RASTER_F32, 4, 4, 1, W * C * 4, C * 4, 4}};
+    ck_assert_int_eq(raster_mosaic_read(&bad, 1, &ln, 1, NULL, 0, 1), RASTER_E_INVALID_ARG);
+    bad.lane = 0;
+    bad.dst.data = raw;                                     /* not inside the plane */
+    ck_assert_int_eq(raster_mosaic_read(&bad, 1, &ln, 1, NULL, 0, 1), RASTER_E_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(raster_last_error(), "inside"));
+    ln.normalise = ln.divide = 1;                           /* std 0 */
+    ck_assert_int_eq(raster_mosaic_read(NULL, 0, &ln, 1, NULL, 0, 1), RASTER_E_INVALID_ARG);
+    ln.normalise = 0;
+    const raster_mosaic_validity_t small = {{valid, RASTER_U8, H - 1, W, 1, W, 1, 1}, 0, 1};
+    ck_assert_int_eq(raster_mosaic_read(NULL, 0, &ln, 1, &small, 1, 1), RASTER_E_INVALID_ARG);
+    free(img);
+    free(raw);
+    raster_close(ds);
+}
+END_TEST
+
 static Suite *
 mosaic_suite(void)
 {
@@ -180,6 +261,7 @@ mosaic_suite(void)
     tcase_add_test(tc, fractional_window_is_the_resampled_read);
     tcase_add_test(tc, lanes_in_parallel_equal_lanes_in_order);
     tcase_add_test(tc, bad_input_is_an_error_naming_the_file);
+    tcase_add_test(tc, whole_query_fills_masks_and_normalises);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,7 +5,8 @@
  * both readers, into strided sub-views; dtypes GDAL 3.6 lacks and
  * scale/offset go through float64 with our conversion; every bad argument
  * is a specific status with a message, and nothing outside dst is written;
- * resampled masks equal GDAL's mask bands resampled the same way.
+ * resampled masks equal GDAL's mask bands resampled the same way;
+ * raster_read_window_into() picks the plain or the resampled read.
  * (tests/python/test_resampled.py compares with rasterio itself.)
  */
 #include "test_util.h"
@@ -244,6 +245,89 @@ START_TEST(masks_equal_gdal_mask_bands)
 }
 END_TEST
 
+/* raster_read_window_into() decides plain or resampled: a whole-pixel
+ * window at its own size, or whole lengths with fractional offsets read
+ * nearest, equal raster_read_into() of the rounded window, with boundless
+ * too; fractional offsets with another method, fractional lengths or
+ * another size equal GDAL's float-window call (rasterio's), even at the
+ * window's own size (issue 25: they were read at the rounded window).  The
+ * masks entry decides the same way. */
+START_TEST(window_entry_decides_plain_or_resampled)
+{
+    GDALAllRegister();
+    const char *path = fixture_path(NAME);
+    const int bands[] = {3, 1};
+    raster_read_options_t o;
+    raster_read_options_init(&o);
+    o.bands = bands;
+    o.band_count = 2;
+    enum { H = 40, W = 50 };
+    uint16_t got[H * W * 2], want[H * W * 2];
+    const raster_view_t vg = raster_view_hwc(got, RASTER_U16, H, W, 2);
+    const raster_view_t vw = raster_view_hwc(want, RASTER_U16, H, W, 2);
+    for (int reader = 0; reader < 2; reader++) {
+        raster_dataset_t *ds = open_with_reader(path, reader);
+        /* plain: whole pixels, and fractional offsets read nearest (GDAL's rule: floor(x + 0.5)) */
+        const raster_window_f_t plain[] = {{13, 9, W, H}, {13.4, 9.5, W, H}, {12.6, 8.5, W, H}};
+        for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
+            ck_assert_int_eq(raster_read_window_into(ds, plain[i], RASTER_RESAMPLE_NEAREST, &o, &vg), RASTER_OK);
+            const raster_window_t r = {(int64_t)floor(plain[i].col_off + 0.5),
+                                       (int64_t)floor(plain[i].row_off + 0.5), W, H};
+            ck_assert_int_eq(raster_read_into(ds, r, &o, &vw), RASTER_OK);
+            ck_assert_msg(memcmp(got, want, sizeof got) == 0, "reader %d, plain window %zu", reader, i);
+            uint16_t *gd = oracle(path, plain[i], RASTER_RESAMPLE_NEAREST, H, W, bands, 2, GDT_UInt16, 2);
+            ck_assert_msg(memcmp(got, gd, sizeof got) == 0, "reader %d, window %zu: not GDAL's nearest",
+                          reader, i);
+            free(gd);
+        }
+        /* boundless is a plain read (outside filled) when it is whole pixels */
+        raster_read_options_t ob = o;
+        ob.boundless = 1;
+        ob.fill_value = 7;
+        const raster_window_f_t edge = {-10, -5, W, H};
+        ck_assert_int_eq(raster_read_window_into(ds, edge, RASTER_RESAMPLE_BILINEAR, &ob, &vg), RASTER_OK);
+        ck_assert_int_eq(raster_read_into(ds, (raster_window_t){-10, -5, W, H}, &ob, &vw), RASTER_OK);
+        ck_assert(memcmp(got, want, sizeof got) == 0);
+        /* ... and refused when it would be resampled */
+        const raster_window_f_t sub = {-10.5, 5, W, H};
+        ck_assert_int_eq(raster_read_window_into(ds, sub, RASTER_RESAMPLE_BILINEAR, &ob, &vg),
+                         RASTER_E_UNSUPPORTED);
+        /* resampled: GDAL's float-window call, at the window's own size too */
+        const raster_window_f_t res[] = {{13.4, 9.5, W, H}, {100.3, 200.6, W, H}, {13, 9, W + 0.5, H},
+                                         {13, 9, 2 * W, 2 * H}};
+        const int algs[] = {RASTER_RESAMPLE_BILINEAR, RASTER_RESAMPLE_CUBIC, RASTER_RESAMPLE_NEAREST,
+                            RASTER_RESAMPLE_AVERAGE};
+        for (size_t i = 0; i < sizeof res / sizeof *res; i++) {
+            ck_assert_int_eq(raster_read_window_into(ds, res[i], (raster_resampling_t)algs[i], &o, &vg),
+                             RASTER_OK);
+            uint16_t *gd = oracle(path, res[i], algs[i], H, W, bands, 2, GDT_UInt16, 2);
+            ck_assert_msg(memcmp(got, gd, sizeof got) == 0, "reader %d, resampled window %zu", reader, i);
+            free(gd);
+        }
+        /* masks: the same decision (a file without masks: all 255 either way,
+         * so compare with the explicit entries) */
+        raster_masks_options_t mo;
+        raster_masks_options_init(&mo);
+        mo.rule = RASTER_MASKS_DATASET;
+        uint8_t mg[H * W], mw[H * W];
+        const raster_view_t mvg = raster_view_hwc(mg, RASTER_U8, H, W, 1);
+        const raster_view_t mvw = raster_view_hwc(mw, RASTER_U8, H, W, 1);
+        int nm1 = -1, nm2 = -1;
+        ck_assert_int_eq(raster_read_masks_window_into(ds, res[1], RASTER_RESAMPLE_BILINEAR, &mo, NULL, &mvg, &nm1),
+                         RASTER_OK);
+        ck_assert_int_eq(raster_read_masks_resampled_into(ds, res[1], RASTER_RESAMPLE_BILINEAR, &mo, &mvw, &nm2),
+                         RASTER_OK);
+        ck_assert(memcmp(mg, mw, sizeof mg) == 0 && nm1 == nm2);
+        ck_assert_int_eq(raster_read_masks_window_into(ds, plain[1], RASTER_RESAMPLE_NEAREST, &mo, NULL, &mvg, &nm1),
+                         RASTER_OK);
+        ck_assert_int_eq(raster_read_masks_into(ds, (raster_window_t){13, 10, W, H}, &mo, NULL, &mvw, &nm2),
+                         RASTER_OK);
+        ck_assert(memcmp(mg, mw, sizeof mg) == 0 && nm1 == nm2);
+        raster_close(ds);
+    }
+}
+END_TEST
+
 static Suite *
 resampled_suite(void)
 {
@@ -254,6 +338,7 @@ resampled_suite(void)
     tcase_add_test(tc, staged_dtypes_and_scale_follow_the_float64_result);
     tcase_add_test(tc, bad_arguments_are_named_and_write_nothing);
     tcase_add_test(tc, masks_equal_gdal_mask_bands);
+    tcase_add_test(tc, window_entry_decides_plain_or_resampled);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,6 +1,6 @@
 """One job of the PID-namespace test (test_tile_cache_namespaces.py), also runnable by hand:
 
-    unshare -p -f --mount-proc python tests/python/ns_churn_job.py FIXTURE CHILDREN READS SEED
+    unshare -p -f --mount-proc python tests/python/cache/ns_churn_job.py FIXTURE CHILDREN READS SEED
 
 Churn of processes on the shared tile cache: CHILDREN processes, two alive at a time,
 each attaches to the arena named by RASTERLOADER_TILE_CACHE_NAME, reads READS random

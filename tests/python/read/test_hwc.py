@@ -72,7 +72,8 @@ def test_out_torch_wrong_shape_and_grad(rl):
     with pytest.raises(ValueError, match="shape"):
         ds.read_hwc(window=W, out=torch.zeros((W.height, W.width, ds.count + 1)))
     with pytest.raises(ValueError, match="needs uint8"):
-        ds._core.read_mask_into((0, 0, 4, 4), torch.zeros((4, 4)), "hw")
+        ds._core.read_masks_into((0, 0, 4, 4), torch.zeros((4, 4)), None, "hw",
+                                 rule=rasterloader._core.MASKS_DATASET)
     with pytest.raises((RuntimeError, BufferError)):   # torch refuses to export grad tensors
         ds.read_hwc(window=W, out=torch.zeros((W.height, W.width, ds.count),
                                               requires_grad=True))

@@ -198,3 +198,53 @@ def test_masked_resampled_reads_equal_rasterio(name, rio, rl):
                         src.read(1, window=win, out_shape=(61, 97), masked=True, resampling=method))
             assert_same(ds.read(window=win, out_shape=shape, fill_value=7, resampling=method),
                         src.read(window=win, out_shape=shape, fill_value=7, resampling=method))
+
+
+# Issue 25: a window with fractional offsets and whole lengths, read at its own
+# size with another method than nearest, is a resampled read in rasterio (GDAL
+# interpolates at the sub-pixel position); it used to be read at the rounded
+# window (829 of 2,500 values off for Window(1000.3, 1000.6, 50, 50) bilinear).
+SUBPIXEL_WINDOWS = [Window(100.3, 200.6, 50, 50), Window(0.5, 7.25, 64, 33),
+                    Window(11, 40.7, 120, 90)]
+
+
+@pytest.mark.parametrize("name", NAMES[:4])
+@pytest.mark.parametrize("method", [Resampling.nearest, Resampling.bilinear, Resampling.cubic,
+                                    Resampling.average], ids=lambda m: m.name)
+def test_fractional_offsets_at_the_same_size_equal_rasterio(name, method, rio, rl):
+    src, ds = rio(name), rl(name)
+    for win in SUBPIXEL_WINDOWS:
+        want = src.read(window=win, resampling=method)
+        assert_same(ds.read(window=win, resampling=method), want)
+        assert_same(ds.read(1, window=win, resampling=method),
+                    src.read(1, window=win, resampling=method))
+        assert_same(ds.read(window=win, out_shape=want.shape, resampling=method), want)
+        # read_hwc makes the same call into HWC (it once rounded the offsets too).
+        got = ds.read_hwc(window=win, resampling=method, out=np.empty(
+            want.shape[1:] + want.shape[:1], want.dtype))
+        assert_same(np.moveaxis(got, -1, 0), want)
+
+
+@pytest.mark.parametrize("name", [n for n in MASK_NAMES if "nodata" in n or "mask" in n][:4])
+@pytest.mark.parametrize("method", [Resampling.bilinear, Resampling.average],
+                         ids=lambda m: m.name)
+def test_fractional_offsets_masks_at_the_same_size_equal_rasterio(name, method, rio, rl):
+    src, ds = rio(name), rl(name)
+    for win in SUBPIXEL_WINDOWS:
+        assert_same(ds.read_masks(window=win, resampling=method),
+                    src.read_masks(window=win, resampling=method))
+        assert_same(ds.dataset_mask(window=win, resampling=method),
+                    src.dataset_mask(window=win, resampling=method))
+        if src.dtypes[0] not in ("float64", "int32", "uint32"):
+            assert_same(ds.read(window=win, masked=True, resampling=method),
+                        src.read(window=win, masked=True, resampling=method))
+
+
+def test_fractional_offsets_boundless_is_refused_not_rounded(rl):
+    """A boundless read is never resampled (NotImplementedError): the sub-pixel
+    read rasterio makes is not silently replaced by the rounded window."""
+    ds = rl(NAMES[0])
+    with pytest.raises(NotImplementedError, match="boundless"):
+        ds.read(window=Window(-3.5, 10.25, 20, 20), boundless=True, resampling=Resampling.bilinear)
+    # nearest picks whole pixels: a plain boundless read, as before
+    assert ds.read(window=Window(-3.5, 10.25, 20, 20), boundless=True).shape[1:] == (20, 20)

@@ -18,7 +18,6 @@ from rasterloader.torch import BatchDataset, WindowDataset
 from conftest import FIXTURE_DIR, ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "data"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_mosaic_fixtures import label_path, make_mosaic_fixtures, scene_paths  # noqa: E402
 from mosaic_oracle import TorchGeoWay  # noqa: E402
 

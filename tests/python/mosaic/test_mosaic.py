@@ -22,7 +22,6 @@ import rasterloader
 from conftest import FIXTURE_DIR, ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "data"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_mosaic_fixtures import label_path, make_mosaic_fixtures, scene_paths  # noqa: E402
 from mosaic_oracle import TorchGeoWay  # noqa: E402
 
@@ -243,7 +242,7 @@ def test_window_arithmetic_equals_rasterio_from_bounds(mosaic):
     """Mosaic computes merge's windows without rasterio; they must be rasterio's
     to the last bit (every source's transform, whole-pixel and fractional boxes)."""
     from rasterio.windows import from_bounds
-    from rasterloader.mosaic import _window
+    from rasterloader._windows import bounds_window as _window
     rng = np.random.default_rng(0)
     srcs = [src for row in mosaic._scenes for src, *_ in row]
     for box in random_boxes(mosaic.bounds, 100, seed=12, frac=True) + \
