@@ -12,7 +12,7 @@
  *   - raster_mosaic_read(): the fill around the direct rectangles, the
  *     validity masks and the normalisation of a whole query.
  * The whole mosaic (merge's windows, warped sources) is compared with rasterio
- * in tests/python/test_mosaic.py.
+ * in tests/python/mosaic/test_mosaic.py.
  */
 #include <stdlib.h>
 #include <string.h>

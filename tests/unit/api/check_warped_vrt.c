@@ -5,7 +5,7 @@
  * mask, resampled) from several threads and from a forked child; bad
  * arguments and closed sources are named errors; int8 takes the one GDAL
  * dtype table's rule on the reader's and the warp's path.
- * (tests/python/test_warpedvrt.py compares with rasterio itself.)
+ * (tests/python/dropin/test_warpedvrt.py compares with rasterio itself.)
  */
 #include "test_util.h"
 

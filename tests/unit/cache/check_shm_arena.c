@@ -21,7 +21,7 @@
  *
  * The suite has its own arena (test_util.h); spawned processes, PID
  * namespaces, leftovers, the last slot and the refusal of foreign or
- * corrupted headers are in tests/python/test_tile_cache_shared.py and
+ * corrupted headers are in tests/python/cache/test_tile_cache_shared.py and
  * test_tile_cache_namespaces.py.
  */
 #include "test_util.h"

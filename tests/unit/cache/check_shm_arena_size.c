@@ -16,7 +16,7 @@
  *   processes all died without detaching, and never one in use.
  *
  * The DataLoader in a 64 MB /dev/shm and a reader in a real memory cgroup
- * are in tests/python/test_tile_cache_limits.py.
+ * are in tests/python/cache/test_tile_cache_limits.py.
  */
 #include "test_util.h"
 #include "cache/shm_arena.h"

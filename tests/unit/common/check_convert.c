@@ -18,7 +18,7 @@
  *   one value at a time (GDAL's scalar path) too, where GDAL itself differs
  *   in exactly two values of one pair (float32 -> int16, lib/common/dtype.c);
  * - mean/std against the expression NumPy computes, (double(x) - mean) / std
- *   rounded once (tests/python/test_normalise.py checks NumPy itself).
+ *   rounded once (tests/python/read/test_normalise.py checks NumPy itself).
  * The source values are every saturation edge of every dtype and +-1 of it,
  * halves (rounding), NaN, +-inf, -0.0, subnormals, then random bits.
  */

@@ -7,7 +7,7 @@
  * is a specific status with a message, and nothing outside dst is written;
  * resampled masks equal GDAL's mask bands resampled the same way;
  * raster_read_window_into() picks the plain or the resampled read.
- * (tests/python/test_resampled.py compares with rasterio itself.)
+ * (tests/python/read/test_resampled.py compares with rasterio itself.)
  */
 #include "test_util.h"
 

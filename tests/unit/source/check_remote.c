@@ -10,7 +10,7 @@
  * fork() while another thread's read is held by the quirky server (same
  * helper) returns at once, and the child and then the parent read the right
  * bytes.  The
- * Python suite (tests/python/test_remote.py) covers failures, retries and
+ * Python suite (tests/python/remote/test_remote.py) covers failures, retries and
  * timeouts; this one proves the C API on its own.
  */
 #include "test_util.h"
