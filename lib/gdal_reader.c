@@ -141,6 +141,25 @@ raster__gdal_close(struct raster__gdal *g)
 
 /* ------------------------------ metadata ------------------------------- */
 
+/* GDT_Int8 is 14 from GDAL 3.7 on; in 3.6 (the headers the Python package
+ * is built with while it runs on rasterio's newer GDAL) 14 is GDT_TypeCount,
+ * which no band has.  So the value, not the 3.7 name, whatever the headers. */
+enum { GDAL_INT8_VALUE = 14 };
+
+/* The GDAL that runs (not the one compiled against) reports signed bytes
+ * as Int8 from 3.7 on; a Byte buffer would clamp them to 0..255 there. */
+static int
+running_gdal_has_int8(void)
+{
+    static int cached = -1;     /* threads racing to fill it store the same value */
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = atoi(GDALVersionInfo("VERSION_NUM")) >= 3070000;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 static int
 dtype_from_gdal(GDALRasterBandH b, raster_dtype_t *out)
 {
@@ -151,9 +170,7 @@ dtype_from_gdal(GDALRasterBandH b, raster_dtype_t *out)
         *out = (pt && strcmp(pt, "SIGNEDBYTE") == 0) ? RASTER_I8 : RASTER_U8;
         return 1;
     }
-#if GDAL_VERSION_NUM >= 3070000
-    case GDT_Int8: *out = RASTER_I8; return 1;
-#endif
+    case (GDALDataType)GDAL_INT8_VALUE: *out = RASTER_I8; return 1;
     case GDT_UInt16: *out = RASTER_U16; return 1;
     case GDT_Int16: *out = RASTER_I16; return 1;
     case GDT_UInt32: *out = RASTER_U32; return 1;
@@ -164,12 +181,14 @@ dtype_from_gdal(GDALRasterBandH b, raster_dtype_t *out)
     }
 }
 
-/* The GDAL buffer type that holds 'dt' bit for bit (signed bytes travel as Byte). */
+/* The GDAL buffer type that holds 'dt' bit for bit (signed bytes travel as
+ * Byte before GDAL 3.7, as Int8 from then on). */
 static GDALDataType
 gdal_type_of(raster_dtype_t dt)
 {
     switch (dt) {
-    case RASTER_U8: case RASTER_I8: return GDT_Byte;
+    case RASTER_U8: return GDT_Byte;
+    case RASTER_I8: return running_gdal_has_int8() ? (GDALDataType)GDAL_INT8_VALUE : GDT_Byte;
     case RASTER_U16: return GDT_UInt16;
     case RASTER_I16: return GDT_Int16;
     case RASTER_U32: return GDT_UInt32;
