@@ -46,8 +46,17 @@ if [ -n "$TORCH_WHEEL" ] && [ -f "$TORCH_WHEEL" ]; then
   torch_arg="$work/wheels/$(basename "$TORCH_WHEEL")"
 fi
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# pip trusts the host's CA bundle (the one the host's pip uses: a machine
+# behind a TLS-intercepting proxy has its CA only there).
+host_ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+cert_env=()
+if [ -f "$host_ca" ]; then
+  cp "$host_ca" "$ROOT$work/host-ca.crt"; cert_env=(PIP_CERT="$work/host-ca.crt")
+fi
 # A clean environment: nothing of the host's (PIP_FIND_LINKS, LD_*) inside.
-in_root() { chroot "$ROOT" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+in_root() {
+  chroot "$ROOT" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 "${cert_env[@]}" "$@"
+}
 in_root python3 -m venv "$work/venv"
 in_root "$work/venv/bin/pip" install -q --disable-pip-version-check rasterio numpy
 if [ -n "$torch_arg" ]; then
