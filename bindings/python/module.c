@@ -263,6 +263,10 @@ status_table_init(PyObject *m)
 
 PyMODINIT_FUNC PyInit__core(void);
 
+/* lib/dataset.c (internal.h): the module runs on rasterio's GDAL, whose
+ * block cache the library must not shrink. */
+void raster__gdal_cache_leave_alone(void);
+
 PyMODINIT_FUNC
 PyInit__core(void)
 {
@@ -274,6 +278,7 @@ PyInit__core(void)
      * when the program ends, or whose shutdown timed out: torch's SIGTERM
      * handler _exit()s them, so they never detach): leave the tile-cache arena,
      * and remove it if this process never attached and no live one is left. */
+    raster__gdal_cache_leave_alone();
     static int at_exit_registered;
     if (!at_exit_registered)
         at_exit_registered = Py_AtExit(raster_tile_cache_detach) == 0;

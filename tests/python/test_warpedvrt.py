@@ -106,7 +106,7 @@ SAME_CRS = [{}, dict(resampling=1), dict(resampling=2), dict(resampling=5),
 
 @pytest.mark.parametrize("kw", SAME_CRS)
 def test_same_crs_wrap_is_bit_identical(kw, scenes):
-    """TorchGeo wraps every file, even on its own grid: GDAL 3.6 = 3.10 there."""
+    """TorchGeo wraps every file, even on its own grid."""
     rs, ls = _both(scenes[2])   # nodata 0 and a zero corner: masks matter
     with rs, ls, RioVRT(rs, **kw) as r, WarpedVRT(ls, **kw) as v:
         assert np.array_equal(v.read(), r.read())
@@ -354,7 +354,7 @@ def test_errors_match_rasterio(scenes):
 
 def test_sliver_windows_read_as_rasterio(scenes):
     """rasterio.merge meets windows under a pixel high or wide at file edges:
-    GDAL 3.10 reads them from the float window (3.6 skipped them)."""
+    GDAL (>= 3.7) reads them from the float window."""
     rs, ls = _both(scenes[4])
     with rs, ls:
         for win, shape in [(Window(42.5, 0, 128, 0.334), (3, 1, 128)),
@@ -382,8 +382,7 @@ def test_nan_nodata_float32_stays_float32():
 @pytest.mark.parametrize("src,dst", [(0, "EPSG:32632"), (3, "EPSG:32631"), (1, "EPSG:4326")])
 def test_reprojected_windows_are_bit_identical(src, dst, scenes):
     """Training-sized windows of a reprojection at the default tolerance equal
-    rasterio's: GDAL 3.10 and 3.6 warp them block by block alike (only large
-    multi-block reads, e.g. the whole raster, are warped in one piece by 3.10)."""
+    rasterio's."""
     import random
     rs, ls = _both(scenes[src])
     with rs, ls, RioVRT(rs, crs=dst) as r, WarpedVRT(ls, crs=dst) as v:
