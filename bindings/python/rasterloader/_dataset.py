@@ -35,7 +35,6 @@ import numpy as np
 from affine import Affine
 
 from . import _compat, _core, _windows
-from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._normalise import norm_kwargs
@@ -77,7 +76,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     in _dataset_meta.py; with rasterio installed this is also a
     ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
-    @with_gdal_env
     def __init__(self, path, *, reader=None):
         name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
@@ -352,7 +350,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return self._clipped_nodatas[band - 1]
 
     # ------------------------------------------------------------ reads
-    @with_gdal_env
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -496,7 +493,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
         return tuple(float(v) for v in (fbox or box)), alg
 
-    @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -539,7 +535,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             result = result[0]
         return result
 
-    @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
@@ -567,7 +562,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return arr
 
     # ------------------------------------------------------------ native HWC
-    @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
                  timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):
