@@ -36,7 +36,6 @@ import numpy as np
 from affine import Affine
 
 from . import _compat, _core, _windows
-from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._args import norm_kwargs, resampling_code, timeout_ms
@@ -78,7 +77,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     in _dataset_meta.py; with rasterio installed this is also a
     ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
-    @with_gdal_env
     def __init__(self, path, *, reader=None):
         name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
@@ -365,7 +363,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             raise RasterIOError(f"{self.name}: cannot read the empty window {Window(*win)} into "
                                 f"{oh}x{ow} pixels", _core.E_IO)
 
-    @with_gdal_env
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -474,7 +471,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         self._check_window_fills(win, *out_hw)
         return win, out_hw, bool(boundless) and window is not None, alg
 
-    @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -501,7 +497,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             result = result[0]
         return result
 
-    @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
@@ -516,7 +511,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return arr
 
     # ------------------------------------------------------------ native HWC
-    @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
                  timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):
