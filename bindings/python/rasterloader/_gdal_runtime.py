@@ -31,7 +31,7 @@ conda's, the system's: whatever rasterio was linked with) visible to it:
    key symbol bound to the library found in step 2 (not to another copy made
    global earlier by someone else).
 
-The ABI across that range is the C library's business (README, "One GDAL").
+The ABI across that range is the C library's business (docs/install.md).
 """
 
 import ctypes

@@ -2,11 +2,11 @@
 GDALCopyWords rules), on one float32 and one float64 file that both readers
 read: the edge values where GDAL's float arithmetic rounds (x + 0.5f in float:
 0.49999997f gives 1, 8388609.0f gives 8388610), saturation bounds, NaN, +-inf,
-subnormals.  The rules are listed in lib/dtype.c.
+subnormals.  The rules are listed in lib/common/dtype.c.
 
 Each value fills a row of 64 columns: GDAL copies a row in chunks of 8 (its
 SSE2 path) and its float32 -> int16 chunks differ from its scalar tail in two
-values (lib/dtype.c); with 64 columns there is no tail, so every pair is
+values (lib/common/dtype.c); with 64 columns there is no tail, so every pair is
 compared bit for bit.  One exception is GDAL's, not ours: float32 NaN into
 int32 is INT32_MIN in GDAL 3.6 (the GDAL the library links, whose rule we
 keep) and 0 in the GDAL 3.7+ of rasterio's wheel (issue 24 puts both readers
