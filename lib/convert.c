@@ -29,6 +29,14 @@
  *   order, and the build has -ffp-contract=off (no fused multiply-add).
  * tests/unit/check_convert.c compares every pair and mode against the
  * scalar path and GDALCopyWords.
+ *
+ * At the end: lookup tables for 8- and 16-bit integer sources with
+ * parameters (convert.h says the rule and the memory), because there the
+ * double division of mean/std (about 0.6 ns per value) is the floor of the
+ * direct kernels, and a table lookup is one load (about 0.34 ns per value
+ * for uint16 -> float32, 0.25 for uint8, per-thread CPU time, in cache).
+ * A table is filled by the direct kernel above over every input value, so
+ * it is bit-identical to it by construction.
  */
 #include "convert.h"
 
