@@ -43,6 +43,7 @@ RASTER_HIDDEN raster__cvt_param_fn raster__cvt_divide(raster_dtype_t s, raster_d
 /* ---- lookup tables (8- and 16-bit integer sources, with parameters) ----
  *
  * With scale/offset or mean/std, an 8- or 16-bit integer source's output
+ * (to any dtype but float16 and float64)
  * depends only on the channel and the input value, so a channel's
  * conversion can be a table of the output for every input value (256 or
  * 65,536 entries of the destination dtype), filled by the direct kernel
@@ -63,7 +64,7 @@ RASTER_HIDDEN raster__cvt_param_fn raster__cvt_divide(raster_dtype_t s, raster_d
  * at most RASTER__CVT_TABLE_SLOTS keys and RASTER__CVT_TABLE_BUDGET bytes
  * of tables, least recently used evicted; a pthread key destructor frees
  * them when the thread exits.  A uint16 table is 64 KiB (to uint8) to
- * 512 KiB (to float64); 256 KiB to float32, so a 4-band uint16 -> float32
+ * 256 KiB (to float32 or a 32-bit integer; float64 has none), so a 4-band uint16 -> float32
  * mean/std with a different mean/std per band holds 1 MiB (one table, if
  * all bands share the same pair).  Where the budget, the slots or memory
  * run out, the call converts directly: the same bits, only slower. */
@@ -76,7 +77,7 @@ RASTER_HIDDEN raster__cvt_param_fn raster__cvt_divide(raster_dtype_t s, raster_d
 typedef void (*raster__cvt_gather_fn)(const void *src, void *dst, int64_t n, const void *const *lanes);
 
 /* The gather kernel for (s, d): s an 8- or 16-bit integer, d any dtype but
- * float16; else NULL. */
+ * float16 and float64 (see convert.c); else NULL. */
 RASTER_HIDDEN raster__cvt_gather_fn raster__cvt_gather(raster_dtype_t s, raster_dtype_t d);
 
 /* raster__cvt_tables() gives tables[k] for channel k of nchans (at most

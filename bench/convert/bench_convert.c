@@ -227,7 +227,7 @@ static timing_t time_place(const raster_view_t *sv, const raster_view_t *dv, con
  * ns per value in CPU time and wall time, for h x w x 4 values into HWC (or
  * CHW), and the memcpy of the bytes written. */
 static void table_row(FILE *f, raster_dtype_t s, raster_dtype_t d, int divide, int64_t h, int planar_dst,
-                      const char *what, int reps, int iters)
+                      int full_range, const char *what, int reps, int iters)
 {
     const int64_t w = 256, c = 4, n = h * w * c;
     const size_t ss = raster_dtype_size(s), ds = raster_dtype_size(d);
@@ -239,7 +239,7 @@ static void table_row(FILE *f, raster_dtype_t s, raster_dtype_t d, int divide, i
     uint32_t x = 777;
     for (int64_t i = 0; i < n; i++) {      /* imagery: 0..3999 (uint16), 0..255 or -128..127 (8-bit) */
         x = x * 1103515245u + 12345u;
-        const uint32_t v = (x >> 8) % (ss == 1 ? 256u : 4000u);
+        const uint32_t v = (x >> 8) % (ss == 1 ? 256u : full_range ? 65536u : 4000u);
         if (ss == 1)
             src[i] = (uint8_t)v;
         else {
@@ -291,7 +291,7 @@ static void table_section(FILE *f, int smoke)
     const int reps = smoke ? 1 : 7, iters = smoke ? 1 : 10;
     const int64_t one = smoke ? 3 : 256, batch = smoke ? 5 : 32 * 256;
     fprintf(f, "\nLookup tables (lib/convert.h) against the direct kernels, 4 bands with a different mean/std "
-               "(scale/offset) each; source values 0..3999 (uint16), every value (8-bit); ns per value, "
+               "(scale/offset) each; source values 0..3999 (uint16) unless random 16-bit values, every value (8-bit); ns per value, "
                "per-thread CPU time / wall, best of %d x %d; first call: the CPU time of the call that builds "
                "the 4 tables and converts; `uptime`: %s\n\n",
             reps, iters, load);
@@ -300,13 +300,16 @@ static void table_section(FILE *f, int smoke)
     fprintf(f, "|---|---:|---:|---:|---:|---:|---:|\n");
     static const raster_dtype_t srcs[] = {RASTER_U16, RASTER_I16, RASTER_U8};
     for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
-        table_row(f, srcs[i], RASTER_F32, 1, one, 0, "256x256x4 window HWC", reps, iters);
-        table_row(f, srcs[i], RASTER_F32, 1, one, 1, "256x256x4 window HWC->CHW", reps, iters);
-        table_row(f, srcs[i], RASTER_F32, 0, one, 0, "256x256x4 window HWC", reps, iters);
+        table_row(f, srcs[i], RASTER_F32, 1, one, 0, 0, "256x256x4 window HWC", reps, iters);
+        table_row(f, srcs[i], RASTER_F32, 1, one, 1, 0, "256x256x4 window HWC->CHW", reps, iters);
+        table_row(f, srcs[i], RASTER_F32, 0, one, 0, 0, "256x256x4 window HWC", reps, iters);
     }
-    table_row(f, RASTER_U16, RASTER_F64, 1, one, 0, "256x256x4 window HWC", reps, iters);
-    table_row(f, RASTER_U16, RASTER_U8, 0, one, 0, "256x256x4 window HWC", reps, iters);
-    table_row(f, RASTER_U16, RASTER_F32, 1, batch, 0, "batch of 32 windows HWC (8.4 M values, 32 MiB)", reps,
+    table_row(f, RASTER_U16, RASTER_F32, 1, one, 0, 1, "256x256x4 window HWC, random 16-bit values", reps, iters);
+    table_row(f, RASTER_U16, RASTER_F32, 1, one, 1, 1, "256x256x4 window HWC->CHW, random 16-bit values", reps,
+              iters);
+    table_row(f, RASTER_U16, RASTER_F64, 1, one, 0, 0, "256x256x4 window HWC (no tables for float64)", reps, iters);
+    table_row(f, RASTER_U16, RASTER_U8, 0, one, 0, 0, "256x256x4 window HWC", reps, iters);
+    table_row(f, RASTER_U16, RASTER_F32, 1, batch, 0, 0, "batch of 32 windows HWC (8.4 M values, 32 MiB)", reps,
               smoke ? 1 : 2);
 }
 
