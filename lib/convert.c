@@ -296,12 +296,23 @@ raster__cvt_gather(raster_dtype_t s, raster_dtype_t d)
     return gather_table[s][d];
 }
 
+/* Element size per dtype, here rather than dtype.c's raster_dtype_size():
+ * the layer rule (tools/check_layers.py) keeps convert.c from calling its
+ * layer-mate. */
+static size_t
+elem_size(raster_dtype_t t)
+{
+    static const size_t size[RASTER_DTYPE_COUNT] = {sizeof(u8), sizeof(i8), sizeof(u16), sizeof(i16), sizeof(u32),
+                                                    sizeof(i32), 2, sizeof(f32), sizeof(f64)};
+    return size[t];
+}
+
 /* Entries of a source dtype's table (every value it can hold), and the
  * index of input value 0 (a signed source's table starts at its minimum). */
 static int64_t
 table_entries(raster_dtype_t s)
 {
-    return (int64_t)1 << (8 * raster_dtype_size(s));
+    return (int64_t)1 << (8 * elem_size(s));
 }
 
 static int64_t
@@ -337,7 +348,7 @@ table_build(raster_dtype_t s, raster_dtype_t d, raster__cvt_param_fn fn, double 
     }
     enum { CHUNK = 40 * RASTER__CVT_PERIOD };
     _Alignas(64) uint8_t in[CHUNK * 2];
-    const int64_t n = table_entries(s), first = -table_zero(s), d_size = (int64_t)raster_dtype_size(d);
+    const int64_t n = table_entries(s), first = -table_zero(s), d_size = (int64_t)elem_size(d);
     for (int64_t i = 0; i < n; i += CHUNK) {
         const int64_t m = n - i < CHUNK ? n - i : CHUNK;
         iota(s, first + i, m, in);
@@ -523,7 +534,7 @@ table_for(table_cache_t *c, raster_dtype_t s, raster_dtype_t d, int divide, doub
     t->seen = t->seen + values < entries ? t->seen + values : entries;
     if (t->seen < entries)
         return NULL;
-    const size_t bytes = (size_t)entries * raster_dtype_size(d);
+    const size_t bytes = (size_t)entries * elem_size(d);
     if (!make_room(c, bytes))
         return NULL;
     uint8_t *table = malloc(bytes);
@@ -550,7 +561,7 @@ raster__cvt_tables(raster_dtype_t s, raster_dtype_t d, int divide, const double 
     int all = 1;
     for (int k = 0; k < nchans; k++) {
         const uint8_t *t = table_for(c, s, d, divide, a[k], b[k], values);
-        tables[k] = t != NULL ? t + table_zero(s) * (int64_t)raster_dtype_size(d) : NULL;
+        tables[k] = t != NULL ? t + table_zero(s) * (int64_t)elem_size(d) : NULL;
         all = all && t != NULL;
     }
     return all;
