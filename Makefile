@@ -22,7 +22,7 @@ TORCH_PIN := torch==2.13.0
 
 .PHONY: all setup sysdeps venv build build-asan build-tsan fixtures demo test test-c test-asan \
         test-valgrind test-tsan test-python python clean distclean build-fuzz fuzz-seeds fuzz test-fuzz \
-        check-layers
+        check-layers check-py-imports
 
 all: build
 
@@ -114,13 +114,36 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 	$(PIP) install --no-build-isolation -q .
 	touch $@
 
+# ---- wheel ------------------------------------------------------------------
+
+# `make wheel`: dist/rasterloader-<version>-cp3X-cp3X-manylinux_2_Y_<arch>.whl,
+# the extension stripped, linked with no GDAL, libtiff, libzstd, libdeflate or
+# libcurl (it runs on rasterio's: docs/install.md), tagged for the newest
+# glibc symbol it uses and checked under 5 MB by tools/retag_wheel.py.
+# `make test-wheel`: that wheel in a Debian bookworm root with no system GDAL
+# & co. (tests/wheel/run.sh; root, network for pip on the first run).
+WHEEL_DIR := dist
+.PHONY: wheel test-wheel
+wheel: venv sysdeps
+	rm -rf $(WHEEL_DIR)/raw && mkdir -p $(WHEEL_DIR)
+	$(PIP) wheel --no-build-isolation --no-deps -q -C install.strip=true -C build-dir=build-python/wheel \
+	  -w $(WHEEL_DIR)/raw .
+	rm -f $(WHEEL_DIR)/rasterloader-*.whl
+	$(PY) tools/retag_wheel.py $(WHEEL_DIR)/raw/rasterloader-*.whl $(WHEEL_DIR) >$(WHEEL_DIR)/LATEST
+	rm -rf $(WHEEL_DIR)/raw
+
+test-wheel: wheel fixtures
+	tests/wheel/run.sh "$$(cat $(WHEEL_DIR)/LATEST)" $(CURDIR)/$(FIXTURES)
+
 # ---- tests ----------------------------------------------------------------
 
 # What `make test` runs, in order (figures: a fresh clone on 2 cores shared
 # with other builds, load average 10-12, so read them as shares):
 #   setup (apt packages if missing, the .venv)   ~9 min loaded, once per clone
 #   build + fixtures                             ~4 min, once
-#   check-layers the layer order of lib/ (tools/check_layers.py), on nm of the build
+#   check-layers the layers of lib/ (tools/check_layers.py): includes, and nm of the build
+#   check-py-imports no import circle among the Python package's modules
+#               (tools/check_py_imports.py, on the sources; a second)
 #   test-c      every Check suite, full matrices, ctest -j$(JOBS); the two
 #               matrix suites (check_read_matrix, check_tiff_equiv) start first
 #   test-asan   the same suites under ASan+UBSan, every 8th matrix combination
@@ -132,7 +155,7 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 # sampled run); the full versions: RASTER_MATRIX_SCALE=1 for any suite, the
 # plain test-c always; `make test-full` (the fuzz smoke at a minute per
 # harness); `make fuzz` (the campaign) and `make soak` (100k windows).
-test: setup build check-layers fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
+test: setup build check-layers check-py-imports fixtures test-c test-asan test-valgrind test-tsan test-python test-fuzz
 	@echo "make test: all suites passed"
 
 # `make test` with the fuzz smoke at the length it had before (60 s per
@@ -141,10 +164,20 @@ test: setup build check-layers fixtures test-c test-asan test-valgrind test-tsan
 test-full:
 	$(MAKE) test FUZZ_TEST_SECONDS=60 ATHERIS_TEST_SECONDS=30
 
-# The layer order of lib/ (listed once, in tools/check_layers.py): nm of the
-# build's lib/ objects, no call from a file to a file above it, no cycle.
+# The layers of lib/ (its folders, listed once in tools/check_layers.py and
+# shown in lib/README.md): the #include lines of the sources (a folder's own
+# headers and the folder headers of the folders it uses, no circle) and nm
+# of the build's lib/ objects (no call up, into another folder only through
+# its face, no cycle); then the checker's own test (copies of lib/ with a
+# header or a call that goes up must fail it).
 check-layers: build
 	$(PY_SYS) tools/check_layers.py $(BUILD)
+	$(PY_SYS) tools/test_check_layers.py
+
+# No import circle in the Python package (tools/check_py_imports.py reads the
+# sources with ast: every import, at module level or in a function, counts).
+check-py-imports:
+	$(PY_SYS) tools/check_py_imports.py bindings/python/rasterloader
 
 test-c: build fixtures
 	$(CTEST) --test-dir $(BUILD)

@@ -327,7 +327,9 @@ RASTER_API raster_status_t raster_read_mask_into(raster_dataset_t *ds, raster_wi
  * out_dtype, except int8 and float16 (not GDAL 3.6 types) and reads with
  * scale/offset: those are resampled into float64, then converted and
  * scaled by the rules of raster_read_into() (a staging copy, allocated per
- * read).  Band selection as in raster_read_into(); boundless is
+ * read).  Int8 bands with a GDAL before 3.7 (which has no Int8 and resamples
+ * them as unsigned bytes) are resampled as bytes, nearest only: another
+ * method is RASTER_E_UNSUPPORTED.  Band selection as in raster_read_into(); boundless is
  * RASTER_E_UNSUPPORTED.  The window must lie inside the raster and be at
  * least one pixel wide and high.  raster_resampling_t values are rasterio's
  * Resampling values (and GDAL's GRIORA_* ones); a warp-only method is
@@ -454,6 +456,35 @@ RASTER_API raster_status_t raster_read_masks_resampled_into(raster_dataset_t *ds
                                                             const raster_masks_options_t *opt,
                                                             const raster_view_t *dst, int *no_mask_out);
 
+/*
+ * The one read of a window as rasterio gives it (Python's read(), read_hwc(),
+ * read_masks() and dataset_mask() call only these two): 'win' in floats,
+ * the output size dst's, and the library decides how to read it:
+ *   - a plain read (raster_read_into() / raster_read_masks_into()) of the
+ *     window rounded to whole pixels, floor(x + 0.5) for each field, when
+ *     its width and height are whole (within 1e-9) and equal to dst's, and
+ *     its offsets are whole too or 'resampling' is nearest (GDAL's nearest
+ *     rule picks exactly those pixels);
+ *   - otherwise a resampled read (raster_read_resampled_into() /
+ *     raster_read_masks_resampled_into()) of the float window itself, so a
+ *     fractional offset with bilinear, cubic, ... interpolates at the
+ *     sub-pixel position as rasterio's GDAL call does, even when the size
+ *     does not change.  Resampled reads cannot be boundless
+ *     (RASTER_E_UNSUPPORTED), so neither can such a window.
+ * Arguments, results and failures are those of the call it makes; 'pixels'
+ * is used by a plain masks read only.  raster_mosaic_read_source() reads
+ * each source through raster_read_window_into().
+ */
+RASTER_API raster_status_t raster_read_window_into(raster_dataset_t *ds, raster_window_f_t win,
+                                                   raster_resampling_t resampling,
+                                                   const raster_read_options_t *opt,
+                                                   const raster_view_t *dst);
+RASTER_API raster_status_t raster_read_masks_window_into(raster_dataset_t *ds, raster_window_f_t win,
+                                                         raster_resampling_t resampling,
+                                                         const raster_masks_options_t *opt,
+                                                         const raster_view_t *pixels,
+                                                         const raster_view_t *dst, int *no_mask_out);
+
 /* ================================ Threads ================================ */
 
 /*
@@ -572,7 +603,7 @@ RASTER_API void raster_pool_get_stats(const raster_pool_t *pool,
 /*
  * Structs compatible with DLPack 1.x (dlpack.h v1.0/v1.1), defined here so
  * that nobody needs dlpack.h.  Layouts are checked with static asserts in
- * lib/dlpack.c.
+ * lib/api/dlpack.c.
  */
 typedef struct { uint32_t major, minor; } raster_DLPackVersion;
 typedef struct { int32_t device_type, device_id; } raster_DLDevice;   /* CPU {1,0} */
@@ -1110,11 +1141,11 @@ RASTER_API raster_status_t raster_warp_info(const raster_dataset_t *ds, raster_w
  * (merge's source window), written into 'dst' (borrowed; one channel, any
  * strides: the source's channel slice of a CHW or HWC destination, the
  * rectangle merge rounds for it).
- *   - An integral window of dst's size is a plain raster_read_into() (the
- *     native fast path: a file already on the grid); any other window is a
- *     raster_read_resampled_into() with 'resampling' (another resolution, or
- *     the sliver a warped dataset's edge leaves), exactly as merge's
- *     src.read(out_shape=..., window=...).
+ *   - The read is raster_read_window_into() with 'resampling': an integral
+ *     window of dst's size is a plain read (the native fast path: a file
+ *     already on the grid); another window is resampled (another
+ *     resolution, or the sliver a warped dataset's edge leaves), exactly as
+ *     merge's src.read(out_shape=..., window=...).
  *   - composite RASTER_COMPOSITE_DIRECT writes the source straight into dst:
  *     right when no earlier source wrote into this rectangle and the
  *     source's invalid pixels hold 'nodata' (it has no nodata value, or that
@@ -1165,6 +1196,47 @@ typedef struct raster_mosaic_source {
 
 RASTER_API raster_status_t raster_mosaic_read_sources(const raster_mosaic_source_t *items, int64_t n,
                                                       int max_threads);
+
+/*
+ * raster_mosaic_read() is a whole query with what a read does around its
+ * sources, so that no pass over the pixels is left to the caller:
+ *   1. each lane's plane (lanes[l], the whole output channel l) is filled
+ *      with its nodata, except the rectangles its DIRECT sources write
+ *      (those pixels are written once); then its items run as in
+ *      raster_mosaic_read_sources() (lanes in parallel, a lane's items in
+ *      order).  Items must be sub-views of their lane's plane.
+ *   2. each validity view (validity[k], one channel of the planes' size, any
+ *      dtype) is 255 where any of lanes [first_lane, first_lane +
+ *      lane_count) holds another value than that lane's nodata (NaN: a
+ *      number), else 0: the geo loaders' validity mask (and rasterio's
+ *      dataset_mask of a merge), on the raw values.
+ *   3. each lane with 'normalise' set is normalised in place, in double,
+ *      rounded once to its dtype as a read's normalisation is (see
+ *      raster_read_options_t): x * scale + offset, or with 'divide',
+ *      (x - offset) / scale (offset the mean, scale the std).
+ * 'n' items, 'nlanes' lanes (every item's lane < nlanes), 'nvalidity'
+ * validity views, all borrowed; max_threads as raster_mosaic_read_sources().
+ * RASTER_E_INVALID_ARG for a lane out of range, a plane or validity view of
+ * more than one channel or of another size, an item that is not inside its
+ * lane's plane, a std of 0.
+ */
+typedef struct raster_mosaic_lane {
+    raster_view_t plane;          /* the whole output channel (one channel) */
+    double nodata;                /* the fill, and "no data" for validity */
+    int normalise;                /* 1: normalise after the sources */
+    int divide;                   /* 1: (x - offset) / scale; 0: x * scale + offset */
+    double scale, offset;
+} raster_mosaic_lane_t;
+
+typedef struct raster_mosaic_validity {
+    raster_view_t dst;            /* one channel, the planes' height and width */
+    int first_lane, lane_count;
+} raster_mosaic_validity_t;
+
+RASTER_API raster_status_t raster_mosaic_read(const raster_mosaic_source_t *items, int64_t n,
+                                              const raster_mosaic_lane_t *lanes, int nlanes,
+                                              const raster_mosaic_validity_t *validity, int nvalidity,
+                                              int max_threads);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /*
  * bench_convert.c - dtype conversion throughput per (source, destination)
- * pair: the kernels (raster__place, lib/convert.c) against the scalar path
+ * pair: the kernels (raster__place, lib/common/convert.c) against the scalar path
  * they replaced (raster__place_scalar), GDALCopyWords for the same pair and
  * memcpy of the same bytes written, all in one run on one machine.
  *
@@ -23,7 +23,7 @@
  * Prints markdown tables (bench/convert/run.sh puts it into
  * bench/results/conversion.md).  --smoke: one pass of a small odd window.
  */
-#include "convert.h"
+#include "common/convert.h"
 
 #include <gdal.h>
 

@@ -24,7 +24,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "# Conversion at memory speed (issue 22, item 3)"
   echo
   echo "\`make bench-convert\` (bench/convert/run.sh). Throughput per dtype pair: the vectorised kernels"
-  echo "(lib/convert.c) against the scalar path they replace (raster__place_scalar, the code before),"
+  echo "(lib/common/convert.c) against the scalar path they replace (raster__place_scalar, the code before),"
   echo "GDALCopyWords for the same pair and memcpy of the same bytes written, in one run. \"M/s\" is values"
   echo "per second, GB/s bytes written per second."
   echo
@@ -34,7 +34,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "so it is not used). What stands below memory speed: mean/std is bounded by double division (the"
   echo "expression must stay NumPy's, in double; a reciprocal product with an exactness check was slower"
   echo "than the division here), scale/offset by two-lane double arithmetic, float into integer by the"
-  echo "selects of GDAL's rules (lib/dtype.c: the +-0.5f in float, NaN, saturation), pixels to planes from"
+  echo "selects of GDAL's rules (lib/common/dtype.c: the +-0.5f in float, NaN, saturation), pixels to planes from"
   echo "1-byte sources by the generic deinterleave, and float16, which has no kernels (the scalar path)."
   echo
   "$build/bench/bench_convert"

@@ -13,7 +13,9 @@ default, persistent), batches of 32, read three ways:
   drop-in   the same Dataset code with rasterloader.open;
   native    rasterloader.torch.BatchDataset (batch_size=None in the DataLoader):
             each worker reads whole float32 HWC batches, normalised in the read,
-            into tensors allocated in shared memory.
+            into the slots of its batch ring (shared memory mapped once in the
+            worker and in the main process, reused; fresh shared tensors when
+            no slot is free, counted: ring_stats).
 Nothing tuned: GDAL_CACHEMAX unset (GDAL's default, 5 % of RAM per process) and
 rasterloader's tile cache at its default (on, one shared arena for the machine).
 Three regimes:
@@ -173,12 +175,13 @@ def run_one(kind, regime, workers, samples, epochs):
                 seen += x.shape[0]
                 del x, y
             per_epoch.append((seen, time.perf_counter() - t0))
+    ring = loader.dataset.ring_stats() if hasattr(loader.dataset, "ring_stats") else None
     cache = {}
     if kind != "rasterio":
         import rasterloader
         cache = rasterloader.tile_cache_stats()
     print(json.dumps({"kind": kind, "regime": regime, "workers": workers, "epochs": per_epoch,
-                      "peak_rss": mem.rss, "peak_pss": mem.pss, "acc": acc,
+                      "peak_rss": mem.rss, "peak_pss": mem.pss, "acc": acc, "ring": ring,
                       "cache": {k: cache[k] for k in ("mode", "hits", "misses", "bytes_used", "budget_bytes",
                                                       "attached_processes", "gdal_cache_bytes")
                                 if k in cache}}))
@@ -278,7 +281,8 @@ def report(rows, args, seconds, up0, up1):
         "- **drop-in**: the same Dataset code with `rasterloader.open`;",
         "- **native**: `rasterloader.torch.BatchDataset(..., layout=\"hwc\", out_dtype=\"float32\", mean, std)` "
         "in `DataLoader(batch_size=None)`: each worker reads whole float32 HWC batches (normalised in the read) "
-        "and their masks into tensors allocated in shared memory.",
+        "and their masks into the slots of its batch ring (shared memory mapped once in the worker and in the "
+        "main process, reused; README, \"Batch rings\").",
         "",
         "Nothing tuned: `GDAL_CACHEMAX` unset "
         + (f"(GDAL's default: {gd:.0f} MiB per process here)" if gd else "(GDAL's default, 5 % of RAM per process)")
@@ -301,6 +305,7 @@ def report(rows, args, seconds, up0, up1):
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ] + table_rows(rows, args) + [
         "",
+    ] + ring_lines(rows) + [
         "Targets (issue 22, a benchmark, not a test): in the one-scene regime the drop-in >= 1.1x rasterio's "
         "samples/s and the native way >= 3x, both at <= 0.8x rasterio's peak PSS; the corpus and open-per-item "
         "regimes >= 1.3x. The drop-in's Dataset code does `astype`, `from_numpy`, the normalisation and "
@@ -315,11 +320,25 @@ def report(rows, args, seconds, up0, up1):
     return "\n".join(lines) + "\n"
 
 
+def ring_lines(rows):
+    """How the native runs' batches came: ring slots or fresh shared tensors."""
+    out = []
+    for r in rows:
+        if r.get("ring"):
+            g = r["ring"]
+            out.append(f"Native, {dict(REGIMES)[r['regime']]}, {r['workers']} workers: {g['ring_batches']} batches "
+                       f"through ring slots ({g['ring_slots']} per worker), {g['fresh_batches']} in fresh shared "
+                       f"tensors{' ' + str(g['fresh_reasons']) if g['fresh_reasons'] else ''}.")
+    return out + ([""] if out else [])
+
+
 def smoke_check(rows, args):
     for r in rows:
         n, epochs = regime_counts(r["regime"], args)
         assert [s for s, _ in r["epochs"]] == [n] * epochs, r
         assert r["kind"] == "rasterio" or r["cache"]["mode"] == "shared", r
+        if r["kind"] == "native":       # the loop drops each batch: every one by ring slot
+            assert r["ring"]["fresh_batches"] == 0 and r["ring"]["ring_batches"] > 0, r
     assert {(r["kind"], r["regime"]) for r in rows} == \
         {(k, g) for g, _ in REGIMES for k in kinds_for(g)}, rows
 

@@ -152,6 +152,12 @@ def in_process(samples, nbatches):
             lambda b: (touch(img), touch(m)), batches)
         del img, m
         res["freeing them (munmap, close)"] = frees
+        import rasterloader.torch as rt
+        if hasattr(rt, "_batch_buffers"):                             # a rasterloader with batch rings
+            ring_ds = dataset(samples)
+            rt._batch_buffers(ring_ds, lo, BATCH, "hwc", False, BATCH)  # makes the ring (once)
+            res["a batch ring slot instead (take a free slot, make its views)"] = timed(
+                lambda b: rt._batch_buffers(ring_ds, lo, BATCH, "hwc", False, BATCH), batches)
         img, m = torch.empty((BATCH, h, w, c)), torch.empty((BATCH, h, w), dtype=torch.uint8)
         img16 = torch.empty((BATCH, h, w, c), dtype=torch.uint16)
         touch(img), touch(m), touch(img16)
@@ -211,6 +217,7 @@ def handoff(samples, nbatches, workers):
 
     loader = DataLoader(Stamped(), batch_size=None, num_workers=workers, multiprocessing_context="fork",
                         persistent_workers=True)
+    handoff.ring_stats = getattr(base, "ring_stats", lambda: {})
     rows = []
     for epoch in range(2):                                  # the first is cold; the second is measured
         rows = []
@@ -234,6 +241,7 @@ def handoff(samples, nbatches, workers):
                 break
         seconds = (time.monotonic_ns() - t_start) / 1e9
     del it, loader
+    handoff.ring = handoff.ring_stats()
     return rows, len(rows) * BATCH / seconds, acc
 
 
@@ -243,10 +251,13 @@ def report(res, rows, rate, args, up0, up1):
     c_f32 = per("read_into, float32 normalised + mask (pre-faulted)")
     items = per("resolving the samples (WindowReader._items)")
     wrapper = c_f32 - items - per("the C call alone (_core.read_batch, items resolved)")
+    ring = "a batch ring slot instead (take a free slot, make its views)"
+    buffers = [("the batch's buffers: a ring slot (take, views)", per(ring))] if ring in res else [
+        ("shared-tensor allocation", per("shared-tensor allocation (image 32 MiB + mask 2 MiB)")),
+        ("first-touch page faults", per("first-touch page faults of those tensors"))]
     parts = [
         ("sampler (epoch plan, per batch)", per("sampler: the epoch's plan (BatchLoader.plan), per batch")),
-        ("shared-tensor allocation", per("shared-tensor allocation (image 32 MiB + mask 2 MiB)")),
-        ("first-touch page faults", per("first-touch page faults of those tensors")),
+    ] + buffers + [
         ("resolving samples (Python)", per("resolving the samples (WindowReader._items)")),
         ("C read, uint16 + mask (cache hits, place)", per("read_into, uint16 + mask (pre-faulted)") - items - wrapper),
         ("conversion to float32 + normalisation (float32 read - uint16 read)",
@@ -292,7 +303,10 @@ def report(res, rows, rate, args, up0, up1):
         f"{100 * (total - explained) / total:.0f} % |",
         f"| **whole iteration** | **{total:.2f}** | 100 % |",
         "",
-        "Not in the iteration: freeing the batch's tensors (the row above), paid in the worker once the "
+        ("With batch rings the iteration reads into a slot of the worker's ring, mapped and pre-faulted "
+         "once: allocation, first touch and freeing (the rows above, what a fresh shared tensor costs: the "
+         "fallback when no slot is free) are not paid per batch. " if ring in res else "")
+        + "Without a ring slot, freeing the batch's tensors (the row above) is paid in the worker once the "
         "batch is sent and again in the main process when it drops the batch (section 2).",
         "",
         f"The mask read within the C read (float32 with mask - float32 without): {mask:.2f} ms per batch "
@@ -306,24 +320,31 @@ def report(res, rows, rate, args, up0, up1):
             f"## 2. DataLoader, {args.workers} workers, second epoch ({len(rows)} batches)",
             "",
             f"{rate:.0f} samples/s in the main process. Stamps: CLOCK_MONOTONIC in the worker when its read "
-            "starts and when it yields the batch, in the main process when `next()` returns it.",
+            "starts and when it yields the batch, in the main process when `next()` returns it. "
+            f"Batch rings (both epochs): {ring_note()}.",
             "",
             "| per batch | median ms | max ms |",
             "|---|---:|---:|",
             f"| worker: BatchDataset step (alloc + read + pack) | {g('read'):.2f} | {mx('read'):.2f} |",
             f"| worker: from yield until it asks for the next batch (pickle, put on the queue) | "
             f"{g('worker_send'):.2f} | {mx('worker_send'):.2f} |",
-            f"| hand-off latency: worker yield to main's `next()` returning (queue, unpickle, fd passing, mmap) | "
+            f"| hand-off latency: worker yield to main's `next()` returning (queue, unpickle; without a ring "
+            "slot also fd passing, mmap) | "
             f"{g('latency'):.2f} | {mx('latency'):.2f} |",
             f"| hand-off proper: from the later of (worker yield, main calling `next()`) to `next()` returning | "
             f"{g('handoff'):.2f} | {mx('handoff'):.2f} |",
             f"| main: waiting in `next()` | {g('wait'):.2f} | {mx('wait'):.2f} |",
             f"| main: the training step (x.mean(), y.float().mean()), the main's first touch of the batch | "
             f"{g('step'):.2f} | {mx('step'):.2f} |",
-            f"| main: dropping the batch (munmap) | {g('free'):.2f} | {mx('free'):.2f} |",
+            f"| main: dropping the batch (munmap; a ring slot: its release into the pipe) | {g('free'):.2f} | "
+            f"{mx('free'):.2f} |",
             "",
             f"The same training step on tensors already mapped (section 1) takes {per(STEP):.2f} ms: the rest "
-            f"of the main's step, {g('step') - per(STEP):.2f} ms, is its first touch of the batch's shared pages. "
+            f"of the main's step, {g('step') - per(STEP):.2f} ms, is "
+            + ("not a first touch when the batch came by ring slot (mapped and faulted in once per ring): "
+               "cache misses on a batch another core wrote, and the load. "
+               if (getattr(handoff, "ring", None) or {}).get("ring_batches") else
+               "its first touch of the batch's shared pages. ") +
             "The worker's put is asynchronous (a feeder thread pickles the batch), so the time from its yield "
             "until it asks for the next batch is mostly waiting for the main to request one (DataLoader keeps "
             "2 batches per worker in flight).",
@@ -332,7 +353,8 @@ def report(res, rows, rate, args, up0, up1):
             f"{args.workers} free cores; the in-process iteration alone gives {BATCH * 1000 / total:.0f} samples/s "
             "per core.",
             "",
-            "Fresh shared memory for every batch, added up (wall ms per batch; section 2's figures are inflated by the 3 processes sharing 2 cores): allocation "
+            "Fresh shared memory for every batch (the loader before batch rings; now the fallback when no slot "
+            "is free), added up (wall ms per batch; section 2's figures are inflated by the 3 processes sharing 2 cores): allocation "
             f"{per('shared-tensor allocation (image 32 MiB + mask 2 MiB)'):.1f} + the worker's first touch "
             f"{per('first-touch page faults of those tensors'):.1f} + the worker's free "
             f"{per('freeing them (munmap, close)'):.1f} + the hand-off proper {g('handoff'):.1f} + the main's first "
@@ -342,6 +364,14 @@ def report(res, rows, rate, args, up0, up1):
             f"again costs {per('touching them again (mapped: what a reused buffer pays)'):.2f}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def ring_note():
+    st = getattr(handoff, "ring", None)
+    if not st:
+        return "none (a rasterloader without them)"
+    return (f"{st['ring_batches']} batches by ring slot, {st['fresh_batches']} in fresh shared tensors "
+            f"{st['fresh_reasons'] or ''}, {st['ring_slots']} slots per worker")
 
 
 def uptime():

@@ -38,7 +38,7 @@
  * runs everything on a handful of windows, checks that the native and the
  * GDAL reader agree, and writes nothing else: a test that the bench works.
  */
-#include "tiff/tiff_internal.h"
+#include "read/tiff.h"
 
 #include <cpl_conv.h>
 #include <gdal.h>

@@ -1,9 +1,13 @@
 /*
- * args.c - the read arguments every entry point parses the same way: a band
- * list and per-channel scale/offset sequences, into PyMem arrays the caller
- * frees with PyMem_Free (NULL when the argument is None).
+ * args.c - the read arguments every entry point parses the same way, in one
+ * place: a band list and per-channel scale/offset/mean/std sequences, into
+ * PyMem arrays the caller frees with PyMem_Free (NULL when the argument is
+ * None); the read options built from them (rl_read_args_parse, for the
+ * Dataset reads and read_batch alike); the float window of a read.
  */
 #include "binding.h"
+
+#include <string.h>
 
 int
 rl_bands_parse(PyObject *o, int **out, int *n)
@@ -76,4 +80,62 @@ rl_doubles_parse(PyObject *o, int64_t n, const char *what, const char *reader, d
     Py_DECREF(seq);
     *out = d;
     return 0;
+}
+
+void
+rl_read_args_free(rl_read_args_t *a)
+{
+    PyMem_Free(a->bands);
+    PyMem_Free(a->scale);
+    PyMem_Free(a->offset);
+    PyMem_Free(a->mean);
+    PyMem_Free(a->std);
+    memset(a, 0, sizeof *a);
+}
+
+int
+rl_read_args_parse(PyObject *bands, int all_bands, int boundless, double fill, PyObject *scale,
+                   PyObject *offset, PyObject *mean, PyObject *std, const char *reader,
+                   rl_read_args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    if (rl_bands_parse(bands, &a->bands, &a->band_count) < 0)
+        return -1;
+    a->channels = a->bands ? a->band_count : all_bands;
+    if (rl_doubles_parse(scale, a->channels, "scale", reader, &a->scale) < 0 ||
+        rl_doubles_parse(offset, a->channels, "offset", reader, &a->offset) < 0 ||
+        rl_doubles_parse(mean, a->channels, "mean", reader, &a->mean) < 0 ||
+        rl_doubles_parse(std, a->channels, "std", reader, &a->std) < 0) {
+        rl_read_args_free(a);
+        return -1;
+    }
+    raster_read_options_init(&a->opt);
+    a->opt.bands = a->bands;
+    a->opt.band_count = a->band_count;
+    a->opt.boundless = boundless;
+    a->opt.fill_value = fill;
+    a->opt.scale = a->scale;
+    a->opt.offset = a->offset;
+    a->opt.mean = a->mean;
+    a->opt.std = a->std;
+    return 0;
+}
+
+int
+rl_window_f_converter(PyObject *o, void *out)
+{
+    raster_window_f_t *w = out;
+    double v[4];
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4) {
+        PyErr_Format(PyExc_TypeError, "window must be a (col_off, row_off, width, height) tuple, "
+                                      "not %R", o);
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        v[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(o, i));
+        if (v[i] == -1.0 && PyErr_Occurred())
+            return 0;
+    }
+    *w = (raster_window_f_t){v[0], v[1], v[2], v[3]};
+    return 1;
 }

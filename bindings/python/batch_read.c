@@ -18,11 +18,7 @@
 typedef struct {
     raster_batch_item_t *items;   /* PyMem; datasets retained (C references) */
     Py_ssize_t count;
-    int *bands;                   /* PyMem or NULL */
-    int band_count;
-    double *scale, *offset;       /* PyMem or NULL */
-    double *mean, *std;           /* PyMem or NULL */
-    raster_read_options_t opt;
+    rl_read_args_t read;          /* bands, normalisation, boundless: the read options */
     int64_t h, w, c;              /* the batch's sample shape */
 } batch_args_t;
 
@@ -34,11 +30,7 @@ batch_args_free(batch_args_t *a)
         raster_dataset_release(a->items[i].label);
     }
     PyMem_Free(a->items);
-    PyMem_Free(a->bands);
-    PyMem_Free(a->scale);
-    PyMem_Free(a->offset);
-    PyMem_Free(a->mean);
-    PyMem_Free(a->std);
+    rl_read_args_free(&a->read);
     memset(a, 0, sizeof *a);
 }
 
@@ -125,30 +117,17 @@ batch_args_parse(PyObject *items, PyObject *bands, PyObject *scale, PyObject *of
             return -1;
         }
     Py_DECREF(seq);
-    if (rl_bands_parse(bands, &a->bands, &a->band_count) < 0)
-        return -1;
     raster_info_t in;
     if (raster_dataset_info(a->items[0].image, &in) != RASTER_OK) {
         rl_raise(RASTER_E_CLOSED);
         return -1;
     }
+    if (rl_read_args_parse(bands, in.band_count, boundless, fill, scale, offset, mean, std, "batch",
+                           &a->read) < 0)
+        return -1;
     a->h = a->items[0].window.height;
     a->w = a->items[0].window.width;
-    a->c = a->bands ? a->band_count : in.band_count;
-    if (rl_doubles_parse(scale, a->c, "scale", "batch", &a->scale) < 0 ||
-        rl_doubles_parse(offset, a->c, "offset", "batch", &a->offset) < 0 ||
-        rl_doubles_parse(mean, a->c, "mean", "batch", &a->mean) < 0 ||
-        rl_doubles_parse(std, a->c, "std", "batch", &a->std) < 0)
-        return -1;
-    raster_read_options_init(&a->opt);
-    a->opt.bands = a->bands;
-    a->opt.band_count = a->band_count;
-    a->opt.boundless = boundless;
-    a->opt.fill_value = fill;
-    a->opt.scale = a->scale;
-    a->opt.offset = a->offset;
-    a->opt.mean = a->mean;
-    a->opt.std = a->std;
+    a->c = a->read.channels;
     return 0;
 }
 
@@ -388,7 +367,7 @@ mod_read_batch(PyObject *mod, PyObject *args, PyObject *kwargs)
         batch_args_free(&a);
         return NULL;
     }
-    bo.read = &a.opt;
+    bo.read = &a.read.opt;
     PyObject *result = pool != Py_None ? read_into_pool(&a, &bo, (PoolObject *)pool)
                                        : read_into_targets(&a, &bo, out, layout, mask_out,
                                                            validity_out);

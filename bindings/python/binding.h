@@ -125,7 +125,7 @@ PyObject *mod_open_warped(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *mod_warp_info(PyObject *mod, PyObject *arg);
 
 /* mosaic_read(items): one Mosaic query's source reads (mosaic_read.c). */
-PyObject *mod_mosaic_read(PyObject *mod, PyObject *args);
+PyObject *mod_mosaic_read(PyObject *mod, PyObject *args, PyObject *kwargs);
 PyObject *mod_pool_tile(PyObject *mod, PyObject *args);
 
 /* ------------------------------ errors --------------------------------- */
@@ -150,6 +150,33 @@ void rl_prefix_path(PyObject *path);
  * None -> NULL.  Both return -1 with the exception set. */
 int rl_bands_parse(PyObject *o, int **out, int *n);
 int rl_doubles_parse(PyObject *o, int64_t n, const char *what, const char *reader, double **out);
+
+/* The read options of every read entry (Dataset reads and read_batch),
+ * parsed from their keyword arguments in one place: the band list, the
+ * per-channel normalisation (exactly one value per output channel),
+ * boundless and its fill, into 'opt' (pointing into the PyMem arrays).
+ * 'all_bands' is the dataset's band count (the channels when bands is
+ * None); 'reader' names the call in messages.  -1 with the exception set
+ * (and nothing left to free) on failure; else free with rl_read_args_free(),
+ * which also takes a zeroed or already freed struct. */
+typedef struct {
+    int *bands;                   /* PyMem or NULL: every band */
+    int band_count;
+    double *scale, *offset;       /* PyMem or NULL */
+    double *mean, *std;           /* PyMem or NULL */
+    int channels;                 /* output channels */
+    raster_read_options_t opt;
+} rl_read_args_t;
+
+int rl_read_args_parse(PyObject *bands, int all_bands, int boundless, double fill, PyObject *scale,
+                       PyObject *offset, PyObject *mean, PyObject *std, const char *reader,
+                       rl_read_args_t *a);
+void rl_read_args_free(rl_read_args_t *a);
+
+/* rl_window_f_converter(): a (col_off, row_off, width, height) tuple of
+ * numbers -> raster_window_f_t (the float window every Dataset read takes;
+ * whole-pixel windows are the same numbers). */
+int rl_window_f_converter(PyObject *o, void *out);
 
 /* ------------------------------ dtypes --------------------------------- */
 

@@ -1,6 +1,6 @@
 /*
  * dataset_meta.c - rasterloader._core's metadata functions: the C library's
- * Metadata (GDAL) section (lib/metadata.c) bound one function each.
+ * Metadata (GDAL) section (lib/api/metadata.c) bound one function each.
  *
  * Each takes a _core.Dataset first and returns plain Python values (str,
  * lists, tuples); rasterloader/_dataset_meta.py turns them into rasterio's

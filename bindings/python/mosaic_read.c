@@ -9,8 +9,13 @@
  * rasterloader.Mosaic computes the items (merge's windows and rectangles);
  * raster_mosaic_read_sources() runs the items of a lane in order (so "first"
  * compositing sees the earlier sources' pixels) and the lanes in parallel.
+ * With lanes= (each output channel's whole plane, nodata and normalisation)
+ * and validity= it is raster_mosaic_read(): the fill before the sources,
+ * the validity masks and the normalisation after them, all in C.
  */
 #include "binding.h"
+
+#include <string.h>
 
 typedef struct {
     DatasetObject *ds;          /* borrowed from the items list (kept alive by it) */
@@ -33,6 +38,30 @@ reads_free(source_read_t *r, Py_ssize_t n)
     PyMem_Free(r);
 }
 
+/* A 2-D array or tensor pinned as a one-channel view of its own shape (only
+ * its layout is checked: a slice's shape is the rectangle it stands for). */
+static int
+plane_acquire(PyObject *obj, out_target_t *t)
+{
+    if (!PyObject_HasAttrString(obj, "shape")) {
+        PyErr_SetString(PyExc_TypeError, "mosaic_read: out must be a 2-D array or tensor");
+        return -1;
+    }
+    PyObject *shape = PyObject_GetAttrString(obj, "shape");
+    long long h = -1, w = -1;
+    if (shape != NULL && PyTuple_Check(shape) && PyTuple_GET_SIZE(shape) == 2) {
+        h = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, 0));
+        w = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, 1));
+    }
+    Py_XDECREF(shape);
+    if (h < 0 || w < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "mosaic_read: out must be 2-D");
+        return -1;
+    }
+    return out_target_acquire(obj, LAYOUT_HW, h, w, 1, -1, t);
+}
+
 static int
 item_parse(PyObject *item, source_read_t *r)
 {
@@ -49,82 +78,171 @@ item_parse(PyObject *item, source_read_t *r)
     r->has_src_nodata = snd != Py_None;
     if (r->has_src_nodata && (r->src_nodata = PyFloat_AsDouble(snd)) == -1.0 && PyErr_Occurred())
         return -1;
-    /* The slice's own shape is the rectangle; only its layout is checked. */
-    if (!PyObject_HasAttrString(out, "shape")) {
-        PyErr_SetString(PyExc_TypeError, "mosaic_read: out must be a 2-D array or tensor");
-        return -1;
-    }
-    PyObject *shape = PyObject_GetAttrString(out, "shape");
-    long long h = -1, w = -1;
-    if (shape != NULL && PyTuple_Check(shape) && PyTuple_GET_SIZE(shape) == 2) {
-        h = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, 0));
-        w = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, 1));
-    }
-    Py_XDECREF(shape);
-    if (h < 0 || w < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "mosaic_read: out must be 2-D");
-        return -1;
-    }
-    if (out_target_acquire(out, LAYOUT_HW, h, w, 1, -1, &r->out) < 0)
+    if (plane_acquire(out, &r->out) < 0)
         return -1;
     r->has_out = 1;
     r->cds = raster_dataset_retain(r->ds->ds);
     return 0;
 }
 
+/* Everything a mosaic_read() call pinned and parsed; query_free() lets go
+ * of what was parsed so far. */
+typedef struct {
+    source_read_t *r;
+    raster_mosaic_source_t *items;
+    Py_ssize_t n, nitems;
+    out_target_t *lane_t;
+    raster_mosaic_lane_t *lanes;
+    Py_ssize_t nlanes, lanes_pinned;
+    out_target_t *val_t;
+    raster_mosaic_validity_t *val;
+    Py_ssize_t nval, val_pinned;
+} query_args_t;
+
+static void
+query_free(query_args_t *q)
+{
+    if (q->r != NULL)
+        reads_free(q->r, q->nitems);
+    for (Py_ssize_t i = 0; i < q->lanes_pinned; i++)
+        out_target_release(&q->lane_t[i]);
+    for (Py_ssize_t i = 0; i < q->val_pinned; i++)
+        out_target_release(&q->val_t[i]);
+    PyMem_Free(q->items);
+    PyMem_Free(q->lane_t);
+    PyMem_Free(q->lanes);
+    PyMem_Free(q->val_t);
+    PyMem_Free(q->val);
+}
+
+static int
+items_parse(PyObject *seq, query_args_t *q)
+{
+    q->n = PySequence_Fast_GET_SIZE(seq);
+    q->r = PyMem_Calloc(q->n ? (size_t)q->n : 1, sizeof *q->r);
+    q->items = PyMem_Calloc(q->n ? (size_t)q->n : 1, sizeof *q->items);
+    if (q->r == NULL || q->items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < q->n; i++) {
+        source_read_t *r = &q->r[i];
+        q->nitems = i + 1;
+        if (item_parse(PySequence_Fast_GET_ITEM(seq, i), r) < 0)
+            return -1;
+        if (i > 0 && r->lane != q->r[i - 1].lane)
+            for (Py_ssize_t j = 0; j < i; j++)
+                if (q->r[j].lane == r->lane) {
+                    PyErr_Format(PyExc_ValueError, "mosaic_read: the items of lane %d are not contiguous",
+                                 r->lane);
+                    return -1;
+                }
+        q->items[i] = (raster_mosaic_source_t){
+            .ds = r->cds, .band = r->band, .lane = r->lane, .win = r->win,
+            .resampling = (raster_resampling_t)r->alg,
+            .composite = (raster_composite_t)r->composite, .nodata = r->nodata,
+            .has_src_nodata = r->has_src_nodata, .src_nodata = r->src_nodata,
+            .dst = r->out.view};
+    }
+    return 0;
+}
+
+/* lanes: [(plane, nodata, None or (divide, scale, offset)), ...], lane l at index l. */
+static int
+lanes_parse(PyObject *list, query_args_t *q)
+{
+    PyObject *seq = PySequence_Fast(list, "mosaic_read: lanes must be a list");
+    if (seq == NULL)
+        return -1;
+    q->nlanes = PySequence_Fast_GET_SIZE(seq);
+    q->lane_t = PyMem_Calloc(q->nlanes ? (size_t)q->nlanes : 1, sizeof *q->lane_t);
+    q->lanes = PyMem_Calloc(q->nlanes ? (size_t)q->nlanes : 1, sizeof *q->lanes);
+    int rc = q->lane_t != NULL && q->lanes != NULL ? 0 : (PyErr_NoMemory(), -1);
+    for (Py_ssize_t l = 0; rc == 0 && l < q->nlanes; l++) {
+        PyObject *plane, *norm;
+        raster_mosaic_lane_t *ln = &q->lanes[l];
+        rc = -1;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, l), "OdO:mosaic_read lane", &plane, &ln->nodata,
+                              &norm))
+            break;
+        if (norm != Py_None) {
+            if (!PyArg_ParseTuple(norm, "pdd:mosaic_read lane normalisation", &ln->divide, &ln->scale,
+                                  &ln->offset))
+                break;
+            ln->normalise = 1;
+        }
+        if (plane_acquire(plane, &q->lane_t[l]) < 0)
+            break;
+        q->lanes_pinned = l + 1;
+        ln->plane = q->lane_t[l].view;
+        rc = 0;
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
+/* validity: [(dst, first_lane, lane_count), ...]. */
+static int
+validity_parse(PyObject *list, query_args_t *q)
+{
+    PyObject *seq = PySequence_Fast(list, "mosaic_read: validity must be a list");
+    if (seq == NULL)
+        return -1;
+    q->nval = PySequence_Fast_GET_SIZE(seq);
+    q->val_t = PyMem_Calloc(q->nval ? (size_t)q->nval : 1, sizeof *q->val_t);
+    q->val = PyMem_Calloc(q->nval ? (size_t)q->nval : 1, sizeof *q->val);
+    int rc = q->val_t != NULL && q->val != NULL ? 0 : (PyErr_NoMemory(), -1);
+    for (Py_ssize_t k = 0; rc == 0 && k < q->nval; k++) {
+        PyObject *dst;
+        raster_mosaic_validity_t *v = &q->val[k];
+        rc = -1;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "Oii:mosaic_read validity", &dst,
+                              &v->first_lane, &v->lane_count) ||
+            plane_acquire(dst, &q->val_t[k]) < 0)
+            break;
+        q->val_pinned = k + 1;
+        v->dst = q->val_t[k].view;
+        rc = 0;
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
 PyObject *
-mod_mosaic_read(PyObject *mod, PyObject *args)
+mod_mosaic_read(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
     (void)mod;
-    PyObject *list;
+    static char *kwlist[] = {"items", "threads", "lanes", "validity", NULL};
+    PyObject *list, *lanes = Py_None, *validity = Py_None;
     int threads = 0;
-    if (!PyArg_ParseTuple(args, "O|i:mosaic_read", &list, &threads))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|iOO:mosaic_read", kwlist, &list, &threads, &lanes,
+                                     &validity))
         return NULL;
     PyObject *seq = PySequence_Fast(list, "mosaic_read() takes a list of items");
     if (seq == NULL)
         return NULL;
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    source_read_t *r = PyMem_Calloc(n ? (size_t)n : 1, sizeof *r);
-    raster_mosaic_source_t *items = PyMem_Calloc(n ? (size_t)n : 1, sizeof *items);
-    if (r == NULL || items == NULL) {
-        PyMem_Free(r);
-        PyMem_Free(items);
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
+    query_args_t q;
+    memset(&q, 0, sizeof q);
+    int rc = items_parse(seq, &q);
+    if (rc == 0 && lanes != Py_None)
+        rc = lanes_parse(lanes, &q);
+    if (rc == 0 && validity != Py_None) {
+        if (lanes == Py_None)
+            rc = (PyErr_SetString(PyExc_TypeError, "mosaic_read: validity= needs lanes="), -1);
+        else
+            rc = validity_parse(validity, &q);
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (item_parse(PySequence_Fast_GET_ITEM(seq, i), &r[i]) < 0) {
-            reads_free(r, i + 1);
-            PyMem_Free(items);
-            Py_DECREF(seq);
-            return NULL;
-        }
-        if (i > 0 && r[i].lane != r[i - 1].lane) {
-            for (Py_ssize_t j = 0; j < i; j++)
-                if (r[j].lane == r[i].lane) {
-                    reads_free(r, i + 1);
-                    PyMem_Free(items);
-                    Py_DECREF(seq);
-                    return PyErr_Format(PyExc_ValueError,
-                                        "mosaic_read: the items of lane %d are not contiguous",
-                                        r[i].lane);
-                }
-        }
-        items[i] = (raster_mosaic_source_t){
-            .ds = r[i].cds, .band = r[i].band, .lane = r[i].lane, .win = r[i].win,
-            .resampling = (raster_resampling_t)r[i].alg,
-            .composite = (raster_composite_t)r[i].composite, .nodata = r[i].nodata,
-            .has_src_nodata = r[i].has_src_nodata, .src_nodata = r[i].src_nodata,
-            .dst = r[i].out.view};
+    PyObject *res = NULL;
+    if (rc == 0) {
+        raster_status_t st;
+        Py_BEGIN_ALLOW_THREADS
+        st = lanes == Py_None
+                 ? raster_mosaic_read_sources(q.items, q.n, threads)
+                 : raster_mosaic_read(q.items, q.n, q.lanes, (int)q.nlanes, q.val, (int)q.nval, threads);
+        Py_END_ALLOW_THREADS
+        res = st == RASTER_OK ? Py_NewRef(Py_None) : rl_raise(st);
     }
-    raster_status_t st;
-    Py_BEGIN_ALLOW_THREADS
-    st = raster_mosaic_read_sources(items, n, threads);
-    Py_END_ALLOW_THREADS
-    PyObject *res = st == RASTER_OK ? Py_NewRef(Py_None) : rl_raise(st);
-    reads_free(r, n);
-    PyMem_Free(items);
+    query_free(&q);
     Py_DECREF(seq);
     return res;
 }

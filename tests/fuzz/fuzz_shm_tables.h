@@ -21,7 +21,7 @@
 #ifndef RASTER_FUZZ_SHM_TABLES_H
 #define RASTER_FUZZ_SHM_TABLES_H
 
-#include "shm_arena.h"
+#include "cache/shm_arena.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /*
  * fuzz_targets.h - the bodies of the libFuzzer harnesses, shared by the
  * fuzzers (tests/fuzz/fuzz_*.c, built with -DRASTER_FUZZ=ON) and by the
- * Check suite that replays every saved crash (tests/unit/check_corpus.c),
+ * Check suite that replays every saved crash (tests/unit/read/check_corpus.c),
  * so a regression file is replayed through exactly the code that found it.
  *
  *   fuzz_tiff_one(data, size, reader)
@@ -37,7 +37,7 @@
 #define RASTER_FUZZ_TARGETS_H
 
 #include "rasterloader.h"
-#include "tiff/tiff_internal.h"
+#include "read/tiff.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -121,17 +121,5 @@ else:  # pragma: no cover
         return CRS(wkt) if wkt else None
 
 
-def from_bounds(left, bottom, right, top, transform):
-    """Float window covering the bounds, as rasterio.windows.from_bounds."""
-    if HAVE_RASTERIO:
-        return _rio_windows.from_bounds(left, bottom, right, top, transform=transform)
-    inv = ~transform
-    a, b, c, d, e, f = inv[:6]
-    pts = ((left, top), (left, bottom), (right, top), (right, bottom))
-    xs, ys = zip(*((a * x + b * y + c, d * x + e * y + f) for x, y in pts))
-    col0, row0 = min(xs), min(ys)
-    return Window(col0, row0, max(xs) - col0, max(ys) - row0)
-
-
 def floor_half(v):
     return int(math.floor(v + 0.5))

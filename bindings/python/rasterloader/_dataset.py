@@ -10,17 +10,18 @@ Native HWC reads (:meth:`Dataset.read_hwc`) return pooled :class:`Tile`
 objects shared through DLPack, or write in place into a caller's array or
 tensor.
 
-Resampled reads: ``out_shape`` (or an ``out`` array) whose height/width
-differ from the window's, or a window with fractional lengths, go to the C
-library's raster_read_resampled_into(), which makes rasterio's own GDAL call
-(the float window, ``resampling``), so they equal rasterio's.  Windows with
-fractional offsets but whole lengths map to whole pixels exactly as GDAL's
-nearest rule does (no resampling needed).
-
-read_masks() and dataset_mask() resample the same way (the C library's
-raster_read_mask_resampled_into()).
-
-read_hwc() takes out_shape/resampling too and makes the same C call into HWC.
+Every read resolves its window once (rasterloader._windows.read_window) and
+makes one C call with the float window and the output size; the C library
+decides whether that is a plain or a resampled read
+(raster_read_window_into): ``out_shape`` (or an ``out`` array) whose
+height/width differ from the window's, a window with fractional lengths, or
+one with fractional offsets read with another method than nearest, is
+resampled by GDAL with rasterio's own call (the float window,
+``resampling``), so it equals rasterio's.  Windows with fractional offsets
+but whole lengths read with nearest map to whole pixels exactly as GDAL's
+nearest rule does (no resampling needed).  read_masks(), dataset_mask() and
+the mask of read(masked=True) go through the same decision
+(raster_read_masks_window_into); read_hwc() makes the same call into HWC.
 
 Deliberate limits (each raises NotImplementedError, never silently differs
 from rasterio): a resampled read that is boundless; read_hwc() of a window
@@ -35,10 +36,9 @@ import numpy as np
 from affine import Affine
 
 from . import _compat, _core, _windows
-from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
-from ._normalise import norm_kwargs
+from ._args import norm_kwargs, resampling_code, timeout_ms
 from ._pool import default_pool
 from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
 
@@ -77,7 +77,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     in _dataset_meta.py; with rasterio installed this is also a
     ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
-    @with_gdal_env
     def __init__(self, path, *, reader=None):
         name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
@@ -283,7 +282,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if precision is not None:
             from ._dataset_meta import warn_precision
             warn_precision()
-        return _compat.from_bounds(left, bottom, right, top, self._transform)
+        return _windows.from_bounds(left, bottom, right, top, self._transform)
 
     def window_transform(self, window):
         w = _windows.to_window(window, self.height, self.width)
@@ -352,7 +351,18 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return self._clipped_nodatas[band - 1]
 
     # ------------------------------------------------------------ reads
-    @with_gdal_env
+    # Every read resolves its window once (_windows.read_window: the integer
+    # box of the output's size and the float window rasterio evaluates) and
+    # makes one C call with the float window and the output size; the C
+    # library decides whether that is a plain or a resampled read
+    # (raster_read_window_into), with the rule written once, in C.
+
+    def _check_window_fills(self, win, oh, ow):
+        """rasterio (GDAL) fails to fill a non-empty output from an empty window."""
+        if oh > 0 and ow > 0 and not (win[2] > 0 and win[3] > 0):
+            raise RasterIOError(f"{self.name}: cannot read the empty window {Window(*win)} into "
+                                f"{oh}x{ow} pixels", _core.E_IO)
+
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -364,8 +374,10 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         bands, return2d = self._resolve_indexes(indexes)
         dtype = self._common_dtype(bands) if out_dtype is None else np.dtype(out_dtype)
         box, fbox = _windows.read_window(window, self.height, self.width, boundless)
+        win = box if fbox is None else fbox
         w, h = box[2], box[3]
         n = len(bands)
+        alg = 0 if resampling is Resampling.nearest else resampling_code(resampling)
         if out is not None and out_shape is not None:
             raise ValueError("out and out_shape are exclusive")
         if out is not None:
@@ -379,22 +391,19 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                                      f"{(n, h, w)}")
                 layout, arr = "chw", out
             out_hw = tuple(out.shape[-2:])
-        elif out_shape is not None:
-            out_shape = tuple(int(s) for s in out_shape)
-            if len(out_shape) == 2:
-                out_shape = (n,) + out_shape
-            if len(out_shape) != 3 or out_shape[0] != n:
-                raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s)")
-            out_hw = out_shape[1:]
         else:
-            out_hw = (h, w)
-        if out_hw != (h, w) or _windows.fractional_lengths(fbox):
-            return self._read_resampled(core, bands, return2d, dtype, fbox or box, out, out_hw,
-                                        masked, boundless, resampling, fill_value)
-        if out is None:
+            if out_shape is not None:
+                out_shape = tuple(int(s) for s in out_shape)
+                if len(out_shape) == 2:
+                    out_shape = (n,) + out_shape
+                if len(out_shape) != 3 or out_shape[0] != n:
+                    raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s)")
+                out_hw = out_shape[1:]
+            else:
+                out_hw = (h, w)
             # One band read as 2-D is allocated 2-D: no 3-D array and view of it to squeeze.
             layout = "hw" if return2d else "chw"
-            arr = np.empty((h, w) if return2d else (n, h, w), dtype)
+            arr = np.empty(out_hw if return2d else (n,) + out_hw, dtype)
         boundless_read = bool(boundless) and window is not None
         if boundless_read:
             if fill_value is not None:
@@ -404,9 +413,11 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 fill = 0 if fill is None else fill
         else:
             fill = 0
-        if h > 0 and w > 0:
+        oh, ow = out_hw
+        self._check_window_fills(win, oh, ow)
+        if oh > 0 and ow > 0:
             # Positional: the C call parses keywords at a cost comparable to a small read's copy.
-            core.read_into(box, arr, layout, bands, boundless_read, float(fill))
+            core.read_into(win, arr, out_hw, layout, bands, boundless_read, float(fill), alg)
         result = arr
         want_mask = masked if boundless_read else (masked or fill_value is not None)
         if want_mask:
@@ -415,10 +426,10 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             if boundless_read:
                 value = fill_value if fill_value is not None else self._clipped_nodata(bands[-1])
             m = np.empty(arr.shape, np.uint8)      # the pixels' shape: no 3-D detour for one band
-            no_mask = core.read_masks_into(box, m, layout, rule=_core.MASKS_READ,
+            no_mask = core.read_masks_into(win, m, out_hw, layout, rule=_core.MASKS_READ,
                                            bands=bands, boundless=boundless_read, nodata=value,
-                                           pixels=arr if h > 0 and w > 0 else None,
-                                           pixels_layout=layout)
+                                           pixels=arr if oh > 0 and ow > 0 else None,
+                                           pixels_layout=layout, resampling=alg)
             result = self._as_masked(result, bands, np.ma.nomask if no_mask else m == 0, masked,
                                      fill_value)
         return self._squeezed(result, return2d) if result.ndim == 3 else result
@@ -442,61 +453,24 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 result.shape[1:])
         return result
 
-    def _read_resampled(self, core, bands, return2d, dtype, fbox, out, out_hw, masked, boundless,
-                        resampling, fill_value):
-        """read() with GDAL resampling the float window ``fbox`` (read_window()'s
-        four fields) to ``out_hw``."""
-        fw = Window(*fbox)
-        what = (f"a resampled read (window {fw.width}x{fw.height} to {out_hw[1]}x{out_hw[0]} "
-                f"pixels)")
-        if boundless:
-            raise NotImplementedError(f"{what} cannot be boundless in rasterloader")
-        try:
-            alg = int(resampling)
-        except (TypeError, ValueError):
-            raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
-        oh, ow = (int(v) for v in out_hw)
-        if out is None:
-            arr, layout = np.empty((len(bands), oh, ow), dtype=dtype), "chw"
+    def _mask_read(self, out, out_shape, window, boundless, resampling):
+        """What read_masks() and dataset_mask() resolve the same way: the float
+        window, the output (height, width) (``out``'s, ``out_shape``'s or the
+        window's), boundless as rasterio applies it, the resampling code."""
+        if out is not None and not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
+        box, fbox = _windows.read_window(window, self.height, self.width, boundless)
+        win = box if fbox is None else fbox
+        if out is not None:
+            out_hw = tuple(out.shape[-2:])
+        elif out_shape is not None:
+            out_hw = tuple(int(v) for v in out_shape)[-2:]
         else:
-            arr, layout = out, ("hw" if out.ndim == 2 else "chw")
-        wf = tuple(float(v) for v in fbox)
-        if oh > 0 and ow > 0 and (fw.width <= 0 or fw.height <= 0):
-            # rasterio: GDAL fails to fill a non-empty array from an empty window.
-            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
-                                f"{oh}x{ow} pixels", _core.E_IO)
-        if oh > 0 and ow > 0:
-            core.read_resampled_into(wf, arr, (oh, ow), layout, bands=bands, resampling=alg)
-        result = arr
-        if masked or fill_value is not None:
-            # rasterio: each band's mask resampled the same way, valid where nonzero.
-            m = np.empty(arr.shape, np.uint8)
-            no_mask = core.read_masks_resampled_into(wf, m, (oh, ow), layout, rule=_core.MASKS_READ,
-                                                     bands=bands, resampling=alg)
-            result = self._as_masked(result, bands, np.ma.nomask if no_mask else m == 0, masked,
-                                     fill_value)
-        return self._squeezed(result, return2d)
+            out_hw = (box[3], box[2])
+        alg = 0 if resampling is Resampling.nearest else resampling_code(resampling)
+        self._check_window_fills(win, *out_hw)
+        return win, out_hw, bool(boundless) and window is not None, alg
 
-    def _mask_resampling(self, box, fbox, boundless, out_hw, resampling):
-        """(float window, resampling) when a mask read of read_window()'s
-        ``box, fbox`` is resampled (an output of another size than the window,
-        or fractional window lengths), else None."""
-        hw = (box[3], box[2])
-        if not _windows.fractional_lengths(fbox) and (out_hw is None or tuple(out_hw) == hw):
-            return None
-        if boundless:
-            raise NotImplementedError("a resampled mask read cannot be boundless in rasterloader")
-        fw = Window(*(fbox or box))
-        if (fw.width <= 0 or fw.height <= 0) and out_hw is not None and min(out_hw) > 0:
-            raise RasterIOError(f"{self.name}: cannot read the empty window {fw} into "
-                                f"{out_hw[0]}x{out_hw[1]} pixels", _core.E_IO)   # as rasterio (GDAL)
-        try:
-            alg = int(resampling)
-        except (TypeError, ValueError):
-            raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
-        return tuple(float(v) for v in (fbox or box)), alg
-
-    @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -506,68 +480,37 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         n = len(bands)
         if out is not None and out_shape is not None:
             raise ValueError("out and out_shape are exclusive")
-        if out is not None and not isinstance(out, np.ndarray):
-            raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
-        if out_shape is not None:
-            out_shape = tuple(int(s) for s in out_shape)
-        want = out.shape[-2:] if out is not None else out_shape[-2:] if out_shape else None
-        box, fbox = _windows.read_window(window, self.height, self.width, boundless)
-        w, h = box[2], box[3]
-        rs = self._mask_resampling(box, fbox, boundless, want, resampling)
-        if rs is not None:
-            wf, alg = rs
-            oh, ow = want if want is not None else (h, w)
-        else:
-            oh, ow = h, w
+        win, (oh, ow), boundless_read, alg = self._mask_read(out, out_shape, window, boundless,
+                                                             resampling)
         if out is not None:
             arr = out if out.ndim == 3 else out.reshape((1,) + out.shape)
             if arr.shape[0] != n:
                 raise ValueError(f"{self.name}: 'out' shape {out.shape} does not match window shape "
-                                 f"{(n, h, w)}")
+                                 f"{(n, oh, ow)}")
         else:
             arr = np.empty((n, oh, ow), np.uint8)
-        boundless_read = bool(boundless) and window is not None
         if oh > 0 and ow > 0:
-            if rs is not None:
-                core.read_masks_resampled_into(wf, arr, (oh, ow), "chw", rule=_core.MASKS_BANDS,
-                                               bands=bands, resampling=alg)
-            else:
-                core.read_masks_into(box, arr, "chw", rule=_core.MASKS_BANDS,
-                                     bands=bands, boundless=boundless_read)
+            core.read_masks_into(win, arr, (oh, ow), "chw", rule=_core.MASKS_BANDS, bands=bands,
+                                 boundless=boundless_read, resampling=alg)
         result = out if out is not None else arr
         if return2d and result.ndim == 3:
             result = result[0]
         return result
 
-    @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
         by GDAL for an ``out_shape``/``out`` of another size."""
         core = self._live()
-        if out is not None and not isinstance(out, np.ndarray):
-            raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
-        want = out.shape[-2:] if out is not None else \
-            tuple(int(v) for v in out_shape)[-2:] if out_shape is not None else None
-        box, fbox = _windows.read_window(window, self.height, self.width, boundless)
-        rs = self._mask_resampling(box, fbox, boundless, want, resampling)
-        if rs is not None:
-            wf, alg = rs
-            oh, ow = want if want is not None else (box[3], box[2])
-            arr = np.empty((oh, ow), np.uint8) if out is None else out
-            if oh > 0 and ow > 0:
-                core.read_masks_resampled_into(wf, arr, (oh, ow), "hw", rule=_core.MASKS_DATASET,
-                                               resampling=alg)
-            return arr
-        w, h = box[2], box[3]
-        arr = np.empty((h, w), np.uint8) if out is None else out
-        if h > 0 and w > 0:
-            core.read_masks_into(box, arr, "hw", rule=_core.MASKS_DATASET,
-                                 boundless=bool(boundless) and window is not None)
+        win, (oh, ow), boundless_read, alg = self._mask_read(out, out_shape, window, boundless,
+                                                             resampling)
+        arr = np.empty((oh, ow), np.uint8) if out is None else out
+        if oh > 0 and ow > 0:
+            core.read_masks_into(win, arr, (oh, ow), "hw", rule=_core.MASKS_DATASET,
+                                 boundless=boundless_read, resampling=alg)
         return arr
 
     # ------------------------------------------------------------ native HWC
-    @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
                  timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):
@@ -606,7 +549,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         else:
             norm = norm_kwargs(n, mean, std, scale, offset, where=f"{self.name} (bands {bands})")
         normalised = bool(norm)
-        box = _windows.resolve_window(window, self.height, self.width, boundless)
+        box, fbox = _windows.read_window(window, self.height, self.width, boundless)
+        _windows.require_whole_lengths(fbox)
+        win = box if fbox is None else fbox
         col, row, w, h = box
         if w < 1 or h < 1:
             raise WindowError(f"{self.name}: window {window!r} is empty", _core.E_BOUNDS)
@@ -617,16 +562,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 raise ValueError(f"{self.name}: out_shape {out_shape} does not match {n} band(s): "
                                  "give (height, width) or (bands, height, width)")
             out_hw = out_shape[-2:]
-        resampled = out_hw != (h, w)
-        if resampled:
-            if boundless:
-                raise NotImplementedError(f"{self.name}: a resampled read_hwc (window {w}x{h} to "
-                                          f"{out_hw[1]}x{out_hw[0]}) cannot be boundless")
-            try:
-                alg = int(resampling)
-            except (TypeError, ValueError):
-                raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") \
-                    from None
+        alg = 0 if resampling is Resampling.nearest else resampling_code(resampling)
         boundless_read = bool(boundless) and window is not None
         if fill_value is None:
             fill_value = self._clipped_nodata(bands[-1]) if boundless_read else 0
@@ -638,12 +574,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 got = str(out.dtype).replace("torch.", "")
                 if got != want:
                     raise ValueError(f"out has dtype {got} but out_dtype is {want}")
-            if resampled:
-                return core.read_resampled_into((float(col), float(row), float(w), float(h)), out,
-                                                out_hw, layout, bands=bands, resampling=alg, **norm)
             # Positional: the C call parses keywords at a cost comparable to a small read's copy.
-            return core.read_into(box, out, layout, bands, boundless_read, float(fill_value),
-                                  **norm)
+            return core.read_into(win, out, out_hw, layout, bands, boundless_read, float(fill_value),
+                                  alg, **norm)
         if out_dtype is None:
             dtype = "float32" if normalised else self._common_dtype(bands).name
         else:
@@ -651,18 +584,10 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         own_pool = pool is None
         if own_pool:
             pool = default_pool()
-        if timeout is not None:
-            if not isinstance(timeout, numbers.Real) or isinstance(timeout, bool):
-                raise TypeError(f"timeout must be None (wait forever) or a number of seconds, "
-                                f"not {timeout!r}")
-            if not timeout >= 0:
-                raise ValueError(f"timeout must be None (wait forever) or seconds >= 0, "
-                                 f"not {timeout!r}")
-        timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
-        extra = {"out_hw": out_hw, "resampling": alg} if resampled else {}
+        wait_ms = timeout_ms(timeout)
         try:
-            return core.read_tile(box, pool, dtype, bands, boundless_read, float(fill_value),
-                                  timeout_ms=timeout_ms, **norm, **extra)
+            return core.read_tile(win, pool, dtype, bands, boundless_read, float(fill_value),
+                                  timeout_ms=wait_ms, out_hw=out_hw, resampling=alg, **norm)
         except RasterMemoryError as e:
             if e.message.startswith(self.name):
                 raise
@@ -670,7 +595,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                     "BufferPool with room for it, or out= an array)") if own_pool else ""
             raise RasterMemoryError(f"{self.name}: window {box}: {e.message}{hint}",
                                     e.status) from None
-
 
 fence(Dataset)
 

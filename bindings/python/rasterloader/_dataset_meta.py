@@ -4,7 +4,7 @@ Blocks, sample(), tags, color tables, overviews, band descriptions, GCPs,
 RPCs, files, checksums, statistics, lnglat() and the small properties
 rasterio's own helpers (merge, mask, sample, windows, plot, features) touch:
 same names, arguments, return types and errors as rasterio 1.4.  What GDAL
-knows comes from the C library (lib/metadata.c through _core); this module
+knows comes from the C library (lib/api/metadata.c through _core); this module
 only turns it into rasterio's types.
 
 When rasterio is importable, rasterloader.Dataset is also a subclass of
@@ -328,10 +328,12 @@ class DatasetMetaMixin:
         return self._statistics(self._band_arg(bidx), flags)
 
     def stats(self, *, indexes=None, approx=False):
-        """[Statistics] of the bands in 'indexes' (default all), computed now."""
+        """[Statistics] of the bands in 'indexes' (default all): as rasterio's
+        stats(), GDAL's stored statistics when it has them (rounded to the 14
+        digits GDAL stores), else computed now."""
         bands = self.indexes if indexes is None else \
             [indexes] if isinstance(indexes, numbers.Integral) else indexes
-        flags = _STATS_COMPUTE | (_STATS_APPROX if approx else 0)
+        flags = _STATS_APPROX if approx else 0
         return [self._statistics(self._band_arg(b), flags) for b in bands]
 
     def lnglat(self):

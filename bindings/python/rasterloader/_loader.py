@@ -53,8 +53,7 @@ import numpy as np
 from . import _core, _windows
 from ._compat import Resampling
 from ._dataset import Dataset, core_of, open as _open
-from ._env import active_options, gdal_options, with_gdal_env
-from ._normalise import norm_kwargs
+from ._args import norm_kwargs, out_hw, resampling_code, timeout_ms
 from .errors import PoolTimeoutError, RasterError
 from . import geo as _geo
 
@@ -147,30 +146,6 @@ def _window_tuple(window):
     return None
 
 
-def _resampling_code(resampling):
-    """A rasterio Resampling (or its int value, or its name) as the C code."""
-    if isinstance(resampling, str):
-        try:
-            return int(Resampling[resampling])
-        except KeyError:
-            raise ValueError(f"unknown resampling {resampling!r}") from None
-    try:
-        return int(resampling)
-    except (TypeError, ValueError):
-        raise TypeError(f"resampling must be a Resampling value, not {resampling!r}") from None
-
-
-def _out_hw(out_shape, channels):
-    """(height, width) of an out_shape given as (h, w) or (c, h, w)."""
-    shape = tuple(int(v) for v in out_shape)
-    if len(shape) == 3 and shape[0] == channels:
-        shape = shape[1:]
-    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
-        raise ValueError(f"out_shape {tuple(out_shape)} must be (height, width) or "
-                         f"({channels}, height, width) with height, width >= 1")
-    return shape
-
-
 # --------------------------------------------------------------------------- batches
 
 class Batch:
@@ -247,7 +222,7 @@ class WindowReader:
         self.boundless, self.fill_value = bool(boundless), float(fill_value)
         self.label_fill, self.label_dtype = float(label_fill), np.dtype(label_dtype).name
         self.with_validity, self.label_resample = bool(with_validity), bool(label_resample)
-        self.resampling = _resampling_code(resampling)
+        self.resampling = resampling_code(resampling, names=True)
         self.threads = 0 if threads is None else int(threads)
         self.timeout = timeout
         self._pool_arg = (pool, pool_bytes, pool is None)
@@ -264,7 +239,7 @@ class WindowReader:
         self.channels = len(self.bands) if self.bands else first.count
         self.window_height, self.window_width = win[3], win[2]
         self.height, self.width = (win[3], win[2]) if out_shape is None else \
-            _out_hw(out_shape, self.channels)
+            out_hw(out_shape, self.channels)
         if self.boundless and (self.height, self.width) != (win[3], win[2]):
             raise NotImplementedError(
                 f"out_shape {self.height}x{self.width} resamples the {win[3]}x{win[2]} windows, "
@@ -281,7 +256,7 @@ class WindowReader:
                              "Mosaic(bands=...); boundless does not apply (outside is nodata)")
         c, h, w = _geo.geo_shape(sample, None)
         self.channels, self.window_height, self.window_width = c, h, w
-        self.height, self.width = (h, w) if out_shape is None else _out_hw(out_shape, c)
+        self.height, self.width = (h, w) if out_shape is None else out_hw(out_shape, c)
         self._norm = norm_kwargs(c, mean, std, scale, offset, where=repr(sample[0]))
         self._pool, self._pool_bytes, self._own_pool = self._pool_arg
         if self.label_fill != int(self.label_fill) and np.dtype(self.label_dtype).kind in "iu":
@@ -293,7 +268,7 @@ class WindowReader:
 
     def _pooled_geo(self, indices):
         b, h, w, c = len(indices), self.height, self.width, self.channels
-        tms = -1 if self.timeout is None else int(self.timeout * 1000)
+        tms = timeout_ms(self.timeout)
         pool = self._pool_for(b)
         image = _core.pool_tile(pool, self.out_dtype, h, w, c, tms, b)
         mask = _core.pool_tile(pool, self.label_dtype, h, w, 1, tms, b, True) \
@@ -433,7 +408,6 @@ class WindowReader:
         return items
 
     # ------------------------------------------------------------ reads
-    @with_gdal_env
     def read(self, indices):
         """Read the samples ``indices`` now (in this thread, on ``threads``
         threads) into a pooled :class:`Batch`."""
@@ -444,7 +418,7 @@ class WindowReader:
             image, mask, validity = _core.read_batch(
                 self._items(indices), dtype=self.out_dtype, pool=pool, masks=self.masks,
                 validity=self.with_validity, label_dtype=self.label_dtype, threads=self.threads,
-                timeout_ms=-1 if self.timeout is None else int(self.timeout * 1000),
+                timeout_ms=timeout_ms(self.timeout),
                 **self._read_kwargs())
         except PoolTimeoutError as e:
             budget = pool.budget_bytes
@@ -468,7 +442,6 @@ class WindowReader:
             kw["out_hw"] = (self.height, self.width)
         return kw
 
-    @with_gdal_env
     def read_into(self, indices, out, mask_out=None, layout="bhwc", validity_out=None):
         """Read the samples ``indices`` into ``out`` ([B,H,W,C], or [B,C,H,W] with
         layout='bchw'; any writable NumPy array or torch tensor, of any dtype),
@@ -622,14 +595,13 @@ def _put(q, stop, item):
     return False
 
 
-def _prefetch_run(q, stop, loader, plan, options):
+def _prefetch_run(q, stop, loader, plan):
     """The reader thread.  It holds the queue and the stop flag, never the
     iterator, so dropping the iterator runs its __del__, which stops this.
-    ``options``: the rasterio.Env options of the thread that started the
-    iteration, which rasterio keeps per thread: pushed here for every read."""
+    (A rasterio.Env's options reach it by themselves: rasterio sets them in
+    the GDAL rasterloader runs on, process-wide.)"""
     try:
-        with gdal_options(options):
-            _prefetch_reads(q, stop, loader, plan)
+        _prefetch_reads(q, stop, loader, plan)
     except BaseException as e:     # delivered to the consumer
         _put(q, stop, e)
         return
@@ -661,8 +633,7 @@ class _Prefetcher:
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(target=_prefetch_run,
-                                        args=(self._q, self._stop, loader, plan,
-                                              active_options()),
+                                        args=(self._q, self._stop, loader, plan),
                                         name="rasterloader-prefetch", daemon=True)
         self._thread.start()
 

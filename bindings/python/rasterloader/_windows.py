@@ -1,43 +1,26 @@
-"""Window samplers: the sample lists a training loader iterates over.
+"""Window math: rasterio's windows resolved for a read, and windows from bounds.
 
-Each is a sequence of ``(image_path, mask_path or None, Window)`` samples, the
-format :class:`rasterloader.BatchLoader` and
-:class:`rasterloader.torch.WindowDataset` take, built from a list of sources
-(an image path, or an ``(image_path, mask_path)`` pair with the label raster
-on the same grid):
-
-- :class:`RandomWindows` - ``count`` random windows per epoch, seeded;
-  :meth:`set_epoch` draws the next epoch's (loaders call it for you).
-- :class:`GridWindows` - a regular grid with a stride (overlapping when the
-  stride is smaller than the size); the last row and column end at the
-  raster's edge unless ``edges="drop"``.
-- :class:`TileWindows` - windows aligned to each file's own tile grid, so a
-  window never decodes more than the tiles under it: one window per tile, or
-  ``size`` dividing the tile size (several per tile), or a multiple of it.
-
-They open each file once for its size and block shape (metadata only) and
-hold no file handles afterwards.  Everything is plain Python and NumPy, so
-samplers pickle into DataLoader workers cheaply.
-
-Window resolution lives here too, once, for every reader: :func:`read_window`
-turns a rasterio window (a ``Window`` or a ``((row_start, row_stop),
-(col_start, col_stop))`` tuple) into the integer window of a read exactly as
-rasterio computes it, and the float window a resampled read needs;
+A leaf module (it imports only _compat, _core's constants and errors): every
+reader resolves its windows here, once.  :func:`read_window` turns a
+rasterio window (a ``Window`` or a ``((row_start, row_stop), (col_start,
+col_stop))`` tuple) into the integer window of a read exactly as rasterio
+computes it, and the float window a resampled read needs;
 :class:`rasterloader.Dataset` and the loaders call it (or
-:func:`resolve_window`, its integer-only form).
-"""
+:func:`resolve_window`, its integer-only form).  :func:`from_bounds` and
+:func:`bounds_window` are rasterio.windows.from_bounds, written once for the
+Dataset and the Mosaic.
 
-import collections.abc
+The samplers (the sample lists loaders iterate over) are in
+rasterloader._samplers."""
+
 import math
 import numbers
-
-import numpy as np
 
 from . import _compat, _core
 from ._compat import Window
 from .errors import WindowError
 
-__all__ = ["RandomWindows", "GridWindows", "TileWindows", "WindowSamples"]
+__all__ = ["read_window", "resolve_window", "to_window", "from_bounds", "bounds_window"]
 
 
 # ------------------------------------------------------------ window resolution
@@ -91,17 +74,23 @@ def fractional_lengths(fbox):
     return abs(w - _compat.floor_half(w)) > 1e-9 or abs(h - _compat.floor_half(h)) > 1e-9
 
 
-def resolve_window(window, height, width, boundless):
-    """Integer (col_off, row_off, width, height) of a read (read_window()'s
-    ``box``), for readers that do not resample: a window with fractional
-    lengths is NotImplementedError."""
-    box, fbox = read_window(window, height, width, boundless)
+def require_whole_lengths(fbox):
+    """NotImplementedError when a read_window() float box has fractional
+    lengths, for the readers that take only whole-pixel lengths."""
     if fractional_lengths(fbox):
         col, row, w, h = fbox
         raise NotImplementedError(
             f"window (col_off={col}, row_off={row}, width={w}, height={h}) has fractional "
             "width/height: that is a resampled read, which only read() does (use whole-pixel "
             "lengths here)")
+
+
+def resolve_window(window, height, width, boundless):
+    """Integer (col_off, row_off, width, height) of a read (read_window()'s
+    ``box``), for readers that do not resample: a window with fractional
+    lengths is NotImplementedError."""
+    box, fbox = read_window(window, height, width, boundless)
+    require_whole_lengths(fbox)
     return box
 
 
@@ -223,179 +212,29 @@ def _window_from_slices(window, height, width, boundless):
     return Window(col_off, row_off, max(col_stop - col_off, 0.0), max(row_stop - row_off, 0.0))
 
 
-def _sources(sources):
-    out = []
-    for s in sources:
-        if isinstance(s, (tuple, list)):
-            if len(s) != 2:
-                raise ValueError(f"a source is an image path or (image_path, mask_path), not {s!r}")
-            out.append((str(s[0]), None if s[1] is None else str(s[1])))
-        else:
-            out.append((str(s), None))
-    if not out:
-        raise ValueError("no sources")
-    return out
+# ------------------------------------------------------------ windows from bounds
+
+def bounds_window(inv, left, bottom, right, top):
+    """rasterio.windows.from_bounds(left, bottom, right, top, transform) with
+    inv = ~transform, as (col_off, row_off, width, height): the same products
+    and sums as rasterio's (its AffineTransformer does inv . (x, y, 1) on the
+    four corners), without building numpy arrays per call (Mosaic calls it
+    per source per read).  tests/python checks it against rasterio's."""
+    ia, ib, ic, id_, ie, if_ = inv[:6]
+    cols = (ia * left + ib * top + ic, ia * right + ib * top + ic,
+            ia * right + ib * bottom + ic, ia * left + ib * bottom + ic)
+    rows = (id_ * left + ie * top + if_, id_ * right + ie * top + if_,
+            id_ * right + ie * bottom + if_, id_ * left + ie * bottom + if_)
+    c0, r0 = min(cols), min(rows)
+    return c0, r0, max(max(cols) - c0, 0.0), max(max(rows) - r0, 0.0)
 
 
-def _pair(v, what):
-    if isinstance(v, (int, np.integer)):
-        v = (int(v), int(v))
-    h, w = (int(x) for x in v)
-    if h < 1 or w < 1:
-        raise ValueError(f"{what} must be >= 1, not {v!r}")
-    return h, w
-
-
-def _meta(path):
-    """(height, width, block_height, block_width) of a raster."""
-    from ._dataset import open as rl_open
-    with rl_open(path) as ds:
-        bh, bw = ds.block_shapes[0]
-        return ds.height, ds.width, bh, bw
-
-
-class WindowSamples(collections.abc.Sequence):
-    """A fixed list of samples held as arrays: ``(source index, col_off, row_off)``
-    rows plus the sources and one window size.  Base of the samplers below."""
-
-    def __init__(self, sources, size):
-        self.sources = _sources(sources)
-        self.size = _pair(size, "size")
-        self._rows = np.zeros((0, 3), np.int64)
-
-    def __len__(self):
-        return len(self._rows)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        k, col, row = (int(v) for v in self._rows[i])
-        image, mask = self.sources[k]
-        h, w = self.size
-        return image, mask, Window(col, row, w, h)
-
-    def set_epoch(self, epoch):
-        """Fixed samplers ignore the epoch (loaders shuffle their order)."""
-
-    def __repr__(self):
-        return (f"<{type(self).__name__} {len(self)} windows of {self.size[0]}x{self.size[1]} "
-                f"over {len(self.sources)} source(s)>")
-
-
-class RandomWindows(WindowSamples):
-    """``count`` random windows of ``size`` per epoch, uniform over every
-    position that fits in any source (so a source is picked in proportion to
-    its number of positions), seeded by ``(seed, epoch)``: the same on every
-    process and rank for one epoch, different from one epoch to the next.
-    ``align="tile"`` draws only offsets that are multiples of ``size`` within
-    each file's tile grid (``size`` must divide the tile size)."""
-
-    def __init__(self, sources, size, count, *, seed=0, align=None):
-        super().__init__(sources, size)
-        if count < 0:
-            raise ValueError("count must be >= 0")
-        if align not in (None, "tile"):
-            raise ValueError(f"align must be None or 'tile', not {align!r}")
-        self.count, self.seed, self.align = int(count), int(seed), align
-        h, w = self.size
-        self._ranges = []       # per source: (rows, cols, step_r, step_c) of allowed offsets
-        for image, _ in self.sources:
-            H, W, bh, bw = _meta(image)
-            if H < h or W < w:
-                raise ValueError(f"{image}: {W}x{H} is smaller than the {w}x{h} window")
-            if align == "tile":
-                if bh % h or bw % w:
-                    raise ValueError(f"{image}: align='tile' needs the window ({w}x{h}) to divide "
-                                     f"the tile ({bw}x{bh})")
-                self._ranges.append(((H - h) // h + 1, (W - w) // w + 1, h, w))
-            else:
-                self._ranges.append((H - h + 1, W - w + 1, 1, 1))
-        self.epoch = None
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch):
-        if epoch == self.epoch:
-            return
-        self.epoch = int(epoch)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        npos = np.array([r * c for r, c, _, _ in self._ranges], np.float64)
-        src = rng.choice(len(npos), size=self.count, p=npos / npos.sum())
-        rows = np.empty((self.count, 3), np.int64)
-        rows[:, 0] = src
-        for k, (nr, nc, sr, sc) in enumerate(self._ranges):
-            sel = src == k
-            n = int(sel.sum())
-            rows[sel, 1] = rng.integers(0, nc, n) * sc
-            rows[sel, 2] = rng.integers(0, nr, n) * sr
-        self._rows = rows
-
-
-class GridWindows(WindowSamples):
-    """Windows of ``size`` every ``stride`` pixels (default: ``size``, no
-    overlap) over each source, row by row.  ``edges="shift"`` (default) adds a
-    last row/column ending exactly at the raster's edge, so every pixel is
-    covered; ``"drop"`` leaves out what does not fit a whole stride step."""
-
-    def __init__(self, sources, size, stride=None, *, edges="shift"):
-        super().__init__(sources, size)
-        if edges not in ("shift", "drop"):
-            raise ValueError(f"edges must be 'shift' or 'drop', not {edges!r}")
-        self.stride = self.size if stride is None else _pair(stride, "stride")
-        h, w = self.size
-        sr, sc = self.stride
-        parts = []
-        for k, (image, _) in enumerate(self.sources):
-            H, W, _, _ = _meta(image)
-            rs = _starts(H, h, sr, edges)
-            cs = _starts(W, w, sc, edges)
-            if len(rs) == 0 or len(cs) == 0:
-                continue
-            rr, cc = np.meshgrid(rs, cs, indexing="ij")
-            part = np.empty((rr.size, 3), np.int64)
-            part[:, 0] = k
-            part[:, 1] = cc.ravel()
-            part[:, 2] = rr.ravel()
-            parts.append(part)
-        self._rows = np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
-
-
-def _starts(extent, size, stride, edges):
-    if extent < size:
-        return np.zeros(0, np.int64)
-    s = np.arange(0, extent - size + 1, stride, dtype=np.int64)
-    if edges == "shift" and s[-1] + size < extent:
-        s = np.append(s, extent - size)
-    return s
-
-
-class TileWindows(WindowSamples):
-    """Windows aligned to each file's tile (block) grid.  ``size`` defaults to
-    the tile size of the first source; it must divide the tile size (every
-    window lies inside one tile: it decodes one tile, and only the rows down
-    to its last) or be a multiple of it (whole tiles).  Windows that would
-    reach past the raster's edge are left out."""
-
-    def __init__(self, sources, size=None):
-        srcs = _sources(sources)
-        metas = [_meta(image) for image, _ in srcs]
-        if size is None:
-            size = (metas[0][2], metas[0][3])
-        super().__init__(srcs, size)
-        h, w = self.size
-        parts = []
-        for k, ((image, _), (H, W, bh, bw)) in enumerate(zip(self.sources, metas)):
-            for tile, win, what in ((bh, h, "height"), (bw, w, "width")):
-                if tile % win and win % tile:
-                    raise ValueError(f"{image}: window {what} {win} neither divides nor is a "
-                                     f"multiple of the tile {what} {tile}")
-            rs = np.arange(0, H - h + 1, h, dtype=np.int64)
-            cs = np.arange(0, W - w + 1, w, dtype=np.int64)
-            if len(rs) == 0 or len(cs) == 0:
-                continue
-            rr, cc = np.meshgrid(rs, cs, indexing="ij")
-            part = np.empty((rr.size, 3), np.int64)
-            part[:, 0] = k
-            part[:, 1] = cc.ravel()
-            part[:, 2] = rr.ravel()
-            parts.append(part)
-        self._rows = np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
+def from_bounds(left, bottom, right, top, transform):
+    """The float Window covering the bounds, as rasterio.windows.from_bounds
+    (its checks and its WindowError too)."""
+    if not hasattr(transform, "a") or not hasattr(transform, "e"):
+        raise WindowError("A transform object is required to calculate the window",
+                          _core.E_BOUNDS)
+    if (right - left) / transform.a < 0 or (bottom - top) / transform.e < 0:
+        raise WindowError("Bounds and transform are inconsistent", _core.E_BOUNDS)
+    return Window(*bounds_window(tuple(~transform), left, bottom, right, top))

@@ -15,7 +15,7 @@ rounding (win_align), merge's nodata (the first source's, else 0).
 
 What runs where.  This module computes merge's windows (which source window,
 which destination rectangle) and picks the scenes a query touches; the pixels
-are read and composed in C (lib/mosaic.c, raster_mosaic_read_source(), all the
+are read and composed in C (lib/api/mosaic.c, raster_mosaic_read_source(), all the
 sources of a query in one _core.mosaic_read() call with the GIL released):
 - every source writes straight into its channel slice of the destination (a
   strided view of the CHW array or the pooled HWC tile): no per-band
@@ -26,7 +26,7 @@ sources of a query in one _core.mosaic_read() call with the GIL released):
   ``rasterloader.WarpedVRT`` made once at construction (GDAL's warper);
 - a source whose rectangle overlaps an earlier source's is composed "first":
   read into per-thread scratch and placed where the destination is still
-  nodata (those pixels are written twice; see lib/mosaic.c for why);
+  nodata (those pixels are written twice; see lib/api/mosaic.c for why);
 - pixels no source covers get the nodata value (only those: the rectangles
   a source writes directly are not pre-filled).
 Datasets (and warped datasets) stay open across queries.
@@ -46,7 +46,8 @@ import numpy as np
 from . import _compat, _core
 from ._compat import Resampling
 from ._dataset import Dataset, live_core, open as _open
-from ._normalise import norm_kwargs, normalise_in_place
+from ._args import norm_kwargs, resampling_code, timeout_ms
+from ._windows import bounds_window
 from .vrt import WarpedVRT, _crs_text
 
 __all__ = ["Mosaic"]
@@ -57,38 +58,11 @@ except ImportError:                    # pragma: no cover
     Affine = None
 
 
-def _resampling(value):
-    if isinstance(value, str):
-        try:
-            return Resampling[value]
-        except KeyError:
-            raise ValueError(f"unknown resampling {value!r}") from None
-    try:
-        return Resampling(int(value))
-    except (TypeError, ValueError):
-        raise ValueError(f"unknown resampling {value!r}") from None
-
-
 def _win_align(w):
     """rasterio.merge's win_align on (col_off, row_off, width, height):
     offsets floor(x + 0.1), lengths floor(x + 0.5); returns (row, col, h, w)."""
     return (math.floor(w[1] + 0.1), math.floor(w[0] + 0.1),
             math.floor(w[3] + 0.5), math.floor(w[2] + 0.5))
-
-
-def _window(inv, left, bottom, right, top):
-    """rasterio.windows.from_bounds(left, bottom, right, top, transform) with
-    inv = ~transform, as (col_off, row_off, width, height): the same products
-    and sums as rasterio's (its AffineTransformer does inv . (x, y, 1) on the
-    four corners), without building numpy arrays per call.
-    tests/python/test_mosaic.py checks it against rasterio's."""
-    ia, ib, ic, id_, ie, if_ = inv[:6]
-    cols = (ia * left + ib * top + ic, ia * right + ib * top + ic,
-            ia * right + ib * bottom + ic, ia * left + ib * bottom + ic)
-    rows = (id_ * left + ie * top + if_, id_ * right + ie * top + if_,
-            id_ * right + ie * bottom + if_, id_ * left + ie * bottom + if_)
-    c0, r0 = min(cols), min(rows)
-    return c0, r0, max(max(cols) - c0, 0.0), max(max(rows) - r0, 0.0)
 
 
 def _same_crs(a, b):
@@ -119,7 +93,7 @@ class Mosaic:
                  bands=None, threads=None):
         if isinstance(sources, (str, os.PathLike, Dataset)) or not len(sources):
             raise ValueError("Mosaic needs a list of scenes (each a path or a list of band paths)")
-        self.resampling = _resampling(resampling)
+        self.resampling = Resampling(resampling_code(resampling, names=True))
         self.threads = 0 if threads is None else int(threads)   # 0: rasterloader.get_threads()
         self._args = (sources, dict(crs=crs, res=res, resampling=resampling, nodata=nodata,
                                     bands=bands, threads=threads))
@@ -289,10 +263,11 @@ class Mosaic:
         return np.nonzero(hit.any(axis=1))[0]
 
     def _items(self, bounds, out_shape, dest_channel, lane0=0):
-        """The source reads of one query, in merge's order, and what to fill."""
+        """The source reads of one query, in merge's order, and its planes (each
+        output channel's 2-D destination; C fills what no source writes)."""
         height, width, transform, chunk = self._grid(bounds, out_shape)
         inv = tuple(~transform)[:6]
-        items, fills = [], []
+        items, planes = [], []
         nodata = float(self._nodata)
         alg = int(self.resampling)
         touching = self._touching(chunk)
@@ -306,8 +281,8 @@ class Mosaic:
                 i_s, i_n = max(sb[1], chunk[1]), min(sb[3], chunk[3])
                 if iw >= ie or i_s >= i_n:
                     continue
-                sw = _window(src_inv, iw, i_s, ie, i_n)
-                r0, c0, h, w = _win_align(_window(inv, iw, i_s, ie, i_n))
+                sw = bounds_window(src_inv, iw, i_s, ie, i_n)
+                r0, c0, h, w = _win_align(bounds_window(inv, iw, i_s, ie, i_n))
                 # numpy slicing clips to the destination, as merge's dest[:, rows, cols]
                 r1, c1 = min(max(r0 + h, 0), height), min(max(c0 + w, 0), width)
                 r0, c0 = min(max(r0, 0), height), min(max(c0, 0), width)
@@ -319,21 +294,39 @@ class Mosaic:
                     raise ValueError(f"{src.name}: merge's rounded window {h}x{w} at ({r0}, {c0}) "
                                      f"leaves the {height}x{width} output")
                 overlaps = any(r0 < b1 and b0 < r1 and c0 < d1 and d0 < c1
-                               for b0, d0, b1, d1, _ in rects)
+                               for b0, d0, b1, d1 in rects)
                 same_nd = src_nd is None or src_nd == self._nodata or (
                     src_nd != src_nd and self._nodata != self._nodata)
                 direct = not overlaps and same_nd
-                rects.append((r0, c0, r1, c1, direct))
+                rects.append((r0, c0, r1, c1))
                 items.append((live_core(src), band, tuple(float(v) for v in sw),
                               plane[r0:r1, c0:c1], alg, 0 if direct else 1, nodata,
                               None if src_nd is None else float(src_nd), lane0 + c))
-            fills.append((plane, [r[:4] for r in rects if r[4]]))
-        return height, width, items, fills
+            planes.append(plane)
+        return height, width, items, planes
 
-    def _run(self, items, fills):
-        for plane, direct in fills:
-            fill_empty(plane, direct, self._nodata)
-        _core.mosaic_read(items, self.threads)
+    def _run(self, items, planes, norm=None, validity=None):
+        """One mosaic_read: the fill, the sources, ``validity`` ([(dst, first
+        lane, lane count)]) and the normalisation ``norm`` (norm_kwargs'), all
+        in C (raster_mosaic_read)."""
+        _core.mosaic_read(items, self.threads, lanes=lane_specs(planes, self._nodata, norm),
+                          validity=validity or [])
+
+    def _read_chw(self, bounds, out_shape, dtype, with_validity=False):
+        """(count, height, width) of the query in a new array, and its uint8
+        validity (255 where any band is not nodata) with ``with_validity``."""
+        dest = None
+
+        def channel(c, h, w):
+            nonlocal dest
+            if dest is None:
+                dest = np.empty((self.count, h, w), dtype=dtype)
+            return dest[c]
+
+        h, w, items, planes = self._items(bounds, out_shape, channel)
+        valid = np.empty((h, w), np.uint8) if with_validity else None
+        self._run(items, planes, validity=[(valid, 0, self.count)] if with_validity else None)
+        return dest, valid
 
     # ------------------------------------------------------------ reads
     def read(self, bounds, out_shape=None, out_dtype=None, masked=False):
@@ -343,17 +336,7 @@ class Mosaic:
         ``out_shape`` ((h, w) or (c, h, w)) reads at the resolution that
         gives that size; ``out_dtype`` is merge's dtype; ``masked=True``
         returns a masked array masked where the value is nodata, as merge."""
-        dtype = np.dtype(out_dtype or self._dtype)
-        dest = None
-
-        def channel(c, h, w):
-            nonlocal dest
-            if dest is None:
-                dest = np.empty((self.count, h, w), dtype=dtype)
-            return dest[c]
-
-        h, w, items, fills = self._items(bounds, out_shape, channel)
-        self._run(items, fills)
+        dest, _ = self._read_chw(bounds, out_shape, np.dtype(out_dtype or self._dtype))
         if masked:
             return np.ma.masked_equal(dest, self._nodata, copy=False)
         return dest
@@ -365,8 +348,8 @@ class Mosaic:
         channel slice of the tile.  ``mean``/``std`` (a number or one per band;
         out_dtype then defaults to float32) give ``(x - mean) / std`` in
         double, rounded once to out_dtype, as the loaders; applied in place
-        after the read (one more pass over the tile, with a float64
-        temporary: the "still nodata" test of "first" needs the raw values)."""
+        by C after the sources (the "still nodata" test of "first" needs the
+        raw values), in the same call."""
         norm = {}
         if mean is not None or std is not None:
             norm = norm_kwargs(self.count, mean, std, where=repr(self))
@@ -375,20 +358,18 @@ class Mosaic:
         if pool is None:
             from ._pool import default_pool
             pool = default_pool()
-        timeout_ms = -1 if timeout is None else int(min(timeout * 1000, 2**31 - 1))
+        wait_ms = timeout_ms(timeout)
         tile, view = None, None
 
         def channel(c, h, w):
             nonlocal tile, view
             if tile is None:
-                tile = _core.pool_tile(pool, dtype.name, h, w, self.count, timeout_ms)
+                tile = _core.pool_tile(pool, dtype.name, h, w, self.count, wait_ms)
                 view = np.from_dlpack(tile)
             return view[:, :, c]
 
-        _, _, items, fills = self._items(bounds, out_shape, channel)
-        self._run(items, fills)
-        if norm:
-            normalise_in_place(view, norm, axis=-1)
+        _, _, items, planes = self._items(bounds, out_shape, channel)
+        self._run(items, planes, norm=norm)
         return tile
 
     def dataset_mask(self, bounds, out_shape=None):
@@ -396,10 +377,7 @@ class Mosaic:
         (not nodata), 0 elsewhere; merge's mask (its masked=True) reduced over
         the bands as rasterio's dataset_mask does.  Reads the bands (no mask
         band is kept per file)."""
-        data = self.read(bounds, out_shape=out_shape)
-        nd = self._nodata
-        valid = ~np.isnan(data) if nd != nd else data != nd
-        return np.where(valid.any(axis=0), np.uint8(255), np.uint8(0))
+        return self._read_chw(bounds, out_shape, self._dtype, with_validity=True)[1]
 
 
 # ------------------------------------------------------------ for the loaders
@@ -413,29 +391,25 @@ def query_grid(mosaic, bounds, out_shape):
 
 
 def query_items(mosaic, bounds, out_shape, dest_channel, lane0=0):
-    """(height, width, source reads, fills) of a query, in merge's order; lanes
+    """(height, width, source reads, planes) of a query, in merge's order; lanes
     (output channels) numbered from lane0.  dest_channel(c, h, w) is the 2-D
     destination of channel c."""
     return mosaic._items(bounds, out_shape, dest_channel, lane0)
 
 
-def fill_empty(plane, direct, value):
-    """Write 'value' where no direct source writes: the whole plane minus
-    the (disjoint) direct rectangles, so those pixels are written once."""
-    if not direct:
-        plane[...] = value
-        return
-    if len(direct) == 1:
-        r0, c0, r1, c1 = direct[0]
-        plane[:r0] = value
-        plane[r1:] = value
-        plane[r0:r1, :c0] = value
-        plane[r0:r1, c1:] = value
-        return
-    keep = np.ones(plane.shape, dtype=bool)       # a bool per pixel, not a pixel copy
-    for r0, c0, r1, c1 in direct:
-        keep[r0:r1, c0:c1] = False
-    plane[keep] = value
+def lane_specs(planes, nodata, norm=None):
+    """mosaic_read's lanes for a query's planes (channel c's 2-D destination
+    at index c): the plane, the nodata C fills it with where no source
+    writes, and channel c's normalisation from ``norm`` (norm_kwargs'
+    result: mean/std or scale/offset, one value per channel) or None."""
+    nodata = float(nodata)
+    if not norm:
+        return [(p, nodata, None) for p in planes]
+    divide = "mean" in norm or "std" in norm
+    n = len(planes)
+    scale = norm.get("std" if divide else "scale", [1.0] * n)
+    offset = norm.get("mean" if divide else "offset", [0.0] * n)
+    return [(p, nodata, (divide, float(scale[c]), float(offset[c]))) for c, p in enumerate(planes)]
 
 
 def _rebuild(sources, kwargs):

@@ -9,9 +9,10 @@ Three ways to feed a training loop, by where the reading happens (README,
 
 2. In DataLoader workers, whole batches: :class:`BatchDataset`, an
    IterableDataset that shards batches by worker (``get_worker_info``) and by
-   rank, and reads each batch straight into tensors allocated in shared memory,
-   so the decode is the only write and the tensors cross to the main process
-   by handle::
+   rank, and reads each batch straight into a slot of the worker's batch ring
+   (shared memory mapped once in the worker and in the main process, reused;
+   rasterloader._ring), so the decode is the only write and the batch crosses
+   to the main process as a slot number::
 
        ds = BatchDataset(samples, batch_size=16, mean=..., std=..., shuffle=True)
        loader = DataLoader(ds, batch_size=None, num_workers=2)
@@ -35,16 +36,17 @@ Window samplers (:class:`RandomWindows`, :class:`GridWindows`,
 
 import contextlib
 import os
+import secrets
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, Sampler, \
     get_worker_info
 
-from . import _core
+from . import _core, _ring
 from ._loader import (BatchLoader, WindowReader, _dist_rank_world, epoch_order,
                       shard_indices)
-from ._windows import GridWindows, RandomWindows, TileWindows
+from ._samplers import GridWindows, RandomWindows, TileWindows
 from .errors import RasterError, _attributes_note
 
 __all__ = ["WindowDataset", "BatchDataset", "ShardedSampler", "dataloader", "shared_empty",
@@ -132,24 +134,74 @@ def _pack(image, mask, validity, index, return_type):
     return out
 
 
-def _read_batch_tensors(reader, indices, layout, new):
-    """Read ``indices`` with ``reader`` into fresh tensors made by ``new(shape,
-    dtype)``: the image ([B,C,H,W], or [B,H,W,C] for layout "hwc"), the mask
-    ([B,H,W] of the label dtype) and the validity mask ([B,H,W] uint8), each
-    None when not asked for."""
-    b, r = len(indices), reader
-    shape = (b, r.height, r.width, r.channels) if layout == "hwc" else \
-        (b, r.channels, r.height, r.width)
-    image = new(shape, r.out_dtype)
-    mask = new((b, r.height, r.width), r.label_dtype) if r.masks else None
-    validity = new((b, r.height, r.width), torch.uint8) if r.with_validity else None
+def _torch_dtype(name):
+    return _TORCH_DTYPES.get(_dtype_name(name), name)
+
+
+def _batch_specs(reader, n, layout, with_index):
+    """(shape, torch dtype) of a batch of ``n``: the image ([B,C,H,W], or
+    [B,H,W,C] for layout "hwc"), the mask ([B,H,W] of the label dtype), the
+    validity mask ([B,H,W] uint8) and the indices ([B] int64), each None when
+    not asked for."""
+    r = reader
+    image = (n, r.height, r.width, r.channels) if layout == "hwc" else \
+        (n, r.channels, r.height, r.width)
+    return [(image, _torch_dtype(r.out_dtype)),
+            ((n, r.height, r.width), _torch_dtype(r.label_dtype)) if r.masks else None,
+            ((n, r.height, r.width), torch.uint8) if r.with_validity else None,
+            ((n,), torch.int64) if with_index else None]
+
+
+def _batch_buffers(owner, reader, n, layout, with_index, capacity):
+    """Empty tensors for a batch of ``n`` samples (see _batch_specs): in a
+    DataLoader worker, views of a slot of the worker's batch ring (made for
+    batches of ``capacity``), or fresh shared tensors when the ring has no
+    free slot (rasterloader._ring); outside workers plain tensors."""
+    specs = _batch_specs(reader, n, layout, with_index)
+    info = get_worker_info()
+    if info is None:
+        return [None if s is None else torch.empty(s[0], dtype=s[1]) for s in specs]
+    return _ring.worker_buffers(owner._ring_token, specs,
+                                _batch_specs(reader, max(n, capacity), layout, with_index),
+                                owner.ring_slots, info.num_workers, shared_empty)
+
+
+def _read_batch_tensors(reader, indices, layout, buffers):
+    """Read ``indices`` with ``reader`` into ``buffers`` (_batch_buffers: image,
+    mask, validity, index), and the indices into the index tensor."""
+    image, mask, validity, index = buffers
     with _worker_errors():
-        r.read_into(indices, image, mask, layout="bhwc" if layout == "hwc" else "bchw",
-                    validity_out=validity)
-    return image, mask, validity
+        reader.read_into(indices, image, mask, layout="bhwc" if layout == "hwc" else "bchw",
+                         validity_out=validity)
+    if index is not None:
+        index.numpy()[:] = indices
+    return image, mask, validity, index
 
 
-class WindowDataset(Dataset):
+def _ring_slots(ring_slots):
+    n = _ring.DEFAULT_SLOTS if ring_slots is None else int(ring_slots)
+    if n < 0:
+        raise ValueError(f"ring_slots must be >= 0 (0: no ring), not {ring_slots!r}")
+    return n
+
+
+class _RingOwner:
+    """The batch ring's settings and counts of a worker-reading Dataset."""
+
+    def _init_ring(self, ring_slots):
+        self.ring_slots = _ring_slots(ring_slots)
+        self._ring_token = secrets.token_hex(8)     # names this dataset's rings in every worker
+
+    def ring_stats(self):
+        """Batches this process received from DataLoader workers: in a ring slot
+        (``ring_batches``) or in fresh shared tensors (``fresh_batches``, with
+        the reasons in ``fresh_reasons``: no ring, ring dry because batches
+        are kept, ...); ``rings_mapped``: worker rings this process maps now;
+        ``ring_slots``: the slots asked for per worker."""
+        return dict(_ring.stats(self._ring_token), ring_slots=self.ring_slots)
+
+
+class WindowDataset(_RingOwner, Dataset):
     """Map-style Dataset of windows: the drop-in for a rasterio Dataset.
 
     ``samples``: ``[(image_path, mask_path or None, window)]`` or a window
@@ -165,11 +217,13 @@ class WindowDataset(Dataset):
     ``ds[[i, j, ...]]`` (a list of indices) reads a whole batch in one call,
     on ``threads`` threads (default: 1 inside DataLoader workers, every core
     outside), into [B, ...] tensors, in shared memory inside workers: see
-    :func:`dataloader`.  Other parameters are :class:`rasterloader.BatchLoader`'s.
+    :func:`dataloader`; there the batches go through a ring as in
+    :class:`BatchDataset` (``ring_slots``, :meth:`ring_stats`), its slots sized
+    for the first batch.  Other parameters are :class:`rasterloader.BatchLoader`'s.
     """
 
     def __init__(self, samples, *, layout="chw", return_type="dict", threads=None,
-                 **reader_kwargs):
+                 ring_slots=None, **reader_kwargs):
         if layout not in ("chw", "hwc"):
             raise ValueError(f"layout must be 'chw' or 'hwc', not {layout!r}")
         if return_type not in ("dict", "tuple"):
@@ -178,6 +232,7 @@ class WindowDataset(Dataset):
         self.reader = WindowReader(samples, **reader_kwargs)
         self.samples = samples
         self.threads = threads
+        self._init_ring(ring_slots)
 
     def __len__(self):
         return len(self.samples)
@@ -193,8 +248,11 @@ class WindowDataset(Dataset):
         indices = [int(i) for i in indices]
         r = self.reader
         r.threads = _threads(self.threads)
-        image, mask, validity = _read_batch_tensors(r, indices, self.layout, shared_empty)
-        return _pack(image, mask, validity, torch.tensor(indices), self.return_type)
+        dicts = self.return_type == "dict"
+        capacity = self.__dict__.setdefault("_ring_capacity", len(indices))  # the first batch's
+        buffers = _batch_buffers(self, r, len(indices), self.layout, dicts, capacity)
+        image, mask, validity, index = _read_batch_tensors(r, indices, self.layout, buffers)
+        return _pack(image, mask, validity, index, self.return_type)
 
     def __getitem__(self, index):
         if isinstance(index, (list, tuple, np.ndarray, torch.Tensor)):
@@ -207,9 +265,9 @@ class WindowDataset(Dataset):
         r = self.reader
         _threads(self.threads)          # in a worker: single-threaded reads
         r.threads = 1                   # one sample: nothing to split
-        image, mask, validity = _read_batch_tensors(
-            r, [index], self.layout,
-            lambda shape, dt: torch.empty(shape, dtype=_TORCH_DTYPES.get(_dtype_name(dt), dt)))
+        buffers = [None if s is None else torch.empty(s[0], dtype=s[1])
+                   for s in _batch_specs(r, 1, self.layout, False)]
+        image, mask, validity, _ = _read_batch_tensors(r, [index], self.layout, buffers)
         return _pack(image[0], None if mask is None else mask[0],
                      None if validity is None else validity[0], index, self.return_type)
 
@@ -271,7 +329,7 @@ def dataloader(dataset, batch_size, *, sampler=None, shuffle=False, seed=0, drop
                       sampler=BatchSampler(sampler, batch_size, drop_last), **kwargs)
 
 
-class BatchDataset(IterableDataset):
+class BatchDataset(_RingOwner, IterableDataset):
     """Whole batches read inside DataLoader workers: ``DataLoader(ds, batch_size=None,
     num_workers=k)``.
 
@@ -281,8 +339,16 @@ class BatchDataset(IterableDataset):
     ``i % num_workers``, so the DataLoader yields them in plan order.  Each
     batch is read in one parallel call (``threads``; default 1 in a worker,
     where the workers are the parallelism, every core without workers)
-    straight into tensors allocated in
-    shared memory (:func:`shared_empty`): dicts ``{"image": [B,C,H,W] (or
+    straight into a slot of the worker's batch ring: ``ring_slots`` (default 4:
+    DataLoader's prefetch_factor 2, the batch the loop holds and the previous
+    one) batch buffers in /dev/shm, mapped once in the worker and in the main
+    process and reused once the main process dropped every tensor of the
+    batch in it; the main process gets views of its mapping.  When no slot is
+    free (the user keeps batches) or /dev/shm has no room for 2 slots (the
+    rings take at most half of its size and of what is free, shared between
+    the workers) the batch goes to fresh shared tensors (:func:`shared_empty`);
+    :meth:`ring_stats` counts both, with the reasons.  ``ring_slots=0``: no
+    ring.  Batches are dicts ``{"image": [B,C,H,W] (or
     [B,H,W,C] with layout="hwc"), "mask": [B,H,W] (label_dtype, uint8 by
     default), "index": [B]}`` plus ``"validity": [B,H,W] uint8`` with
     ``with_validity=True``, or tuples with ``return_type="tuple"``.
@@ -295,7 +361,7 @@ class BatchDataset(IterableDataset):
 
     def __init__(self, samples, batch_size, *, layout="chw", return_type="dict", shuffle=False,
                  seed=0, drop_last=False, rank=None, world_size=None, pad=True, threads=None,
-                 **reader_kwargs):
+                 ring_slots=None, **reader_kwargs):
         if layout not in ("chw", "hwc"):
             raise ValueError(f"layout must be 'chw' or 'hwc', not {layout!r}")
         if rank is None and world_size is None:
@@ -305,6 +371,7 @@ class BatchDataset(IterableDataset):
                                   drop_last=drop_last, rank=rank, world_size=world_size,
                                   pad=pad, **reader_kwargs)
         self.threads = threads
+        self._init_ring(ring_slots)
 
     def set_epoch(self, epoch):
         self.loader.set_epoch(epoch)
@@ -318,6 +385,10 @@ class BatchDataset(IterableDataset):
         lo = self.loader
         lo.threads = _threads(self.threads)
         plan = lo.plan()[worker[0]::worker[1]]
+        dicts = self.return_type == "dict"
         for indices in plan:
-            image, mask, validity = _read_batch_tensors(lo, indices, self.layout, shared_empty)
-            yield _pack(image, mask, validity, torch.tensor(indices), self.return_type)
+            buffers = _batch_buffers(self, lo, len(indices), self.layout, dicts, lo.batch_size)
+            image, mask, validity, index = _read_batch_tensors(lo, indices, self.layout, buffers)
+            del buffers                 # the slot is reused once the batch's tensors are gone
+            yield _pack(image, mask, validity, index, self.return_type)
+            del image, mask, validity, index

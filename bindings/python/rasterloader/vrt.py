@@ -15,6 +15,7 @@ the source after making the VRT is fine (the VRT keeps what it needs).
 import numbers
 
 from . import _compat, _core
+from ._args import warp_resampling
 from ._compat import Resampling
 from ._dataset import Dataset, live_core
 
@@ -72,13 +73,7 @@ class WarpedVRT(Dataset):
         if not isinstance(src_dataset, Dataset):
             raise TypeError(f"src_dataset must be a rasterloader Dataset (rasterloader.open(...)), "
                             f"not {type(src_dataset).__name__}")
-        try:
-            if int(resampling) == 7:
-                raise ValueError("Gauss resampling is not supported")
-            resampling = Resampling(resampling)
-        except (TypeError, ValueError):
-            raise ValueError("resampling must be one of the warp's Resampling values (not "
-                             f"gauss): {resampling!r}") from None
+        resampling = warp_resampling(resampling)
         self.src_dataset = src_dataset
         self.resampling = resampling
         self.tolerance = tolerance
