@@ -12,7 +12,7 @@ batch in this thread's CPU time (the machine is shared: CPU time is what the
 read costs, wall time what it waited too) and wall time, medians.  The
 conversion's share is the difference of the two reads.  Run it twice, with
 RASTERLOADER_CONVERT_TABLES=0 (the direct kernels) and without (lookup
-tables, lib/convert.h), to compare.
+tables, lib/common/convert.h), to compare.
 """
 import argparse
 import os

@@ -13,7 +13,7 @@
  * for the float destinations.
  *
  * A second table puts the lookup tables (8/16-bit sources with mean/std or
- * scale/offset, lib/convert.h) beside the direct kernels they replace where
+ * scale/offset, lib/common/convert.h) beside the direct kernels they replace where
  * they pay, in per-thread CPU time and wall time (the machine is shared),
  * for one window and a 32-window batch.  In the first table the "kernels"
  * columns take the tables wherever the rule builds them.
@@ -188,7 +188,7 @@ static void load_line(char *out, size_t cap)
     out[strcspn(out, "\n")] = 0;
 }
 
-/* ---- lookup tables against the direct kernels (lib/convert.h) ---- */
+/* ---- lookup tables against the direct kernels (lib/common/convert.h) ---- */
 
 static double cpu_s(void)
 {
@@ -290,7 +290,7 @@ static void table_section(FILE *f, int smoke)
     load_line(load, sizeof load);
     const int reps = smoke ? 1 : 7, iters = smoke ? 1 : 10;
     const int64_t one = smoke ? 3 : 256, batch = smoke ? 5 : 32 * 256;
-    fprintf(f, "\nLookup tables (lib/convert.h) against the direct kernels, 4 bands with a different mean/std "
+    fprintf(f, "\nLookup tables (lib/common/convert.h) against the direct kernels, 4 bands with a different mean/std "
                "(scale/offset) each; source values 0..3999 (uint16) unless random 16-bit values, every value (8-bit); ns per value, "
                "per-thread CPU time / wall, best of %d x %d; first call: the CPU time of the call that builds "
                "the 4 tables and converts; `uptime`: %s\n\n",

@@ -42,7 +42,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "## Warm reads, after"
   echo
   "$py" "$here/bench/convert/bench_read_hwc.py" --label ", this build"
-  # The same build with the lookup tables off (lib/convert.h): the direct
+  # The same build with the lookup tables off (lib/common/convert.h): the direct
   # kernels, run just after on the same windows.
   echo "## Warm reads, lookup tables off (RASTERLOADER_CONVERT_TABLES=0, the same build, run just after)"
   echo
