@@ -197,9 +197,35 @@ pair_known(raster_dtype_t s, raster_dtype_t d)
     return (unsigned)s < RASTER_DTYPE_COUNT && (unsigned)d < RASTER_DTYPE_COUNT;
 }
 
+/* float32 NaN into int32 by the running GDAL's rule (common.h). */
+static atomic_int nan_i32_zero;
+
+void
+raster__convert_nan_i32_zero(int zero)
+{
+    atomic_store_explicit(&nan_i32_zero, zero != 0, memory_order_relaxed);
+}
+
+int
+raster__convert_nan_i32_is_zero(void)
+{
+    return atomic_load_explicit(&nan_i32_zero, memory_order_relaxed);
+}
+
+static void
+plain_f32_i32_nan0(const void *src, void *dst, int64_t n)
+{
+    const float *restrict s = src;
+    int32_t *restrict d = dst;
+    for (int64_t i = 0; i < n; i++)
+        d[i] = raster__f2i32_nan0(s[i]);
+}
+
 raster__cvt_plain_fn
 raster__cvt_plain(raster_dtype_t s, raster_dtype_t d)
 {
+    if (s == RASTER_F32 && d == RASTER_I32 && raster__convert_nan_i32_is_zero())
+        return plain_f32_i32_nan0;
     return pair_known(s, d) && s != d ? plain_table[s][d] : NULL;
 }
 

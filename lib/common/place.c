@@ -171,6 +171,23 @@ static const row_fn row_table[RASTER_DTYPE_COUNT][RASTER_DTYPE_COUNT] = {
     ROW_TABLE(u8), ROW_TABLE(i8), ROW_TABLE(u16), ROW_TABLE(i16), ROW_TABLE(u32),
     ROW_TABLE(i32), ROW_TABLE(f16), ROW_TABLE(f32), ROW_TABLE(f64)};
 
+/* float32 into int32, plain, by GDAL 3.7+'s NaN rule (common.h). */
+static void
+row_f32_i32_nan0(const uint8_t *src, int64_t ss, uint8_t *dst, int64_t ds, int64_t n, double a, double b,
+                 int mode)
+{
+    if (mode != ROW_PLAIN) {
+        row_f32_i32(src, ss, dst, ds, n, a, b, mode);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, src + i * ss, 4);
+        const int32_t y = raster__f2i32_nan0(x);
+        memcpy(dst + i * ds, &y, 4);
+    }
+}
+
 /* Same dtype, no scaling: a raw strided element copy keeps NaN payloads. */
 static void
 copy_elems(const uint8_t *src, int64_t ss, uint8_t *dst, int64_t ds, int64_t n, size_t size)
@@ -514,7 +531,8 @@ place_converted_scalar(const raster_view_t *src, const raster_view_t *dst, const
 {
     const uint8_t *s0 = src->data;
     uint8_t *d0 = dst->data;
-    const row_fn fn = row_table[src->dtype][dst->dtype];
+    const row_fn fn = src->dtype == RASTER_F32 && dst->dtype == RASTER_I32 && raster__convert_nan_i32_is_zero()
+                          ? row_f32_i32_nan0 : row_table[src->dtype][dst->dtype];
     const int mode = !has_affine(opts) ? ROW_PLAIN : opts->divide ? ROW_DIVIDE : ROW_AFFINE;
     for (int64_t r = 0; r < dst->height; r++)
         for (int64_t k = 0; k < dst->channels; k++) {

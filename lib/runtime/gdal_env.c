@@ -90,6 +90,8 @@ raster__gdal_fork_child(void)
     gate.closing = 0;
 }
 
+static int running_gdal_has_int8(void);
+
 static void
 gdal_register(void)
 {
@@ -97,6 +99,10 @@ gdal_register(void)
                                                raster__gdal_fork_child};
     raster__fork_hooks(RASTER__FORK_GDAL, &hooks);
     GDALAllRegister();
+    /* GDAL 3.7 brought Int8 and changed float32 NaN into int32 from
+     * INT32_MIN to 0 (GDALCopyWords): our conversions follow the GDAL that
+     * runs, as rasterio's reads on it do (common.h). */
+    raster__convert_nan_i32_zero(running_gdal_has_int8());
 }
 
 void
