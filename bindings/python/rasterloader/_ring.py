@@ -124,7 +124,9 @@ def stats(token):
         out = {"ring_batches": 0, "fresh_batches": 0, "fresh_reasons": {}} if c is None else \
             {"ring_batches": c["ring_batches"], "fresh_batches": c["fresh_batches"],
              "fresh_reasons": dict(c["fresh_reasons"])}
-        out["rings_mapped"] = len(_main_rings)
+        # This dataset's rings only: other loaders' rings (kept while their
+        # batches live) are theirs.
+        out["rings_mapped"] = sum(1 for r in _main_rings.values() if r.token == token)
     return out
 
 
@@ -156,6 +158,7 @@ class _MainRing:
         self.wfd = wfd
         os.set_blocking(wfd, False)
         self.held = 0                   # storages of it alive in this process
+        self.token = None               # the dataset it serves (known from its first image)
         self.dead = False               # its worker is gone (the pipe has no reader)
         self._send(HELLO)
 
@@ -245,6 +248,7 @@ def _received_ring(key, fds, size, slot, offset, nbytes, token):
                 _sweep()
                 ring = _main_rings[key] = _MainRing(fds[0], fds.pop(1), size)
             if token is not None:
+                ring.token = token
                 _counts[token]["ring_batches"] += 1
             return ring.storage(slot, offset, nbytes)
     finally:

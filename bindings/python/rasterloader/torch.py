@@ -196,7 +196,7 @@ class _RingOwner:
         """Batches this process received from DataLoader workers: in a ring slot
         (``ring_batches``) or in fresh shared tensors (``fresh_batches``, with
         the reasons in ``fresh_reasons``: no ring, ring dry because batches
-        are kept, ...); ``rings_mapped``: worker rings this process maps now;
+        are kept, ...); ``rings_mapped``: this dataset's worker rings this process maps now;
         ``ring_slots``: the slots asked for per worker."""
         return dict(_ring.stats(self._ring_token), ring_slots=self.ring_slots)
 

@@ -63,11 +63,29 @@ def assert_batch_is_rasterios(batch, windows, indices=None):
         assert np.array_equal(batch["mask"][k].numpy(), m), f"mask of sample {i}"
 
 
-def ring_mappings():
-    """This process's mappings of ring files (/proc/self/maps): the oracle for
-    'the main process maps no ring', independent of the ring's own records."""
+def _ring_mapping_lines():
     with open("/proc/self/maps") as f:
         return [line for line in f if "rasterloader-ring-" in line]
+
+
+_rings_before_test = set()
+
+
+@pytest.fixture(autouse=True)
+def _rings_of_earlier_tests():
+    """The ring mappings this process has when a test starts: earlier tests'
+    loaders (other files in the same pytest process) may keep theirs while
+    their batches live; a test answers for its own only."""
+    _rings_before_test.clear()
+    _rings_before_test.update(_ring_mapping_lines())
+    yield
+
+
+def ring_mappings():
+    """This test's mappings of ring files (/proc/self/maps, less what the
+    process had when the test started): the oracle for 'the main process maps
+    no ring', independent of the ring's own records."""
+    return [line for line in _ring_mapping_lines() if line not in _rings_before_test]
 
 
 def ring_files():
