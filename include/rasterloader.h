@@ -167,6 +167,11 @@ RASTER_API size_t raster_view_nbytes(raster_dtype_t dt, int64_t height,
  *                      (in*(1/std) - mean/std would not).  NULL = 0 and 1.
  *                      Exclusive with scale/offset (RASTER_E_INVALID_ARG);
  *                      a std of 0 is RASTER_E_INVALID_ARG.
+ *   fill_none          nonzero: the caller has no fill value (rasterio:
+ *                      fill_value None and no nodata on the last band read).
+ *                      A boundless read fills with 0 then; a boundless
+ *                      resampled read's VRT takes band 1's nodata, or none
+ *                      (see raster_read_resampled_into()).
  * Conversion to the destination dtype follows GDAL's rules, so results equal
  * rasterio's read(out_dtype=...): float to integer rounds half away from zero
  * and saturates (NaN becomes 0); integer to narrower integer saturates; to
@@ -183,6 +188,8 @@ typedef struct raster_read_options {
     /* appended after 0.1.0: */
     const double *mean;
     const double *std;
+    /* appended after 0.1.0 (boundless resampled reads): */
+    int fill_none;
 } raster_read_options_t;
 
 RASTER_API void raster_read_options_init(raster_read_options_t *opt);
@@ -329,9 +336,17 @@ RASTER_API raster_status_t raster_read_mask_into(raster_dataset_t *ds, raster_wi
  * scaled by the rules of raster_read_into() (a staging copy, allocated per
  * read).  Int8 bands with a GDAL before 3.7 (which has no Int8 and resamples
  * them as unsigned bytes) are resampled as bytes, nearest only: another
- * method is RASTER_E_UNSUPPORTED.  Band selection as in raster_read_into(); boundless is
- * RASTER_E_UNSUPPORTED.  The window must lie inside the raster and be at
- * least one pixel wide and high.  raster_resampling_t values are rasterio's
+ * method is RASTER_E_UNSUPPORTED.  Band selection as in raster_read_into().
+ * Not boundless, the window must lie inside the raster; it must have a
+ * positive width and height.  Boundless, it is read as rasterio 1.4 reads
+ * it: GDAL reads a VRT of the dataset whose grid is the window's
+ * (rasterio.vrt._boundless_vrt_doc with the same numbers: the window's
+ * transform, size max(raster, window) + 1, each band a ComplexSource with
+ * 'resampling', the nodata below as NoDataValue and NODATA) over (0, 0,
+ * width, height) into dst.  The VRT's nodata is opt->fill_value, or with
+ * fill_none band 1's nodata or none; the outside is that value, or 0.
+ * A dataset not opened from a path (a warped VRT) is RASTER_E_UNSUPPORTED
+ * there.  raster_resampling_t values are rasterio's
  * Resampling values (and GDAL's GRIORA_* ones); a warp-only method is
  * RASTER_E_INVALID_ARG.
  */

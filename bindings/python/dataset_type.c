@@ -196,12 +196,16 @@ Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
     PyObject *out, *out_hw = Py_None, *bands = Py_None, *scale = Py_None, *offset = Py_None;
     PyObject *mean = Py_None, *std = Py_None;
     out_layout_t layout = LAYOUT_HWC;
+    PyObject *fill_obj = Py_None;
     int boundless = 0, alg = RASTER_RESAMPLE_NEAREST;
-    double fill = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|OO&OpdiOOOO:read_into", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|OO&OpOiOOOO:read_into", kwlist,
                                      rl_window_f_converter, &win, &out, &out_hw, layout_converter,
-                                     &layout, &bands, &boundless, &fill, &alg, &scale, &offset, &mean,
+                                     &layout, &bands, &boundless, &fill_obj, &alg, &scale, &offset, &mean,
                                      &std))
+        return NULL;
+    /* fill_value None: no fill value (0 outside; see raster_read_options_t.fill_none). */
+    const double fill = fill_obj == Py_None ? 0.0 : PyFloat_AsDouble(fill_obj);
+    if (fill == -1.0 && PyErr_Occurred())
         return NULL;
     long long oh, ow;
     if (out_hw_parse(out_hw, win, &oh, &ow) < 0 || open_or_raise(self) == NULL)
@@ -210,6 +214,7 @@ Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
     if (rl_read_args_parse(bands, self->info.band_count, boundless, fill, scale, offset, mean, std,
                            "read", &a) < 0)
         return NULL;
+    a.opt.fill_none = fill_obj == Py_None;
     if (layout == LAYOUT_HW && a.channels != 1) {
         rl_read_args_free(&a);
         return rl_raise_status(RASTER_E_INVALID_ARG, "a 2-D out needs exactly one band, not %d",
@@ -411,7 +416,7 @@ static PyMethodDef Dataset_methods[] = {
     {"band_info", (PyCFunction)Dataset_band_info, METH_O, "band_info(band) -> dict (1-based)"},
     {"read_into", (PyCFunction)(void (*)(void))Dataset_read_into, METH_VARARGS | METH_KEYWORDS,
      "read_into(window, out, out_hw=None, layout='hwc', bands=None, boundless=False,\n"
-     "          fill_value=0.0, resampling=0, scale=None, offset=None, mean=None, std=None) -> out\n\n"
+     "          fill_value=None, resampling=0, scale=None, offset=None, mean=None, std=None) -> out\n\n"
      "Read window=(col_off, row_off, width, height) (floats; rasterio's window, resolved)\n"
      "into 'out' in place (numpy array or DLPack tensor; layout 'hwc', 'chw' or 'hw') of\n"
      "out_hw=(height, width) pixels (None: the window's), converting to out's dtype.  The\n"

@@ -491,7 +491,7 @@ read_image(raster_dataset_t *ds, const read_args_t *a)
     RASTER_TRY(dst_check(ds, win, o.band_count, dst));
     raster__request_t rq = {win, *dst, o.bands, o.band_count, o.scale, o.offset, 0};
     normalisation_take(&o, &rq.scale, &rq.offset, &rq.divide);
-    if (o.boundless && !clip_and_fill(ds, win, dst, o.fill_value, &rq.win, &rq.dst))
+    if (o.boundless && !clip_and_fill(ds, win, dst, o.fill_none ? 0.0 : o.fill_value, &rq.win, &rq.dst))
         return RASTER_OK;
     return ds->tiff ? raster__tiff_read(ds, &rq) : raster__gdal_read(ds, &rq);
 }
@@ -637,14 +637,13 @@ resampling_known(raster_resampling_t alg)
     return (alg >= RASTER_RESAMPLE_NEAREST && alg <= RASTER_RESAMPLE_GAUSS) || alg == RASTER_RESAMPLE_RMS;
 }
 
-/* The checks every resampled read makes: not boundless, a method a read can
- * use, a finite window of at least one pixel inside the raster (GDAL checks
+/* The checks every resampled read makes: a method a read can use, a finite
+ * window of positive size, inside the raster unless boundless (GDAL checks
  * its truncation, rasterio's int(x)), dst of 'channels' and any size. */
 static raster_status_t
 resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
                 const raster_read_options_t *o, int channels, const raster_view_t *dst)
 {
-    RASTER_CHECK(!o->boundless, RASTER_E_UNSUPPORTED, "%s: a resampled read cannot be boundless", ds->path);
     RASTER_CHECK(resampling_known(alg), RASTER_E_INVALID_ARG,
                  "%s: resampling %d is not one a read can use (nearest, bilinear, cubic, cubic_spline, "
                  "lanczos, average, mode, gauss, rms)",
@@ -657,8 +656,14 @@ resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampli
                  RASTER_E_INVALID_ARG,
                  "%s: window (col %g, row %g, %gx%g) must be finite and of positive width and height",
                  ds->path, w.col_off, w.row_off, w.width, w.height);
-    RASTER_CHECK(w.col_off >= 0 && w.row_off >= 0 && w.col_off + w.width <= W + eps &&
-                     w.row_off + w.height <= H + eps,
+    /* Boundless: bounded so that the VRT's size (window + 1) fits GDAL's int. */
+    const double lim = (double)INT32_MAX / 2;
+    RASTER_CHECK(!o->boundless || (fabs(w.col_off) < lim && fabs(w.row_off) < lim && w.width < lim &&
+                                   w.height < lim),
+                 RASTER_E_BOUNDS, "%s: window (col %g, row %g, %gx%g) is absurdly large", ds->path, w.col_off,
+                 w.row_off, w.width, w.height);
+    RASTER_CHECK(o->boundless || (w.col_off >= 0 && w.row_off >= 0 && w.col_off + w.width <= W + eps &&
+                                  w.row_off + w.height <= H + eps),
                  RASTER_E_BOUNDS, "%s: window (col %g, row %g, %gx%g) is outside the %lldx%lld raster",
                  ds->path, w.col_off, w.row_off, w.width, w.height, (long long)ds->info.width,
                  (long long)ds->info.height);
@@ -673,6 +678,20 @@ resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampli
     return RASTER_OK;
 }
 
+/* The VRT of a boundless resampled read (rasterio's _boundless_vrt_doc
+ * arguments): its nodata is the caller's value, else band 1's own. */
+static raster__boundless_vrt_t
+boundless_vrt_of(const raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg, int has_value,
+                 double value)
+{
+    raster__boundless_vrt_t bv = {w, alg, has_value, value};
+    if (!has_value && ds->bands[0].info.has_nodata) {
+        bv.has_nodata = 1;
+        bv.nodata = ds->bands[0].info.nodata;
+    }
+    return bv;
+}
+
 static raster_status_t
 read_resampled(raster_dataset_t *ds, const read_args_t *a)
 {
@@ -681,6 +700,10 @@ read_resampled(raster_dataset_t *ds, const read_args_t *a)
     RASTER_TRY(resampled_check(ds, a->win_f, a->alg, &o, o.band_count, a->dst));
     raster__resample_request_t rr = {a->win_f, a->alg, *a->dst, o.bands, o.band_count, o.scale, o.offset, 0};
     normalisation_take(&o, &rr.scale, &rr.offset, &rr.divide);
+    if (o.boundless) {
+        const raster__boundless_vrt_t bv = boundless_vrt_of(ds, a->win_f, a->alg, !o.fill_none, o.fill_value);
+        return raster__gdal_read_boundless(ds, &bv, &rr);
+    }
     return raster__gdal_read_resampled(ds, &rr);
 }
 
@@ -720,6 +743,17 @@ read_masks_resampled(raster_dataset_t *ds, const read_args_t *a)
     raster_read_options_init(&o);
     o.boundless = rq.boundless;
     RASTER_TRY(resampled_check(ds, w, alg, &o, rq.rule == RASTER_MASKS_DATASET ? 1 : rq.band_count, dst));
+    if (rq.boundless) {
+        RASTER_CHECK(rq.rule != RASTER_MASKS_DATASET, RASTER_E_UNSUPPORTED,
+                     "%s: dataset_mask() of a boundless resampled window is not implemented "
+                     "(read_masks() and read(masked=True) are)", ds->path);
+        /* read_masks() has no value: the VRT takes band 1's nodata, as rasterio's. */
+        const int has_value = rq.rule == RASTER_MASKS_READ && rq.has_nodata;
+        const raster__boundless_vrt_t bv = boundless_vrt_of(ds, w, alg, has_value, rq.nodata);
+        if (no_mask_out != NULL)
+            *no_mask_out = 0;
+        return raster__gdal_read_boundless_masks(ds, &bv, rq.bands, rq.band_count, dst);
+    }
     rq.dst = rq.inner_dst = *dst;
     rq.inside = 1;
     rq.resampled = 1;

@@ -408,19 +408,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             layout = "hw" if return2d else "chw"
             arr = np.empty(out_hw if return2d else (n,) + out_hw, dtype)
         boundless_read = bool(boundless) and window is not None
+        # rasterio's boundless nodata: fill_value, else the last band's clipped nodata; None
+        # when neither (0 outside, and a resampled read's VRT has no nodata of its own).
+        fill = None
         if boundless_read:
-            if fill_value is not None:
-                fill = fill_value
-            else:
-                fill = self._clipped_nodata(bands[-1])
-                fill = 0 if fill is None else fill
-        else:
-            fill = 0
+            fill = fill_value if fill_value is not None else self._clipped_nodata(bands[-1])
         oh, ow = out_hw
         self._check_window_fills(win, oh, ow)
         if oh > 0 and ow > 0:
             # Positional: the C call parses keywords at a cost comparable to a small read's copy.
-            core.read_into(win, arr, out_hw, layout, bands, boundless_read, float(fill), alg)
+            core.read_into(win, arr, out_hw, layout, bands, boundless_read,
+                           None if fill is None else float(fill), alg)
         result = arr
         want_mask = masked if boundless_read else (masked or fill_value is not None)
         if want_mask:
