@@ -744,14 +744,13 @@ read_masks_resampled(raster_dataset_t *ds, const read_args_t *a)
     o.boundless = rq.boundless;
     RASTER_TRY(resampled_check(ds, w, alg, &o, rq.rule == RASTER_MASKS_DATASET ? 1 : rq.band_count, dst));
     if (rq.boundless) {
-        RASTER_CHECK(rq.rule != RASTER_MASKS_DATASET, RASTER_E_UNSUPPORTED,
-                     "%s: dataset_mask() of a boundless resampled window is not implemented "
-                     "(read_masks() and read(masked=True) are)", ds->path);
         /* read_masks() has no value: the VRT takes band 1's nodata, as rasterio's. */
         const int has_value = rq.rule == RASTER_MASKS_READ && rq.has_nodata;
         const raster__boundless_vrt_t bv = boundless_vrt_of(ds, w, alg, has_value, rq.nodata);
         if (no_mask_out != NULL)
             *no_mask_out = 0;
+        if (rq.rule == RASTER_MASKS_DATASET)
+            return raster__mask_read_boundless(ds, &bv, dst);
         return raster__gdal_read_boundless_masks(ds, &bv, rq.bands, rq.band_count, dst);
     }
     rq.dst = rq.inner_dst = *dst;

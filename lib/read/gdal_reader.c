@@ -916,9 +916,7 @@ boundless_masks_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__
         ch.data = (char *)dst->data + k * dst->chan_stride;
         ch.channels = 1;
         const mask_request_t mr = {vrt_window(bv), 1, RASTER_RESAMPLE_NEAREST, bands[k], &ch};
-        st = mask_with_handle(ds, vrt, &mr);
-        if (st == RASTER_OK)
-            nonzero_is_valid(&ch);
+        st = mask_with_handle(ds, vrt, &mr);      /* GDAL's values, as rasterio returns them */
     }
     GDALClose(vrt);
     return st;

@@ -91,8 +91,9 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_boundless(raster_dataset_t *ds, 
 /* The masks of that read, one channel per band of 'bands' into dst (0
  * invalid, 255 valid), as rasterio's read(masked=True, boundless=True)
  * computes them: every band all-valid: the same VRT with every source pixel
- * 255 (nonzero is valid, the outside is the nodata value); otherwise the
- * GDAL masks of the VRT's bands. */
+ * 255 (nonzero is valid, the outside is the nodata value), written 0 or
+ * 255; otherwise the GDAL masks of the VRT's bands, GDAL's values (an alpha
+ * band's, resampled masks' in-between values) as rasterio returns them. */
 RASTER_HIDDEN raster_status_t raster__gdal_read_boundless_masks(raster_dataset_t *ds,
                                                                 const raster__boundless_vrt_t *bv,
                                                                 const int *bands, int band_count,
@@ -136,6 +137,11 @@ RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_win
                                                 int band, const raster_view_t *dst);
 RASTER_HIDDEN raster_status_t raster__mask_read_resampled(raster_dataset_t *ds, raster_window_f_t win,
                                                           raster_resampling_t alg, int band,
+                                                          const raster_view_t *dst);
+
+/* rasterio's dataset_mask(boundless=True) of a resampled window: the rule
+ * above over the band masks of the boundless VRT (raster__gdal_read_boundless_masks). */
+RASTER_HIDDEN raster_status_t raster__mask_read_boundless(raster_dataset_t *ds, const raster__boundless_vrt_t *bv,
                                                           const raster_view_t *dst);
 
 /* A checked raster_read_masks_into() / raster_read_masks_resampled_into()
