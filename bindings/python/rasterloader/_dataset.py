@@ -28,9 +28,11 @@ from rasterio): a resampled read that is boundless; read_hwc() of a window
 with fractional lengths.
 """
 
+import functools
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 from affine import Affine
@@ -41,7 +43,8 @@ from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._args import norm_kwargs, resampling_code, timeout_ms
 from ._pool import default_pool
-from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
+from .errors import (BandIndexError, ClosedError, CorruptError, NotGeoreferencedWarning,
+                     RasterIOError, RasterMemoryError, WindowError, read_failure_cause)
 
 __all__ = ["Dataset", "open"]
 
@@ -59,6 +62,41 @@ def _band_number(i, indexes):
     if not isinstance(i, numbers.Integral) or isinstance(i, bool):
         raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
     return int(i)
+
+
+def _in_dtype_range(value, dtype):
+    """rasterio.dtypes.in_dtype_range: whether the band's dtype can hold its
+    nodata; rasterio reports a nodata it cannot hold as None."""
+    dt = np.dtype(dtype)
+    if math.isnan(value):
+        return dt.kind in "cf"
+    info = np.iinfo(dt) if dt.kind in "iu" else np.finfo(dt)
+    return float(info.min) <= value <= float(info.max)
+
+
+def _band_as_rasterio(band_info):
+    """A band's info with rasterio's nodata: None when the dtype cannot hold it
+    (a uint8 band with nodata -10000)."""
+    ndv = band_info["nodata"]
+    if ndv is not None and not _in_dtype_range(ndv, band_info["dtype"]):
+        band_info = dict(band_info, nodata=None)
+    return band_info
+
+
+def _read_failures_chained(read):
+    """rasterio raises a read failure ``from`` GDAL's error (a CPLE_* exception
+    with GDAL's message: ``RasterioIOError(...) from cplerr``); a failure of
+    ``read`` (CorruptError, RasterIOError) gets the same __cause__."""
+    @functools.wraps(read)
+    def chained(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        except (CorruptError, RasterIOError) as e:
+            cause = read_failure_cause(e) if e.__cause__ is None else None
+            if cause is None:
+                raise
+            raise e from cause
+    return chained
 
 
 def _clipped_nodata(band_info):
@@ -86,6 +124,10 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if code is None:
             raise ValueError(f"reader must be None, 'gdal' or 'native', not {reader!r}")
         self._init_from_core(name, _core.Dataset(name, code))
+        if self._info["geotransform"] is None and not self.gcps[0] and self.rpcs is None:
+            # rasterio warns here, once, when it reads the transform at open.
+            warnings.warn("Dataset has no geotransform, gcps, or rpcs. The identity matrix will "
+                          "be returned.", NotGeoreferencedWarning, stacklevel=3)
 
     def _init_from_core(self, name, core):
         """The metadata every property reads, from a C dataset (an opened file,
@@ -94,7 +136,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         self._core = core
         info = self._core.info()
         self._info = info
-        self._bands = tuple(self._core.band_info(b) for b in range(1, info["count"] + 1))
+        self._bands = tuple(_band_as_rasterio(self._core.band_info(b))
+                            for b in range(1, info["count"] + 1))
         # What every read derives from the bands, derived once (a warm read costs a few us).
         self._indexes = tuple(range(1, info["count"] + 1))
         self._band_dtypes = tuple(np.dtype(b["dtype"]) for b in self._bands)
@@ -287,10 +330,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return _windows.from_bounds(left, bottom, right, top, self._transform)
 
     def window_transform(self, window):
-        w = _windows.to_window(window, self.height, self.width)
+        """rasterio.windows.transform(window, self.transform), float for float:
+        the window evaluated with height = width = 0 (so a negative slice start
+        stays negative), its corner through the transform, and that offset
+        composed with the transform (Affine.translation(x - c, y - f) *
+        transform, written out in affine's order)."""
+        w = _windows.to_window(window, 0, 0)
         a, b, c, d, e, f = self._transform[:6]
-        col, row = w.col_off or 0, w.row_off or 0
-        return Affine(a, b, c + a * col + b * row, d, e, f + d * col + e * row)
+        x, y = _apply(self._transform, w.col_off or 0.0, w.row_off or 0.0)
+        tx, ty = x - c, y - f
+        return Affine(1 * a + 0 * d, 1 * b + 0 * e, 1 * c + 0 * f + tx,
+                      0 * a + 1 * d, 0 * b + 1 * e, 0 * c + 1 * f + ty)
 
     def window_bounds(self, window):
         w = _windows.to_window(window, self.height, self.width)
@@ -365,6 +415,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             raise RasterIOError(f"{self.name}: cannot read the empty window {Window(*win)} into "
                                 f"{oh}x{ow} pixels", _core.E_IO)
 
+    @_read_failures_chained
     @with_gdal_env
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
@@ -472,6 +523,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         self._check_window_fills(win, *out_hw)
         return win, out_hw, bool(boundless) and window is not None, alg
 
+    @_read_failures_chained
     @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
@@ -499,6 +551,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             result = result[0]
         return result
 
+    @_read_failures_chained
     @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
@@ -514,6 +567,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return arr
 
     # ------------------------------------------------------------ native HWC
+    @_read_failures_chained
     @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
