@@ -594,8 +594,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
 
         ``out_shape`` ((h, w) or (c, h, w)) of another size than the window
         resamples as rasterio's ``read(out_shape=..., resampling=...)`` does (the
-        same GDAL call, the same pixels), straight into HWC; not with
-        ``boundless``.  With ``out=`` too, ``out`` must have that size: unlike
+        same GDAL call, the same pixels), straight into HWC; boundless too
+        (rasterio's VRT over the window, as read()).  With ``out=`` too, ``out`` must have that size: unlike
         ``read(out=...)``, an ``out`` of the wrong size is an error here, never
         a silent resampling.
         """
@@ -622,9 +622,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             out_hw = out_shape[-2:]
         alg = 0 if resampling is Resampling.nearest else resampling_code(resampling)
         boundless_read = bool(boundless) and window is not None
-        if fill_value is None:
-            fill_value = self._clipped_nodata(bands[-1]) if boundless_read else 0
-            fill_value = 0 if fill_value is None else fill_value
+        if fill_value is None and boundless_read:    # as read(): None when there is none
+            fill_value = self._clipped_nodata(bands[-1])
+        fill = None if fill_value is None else float(fill_value)
         if out is not None:
             layout = "hw" if getattr(out, "ndim", len(getattr(out, "shape", ()))) == 2 else "hwc"
             if out_dtype is not None:
@@ -633,8 +633,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 if got != want:
                     raise ValueError(f"out has dtype {got} but out_dtype is {want}")
             # Positional: the C call parses keywords at a cost comparable to a small read's copy.
-            return core.read_into(win, out, out_hw, layout, bands, boundless_read, float(fill_value),
-                                  alg, **norm)
+            return core.read_into(win, out, out_hw, layout, bands, boundless_read, fill, alg, **norm)
         if out_dtype is None:
             dtype = "float32" if normalised else self._common_dtype(bands).name
         else:
@@ -644,7 +643,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             pool = default_pool()
         wait_ms = timeout_ms(timeout)
         try:
-            return core.read_tile(win, pool, dtype, bands, boundless_read, float(fill_value),
+            return core.read_tile(win, pool, dtype, bands, boundless_read, fill,
                                   timeout_ms=wait_ms, out_hw=out_hw, resampling=alg, **norm)
         except RasterMemoryError as e:
             if e.message.startswith(self.name):

@@ -140,3 +140,20 @@ def test_rasterio_stack_over_rasterloader_datasets(rl, rio, tmp_path):
                     resampling=Resampling.bilinear)
         assert_same(got[0], want[0])
         assert got[1] == want[1]
+
+
+@pytest.mark.parametrize("name", [NAMES[1], NAMES[3]])
+def test_read_hwc_boundless_resampled_equals_read(rl, name, pool):
+    """read_hwc() makes the same call into HWC: pooled tile and out= alike (the
+    fill is read()'s: the nodata, else none)."""
+    ds = rl(name)
+    for win in (Window(-10.3, -20.6, 98, 54), Window(ds.width - 50, ds.height - 30, 100, 100)):
+        want = ds.read(window=win, boundless=True, out_shape=(33, 44),
+                       resampling=Resampling.bilinear).transpose(1, 2, 0)
+        tile = ds.read_hwc(window=win, boundless=True, out_shape=(33, 44),
+                           resampling=Resampling.bilinear, pool=pool)
+        assert np.array_equal(np.from_dlpack(tile).reshape(want.shape), want)
+        out = np.empty(want.shape, want.dtype)
+        ds.read_hwc(window=win, boundless=True, out_shape=(33, 44), resampling=Resampling.bilinear,
+                    out=out)
+        assert np.array_equal(out, want)
