@@ -478,14 +478,14 @@ RASTER_API raster_status_t raster_read_masks_resampled_into(raster_dataset_t *ds
  *   - a plain read (raster_read_into() / raster_read_masks_into()) of the
  *     window rounded to whole pixels, floor(x + 0.5) for each field, when
  *     its width and height are whole (within 1e-9) and equal to dst's, and
- *     its offsets are whole too or 'resampling' is nearest (GDAL's nearest
- *     rule picks exactly those pixels);
+ *     its offsets are whole too or (not boundless) 'resampling' is nearest
+ *     (GDAL's nearest rule picks exactly those pixels);
  *   - otherwise a resampled read (raster_read_resampled_into() /
  *     raster_read_masks_resampled_into()) of the float window itself, so a
  *     fractional offset with bilinear, cubic, ... interpolates at the
  *     sub-pixel position as rasterio's GDAL call does, even when the size
- *     does not change.  Resampled reads cannot be boundless
- *     (RASTER_E_UNSUPPORTED), so neither can such a window.
+ *     does not change; boundless, through rasterio's VRT over the window
+ *     (its grid is offset by the fraction, so nearest too).
  * Arguments, results and failures are those of the call it makes; 'pixels'
  * is used by a plain masks read only.  raster_mosaic_read_source() reads
  * each source through raster_read_window_into().

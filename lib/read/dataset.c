@@ -684,7 +684,7 @@ static raster__boundless_vrt_t
 boundless_vrt_of(const raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg, int has_value,
                  double value)
 {
-    raster__boundless_vrt_t bv = {w, alg, has_value, value};
+    raster__boundless_vrt_t bv = {w, alg, has_value, value, 0};
     if (!has_value && ds->bands[0].info.has_nodata) {
         bv.has_nodata = 1;
         bv.nodata = ds->bands[0].info.nodata;
@@ -746,7 +746,8 @@ read_masks_resampled(raster_dataset_t *ds, const read_args_t *a)
     if (rq.boundless) {
         /* read_masks() has no value: the VRT takes band 1's nodata, as rasterio's. */
         const int has_value = rq.rule == RASTER_MASKS_READ && rq.has_nodata;
-        const raster__boundless_vrt_t bv = boundless_vrt_of(ds, w, alg, has_value, rq.nodata);
+        raster__boundless_vrt_t bv = boundless_vrt_of(ds, w, alg, has_value, rq.nodata);
+        bv.masks_of_blank = rq.rule != RASTER_MASKS_READ;
         if (no_mask_out != NULL)
             *no_mask_out = 0;
         if (rq.rule == RASTER_MASKS_DATASET)
@@ -789,14 +790,19 @@ whole_length(double v)
 }
 
 /* 1 and the whole-pixel window in *plain when 'w' read at dst's size is a
- * plain read (the rule in rasterloader.h), 0 when it is resampled. */
+ * plain read (the rule in rasterloader.h), 0 when it is resampled.  A
+ * boundless window with fractional offsets is resampled with nearest too:
+ * rasterio reads it through its VRT, whose grid is offset by the fraction
+ * (GDAL's nearest rule on the raster's grid picks other pixels at half the
+ * fractions). */
 static int
-window_plan(raster_window_f_t w, raster_resampling_t alg, const raster_view_t *dst, raster_window_t *plain)
+window_plan(raster_window_f_t w, raster_resampling_t alg, int boundless, const raster_view_t *dst,
+            raster_window_t *plain)
 {
     if (!(isfinite(w.col_off) && isfinite(w.row_off) && whole_length(w.width) && whole_length(w.height)))
         return 0;
     const int whole_offsets = w.col_off == floor(w.col_off) && w.row_off == floor(w.row_off);
-    if (!whole_offsets && alg != RASTER_RESAMPLE_NEAREST)
+    if (!whole_offsets && (alg != RASTER_RESAMPLE_NEAREST || boundless))
         return 0;
     /* |values| < 2^62: the casts below are defined; window_check bounds them further. */
     const double lim = 4.6e18;
@@ -814,7 +820,7 @@ raster_read_window_into(raster_dataset_t *ds, raster_window_f_t win, raster_resa
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_read_window_into: NULL dataset");
     RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL destination", ds->path);
     raster_window_t plain;
-    if (window_plan(win, resampling, dst, &plain))
+    if (window_plan(win, resampling, opt != NULL && opt->boundless, dst, &plain))
         return raster_read_into(ds, plain, opt, dst);
     return raster_read_resampled_into(ds, win, resampling, opt, dst);
 }
@@ -827,7 +833,7 @@ raster_read_masks_window_into(raster_dataset_t *ds, raster_window_f_t win, raste
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_read_masks_window_into: NULL dataset");
     RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL mask destination", ds->path);
     raster_window_t plain;
-    if (window_plan(win, resampling, dst, &plain))
+    if (window_plan(win, resampling, opt != NULL && opt->boundless, dst, &plain))
         return raster_read_masks_into(ds, plain, opt, pixels, dst, no_mask_out);
     return raster_read_masks_resampled_into(ds, win, resampling, opt, dst, no_mask_out);
 }

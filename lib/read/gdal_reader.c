@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct raster__gdal {
     raster__handle_stack_t handles; /* idle GDALDatasetH, closed inside the gate */
@@ -697,6 +699,16 @@ typedef struct vrt_grid {
     long long width, height;
 } vrt_grid_t;
 
+/* The dataset's geotransform as rasterio has it: GDAL's, else the identity. */
+static void
+geotransform_of(GDALDatasetH h, double gt[6])
+{
+    if (GDALGetGeoTransform(h, gt) != CE_None) {
+        const double identity[6] = {0, 1, 0, 0, 0, 1};
+        memcpy(gt, identity, sizeof identity);
+    }
+}
+
 static vrt_grid_t
 vrt_grid(const raster_dataset_t *ds, const double *src_gt, raster_window_f_t w)
 {
@@ -714,19 +726,19 @@ vrt_grid(const raster_dataset_t *ds, const double *src_gt, raster_window_f_t w)
 }
 
 static void
-vrt_source_head(FILE *f, const char *kind, const char *resampling, const char *src_name, const char *band,
-                const vrt_grid_t *g, const char *dtype, int bw, int bh, const raster_dataset_t *ds)
+vrt_source_head(FILE *f, const char *kind, const char *resampling, GDALDatasetH src, const char *band,
+                const vrt_grid_t *g, const char *dtype, int bw, int bh)
 {
     fprintf(f, "<%s", kind);
     if (resampling != NULL)
         fprintf(f, " resampling=\"%s\"", resampling);
     fputs("><SourceFilename relativeToVRT=\"0\" shared=\"0\">", f);
-    vrt_text(f, src_name);
+    vrt_text(f, GDALGetDescription(src));
     fprintf(f, "</SourceFilename><SourceBand>%s</SourceBand>"
                "<SourceProperties RasterXSize=\"%lld\" RasterYSize=\"%lld\" dataType=\"%s\" "
                "BlockYSize=\"%d\" BlockXSize=\"%d\"/>"
-               "<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"%lld\" ySize=\"%lld\"/>",
-            band, g->width, g->height, dtype, bh, bw, (long long)ds->info.width, (long long)ds->info.height);
+               "<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"%d\" ySize=\"%d\"/>",
+            band, g->width, g->height, dtype, bh, bw, GDALGetRasterXSize(src), GDALGetRasterYSize(src));
 }
 
 static void
@@ -752,40 +764,35 @@ vrt_resampling_name(raster_resampling_t alg)
 }
 
 /* rasterio.vrt._boundless_vrt_doc(src, nodata, background=nodata, width,
- * height, transform=window_transform(window), masked, resampling), written
- * from the source handle's own properties; NULL when out of memory.
- * 'masked': every source pixel 255 (ScaleRatio 0, ScaleOffset 255). */
+ * height, transform, masked, resampling) on the grid 'g', written from the
+ * source handle's own properties; NULL when out of memory.  'masked': every
+ * source pixel 255 (ScaleRatio 0, ScaleOffset 255). */
 static char *
-boundless_vrt_xml(const raster_dataset_t *ds, GDALDatasetH src, const raster__boundless_vrt_t *bv, int masked)
+boundless_vrt_xml(GDALDatasetH src, const vrt_grid_t *g, const raster__boundless_vrt_t *bv, int masked)
 {
     double sgt[6];
-    if (GDALGetGeoTransform(src, sgt) != CE_None) {
-        const double identity[6] = {0, 1, 0, 0, 0, 1};
-        memcpy(sgt, identity, sizeof sgt);
-    }
-    const vrt_grid_t g = vrt_grid(ds, sgt, bv->win);
+    geotransform_of(src, sgt);
     char *xml = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&xml, &len);
     if (f == NULL)
         return NULL;
-    fprintf(f, "<VRTDataset rasterYSize=\"%lld\" rasterXSize=\"%lld\"><SRS>", g.height, g.width);
+    fprintf(f, "<VRTDataset rasterYSize=\"%lld\" rasterXSize=\"%lld\"><SRS>", g->height, g->width);
     vrt_text(f, GDALGetProjectionRef(src));
     fputs("</SRS><GeoTransform>", f);
     for (int i = 0; i < 6; i++) {
         if (i)
             fputc(',', f);
-        vrt_number(f, g.gt[i]);
+        vrt_number(f, g->gt[i]);
     }
     fputs("</GeoTransform>", f);
-    const char *name = GDALGetDescription(src);
     /* The source in the VRT's pixels: rasterio's DstRect. */
-    const double dx = (sgt[0] - g.gt[0]) / g.gt[1], dy = (sgt[3] - g.gt[3]) / g.gt[5];
+    const double W = GDALGetRasterXSize(src), H = GDALGetRasterYSize(src);
+    const double dx = (sgt[0] - g->gt[0]) / g->gt[1], dy = (sgt[3] - g->gt[3]) / g->gt[5];
     int all_per_dataset = 1, bw = 0, bh = 0;
-    const char *dtype = "Byte";
-    for (int i = 1; i <= ds->info.band_count; i++) {
+    for (int i = 1; i <= GDALGetRasterCount(src); i++) {
         GDALRasterBandH b = GDALGetRasterBand(src, i);
-        dtype = GDALGetDataTypeName(GDALGetRasterDataType(b));
+        const char *dtype = GDALGetDataTypeName(GDALGetRasterDataType(b));
         GDALGetBlockSize(b, &bw, &bh);
         all_per_dataset &= (GDALGetMaskFlags(b) & GMF_PER_DATASET) != 0;
         fprintf(f, "<VRTRasterBand dataType=\"%s\" band=\"%d\">", dtype, i);
@@ -797,8 +804,8 @@ boundless_vrt_xml(const raster_dataset_t *ds, GDALDatasetH src, const raster__bo
         fprintf(f, "<ColorInterp>%s</ColorInterp>", vrt_color_name(GDALGetRasterColorInterpretation(b)));
         char band[16];
         snprintf(band, sizeof band, "%d", i);
-        vrt_source_head(f, "ComplexSource", vrt_resampling_name(bv->alg), name, band, &g, dtype, bw, bh, ds);
-        vrt_rect(f, dx, dy, (double)ds->info.width * sgt[1] / g.gt[1], (double)ds->info.height * sgt[5] / g.gt[5]);
+        vrt_source_head(f, "ComplexSource", vrt_resampling_name(bv->alg), src, band, g, dtype, bw, bh);
+        vrt_rect(f, dx, dy, W * sgt[1] / g->gt[1], H * sgt[5] / g->gt[5]);
         if (bv->has_nodata) {
             fputs("<NODATA>", f);
             vrt_number(f, bv->nodata);
@@ -811,8 +818,8 @@ boundless_vrt_xml(const raster_dataset_t *ds, GDALDatasetH src, const raster__bo
     /* rasterio's per-dataset mask: unscaled, with the last band's block size. */
     if (all_per_dataset) {
         fputs("<MaskBand><VRTRasterBand dataType=\"Byte\">", f);
-        vrt_source_head(f, "SimpleSource", NULL, name, "mask,1", &g, "Byte", bw, bh, ds);
-        vrt_rect(f, dx, dy, (double)ds->info.width, (double)ds->info.height);
+        vrt_source_head(f, "SimpleSource", NULL, src, "mask,1", g, "Byte", bw, bh);
+        vrt_rect(f, dx, dy, W, H);
         fputs("</SimpleSource></VRTRasterBand></MaskBand>", f);
     }
     fputs("</VRTDataset>", f);
@@ -823,17 +830,22 @@ boundless_vrt_xml(const raster_dataset_t *ds, GDALDatasetH src, const raster__bo
     return xml;
 }
 
-/* The boundless VRT of 'src' opened (driver VRT only, as rasterio opens it),
- * inside the caller's frame; *vrt_out NULL and the status set on failure. */
+/* The boundless VRT of 'src' on the grid of the window over 'grid_of' (the
+ * dataset; 'src' is the dataset too, or rasterio's blank stand-in of it)
+ * opened (driver VRT only, as rasterio opens it), inside the caller's frame;
+ * *vrt_out NULL and the status set on failure. */
 static raster_status_t
-boundless_vrt_open(raster_dataset_t *ds, GDALDatasetH src, const raster__boundless_vrt_t *bv, int masked,
-                   GDALDatasetH *vrt_out)
+boundless_vrt_open(raster_dataset_t *ds, GDALDatasetH grid_of, GDALDatasetH src, const raster__boundless_vrt_t *bv,
+                   int masked, GDALDatasetH *vrt_out)
 {
     *vrt_out = NULL;
     RASTER_CHECK(ds->gdal->opener == NULL, RASTER_E_UNSUPPORTED,
                  "%s: a boundless resampled read needs a dataset opened from a path (rasterio has no "
                  "boundless reads of a WarpedVRT either)", ds->path);
-    char *xml = boundless_vrt_xml(ds, src, bv, masked);
+    double gt[6];
+    geotransform_of(grid_of, gt);
+    const vrt_grid_t g = vrt_grid(ds, gt, bv->win);
+    char *xml = boundless_vrt_xml(src, &g, bv, masked);
     RASTER_CHECK(xml != NULL, RASTER_E_NOMEM, "%s: out of memory for a boundless read's VRT", ds->path);
     static const char *const vrt_only[] = {"VRT", NULL};
     raster__gdal_capture_begin_read(ds->path);
@@ -864,7 +876,7 @@ boundless_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__boundl
                       const raster__resample_request_t *rr)
 {
     GDALDatasetH vrt;
-    RASTER_TRY(boundless_vrt_open(ds, h, bv, 0, &vrt));
+    RASTER_TRY(boundless_vrt_open(ds, h, h, bv, 0, &vrt));
     raster__resample_request_t on_vrt = *rr;
     on_vrt.win = vrt_window(bv);
     on_vrt.alg = RASTER_RESAMPLE_NEAREST;
@@ -882,15 +894,91 @@ raster__gdal_read_boundless(raster_dataset_t *ds, const raster__boundless_vrt_t 
     return raster__gdal_frame_leave(&f, boundless_with_handle(ds, f.handle, bv, rr));
 }
 
-/* 255 where 'v' (one uint8 channel) is nonzero, else 0. */
+/* 255 where 'v' (uint8) is nonzero, else 0. */
 static void
 nonzero_is_valid(const raster_view_t *v)
 {
-    for (int64_t r = 0; r < v->height; r++)
-        for (int64_t c = 0; c < v->width; c++) {
-            uint8_t *p = (uint8_t *)v->data + r * v->row_stride + c * v->col_stride;
-            *p = *p ? 255 : 0;
-        }
+    for (int64_t k = 0; k < v->channels; k++)
+        for (int64_t r = 0; r < v->height; r++)
+            for (int64_t c = 0; c < v->width; c++) {
+                uint8_t *p = (uint8_t *)v->data + k * v->chan_stride + r * v->row_stride + c * v->col_stride;
+                *p = *p ? 255 : 0;
+            }
+}
+
+/* rasterio's read_masks(boundless=True) of a dataset whose bands are all
+ * valid reads no pixel of it: it writes a 3x3 GTiff of 255 in /vsimem
+ * covering the dataset (its transform scaled by width/3 and height/3 in
+ * affine's order, its CRS, as many bands) and reads the boundless VRT of
+ * that with nodata 0.  The same here: the blank opened in *blank_out, its
+ * name in 'name' (the caller closes and unlinks it). */
+static raster_status_t
+blank_open(raster_dataset_t *ds, GDALDatasetH src, char *name, size_t name_size, GDALDatasetH *blank_out)
+{
+    static atomic_ulong serial;
+    snprintf(name, name_size, "/vsimem/rasterloader-blank-%ld-%lu.tif", (long)getpid(),
+             atomic_fetch_add(&serial, 1));
+    double t[6];
+    geotransform_of(src, t);
+    const double c = t[0], a = t[1], b = t[2], f = t[3], d = t[4], e = t[5];
+    const double sx = (double)ds->info.width / 3, sy = (double)ds->info.height / 3;
+    /* translation(-c, -f) * T, then scale(sx, sy) * that, then translation(c, f) * that */
+    const double t1a = 1 * a + 0 * d, t1b = 1 * b + 0 * e, t1c = 1 * c + 0 * f + -c;
+    const double t1d = 0 * a + 1 * d, t1e = 0 * b + 1 * e, t1f = 0 * c + 1 * f + -f;
+    const double ma = sx * t1a + 0 * t1d, mb = sx * t1b + 0 * t1e, mc = sx * t1c + 0 * t1f + 0;
+    const double md = 0 * t1a + sy * t1d, me = 0 * t1b + sy * t1e, mf = 0 * t1c + sy * t1f + 0;
+    double gt[6] = {1 * mc + 0 * mf + c, 1 * ma + 0 * md, 1 * mb + 0 * me,
+                    0 * mc + 1 * mf + f, 0 * ma + 1 * md, 0 * mb + 1 * me};
+    const int n = ds->info.band_count;
+    unsigned char *ones = malloc((size_t)9 * n);
+    RASTER_CHECK(ones != NULL, RASTER_E_NOMEM, "%s: out of memory for a blank raster", ds->path);
+    memset(ones, 255, (size_t)9 * n);
+    raster__gdal_capture_begin();
+    GDALDatasetH w = GDALCreate(GDALGetDriverByName("GTiff"), name, 3, 3, n, GDT_Byte, NULL);
+    CPLErr err = CE_Failure;
+    if (w != NULL) {
+        GDALSetGeoTransform(w, gt);
+        if (*GDALGetProjectionRef(src))
+            GDALSetProjection(w, GDALGetProjectionRef(src));
+        err = GDALDatasetRasterIO(w, GF_Write, 0, 0, 3, 3, ones, 3, 3, GDT_Byte, n, NULL, 0, 0, 0);
+        GDALClose(w);
+    }
+    free(ones);
+    *blank_out = err == CE_None ? GDALOpenEx(name, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL) : NULL;
+    raster_status_t st = RASTER_OK;
+    if (*blank_out == NULL) {
+        VSIUnlink(name);
+        st = raster__fail(RASTER_E_IO, "%s: GDAL could not write the blank raster of a boundless mask read: %s",
+                          ds->path, raster__gdal_capture_detail());
+    }
+    raster__gdal_capture_end();
+    return st;
+}
+
+/* read_masks(): the blank's boundless VRT (nodata 0) read as pixels. */
+static raster_status_t
+blank_masks(raster_dataset_t *ds, GDALDatasetH h, const raster__boundless_vrt_t *bv, const int *bands,
+            int band_count, const raster_view_t *dst)
+{
+    char name[96];
+    GDALDatasetH blank;
+    RASTER_TRY(blank_open(ds, h, name, sizeof name, &blank));
+    raster__boundless_vrt_t on_blank = *bv;
+    on_blank.has_nodata = 1;
+    on_blank.nodata = 0;
+    GDALDatasetH vrt;
+    raster_status_t st = boundless_vrt_open(ds, h, blank, &on_blank, 0, &vrt);
+    if (st == RASTER_OK) {
+        const raster__resample_request_t rr = {vrt_window(bv), RASTER_RESAMPLE_NEAREST, *dst, bands, band_count,
+                                               NULL, NULL, 0};
+        st = resampled_into(ds, vrt, &rr, dst);
+        GDALClose(vrt);
+    }
+    GDALClose(blank);
+    VSIUnlink(name);
+    if (st == RASTER_OK)
+        nonzero_is_valid(dst);
+    return st;
 }
 
 static raster_status_t
@@ -900,8 +988,10 @@ boundless_masks_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__
     int all_valid = 1;
     for (int i = 1; i <= ds->info.band_count; i++)
         all_valid &= (GDALGetMaskFlags(GDALGetRasterBand(h, i)) & GMF_ALL_VALID) != 0;
+    if (all_valid && bv->masks_of_blank)
+        return blank_masks(ds, h, bv, bands, band_count, dst);
     GDALDatasetH vrt;
-    RASTER_TRY(boundless_vrt_open(ds, h, bv, all_valid, &vrt));
+    RASTER_TRY(boundless_vrt_open(ds, h, h, bv, all_valid, &vrt));
     raster_status_t st = RASTER_OK;
     if (all_valid) {
         /* The masked VRT's values as uint8 (what rasterio reads them into). */

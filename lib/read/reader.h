@@ -85,6 +85,7 @@ typedef struct raster__boundless_vrt {
     raster_resampling_t alg;
     int has_nodata;
     double nodata;
+    int masks_of_blank;         /* masks: read_masks()'s rule for all-valid bands (see gdal_reader.c) */
 } raster__boundless_vrt_t;
 RASTER_HIDDEN raster_status_t raster__gdal_read_boundless(raster_dataset_t *ds, const raster__boundless_vrt_t *bv,
                                                           const raster__resample_request_t *rr);
@@ -92,7 +93,8 @@ RASTER_HIDDEN raster_status_t raster__gdal_read_boundless(raster_dataset_t *ds, 
  * invalid, 255 valid), as rasterio's read(masked=True, boundless=True)
  * computes them: every band all-valid: the same VRT with every source pixel
  * 255 (nonzero is valid, the outside is the nodata value), written 0 or
- * 255; otherwise the GDAL masks of the VRT's bands, GDAL's values (an alpha
+ * 255 (with masks_of_blank, read_masks()'s: a VRT of a blank 3x3 raster of
+ * 255 over the dataset); otherwise the GDAL masks of the VRT's bands, GDAL's values (an alpha
  * band's, resampled masks' in-between values) as rasterio returns them. */
 RASTER_HIDDEN raster_status_t raster__gdal_read_boundless_masks(raster_dataset_t *ds,
                                                                 const raster__boundless_vrt_t *bv,
