@@ -376,6 +376,29 @@ START_TEST(boundless_resampled_reads)
                     ck_assert_msg(v == w, "reader %d, (%d, %d, %d): %u, want %u", reader, r, c, k, v, w);
                 }
         free(gd);
+        /* its masks, every rule (the file has none: 0 outside, 255 inside;
+         * read_masks() and dataset_mask() through rasterio's blank raster) */
+        for (int rule = RASTER_MASKS_BANDS; rule <= RASTER_MASKS_DATASET; rule++) {
+            raster_masks_options_t mo;
+            raster_masks_options_init(&mo);
+            mo.rule = rule;
+            mo.boundless = 1;
+            const int nch = rule == RASTER_MASKS_DATASET ? 1 : 3;
+            uint8_t m[H * W * 3];
+            memset(m, 0x3c, sizeof m);
+            const raster_view_t mv = raster_view_hwc(m, RASTER_U8, H, W, nch);
+            int no_mask = -1;
+            ck_assert_int_eq(raster_read_masks_window_into(ds, corner, RASTER_RESAMPLE_NEAREST, &mo, NULL, &mv,
+                                                           &no_mask),
+                             RASTER_OK);
+            ck_assert_int_eq(no_mask, 0);
+            for (int r = 0; r < H; r++)
+                for (int c = 0; c < W; c++)
+                    for (int k = 0; k < nch; k++)
+                        ck_assert_msg(m[(r * W + c) * nch + k] == ((r < 5 || c < 5) ? 0 : 255),
+                                      "reader %d, rule %d, (%d, %d, %d): %u", reader, rule, r, c, k,
+                                      m[(r * W + c) * nch + k]);
+        }
         raster_close(ds);
     }
 }
