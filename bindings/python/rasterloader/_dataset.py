@@ -23,9 +23,12 @@ nearest rule does (no resampling needed).  read_masks(), dataset_mask() and
 the mask of read(masked=True) go through the same decision
 (raster_read_masks_window_into); read_hwc() makes the same call into HWC.
 
-Deliberate limits (each raises NotImplementedError, never silently differs
-from rasterio): a resampled read that is boundless; read_hwc() of a window
-with fractional lengths.
+A boundless resampled read (and a boundless window with fractional offsets)
+is read as rasterio reads it, through a VRT of the dataset on the window's
+grid, which the C library builds (docs/reading.md).
+
+Deliberate limit (NotImplementedError, never silently differs from
+rasterio): read_hwc() of a window with fractional lengths.
 """
 
 import functools
