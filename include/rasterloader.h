@@ -371,7 +371,8 @@ RASTER_API raster_status_t raster_read_resampled_into(raster_dataset_t *ds, rast
  * mask the rules use is resampled by GDAL over 'win' to dst's size (so
  * average gives values between 0 and 255 at mask edges, as in rasterio),
  * and the any-band-valid dataset mask is 255 where any of them is nonzero.
- * dst: uint8, one channel.
+ * dst: uint8, one channel.  Not boundless (RASTER_E_UNSUPPORTED):
+ * raster_read_masks_window_into() reads boundless resampled masks.
  */
 RASTER_API raster_status_t raster_read_mask_resampled_into(raster_dataset_t *ds, raster_window_f_t win,
                                                            raster_resampling_t resampling,

@@ -712,6 +712,9 @@ read_mask_resampled(raster_dataset_t *ds, const read_args_t *a)
 {
     raster_read_options_t o;
     RASTER_TRY(options_resolve(ds, a->opt, &o));
+    RASTER_CHECK(!o.boundless, RASTER_E_UNSUPPORTED,
+                 "%s: raster_read_mask_resampled_into() cannot be boundless (raster_read_masks_window_into() "
+                 "reads boundless resampled masks)", ds->path);
     RASTER_TRY(resampled_check(ds, a->win_f, a->alg, &o, 1, a->dst));
     int band = 0;
     RASTER_TRY(mask_dst_and_band(ds, a->opt, &o, a->dst, &band));
