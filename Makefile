@@ -114,6 +114,27 @@ $(PY_STAMP): $(VENV)/.stamp $(PY_SOURCES) | sysdeps
 	$(PIP) install --no-build-isolation -q .
 	touch $@
 
+# ---- wheel ------------------------------------------------------------------
+
+# `make wheel`: dist/rasterloader-<version>-cp3X-cp3X-manylinux_2_Y_<arch>.whl,
+# the extension stripped, linked with no GDAL, libtiff, libzstd, libdeflate or
+# libcurl (it runs on rasterio's: docs/install.md), tagged for the newest
+# glibc symbol it uses and checked under 5 MB by tools/retag_wheel.py.
+# `make test-wheel`: that wheel in a Debian bookworm root with no system GDAL
+# & co. (tests/wheel/run.sh; root, network for pip on the first run).
+WHEEL_DIR := dist
+.PHONY: wheel test-wheel
+wheel: venv sysdeps
+	rm -rf $(WHEEL_DIR)/raw && mkdir -p $(WHEEL_DIR)
+	$(PIP) wheel --no-build-isolation --no-deps -q -C install.strip=true -C build-dir=build-python/wheel \
+	  -w $(WHEEL_DIR)/raw .
+	rm -f $(WHEEL_DIR)/rasterloader-*.whl
+	$(PY) tools/retag_wheel.py $(WHEEL_DIR)/raw/rasterloader-*.whl $(WHEEL_DIR) >$(WHEEL_DIR)/LATEST
+	rm -rf $(WHEEL_DIR)/raw
+
+test-wheel: wheel fixtures
+	tests/wheel/run.sh "$$(cat $(WHEEL_DIR)/LATEST)" $(CURDIR)/$(FIXTURES)
+
 # ---- tests ----------------------------------------------------------------
 
 # What `make test` runs, in order (figures: a fresh clone on 2 cores shared

@@ -530,9 +530,9 @@ RASTER_API int raster_get_threads(void);
  * innermost winning; the pop restores the thread-local values this thread
  * had before the push.  Other threads are not affected.  GDAL reads some
  * options only when it opens a file (HTTP headers, user agent, credentials of
- * /vsicurl/ and /vsis3/ handles): push them around raster_open() too.  The
- * Python binding pushes the options of the rasterio.Env active in the
- * calling thread around every call.  Fails with RASTER_E_INVALID_ARG (a NULL
+ * /vsicurl/ and /vsis3/ handles): push them around raster_open() too.  (The
+ * Python package does not use it: it runs on the GDAL rasterio loaded, where
+ * a rasterio.Env's options already are; docs/install.md.)  Fails with RASTER_E_INVALID_ARG (a NULL
  * or empty key, a NULL value) or RASTER_E_NOMEM, and then changes nothing.
  * raster_gdal_config_pop() with nothing pushed does nothing.
  */

@@ -12,8 +12,15 @@
  * spacing, its own strided mode.  Rows for scale/offset and mean/std follow
  * for the float destinations.
  *
- * Usage: bench_convert [--reps N] [--iters N] [--smoke]
- * Prints one markdown table (bench/convert/run.sh puts it into
+ * A second table puts the lookup tables (8/16-bit sources with mean/std or
+ * scale/offset, lib/common/convert.h) beside the direct kernels they replace where
+ * they pay, in per-thread CPU time and wall time (the machine is shared),
+ * for one window and a 32-window batch.  In the first table the "kernels"
+ * columns take the tables wherever the rule builds them.
+ *
+ * Usage: bench_convert [--reps N] [--iters N] [--smoke] [--tables]
+ * (--tables: only the second table)
+ * Prints markdown tables (bench/convert/run.sh puts it into
  * bench/results/conversion.md).  --smoke: one pass of a small odd window.
  */
 #include "common/convert.h"
@@ -181,10 +188,135 @@ static void load_line(char *out, size_t cap)
     out[strcspn(out, "\n")] = 0;
 }
 
+/* ---- lookup tables against the direct kernels (lib/common/convert.h) ---- */
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct timing {
+    double cpu, wall;     /* best seconds per pass */
+} timing_t;
+
+/* Best of reps x iters passes of raster__place (or memcpy when opts is
+ * NULL and sv, dv have the same dtype), CPU time of this thread and wall. */
+static timing_t time_place(const raster_view_t *sv, const raster_view_t *dv, const raster__place_opts_t *opts,
+                           int reps, int iters)
+{
+    timing_t best = {1e30, 1e30};
+    const size_t bytes = (size_t)(dv->height * dv->width * dv->channels) * raster_dtype_size(dv->dtype);
+    for (int r = 0; r < reps; r++) {
+        const double c0 = cpu_s(), w0 = now_s();
+        for (int i = 0; i < iters; i++) {
+            if (opts == NULL)
+                memcpy(dv->data, sv->data, bytes);
+            else
+                raster__place(sv, dv, opts);
+        }
+        const double c = (cpu_s() - c0) / iters, w = (now_s() - w0) / iters;
+        best.cpu = c < best.cpu ? c : best.cpu;
+        best.wall = w < best.wall ? w : best.wall;
+    }
+    return best;
+}
+
+/* One row: direct kernels (tables off) and tables (built before timing),
+ * ns per value in CPU time and wall time, for h x w x 4 values into HWC (or
+ * CHW), and the memcpy of the bytes written. */
+static void table_row(FILE *f, raster_dtype_t s, raster_dtype_t d, int divide, int64_t h, int planar_dst,
+                      int full_range, const char *what, int reps, int iters)
+{
+    const int64_t w = 256, c = 4, n = h * w * c;
+    const size_t ss = raster_dtype_size(s), ds = raster_dtype_size(d);
+    uint8_t *src = aligned_alloc(64, ((size_t)n * ss + 63) / 64 * 64), *dst = aligned_alloc(64, ((size_t)n * 8 + 63) / 64 * 64);
+    if (!src || !dst) {
+        fprintf(stderr, "bench_convert: out of memory\n");
+        exit(1);
+    }
+    uint32_t x = 777;
+    for (int64_t i = 0; i < n; i++) {      /* imagery: 0..3999 (uint16), 0..255 or -128..127 (8-bit) */
+        x = x * 1103515245u + 12345u;
+        const uint32_t v = (x >> 8) % (ss == 1 ? 256u : full_range ? 65536u : 4000u);
+        if (ss == 1)
+            src[i] = (uint8_t)v;
+        else {
+            const uint16_t u = (uint16_t)v;
+            memcpy(src + 2 * i, &u, 2);
+        }
+    }
+    memset(dst, 0, (size_t)n * 8);
+    const raster_view_t sv = raster_view_hwc(src, s, h, w, c);
+    raster_view_t dv = raster_view_hwc(dst, d, h, w, c);
+    if (planar_dst)
+        dv = (raster_view_t){dst, d, h, w, c, w * (int64_t)ds, (int64_t)ds, h * w * (int64_t)ds};
+    const raster__place_opts_t po = {NULL, divide ? STD : SCALE, divide ? MEAN : OFFSET, divide};
+    raster__cvt_tables_enable(0);
+    raster__place(&sv, &dv, &po);
+    const timing_t direct = time_place(&sv, &dv, &po, reps, iters);
+    raster__cvt_tables_enable(1);
+    raster__cvt_tables_clear();
+    const double b0 = cpu_s();
+    raster__place(&sv, &dv, &po);          /* builds the tables (4 keys: a table per band) */
+    const double first = cpu_s() - b0;
+    const timing_t table = time_place(&sv, &dv, &po, reps, iters);
+    const raster_view_t mv = raster_view_hwc(src, d, h, w, c);   /* memcpy of the bytes written, from a buffer as big */
+    uint8_t *msrc = aligned_alloc(64, ((size_t)n * 8 + 63) / 64 * 64);
+    if (!msrc) {
+        fprintf(stderr, "bench_convert: out of memory\n");
+        exit(1);
+    }
+    memset(msrc, 1, (size_t)n * 8);
+    const raster_view_t msv = {msrc, d, mv.height, mv.width, mv.channels, mv.row_stride, mv.col_stride, mv.chan_stride};
+    const timing_t copy = time_place(&msv, &dv, NULL, reps, iters);
+    fprintf(f, "| %s -> %s %s, %s | %.3f / %.3f | %.3f / %.3f | %.1fx / %.1fx | %.3f / %.3f | %.2f / %.2f | %.0f |\n",
+            raster_dtype_name(s), raster_dtype_name(d), divide ? "mean/std" : "scale/offset", what,
+            direct.cpu * 1e9 / (double)n, direct.wall * 1e9 / (double)n, table.cpu * 1e9 / (double)n,
+            table.wall * 1e9 / (double)n, direct.cpu / table.cpu, direct.wall / table.wall,
+            copy.cpu * 1e9 / (double)n, copy.wall * 1e9 / (double)n, table.cpu / copy.cpu, table.wall / copy.wall,
+            first * 1e6);
+    fflush(f);
+    raster__cvt_tables_clear();
+    free(src);
+    free(dst);
+    free(msrc);
+}
+
+static void table_section(FILE *f, int smoke)
+{
+    char load[256];
+    load_line(load, sizeof load);
+    const int reps = smoke ? 1 : 7, iters = smoke ? 1 : 10;
+    const int64_t one = smoke ? 3 : 256, batch = smoke ? 5 : 32 * 256;
+    fprintf(f, "\nLookup tables (lib/common/convert.h) against the direct kernels, 4 bands with a different mean/std "
+               "(scale/offset) each; source values 0..3999 (uint16) unless random 16-bit values, every value (8-bit); ns per value, "
+               "per-thread CPU time / wall, best of %d x %d; first call: the CPU time of the call that builds "
+               "the 4 tables and converts; `uptime`: %s\n\n",
+            reps, iters, load);
+    fprintf(f, "| pair, shape | direct ns/value (CPU / wall) | tables ns/value (CPU / wall) | speed-up | "
+               "memcpy of the bytes written ns/value | tables / memcpy | first call, us CPU |\n");
+    fprintf(f, "|---|---:|---:|---:|---:|---:|---:|\n");
+    static const raster_dtype_t srcs[] = {RASTER_U16, RASTER_I16, RASTER_U8};
+    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
+        table_row(f, srcs[i], RASTER_F32, 1, one, 0, 0, "256x256x4 window HWC", reps, iters);
+        table_row(f, srcs[i], RASTER_F32, 1, one, 1, 0, "256x256x4 window HWC->CHW", reps, iters);
+        table_row(f, srcs[i], RASTER_F32, 0, one, 0, 0, "256x256x4 window HWC", reps, iters);
+    }
+    table_row(f, RASTER_U16, RASTER_F32, 1, one, 0, 1, "256x256x4 window HWC, random 16-bit values", reps, iters);
+    table_row(f, RASTER_U16, RASTER_F32, 1, one, 1, 1, "256x256x4 window HWC->CHW, random 16-bit values", reps,
+              iters);
+    table_row(f, RASTER_U16, RASTER_F64, 1, one, 0, 0, "256x256x4 window HWC (no tables for float64)", reps, iters);
+    table_row(f, RASTER_U16, RASTER_U8, 0, one, 0, 0, "256x256x4 window HWC", reps, iters);
+    table_row(f, RASTER_U16, RASTER_F32, 1, batch, 0, 0, "batch of 32 windows HWC (8.4 M values, 32 MiB)", reps,
+              smoke ? 1 : 2);
+}
+
 int main(int argc, char **argv)
 {
     bench_t b = {256, 256, 4, 7, 20, NULL, NULL};
-    int smoke = 0;
+    int smoke = 0, tables_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             b.reps = atoi(argv[++i]);
@@ -192,8 +324,10 @@ int main(int argc, char **argv)
             b.iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--smoke"))
             smoke = 1;
+        else if (!strcmp(argv[i], "--tables"))
+            tables_only = 1;
         else {
-            fprintf(stderr, "usage: %s [--reps N] [--iters N] [--smoke]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--reps N] [--iters N] [--smoke] [--tables]\n", argv[0]);
             return 2;
         }
     }
@@ -215,6 +349,12 @@ int main(int argc, char **argv)
     }
     memset(b.dst, 0, nbytes);
     FILE *f = stdout;
+    if (tables_only) {
+        table_section(f, smoke);
+        free(b.src);
+        free(b.dst);
+        return 0;
+    }
     char load[256];
     load_line(load, sizeof load);
     fprintf(f, "Conversion throughput, %lldx%lld window of %lld channels (%lld values), best of %d x %d passes; "
@@ -232,6 +372,7 @@ int main(int argc, char **argv)
         for (int s = 0; s < RASTER_DTYPE_COUNT; s++)
             for (int d = RASTER_F32; d <= RASTER_F64; d++)
                 row(f, &b, (raster_dtype_t)s, (raster_dtype_t)d, (mode_t_)m);
+    table_section(f, smoke);
     free(b.src);
     free(b.dst);
     return 0;

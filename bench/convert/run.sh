@@ -42,6 +42,12 @@ trap 'rm -f "$tmp"' EXIT
   echo "## Warm reads, after"
   echo
   "$py" "$here/bench/convert/bench_read_hwc.py" --label ", this build"
+  # The same build with the lookup tables off (lib/common/convert.h): the direct
+  # kernels, run just after on the same windows.
+  echo "## Warm reads, lookup tables off (RASTERLOADER_CONVERT_TABLES=0, the same build, run just after)"
+  echo
+  RASTERLOADER_CONVERT_TABLES=0 "$py" "$here/bench/convert/bench_read_hwc.py" \
+    --label ", RASTERLOADER_CONVERT_TABLES=0"
   # BEFORE_PY: a Python whose rasterloader is the build before the kernels
   # (e.g. another checkout's .venv/bin/python), run now, on the same windows;
   # otherwise the figures recorded with it (bench/convert/before.md).

@@ -107,53 +107,6 @@ mod_tile_cache_detach(PyObject *mod, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* gdal_config_push(((key, value), ...)): see raster_gdal_config_push(); the
- * Python side (rasterloader/_env.py) pushes rasterio.Env's options around each
- * call and pops them after it, on the same thread. */
-static PyObject *
-mod_gdal_config_push(PyObject *mod, PyObject *arg)
-{
-    PyObject *seq = PySequence_Fast(arg, "gdal_config_push: a sequence of (key, value) pairs");
-    if (seq == NULL)
-        return NULL;
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject *ret = NULL;
-    /* keys in [0, n), values in [n, 2n); UTF-8 views owned by the str items,
-     * which seq keeps alive until after the push has copied them. */
-    const char **kv = n > 0 && n < INT_MAX / 2 ? PyMem_Calloc((size_t)n * 2, sizeof *kv) : NULL;
-    if (n > 0 && kv == NULL) {
-        if (n >= INT_MAX / 2)
-            PyErr_SetString(PyExc_ValueError, "gdal_config_push: too many options");
-        else
-            PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
-            PyErr_Format(PyExc_TypeError, "gdal_config_push: item %zd is not a (str, str) pair", i);
-            goto done;
-        }
-        if ((kv[i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0))) == NULL ||
-            (kv[n + i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 1))) == NULL)
-            goto done;
-    }
-    const raster_status_t st = raster_gdal_config_push(kv, n > 0 ? kv + n : NULL, (int)n);
-    ret = st == RASTER_OK ? Py_NewRef(Py_None) : rl_raise(st);
-done:
-    PyMem_Free(kv);
-    Py_DECREF(seq);
-    return ret;
-}
-
-static PyObject *
-mod_gdal_config_pop(PyObject *mod, PyObject *unused)
-{
-    raster_gdal_config_pop();
-    Py_RETURN_NONE;
-}
-
 /* pool_block_nbytes(n): the bytes a pool charges for a request of n bytes. */
 static PyObject *
 mod_pool_block_nbytes(PyObject *mod, PyObject *arg)
@@ -214,9 +167,6 @@ static PyMethodDef module_methods[] = {
      "_tile_cache_detach() leaves the shared tile-cache arena (unlinked if this was the\n"
      "last process attached); rasterloader._tile_cache calls it when a multiprocessing\n"
      "child ends, as those end with os._exit()"},
-    {"gdal_config_push", mod_gdal_config_push, METH_O,
-     "gdal_config_push(((key, value), ...)): GDAL options for this thread's calls until the pop"},
-    {"gdal_config_pop", mod_gdal_config_pop, METH_NOARGS, "gdal_config_pop(): undo the last push"},
     {"pool_block_nbytes", mod_pool_block_nbytes, METH_O,
      "pool_block_nbytes(n) -> bytes a pool charges for a buffer of n bytes (its size class)"},
     {"status_name", mod_status_name, METH_O, "status_name(status) -> 'RASTER_E_...'"},
@@ -266,6 +216,10 @@ status_table_init(PyObject *m)
 
 PyMODINIT_FUNC PyInit__core(void);
 
+/* lib/dataset.c (internal.h): the module runs on rasterio's GDAL, whose
+ * block cache the library must not shrink. */
+void raster__gdal_cache_leave_alone(void);
+
 PyMODINIT_FUNC
 PyInit__core(void)
 {
@@ -277,6 +231,7 @@ PyInit__core(void)
      * when the program ends, or whose shutdown timed out: torch's SIGTERM
      * handler _exit()s them, so they never detach): leave the tile-cache arena,
      * and remove it if this process never attached and no live one is left. */
+    raster__gdal_cache_leave_alone();
     static int at_exit_registered;
     if (!at_exit_registered)
         at_exit_registered = Py_AtExit(raster_tile_cache_detach) == 0;

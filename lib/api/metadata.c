@@ -217,6 +217,12 @@ raster_metadata_domains(raster_dataset_t *ds, int band, char ***domains_out)
     meta_call_t c;
     RASTER_TRY(call_begin(ds, band, 1, "raster_metadata_domains", &c));
     GDALMajorObjectH obj = object_of(&c, band);
+    /* GTiff lists RPC after DERIVED_SUBDATASETS until the RPC domain has been
+     * read on the handle, and before it from then on; rasterio reads it when
+     * it opens a dataset, so read it first for the list to be in its order
+     * (a handle of ours may not have read it yet). */
+    if (band == 0)
+        (void)GDALGetMetadata(c.h, "RPC");
     char **list = GDALGetMetadataDomainList(obj);
     /* A domain that holds only hidden items is not listed either. */
     int k = 0;

@@ -99,6 +99,9 @@ RASTER_HIDDEN uint64_t raster__cgroup_memory_limit(const char *root);
  * reader, must not call up into dataset.c to learn it. */
 #define RASTER__GDAL_CACHE_BYTES ((int64_t)32 << 20)
 RASTER_HIDDEN void raster__tile_cache_note_gdal(int64_t gdal_cache_bytes);
+/* Never set GDAL's cache (the Python package: its GDAL is rasterio's, whose
+ * block cache belongs to rasterio and the user); call before the first open. */
+RASTER_HIDDEN void raster__gdal_cache_leave_alone(void);
 
 /* File identities for keys (see above). */
 struct stat;

@@ -189,6 +189,16 @@ static inline int32_t raster__f2i32(float x)
     const int32_t t = (int32_t)(c < 2147483648.0f ? c : 0.0f);
     return c < 2147483648.0f ? t : INT32_MAX;
 }
+/* float32 NaN into int32 is 0 from GDAL 3.7 on (INT32_MIN above is 3.6's):
+ * the GDAL the process runs on decides (the C library links Debian's 3.6;
+ * the Python package runs on rasterio's GDAL, 3.10 in its wheel).  The
+ * runtime layer, which knows that GDAL, sets the rule once
+ * (raster__convert_nan_i32_zero); the kernels are picked by it per call, so
+ * the per-value code stays a select. */
+static inline int32_t raster__f2i32_nan0(float x) { return raster__f2i32(x == x ? x : 0.0f); }
+RASTER_HIDDEN void raster__convert_nan_i32_zero(int zero);
+RASTER_HIDDEN int raster__convert_nan_i32_is_zero(void);
+
 /* uint32: 2^32 and up UINT32_MAX; NaN and up to 0 give 0; else x + 0.5f
  * truncated, through int32 in two halves (what SIMD has). */
 static inline uint32_t raster__f2u32(float x)

@@ -40,6 +40,61 @@ RASTER_HIDDEN raster__cvt_plain_fn raster__cvt_plain(raster_dtype_t s, raster_dt
 RASTER_HIDDEN raster__cvt_param_fn raster__cvt_affine(raster_dtype_t s, raster_dtype_t d);
 RASTER_HIDDEN raster__cvt_param_fn raster__cvt_divide(raster_dtype_t s, raster_dtype_t d);
 
+/* ---- lookup tables (8- and 16-bit integer sources, with parameters) ----
+ *
+ * With scale/offset or mean/std, an 8- or 16-bit integer source's output
+ * (to any dtype but float16 and float64)
+ * depends only on the channel and the input value, so a channel's
+ * conversion can be a table of the output for every input value (256 or
+ * 65,536 entries of the destination dtype), filled by the direct kernel
+ * above over every input value (so bit-identical to it by construction),
+ * then one load per value (a gather kernel).
+ *
+ * When a table is built (the rule): each thread counts, per key (source
+ * dtype, destination dtype, mode and the bits of the channel's two
+ * parameters), the values it has converted directly; once the count
+ * reaches the table's entries (a call converting that many at once, such
+ * as a 256x256 uint16 window, builds at once) it builds the table.  So a
+ * thread never spends more converting directly than the table costs to
+ * build (about as much: one direct conversion of as many values), and
+ * every later conversion with that key (every batch of a BatchDataset,
+ * every read of a Dataset with the same mean/std) is a lookup.
+ *
+ * Memory: the tables live in a per-thread cache (no lock, no sharing) of
+ * at most RASTER__CVT_TABLE_SLOTS keys and RASTER__CVT_TABLE_BUDGET bytes
+ * of tables, least recently used evicted; a pthread key destructor frees
+ * them when the thread exits.  A uint16 table is 64 KiB (to uint8) to
+ * 256 KiB (to float32 or a 32-bit integer; float64 has none), so a 4-band uint16 -> float32
+ * mean/std with a different mean/std per band holds 1 MiB (one table, if
+ * all bands share the same pair).  Where the budget, the slots or memory
+ * run out, the call converts directly: the same bits, only slower. */
+#define RASTER__CVT_TABLE_BUDGET ((size_t)4 << 20)
+#define RASTER__CVT_TABLE_SLOTS 32
+
+/* n elements through per-lane tables: lane i reads lanes[i % PERIOD], the
+ * entry of input value 0 of its channel's table (signed values index below
+ * it). */
+typedef void (*raster__cvt_gather_fn)(const void *src, void *dst, int64_t n, const void *const *lanes);
+
+/* The gather kernel for (s, d): s an 8- or 16-bit integer, d any dtype but
+ * float16 and float64 (see convert.c); else NULL. */
+RASTER_HIDDEN raster__cvt_gather_fn raster__cvt_gather(raster_dtype_t s, raster_dtype_t d);
+
+/* raster__cvt_tables() gives tables[k] for channel k of nchans (at most
+ * RASTER__CVT_PERIOD) with parameters a[k], b[k] (as the param kernels:
+ * scale/offset, or with 'divide' std/mean), counting 'values' (per channel)
+ * towards building them.  1 when every channel has its table: they stay
+ * valid until this thread's next call here.  0 to convert directly
+ * (tables[] then unspecified). */
+RASTER_HIDDEN int raster__cvt_tables(raster_dtype_t s, raster_dtype_t d, int divide, const double *a,
+                                     const double *b, int nchans, int64_t values, const void **tables);
+
+/* Tests and benchmarks: turn tables on or off for the process (the
+ * environment's RASTERLOADER_CONVERT_TABLES=0 starts them off), and free
+ * the calling thread's tables and counts. */
+RASTER_HIDDEN void raster__cvt_tables_enable(int on);
+RASTER_HIDDEN void raster__cvt_tables_clear(void);
+
 /* raster__place_scalar() is raster__place() without the kernels: the
  * strided element-by-element path through double that every layout and
  * dtype pair can take.  For tests (the kernels must equal it bit for bit)

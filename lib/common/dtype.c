@@ -16,7 +16,8 @@
  *   it rounds where the sum is not a float: 0.49999997f gives 1 (-1), an
  *   odd integer in [2^23, 2^24) goes one further from zero (8388609.0f ->
  *   8388610); then saturate and truncate.  NaN gives 0, except into int32:
- *   INT32_MIN in GDAL 3.6 (0 in GDAL 3.7+, rasterio's wheel; issue 24).
+ *   INT32_MIN in GDAL 3.6, 0 from 3.7 on: the running GDAL's rule
+ *   (raster__convert_nan_i32_zero, set by gdal_env.c).
  *   uint32: 2^32 and up saturate (4294967040.0f, the last float below,
  *   stays).  int32: 2^31 and up give INT32_MAX (2147483520.0f stays).
  * - float32 -> int16: GDAL has two rules.  Its SSE2 path, which takes each

@@ -171,6 +171,23 @@ static const row_fn row_table[RASTER_DTYPE_COUNT][RASTER_DTYPE_COUNT] = {
     ROW_TABLE(u8), ROW_TABLE(i8), ROW_TABLE(u16), ROW_TABLE(i16), ROW_TABLE(u32),
     ROW_TABLE(i32), ROW_TABLE(f16), ROW_TABLE(f32), ROW_TABLE(f64)};
 
+/* float32 into int32, plain, by GDAL 3.7+'s NaN rule (common.h). */
+static void
+row_f32_i32_nan0(const uint8_t *src, int64_t ss, uint8_t *dst, int64_t ds, int64_t n, double a, double b,
+                 int mode)
+{
+    if (mode != ROW_PLAIN) {
+        row_f32_i32(src, ss, dst, ds, n, a, b, mode);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, src + i * ss, 4);
+        const int32_t y = raster__f2i32_nan0(x);
+        memcpy(dst + i * ds, &y, 4);
+    }
+}
+
 /* Same dtype, no scaling: a raw strided element copy keeps NaN payloads. */
 static void
 copy_elems(const uint8_t *src, int64_t ss, uint8_t *dst, int64_t ds, int64_t n, size_t size)
@@ -514,7 +531,8 @@ place_converted_scalar(const raster_view_t *src, const raster_view_t *dst, const
 {
     const uint8_t *s0 = src->data;
     uint8_t *d0 = dst->data;
-    const row_fn fn = row_table[src->dtype][dst->dtype];
+    const row_fn fn = src->dtype == RASTER_F32 && dst->dtype == RASTER_I32 && raster__convert_nan_i32_is_zero()
+                          ? row_f32_i32_nan0 : row_table[src->dtype][dst->dtype];
     const int mode = !has_affine(opts) ? ROW_PLAIN : opts->divide ? ROW_DIVIDE : ROW_AFFINE;
     for (int64_t r = 0; r < dst->height; r++)
         for (int64_t k = 0; k < dst->channels; k++) {
@@ -527,11 +545,16 @@ place_converted_scalar(const raster_view_t *src, const raster_view_t *dst, const
 
 /* ---- the kernels' path (convert.c): contiguous runs, strided ones staged ---- */
 
-/* A kernel with its lane parameters (a, b: RASTER__CVT_PERIOD each). */
+/* A kernel with its lane parameters (a, b: RASTER__CVT_PERIOD each), or,
+ * where convert.c has lookup tables for every channel, the gather kernel
+ * with each lane's table. */
 typedef struct kernel {
     raster__cvt_plain_fn plain;    /* or NULL and: */
     raster__cvt_param_fn param;
     double a[RASTER__CVT_PERIOD], b[RASTER__CVT_PERIOD];
+    raster__cvt_gather_fn gather;  /* non-NULL: used instead of param */
+    const void *tables[RASTER__CVT_PERIOD];   /* per destination channel */
+    const void *lanes[RASTER__CVT_PERIOD];
 } kernel_t;
 
 static void
@@ -539,6 +562,8 @@ kernel_run(const kernel_t *kn, const void *src, void *dst, int64_t n)
 {
     if (kn->plain)
         kn->plain(src, dst, n);
+    else if (kn->gather)
+        kn->gather(src, dst, n, kn->lanes);
     else
         kn->param(src, dst, n, kn->a, kn->b);
 }
@@ -551,7 +576,26 @@ kernel_params(kernel_t *kn, const raster__place_opts_t *opts, int64_t first, int
     for (int j = 0; j < RASTER__CVT_PERIOD; j++) {
         kn->a[j] = scale_of(opts, first + j % nchans);
         kn->b[j] = offset_of(opts, first + j % nchans);
+        if (kn->gather)
+            kn->lanes[j] = kn->tables[first + j % nchans];
     }
+}
+
+/* The gather kernel and every destination channel's table where convert.c
+ * has them for this call (its rule: lib/common/convert.h); else the param kernel. */
+static void
+kernel_tables(kernel_t *kn, const raster_view_t *src, const raster_view_t *dst, const raster__place_opts_t *opts)
+{
+    double a[RASTER__CVT_PERIOD], b[RASTER__CVT_PERIOD];
+    if (dst->channels > RASTER__CVT_PERIOD)
+        return;
+    for (int64_t k = 0; k < dst->channels; k++) {
+        a[k] = scale_of(opts, k);
+        b[k] = offset_of(opts, k);
+    }
+    if (raster__cvt_tables(src->dtype, dst->dtype, opts->divide, a, b, (int)dst->channels,
+                           dst->height * dst->width, kn->tables))
+        kn->gather = raster__cvt_gather(src->dtype, dst->dtype);
 }
 
 static int
@@ -725,6 +769,9 @@ place_converted_fast(const raster_view_t *src, const raster_view_t *dst, const r
                                  : raster__cvt_affine(src->dtype, dst->dtype);
     if (kn.plain == NULL && kn.param == NULL)
         return 0;
+    kn.gather = NULL;
+    if (kn.param != NULL)
+        kernel_tables(&kn, src, dst, opts);
     if (is_row_run(src, dst, opts)) {
         place_row_runs(&kn, src, dst, opts);
         return 1;

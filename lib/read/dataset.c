@@ -81,20 +81,32 @@ raster_open_options_init(raster_open_options_t *opt)
     opt->reader = -1;
 }
 
-/* GDAL's block cache is part of rasterloader's memory: masks, and the
+/* GDAL's block cache, for C users (the library's own GDAL): masks, and the
  * formats the native reader does not serve, still go through GDAL, whose
  * default is 5 % of RAM per process (per DataLoader worker, per rank).
  * Decoded tiles of the native reader live in the tile cache, so unless the
  * user set GDAL_CACHEMAX (environment or config option), the first open
- * gives GDAL a small, stated budget. */
+ * gives GDAL a small, stated budget.  Not in the Python package
+ * (raster__gdal_cache_leave_alone): there GDAL is rasterio's, and so is its
+ * cache. */
 static pthread_once_t gdal_cache_once = PTHREAD_ONCE_INIT;
+
+/* Set by the Python package, which runs on the GDAL rasterio loaded: that
+ * GDAL's block cache is rasterio's and the user's, never shrunk here. */
+static _Atomic int gdal_cache_shared;
+
+void
+raster__gdal_cache_leave_alone(void)
+{
+    gdal_cache_shared = 1;
+}
 
 static void
 gdal_cache_budget(void)
 {
     raster__gdal_frame_t f;
     raster__gdal_frame_enter(&f);
-    if (CPLGetConfigOption("GDAL_CACHEMAX", NULL) == NULL)
+    if (!gdal_cache_shared && CPLGetConfigOption("GDAL_CACHEMAX", NULL) == NULL)
         GDALSetCacheMax64(RASTER__GDAL_CACHE_BYTES);
     raster__tile_cache_note_gdal((int64_t)GDALGetCacheMax64());
     raster__gdal_frame_leave(&f, RASTER_OK);

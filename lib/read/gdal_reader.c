@@ -604,6 +604,35 @@ typedef struct mask_request {
     const raster_view_t *dst;
 } mask_request_t;
 
+/* GDALRasterIOEx of a mask band into dst.  GDAL 3.10's nodata mask band
+ * (GDALNoDataMaskBand::IRasterIO) fills only the first row of a Byte buffer
+ * whose rows are not packed (nLineSpace > nBufXSize, or a pixel space other
+ * than 1): measured on 3.10.3, right on 3.6.  The Python package runs on
+ * whichever GDAL rasterio loaded, so such a destination (a boundless read's
+ * inside part, an HWC view) is read packed into a buffer of its own first. */
+static CPLErr
+mask_rasterio(GDALRasterBandH mb, const raster_window_f_t *w, const raster_view_t *dst,
+              GDALRasterIOExtraArg *extra)
+{
+    const int packed = dst->col_stride == 1 && dst->row_stride == dst->width;
+    unsigned char *buf = packed ? dst->data : malloc((size_t)dst->width * (size_t)dst->height);
+    if (buf == NULL) {
+        CPLError(CE_Failure, CPLE_OutOfMemory, "out of memory for a %lldx%lld mask",
+                 (long long)dst->width, (long long)dst->height);
+        return CE_Failure;
+    }
+    const CPLErr err = GDALRasterIOEx(mb, GF_Read, (int)w->col_off, (int)w->row_off, int_len(w->width),
+                                      int_len(w->height), buf, (int)dst->width, (int)dst->height, GDT_Byte,
+                                      1, (GSpacing)dst->width, extra);
+    if (!packed) {
+        for (int64_t r = 0; err == CE_None && r < dst->height; r++)
+            for (int64_t c = 0; c < dst->width; c++)
+                ((unsigned char *)dst->data)[r * dst->row_stride + c * dst->col_stride] = buf[r * dst->width + c];
+        free(buf);
+    }
+    return err;
+}
+
 static raster_status_t
 mask_with_handle(raster_dataset_t *ds, GDALDatasetH h, const mask_request_t *mr)
 {
@@ -615,11 +644,7 @@ mask_with_handle(raster_dataset_t *ds, GDALDatasetH h, const mask_request_t *mr)
     INIT_RASTERIO_EXTRA_ARG(extra);
     if (mr->resampled)
         resampling_extra(&extra, w, mr->alg);
-    const CPLErr err = mb == NULL ? CE_Failure
-                                  : GDALRasterIOEx(mb, GF_Read, (int)w.col_off, (int)w.row_off,
-                                                   int_len(w.width), int_len(w.height), dst->data,
-                                                   (int)dst->width, (int)dst->height, GDT_Byte,
-                                                   dst->col_stride, dst->row_stride, &extra);
+    const CPLErr err = mb == NULL ? CE_Failure : mask_rasterio(mb, &w, dst, &extra);
     raster_status_t st = RASTER_OK;
     if (err != CE_None)
         st = raster__fail(raster__gdal_capture_status(ds->path, RASTER__GDAL_CALL_READ, RASTER_E_CORRUPT),

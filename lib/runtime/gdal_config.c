@@ -1,18 +1,19 @@
 /*
  * gdal_config.c - GDAL config options scoped to a caller's rasterloader calls.
  *
- * Why: a Python user sets GDAL options with rasterio.Env (credentials, HTTP
- * headers, GDAL_DISABLE_READDIR_ON_OPEN), but rasterio bundles its own GDAL,
- * so those settings never reach the GDAL this library links.  The binding
- * reads the options of the Env active in the calling thread and pushes them
- * here for the duration of one call.
+ * Why: a C caller scopes GDAL options (credentials, HTTP headers,
+ * GDAL_DISABLE_READDIR_ON_OPEN) to its own calls with raster_gdal_config_push
+ * / _pop, and the library's worker threads that do GDAL work for those calls
+ * must see them too.  (The Python package does not use this: it runs on the
+ * GDAL rasterio loaded, where rasterio.Env sets its options process-wide, so
+ * every thread already sees them.)
  *
  * How: raster_gdal_config_push() copies the options into a frame on the
  * calling thread's stack of frames and sets each with
  * CPLSetThreadLocalConfigOption(), which GDAL consults before the process-wide
  * options and the environment; the pop puts back the thread-local values the
- * thread had before.  Thread-local, not CPLSetConfigOption(): two Python
- * threads with different Envs read at the same time without seeing each
+ * thread had before.  Thread-local, not CPLSetConfigOption(): two caller
+ * threads with different options read at the same time without seeing each
  * other's credentials, and nothing outlives the call.
  *
  * GDAL work done for the caller on the library's worker threads (threads.c:

@@ -90,6 +90,8 @@ raster__gdal_fork_child(void)
     gate.closing = 0;
 }
 
+static int running_gdal_has_int8(void);
+
 static void
 gdal_register(void)
 {
@@ -97,6 +99,10 @@ gdal_register(void)
                                                raster__gdal_fork_child};
     raster__fork_hooks(RASTER__FORK_GDAL, &hooks);
     GDALAllRegister();
+    /* GDAL 3.7 brought Int8 and changed float32 NaN into int32 from
+     * INT32_MIN to 0 (GDALCopyWords): our conversions follow the GDAL that
+     * runs, as rasterio's reads on it do (common.h). */
+    raster__convert_nan_i32_zero(running_gdal_has_int8());
 }
 
 void
@@ -121,15 +127,32 @@ raster__gdal_leave(void)
 
 /* ------------------------------ dtypes --------------------------------- */
 
-/* Every dtype with a GDAL type of the same values (runtime.h). */
+/* GDT_Int8 is 14 from GDAL 3.7 on; in 3.6 (the headers the Python package
+ * is built with while it runs on rasterio's newer GDAL) 14 is GDT_TypeCount,
+ * which no band has.  So the value, not the 3.7 name, and the GDAL that
+ * runs decides, not the one compiled against: a Byte buffer would clamp a
+ * 3.7+ Int8 band to 0..255. */
+enum { GDAL_INT8_VALUE = 14 };
+
+static int
+running_gdal_has_int8(void)
+{
+    static int cached = -1;     /* threads racing to fill it store the same value */
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = atoi(GDALVersionInfo("VERSION_NUM")) >= 3070000;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+/* Every dtype with a GDAL type of the same values (runtime.h); int8 apart,
+ * by the running GDAL. */
 static const struct {
     raster_dtype_t dt;
     GDALDataType gdt;
 } dtype_table[] = {
     {RASTER_U8, GDT_Byte},
-#if GDAL_VERSION_NUM >= 3070000
-    {RASTER_I8, GDT_Int8},
-#endif
     {RASTER_U16, GDT_UInt16}, {RASTER_I16, GDT_Int16}, {RASTER_U32, GDT_UInt32},
     {RASTER_I32, GDT_Int32},  {RASTER_F32, GDT_Float32}, {RASTER_F64, GDT_Float64},
 };
@@ -138,6 +161,8 @@ static const struct {
 int
 raster__gdal_type(raster_dtype_t dt)
 {
+    if (dt == RASTER_I8)
+        return running_gdal_has_int8() ? GDAL_INT8_VALUE : GDT_Unknown;
     for (size_t i = 0; i < DTYPE_TABLE_N; i++)
         if (dtype_table[i].dt == dt)
             return dtype_table[i].gdt;
@@ -154,7 +179,7 @@ raster__gdal_carrier(raster_dtype_t dt)
 int
 raster__dtype_of_gdal(int gdt, const char *pixeltype, raster_dtype_t *out)
 {
-    if (gdt == GDT_Byte && pixeltype != NULL && strcmp(pixeltype, "SIGNEDBYTE") == 0) {
+    if (gdt == GDAL_INT8_VALUE || (gdt == GDT_Byte && pixeltype != NULL && strcmp(pixeltype, "SIGNEDBYTE") == 0)) {
         *out = RASTER_I8;
         return 1;
     }

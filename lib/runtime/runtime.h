@@ -47,7 +47,7 @@ RASTER_HIDDEN void raster__gdal_fork_child(void);
  * values.  float16 has no GDAL type here.
  *
  * raster__gdal_type() is the GDAL type whose values are dt's, or
- * GDT_Unknown (0) where this GDAL has none (float16; int8 before 3.7): what
+ * GDT_Unknown (0) where the running GDAL has none (float16; int8 before 3.7): what
  * GDAL computes in (a warp's working type) or converts into (a resampled
  * read straight into the destination) must be this one.
  * raster__gdal_carrier() is the buffer type that carries the bytes of a

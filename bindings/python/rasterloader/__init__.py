@@ -15,6 +15,12 @@ rasterloader.torch has the PyTorch Datasets and samplers (DataLoader workers, DD
 See rasterloader.errors for the exceptions and README for the copy budget.
 """
 
+# Before _core: it binds to the GDAL (and libtiff, libzstd, libdeflate, libcurl)
+# that rasterio loaded, which this makes global (_gdal_runtime.py).
+from . import _gdal_runtime
+_GDAL = _gdal_runtime.load()
+__gdal_version__ = _GDAL["gdal_version"]   # the GDAL rasterio and rasterloader share
+
 from . import errors  # statuses come from _core; _core finds these classes at its first raise
 from ._core import BufferPool, Tile, get_threads, set_threads, set_tile_cache_budget, tile_cache_stats
 from ._core import __version__ as _c_version
@@ -32,7 +38,7 @@ __version__ = _c_version
 
 __all__ = [
     "open", "Dataset", "BufferPool", "Tile", "Window", "Resampling", "CRS", "errors",
-    "default_pool", "default_pool_budget", "DEFAULT_POOL_BYTES", "__version__",
+    "default_pool", "default_pool_budget", "DEFAULT_POOL_BYTES", "__version__", "__gdal_version__",
     "BatchLoader", "WindowReader", "Batch", "RandomWindows", "GridWindows", "TileWindows",
     "set_threads", "get_threads", "set_tile_cache_budget", "tile_cache_stats", "WarpedVRT", "Mosaic",
     "RandomGeoWindows", "GridGeoWindows",

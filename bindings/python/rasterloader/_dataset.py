@@ -41,7 +41,6 @@ import numpy as np
 from affine import Affine
 
 from . import _compat, _core, _windows
-from ._env import with_gdal_env
 from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._args import norm_kwargs, resampling_code, timeout_ms
@@ -119,7 +118,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
     in _dataset_meta.py; with rasterio installed this is also a
     ``rasterio.io.DatasetReader``, as rasterio's helpers check."""
 
-    @with_gdal_env
     def __init__(self, path, *, reader=None):
         name = os.fspath(path)
         code = {None: -1, "auto": -1, "gdal": _core.READER_GDAL,
@@ -419,7 +417,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                                 f"{oh}x{ow} pixels", _core.E_IO)
 
     @_read_failures_chained
-    @with_gdal_env
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -527,7 +524,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return win, out_hw, bool(boundless) and window is not None, alg
 
     @_read_failures_chained
-    @with_gdal_env
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -555,7 +551,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return result
 
     @_read_failures_chained
-    @with_gdal_env
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
@@ -571,7 +566,6 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
 
     # ------------------------------------------------------------ native HWC
     @_read_failures_chained
-    @with_gdal_env
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
                  timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):

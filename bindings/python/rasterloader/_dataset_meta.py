@@ -328,10 +328,12 @@ class DatasetMetaMixin:
         return self._statistics(self._band_arg(bidx), flags)
 
     def stats(self, *, indexes=None, approx=False):
-        """[Statistics] of the bands in 'indexes' (default all), computed now."""
+        """[Statistics] of the bands in 'indexes' (default all): as rasterio's
+        stats(), GDAL's stored statistics when it has them (rounded to the 14
+        digits GDAL stores), else computed now."""
         bands = self.indexes if indexes is None else \
             [indexes] if isinstance(indexes, numbers.Integral) else indexes
-        flags = _STATS_COMPUTE | (_STATS_APPROX if approx else 0)
+        flags = _STATS_APPROX if approx else 0
         return [self._statistics(self._band_arg(b), flags) for b in bands]
 
     def lnglat(self):

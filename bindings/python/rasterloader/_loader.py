@@ -53,7 +53,6 @@ import numpy as np
 from . import _core, _windows
 from ._compat import Resampling
 from ._dataset import Dataset, core_of, open as _open
-from ._env import active_options, gdal_options, with_gdal_env
 from ._args import norm_kwargs, out_hw, resampling_code, timeout_ms
 from .errors import PoolTimeoutError, RasterError
 from . import geo as _geo
@@ -409,7 +408,6 @@ class WindowReader:
         return items
 
     # ------------------------------------------------------------ reads
-    @with_gdal_env
     def read(self, indices):
         """Read the samples ``indices`` now (in this thread, on ``threads``
         threads) into a pooled :class:`Batch`."""
@@ -444,7 +442,6 @@ class WindowReader:
             kw["out_hw"] = (self.height, self.width)
         return kw
 
-    @with_gdal_env
     def read_into(self, indices, out, mask_out=None, layout="bhwc", validity_out=None):
         """Read the samples ``indices`` into ``out`` ([B,H,W,C], or [B,C,H,W] with
         layout='bchw'; any writable NumPy array or torch tensor, of any dtype),
@@ -598,14 +595,13 @@ def _put(q, stop, item):
     return False
 
 
-def _prefetch_run(q, stop, loader, plan, options):
+def _prefetch_run(q, stop, loader, plan):
     """The reader thread.  It holds the queue and the stop flag, never the
     iterator, so dropping the iterator runs its __del__, which stops this.
-    ``options``: the rasterio.Env options of the thread that started the
-    iteration, which rasterio keeps per thread: pushed here for every read."""
+    (A rasterio.Env's options reach it by themselves: rasterio sets them in
+    the GDAL rasterloader runs on, process-wide.)"""
     try:
-        with gdal_options(options):
-            _prefetch_reads(q, stop, loader, plan)
+        _prefetch_reads(q, stop, loader, plan)
     except BaseException as e:     # delivered to the consumer
         _put(q, stop, e)
         return
@@ -637,8 +633,7 @@ class _Prefetcher:
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(target=_prefetch_run,
-                                        args=(self._q, self._stop, loader, plan,
-                                              active_options()),
+                                        args=(self._q, self._stop, loader, plan),
                                         name="rasterloader-prefetch", daemon=True)
         self._thread.start()
 

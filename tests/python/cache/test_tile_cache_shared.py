@@ -46,7 +46,7 @@ def test_on_by_default_shared():
     assert os.environ["RASTERLOADER_TILE_CACHE_NAME"] in s["name"]
     assert str(os.getuid()) in s["name"]
     assert s["budget_bytes"] > 0
-    assert s["gdal_cache_bytes"] in (-1, 32 << 20)
+    assert s["gdal_cache_bytes"] == -1 or s["gdal_cache_bytes"] > 32 << 20   # GDAL's, not shrunk
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
@@ -99,10 +99,18 @@ def test_a_file_rewritten_in_place_misses(tmp_path):
         assert_same(got, src.read())
 
 
-def _stats_in_fresh_process(tag, extra_env=None):
+# GDAL's cache limit before rasterloader's first open, from the GDAL it runs on.
+_GDAL_CACHE_MAX = ("import ctypes, os; g = ctypes.CDLL(rasterloader._GDAL['libraries']['gdal'], "
+                   "mode=os.RTLD_NOLOAD); g.GDALGetCacheMax64.restype = ctypes.c_int64; "
+                   "before = g.GDALGetCacheMax64(); ")
+
+
+def _stats_in_fresh_process(tag, extra_env=None, gdal_cache=False):
     env = dict(os.environ, RASTERLOADER_TILE_CACHE_NAME=tag, **(extra_env or {}))
-    code = ("import json, rasterloader; ds = rasterloader.open(%r); ds.read(); "
-            "print(json.dumps(rasterloader.tile_cache_stats()))" % fixture_path(NAME))
+    code = ("import json, rasterloader; %sds = rasterloader.open(%r); ds.read(); "
+            "s = rasterloader.tile_cache_stats(); %sprint(json.dumps(s))"
+            % (_GDAL_CACHE_MAX if gdal_cache else "", fixture_path(NAME),
+               "s['gdal_cache_max_before_open'] = before; " if gdal_cache else ""))
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     import json
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -245,9 +253,12 @@ def test_past_the_last_process_slot_a_process_reads_uncached_within_the_budget()
             os.unlink(p)
 
 
-def test_gdal_block_cache_gets_a_small_budget_unless_the_user_set_one():
-    s = _stats_in_fresh_process("gc%d" % os.getpid(), {})   # inherits our environment
+def test_gdal_block_cache_is_left_to_rasterio_and_the_user():
+    """The package runs on rasterio's GDAL: its block cache stays what GDAL (5 %
+    of RAM by default) or the user (GDAL_CACHEMAX) made it, never shrunk."""
+    s = _stats_in_fresh_process("gc%d" % os.getpid(), {}, gdal_cache=True)   # inherits our environment
+    assert s["gdal_cache_bytes"] == s["gdal_cache_max_before_open"] > 0
     if "GDAL_CACHEMAX" not in os.environ:
-        assert s["gdal_cache_bytes"] == 32 << 20
+        assert s["gdal_cache_bytes"] > 32 << 20          # GDAL's default, not the C library's 32 MiB
     s = _stats_in_fresh_process("gd%d" % os.getpid(), {"GDAL_CACHEMAX": "64"})   # MB, GDAL's unit
     assert s["gdal_cache_bytes"] == 64 << 20

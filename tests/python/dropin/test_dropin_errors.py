@@ -98,47 +98,25 @@ def test_errors_pickle_with_their_rasterio_bases():
 
 
 HIDE_RASTERIO = textwrap.dedent("""
-    import importlib.abc, sys, warnings
+    import importlib.abc, sys
     class HideRasterio(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name == "rasterio" or name.startswith("rasterio."):
                 raise ImportError("rasterio hidden for this test: " + name)
     sys.meta_path.insert(0, HideRasterio())
-    import numpy as np
-    import rasterloader
-    from rasterloader import errors
-    assert "rasterio" not in sys.modules
-    assert errors.CorruptError.__mro__[1:3] == (errors.RasterError, OSError), errors.CorruptError.__mro__
-    assert issubclass(errors.RasterloaderDeprecationWarning, FutureWarning)
-    ds = rasterloader.open(sys.argv[1])
-    assert [c.__module__ for c in type(ds).__mro__] == ["rasterloader._dataset",
-                                                        "rasterloader._dataset_meta", "builtins"]
-    assert ds.read(1, window=((0, 5), (0, 7))).shape == (5, 7)
-    assert ds.tags()["AREA_OR_POINT"] == "Area" and ds.overviews(1) == []
-    assert ds.block_window(1, 0, 0) == (0, 0, ds.block_shapes[0][1], ds.block_shapes[0][0])
-    assert len(list(ds.sample([ds.xy(3, 4), (0, 0)]))) == 2
-    assert ds.gcps == ([], None) and len(ds.lnglat()) == 2
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        s = ds.statistics(1)
-    assert s.min <= s.mean <= s.max and w[0].category is errors.RasterloaderDeprecationWarning
     try:
-        ds.colormap(1)
-    except ValueError:
-        pass
+        import rasterloader
+    except ImportError as e:
+        print("ImportError:", e)
     else:
-        raise AssertionError("no ValueError")
-    try:
-        rasterloader.open(sys.argv[1] + ".missing")
-    except FileNotFoundError as e:
-        assert isinstance(e, errors.RasterIOError)
-    print("ok")
+        raise AssertionError("imported without rasterio")
 """)
 
 
-def test_imports_and_reads_without_rasterio(tmp_path):
-    path = tmp_path / "copy.tif"        # statistics() may write a .aux.xml beside it
-    path.write_bytes(open(fixture_path(GOOD_NAME), "rb").read())
-    r = subprocess.run([sys.executable, "-c", HIDE_RASTERIO, str(path)], capture_output=True,
+def test_without_rasterio_the_import_error_says_what_to_install():
+    """rasterio is a runtime dependency (rasterloader runs on its GDAL): without
+    it, import fails cleanly, naming it and what to install."""
+    r = subprocess.run([sys.executable, "-c", HIDE_RASTERIO], capture_output=True,
                        text=True, timeout=120, cwd=ROOT)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rasterio hidden for this test" in r.stdout and "pip install 'rasterio>=1.4'" in r.stdout, r.stdout

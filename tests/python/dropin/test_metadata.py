@@ -98,29 +98,3 @@ def test_reader_choice():
         rasterloader.open(path, reader="bogus")
     with pytest.raises(ValueError):
         rasterloader.open(path, mode="w")
-
-
-def test_without_rasterio_installed():
-    """rasterio is optional at run time: the stand-ins take over."""
-    import subprocess
-    import sys
-    import textwrap
-    code = textwrap.dedent(f"""
-        import sys
-        sys.modules["rasterio"] = None          # import rasterio -> ImportError
-        import rasterloader
-        from rasterloader import _compat
-        assert not _compat.HAVE_RASTERIO
-        ds = rasterloader.open({fixture_path(NAMES[0])!r})
-        assert type(ds.crs).__name__ == "CRS" and ds.crs.to_wkt().startswith(("PROJCS", "GEOGCS"))
-        assert ds.crs == rasterloader.CRS.from_wkt(ds.crs.to_wkt())
-        assert ds.bounds._fields == ("left", "bottom", "right", "top")
-        w = ds.window(*ds.bounds)
-        assert abs(w.width - ds.width) < 1e-6 and abs(w.height - ds.height) < 1e-6
-        a = ds.read(window=rasterloader.Window(1, 2, 3, 4))
-        assert a.shape == (ds.count, 4, 3)
-        assert ds.read(1, masked=True).shape == ds.shape
-        print(ds.crs.to_epsg(), ds.colorinterp[0])
-    """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr

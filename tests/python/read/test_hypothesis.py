@@ -7,7 +7,7 @@ from rasterio.windows import Window
 
 from conftest import GOOD, assert_same
 
-NAMES = [e["name"] for e in GOOD if e["compress"] != "jpeg"]
+NAMES = [e["name"] for e in GOOD]
 DTYPES = [None, "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"]
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -13,8 +13,8 @@ from rasterio.windows import Window
 from conftest import GOOD, assert_same
 
 # every fixture with a nodata value, one per mask source, one without masks
-NODATA = [e["name"] for e in GOOD if e["nodata"] is not None and e["compress"] != "jpeg"]
-MASKED = [next(e["name"] for e in GOOD if e["mask"] == m and e["compress"] != "jpeg")
+NODATA = [e["name"] for e in GOOD if e["nodata"] is not None]
+MASKED = [next(e["name"] for e in GOOD if e["mask"] == m)
           for m in ("alpha", "external_msk", "internal")]
 PLAIN = [next(e["name"] for e in GOOD if e["mask"] == "none" and e["nodata"] is None
               and e["dtype"] == "float32")]

@@ -7,14 +7,8 @@ byte orders, nodata) x out shapes (decimation by 2 and by an odd factor,
 upsampling, one pixel, stretched) x every resampling a read may use x band
 selections, plus out_dtype conversions and out= arrays.
 
-rasterio's wheel bundles GDAL 3.10, rasterloader links Debian's GDAL 3.6, and
-their resampling kernels differ in two places, measured here (and written in
-the README): GDAL 3.6 resamples 32-bit integer and float64 bands in float32
-(3.10 in float64), so every method but nearest differs in the low bits there
-(and mode may pick another value); gauss and rms changed between the two (an
-integer pixel in 10^4-10^5 off by one).  Those cases are held to GDAL 3.6's
-own precision (float32) instead of bit identity; every other case must be
-bit-identical.
+rasterloader runs on the GDAL rasterio loaded (one GDAL per process), so every
+case, every dtype and kernel (gauss, rms, mode included), is bit-identical.
 """
 
 import numpy as np
@@ -53,33 +47,10 @@ def shapes(h, w):
     }
 
 
-def gdal_versions_agree(dtype, method):
-    """Whether GDAL 3.6 and 3.10 resample 'dtype' with 'method' the same way."""
-    if method == Resampling.nearest:
-        return True
-    if method in (Resampling.gauss, Resampling.rms):
-        return False
-    return np.dtype(dtype).itemsize <= 2 or np.dtype(dtype) == np.float32
-
-
-def assert_within_gdal36_precision(got, want, method):
-    """GDAL 3.6 works in float32 where 3.10 works in float64: equal to float32
-    rounding of the inputs and weights (relative 1e-4), an integer off by one."""
-    assert got.shape == want.shape and got.dtype == want.dtype
-    if method == Resampling.mode and got.dtype.itemsize >= 4:
-        return      # the most frequent float32-rounded value: not comparable
-    g, w = got.astype(np.float64), want.astype(np.float64)
-    tol = np.maximum(np.abs(w) * 1e-4, 1.0 if got.dtype.kind in "iu" else 1e-6)
-    bad = np.abs(g - w) > tol
-    assert not bad.any(), f"{bad.sum()} pixel(s) beyond GDAL 3.6's precision, e.g. " \
-                          f"{g[bad][:3]} vs {w[bad][:3]}"
-
-
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("method", READ_METHODS, ids=lambda m: m.name)
 def test_out_shape_equals_rasterio(name, method, rio, rl):
     src, ds = rio(name), rl(name)
-    identical = gdal_versions_agree(src.dtypes[0], method)
     win = Window(13, 9, min(120, src.width - 13), min(90, src.height - 9))
     for label, oh_ow in shapes(int(win.height), int(win.width)).items():
         for idx in (1, [src.count, 1]):
@@ -87,13 +58,7 @@ def test_out_shape_equals_rasterio(name, method, rio, rl):
             shape = oh_ow if isinstance(idx, int) else (n,) + oh_ow
             want = src.read(idx, window=win, out_shape=shape, resampling=method)
             got = ds.read(idx, window=win, out_shape=shape, resampling=method)
-            if method == Resampling.rms and np.dtype(src.dtypes[0]).kind in "iu":
-                pytest.xfail("GDAL 3.6's rms overflows near the top of uint16 (0 where 3.10 "
-                             "gives 65535): compared for float bands only")
-            if identical:
-                assert_same(got, want)
-            else:
-                assert_within_gdal36_precision(got, want, method)
+            assert_same(got, want)
 
 
 @pytest.mark.parametrize("name", NAMES[:4])
@@ -159,12 +124,11 @@ MASK_NAMES = [n for n in [
 
 
 @pytest.mark.parametrize("name", MASK_NAMES)
-@pytest.mark.parametrize("method", [Resampling.nearest, Resampling.average, Resampling.bilinear],
-                         ids=lambda m: m.name)
+@pytest.mark.parametrize("method", [Resampling.nearest, Resampling.average, Resampling.bilinear,
+                                    Resampling.mode], ids=lambda m: m.name)
 def test_resampled_masks_equal_rasterio(name, method, rio, rl):
     """read_masks / dataset_mask with an out_shape: every band mask rasterio's rules
-    use, resampled by GDAL the same way.  (mode differs between GDAL 3.6 and 3.10 on
-    nodata masks, in a few hundred pixels of 25,000: not compared.)"""
+    use, resampled by GDAL the same way (the one GDAL of the process)."""
     src, ds = rio(name), rl(name)
     win = Window(7, 5, min(300, src.width - 7), min(200, src.height - 5))
     for oh_ow in ((50, 75), (1, 1), (333, 321), (64, 300)):

@@ -1,23 +1,29 @@
-"""rasterio.Env reaches rasterloader's GDAL.
+"""rasterio.Env reaches rasterloader's reads: it is the same GDAL.
 
-rasterloader links its own GDAL (Debian's 3.6), rasterio bundles 3.10, so
-options set with ``rasterio.Env(...)`` would not reach rasterloader by
-themselves.  While an Env is active in the calling thread, every entry pushes
-its options as thread-local GDAL config for the call (lib/runtime/gdal_config.c,
-rasterloader/_env.py), on every thread that works for it: the loader's
-prefetch thread and the C worker threads of a batch read.
+rasterloader runs on the GDAL rasterio loaded (rasterloader/_gdal_runtime.py),
+and rasterio.Env sets its options in that GDAL, process-wide, for as long as
+the Env is active: rasterloader's open, its reads, its loaders' threads and the
+C worker threads see them with no copy of ours.  Each test holds rasterloader
+to rasterio's own behaviour inside the same Env:
 
-Checked against a loopback HTTP server that records every request's headers
-(tests/remote/recording_httpd.py): the user agent (GDAL_HTTP_USERAGENT) and an
-extra header (GDAL_HTTP_HEADERS) arrive on every request of an open and of
-the reads after it, for both readers and the loaders, and do not outside the
-Env; S3 credentials from ``rasterio.Env(session=AWSSession(...))`` sign the
-requests.  Pixels are compared with rasterio's read of the local file.
+- against a loopback HTTP server that records every request's headers
+  (tests/remote/recording_httpd.py): the user agent (GDAL_HTTP_USERAGENT) and
+  an extra header (GDAL_HTTP_HEADERS) arrive on every request of an open and
+  of the reads after it, for both readers and the loaders, as on rasterio's
+  requests, and not outside the Env; S3 credentials from
+  ``rasterio.Env(session=AWSSession(...))`` sign the requests;
+- GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR hides a .msk sidecar from both;
+- GDAL_CACHEMAX: rasterio's value stays GDAL's through rasterloader's reads;
+- error handling: rasterio's errors inside an Env still reach rasterio, and
+  rasterloader's reach rasterloader with their own class, from many threads
+  at once (both capture GDAL errors with handlers of their own).
+Pixels are compared with rasterio's read of the local file.
 """
 
+import ctypes
 import os
-import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -26,7 +32,7 @@ from rasterio.session import AWSSession
 from rasterio.windows import Window
 
 import rasterloader
-from rasterloader import _env
+from rasterloader import errors
 from conftest import FIXTURE_DIR, ROOT, fixture_path
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "remote"))
@@ -72,15 +78,16 @@ def _assert_headers(reqs, inside):
 @pytest.mark.parametrize("reader", ["gdal", "native"])
 def test_env_options_reach_open_and_reads(server, reader):
     with rasterio.Env(**ENV):
-        assert dict(_env.active_options())["GDAL_HTTP_HEADERS"] == "X-Test: 1"
         with rasterloader.open(server.url(f"in/{reader}/{COG}"), reader=reader) as ds:
             n_open = len(server.requests(f"in/{reader}/"))
             _reads(ds)
+        with rasterio.open(server.url(f"rio/{reader}/{COG}")) as src:     # the oracle
+            src.read(1, window=WINDOWS[0])
     reqs = server.requests(f"in/{reader}/")
     assert len(reqs) > n_open                          # the reads went to the server
     _assert_headers(reqs, inside=True)
+    _assert_headers(server.requests(f"rio/{reader}/"), inside=True)
     # Outside the Env: GDAL's own user agent, no extra header.
-    assert _env.active_options() is None
     with rasterloader.open(server.url(f"out/{reader}/{COG}"), reader=reader) as ds:
         _reads(ds)
     _assert_headers(server.requests(f"out/{reader}/"), inside=False)
@@ -139,43 +146,108 @@ def test_session_credentials_sign_s3_requests(server, reader):
         assert "Credential=AKIDRASTERLOADERTEST/" in r["headers"].get("authorization", ""), r
 
 
-def test_rasterio_data_directories_are_not_passed():
-    """rasterio points GDAL_DATA at its own GDAL's files: not for ours."""
-    with rasterio.Env():
-        assert _env.active_options() is None
-    with rasterio.Env(GDAL_DATA="/nowhere", VSI_CACHE=True, GDAL_CACHEMAX=1 << 26):
-        assert _env.active_options() == (("VSI_CACHE", "ON"), ("GDAL_CACHEMAX", "67108864"))
+MASK_EXTERNAL = "u16_deflate_pred2_tile256_pixel_1b_700x531_mask_external.tif"   # + .msk beside it
 
 
-def test_options_are_popped_after_each_call():
-    """Nothing stays behind on the thread: a push and its pop leave GDAL's
-    thread-local options as they were (checked through GDAL itself)."""
-    import ctypes
-    gdal = ctypes.CDLL("libgdal.so.32")      # the GDAL rasterloader links (Debian)
-    gdal.CPLGetThreadLocalConfigOption.restype = ctypes.c_char_p
-    get = lambda k: gdal.CPLGetThreadLocalConfigOption(k.encode(), None)  # noqa: E731
-    gdal.CPLSetThreadLocalConfigOption(b"GDAL_HTTP_USERAGENT", b"before")
+def _mask_view(ds):
+    return tuple(tuple(m) for m in ds.mask_flag_enums), len(ds.files), ds.read_masks(1).tobytes()
+
+
+def test_disable_readdir_on_open_as_rasterio():
+    """EMPTY_DIR: GDAL does not list the folder, so the .msk sidecar is not
+    found; rasterloader sees exactly what rasterio sees, inside and outside."""
+    path = fixture_path(MASK_EXTERNAL)
+    seen = {}
+    for label, env in (("outside", {}), ("inside", {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"})):
+        with rasterio.Env(**env), rasterio.open(path) as a, rasterloader.open(path) as b:
+            seen[label] = _mask_view(b)
+            assert seen[label] == _mask_view(a), label
+    assert seen["inside"] != seen["outside"]          # the option did something
+    assert seen["inside"][1] == 1 and seen["outside"][1] == 2
+
+
+def _gdal():
+    g = ctypes.CDLL(rasterloader._GDAL["libraries"]["gdal"], mode=os.RTLD_NOLOAD)
+    g.GDALGetCacheMax64.restype = ctypes.c_int64
+    return g
+
+
+def test_gdal_cachemax_of_an_env_is_left_as_rasterio_set_it():
+    g = _gdal()
+    before = g.GDALGetCacheMax64()
+    want = 48 << 20
+    assert before != want
+    with rasterio.Env(GDAL_CACHEMAX=want):
+        assert g.GDALGetCacheMax64() == want               # rasterio sets GDAL's cache
+        with rasterloader.open(fixture_path(COG)) as ds:
+            assert np.array_equal(ds.read(1, window=WINDOWS[0]), _local(WINDOWS[0]))
+        assert g.GDALGetCacheMax64() == want               # and rasterloader left it so
+    assert g.GDALGetCacheMax64() == before
+
+
+# ---------------------------------------------------------------- error handlers
+
+BAD = [("not_a_tiff.tif", errors.FormatError, "not recognized as being in a supported file format"),
+       ("corrupt_tile.tif", errors.CorruptError, "deflate"),
+       ("no_such_file.tif", errors.RasterFileNotFoundError, "No such file")]
+
+
+def _rasterloader_error(name):
     try:
-        with _env.gdal_options((("GDAL_HTTP_USERAGENT", "inner"), ("X_RL_TEST", "1"))):
-            assert get("GDAL_HTTP_USERAGENT") == b"inner" and get("X_RL_TEST") == b"1"
-            with _env.gdal_options((("X_RL_TEST", "2"),)):
-                assert get("X_RL_TEST") == b"2"
-            assert get("X_RL_TEST") == b"1"
-        assert get("GDAL_HTTP_USERAGENT") == b"before" and get("X_RL_TEST") is None
-    finally:
-        gdal.CPLSetThreadLocalConfigOption(b"GDAL_HTTP_USERAGENT", None)
-    with pytest.raises(TypeError):
-        rasterloader._core.gdal_config_push([("KEY", 1)])
+        with rasterloader.open(os.path.join(FIXTURE_DIR, name)) as ds:
+            ds.read()
+    except errors.RasterError as e:
+        return e
+    return None
 
 
-def test_without_rasterio_nothing_changes():
-    """rasterio not importable: reads work and no option is pushed."""
-    code = ("import sys; sys.modules['rasterio'] = None\n"
-            "import numpy as np, rasterloader\n"
-            "from rasterloader import _env\n"
-            f"ds = rasterloader.open({fixture_path(COG)!r})\n"
-            "assert _env.active_options() is None\n"
-            "print(int(ds.read(1, window=((0, 4), (0, 4))).sum()))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert int(out.stdout) == int(_local(Window(0, 0, 4, 4)).astype(np.int64).sum())
+def _rasterio_error(name):
+    try:
+        with rasterio.open(os.path.join(FIXTURE_DIR, name)) as src:
+            src.read()
+    except rasterio.errors.RasterioError as e:
+        return e
+    return None
+
+
+def test_error_handlers_do_not_fight_across_threads():
+    """rasterio and rasterloader read bad files at once from 6 threads, half of
+    them inside an Env: every failure reaches the library that made the call,
+    with its own class and its own file's message (GDAL errors are captured
+    per thread by both, never by the other's handler)."""
+    rio_want = {name: _rasterio_error(name) for name, _, _ in BAD}
+    assert all(isinstance(e, rasterio.errors.RasterioIOError) for e in rio_want.values()), rio_want
+    start = threading.Barrier(6)
+    failures = []
+
+    def worker(k):
+        start.wait(timeout=60)
+        try:
+            for i in range(30):
+                name, cls, said = BAD[(k + i) % len(BAD)]
+                with rasterio.Env(GDAL_HTTP_MAX_RETRY="0") if k % 2 else _nothing():
+                    e = _rasterloader_error(name)
+                    assert isinstance(e, cls) and name in str(e) and said in str(e), (name, e)
+                    r = _rasterio_error(name)
+                    assert type(r) is type(rio_want[name]) and str(r) == str(rio_want[name]), (name, r)
+                    with rasterloader.open(fixture_path(COG)) as ds:
+                        good = ds.read(1, window=WINDOWS[2])
+                    assert np.array_equal(good, _local(WINDOWS[2]))
+        except BaseException as e:          # reported by the main thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+        assert not t.is_alive(), "deadlock guard"
+    assert not failures, failures[:3]
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -10,6 +10,7 @@ and rasterio's answer on the same URL is an error too.
 """
 
 import os
+import re
 import sys
 
 import pytest
@@ -25,6 +26,11 @@ import httpd  # noqa: E402
 
 COG = "cog_u16_deflate_pred2_tile256_pixel_3b_1024x1024.tif"
 ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "0"}
+
+# libcurl's words for a body cut short (CURLE_PARTIAL_FILE), which depend on the
+# libcurl GDAL loaded: "transfer closed with N bytes remaining to read" (Debian's
+# 7.88), "end of response with N bytes missing" (8.x, rasterio's wheel).
+SHORT_BODY = re.compile(r"transfer closed with \d+ bytes remaining|end of response with \d+ bytes missing")
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +131,7 @@ def test_short_body_during_read_is_named(quirky, retries, reader):
     with rasterloader.open(url, reader=reader) as ds:
         with pytest.raises(errors.RasterIOError) as ei:
             ds.read(window=WIN)
-    assert "transfer closed with" in str(ei.value), str(ei.value)
+    assert SHORT_BODY.search(str(ei.value)), str(ei.value)
 
 
 @pytest.mark.parametrize("code", [403, 404])
@@ -138,7 +144,7 @@ def test_status_on_open_is_named(quirky, retries, code):
 
 
 @pytest.mark.parametrize("how,words", [("reset", "Connection reset by peer"),
-                                       ("short", "transfer closed with"),
+                                       ("short", SHORT_BODY),
                                        ("503", "HTTP 503 Service Unavailable")])
 def test_transient_fault_fails_once_then_reads(quirky, retries, rl, how, words):
     """Without retries the fault is the read's error, naming the cause; the
@@ -148,7 +154,7 @@ def test_transient_fault_fails_once_then_reads(quirky, retries, rl, how, words):
     with rasterloader.open(url) as ds:
         with pytest.raises(errors.RasterIOError) as ei:
             ds.read(window=WIN)
-        assert words in str(ei.value), str(ei.value)
+        assert re.search(words, str(ei.value)), str(ei.value)
         assert_same(ds.read(window=WIN), rl(COG).read(window=WIN))
 
 

@@ -17,6 +17,12 @@
  *   (no int8, no float16), bit for bit, in runs of 8 (GDAL's SSE2 chunks);
  *   one value at a time (GDAL's scalar path) too, where GDAL itself differs
  *   in exactly two values of one pair (float32 -> int16, lib/common/dtype.c);
+ * - the lookup tables (8- and 16-bit integer sources with scale/offset or
+ *   mean/std) against the direct kernels and the scalar path for every
+ *   input value, every destination and parameters that stress the
+ *   expression (negative, tiny, zero std, NaN and +-0 means), then through
+ *   raster__place() in every layout; and the rule that builds and evicts
+ *   them;
  * - mean/std against the expression NumPy computes, (double(x) - mean) / std
  *   rounded once (tests/python/read/test_normalise.py checks NumPy itself).
  * The source values are every saturation edge of every dtype and +-1 of it,
@@ -204,7 +210,7 @@ static void check_against_scalar(raster_dtype_t s, raster_dtype_t d, mode_t_ mod
     free(slow);
 }
 
-static void check_pair_all_layouts(raster_dtype_t s, raster_dtype_t d)
+static void check_pair_layouts(raster_dtype_t s, raster_dtype_t d, mode_t_ m)
 {
     static const layout_t layouts[] = {
         {"hwc 1 channel", 3, 37, 1, 1, 0, 0, 0, 0, NULL},
@@ -231,23 +237,233 @@ static void check_pair_all_layouts(raster_dtype_t s, raster_dtype_t d)
         {"chw to hwc one long row", 1, 1037, 4, 4, 1, 0, 0, 0, NULL},
         {"chw to hwc 3 channels one long row", 1, 1037, 3, 3, 1, 0, 0, 0, NULL},
     };
-    for (mode_t_ m = MODE_PLAIN; m <= MODE_DIVIDE; m++) {
-        for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
-            check_against_scalar(s, d, m, &layouts[i]);
-        for (int64_t n = 1; n <= 40; n++) {     /* every vector tail */
-            const layout_t run = {"contiguous run", 1, n, 1, 1, 0, 0, 0, 0, NULL};
-            check_against_scalar(s, d, m, &run);
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
+        check_against_scalar(s, d, m, &layouts[i]);
+    for (int64_t n = 1; n <= 40; n++) {     /* every vector tail */
+        const layout_t run = {"contiguous run", 1, n, 1, 1, 0, 0, 0, 0, NULL};
+        check_against_scalar(s, d, m, &run);
+    }
+}
+
+/* Every pair, one test per source dtype (a failure names the pair): the
+ * direct kernels (lookup tables off; the next test has them on). */
+START_TEST(kernels_equal_scalar_path)
+{
+    const raster_dtype_t s = (raster_dtype_t)_i;
+    raster__cvt_tables_enable(0);
+    for (int d = 0; d < RASTER_DTYPE_COUNT; d++)
+        for (mode_t_ m = MODE_PLAIN; m <= MODE_DIVIDE; m++)
+            check_pair_layouts(s, (raster_dtype_t)d, m);
+    raster__cvt_tables_enable(1);
+    ck_assert_int_gt(n_compared, 0);
+}
+END_TEST
+
+/* ---- lookup tables (convert.h): 8- and 16-bit integer sources ---- */
+
+static const raster_dtype_t SMALL_INTS[] = {RASTER_U8, RASTER_I8, RASTER_U16, RASTER_I16};
+
+static int64_t entries_of(raster_dtype_t s)
+{
+    return (int64_t)1 << (8 * raster_dtype_size(s));
+}
+
+/* Every value of s, in increasing order, at out. */
+static void every_value(raster_dtype_t s, uint8_t *out)
+{
+    const int64_t n = entries_of(s), first = s == RASTER_I8 || s == RASTER_I16 ? -n / 2 : 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t v = first + i;
+        if (raster_dtype_size(s) == 1)
+            out[i] = (uint8_t)v;
+        else {
+            const uint16_t u = (uint16_t)v;
+            memcpy(out + 2 * i, &u, 2);
         }
     }
 }
 
-/* Every pair, one test per source dtype (a failure names the pair). */
-START_TEST(kernels_equal_scalar_path)
+/* The gather kernel with every lane reading 'table'. */
+static void gather_one_table(raster_dtype_t s, raster_dtype_t d, const void *table, const void *src, void *dst,
+                             int64_t n)
 {
-    const raster_dtype_t s = (raster_dtype_t)_i;
+    const void *lanes[RASTER__CVT_PERIOD];
+    for (int j = 0; j < RASTER__CVT_PERIOD; j++)
+        lanes[j] = table;
+    raster__cvt_gather(s, d)(src, dst, n, lanes);
+}
+
+/* Parameters (a: scale or std, b: offset or mean) that stress the
+ * expression: a negative std, tiny and subnormal ones, std 0 and -0, a NaN
+ * mean, +-0 means (their own keys: the bits differ), huge results. */
+static const double TAB_A[] = {300.0, -3.25, 1e-300, 5e-324, 0.0, -0.0, 1.0 / 3.0, 0.5, 1e-3, 7.0, 2.0};
+static const double TAB_B[] = {1000.0, 100.0, 0.5, -1.0, 1000.0, 2.0, NAN, -0.0, 0.0, -32768.0, 1e300};
+enum { NPARAMS = sizeof TAB_A / sizeof TAB_A[0] };
+
+/* Under ASan and valgrind (RASTER_MATRIX_SCALE > 1): one parameter pair per
+ * destination and mode, two destinations per layout test. */
+static int reduced(void)
+{
+    const char *scale = getenv("RASTER_MATRIX_SCALE");
+    return scale != NULL && atoi(scale) > 1;
+}
+
+/* For one source dtype, every destination with tables (all but float16 and float64), both modes, every
+ * parameter pair: the table (built by convert.c) gathered over every input
+ * value equals the direct kernel over every input value, which equals the
+ * scalar path (the oracle), byte for byte; also with the values reversed
+ * (the gather's indexing, not the order, gives the result). */
+START_TEST(tables_equal_direct_every_value)
+{
+    const raster_dtype_t s = SMALL_INTS[_i];
+    const int64_t n = entries_of(s);
+    const size_t ss = raster_dtype_size(s);
+    uint8_t *src = malloc((size_t)n * ss), *rev = malloc((size_t)n * ss);
+    uint8_t *direct = malloc((size_t)n * 8), *scalar = malloc((size_t)n * 8), *got = malloc((size_t)n * 8);
+    ck_assert(src && rev && direct && scalar && got);
+    every_value(s, src);
+    for (int64_t i = 0; i < n; i++)
+        memcpy(rev + i * (int64_t)ss, src + (n - 1 - i) * (int64_t)ss, ss);
+    int compared = 0;
+    for (int d = 0; d < RASTER_DTYPE_COUNT; d++) {
+        if (d == RASTER_F16 || d == RASTER_F64)
+            continue;
+        const size_t ds = raster_dtype_size((raster_dtype_t)d);
+        for (int divide = 0; divide <= 1; divide++)
+            for (size_t p = 0; p < NPARAMS; p++) {
+                if (reduced() && p != ((size_t)d + (size_t)divide) % NPARAMS)
+                    continue;
+                const double a = TAB_A[p], b = TAB_B[p];
+                double pa[RASTER__CVT_PERIOD], pb[RASTER__CVT_PERIOD];
+                for (int j = 0; j < RASTER__CVT_PERIOD; j++) {
+                    pa[j] = a;
+                    pb[j] = b;
+                }
+                const raster__cvt_param_fn fn = divide ? raster__cvt_divide(s, (raster_dtype_t)d)
+                                                       : raster__cvt_affine(s, (raster_dtype_t)d);
+                fn(src, direct, n, pa, pb);
+                const raster_view_t sv = raster_view_hwc(src, s, 1, n, 1);
+                const raster_view_t dv = raster_view_hwc(scalar, (raster_dtype_t)d, 1, n, 1);
+                const raster__place_opts_t po = {NULL, &a, &b, divide};
+                raster__place_scalar(&sv, &dv, &po);
+                ck_assert_msg(memcmp(direct, scalar, (size_t)n * ds) == 0, "%s -> %s %s a=%g b=%g: direct != scalar",
+                              NAMES[s], NAMES[d], divide ? "mean/std" : "scale/offset", a, b);
+                raster__cvt_tables_clear();
+                const void *table = NULL;
+                ck_assert_int_eq(raster__cvt_tables(s, (raster_dtype_t)d, divide, &a, &b, 1, n, &table), 1);
+                gather_one_table(s, (raster_dtype_t)d, table, src, got, n);
+                ck_assert_msg(memcmp(got, direct, (size_t)n * ds) == 0, "%s -> %s %s a=%g b=%g: table != direct",
+                              NAMES[s], NAMES[d], divide ? "mean/std" : "scale/offset", a, b);
+                gather_one_table(s, (raster_dtype_t)d, table, rev, got, n);
+                for (int64_t i = 0; i < n; i++)
+                    memcpy(scalar + i * (int64_t)ds, direct + (n - 1 - i) * (int64_t)ds, ds);
+                ck_assert_msg(memcmp(got, scalar, (size_t)n * ds) == 0, "%s -> %s a=%g b=%g: reversed values differ",
+                              NAMES[s], NAMES[d], a, b);
+                compared++;
+            }
+    }
+    ck_assert_int_eq(compared, 7 * 2 * (reduced() ? 1 : NPARAMS));
+    raster__cvt_tables_clear();
+    free(src);
+    free(rev);
+    free(direct);
+    free(scalar);
+    free(got);
+}
+END_TEST
+
+/* raster__place() through tables in every layout, against the scalar
+ * path: each channel's table (SCALES[k], OFFSETS[k]) is built first, so
+ * every run of the layouts above takes the gather kernel. */
+START_TEST(tables_equal_scalar_path_in_every_layout)
+{
+    const raster_dtype_t s = SMALL_INTS[_i];
+    enum { NCH = sizeof SCALES / sizeof SCALES[0] };
     for (int d = 0; d < RASTER_DTYPE_COUNT; d++)
-        check_pair_all_layouts(s, (raster_dtype_t)d);
-    ck_assert_int_gt(n_compared, 0);
+        for (mode_t_ m = MODE_AFFINE; m <= MODE_DIVIDE; m++) {
+            if (d == RASTER_F16 || d == RASTER_F64 || (reduced() && d != RASTER_U8 && d != RASTER_F32))
+                continue;
+            const void *tables[NCH];
+            raster__cvt_tables_clear();
+            ck_assert_int_eq(raster__cvt_tables(s, (raster_dtype_t)d, m == MODE_DIVIDE, SCALES, OFFSETS, NCH,
+                                                entries_of(s), tables),
+                             1);
+            check_pair_layouts(s, (raster_dtype_t)d, m);
+        }
+    raster__cvt_tables_clear();
+}
+END_TEST
+
+/* raster__place() really reads the table: an entry changed behind its back
+ * shows in the output (so the layout test above tests the gather path). */
+START_TEST(place_reads_the_table)
+{
+    enum { H = 256, W = 256 };
+    const double std = 2.0, mean = 1.0;
+    uint16_t *src = malloc(H * W * 2);
+    float *dst = malloc(H * W * 4);
+    ck_assert(src && dst);
+    for (int i = 0; i < H * W; i++)
+        src[i] = (uint16_t)(i % 100);
+    raster__cvt_tables_clear();
+    const void *table = NULL;
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 1, &std, &mean, 1, H * W, &table), 1);
+    ((float *)(uintptr_t)table)[7] = 12345.0f;
+    const raster_view_t sv = raster_view_hwc(src, RASTER_U16, H, W, 1);
+    const raster_view_t dv = raster_view_hwc(dst, RASTER_F32, H, W, 1);
+    const raster__place_opts_t po = {NULL, &std, &mean, 1};
+    raster__place(&sv, &dv, &po);
+    ck_assert(dst[7] == 12345.0f && dst[107] == 12345.0f);
+    ck_assert(dst[8] == 3.5f);
+    raster__cvt_tables_clear();
+    raster__place(&sv, &dv, &po);     /* a fresh table: the right value again */
+    ck_assert(dst[7] == 3.0f);
+    raster__cvt_tables_clear();
+    free(src);
+    free(dst);
+}
+END_TEST
+
+/* The rule of convert.h: a table is built once a key's values reach its
+ * entries (in one call or over several); keys are the parameters' bits;
+ * tables in use by the request are never evicted, so a request whose tables
+ * exceed the budget converts directly; least recently used tables go first;
+ * off means off. */
+START_TEST(table_build_rule)
+{
+    const void *t[17];
+    const double two = 2.0, one = 1.0, zero = 0.0, minus_zero = -0.0;
+    raster__cvt_tables_clear();
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 1, &two, &one, 1, 65535, t), 0);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 1, &two, &one, 1, 0, t), 0);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 1, &two, &one, 1, 1, t), 1);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 1, &two, &one, 1, 0, t), 1);
+    /* the other mode, and -0.0 against 0.0, are other keys */
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 0, &two, &one, 1, 0, t), 0);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 1, &two, &zero, 1, 65536, t), 1);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 1, &two, &minus_zero, 1, 0, t), 0);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U8, RASTER_F32, 1, &two, &one, 1, 256, t), 1);
+    /* int16 to float32: 256 KiB each, 16 fill the budget */
+    double a[17], b[17];
+    for (int k = 0; k < 17; k++) {
+        a[k] = 1.0 + k;
+        b[k] = 0.0;
+    }
+    raster__cvt_tables_clear();
+    ck_assert_int_eq(raster__cvt_tables(RASTER_I16, RASTER_F32, 0, a, b, 17, 65536, t), 0);
+    ck_assert(RASTER__CVT_TABLE_BUDGET == 16 * 65536 * 4);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_I16, RASTER_F32, 0, a, b, 16, 0, t), 1);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_I16, RASTER_F32, 0, a + 16, b + 16, 1, 65536, t), 1);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_I16, RASTER_F32, 0, a + 1, b + 1, 15, 0, t), 1);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_I16, RASTER_F32, 0, a, b, 1, 0, t), 0);   /* evicted: the oldest */
+    /* no table for float16, float64, 32-bit sources, or when off */
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F16, 1, &two, &one, 1, 1 << 20, t), 0);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F64, 1, &two, &one, 1, 1 << 20, t), 0);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_I32, RASTER_F32, 1, &two, &one, 1, 1 << 20, t), 0);
+    raster__cvt_tables_enable(0);
+    ck_assert_int_eq(raster__cvt_tables(RASTER_U16, RASTER_F32, 1, &two, &one, 1, 1 << 20, t), 0);
+    raster__cvt_tables_enable(1);
+    raster__cvt_tables_clear();
 }
 END_TEST
 
@@ -397,6 +613,10 @@ static Suite *convert_suite(void)
     TCase *tc = tcase_create("convert");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, kernels_equal_scalar_path, 0, RASTER_DTYPE_COUNT);
+    tcase_add_loop_test(tc, tables_equal_direct_every_value, 0, 4);
+    tcase_add_loop_test(tc, tables_equal_scalar_path_in_every_layout, 0, 4);
+    tcase_add_test(tc, place_reads_the_table);
+    tcase_add_test(tc, table_build_rule);
     tcase_add_test(tc, plain_kernels_equal_gdal_copy_words);
     tcase_add_test(tc, plain_kernels_equal_gdal_scalar_path);
     tcase_add_test(tc, mean_std_is_numpys_expression);
