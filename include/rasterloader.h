@@ -167,6 +167,11 @@ RASTER_API size_t raster_view_nbytes(raster_dtype_t dt, int64_t height,
  *                      (in*(1/std) - mean/std would not).  NULL = 0 and 1.
  *                      Exclusive with scale/offset (RASTER_E_INVALID_ARG);
  *                      a std of 0 is RASTER_E_INVALID_ARG.
+ *   fill_none          nonzero: the caller has no fill value (rasterio:
+ *                      fill_value None and no nodata on the last band read).
+ *                      A boundless read fills with 0 then; a boundless
+ *                      resampled read's VRT takes band 1's nodata, or none
+ *                      (see raster_read_resampled_into()).
  * Conversion to the destination dtype follows GDAL's rules, so results equal
  * rasterio's read(out_dtype=...): float to integer rounds half away from zero
  * and saturates (NaN becomes 0); integer to narrower integer saturates; to
@@ -183,6 +188,8 @@ typedef struct raster_read_options {
     /* appended after 0.1.0: */
     const double *mean;
     const double *std;
+    /* appended after 0.1.0 (boundless resampled reads): */
+    int fill_none;
 } raster_read_options_t;
 
 RASTER_API void raster_read_options_init(raster_read_options_t *opt);
@@ -329,9 +336,17 @@ RASTER_API raster_status_t raster_read_mask_into(raster_dataset_t *ds, raster_wi
  * scaled by the rules of raster_read_into() (a staging copy, allocated per
  * read).  Int8 bands with a GDAL before 3.7 (which has no Int8 and resamples
  * them as unsigned bytes) are resampled as bytes, nearest only: another
- * method is RASTER_E_UNSUPPORTED.  Band selection as in raster_read_into(); boundless is
- * RASTER_E_UNSUPPORTED.  The window must lie inside the raster and be at
- * least one pixel wide and high.  raster_resampling_t values are rasterio's
+ * method is RASTER_E_UNSUPPORTED.  Band selection as in raster_read_into().
+ * Not boundless, the window must lie inside the raster; it must have a
+ * positive width and height.  Boundless, it is read as rasterio 1.4 reads
+ * it: GDAL reads a VRT of the dataset whose grid is the window's
+ * (rasterio.vrt._boundless_vrt_doc with the same numbers: the window's
+ * transform, size max(raster, window) + 1, each band a ComplexSource with
+ * 'resampling', the nodata below as NoDataValue and NODATA) over (0, 0,
+ * width, height) into dst.  The VRT's nodata is opt->fill_value, or with
+ * fill_none band 1's nodata or none; the outside is that value, or 0.
+ * A dataset not opened from a path (a warped VRT) is RASTER_E_UNSUPPORTED
+ * there.  raster_resampling_t values are rasterio's
  * Resampling values (and GDAL's GRIORA_* ones); a warp-only method is
  * RASTER_E_INVALID_ARG.
  */
@@ -356,7 +371,8 @@ RASTER_API raster_status_t raster_read_resampled_into(raster_dataset_t *ds, rast
  * mask the rules use is resampled by GDAL over 'win' to dst's size (so
  * average gives values between 0 and 255 at mask edges, as in rasterio),
  * and the any-band-valid dataset mask is 255 where any of them is nonzero.
- * dst: uint8, one channel.
+ * dst: uint8, one channel.  Not boundless (RASTER_E_UNSUPPORTED):
+ * raster_read_masks_window_into() reads boundless resampled masks.
  */
 RASTER_API raster_status_t raster_read_mask_resampled_into(raster_dataset_t *ds, raster_window_f_t win,
                                                            raster_resampling_t resampling,
@@ -463,14 +479,14 @@ RASTER_API raster_status_t raster_read_masks_resampled_into(raster_dataset_t *ds
  *   - a plain read (raster_read_into() / raster_read_masks_into()) of the
  *     window rounded to whole pixels, floor(x + 0.5) for each field, when
  *     its width and height are whole (within 1e-9) and equal to dst's, and
- *     its offsets are whole too or 'resampling' is nearest (GDAL's nearest
- *     rule picks exactly those pixels);
+ *     its offsets are whole too or (not boundless) 'resampling' is nearest
+ *     (GDAL's nearest rule picks exactly those pixels);
  *   - otherwise a resampled read (raster_read_resampled_into() /
  *     raster_read_masks_resampled_into()) of the float window itself, so a
  *     fractional offset with bilinear, cubic, ... interpolates at the
  *     sub-pixel position as rasterio's GDAL call does, even when the size
- *     does not change.  Resampled reads cannot be boundless
- *     (RASTER_E_UNSUPPORTED), so neither can such a window.
+ *     does not change; boundless, through rasterio's VRT over the window
+ *     (its grid is offset by the fraction, so nearest too).
  * Arguments, results and failures are those of the call it makes; 'pixels'
  * is used by a plain masks read only.  raster_mosaic_read_source() reads
  * each source through raster_read_window_into().

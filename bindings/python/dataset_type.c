@@ -187,6 +187,16 @@ out_hw_parse(PyObject *o, raster_window_f_t win, long long *h, long long *w)
     return PyArg_ParseTuple(o, "LL;out_hw must be (height, width)", h, w) ? 0 : -1;
 }
 
+/* A read's fill_value: a number, or None for no fill value (0 outside; see
+ * raster_read_options_t.fill_none).  Sets a->opt after rl_read_args_parse. */
+static int
+fill_parse(PyObject *o, double *fill, int *none)
+{
+    *none = o == Py_None;
+    *fill = *none ? 0.0 : PyFloat_AsDouble(o);
+    return *fill == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
 static PyObject *
 Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -196,12 +206,16 @@ Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
     PyObject *out, *out_hw = Py_None, *bands = Py_None, *scale = Py_None, *offset = Py_None;
     PyObject *mean = Py_None, *std = Py_None;
     out_layout_t layout = LAYOUT_HWC;
+    PyObject *fill_obj = Py_None;
     int boundless = 0, alg = RASTER_RESAMPLE_NEAREST;
-    double fill = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|OO&OpdiOOOO:read_into", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O|OO&OpOiOOOO:read_into", kwlist,
                                      rl_window_f_converter, &win, &out, &out_hw, layout_converter,
-                                     &layout, &bands, &boundless, &fill, &alg, &scale, &offset, &mean,
+                                     &layout, &bands, &boundless, &fill_obj, &alg, &scale, &offset, &mean,
                                      &std))
+        return NULL;
+    double fill;
+    int fill_none;
+    if (fill_parse(fill_obj, &fill, &fill_none) < 0)
         return NULL;
     long long oh, ow;
     if (out_hw_parse(out_hw, win, &oh, &ow) < 0 || open_or_raise(self) == NULL)
@@ -210,6 +224,7 @@ Dataset_read_into(DatasetObject *self, PyObject *args, PyObject *kwargs)
     if (rl_read_args_parse(bands, self->info.band_count, boundless, fill, scale, offset, mean, std,
                            "read", &a) < 0)
         return NULL;
+    a.opt.fill_none = fill_none;
     if (layout == LAYOUT_HW && a.channels != 1) {
         rl_read_args_free(&a);
         return rl_raise_status(RASTER_E_INVALID_ARG, "a 2-D out needs exactly one band, not %d",
@@ -328,12 +343,14 @@ Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
     PyObject *pool_obj, *bands = Py_None, *scale = Py_None, *offset = Py_None;
     PyObject *mean = Py_None, *std = Py_None, *out_hw = Py_None;
     raster_dtype_t dtype;
-    int boundless = 0, timeout_ms = -1, alg = RASTER_RESAMPLE_NEAREST;
-    double fill = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O!O&|OpdOOiOOOi:read_tile", kwlist,
+    PyObject *fill_obj = Py_None;
+    int boundless = 0, timeout_ms = -1, alg = RASTER_RESAMPLE_NEAREST, fill_none;
+    double fill;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O!O&|OpOOOiOOOi:read_tile", kwlist,
                                      rl_window_f_converter, &win, Pool_Type, &pool_obj,
-                                     dtype_converter, &dtype, &bands, &boundless, &fill, &scale,
-                                     &offset, &timeout_ms, &mean, &std, &out_hw, &alg))
+                                     dtype_converter, &dtype, &bands, &boundless, &fill_obj, &scale,
+                                     &offset, &timeout_ms, &mean, &std, &out_hw, &alg) ||
+        fill_parse(fill_obj, &fill, &fill_none) < 0)
         return NULL;
     long long oh, ow;
     if (out_hw_parse(out_hw, win, &oh, &ow) < 0 || open_or_raise(self) == NULL)
@@ -353,6 +370,7 @@ Dataset_read_tile(DatasetObject *self, PyObject *args, PyObject *kwargs)
     if (rl_read_args_parse(bands, self->info.band_count, boundless, fill, scale, offset, mean, std,
                            "read", &a) < 0)
         return NULL;
+    a.opt.fill_none = fill_none;
     PoolObject *po = (PoolObject *)pool_obj;
     raster_pool_t *pool = pool_enter(po);
     if (pool == NULL) {
@@ -411,7 +429,7 @@ static PyMethodDef Dataset_methods[] = {
     {"band_info", (PyCFunction)Dataset_band_info, METH_O, "band_info(band) -> dict (1-based)"},
     {"read_into", (PyCFunction)(void (*)(void))Dataset_read_into, METH_VARARGS | METH_KEYWORDS,
      "read_into(window, out, out_hw=None, layout='hwc', bands=None, boundless=False,\n"
-     "          fill_value=0.0, resampling=0, scale=None, offset=None, mean=None, std=None) -> out\n\n"
+     "          fill_value=None, resampling=0, scale=None, offset=None, mean=None, std=None) -> out\n\n"
      "Read window=(col_off, row_off, width, height) (floats; rasterio's window, resolved)\n"
      "into 'out' in place (numpy array or DLPack tensor; layout 'hwc', 'chw' or 'hw') of\n"
      "out_hw=(height, width) pixels (None: the window's), converting to out's dtype.  The\n"
@@ -426,7 +444,7 @@ static PyMethodDef Dataset_methods[] = {
      "nodata) or MASKS_DATASET (one channel); plain or resampled as read_into decides.\n"
      "Returns True when rasterio would give no mask at all (numpy.ma.nomask)."},
     {"read_tile", (PyCFunction)(void (*)(void))Dataset_read_tile, METH_VARARGS | METH_KEYWORDS,
-     "read_tile(window, pool, dtype, bands=None, boundless=False, fill_value=0.0,\n"
+     "read_tile(window, pool, dtype, bands=None, boundless=False, fill_value=None,\n"
      "          scale=None, offset=None, timeout_ms=-1, mean=None, std=None, out_hw=None,\n"
      "          resampling=0) -> Tile (read_into's read, into a pooled buffer)"},
     {"__enter__", (PyCFunction)Dataset_enter, METH_NOARGS, NULL},

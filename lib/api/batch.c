@@ -568,6 +568,17 @@ batch_setup(batch_t *b, const raster_batch_options_t *o, const raster_batch_item
     b->out_h = o->out_height ? o->out_height : h;
     b->out_w = o->out_width ? o->out_width : w;
     b->resampled = b->out_h != h || b->out_w != w;
+    /* A boundless resampled read exists for one window (rasterio's VRT), but
+     * a batch's validity masks and labels have no boundless resampled rule:
+     * refused before anything is read, as before that read existed. */
+    for (int64_t i = 0; b->resampled && i < count; i++) {
+        raster_read_options_t ro;
+        RASTER_CHECK(!(item_read_options(b, &items[i], &ro) == RASTER_OK && ro.boundless), RASTER_E_UNSUPPORTED,
+                     "%s: sample %lld is boundless and resampled (%lldx%lld to %lldx%lld): a batch's resampled "
+                     "samples cannot be boundless",
+                     raster__dataset_path(items[i].image), (long long)i, (long long)h, (long long)w,
+                     (long long)b->out_h, (long long)b->out_w);
+    }
     return RASTER_OK;
 }
 

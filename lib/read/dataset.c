@@ -503,7 +503,7 @@ read_image(raster_dataset_t *ds, const read_args_t *a)
     RASTER_TRY(dst_check(ds, win, o.band_count, dst));
     raster__request_t rq = {win, *dst, o.bands, o.band_count, o.scale, o.offset, 0};
     normalisation_take(&o, &rq.scale, &rq.offset, &rq.divide);
-    if (o.boundless && !clip_and_fill(ds, win, dst, o.fill_value, &rq.win, &rq.dst))
+    if (o.boundless && !clip_and_fill(ds, win, dst, o.fill_none ? 0.0 : o.fill_value, &rq.win, &rq.dst))
         return RASTER_OK;
     return ds->tiff ? raster__tiff_read(ds, &rq) : raster__gdal_read(ds, &rq);
 }
@@ -649,14 +649,13 @@ resampling_known(raster_resampling_t alg)
     return (alg >= RASTER_RESAMPLE_NEAREST && alg <= RASTER_RESAMPLE_GAUSS) || alg == RASTER_RESAMPLE_RMS;
 }
 
-/* The checks every resampled read makes: not boundless, a method a read can
- * use, a finite window of at least one pixel inside the raster (GDAL checks
+/* The checks every resampled read makes: a method a read can use, a finite
+ * window of positive size, inside the raster unless boundless (GDAL checks
  * its truncation, rasterio's int(x)), dst of 'channels' and any size. */
 static raster_status_t
 resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg,
                 const raster_read_options_t *o, int channels, const raster_view_t *dst)
 {
-    RASTER_CHECK(!o->boundless, RASTER_E_UNSUPPORTED, "%s: a resampled read cannot be boundless", ds->path);
     RASTER_CHECK(resampling_known(alg), RASTER_E_INVALID_ARG,
                  "%s: resampling %d is not one a read can use (nearest, bilinear, cubic, cubic_spline, "
                  "lanczos, average, mode, gauss, rms)",
@@ -669,8 +668,14 @@ resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampli
                  RASTER_E_INVALID_ARG,
                  "%s: window (col %g, row %g, %gx%g) must be finite and of positive width and height",
                  ds->path, w.col_off, w.row_off, w.width, w.height);
-    RASTER_CHECK(w.col_off >= 0 && w.row_off >= 0 && w.col_off + w.width <= W + eps &&
-                     w.row_off + w.height <= H + eps,
+    /* Boundless: bounded so that the VRT's size (window + 1) fits GDAL's int. */
+    const double lim = (double)INT32_MAX / 2;
+    RASTER_CHECK(!o->boundless || (fabs(w.col_off) < lim && fabs(w.row_off) < lim && w.width < lim &&
+                                   w.height < lim),
+                 RASTER_E_BOUNDS, "%s: window (col %g, row %g, %gx%g) is absurdly large", ds->path, w.col_off,
+                 w.row_off, w.width, w.height);
+    RASTER_CHECK(o->boundless || (w.col_off >= 0 && w.row_off >= 0 && w.col_off + w.width <= W + eps &&
+                                  w.row_off + w.height <= H + eps),
                  RASTER_E_BOUNDS, "%s: window (col %g, row %g, %gx%g) is outside the %lldx%lld raster",
                  ds->path, w.col_off, w.row_off, w.width, w.height, (long long)ds->info.width,
                  (long long)ds->info.height);
@@ -685,6 +690,20 @@ resampled_check(const raster_dataset_t *ds, raster_window_f_t w, raster_resampli
     return RASTER_OK;
 }
 
+/* The VRT of a boundless resampled read (rasterio's _boundless_vrt_doc
+ * arguments): its nodata is the caller's value, else band 1's own. */
+static raster__boundless_vrt_t
+boundless_vrt_of(const raster_dataset_t *ds, raster_window_f_t w, raster_resampling_t alg, int has_value,
+                 double value)
+{
+    raster__boundless_vrt_t bv = {w, alg, has_value, value, 0};
+    if (!has_value && ds->bands[0].info.has_nodata) {
+        bv.has_nodata = 1;
+        bv.nodata = ds->bands[0].info.nodata;
+    }
+    return bv;
+}
+
 static raster_status_t
 read_resampled(raster_dataset_t *ds, const read_args_t *a)
 {
@@ -693,6 +712,10 @@ read_resampled(raster_dataset_t *ds, const read_args_t *a)
     RASTER_TRY(resampled_check(ds, a->win_f, a->alg, &o, o.band_count, a->dst));
     raster__resample_request_t rr = {a->win_f, a->alg, *a->dst, o.bands, o.band_count, o.scale, o.offset, 0};
     normalisation_take(&o, &rr.scale, &rr.offset, &rr.divide);
+    if (o.boundless) {
+        const raster__boundless_vrt_t bv = boundless_vrt_of(ds, a->win_f, a->alg, !o.fill_none, o.fill_value);
+        return raster__gdal_read_boundless(ds, &bv, &rr);
+    }
     return raster__gdal_read_resampled(ds, &rr);
 }
 
@@ -701,6 +724,9 @@ read_mask_resampled(raster_dataset_t *ds, const read_args_t *a)
 {
     raster_read_options_t o;
     RASTER_TRY(options_resolve(ds, a->opt, &o));
+    RASTER_CHECK(!o.boundless, RASTER_E_UNSUPPORTED,
+                 "%s: raster_read_mask_resampled_into() cannot be boundless (raster_read_masks_window_into() "
+                 "reads boundless resampled masks)", ds->path);
     RASTER_TRY(resampled_check(ds, a->win_f, a->alg, &o, 1, a->dst));
     int band = 0;
     RASTER_TRY(mask_dst_and_band(ds, a->opt, &o, a->dst, &band));
@@ -732,6 +758,17 @@ read_masks_resampled(raster_dataset_t *ds, const read_args_t *a)
     raster_read_options_init(&o);
     o.boundless = rq.boundless;
     RASTER_TRY(resampled_check(ds, w, alg, &o, rq.rule == RASTER_MASKS_DATASET ? 1 : rq.band_count, dst));
+    if (rq.boundless) {
+        /* read_masks() has no value: the VRT takes band 1's nodata, as rasterio's. */
+        const int has_value = rq.rule == RASTER_MASKS_READ && rq.has_nodata;
+        raster__boundless_vrt_t bv = boundless_vrt_of(ds, w, alg, has_value, rq.nodata);
+        bv.masks_of_blank = rq.rule != RASTER_MASKS_READ;
+        if (no_mask_out != NULL)
+            *no_mask_out = 0;
+        if (rq.rule == RASTER_MASKS_DATASET)
+            return raster__mask_read_boundless(ds, &bv, dst);
+        return raster__gdal_read_boundless_masks(ds, &bv, rq.bands, rq.band_count, dst);
+    }
     rq.dst = rq.inner_dst = *dst;
     rq.inside = 1;
     rq.resampled = 1;
@@ -768,14 +805,19 @@ whole_length(double v)
 }
 
 /* 1 and the whole-pixel window in *plain when 'w' read at dst's size is a
- * plain read (the rule in rasterloader.h), 0 when it is resampled. */
+ * plain read (the rule in rasterloader.h), 0 when it is resampled.  A
+ * boundless window with fractional offsets is resampled with nearest too:
+ * rasterio reads it through its VRT, whose grid is offset by the fraction
+ * (GDAL's nearest rule on the raster's grid picks other pixels at half the
+ * fractions). */
 static int
-window_plan(raster_window_f_t w, raster_resampling_t alg, const raster_view_t *dst, raster_window_t *plain)
+window_plan(raster_window_f_t w, raster_resampling_t alg, int boundless, const raster_view_t *dst,
+            raster_window_t *plain)
 {
     if (!(isfinite(w.col_off) && isfinite(w.row_off) && whole_length(w.width) && whole_length(w.height)))
         return 0;
     const int whole_offsets = w.col_off == floor(w.col_off) && w.row_off == floor(w.row_off);
-    if (!whole_offsets && alg != RASTER_RESAMPLE_NEAREST)
+    if (!whole_offsets && (alg != RASTER_RESAMPLE_NEAREST || boundless))
         return 0;
     /* |values| < 2^62: the casts below are defined; window_check bounds them further. */
     const double lim = 4.6e18;
@@ -793,7 +835,7 @@ raster_read_window_into(raster_dataset_t *ds, raster_window_f_t win, raster_resa
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_read_window_into: NULL dataset");
     RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL destination", ds->path);
     raster_window_t plain;
-    if (window_plan(win, resampling, dst, &plain))
+    if (window_plan(win, resampling, opt != NULL && opt->boundless, dst, &plain))
         return raster_read_into(ds, plain, opt, dst);
     return raster_read_resampled_into(ds, win, resampling, opt, dst);
 }
@@ -806,7 +848,7 @@ raster_read_masks_window_into(raster_dataset_t *ds, raster_window_f_t win, raste
     RASTER_CHECK(ds != NULL, RASTER_E_INVALID_ARG, "raster_read_masks_window_into: NULL dataset");
     RASTER_CHECK(dst != NULL, RASTER_E_INVALID_ARG, "%s: NULL mask destination", ds->path);
     raster_window_t plain;
-    if (window_plan(win, resampling, dst, &plain))
+    if (window_plan(win, resampling, opt != NULL && opt->boundless, dst, &plain))
         return raster_read_masks_into(ds, plain, opt, pixels, dst, no_mask_out);
     return raster_read_masks_resampled_into(ds, win, resampling, opt, dst, no_mask_out);
 }

@@ -33,10 +33,13 @@
 #include <ogr_srs_api.h>
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct raster__gdal {
     raster__handle_stack_t handles; /* idle GDALDatasetH, closed inside the gate */
@@ -675,6 +678,372 @@ raster__gdal_read_mask_resampled(raster_dataset_t *ds, raster_window_f_t win, ra
 {
     const mask_request_t mr = {win, 1, alg, band, dst};
     return mask_read(ds, &mr);
+}
+
+/* ------------------------------ boundless resampled ------------------- */
+
+/* rasterio writes numbers with Python's str(); GDAL parses them back with
+ * strtod, so any round-trip form gives the same doubles ("nan", "inf" as
+ * Python spells them). */
+static void
+vrt_number(FILE *f, double v)
+{
+    if (v != v)
+        fputs("nan", f);
+    else if (isinf(v))
+        fputs(v > 0 ? "inf" : "-inf", f);
+    else
+        fprintf(f, "%.17g", v);
+}
+
+static void
+vrt_text(FILE *f, const char *s)
+{
+    char *e = CPLEscapeString(s, -1, CPLES_XML);
+    fputs(e, f);
+    CPLFree(e);
+}
+
+/* rasterio's ColorInterp name, capitalised (ci.name.capitalize()). */
+static const char *
+vrt_color_name(GDALColorInterp ci)
+{
+    switch (ci) {
+    case GCI_YCbCr_YBand: return "Y";
+    case GCI_YCbCr_CbBand: return "Cb";
+    case GCI_YCbCr_CrBand: return "Cr";
+    default: return GDALGetColorInterpretationName(ci);
+    }
+}
+
+/* The VRT's grid: rasterio's window_transform(window) (rasterio.windows.
+ * transform: affine's products and sums in its order) and the size
+ * max(dataset, window) + 1, truncated as GDAL reads rasterXSize. */
+typedef struct vrt_grid {
+    double gt[6];                   /* GDAL order: c, a, b, f, d, e */
+    long long width, height;
+} vrt_grid_t;
+
+/* The dataset's geotransform as rasterio has it: GDAL's, else the identity. */
+static void
+geotransform_of(GDALDatasetH h, double gt[6])
+{
+    if (GDALGetGeoTransform(h, gt) != CE_None) {
+        const double identity[6] = {0, 1, 0, 0, 0, 1};
+        memcpy(gt, identity, sizeof identity);
+    }
+}
+
+static vrt_grid_t
+vrt_grid(const raster_dataset_t *ds, const double *src_gt, raster_window_f_t w)
+{
+    const double c = src_gt[0], a = src_gt[1], b = src_gt[2], f = src_gt[3], d = src_gt[4], e = src_gt[5];
+    const double col = w.col_off, row = w.row_off;
+    const double x = col * a + row * b + c, y = col * d + row * e + f;
+    const double tx = x - c, ty = y - f;
+    vrt_grid_t g = {{1 * c + 0 * f + tx, 1 * a + 0 * d, 1 * b + 0 * e, 0 * c + 1 * f + ty, 0 * a + 1 * d,
+                     0 * b + 1 * e},
+                    0, 0};
+    const double W = (double)ds->info.width, H = (double)ds->info.height;
+    g.width = (long long)((W > w.width ? W : w.width) + 1);
+    g.height = (long long)((H > w.height ? H : w.height) + 1);
+    return g;
+}
+
+static void
+vrt_source_head(FILE *f, const char *kind, const char *resampling, GDALDatasetH src, const char *band,
+                const vrt_grid_t *g, const char *dtype, int bw, int bh)
+{
+    fprintf(f, "<%s", kind);
+    if (resampling != NULL)
+        fprintf(f, " resampling=\"%s\"", resampling);
+    fputs("><SourceFilename relativeToVRT=\"0\" shared=\"0\">", f);
+    vrt_text(f, GDALGetDescription(src));
+    fprintf(f, "</SourceFilename><SourceBand>%s</SourceBand>"
+               "<SourceProperties RasterXSize=\"%lld\" RasterYSize=\"%lld\" dataType=\"%s\" "
+               "BlockYSize=\"%d\" BlockXSize=\"%d\"/>"
+               "<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"%d\" ySize=\"%d\"/>",
+            band, g->width, g->height, dtype, bh, bw, GDALGetRasterXSize(src), GDALGetRasterYSize(src));
+}
+
+static void
+vrt_rect(FILE *f, double x, double y, double w, double h)
+{
+    fputs("<DstRect xOff=\"", f);
+    vrt_number(f, x);
+    fputs("\" yOff=\"", f);
+    vrt_number(f, y);
+    fputs("\" xSize=\"", f);
+    vrt_number(f, w);
+    fputs("\" ySize=\"", f);
+    vrt_number(f, h);
+    fputs("\"/>", f);
+}
+
+static const char *
+vrt_resampling_name(raster_resampling_t alg)
+{
+    static const char *const names[] = {"nearest", "bilinear", "cubic", "cubicspline",
+                                        "lanczos", "average", "mode", "gauss"};
+    return alg == RASTER_RESAMPLE_RMS ? "rms" : names[alg];
+}
+
+/* rasterio.vrt._boundless_vrt_doc(src, nodata, background=nodata, width,
+ * height, transform, masked, resampling) on the grid 'g', written from the
+ * source handle's own properties; NULL when out of memory.  'masked': every
+ * source pixel 255 (ScaleRatio 0, ScaleOffset 255). */
+static char *
+boundless_vrt_xml(GDALDatasetH src, const vrt_grid_t *g, const raster__boundless_vrt_t *bv, int masked)
+{
+    double sgt[6];
+    geotransform_of(src, sgt);
+    char *xml = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&xml, &len);
+    if (f == NULL)
+        return NULL;
+    fprintf(f, "<VRTDataset rasterYSize=\"%lld\" rasterXSize=\"%lld\"><SRS>", g->height, g->width);
+    vrt_text(f, GDALGetProjectionRef(src));
+    fputs("</SRS><GeoTransform>", f);
+    for (int i = 0; i < 6; i++) {
+        if (i)
+            fputc(',', f);
+        vrt_number(f, g->gt[i]);
+    }
+    fputs("</GeoTransform>", f);
+    /* The source in the VRT's pixels: rasterio's DstRect. */
+    const double W = GDALGetRasterXSize(src), H = GDALGetRasterYSize(src);
+    const double dx = (sgt[0] - g->gt[0]) / g->gt[1], dy = (sgt[3] - g->gt[3]) / g->gt[5];
+    int all_per_dataset = 1, bw = 0, bh = 0;
+    for (int i = 1; i <= GDALGetRasterCount(src); i++) {
+        GDALRasterBandH b = GDALGetRasterBand(src, i);
+        const char *dtype = GDALGetDataTypeName(GDALGetRasterDataType(b));
+        GDALGetBlockSize(b, &bw, &bh);
+        all_per_dataset &= (GDALGetMaskFlags(b) & GMF_PER_DATASET) != 0;
+        fprintf(f, "<VRTRasterBand dataType=\"%s\" band=\"%d\">", dtype, i);
+        if (bv->has_nodata) {
+            fputs("<NoDataValue>", f);
+            vrt_number(f, bv->nodata);
+            fputs("</NoDataValue>", f);
+        }
+        fprintf(f, "<ColorInterp>%s</ColorInterp>", vrt_color_name(GDALGetRasterColorInterpretation(b)));
+        char band[16];
+        snprintf(band, sizeof band, "%d", i);
+        vrt_source_head(f, "ComplexSource", vrt_resampling_name(bv->alg), src, band, g, dtype, bw, bh);
+        vrt_rect(f, dx, dy, W * sgt[1] / g->gt[1], H * sgt[5] / g->gt[5]);
+        if (bv->has_nodata) {
+            fputs("<NODATA>", f);
+            vrt_number(f, bv->nodata);
+            fputs("</NODATA>", f);
+        }
+        if (masked)
+            fputs("<ScaleRatio>0</ScaleRatio><ScaleOffset>255</ScaleOffset>", f);
+        fputs("</ComplexSource></VRTRasterBand>", f);
+    }
+    /* rasterio's per-dataset mask: unscaled, with the last band's block size. */
+    if (all_per_dataset) {
+        fputs("<MaskBand><VRTRasterBand dataType=\"Byte\">", f);
+        vrt_source_head(f, "SimpleSource", NULL, src, "mask,1", g, "Byte", bw, bh);
+        vrt_rect(f, dx, dy, W, H);
+        fputs("</SimpleSource></VRTRasterBand></MaskBand>", f);
+    }
+    fputs("</VRTDataset>", f);
+    if (fclose(f) != 0) {
+        free(xml);
+        return NULL;
+    }
+    return xml;
+}
+
+/* The boundless VRT of 'src' on the grid of the window over 'grid_of' (the
+ * dataset; 'src' is the dataset too, or rasterio's blank stand-in of it)
+ * opened (driver VRT only, as rasterio opens it), inside the caller's frame;
+ * *vrt_out NULL and the status set on failure. */
+static raster_status_t
+boundless_vrt_open(raster_dataset_t *ds, GDALDatasetH grid_of, GDALDatasetH src, const raster__boundless_vrt_t *bv,
+                   int masked, GDALDatasetH *vrt_out)
+{
+    *vrt_out = NULL;
+    RASTER_CHECK(ds->gdal->opener == NULL, RASTER_E_UNSUPPORTED,
+                 "%s: a boundless resampled read needs a dataset opened from a path (rasterio has no "
+                 "boundless reads of a WarpedVRT either)", ds->path);
+    double gt[6];
+    geotransform_of(grid_of, gt);
+    const vrt_grid_t g = vrt_grid(ds, gt, bv->win);
+    char *xml = boundless_vrt_xml(src, &g, bv, masked);
+    RASTER_CHECK(xml != NULL, RASTER_E_NOMEM, "%s: out of memory for a boundless read's VRT", ds->path);
+    static const char *const vrt_only[] = {"VRT", NULL};
+    raster__gdal_capture_begin_read(ds->path);
+    *vrt_out = GDALOpenEx(xml, GDAL_OF_RASTER | GDAL_OF_READONLY, vrt_only, NULL, NULL);
+    raster_status_t st = RASTER_OK;
+    if (*vrt_out == NULL)
+        st = raster__fail(raster__gdal_capture_status(ds->path, RASTER__GDAL_CALL_READ, RASTER_E_IO),
+                          "%s: GDAL could not open the VRT of a boundless read of window (col %g, row %g, "
+                          "%gx%g): %s",
+                          ds->path, bv->win.col_off, bv->win.row_off, bv->win.width, bv->win.height,
+                          raster__gdal_capture_detail());
+    raster__gdal_capture_end();
+    free(xml);
+    return st;
+}
+
+/* rasterio reads the VRT with vrt._read(indexes, out, Window(0, 0, width,
+ * height)): the float window at the VRT's origin, nearest (the VRT's sources
+ * resample with their own method). */
+static raster_window_f_t
+vrt_window(const raster__boundless_vrt_t *bv)
+{
+    return (raster_window_f_t){0.0, 0.0, bv->win.width, bv->win.height};
+}
+
+static raster_status_t
+boundless_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__boundless_vrt_t *bv,
+                      const raster__resample_request_t *rr)
+{
+    GDALDatasetH vrt;
+    RASTER_TRY(boundless_vrt_open(ds, h, h, bv, 0, &vrt));
+    raster__resample_request_t on_vrt = *rr;
+    on_vrt.win = vrt_window(bv);
+    on_vrt.alg = RASTER_RESAMPLE_NEAREST;
+    const raster_status_t st = resampled_with_handle(ds, vrt, &on_vrt);
+    GDALClose(vrt);
+    return st;
+}
+
+raster_status_t
+raster__gdal_read_boundless(raster_dataset_t *ds, const raster__boundless_vrt_t *bv,
+                            const raster__resample_request_t *rr)
+{
+    raster__gdal_frame_t f;
+    RASTER_TRY(read_frame(ds, &f));
+    return raster__gdal_frame_leave(&f, boundless_with_handle(ds, f.handle, bv, rr));
+}
+
+/* 255 where 'v' (uint8) is nonzero, else 0. */
+static void
+nonzero_is_valid(const raster_view_t *v)
+{
+    for (int64_t k = 0; k < v->channels; k++)
+        for (int64_t r = 0; r < v->height; r++)
+            for (int64_t c = 0; c < v->width; c++) {
+                uint8_t *p = (uint8_t *)v->data + k * v->chan_stride + r * v->row_stride + c * v->col_stride;
+                *p = *p ? 255 : 0;
+            }
+}
+
+/* rasterio's read_masks(boundless=True) of a dataset whose bands are all
+ * valid reads no pixel of it: it writes a 3x3 GTiff of 255 in /vsimem
+ * covering the dataset (its transform scaled by width/3 and height/3 in
+ * affine's order, its CRS, as many bands) and reads the boundless VRT of
+ * that with nodata 0.  The same here: the blank opened in *blank_out, its
+ * name in 'name' (the caller closes and unlinks it). */
+static raster_status_t
+blank_open(raster_dataset_t *ds, GDALDatasetH src, char *name, size_t name_size, GDALDatasetH *blank_out)
+{
+    static atomic_ulong serial;
+    snprintf(name, name_size, "/vsimem/rasterloader-blank-%ld-%lu.tif", (long)getpid(),
+             atomic_fetch_add(&serial, 1));
+    double t[6];
+    geotransform_of(src, t);
+    const double c = t[0], a = t[1], b = t[2], f = t[3], d = t[4], e = t[5];
+    const double sx = (double)ds->info.width / 3, sy = (double)ds->info.height / 3;
+    /* translation(-c, -f) * T, then scale(sx, sy) * that, then translation(c, f) * that */
+    const double t1a = 1 * a + 0 * d, t1b = 1 * b + 0 * e, t1c = 1 * c + 0 * f + -c;
+    const double t1d = 0 * a + 1 * d, t1e = 0 * b + 1 * e, t1f = 0 * c + 1 * f + -f;
+    const double ma = sx * t1a + 0 * t1d, mb = sx * t1b + 0 * t1e, mc = sx * t1c + 0 * t1f + 0;
+    const double md = 0 * t1a + sy * t1d, me = 0 * t1b + sy * t1e, mf = 0 * t1c + sy * t1f + 0;
+    double gt[6] = {1 * mc + 0 * mf + c, 1 * ma + 0 * md, 1 * mb + 0 * me,
+                    0 * mc + 1 * mf + f, 0 * ma + 1 * md, 0 * mb + 1 * me};
+    const int n = ds->info.band_count;
+    unsigned char *ones = malloc((size_t)9 * n);
+    RASTER_CHECK(ones != NULL, RASTER_E_NOMEM, "%s: out of memory for a blank raster", ds->path);
+    memset(ones, 255, (size_t)9 * n);
+    raster__gdal_capture_begin();
+    GDALDatasetH w = GDALCreate(GDALGetDriverByName("GTiff"), name, 3, 3, n, GDT_Byte, NULL);
+    CPLErr err = CE_Failure;
+    if (w != NULL) {
+        GDALSetGeoTransform(w, gt);
+        if (*GDALGetProjectionRef(src))
+            GDALSetProjection(w, GDALGetProjectionRef(src));
+        err = GDALDatasetRasterIO(w, GF_Write, 0, 0, 3, 3, ones, 3, 3, GDT_Byte, n, NULL, 0, 0, 0);
+        GDALClose(w);
+    }
+    free(ones);
+    *blank_out = err == CE_None ? GDALOpenEx(name, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL) : NULL;
+    raster_status_t st = RASTER_OK;
+    if (*blank_out == NULL) {
+        VSIUnlink(name);
+        st = raster__fail(RASTER_E_IO, "%s: GDAL could not write the blank raster of a boundless mask read: %s",
+                          ds->path, raster__gdal_capture_detail());
+    }
+    raster__gdal_capture_end();
+    return st;
+}
+
+/* read_masks(): the blank's boundless VRT (nodata 0) read as pixels. */
+static raster_status_t
+blank_masks(raster_dataset_t *ds, GDALDatasetH h, const raster__boundless_vrt_t *bv, const int *bands,
+            int band_count, const raster_view_t *dst)
+{
+    char name[96];
+    GDALDatasetH blank;
+    RASTER_TRY(blank_open(ds, h, name, sizeof name, &blank));
+    raster__boundless_vrt_t on_blank = *bv;
+    on_blank.has_nodata = 1;
+    on_blank.nodata = 0;
+    GDALDatasetH vrt;
+    raster_status_t st = boundless_vrt_open(ds, h, blank, &on_blank, 0, &vrt);
+    if (st == RASTER_OK) {
+        const raster__resample_request_t rr = {vrt_window(bv), RASTER_RESAMPLE_NEAREST, *dst, bands, band_count,
+                                               NULL, NULL, 0};
+        st = resampled_into(ds, vrt, &rr, dst);
+        GDALClose(vrt);
+    }
+    GDALClose(blank);
+    VSIUnlink(name);
+    if (st == RASTER_OK)
+        nonzero_is_valid(dst);
+    return st;
+}
+
+static raster_status_t
+boundless_masks_with_handle(raster_dataset_t *ds, GDALDatasetH h, const raster__boundless_vrt_t *bv,
+                            const int *bands, int band_count, const raster_view_t *dst)
+{
+    int all_valid = 1;
+    for (int i = 1; i <= ds->info.band_count; i++)
+        all_valid &= (GDALGetMaskFlags(GDALGetRasterBand(h, i)) & GMF_ALL_VALID) != 0;
+    if (all_valid && bv->masks_of_blank)
+        return blank_masks(ds, h, bv, bands, band_count, dst);
+    GDALDatasetH vrt;
+    RASTER_TRY(boundless_vrt_open(ds, h, h, bv, all_valid, &vrt));
+    raster_status_t st = RASTER_OK;
+    if (all_valid) {
+        /* The masked VRT's values as uint8 (what rasterio reads them into). */
+        const raster__resample_request_t rr = {vrt_window(bv), RASTER_RESAMPLE_NEAREST, *dst, bands, band_count,
+                                               NULL, NULL, 0};
+        st = resampled_into(ds, vrt, &rr, dst);
+        if (st == RASTER_OK)
+            nonzero_is_valid(dst);
+    }
+    for (int k = 0; !all_valid && k < band_count && st == RASTER_OK; k++) {
+        raster_view_t ch = *dst;
+        ch.data = (char *)dst->data + k * dst->chan_stride;
+        ch.channels = 1;
+        const mask_request_t mr = {vrt_window(bv), 1, RASTER_RESAMPLE_NEAREST, bands[k], &ch};
+        st = mask_with_handle(ds, vrt, &mr);      /* GDAL's values, as rasterio returns them */
+    }
+    GDALClose(vrt);
+    return st;
+}
+
+raster_status_t
+raster__gdal_read_boundless_masks(raster_dataset_t *ds, const raster__boundless_vrt_t *bv, const int *bands,
+                                  int band_count, const raster_view_t *dst)
+{
+    raster__gdal_frame_t f;
+    RASTER_TRY(read_frame(ds, &f));
+    return raster__gdal_frame_leave(&f, boundless_masks_with_handle(ds, f.handle, bv, bands, band_count, dst));
 }
 
 /* ------------------------------ CRS ------------------------------------ */

@@ -25,17 +25,21 @@
 #include <string.h>
 
 /* Where a mask read's pixels come from: 'win' at full resolution, or
- * (resampled) GDAL resampling 'wf' with 'alg' to the destination's size. */
+ * (resampled) GDAL resampling 'wf' with 'alg' to the destination's size,
+ * or (bv not NULL) rasterio's boundless VRT, which has 0 outside. */
 typedef struct mask_src {
     raster_window_t win;
     int resampled;
     raster_window_f_t wf;
     raster_resampling_t alg;
+    const raster__boundless_vrt_t *bv;
 } mask_src_t;
 
 static raster_status_t
 band_mask(raster_dataset_t *ds, const mask_src_t *src, int band, const raster_view_t *dst)
 {
+    if (src->bv != NULL)
+        return raster__gdal_read_boundless_masks(ds, src->bv, &band, 1, dst);
     /* GDAL's all-valid mask is a constant 255 (resampled too): skip the I/O. */
     if (ds->bands[band - 1].info.mask_flags == GMF_ALL_VALID) {
         raster__fill(dst, 255.0);
@@ -63,7 +67,7 @@ any_band_valid(raster_dataset_t *ds, const mask_src_t *src, const raster_view_t 
     int all_valid = 1;
     for (int b = 0; b < ds->info.band_count; b++)
         all_valid &= ds->bands[b].info.mask_flags == GMF_ALL_VALID;
-    if (all_valid) {
+    if (all_valid && src->bv == NULL) {
         raster__fill(dst, 255.0);
         return RASTER_OK;
     }
@@ -105,7 +109,7 @@ mask_read(raster_dataset_t *ds, const mask_src_t *src, int band, const raster_vi
 raster_status_t
 raster__mask_read(raster_dataset_t *ds, raster_window_t win, int band, const raster_view_t *dst)
 {
-    const mask_src_t src = {win, 0, {0, 0, 0, 0}, RASTER_RESAMPLE_NEAREST};
+    const mask_src_t src = {win, 0, {0, 0, 0, 0}, RASTER_RESAMPLE_NEAREST, NULL};
     return mask_read(ds, &src, band, dst);
 }
 
@@ -113,8 +117,15 @@ raster_status_t
 raster__mask_read_resampled(raster_dataset_t *ds, raster_window_f_t win, raster_resampling_t alg, int band,
                             const raster_view_t *dst)
 {
-    const mask_src_t src = {{0, 0, 0, 0}, 1, win, alg};
+    const mask_src_t src = {{0, 0, 0, 0}, 1, win, alg, NULL};
     return mask_read(ds, &src, band, dst);
+}
+
+raster_status_t
+raster__mask_read_boundless(raster_dataset_t *ds, const raster__boundless_vrt_t *bv, const raster_view_t *dst)
+{
+    const mask_src_t src = {{0, 0, 0, 0}, 1, bv->win, bv->alg, bv};
+    return mask_read(ds, &src, 0, dst);
 }
 
 /* ------------------------------ a read's masks ------------------------- */
@@ -293,7 +304,7 @@ channel_masks(raster_dataset_t *ds, const raster__masks_request_t *rq, int64_t k
         return RASTER_OK;
     }
     if (rule == CH_BAND) {
-        const mask_src_t src = {rq->inner, rq->resampled, rq->resample_win, rq->resampling};
+        const mask_src_t src = {rq->inner, rq->resampled, rq->resample_win, rq->resampling, NULL};
         return band_mask(ds, &src, band, &in);
     }
     raster_view_t px;
@@ -310,7 +321,7 @@ raster__masks_read(raster_dataset_t *ds, const raster__masks_request_t *rq, int 
     if (rq->rule == RASTER_MASKS_DATASET) {
         if (!rq->inside)
             return RASTER_OK;
-        const mask_src_t src = {rq->inner, rq->resampled, rq->resample_win, rq->resampling};
+        const mask_src_t src = {rq->inner, rq->resampled, rq->resample_win, rq->resampling, NULL};
         return mask_read(ds, &src, 0, &rq->inner_dst);
     }
     for (int k = 0; k < rq->band_count; k++)

@@ -73,6 +73,33 @@ typedef struct raster__resample_request {
 } raster__resample_request_t;
 RASTER_HIDDEN raster_status_t raster__gdal_read_resampled(raster_dataset_t *ds,
                                                           const raster__resample_request_t *rr);
+/* rasterio's boundless read of a float window with a size change or
+ * resampling (DatasetReaderBase.read, boundless=True): GDAL reads a VRT of
+ * the dataset whose grid is the window's (rasterio.vrt._boundless_vrt_doc,
+ * built here with the same numbers) over (0, 0, width, height) of the window
+ * into dst's size.  'has_nodata'/'nodata': the VRT's nodata (rasterio's
+ * fill_value, else the last band's clipped nodata, else band 1's own);
+ * outside the raster is that value, or 0 without one. */
+typedef struct raster__boundless_vrt {
+    raster_window_f_t win;
+    raster_resampling_t alg;
+    int has_nodata;
+    double nodata;
+    int masks_of_blank;         /* masks: read_masks()'s rule for all-valid bands (see gdal_reader.c) */
+} raster__boundless_vrt_t;
+RASTER_HIDDEN raster_status_t raster__gdal_read_boundless(raster_dataset_t *ds, const raster__boundless_vrt_t *bv,
+                                                          const raster__resample_request_t *rr);
+/* The masks of that read, one channel per band of 'bands' into dst (0
+ * invalid, 255 valid), as rasterio's read(masked=True, boundless=True)
+ * computes them: every band all-valid: the same VRT with every source pixel
+ * 255 (nonzero is valid, the outside is the nodata value), written 0 or
+ * 255 (with masks_of_blank, read_masks()'s: a VRT of a blank 3x3 raster of
+ * 255 over the dataset); otherwise the GDAL masks of the VRT's bands, GDAL's values (an alpha
+ * band's, resampled masks' in-between values) as rasterio returns them. */
+RASTER_HIDDEN raster_status_t raster__gdal_read_boundless_masks(raster_dataset_t *ds,
+                                                                const raster__boundless_vrt_t *bv,
+                                                                const int *bands, int band_count,
+                                                                const raster_view_t *dst);
 /* raster__gdal_crs_same() is 1 when two WKT strings name the same CRS
  * (equal strings, or OSRIsSame on both parsed), 0 otherwise; "" is only the
  * same as "". */
@@ -112,6 +139,11 @@ RASTER_HIDDEN raster_status_t raster__mask_read(raster_dataset_t *ds, raster_win
                                                 int band, const raster_view_t *dst);
 RASTER_HIDDEN raster_status_t raster__mask_read_resampled(raster_dataset_t *ds, raster_window_f_t win,
                                                           raster_resampling_t alg, int band,
+                                                          const raster_view_t *dst);
+
+/* rasterio's dataset_mask(boundless=True) of a resampled window: the rule
+ * above over the band masks of the boundless VRT (raster__gdal_read_boundless_masks). */
+RASTER_HIDDEN raster_status_t raster__mask_read_boundless(raster_dataset_t *ds, const raster__boundless_vrt_t *bv,
                                                           const raster_view_t *dst);
 
 /* A checked raster_read_masks_into() / raster_read_masks_resampled_into()

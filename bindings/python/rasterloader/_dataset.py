@@ -23,14 +23,19 @@ nearest rule does (no resampling needed).  read_masks(), dataset_mask() and
 the mask of read(masked=True) go through the same decision
 (raster_read_masks_window_into); read_hwc() makes the same call into HWC.
 
-Deliberate limits (each raises NotImplementedError, never silently differs
-from rasterio): a resampled read that is boundless; read_hwc() of a window
-with fractional lengths.
+A boundless resampled read (and a boundless window with fractional offsets)
+is read as rasterio reads it, through a VRT of the dataset on the window's
+grid, which the C library builds (docs/reading.md).
+
+Deliberate limit (NotImplementedError, never silently differs from
+rasterio): read_hwc() of a window with fractional lengths.
 """
 
+import functools
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 from affine import Affine
@@ -40,7 +45,8 @@ from ._compat import Resampling, Window
 from ._dataset_meta import DatasetMetaMixin, fence, reader_bases
 from ._args import norm_kwargs, resampling_code, timeout_ms
 from ._pool import default_pool
-from .errors import BandIndexError, ClosedError, RasterIOError, RasterMemoryError, WindowError
+from .errors import (BandIndexError, ClosedError, CorruptError, NotGeoreferencedWarning,
+                     RasterIOError, RasterMemoryError, WindowError, read_failure_cause)
 
 __all__ = ["Dataset", "open"]
 
@@ -58,6 +64,41 @@ def _band_number(i, indexes):
     if not isinstance(i, numbers.Integral) or isinstance(i, bool):
         raise TypeError(f"indexes must be an int or a sequence of ints, not {indexes!r}")
     return int(i)
+
+
+def _in_dtype_range(value, dtype):
+    """rasterio.dtypes.in_dtype_range: whether the band's dtype can hold its
+    nodata; rasterio reports a nodata it cannot hold as None."""
+    dt = np.dtype(dtype)
+    if math.isnan(value):
+        return dt.kind in "cf"
+    info = np.iinfo(dt) if dt.kind in "iu" else np.finfo(dt)
+    return float(info.min) <= value <= float(info.max)
+
+
+def _band_as_rasterio(band_info):
+    """A band's info with rasterio's nodata: None when the dtype cannot hold it
+    (a uint8 band with nodata -10000)."""
+    ndv = band_info["nodata"]
+    if ndv is not None and not _in_dtype_range(ndv, band_info["dtype"]):
+        band_info = dict(band_info, nodata=None)
+    return band_info
+
+
+def _read_failures_chained(read):
+    """rasterio raises a read failure ``from`` GDAL's error (a CPLE_* exception
+    with GDAL's message: ``RasterioIOError(...) from cplerr``); a failure of
+    ``read`` (CorruptError, RasterIOError) gets the same __cause__."""
+    @functools.wraps(read)
+    def chained(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        except (CorruptError, RasterIOError) as e:
+            cause = read_failure_cause(e) if e.__cause__ is None else None
+            if cause is None:
+                raise
+            raise e from cause
+    return chained
 
 
 def _clipped_nodata(band_info):
@@ -84,6 +125,10 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         if code is None:
             raise ValueError(f"reader must be None, 'gdal' or 'native', not {reader!r}")
         self._init_from_core(name, _core.Dataset(name, code))
+        if self._info["geotransform"] is None and not self.gcps[0] and self.rpcs is None:
+            # rasterio warns here, once, when it reads the transform at open.
+            warnings.warn("Dataset has no geotransform, gcps, or rpcs. The identity matrix will "
+                          "be returned.", NotGeoreferencedWarning, stacklevel=3)
 
     def _init_from_core(self, name, core):
         """The metadata every property reads, from a C dataset (an opened file,
@@ -92,7 +137,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         self._core = core
         info = self._core.info()
         self._info = info
-        self._bands = tuple(self._core.band_info(b) for b in range(1, info["count"] + 1))
+        self._bands = tuple(_band_as_rasterio(self._core.band_info(b))
+                            for b in range(1, info["count"] + 1))
         # What every read derives from the bands, derived once (a warm read costs a few us).
         self._indexes = tuple(range(1, info["count"] + 1))
         self._band_dtypes = tuple(np.dtype(b["dtype"]) for b in self._bands)
@@ -285,10 +331,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return _windows.from_bounds(left, bottom, right, top, self._transform)
 
     def window_transform(self, window):
-        w = _windows.to_window(window, self.height, self.width)
+        """rasterio.windows.transform(window, self.transform), float for float:
+        the window evaluated with height = width = 0 (so a negative slice start
+        stays negative), its corner through the transform, and that offset
+        composed with the transform (Affine.translation(x - c, y - f) *
+        transform, written out in affine's order)."""
+        w = _windows.to_window(window, 0, 0)
         a, b, c, d, e, f = self._transform[:6]
-        col, row = w.col_off or 0, w.row_off or 0
-        return Affine(a, b, c + a * col + b * row, d, e, f + d * col + e * row)
+        x, y = _apply(self._transform, w.col_off or 0.0, w.row_off or 0.0)
+        tx, ty = x - c, y - f
+        return Affine(1 * a + 0 * d, 1 * b + 0 * e, 1 * c + 0 * f + tx,
+                      0 * a + 1 * d, 0 * b + 1 * e, 0 * c + 1 * f + ty)
 
     def window_bounds(self, window):
         w = _windows.to_window(window, self.height, self.width)
@@ -363,6 +416,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             raise RasterIOError(f"{self.name}: cannot read the empty window {Window(*win)} into "
                                 f"{oh}x{ow} pixels", _core.E_IO)
 
+    @_read_failures_chained
     def read(self, indexes=None, out=None, window=None, masked=False, out_shape=None,
              boundless=False, resampling=Resampling.nearest, fill_value=None, out_dtype=None):
         """Read bands as a CHW array (2-D for an int ``indexes``), like rasterio's read().
@@ -405,19 +459,17 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             layout = "hw" if return2d else "chw"
             arr = np.empty(out_hw if return2d else (n,) + out_hw, dtype)
         boundless_read = bool(boundless) and window is not None
+        # rasterio's boundless nodata: fill_value, else the last band's clipped nodata; None
+        # when neither (0 outside, and a resampled read's VRT has no nodata of its own).
+        fill = None
         if boundless_read:
-            if fill_value is not None:
-                fill = fill_value
-            else:
-                fill = self._clipped_nodata(bands[-1])
-                fill = 0 if fill is None else fill
-        else:
-            fill = 0
+            fill = fill_value if fill_value is not None else self._clipped_nodata(bands[-1])
         oh, ow = out_hw
         self._check_window_fills(win, oh, ow)
         if oh > 0 and ow > 0:
             # Positional: the C call parses keywords at a cost comparable to a small read's copy.
-            core.read_into(win, arr, out_hw, layout, bands, boundless_read, float(fill), alg)
+            core.read_into(win, arr, out_hw, layout, bands, boundless_read,
+                           None if fill is None else float(fill), alg)
         result = arr
         want_mask = masked if boundless_read else (masked or fill_value is not None)
         if want_mask:
@@ -471,6 +523,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         self._check_window_fills(win, *out_hw)
         return win, out_hw, bool(boundless) and window is not None, alg
 
+    @_read_failures_chained
     def read_masks(self, indexes=None, out=None, out_shape=None, window=None, boundless=False,
                    resampling=Resampling.nearest):
         """uint8 validity masks (0 invalid, 255 valid) per band, like rasterio's;
@@ -497,6 +550,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             result = result[0]
         return result
 
+    @_read_failures_chained
     def dataset_mask(self, out=None, out_shape=None, window=None, boundless=False,
                      resampling=Resampling.nearest):
         """The dataset's uint8 validity mask (2-D), with rasterio's rules; resampled
@@ -511,6 +565,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
         return arr
 
     # ------------------------------------------------------------ native HWC
+    @_read_failures_chained
     def read_hwc(self, window=None, indexes=None, out=None, out_dtype=None, scale=None,
                  offset=None, mean=None, std=None, boundless=False, fill_value=None, pool=None,
                  timeout=DEFAULT_TIMEOUT_S, out_shape=None, resampling=Resampling.nearest):
@@ -536,8 +591,8 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
 
         ``out_shape`` ((h, w) or (c, h, w)) of another size than the window
         resamples as rasterio's ``read(out_shape=..., resampling=...)`` does (the
-        same GDAL call, the same pixels), straight into HWC; not with
-        ``boundless``.  With ``out=`` too, ``out`` must have that size: unlike
+        same GDAL call, the same pixels), straight into HWC; boundless too
+        (rasterio's VRT over the window, as read()).  With ``out=`` too, ``out`` must have that size: unlike
         ``read(out=...)``, an ``out`` of the wrong size is an error here, never
         a silent resampling.
         """
@@ -564,9 +619,9 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             out_hw = out_shape[-2:]
         alg = 0 if resampling is Resampling.nearest else resampling_code(resampling)
         boundless_read = bool(boundless) and window is not None
-        if fill_value is None:
-            fill_value = self._clipped_nodata(bands[-1]) if boundless_read else 0
-            fill_value = 0 if fill_value is None else fill_value
+        if fill_value is None and boundless_read:    # as read(): None when there is none
+            fill_value = self._clipped_nodata(bands[-1])
+        fill = None if fill_value is None else float(fill_value)
         if out is not None:
             layout = "hw" if getattr(out, "ndim", len(getattr(out, "shape", ()))) == 2 else "hwc"
             if out_dtype is not None:
@@ -575,8 +630,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
                 if got != want:
                     raise ValueError(f"out has dtype {got} but out_dtype is {want}")
             # Positional: the C call parses keywords at a cost comparable to a small read's copy.
-            return core.read_into(win, out, out_hw, layout, bands, boundless_read, float(fill_value),
-                                  alg, **norm)
+            return core.read_into(win, out, out_hw, layout, bands, boundless_read, fill, alg, **norm)
         if out_dtype is None:
             dtype = "float32" if normalised else self._common_dtype(bands).name
         else:
@@ -586,7 +640,7 @@ class Dataset(DatasetMetaMixin, *reader_bases()):
             pool = default_pool()
         wait_ms = timeout_ms(timeout)
         try:
-            return core.read_tile(win, pool, dtype, bands, boundless_read, float(fill_value),
+            return core.read_tile(win, pool, dtype, bands, boundless_read, fill,
                                   timeout_ms=wait_ms, out_hw=out_hw, resampling=alg, **norm)
         except RasterMemoryError as e:
             if e.message.startswith(self.name):

@@ -243,7 +243,7 @@ class WindowReader:
         if self.boundless and (self.height, self.width) != (win[3], win[2]):
             raise NotImplementedError(
                 f"out_shape {self.height}x{self.width} resamples the {win[3]}x{win[2]} windows, "
-                "and a resampled read cannot be boundless (as in Dataset.read)")
+                "and a batch's resampled samples cannot be boundless (Dataset.read can)")
         where = f"{first.name} (bands {self.bands or list(first.indexes)})"
         self._norm = norm_kwargs(self.channels, mean, std, scale, offset, where=where)
         self._pool, self._pool_bytes, self._own_pool = pool, pool_bytes, pool is None

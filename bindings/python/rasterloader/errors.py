@@ -48,7 +48,7 @@ __all__ = [
     "RasterError", "InvalidArgumentError", "RasterIOError", "RasterFileNotFoundError",
     "FormatError", "CorruptError", "UnsupportedError", "RasterMemoryError", "WindowError",
     "PoolTimeoutError", "ClosedError", "BandIndexError", "RasterBlockError", "StatisticsError",
-    "RasterloaderDeprecationWarning",
+    "RasterloaderDeprecationWarning", "NotGeoreferencedWarning",
 ]
 
 import errno as _errno
@@ -212,3 +212,19 @@ _CLASS_BY_STATUS = {cls.default_status: cls for cls in (
 
 class RasterloaderDeprecationWarning(*(_rio_bases("RasterioDeprecationWarning") or (FutureWarning,))):
     """A rasterio API that rasterio 1.4 deprecates (its RasterioDeprecationWarning)."""
+
+
+class NotGeoreferencedWarning(*(_rio_bases("NotGeoreferencedWarning") or (UserWarning,))):
+    """A raster opened without a geotransform, GCPs or RPCs: its transform is the
+    identity (rasterio's NotGeoreferencedWarning, warned when it is opened)."""
+
+
+def read_failure_cause(err):
+    """What rasterio chains a read failure to (``raise RasterioIOError(...) from
+    cplerr``): a rasterio CPLE_AppDefinedError with the failure's message, or
+    None without rasterio."""
+    try:
+        from rasterio._err import CPLE_AppDefinedError
+    except ImportError:  # pragma: no cover - exercised by a subprocess test
+        return None
+    return CPLE_AppDefinedError(3, 1, str(err))      # CE_Failure, CPLE_AppDefined

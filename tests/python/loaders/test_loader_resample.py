@@ -40,10 +40,13 @@ def test_read_hwc_equals_rasterio(name, resampling):
     np.testing.assert_array_equal(out, up)
 
 
-def test_read_hwc_resampled_refuses_boundless():
+def test_read_hwc_resampled_boundless_equals_read():
+    """read_hwc() reads a boundless resampled window as read() does (rasterio's VRT)."""
     with rasterloader.open(fixture_path(FIXTURES[0])) as ds:
-        with pytest.raises(NotImplementedError, match="boundless"):
-            ds.read_hwc(window=Window(-5, 0, 64, 64), boundless=True, out_shape=(32, 32))
+        want = ds.read(window=Window(-5, 0, 64, 64), boundless=True, out_shape=(32, 32))
+        got = np.from_dlpack(ds.read_hwc(window=Window(-5, 0, 64, 64), boundless=True,
+                                         out_shape=(32, 32)))
+        np.testing.assert_array_equal(got.reshape(32, 32, -1), want.transpose(1, 2, 0))
 
 
 @pytest.fixture(scope="module")

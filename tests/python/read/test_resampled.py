@@ -204,11 +204,17 @@ def test_fractional_offsets_masks_at_the_same_size_equal_rasterio(name, method, 
                         src.read(window=win, masked=True, resampling=method))
 
 
-def test_fractional_offsets_boundless_is_refused_not_rounded(rl):
-    """A boundless read is never resampled (NotImplementedError): the sub-pixel
-    read rasterio makes is not silently replaced by the rounded window."""
-    ds = rl(NAMES[0])
-    with pytest.raises(NotImplementedError, match="boundless"):
-        ds.read(window=Window(-3.5, 10.25, 20, 20), boundless=True, resampling=Resampling.bilinear)
-    # nearest picks whole pixels: a plain boundless read, as before
-    assert ds.read(window=Window(-3.5, 10.25, 20, 20), boundless=True).shape[1:] == (20, 20)
+@pytest.mark.parametrize("method", [Resampling.nearest, Resampling.bilinear], ids=lambda m: m.name)
+def test_fractional_offsets_boundless_equal_rasterio(rio, rl, method):
+    """A boundless window with fractional offsets is read through rasterio's VRT
+    over the window, nearest too (the VRT's grid is offset by the fraction, so
+    rounding the offsets would pick other pixels at half of them): rasterio's
+    pixels and masks, never the rounded window's."""
+    for name in (NAMES[0], "u8_deflate_pred2_tile256_pixel_1b_700x531_nodata0.tif"):
+        a, b = rio(name), rl(name)
+        for col in (-4.5, -4.4, -4.6, a.width - 7.5):
+            for row in (10.25, 10.5, -2.5, a.height - 12.75):
+                for kw in ({}, {"masked": True}):
+                    w = Window(col, row, 20, 20)
+                    assert_same(b.read(window=w, boundless=True, resampling=method, **kw),
+                                a.read(window=w, boundless=True, resampling=method, **kw))

@@ -326,10 +326,14 @@ START_TEST(read_masks_bad_arguments)
     ck_assert_int_eq(raster_read_masks_into(ds, (raster_window_t){-1, 0, 4, 4}, &o, NULL, &v, NULL),
                      RASTER_E_BOUNDS);
     ck_assert_ptr_nonnull(strstr(raster_last_error(), "boundless"));
-    o.boundless = 1;
+    o.boundless = 1;      /* boundless resampled masks read (rasterio's VRT), but not absurd windows */
     ck_assert_int_eq(raster_read_masks_resampled_into(ds, (raster_window_f_t){0, 0, 8, 8}, RASTER_RESAMPLE_NEAREST,
                                                       &o, &v, NULL),
-                     RASTER_E_UNSUPPORTED);
+                     RASTER_OK);
+    ck_assert_int_eq(raster_read_masks_resampled_into(ds, (raster_window_f_t){-1e300, 0, 8, 8},
+                                                      RASTER_RESAMPLE_NEAREST, &o, &v, NULL),
+                     RASTER_E_BOUNDS);
+    ck_assert_ptr_nonnull(strstr(raster_last_error(), "absurdly large"));
     raster_close(ds);
 }
 END_TEST

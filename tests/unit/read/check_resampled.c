@@ -149,7 +149,8 @@ START_TEST(bad_arguments_are_named_and_write_nothing)
     } cases[] = {
         {{0, 0, 100, 100}, 8, 0, RASTER_E_INVALID_ARG, "resampling 8"},
         {{0, 0, 100, 100}, -1, 0, RASTER_E_INVALID_ARG, "resampling -1"},
-        {{0, 0, 100, 100}, 0, 1, RASTER_E_UNSUPPORTED, "cannot be boundless"},
+        {{-1e300, 0, 100, 100}, 0, 1, RASTER_E_BOUNDS, "absurdly large"},
+        {{0, 0, 1e12, 100}, 1, 1, RASTER_E_BOUNDS, "absurdly large"},
         {{NAN, 0, 100, 100}, 0, 0, RASTER_E_INVALID_ARG, "finite"},
         {{0, 0, INFINITY, 100}, 0, 0, RASTER_E_INVALID_ARG, "finite"},
         {{0, 0, 0, 100}, 0, 0, RASTER_E_INVALID_ARG, "positive"},   /* slivers (0.5) read, as GDAL 3.10 */
@@ -288,10 +289,6 @@ START_TEST(window_entry_decides_plain_or_resampled)
         ck_assert_int_eq(raster_read_window_into(ds, edge, RASTER_RESAMPLE_BILINEAR, &ob, &vg), RASTER_OK);
         ck_assert_int_eq(raster_read_into(ds, (raster_window_t){-10, -5, W, H}, &ob, &vw), RASTER_OK);
         ck_assert(memcmp(got, want, sizeof got) == 0);
-        /* ... and refused when it would be resampled */
-        const raster_window_f_t sub = {-10.5, 5, W, H};
-        ck_assert_int_eq(raster_read_window_into(ds, sub, RASTER_RESAMPLE_BILINEAR, &ob, &vg),
-                         RASTER_E_UNSUPPORTED);
         /* resampled: GDAL's float-window call, at the window's own size too */
         const raster_window_f_t res[] = {{13.4, 9.5, W, H}, {100.3, 200.6, W, H}, {13, 9, W + 0.5, H},
                                          {13, 9, 2 * W, 2 * H}};
@@ -328,6 +325,85 @@ START_TEST(window_entry_decides_plain_or_resampled)
 }
 END_TEST
 
+/* Boundless resampled reads (rasterio's VRT over the window): a window
+ * inside the raster gives the plain resampled read's pixels, the outside is
+ * the fill value (0 with fill_none), and the part inside equals GDAL's read
+ * of that part where the output grid maps onto it in whole pixels. */
+START_TEST(boundless_resampled_reads)
+{
+    GDALAllRegister();
+    const char *path = fixture_path(NAME);
+    enum { H = 30, W = 40 };
+    uint16_t got[H * W * 3], want[H * W * 3];
+    const raster_view_t vg = raster_view_hwc(got, RASTER_U16, H, W, 3);
+    const raster_view_t vw = raster_view_hwc(want, RASTER_U16, H, W, 3);
+    raster_read_options_t o, ob;
+    raster_read_options_init(&o);
+    ob = o;
+    ob.boundless = 1;
+    ob.fill_value = 7;
+    for (int reader = 0; reader < 2; reader++) {
+        raster_dataset_t *ds = open_with_reader(path, reader);
+        const raster_window_f_t inside = {7.5, 5, 300, 200.25};
+        for (int alg = 0; alg <= RASTER_RESAMPLE_CUBIC; alg++) {
+            ck_assert_int_eq(raster_read_window_into(ds, inside, (raster_resampling_t)alg, &ob, &vg), RASTER_OK);
+            ck_assert_int_eq(raster_read_window_into(ds, inside, (raster_resampling_t)alg, &o, &vw), RASTER_OK);
+            ck_assert_msg(memcmp(got, want, sizeof got) == 0, "reader %d, alg %d", reader, alg);
+        }
+        /* wholly outside: the fill value, or 0 without one */
+        const raster_window_f_t outside = {800.5, -100, 60, 45};
+        ck_assert_int_eq(raster_read_window_into(ds, outside, RASTER_RESAMPLE_BILINEAR, &ob, &vg), RASTER_OK);
+        for (size_t i = 0; i < sizeof got / sizeof *got; i++)
+            ck_assert_int_eq(got[i], 7);
+        raster_read_options_t none = ob;
+        none.fill_none = 1;
+        ck_assert_int_eq(raster_read_window_into(ds, outside, RASTER_RESAMPLE_BILINEAR, &none, &vg), RASTER_OK);
+        for (size_t i = 0; i < sizeof got / sizeof *got; i++)
+            ck_assert_int_eq(got[i], 0);
+        /* across the top-left corner, half size (2 source pixels per output
+         * pixel, nearest): the first 5 rows and columns are outside, the rest
+         * GDAL's nearest read of (0, 0, 70, 50) at half size */
+        const raster_window_f_t corner = {-10, -10, 2 * W, 2 * H};
+        ck_assert_int_eq(raster_read_window_into(ds, corner, RASTER_RESAMPLE_NEAREST, &ob, &vg), RASTER_OK);
+        const int bands[] = {1, 2, 3};
+        uint16_t *gd = oracle(path, (raster_window_f_t){0, 0, 2 * W - 10, 2 * H - 10}, 0, H - 5, W - 5, bands, 3,
+                              GDT_UInt16, 2);
+        for (int r = 0; r < H; r++)
+            for (int c = 0; c < W; c++)
+                for (int k = 0; k < 3; k++) {
+                    const uint16_t v = got[(r * W + c) * 3 + k];
+                    const uint16_t w = (r < 5 || c < 5) ? 7 : gd[((r - 5) * (W - 5) + (c - 5)) * 3 + k];
+                    ck_assert_msg(v == w, "reader %d, (%d, %d, %d): %u, want %u", reader, r, c, k, v, w);
+                }
+        free(gd);
+        /* its masks, every rule (the file has none: 0 outside, 255 inside;
+         * read_masks() and dataset_mask() through rasterio's blank raster) */
+        for (int rule = RASTER_MASKS_BANDS; rule <= RASTER_MASKS_DATASET; rule++) {
+            raster_masks_options_t mo;
+            raster_masks_options_init(&mo);
+            mo.rule = rule;
+            mo.boundless = 1;
+            const int nch = rule == RASTER_MASKS_DATASET ? 1 : 3;
+            uint8_t m[H * W * 3];
+            memset(m, 0x3c, sizeof m);
+            const raster_view_t mv = raster_view_hwc(m, RASTER_U8, H, W, nch);
+            int no_mask = -1;
+            ck_assert_int_eq(raster_read_masks_window_into(ds, corner, RASTER_RESAMPLE_NEAREST, &mo, NULL, &mv,
+                                                           &no_mask),
+                             RASTER_OK);
+            ck_assert_int_eq(no_mask, 0);
+            for (int r = 0; r < H; r++)
+                for (int c = 0; c < W; c++)
+                    for (int k = 0; k < nch; k++)
+                        ck_assert_msg(m[(r * W + c) * nch + k] == ((r < 5 || c < 5) ? 0 : 255),
+                                      "reader %d, rule %d, (%d, %d, %d): %u", reader, rule, r, c, k,
+                                      m[(r * W + c) * nch + k]);
+        }
+        raster_close(ds);
+    }
+}
+END_TEST
+
 static Suite *
 resampled_suite(void)
 {
@@ -339,6 +415,7 @@ resampled_suite(void)
     tcase_add_test(tc, bad_arguments_are_named_and_write_nothing);
     tcase_add_test(tc, masks_equal_gdal_mask_bands);
     tcase_add_test(tc, window_entry_decides_plain_or_resampled);
+    tcase_add_test(tc, boundless_resampled_reads);
     suite_add_tcase(s, tc);
     return s;
 }
