@@ -251,7 +251,8 @@ def symbols(obj):
 
 
 def cycles(edges, nodes):
-    """Strongly connected components of more than one file (Tarjan)."""
+    """Strongly connected components of more than one node (Tarjan), each sorted:
+    the files of lib/ here, the modules of the package in check_py_imports.py."""
     index, low, stack, on, out = {}, {}, [], set(), []
     counter = [0]
 

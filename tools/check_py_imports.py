@@ -27,6 +27,10 @@ import ast
 import os
 import sys
 
+# Tarjan's strongly connected components, written once for both checkers.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_layers import cycles  # noqa: E402
+
 PACKAGE = "rasterloader"
 INIT = "__init__"
 EXTENSIONS = ("_core",)     # compiled modules: import nothing of the package
@@ -86,40 +90,6 @@ def imports_of(name, path, mods):
     return out
 
 
-def cycles(graph):
-    """Each strongly connected component of more than one module (Tarjan),
-    as a sorted list, plus any module that imports itself."""
-    index, low, stack, on_stack, found = {}, {}, [], set(), []
-    counter = [0]
-
-    def visit(v):
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                found.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
-
-
 def path_in(graph, comp):
     """One circle through a component's first module, for the message."""
     start = comp[0]
@@ -148,7 +118,7 @@ def main(argv):
         print(f"check_py_imports: no Python modules under {package_dir}", file=sys.stderr)
         return 2
     graph = {name: imports_of(name, path, mods) if path else set() for name, path in mods.items()}
-    bad = cycles(graph)
+    bad = cycles(graph, graph)
     if bad:
         for comp in bad:
             print(f"import circle among {', '.join(comp)}: e.g. " + " -> ".join(path_in(graph, comp)),
